@@ -1,0 +1,183 @@
+//! Map layouts and counter indices shared by the XDP program (`dns-ebpf`) and userspace.
+//!
+//! Everything here is `#[repr(C)]` plain data: the XDP program reads these structs straight out of
+//! BPF maps, and userspace writes them. Change a layout here and both sides follow.
+#![no_std]
+
+/// Longest DNS name in wire form (RFC 1035 §3.1), including the root label.
+pub const NAME_MAX: usize = 255;
+/// Size of the name buffer in a key: the longest name, zero padded to a multiple of 8.
+pub const NAME_BUF: usize = 256;
+/// Longest precompiled response tail (answer + authority + additional, OPT excluded).
+pub const ANSWER_MAX: usize = 496;
+/// Largest UDP payload the XDP path will ever produce (RFC 6891 default used by DNS Flag Day 2020).
+pub const DEFAULT_SERVER_PAYLOAD: u16 = 1232;
+
+/// Map names, as the XDP program declares them.
+pub mod maps {
+    pub const ANSWERS: &str = "ANSWERS";
+    pub const CONFIG: &str = "CONFIG";
+    pub const SERVICE_ADDRS: &str = "SERVICE_ADDRS";
+    pub const COUNTERS: &str = "COUNTERS";
+    pub const SCRATCH: &str = "SCRATCH";
+}
+
+/// Capacity of the answer map (entries).
+pub const ANSWERS_CAPACITY: u32 = 1 << 20;
+/// Capacity of the service address map.
+pub const SERVICE_ADDRS_CAPACITY: u32 = 64;
+
+/// `AnswerKey::flags` bit: the query carried EDNS with DO=1.
+pub const KEY_FLAG_DO: u16 = 1;
+
+/// Lookup key for a precompiled answer.
+///
+/// `name` is the query name in wire form, lower-cased (ASCII only, RFC 4343), zero padded.
+/// `generation` lets userspace fill a complete new set of entries and then switch
+/// `Config::generation`, so that a query sees either the old zone or the new one, never a mix.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AnswerKey {
+    pub generation: u16,
+    pub qtype: u16,
+    pub flags: u16,
+    pub _pad: u16,
+    pub name: [u8; NAME_BUF],
+}
+
+impl AnswerKey {
+    pub const fn zeroed() -> Self {
+        AnswerKey {
+            generation: 0,
+            qtype: 0,
+            flags: 0,
+            _pad: 0,
+            name: [0; NAME_BUF],
+        }
+    }
+}
+
+/// What kind of answer an entry is, for the per-kind counters.
+#[repr(u16)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AnswerKind {
+    Exact = 0,
+    Referral = 1,
+    Negative = 2,
+    Chaos = 3,
+}
+
+/// A precompiled response: everything after the question, except the OPT record.
+///
+/// The XDP program keeps the query's header ID, RD, CD and question (with its original case),
+/// ORs `header_flags` (QR, AA, RCODE) into the header, writes the counts, appends `data` and, when
+/// the query had EDNS, an OPT record.
+/// `data` may contain compression pointers into the question, which sits at offset 12 in every
+/// response, so the bytes do not depend on the query's letter case.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Answer {
+    pub header_flags: u16,
+    pub ancount: u16,
+    pub nscount: u16,
+    pub arcount: u16,
+    pub len: u16,
+    /// Ones' complement sum of `data[..len]` (folded to 16 bits), as if `data` started at an even
+    /// offset. The XDP program byte-swaps it when `data` lands at an odd offset.
+    pub csum: u16,
+    pub kind: u16,
+    pub _pad: u16,
+    pub data: [u8; ANSWER_MAX],
+}
+
+/// Global settings of the XDP program (index 0 of the `CONFIG` array).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Config {
+    /// UDP/TCP port of the service, host byte order. 0 disables the fast path.
+    pub port: u16,
+    /// Largest UDP payload the server sends (RFC 6891 server-side limit).
+    pub server_payload: u16,
+    /// Active `AnswerKey::generation`.
+    pub generation: u16,
+    pub _pad: u16,
+}
+
+/// Per-CPU scratch space: keeps big buffers off the 512-byte BPF stack.
+#[repr(C, align(8))]
+#[derive(Clone, Copy)]
+pub struct Scratch {
+    /// The question as sent (name, QTYPE, QCLASS), zero padded after it.
+    pub question: [u8; NAME_BUF + 8],
+    pub key: AnswerKey,
+    /// QNAME length, stored and read back so that the verifier treats it as one unknown value
+    /// rather than following every possible length separately.
+    pub name_len: u64,
+}
+
+/// Per-CPU counters, indexed by these values.
+pub mod counter {
+    pub const ANSWERED_EXACT: u32 = 0;
+    pub const ANSWERED_REFERRAL: u32 = 1;
+    pub const ANSWERED_NEGATIVE: u32 = 2;
+    pub const ANSWERED_CHAOS: u32 = 3;
+    pub const PASS_NOT_DNS: u32 = 4;
+    pub const PASS_TCP: u32 = 5;
+    pub const PASS_TOO_BIG: u32 = 6;
+    pub const PASS_MISS: u32 = 7;
+    pub const PASS_EDNS_OPTION: u32 = 8;
+    pub const PASS_MALFORMED: u32 = 9;
+    pub const PASS_FRAGMENT: u32 = 10;
+    pub const PASS_IP_OPTIONS: u32 = 11;
+    pub const PASS_IPV6_EXT: u32 = 12;
+    pub const PASS_NOT_QUERY: u32 = 13;
+    pub const PASS_EDNS_VERSION: u32 = 14;
+    pub const PASS_CLASS: u32 = 15;
+    pub const PASS_ERROR: u32 = 16;
+    pub const PASS_OTHER: u32 = 17;
+    pub const COUNT: u32 = 18;
+
+    /// Names for display, in index order.
+    pub const NAMES: [&str; COUNT as usize] = [
+        "answered_exact",
+        "answered_referral",
+        "answered_negative",
+        "answered_chaos",
+        "pass_not_dns",
+        "pass_tcp",
+        "pass_too_big",
+        "pass_miss",
+        "pass_edns_option",
+        "pass_malformed",
+        "pass_fragment",
+        "pass_ip_options",
+        "pass_ipv6_ext",
+        "pass_not_query",
+        "pass_edns_version",
+        "pass_class",
+        "pass_error",
+        "pass_other",
+    ];
+
+    /// Counter index for an answer of the given `AnswerKind` value.
+    pub const fn answered(kind: u16) -> u32 {
+        match kind {
+            1 => ANSWERED_REFERRAL,
+            2 => ANSWERED_NEGATIVE,
+            3 => ANSWERED_CHAOS,
+            _ => ANSWERED_EXACT,
+        }
+    }
+}
+
+#[cfg(feature = "user")]
+mod user {
+    // SAFETY: all of these are #[repr(C)] plain old data with no padding holes that matter.
+    unsafe impl aya::Pod for super::AnswerKey {}
+    unsafe impl aya::Pod for super::Answer {}
+    unsafe impl aya::Pod for super::Config {}
+}
+
+/// `BPF_F_NO_PREALLOC`: hash map entries are allocated on insert, so a big capacity costs nothing
+/// until it is used.
+pub const BPF_F_NO_PREALLOC: u32 = 1;

@@ -1,0 +1,72 @@
+//! The XDP program: answers DNS queries over UDP from precompiled responses in BPF maps.
+//!
+//! It owns the packet path only: parse Ethernet (with up to two VLAN tags), IPv4 or IPv6 and UDP;
+//! check the query is addressed to a service address and port; build the lookup key from the
+//! question; and rewrite the packet in place into the response. Anything it is not sure of goes to
+//! the kernel stack (and so to the userspace server) with `XDP_PASS`, counted by reason.
+#![no_std]
+#![no_main]
+
+mod checksum;
+mod packet;
+mod question;
+
+use aya_ebpf::{
+    bindings::xdp_action,
+    macros::{map, xdp},
+    maps::{Array, HashMap, PerCpuArray},
+    programs::XdpContext,
+};
+use aya_log_ebpf::debug;
+use dns_common::{counter, BPF_F_NO_PREALLOC, Answer, AnswerKey, Config, Scratch, ANSWERS_CAPACITY, SERVICE_ADDRS_CAPACITY};
+
+#[map]
+static ANSWERS: HashMap<AnswerKey, Answer> =
+    HashMap::with_max_entries(ANSWERS_CAPACITY, BPF_F_NO_PREALLOC);
+
+#[map]
+static CONFIG: Array<Config> = Array::with_max_entries(1, 0);
+
+/// Service addresses: IPv6, or IPv4 mapped into IPv6 (`::ffff:a.b.c.d`).
+#[map]
+static SERVICE_ADDRS: HashMap<[u8; 16], u8> = HashMap::with_max_entries(SERVICE_ADDRS_CAPACITY, 0);
+
+#[map]
+static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT, 0);
+
+#[map]
+static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
+
+#[xdp]
+pub fn xdp_dns(ctx: XdpContext) -> u32 {
+    let index = match packet::handle(&ctx) {
+        Ok(kind) => counter::answered(kind),
+        Err(reason) => reason,
+    };
+    if let Some(c) = COUNTERS.get_ptr_mut(index) {
+        // SAFETY: per-CPU slot, no concurrent writer on this CPU.
+        unsafe { *c += 1 };
+    }
+    if index == counter::PASS_ERROR {
+        debug!(&ctx, "xdp_dns: could not build a response, passed");
+    }
+    if index < counter::PASS_NOT_DNS {
+        xdp_action::XDP_TX
+    } else {
+        xdp_action::XDP_PASS
+    }
+}
+
+/// Passes everything. Attached on the client side of test veth pairs, where XDP_TX replies from
+/// the server only arrive when the receiving veth runs an XDP program.
+#[xdp]
+pub fn xdp_pass(_ctx: XdpContext) -> u32 {
+    xdp_action::XDP_PASS
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    // SAFETY: the verifier rejects any program in which this is reachable.
+    unsafe { core::hint::unreachable_unchecked() }
+}

@@ -1,0 +1,405 @@
+//! Link, network and transport layers: which packets are queries to us, and the rewrite of a
+//! query packet into its response (MACs, addresses and ports swapped, lengths and checksums set).
+
+use aya_ebpf::{
+    helpers::{bpf_csum_diff, bpf_xdp_adjust_tail, bpf_xdp_get_buff_len, bpf_xdp_store_bytes},
+    programs::XdpContext,
+};
+use dns_common::{counter, Answer, ANSWER_MAX, NAME_BUF};
+
+use crate::{checksum, question, ANSWERS, CONFIG, SCRATCH, SERVICE_ADDRS};
+
+const ETH_P_IPV4: u16 = 0x0800;
+const ETH_P_IPV6: u16 = 0x86dd;
+const ETH_P_8021Q: u16 = 0x8100;
+const ETH_P_8021AD: u16 = 0x88a8;
+const IPPROTO_TCP: u8 = 6;
+const IPPROTO_UDP: u8 = 17;
+const IPPROTO_ICMPV6: u8 = 58;
+const DNS_HEADER: usize = 12;
+const UDP_HEADER: usize = 8;
+const OPT_LEN: usize = 11;
+/// Header bits copied from the query: RD and CD.
+const COPIED_FLAGS: u16 = 0x0100 | 0x0010;
+
+#[inline(always)]
+fn ptr_at<T>(ctx: &XdpContext, offset: usize) -> Result<*mut T, u32> {
+    let start = ctx.data();
+    let end = ctx.data_end();
+    if start + offset + core::mem::size_of::<T>() > end {
+        return Err(counter::PASS_MALFORMED);
+    }
+    Ok((start + offset) as *mut T)
+}
+
+#[inline(always)]
+fn be16(ctx: &XdpContext, offset: usize) -> Result<u16, u32> {
+    let p: *const [u8; 2] = ptr_at(ctx, offset)?;
+    // SAFETY: bounds checked by ptr_at.
+    Ok(u16::from_be_bytes(unsafe { p.read_unaligned() }))
+}
+
+fn not_dns(_: u32) -> u32 {
+    counter::PASS_NOT_DNS
+}
+
+/// The addressing of a query, kept to build the response.
+struct Flow {
+    l3: usize,
+    v6: bool,
+    /// Offset of the UDP header.
+    l4: usize,
+    /// Number of DNS octets in the query.
+    dns_len: usize,
+}
+
+/// Handles one packet. `Ok(kind)`: the packet now holds a response of that `AnswerKind`.
+/// `Err(reason)`: the packet is unchanged and goes up the stack; `reason` is a counter index.
+#[inline(always)]
+pub fn handle(ctx: &XdpContext) -> Result<u16, u32> {
+    let cfg = match CONFIG.get(0) {
+        Some(c) if c.port != 0 => *c,
+        _ => return Err(counter::PASS_NOT_DNS),
+    };
+    let flow = classify(ctx, cfg.port)?;
+    let dns = flow.l4 + UDP_HEADER;
+    if flow.dns_len < DNS_HEADER {
+        return Err(counter::PASS_MALFORMED);
+    }
+    let id: [u8; 2] = unsafe { ptr_at::<[u8; 2]>(ctx, dns)?.read_unaligned() };
+    let flags = be16(ctx, dns + 2)?;
+    let qdcount = be16(ctx, dns + 4)?;
+    let ancount = be16(ctx, dns + 6)?;
+    let nscount = be16(ctx, dns + 8)?;
+    let arcount = be16(ctx, dns + 10)?;
+    // QR=1, opcode other than QUERY, TC set, or anything but one question: userspace decides.
+    if flags & 0xfa00 != 0 || qdcount != 1 || ancount != 0 || nscount != 0 {
+        return Err(counter::PASS_NOT_QUERY);
+    }
+
+    let scratch = match SCRATCH.get_ptr_mut(0) {
+        // SAFETY: per-CPU scratch, used by this CPU only for the duration of this program.
+        Some(s) => unsafe { &mut *s },
+        None => return Err(counter::PASS_ERROR),
+    };
+    let q = question::read(
+        ctx,
+        scratch,
+        dns + DNS_HEADER,
+        flow.dns_len - DNS_HEADER,
+        arcount,
+        cfg.server_payload,
+    )?;
+    scratch.key.generation = cfg.generation;
+    let answer: &Answer = match ANSWERS.get_ptr(&scratch.key) {
+        // SAFETY: map values stay valid for the duration of the program (RCU).
+        Some(a) => unsafe { &*a },
+        None => return Err(counter::PASS_MISS),
+    };
+    let len = answer.len as usize;
+    if len == 0 || len > ANSWER_MAX {
+        return Err(counter::PASS_ERROR);
+    }
+    let opt_len = if q.edns { OPT_LEN } else { 0 };
+    let resp_len = DNS_HEADER + q.name_len + 4 + len + opt_len;
+    if resp_len > q.limit {
+        return Err(counter::PASS_TOO_BIG);
+    }
+
+    // Checksum of everything after the UDP header, computed before the packet changes.
+    // SAFETY: the question buffer is NAME_BUF + 8 bytes (a multiple of 4, at most 512).
+    let qsum = unsafe {
+        bpf_csum_diff(
+            core::ptr::null_mut(),
+            0,
+            scratch.question.as_mut_ptr() as *mut u32,
+            (NAME_BUF + 8) as u32,
+            0,
+        )
+    };
+    if qsum < 0 {
+        return Err(counter::PASS_ERROR);
+    }
+    let resp_flags = answer.header_flags | (flags & COPIED_FLAGS);
+    let arcount_out = answer.arcount + q.edns as u16;
+    let mut sum = qsum as u64
+        + checksum::bytes(id[0], id[1])
+        + checksum::field(resp_flags)
+        + checksum::field(1)
+        + checksum::field(answer.ancount)
+        + checksum::field(answer.nscount)
+        + checksum::field(arcount_out);
+    let tpl_odd = q.name_len & 1 == 1;
+    sum += checksum::at_parity(answer.csum, tpl_odd);
+    let payload = cfg.server_payload.to_be_bytes();
+    let opt: [u8; OPT_LEN + 1] = [
+        0,
+        0,
+        41,
+        payload[0],
+        payload[1],
+        0,
+        0,
+        if q.dnssec_ok { 0x80 } else { 0 },
+        0,
+        0,
+        0,
+        0,
+    ];
+    if q.edns {
+        let mut s = 0u64;
+        let mut i = 0;
+        while i < OPT_LEN + 1 {
+            s += checksum::bytes(opt[i], opt[i + 1]);
+            i += 2;
+        }
+        sum += checksum::at_parity(checksum::fold(s), (q.name_len + len) & 1 == 1);
+    }
+
+    // Resize the packet to the response (this also drops any Ethernet padding).
+    let l7 = dns + DNS_HEADER + q.name_len + 4;
+    let new_frame = dns + resp_len;
+    // SAFETY: plain helper call on our own context.
+    let frame_len = unsafe { bpf_xdp_get_buff_len(ctx.ctx) };
+    let delta = new_frame as i64 - frame_len as i64;
+    // SAFETY: plain helper call on our own context.
+    if unsafe { bpf_xdp_adjust_tail(ctx.ctx, delta as i32) } != 0 {
+        return Err(counter::PASS_ERROR);
+    }
+    // SAFETY: the helper checks the offsets against the (new) packet; len ≤ ANSWER_MAX.
+    let r = unsafe {
+        bpf_xdp_store_bytes(
+            ctx.ctx,
+            l7 as u32,
+            answer.data.as_ptr() as *mut _,
+            len as u32,
+        )
+    };
+    if r != 0 {
+        return Err(counter::PASS_ERROR);
+    }
+    if q.edns {
+        // SAFETY: as above, 11 bytes from a stack buffer.
+        let r = unsafe {
+            bpf_xdp_store_bytes(
+                ctx.ctx,
+                (l7 + len) as u32,
+                opt.as_ptr() as *mut _,
+                OPT_LEN as u32,
+            )
+        };
+        if r != 0 {
+            return Err(counter::PASS_ERROR);
+        }
+    }
+
+    // DNS header: ID and question stay as sent.
+    let hdr: *mut [u8; 10] = ptr_at(ctx, dns + 2)?;
+    let f = resp_flags.to_be_bytes();
+    let an = answer.ancount.to_be_bytes();
+    let ns = answer.nscount.to_be_bytes();
+    let ar = arcount_out.to_be_bytes();
+    // SAFETY: bounds checked by ptr_at.
+    unsafe {
+        hdr.write_unaligned([f[0], f[1], 0, 1, an[0], an[1], ns[0], ns[1], ar[0], ar[1]]);
+    }
+
+    let udp_len = (UDP_HEADER + resp_len) as u16;
+    sum += checksum::field(udp_len) + checksum::field(udp_len) + checksum::field(IPPROTO_UDP as u16);
+    swap_link(ctx)?;
+    if flow.v6 {
+        sum += swap_ipv6(ctx, flow.l3, udp_len)?;
+    } else {
+        sum += swap_ipv4(ctx, flow.l3, udp_len)?;
+    }
+    swap_udp(ctx, flow.l4, udp_len, sum)?;
+    Ok(answer.kind)
+}
+
+/// Finds the UDP DNS query to a service address and port, or says why this is not one.
+#[inline(always)]
+fn classify(ctx: &XdpContext, port: u16) -> Result<Flow, u32> {
+    let mut l3 = 14usize;
+    let mut ethertype = be16(ctx, 12).map_err(not_dns)?;
+    if ethertype == ETH_P_8021Q || ethertype == ETH_P_8021AD {
+        ethertype = be16(ctx, l3 + 2).map_err(not_dns)?;
+        l3 += 4;
+        if ethertype == ETH_P_8021Q || ethertype == ETH_P_8021AD {
+            ethertype = be16(ctx, l3 + 2).map_err(not_dns)?;
+            l3 += 4;
+        }
+    }
+    let frame_len = ctx.data_end() - ctx.data();
+    let mut addr = [0u8; 16];
+    let (v6, l4, proto, ip_payload) = match ethertype {
+        ETH_P_IPV4 => {
+            let ip: *const [u8; 20] = ptr_at(ctx, l3).map_err(not_dns)?;
+            // SAFETY: bounds checked by ptr_at.
+            let ip = unsafe { ip.read_unaligned() };
+            if ip[0] >> 4 != 4 {
+                return Err(counter::PASS_NOT_DNS);
+            }
+            addr[10] = 0xff;
+            addr[11] = 0xff;
+            addr[12..16].copy_from_slice(&ip[16..20]);
+            if SERVICE_ADDRS.get_ptr(&addr).is_none() {
+                return Err(counter::PASS_NOT_DNS);
+            }
+            let proto = ip[9];
+            if proto != IPPROTO_UDP && proto != IPPROTO_TCP {
+                return Err(counter::PASS_NOT_DNS);
+            }
+            if u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff != 0 {
+                return Err(counter::PASS_FRAGMENT);
+            }
+            if ip[0] != 0x45 {
+                return Err(counter::PASS_IP_OPTIONS);
+            }
+            let total = u16::from_be_bytes([ip[2], ip[3]]) as usize;
+            if total < 20 || l3 + total > frame_len {
+                return Err(counter::PASS_MALFORMED);
+            }
+            (false, l3 + 20, proto, total - 20)
+        }
+        ETH_P_IPV6 => {
+            let ip: *const [u8; 40] = ptr_at(ctx, l3).map_err(not_dns)?;
+            // SAFETY: bounds checked by ptr_at.
+            let ip = unsafe { ip.read_unaligned() };
+            if ip[0] >> 4 != 6 {
+                return Err(counter::PASS_NOT_DNS);
+            }
+            addr.copy_from_slice(&ip[24..40]);
+            if SERVICE_ADDRS.get_ptr(&addr).is_none() {
+                return Err(counter::PASS_NOT_DNS);
+            }
+            let proto = ip[6];
+            if proto == IPPROTO_ICMPV6 {
+                return Err(counter::PASS_NOT_DNS);
+            }
+            if proto != IPPROTO_UDP && proto != IPPROTO_TCP {
+                return Err(counter::PASS_IPV6_EXT);
+            }
+            let payload = u16::from_be_bytes([ip[4], ip[5]]) as usize;
+            if l3 + 40 + payload > frame_len {
+                return Err(counter::PASS_MALFORMED);
+            }
+            (true, l3 + 40, proto, payload)
+        }
+        _ => return Err(counter::PASS_NOT_DNS),
+    };
+    let dport = be16(ctx, l4 + 2).map_err(not_dns)?;
+    if dport != port {
+        return Err(counter::PASS_NOT_DNS);
+    }
+    if proto == IPPROTO_TCP {
+        return Err(counter::PASS_TCP);
+    }
+    let udp_len = be16(ctx, l4 + 4)? as usize;
+    if udp_len != ip_payload || udp_len < UDP_HEADER || be16(ctx, l4)? == 0 {
+        return Err(counter::PASS_MALFORMED);
+    }
+    Ok(Flow {
+        l3,
+        v6,
+        l4,
+        dns_len: udp_len - UDP_HEADER,
+    })
+}
+
+/// Swaps source and destination MAC addresses.
+#[inline(always)]
+fn swap_link(ctx: &XdpContext) -> Result<(), u32> {
+    let eth: *mut [u8; 12] = ptr_at(ctx, 0).map_err(|_| counter::PASS_ERROR)?;
+    // SAFETY: bounds checked by ptr_at.
+    unsafe {
+        let m = eth.read_unaligned();
+        let mut out = [0u8; 12];
+        out[..6].copy_from_slice(&m[6..]);
+        out[6..].copy_from_slice(&m[..6]);
+        eth.write_unaligned(out);
+    }
+    Ok(())
+}
+
+/// Rewrites the IPv4 header; returns the pseudo-header address sum for the UDP checksum.
+#[inline(always)]
+fn swap_ipv4(ctx: &XdpContext, l3: usize, udp_len: u16) -> Result<u64, u32> {
+    let p: *mut [u8; 20] = ptr_at(ctx, l3).map_err(|_| counter::PASS_ERROR)?;
+    // SAFETY: bounds checked by ptr_at.
+    let mut ip = unsafe { p.read_unaligned() };
+    let total = (udp_len + 20).to_be_bytes();
+    ip[2] = total[0];
+    ip[3] = total[1];
+    ip[8] = 64;
+    ip[10] = 0;
+    ip[11] = 0;
+    let mut addrs = 0u64;
+    let mut i = 12;
+    while i < 16 {
+        let s = ip[i];
+        ip[i] = ip[i + 4];
+        ip[i + 4] = s;
+        let s = ip[i + 1];
+        ip[i + 1] = ip[i + 5];
+        ip[i + 5] = s;
+        addrs += checksum::bytes(ip[i], ip[i + 1]) + checksum::bytes(ip[i + 4], ip[i + 5]);
+        i += 2;
+    }
+    let mut sum = 0u64;
+    let mut i = 0;
+    while i < 20 {
+        sum += checksum::bytes(ip[i], ip[i + 1]);
+        i += 2;
+    }
+    let c = checksum::finish(sum).to_ne_bytes();
+    ip[10] = c[0];
+    ip[11] = c[1];
+    // SAFETY: bounds checked by ptr_at.
+    unsafe { p.write_unaligned(ip) };
+    Ok(addrs)
+}
+
+/// Rewrites the IPv6 header; returns the pseudo-header address sum for the UDP checksum.
+#[inline(always)]
+fn swap_ipv6(ctx: &XdpContext, l3: usize, udp_len: u16) -> Result<u64, u32> {
+    let p: *mut [u8; 40] = ptr_at(ctx, l3).map_err(|_| counter::PASS_ERROR)?;
+    // SAFETY: bounds checked by ptr_at.
+    let mut ip = unsafe { p.read_unaligned() };
+    let plen = udp_len.to_be_bytes();
+    ip[4] = plen[0];
+    ip[5] = plen[1];
+    ip[7] = 64;
+    let mut addrs = 0u64;
+    let mut i = 8;
+    while i < 24 {
+        let s = ip[i];
+        ip[i] = ip[i + 16];
+        ip[i + 16] = s;
+        let s = ip[i + 1];
+        ip[i + 1] = ip[i + 17];
+        ip[i + 17] = s;
+        addrs += checksum::bytes(ip[i], ip[i + 1]) + checksum::bytes(ip[i + 16], ip[i + 17]);
+        i += 2;
+    }
+    // SAFETY: bounds checked by ptr_at.
+    unsafe { p.write_unaligned(ip) };
+    Ok(addrs)
+}
+
+/// Swaps the UDP ports, sets the length and the checksum (`sum` covers everything else).
+#[inline(always)]
+fn swap_udp(ctx: &XdpContext, l4: usize, udp_len: u16, mut sum: u64) -> Result<(), u32> {
+    let p: *mut [u8; 8] = ptr_at(ctx, l4).map_err(|_| counter::PASS_ERROR)?;
+    // SAFETY: bounds checked by ptr_at.
+    let u = unsafe { p.read_unaligned() };
+    sum += checksum::bytes(u[0], u[1]) + checksum::bytes(u[2], u[3]);
+    let mut c = checksum::finish(sum);
+    if c == 0 {
+        c = 0xffff;
+    }
+    let c = c.to_ne_bytes();
+    let l = udp_len.to_be_bytes();
+    // SAFETY: bounds checked by ptr_at.
+    unsafe { p.write_unaligned([u[2], u[3], u[0], u[1], l[0], l[1], c[0], c[1]]) };
+    Ok(())
+}

@@ -1,0 +1,186 @@
+//! The DNS question and EDNS OPT record of a query, read into per-CPU scratch space.
+//!
+//! The question is copied with `bpf_xdp_load_bytes` (no per-byte packet access), its labels are
+//! walked in a bounded loop over the copy, and the lookup key is built word by word: ASCII
+//! lower-cased and zero padded after the name.
+
+use aya_ebpf::{helpers::bpf_xdp_load_bytes, programs::XdpContext};
+use dns_common::{counter, Scratch, KEY_FLAG_DO, NAME_BUF, NAME_MAX};
+
+/// What the rest of the packet path needs to know about the question and EDNS.
+pub struct Query {
+    /// Wire length of QNAME.
+    pub name_len: usize,
+    /// The query had an OPT record.
+    pub edns: bool,
+    /// Largest response the client accepts.
+    pub limit: usize,
+    /// DO bit of the query's OPT record.
+    pub dnssec_ok: bool,
+}
+
+const QUESTION_BUF: usize = NAME_BUF + 8;
+
+/// Reads the question at packet offset `qoff`, with `rem` DNS bytes from there to the end of the
+/// message, and the OPT record when `arcount` is 1. Fills `scratch.key` except its generation.
+#[inline(always)]
+pub fn read(
+    ctx: &XdpContext,
+    scratch: &mut Scratch,
+    qoff: usize,
+    rem: usize,
+    arcount: u16,
+    server_payload: u16,
+) -> Result<Query, u32> {
+    if rem < 5 {
+        return Err(counter::PASS_MALFORMED);
+    }
+    let n = if rem > QUESTION_BUF { QUESTION_BUF } else { rem };
+    // SAFETY: the helper checks the packet bounds; the buffer is QUESTION_BUF long and n ≤ that.
+    let r = unsafe {
+        bpf_xdp_load_bytes(
+            ctx.ctx,
+            qoff as u32,
+            scratch.question.as_mut_ptr() as *mut _,
+            (n & 0x1ff) as u32,
+        )
+    };
+    if r != 0 {
+        return Err(counter::PASS_MALFORMED);
+    }
+    let name_len = name_length(&scratch.question)?;
+    // SAFETY: plain per-CPU memory; volatile so that the compiler keeps the round trip.
+    let name_len = unsafe {
+        core::ptr::write_volatile(&mut scratch.name_len, name_len as u64);
+        core::ptr::read_volatile(&scratch.name_len) as usize
+    };
+    if name_len == 0 || name_len > NAME_MAX || name_len + 4 > n {
+        return Err(counter::PASS_MALFORMED);
+    }
+    let q = &scratch.question;
+    let qtype = u16::from_be_bytes([q[name_len & 0xff], q[(name_len + 1) & 0x1ff]]);
+    let qclass = u16::from_be_bytes([q[(name_len + 2) & 0x1ff], q[(name_len + 3) & 0x1ff]]);
+    if qclass != 1 {
+        return Err(counter::PASS_CLASS);
+    }
+    mask_words(scratch, name_len);
+    scratch.key.qtype = qtype;
+
+    let rest = rem - name_len - 4;
+    let mut query = Query {
+        name_len,
+        edns: false,
+        limit: 512,
+        dnssec_ok: false,
+    };
+    match arcount {
+        0 if rest == 0 => {}
+        1 => {
+            let mut opt = [0u8; 11];
+            if rest < 11 {
+                return Err(counter::PASS_MALFORMED);
+            }
+            // SAFETY: bounds checked by the helper; opt is 11 bytes.
+            let r = unsafe {
+                bpf_xdp_load_bytes(
+                    ctx.ctx,
+                    (qoff + name_len + 4) as u32,
+                    opt.as_mut_ptr() as *mut _,
+                    11,
+                )
+            };
+            if r != 0 {
+                return Err(counter::PASS_MALFORMED);
+            }
+            if opt[0] != 0 || opt[1] != 0 || opt[2] != 41 {
+                return Err(counter::PASS_OTHER);
+            }
+            if opt[6] != 0 {
+                return Err(counter::PASS_EDNS_VERSION);
+            }
+            if opt[9] != 0 || opt[10] != 0 {
+                return Err(counter::PASS_EDNS_OPTION);
+            }
+            if rest != 11 || opt[5] != 0 {
+                return Err(counter::PASS_MALFORMED);
+            }
+            let mut payload = u16::from_be_bytes([opt[3], opt[4]]);
+            if payload < 512 {
+                payload = 512;
+            }
+            if payload > server_payload {
+                payload = server_payload;
+            }
+            query.edns = true;
+            query.limit = payload as usize;
+            query.dnssec_ok = opt[7] & 0x80 != 0;
+        }
+        _ => return Err(counter::PASS_MALFORMED),
+    }
+    scratch.key.flags = if query.dnssec_ok { KEY_FLAG_DO } else { 0 };
+    Ok(query)
+}
+
+/// Walks the labels of the copied name; returns its wire length. Compression pointers and
+/// extended label types are not valid in a question we answer.
+#[inline(always)]
+fn name_length(q: &[u8; QUESTION_BUF]) -> Result<usize, u32> {
+    let mut pos: usize = 0;
+    for _ in 0..128 {
+        let len = q[pos & 0xff] as usize;
+        if len == 0 {
+            return Ok(pos + 1);
+        }
+        if len > 63 {
+            return Err(counter::PASS_MALFORMED);
+        }
+        pos += len + 1;
+        if pos >= NAME_MAX {
+            return Err(counter::PASS_MALFORMED);
+        }
+    }
+    Err(counter::PASS_MALFORMED)
+}
+
+/// Mask that keeps the first `keep` bytes of a little-endian word (0..8 or more).
+#[inline(always)]
+fn keep_mask(keep: isize) -> u64 {
+    if keep <= 0 {
+        0
+    } else if keep >= 8 {
+        u64::MAX
+    } else {
+        (1u64 << (keep as u64 * 8)) - 1
+    }
+}
+
+/// ASCII lower-casing of eight bytes at once; other bytes (length octets, non-ASCII) unchanged.
+#[inline(always)]
+fn lower(w: u64) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let heptets = w & LOW7;
+    let ge_a = heptets + 0x3f3f_3f3f_3f3f_3f3f; // high bit set where byte >= 'A'
+    let gt_z = heptets + 0x2525_2525_2525_2525; // high bit set where byte > 'Z'
+    let upper = ge_a & !gt_z & !w & HIGH;
+    w | (upper >> 2)
+}
+
+/// Builds the key name (lower-cased, zero padded) and zero pads the question copy after QTYPE
+/// and QCLASS, so that a checksum over the whole buffer is the checksum of the question.
+#[inline(always)]
+fn mask_words(scratch: &mut Scratch, name_len: usize) {
+    let q = scratch.question.as_mut_ptr() as *mut u64;
+    let k = scratch.key.name.as_mut_ptr() as *mut u64;
+    for i in 0..QUESTION_BUF / 8 {
+        let base = (i * 8) as isize;
+        // SAFETY: i < QUESTION_BUF / 8; both buffers are 8-byte aligned inside Scratch.
+        unsafe {
+            let w = q.add(i).read();
+            if i < NAME_BUF / 8 {
+                k.add(i).write(lower(w) & keep_mask(name_len as isize - base));
+            }
+            q.add(i).write(w & keep_mask(name_len as isize + 4 - base));
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! xdpdns: an authoritative DNS server whose hot answers are sent by an XDP program.
+//!
+//! The library holds everything but the command line: names and records, zones, the answer
+//! engine (the single source of DNS truth), the compiler from zones to XDP map entries, the XDP
+//! loader and the UDP/TCP server.
+
+pub mod frame;
+pub mod name;
+pub mod record;
+pub mod xdp;

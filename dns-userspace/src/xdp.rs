@@ -1,0 +1,227 @@
+//! The embedded XDP program: loading it, attaching it to an interface, and access to its maps
+//! (answers, configuration, service addresses and per-CPU counters).
+
+use std::net::IpAddr;
+
+use anyhow::{anyhow, Context as _, Result};
+use aya::{
+    maps::{Array, HashMap, MapData, PerCpuArray},
+    programs::{xdp::XdpLinkId, ProgramError, TestRun, TestRunOptions, Xdp, XdpMode},
+    Ebpf,
+};
+use dns_common::{counter, maps, Answer, AnswerKey, Config};
+
+/// The compiled `dns-ebpf` object, built by build.rs.
+pub static PROGRAM_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/dns-ebpf"));
+
+/// Name of the answering program in the object.
+pub const PROGRAM: &str = "xdp_dns";
+/// Name of the pass-everything program in the object (for the peer side of test veths).
+pub const PASS_PROGRAM: &str = "xdp_pass";
+
+/// How to attach: `native` (driver mode), `generic` (SKB mode) or `auto` (native, else generic).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum AttachMode {
+    Native,
+    Generic,
+    Auto,
+}
+
+/// A loaded XDP program with its maps.
+pub struct XdpServer {
+    ebpf: Ebpf,
+    pub answers: HashMap<MapData, AnswerKey, Answer>,
+    config: Array<MapData, Config>,
+    service_addrs: HashMap<MapData, [u8; 16], u8>,
+    counters: PerCpuArray<MapData, u64>,
+    // Kept alive: dropping it closes the log map (aya-log 0.3).
+    _logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
+    attached: Option<(String, XdpLinkId)>,
+}
+
+fn take<T>(ebpf: &mut Ebpf, name: &str) -> Result<T>
+where
+    T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>,
+{
+    let map = ebpf
+        .take_map(name)
+        .ok_or_else(|| anyhow!("map {name} missing from the XDP object"))?;
+    T::try_from(map).with_context(|| format!("map {name} has an unexpected type"))
+}
+
+impl XdpServer {
+    /// Loads the program into the kernel (verifier included); does not attach it.
+    pub fn load() -> Result<XdpServer> {
+        bump_memlock_rlimit();
+        let mut ebpf = Ebpf::load(PROGRAM_OBJECT).context("loading the XDP object")?;
+        let logger = match aya_log::EbpfLogger::init(&mut ebpf) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                log::debug!("eBPF logger not initialised: {e}");
+                None
+            }
+        };
+        let prog: &mut Xdp = ebpf
+            .program_mut(PROGRAM)
+            .ok_or_else(|| anyhow!("program {PROGRAM} missing"))?
+            .try_into()?;
+        prog.load().map_err(verifier_error)?;
+        Ok(XdpServer {
+            answers: take(&mut ebpf, maps::ANSWERS)?,
+            config: take(&mut ebpf, maps::CONFIG)?,
+            service_addrs: take(&mut ebpf, maps::SERVICE_ADDRS)?,
+            counters: take(&mut ebpf, maps::COUNTERS)?,
+            _logger: logger,
+            ebpf,
+            attached: None,
+        })
+    }
+
+    fn program(&mut self) -> Result<&mut Xdp> {
+        Ok(self
+            .ebpf
+            .program_mut(PROGRAM)
+            .ok_or_else(|| anyhow!("program {PROGRAM} missing"))?
+            .try_into()?)
+    }
+
+    /// Attaches to `iface`.
+    pub fn attach(&mut self, iface: &str, mode: AttachMode) -> Result<()> {
+        let prog = self.program()?;
+        let id = match mode {
+            AttachMode::Native => prog.attach(iface, XdpMode::Driver),
+            AttachMode::Generic => prog.attach(iface, XdpMode::Skb),
+            AttachMode::Auto => prog
+                .attach(iface, XdpMode::Driver)
+                .or_else(|_| prog.attach(iface, XdpMode::Skb)),
+        }
+        .with_context(|| format!("attaching XDP to {iface} in {mode:?} mode"))?;
+        self.attached = Some((iface.to_owned(), id));
+        Ok(())
+    }
+
+    /// Detaches from the interface, if attached.
+    pub fn detach(&mut self) -> Result<()> {
+        if let Some((iface, id)) = self.attached.take() {
+            self.program()?
+                .detach(id)
+                .with_context(|| format!("detaching XDP from {iface}"))?;
+        }
+        Ok(())
+    }
+
+    pub fn set_config(&mut self, cfg: Config) -> Result<()> {
+        self.config.set(0, cfg, 0).context("writing XDP config")
+    }
+
+    pub fn config(&self) -> Result<Config> {
+        self.config.get(&0, 0).context("reading XDP config")
+    }
+
+    /// Adds an address the XDP path answers on.
+    pub fn add_service_addr(&mut self, addr: IpAddr) -> Result<()> {
+        self.service_addrs
+            .insert(service_key(addr), 1, 0)
+            .with_context(|| format!("adding service address {addr}"))
+    }
+
+    /// Counters summed over CPUs, in `counter::NAMES` order.
+    pub fn counters(&self) -> Result<Vec<u64>> {
+        (0..counter::COUNT)
+            .map(|i| {
+                let v = self.counters.get(&i, 0).context("reading counters")?;
+                Ok(v.iter().sum())
+            })
+            .collect()
+    }
+
+    /// Runs the program once on `frame` with BPF_PROG_TEST_RUN; returns the action and the
+    /// output frame.
+    pub fn test_run(&mut self, frame: &[u8]) -> Result<(u32, Vec<u8>)> {
+        let mut out = vec![0u8; frame.len() + 2048];
+        let prog = self.program()?;
+        let r = prog
+            .test_run(TestRunOptions {
+                data_in: Some(frame),
+                data_out: Some(&mut out),
+                ..Default::default()
+            })
+            .context("BPF_PROG_TEST_RUN")?;
+        out.truncate(r.data_size_out as usize);
+        Ok((r.return_value, out))
+    }
+
+    /// Runs the program `repeat` times on `frame`; returns the mean time per run.
+    pub fn test_run_repeat(&mut self, frame: &[u8], repeat: u32) -> Result<std::time::Duration> {
+        let mut out = vec![0u8; frame.len() + 2048];
+        let prog = self.program()?;
+        let r = prog
+            .test_run(TestRunOptions {
+                data_in: Some(frame),
+                data_out: Some(&mut out),
+                repeat,
+                ..Default::default()
+            })
+            .context("BPF_PROG_TEST_RUN")?;
+        Ok(r.duration)
+    }
+}
+
+impl Drop for XdpServer {
+    fn drop(&mut self) {
+        if let Err(e) = self.detach() {
+            log::warn!("{e:#}");
+        }
+    }
+}
+
+/// Key of the service address map: IPv6, or IPv4 mapped into IPv6.
+pub fn service_key(addr: IpAddr) -> [u8; 16] {
+    match addr {
+        IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
+        IpAddr::V6(a) => a.octets(),
+    }
+}
+
+fn verifier_error(e: ProgramError) -> anyhow::Error {
+    match e {
+        ProgramError::LoadError { io_error, verifier_log } => {
+            let log = verifier_log.to_string();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            anyhow!(
+                "the kernel rejected the XDP program: {io_error}\nverifier log (tail):\n{}",
+                tail.join("\n")
+            )
+        }
+        e => anyhow!(e).context("loading the XDP program"),
+    }
+}
+
+/// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK.
+fn bump_memlock_rlimit() {
+    let rlim = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: plain syscall with a valid pointer.
+    let ret = unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &rlim) };
+    if ret != 0 {
+        log::debug!("setrlimit(RLIMIT_MEMLOCK) failed");
+    }
+}
+
+/// Loads only the pass-everything program and attaches it to `iface` (test helper for the
+/// client side of a veth pair). The returned handle detaches on drop.
+pub fn attach_pass(iface: &str) -> Result<Ebpf> {
+    bump_memlock_rlimit();
+    let mut ebpf = Ebpf::load(PROGRAM_OBJECT).context("loading the XDP object")?;
+    let prog: &mut Xdp = ebpf
+        .program_mut(PASS_PROGRAM)
+        .ok_or_else(|| anyhow!("program {PASS_PROGRAM} missing"))?
+        .try_into()?;
+    prog.load()?;
+    prog.attach(iface, XdpMode::Driver)
+        .with_context(|| format!("attaching {PASS_PROGRAM} to {iface}"))?;
+    Ok(ebpf)
+}
