@@ -113,7 +113,15 @@ pub struct Scratch {
     /// QNAME length, stored and read back so that the verifier treats it as one unknown value
     /// rather than following every possible length separately.
     pub name_len: u64,
+    /// The response's headers and question, when they must move to the front of the buffer
+    /// (see `FRAME_PREFIX_MAX`).
+    pub frame: [u8; FRAME_PREFIX_MAX],
 }
+
+/// Longest frame prefix before the answer data: Ethernet with two VLAN tags, IPv6, UDP, the DNS
+/// header and the longest question. When the driver's buffer has no tailroom, the XDP program
+/// grows the packet at the head instead and moves this prefix forward.
+pub const FRAME_PREFIX_MAX: usize = 384;
 
 /// Per-CPU counters, indexed by these values.
 pub mod counter {

@@ -18,7 +18,10 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use aya_log_ebpf::debug;
-use dns_common::{counter, BPF_F_NO_PREALLOC, Answer, AnswerKey, Config, Scratch, ANSWERS_CAPACITY, SERVICE_ADDRS_CAPACITY};
+use dns_common::{
+    counter, Answer, AnswerKey, Config, Scratch, ANSWERS_CAPACITY, BPF_F_NO_PREALLOC,
+    SERVICE_ADDRS_CAPACITY,
+};
 
 #[map]
 static ANSWERS: HashMap<AnswerKey, Answer> =

@@ -2,10 +2,13 @@
 //! query packet into its response (MACs, addresses and ports swapped, lengths and checksums set).
 
 use aya_ebpf::{
-    helpers::{bpf_csum_diff, bpf_xdp_adjust_tail, bpf_xdp_get_buff_len, bpf_xdp_store_bytes},
+    helpers::{
+        bpf_csum_diff, bpf_xdp_adjust_head, bpf_xdp_adjust_tail, bpf_xdp_get_buff_len,
+        bpf_xdp_load_bytes, bpf_xdp_store_bytes,
+    },
     programs::XdpContext,
 };
-use dns_common::{counter, Answer, ANSWER_MAX, NAME_BUF};
+use dns_common::{counter, Answer, Scratch, ANSWER_MAX, FRAME_PREFIX_MAX, NAME_BUF};
 
 use crate::{checksum, question, ANSWERS, CONFIG, SCRATCH, SERVICE_ADDRS};
 
@@ -164,7 +167,7 @@ pub fn handle(ctx: &XdpContext) -> Result<u16, u32> {
     let delta = new_frame as i64 - frame_len as i64;
     // SAFETY: plain helper call on our own context.
     if unsafe { bpf_xdp_adjust_tail(ctx.ctx, delta as i32) } != 0 {
-        return Err(counter::PASS_ERROR);
+        grow_at_head(ctx, scratch, l7, delta)?;
     }
     // SAFETY: the helper checks the offsets against the (new) packet; len ≤ ANSWER_MAX.
     let r = unsafe {
@@ -205,7 +208,8 @@ pub fn handle(ctx: &XdpContext) -> Result<u16, u32> {
     }
 
     let udp_len = (UDP_HEADER + resp_len) as u16;
-    sum += checksum::field(udp_len) + checksum::field(udp_len) + checksum::field(IPPROTO_UDP as u16);
+    sum +=
+        checksum::field(udp_len) + checksum::field(udp_len) + checksum::field(IPPROTO_UDP as u16);
     swap_link(ctx)?;
     if flow.v6 {
         sum += swap_ipv6(ctx, flow.l3, udp_len)?;
@@ -214,6 +218,47 @@ pub fn handle(ctx: &XdpContext) -> Result<u16, u32> {
     }
     swap_udp(ctx, flow.l4, udp_len, sum)?;
     Ok(answer.kind)
+}
+
+/// Grows the packet by `delta` bytes at the head, for buffers without tailroom (veth hands
+/// XDP the socket buffer itself when it has 256 bytes of headroom), and moves the first
+/// `prefix` bytes (headers and question) to the new front.
+#[inline(always)]
+fn grow_at_head(
+    ctx: &XdpContext,
+    scratch: &mut Scratch,
+    prefix: usize,
+    delta: i64,
+) -> Result<(), u32> {
+    if delta <= 0 || prefix == 0 || prefix > FRAME_PREFIX_MAX {
+        return Err(counter::PASS_ERROR);
+    }
+    // SAFETY: helpers check the packet bounds; the buffer holds FRAME_PREFIX_MAX bytes.
+    unsafe {
+        if bpf_xdp_load_bytes(
+            ctx.ctx,
+            0,
+            scratch.frame.as_mut_ptr() as *mut _,
+            prefix as u32,
+        ) != 0
+        {
+            return Err(counter::PASS_ERROR);
+        }
+        if bpf_xdp_adjust_head(ctx.ctx, -(delta as i32)) != 0 {
+            return Err(counter::PASS_ERROR);
+        }
+        // From here the packet has changed: a failure must not let it through as it is.
+        if bpf_xdp_store_bytes(
+            ctx.ctx,
+            0,
+            scratch.frame.as_mut_ptr() as *mut _,
+            prefix as u32,
+        ) != 0
+        {
+            return Err(counter::PASS_ERROR);
+        }
+    }
+    Ok(())
 }
 
 /// Finds the UDP DNS query to a service address and port, or says why this is not one.

@@ -35,7 +35,11 @@ pub fn read(
     if rem < 5 {
         return Err(counter::PASS_MALFORMED);
     }
-    let n = if rem > QUESTION_BUF { QUESTION_BUF } else { rem };
+    let n = if rem > QUESTION_BUF {
+        QUESTION_BUF
+    } else {
+        rem
+    };
     // SAFETY: the helper checks the packet bounds; the buffer is QUESTION_BUF long and n ≤ that.
     let r = unsafe {
         bpf_xdp_load_bytes(
@@ -178,7 +182,8 @@ fn mask_words(scratch: &mut Scratch, name_len: usize) {
         unsafe {
             let w = q.add(i).read();
             if i < NAME_BUF / 8 {
-                k.add(i).write(lower(w) & keep_mask(name_len as isize - base));
+                k.add(i)
+                    .write(lower(w) & keep_mask(name_len as isize - base));
             }
             q.add(i).write(w & keep_mask(name_len as isize + 4 - base));
         }

@@ -146,7 +146,9 @@ pub fn parse(f: &[u8]) -> Result<ParsedFrame> {
     off += 2;
     let (src, dst, l4, l4_len) = match et {
         0x0800 => {
-            let ip = f.get(off..off + 20).ok_or_else(|| anyhow::anyhow!("short IPv4"))?;
+            let ip = f
+                .get(off..off + 20)
+                .ok_or_else(|| anyhow::anyhow!("short IPv4"))?;
             ensure!(ip[0] == 0x45, "IPv4 options");
             ensure!(fold(sum16(ip)) == 0xffff, "bad IPv4 header checksum");
             ensure!(ip[9] == 17, "not UDP");
@@ -157,7 +159,9 @@ pub fn parse(f: &[u8]) -> Result<ParsedFrame> {
             (IpAddr::from(s), IpAddr::from(d), off + 20, total - 20)
         }
         0x86dd => {
-            let ip = f.get(off..off + 40).ok_or_else(|| anyhow::anyhow!("short IPv6"))?;
+            let ip = f
+                .get(off..off + 40)
+                .ok_or_else(|| anyhow::anyhow!("short IPv6"))?;
             ensure!(ip[6] == 17, "not UDP");
             let plen = u16::from_be_bytes([ip[4], ip[5]]) as usize;
             ensure!(f.len() >= off + 40 + plen, "IPv6 payload beyond frame");
@@ -196,10 +200,7 @@ mod tests {
 
     #[test]
     fn round_trip_v4_v6_vlan() {
-        for (s, d) in [
-            ("198.18.0.1", "198.18.0.2"),
-            ("fd00::1", "fd00::2"),
-        ] {
+        for (s, d) in [("198.18.0.1", "198.18.0.2"), ("fd00::1", "fd00::2")] {
             let mut spec = FrameSpec::udp(s.parse().unwrap(), d.parse().unwrap(), 53);
             spec.vlans = vec![(0x88a8, 5), (0x8100, 7)];
             let f = build(&spec, b"hello");

@@ -4,7 +4,15 @@
 //! engine (the single source of DNS truth), the compiler from zones to XDP map entries, the XDP
 //! loader and the UDP/TCP server.
 
+pub mod compile;
+pub mod control;
+pub mod daemon;
+pub mod engine;
 pub mod frame;
+pub mod load;
 pub mod name;
 pub mod record;
+pub mod server;
 pub mod xdp;
+pub mod zone;
+pub mod zonefile;

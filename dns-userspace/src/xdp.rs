@@ -12,7 +12,8 @@ use aya::{
 use dns_common::{counter, maps, Answer, AnswerKey, Config};
 
 /// The compiled `dns-ebpf` object, built by build.rs.
-pub static PROGRAM_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/dns-ebpf"));
+pub static PROGRAM_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/dns-ebpf"));
 
 /// Name of the answering program in the object.
 pub const PROGRAM: &str = "xdp_dns";
@@ -185,7 +186,10 @@ pub fn service_key(addr: IpAddr) -> [u8; 16] {
 
 fn verifier_error(e: ProgramError) -> anyhow::Error {
     match e {
-        ProgramError::LoadError { io_error, verifier_log } => {
+        ProgramError::LoadError {
+            io_error,
+            verifier_log,
+        } => {
             let log = verifier_log.to_string();
             let tail: Vec<&str> = log.lines().rev().take(40).collect();
             let tail: Vec<&str> = tail.into_iter().rev().collect();

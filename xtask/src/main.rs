@@ -1,1 +1,86 @@
-fn main(){}
+//! `cargo xtask`: the project's task runner — bootstrap the machine, run the whole test suite,
+//! run the demo.
+
+mod bootstrap;
+
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context as _, Result};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "xtask")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install what building and testing need (idempotent).
+    Bootstrap,
+    /// Bootstrap, then run the whole test suite (root, namespaces and XDP included), plus
+    /// rustfmt and clippy checks.
+    Test {
+        /// Extra arguments for `cargo test` (after `--`), e.g. a test name filter.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Bootstrap, build, and show XDP and userspace answers in a throwaway pair of namespaces.
+    Demo,
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn run(what: &str, cmd: &mut Command) -> Result<()> {
+    let t = Instant::now();
+    println!("[xtask] {what}");
+    let status = cmd.status().with_context(|| format!("running {cmd:?}"))?;
+    if !status.success() {
+        bail!("{what} failed ({status})");
+    }
+    println!("[xtask] {what}: ok ({:.1}s)", t.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let t = Instant::now();
+    match cli.command {
+        Cmd::Bootstrap => bootstrap::bootstrap()?,
+        Cmd::Test { args } => {
+            bootstrap::bootstrap()?;
+            run(
+                "cargo fmt --check",
+                cargo().args(["fmt", "--all", "--", "--check"]),
+            )?;
+            run("build", cargo().args(["build", "--bins", "--tests"]))?;
+            run(
+                "cargo clippy -D warnings",
+                cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]),
+            )?;
+            run("cargo test", cargo().args(["test"]).arg("--").args(&args))?;
+        }
+        Cmd::Demo => {
+            bootstrap::bootstrap()?;
+            run("build", cargo().args(["build", "--release", "--bins"]))?;
+            run(
+                "demo",
+                cargo().args([
+                    "run",
+                    "--release",
+                    "--quiet",
+                    "-p",
+                    "xdpdns-tests",
+                    "--bin",
+                    "demo",
+                ]),
+            )?;
+        }
+    }
+    println!("[xtask] done in {:.1}s", t.elapsed().as_secs_f64());
+    Ok(())
+}

@@ -1,0 +1,325 @@
+//! The answer engine: `answer(query bytes, transport) → response bytes`, the one source of DNS
+//! truth. The UDP/TCP server, the XDP compiler and the benchmarks all call it.
+//!
+//! It owns the message-level rules (header bits, EDNS, CHAOS, size limits and truncation);
+//! lookups inside a zone are in `resolve`.
+
+pub mod query;
+pub mod resolve;
+pub mod writer;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::name::Name;
+use crate::record::{class, rtype};
+use crate::zone::Zone;
+use query::{Edns, Parsed, FLAG_AA, FLAG_CD, FLAG_QR, FLAG_RD, FLAG_TC};
+pub use resolve::Kind;
+use writer::{OutSet, Section, Writer};
+
+/// How the query arrived.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+/// Server-wide answering settings.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Largest UDP payload we send (RFC 6891 §6.2.5); 1232 by default (DNS Flag Day 2020).
+    pub server_payload: u16,
+    /// NSID payload (RFC 5001), sent when the client asks.
+    pub nsid: Option<Vec<u8>>,
+    /// Answer for CH TXT id.server and hostname.bind; `None` refuses them.
+    pub identity: Option<String>,
+    /// Answer for CH TXT version.bind and version.server; `None` refuses them.
+    pub version: Option<String>,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            server_payload: dns_common::DEFAULT_SERVER_PAYLOAD,
+            nsid: None,
+            identity: None,
+            version: None,
+        }
+    }
+}
+
+/// The zones served, found by longest matching apex.
+#[derive(Clone, Default)]
+pub struct Catalog {
+    zones: HashMap<Name, Arc<Zone>>,
+}
+
+impl Catalog {
+    pub fn new() -> Catalog {
+        Catalog::default()
+    }
+
+    /// Adds or replaces a zone.
+    pub fn insert(&mut self, zone: Arc<Zone>) {
+        self.zones.insert(zone.apex().clone(), zone);
+    }
+
+    pub fn zones(&self) -> impl Iterator<Item = &Arc<Zone>> {
+        self.zones.values()
+    }
+
+    pub fn get(&self, apex: &Name) -> Option<&Arc<Zone>> {
+        self.zones.get(apex)
+    }
+
+    /// The zone with the longest apex that `qname` is at or below.
+    pub fn find(&self, qname: &Name) -> Option<&Arc<Zone>> {
+        let mut n = qname.clone();
+        loop {
+            if let Some(z) = self.zones.get(&n) {
+                return Some(z);
+            }
+            n = n.parent()?;
+        }
+    }
+}
+
+/// The engine: zones plus settings.
+#[derive(Clone, Default)]
+pub struct Engine {
+    pub catalog: Catalog,
+    pub config: EngineConfig,
+}
+
+/// A response and what kind of answer it is.
+#[derive(Debug)]
+pub struct Response {
+    pub bytes: Vec<u8>,
+    pub kind: Option<Kind>,
+}
+
+const OPT_FIXED: usize = 11;
+
+impl Engine {
+    pub fn new(catalog: Catalog, config: EngineConfig) -> Engine {
+        Engine { catalog, config }
+    }
+
+    /// Answers one query message; `None` means no response is sent.
+    pub fn answer(&self, msg: &[u8], transport: Transport) -> Option<Vec<u8>> {
+        self.respond(msg, transport).map(|r| r.bytes)
+    }
+
+    /// Like `answer`, and says which kind of answer it gave.
+    pub fn respond(&self, msg: &[u8], transport: Transport) -> Option<Response> {
+        let q = match query::parse(msg) {
+            Parsed::Drop => return None,
+            Parsed::Error {
+                id,
+                flags,
+                rcode,
+                question,
+                edns,
+            } => {
+                let bytes = self.error(id, flags, rcode, question, edns.as_ref(), transport);
+                return Some(Response { bytes, kind: None });
+            }
+            Parsed::Query(q) => q,
+        };
+        if let Some(e) = &q.edns {
+            if e.version != 0 {
+                let bytes = self.error(
+                    q.id,
+                    q.flags,
+                    query::RCODE_BADVERS,
+                    Some(q.question),
+                    Some(e),
+                    transport,
+                );
+                return Some(Response { bytes, kind: None });
+            }
+        }
+        let limit = self.limit(q.edns.as_ref(), transport);
+        match q.qclass {
+            class::IN => {}
+            class::CH => return Some(self.chaos(&q, limit)),
+            _ => {
+                let bytes = self.error(
+                    q.id,
+                    q.flags,
+                    query::RCODE_REFUSED,
+                    Some(q.question),
+                    q.edns.as_ref(),
+                    transport,
+                );
+                return Some(Response { bytes, kind: None });
+            }
+        }
+        let refuse = |rcode| {
+            let bytes = self.error(
+                q.id,
+                q.flags,
+                rcode,
+                Some(q.question),
+                q.edns.as_ref(),
+                transport,
+            );
+            Some(Response { bytes, kind: None })
+        };
+        match q.qtype {
+            rtype::AXFR | rtype::IXFR => return refuse(query::RCODE_REFUSED),
+            rtype::OPT | rtype::TSIG => return refuse(query::RCODE_FORMERR),
+            t if t != rtype::ANY && rtype::is_meta(t) => return refuse(query::RCODE_NOTIMP),
+            _ => {}
+        }
+        let Some(zone) = self.catalog.find(&q.qname) else {
+            return refuse(query::RCODE_REFUSED);
+        };
+        let dnssec_ok = q.edns.as_ref().is_some_and(|e| e.dnssec_ok);
+        let res = resolve::resolve(
+            zone,
+            &q.qname,
+            q.qtype,
+            dnssec_ok,
+            transport == Transport::Tcp,
+        );
+        let mut flags = FLAG_QR | (q.flags & (FLAG_RD | FLAG_CD)) | res.rcode;
+        if res.aa {
+            flags |= FLAG_AA;
+        }
+        let reserve = self.opt_size(q.edns.as_ref());
+        let mut w = Writer::new(q.id, flags, Some(q.question), limit);
+        let mut truncated = false;
+        'sections: for (section, sets) in [
+            (Section::Answer, &res.answer),
+            (Section::Authority, &res.authority),
+        ] {
+            for s in sets.iter() {
+                if w.push(section, s, reserve).is_err() {
+                    truncated = true;
+                    break 'sections;
+                }
+            }
+        }
+        if !truncated {
+            for (s, required) in &res.additional {
+                if w.push(Section::Additional, s, reserve).is_err() && *required {
+                    truncated = true;
+                    break;
+                }
+            }
+        }
+        if truncated {
+            w.set_flags(FLAG_TC);
+        }
+        self.finish_opt(&mut w, q.edns.as_ref(), 0);
+        Some(Response {
+            bytes: w.finish(),
+            kind: Some(res.kind),
+        })
+    }
+
+    /// Largest response for this query (RFC 6891 §6.2.3–5, RFC 1035 §4.2.1).
+    fn limit(&self, edns: Option<&Edns>, transport: Transport) -> usize {
+        match (transport, edns) {
+            (Transport::Tcp, _) => 65535,
+            (Transport::Udp, None) => 512,
+            (Transport::Udp, Some(e)) => {
+                (e.payload.max(512)).min(self.config.server_payload.max(512)) as usize
+            }
+        }
+    }
+
+    fn nsid_option(&self, edns: Option<&Edns>) -> Vec<u8> {
+        match (&self.config.nsid, edns) {
+            (Some(id), Some(e)) if e.nsid => {
+                let mut o = query::OPTION_NSID.to_be_bytes().to_vec();
+                o.extend_from_slice(&(id.len() as u16).to_be_bytes());
+                o.extend_from_slice(id);
+                o
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn opt_size(&self, edns: Option<&Edns>) -> usize {
+        match edns {
+            Some(_) => OPT_FIXED + self.nsid_option(edns).len(),
+            None => 0,
+        }
+    }
+
+    fn finish_opt(&self, w: &mut Writer, edns: Option<&Edns>, ext_rcode: u8) {
+        if let Some(e) = edns {
+            let options = self.nsid_option(edns);
+            w.push_opt(self.config.server_payload, ext_rcode, e.dnssec_ok, &options);
+        }
+    }
+
+    /// An error response: header, the question when known, and OPT when the query had one.
+    fn error(
+        &self,
+        id: u16,
+        qflags: u16,
+        rcode: u16,
+        question: Option<&[u8]>,
+        edns: Option<&Edns>,
+        _transport: Transport,
+    ) -> Vec<u8> {
+        let opcode = qflags & 0x7800;
+        let flags = FLAG_QR | opcode | (qflags & (FLAG_RD | FLAG_CD)) | (rcode & 0xf);
+        let mut w = Writer::new(id, flags, question, 65535);
+        self.finish_opt(&mut w, edns, (rcode >> 4) as u8);
+        w.finish()
+    }
+
+    /// CHAOS class: server identity and version (as BIND, Knot and NSD answer them).
+    fn chaos(&self, q: &query::Query<'_>, limit: usize) -> Response {
+        let lower = q.qname.to_string().to_ascii_lowercase();
+        let text = match lower.as_str() {
+            "id.server." | "hostname.bind." => self.config.identity.as_deref(),
+            "version.bind." | "version.server." => self.config.version.as_deref(),
+            _ => None,
+        };
+        let edns = q.edns.as_ref();
+        let Some(text) = text else {
+            let bytes = self.error(
+                q.id,
+                q.flags,
+                query::RCODE_REFUSED,
+                Some(q.question),
+                edns,
+                Transport::Udp,
+            );
+            return Response { bytes, kind: None };
+        };
+        let flags = FLAG_QR | FLAG_AA | (q.flags & (FLAG_RD | FLAG_CD));
+        let mut w = Writer::new(q.id, flags, Some(q.question), limit);
+        if q.qtype == rtype::TXT || q.qtype == rtype::ANY {
+            let mut rd = Vec::new();
+            for chunk in text.as_bytes().chunks(255) {
+                rd.push(chunk.len() as u8);
+                rd.extend_from_slice(chunk);
+            }
+            if rd.is_empty() {
+                rd.push(0);
+            }
+            let set = OutSet {
+                owner: q.qname.clone(),
+                rtype: rtype::TXT,
+                class: class::CH,
+                ttl: 0,
+                rdatas: std::borrow::Cow::Owned(vec![rd]),
+            };
+            if w.push(Section::Answer, &set, self.opt_size(edns)).is_err() {
+                w.set_flags(FLAG_TC);
+            }
+        }
+        self.finish_opt(&mut w, edns, 0);
+        Response {
+            bytes: w.finish(),
+            kind: Some(Kind::Chaos),
+        }
+    }
+}

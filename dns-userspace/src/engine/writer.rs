@@ -1,0 +1,203 @@
+//! Writing a response message: header, the question echoed as sent, RRsets with name
+//! compression, the OPT record, and truncation by whole RRsets within a size limit
+//! (RFC 1035 §4.1.4, RFC 2181 §9).
+//!
+//! Compression matches names case-insensitively and the question name is the first entry, so
+//! owner names equal to the query name become pointers to it. The bytes after the question
+//! therefore do not depend on the query's letter case, which the XDP templates rely on.
+
+use std::collections::HashMap;
+
+use crate::name::Name;
+use crate::record::{read_name, Record};
+
+/// Response sections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Section {
+    Answer = 0,
+    Authority = 1,
+    Additional = 2,
+}
+
+/// An RRset to write: owner, type, class, TTL and RDATAs.
+#[derive(Clone, Debug)]
+pub struct OutSet<'a> {
+    pub owner: Name,
+    pub rtype: u16,
+    pub class: u16,
+    pub ttl: u32,
+    pub rdatas: std::borrow::Cow<'a, [Vec<u8>]>,
+}
+
+/// The set did not fit within the size limit; nothing of it was written.
+#[derive(Debug)]
+pub struct Full;
+
+pub struct Writer {
+    buf: Vec<u8>,
+    limit: usize,
+    /// Lower-cased wire suffix → offset.
+    names: HashMap<Vec<u8>, u16>,
+    /// Keys added to `names`, in order, so that a set that does not fit can be undone.
+    journal: Vec<Vec<u8>>,
+    counts: [u16; 3],
+}
+
+impl Writer {
+    /// Starts a response with the header (counts filled in later) and the question as sent.
+    /// `limit` is the largest message allowed; `reserve` bytes are kept free for the OPT record.
+    pub fn new(id: u16, flags: u16, question: Option<&[u8]>, limit: usize) -> Writer {
+        let mut buf = Vec::with_capacity(512);
+        buf.extend_from_slice(&id.to_be_bytes());
+        buf.extend_from_slice(&flags.to_be_bytes());
+        buf.extend_from_slice(&[0, question.is_some() as u8, 0, 0, 0, 0, 0, 0]);
+        let mut w = Writer {
+            buf,
+            limit,
+            names: HashMap::new(),
+            journal: Vec::new(),
+            counts: [0; 3],
+        };
+        if let Some(q) = question {
+            w.buf.extend_from_slice(q);
+            if let Some((name, _)) = read_name(q) {
+                w.remember(&name, 12);
+            }
+        }
+        w
+    }
+
+    fn remember(&mut self, name: &Name, offset: usize) {
+        let wire = name.lower_wire();
+        let mut pos = 0;
+        while wire[pos] != 0 {
+            let at = offset + pos;
+            if at >= 0x4000 {
+                break;
+            }
+            self.insert(&wire[pos..], at);
+            pos += wire[pos] as usize + 1;
+        }
+    }
+
+    fn insert(&mut self, suffix: &[u8], at: usize) {
+        if !self.names.contains_key(suffix) {
+            self.names.insert(suffix.to_vec(), at as u16);
+            self.journal.push(suffix.to_vec());
+        }
+    }
+
+    /// Writes `name`, compressed against earlier names when `compress`.
+    fn write_name(&mut self, name: &Name, compress: bool) {
+        let wire = name.wire();
+        let lower = name.lower_wire();
+        let start = self.buf.len();
+        let mut pos = 0;
+        while wire[pos] != 0 {
+            if compress {
+                if let Some(&off) = self.names.get(&lower[pos..]) {
+                    self.buf.extend_from_slice(&wire[..pos]);
+                    self.buf.extend_from_slice(&(0xc000 | off).to_be_bytes());
+                    self.remember_prefix(&lower, pos, start);
+                    return;
+                }
+            }
+            pos += wire[pos] as usize + 1;
+        }
+        self.buf.extend_from_slice(wire);
+        if compress {
+            self.remember_prefix(&lower, pos, start);
+        }
+    }
+
+    /// Remembers the suffixes of `lower` that start before `upto`, written at `start`.
+    fn remember_prefix(&mut self, lower: &[u8], upto: usize, start: usize) {
+        let mut pos = 0;
+        while pos < upto {
+            let at = start + pos;
+            if at >= 0x4000 {
+                break;
+            }
+            self.insert(&lower[pos..], at);
+            pos += lower[pos] as usize + 1;
+        }
+    }
+
+    /// Appends a whole RRset or nothing (when it would pass `limit - reserve`).
+    pub fn push(&mut self, section: Section, set: &OutSet<'_>, reserve: usize) -> Result<(), Full> {
+        let mark = self.buf.len();
+        let journal_mark = self.journal.len();
+        for rd in set.rdatas.iter() {
+            self.write_name(&set.owner, true);
+            self.buf.extend_from_slice(&set.rtype.to_be_bytes());
+            self.buf.extend_from_slice(&set.class.to_be_bytes());
+            self.buf.extend_from_slice(&set.ttl.to_be_bytes());
+            let len_at = self.buf.len();
+            self.buf.extend_from_slice(&[0, 0]);
+            let rec = Record {
+                owner: set.owner.clone(),
+                rtype: set.rtype,
+                class: set.class,
+                ttl: set.ttl,
+                rdata: rd.clone(),
+            };
+            let mut at = 0;
+            for (off, len) in rec.compressible_names() {
+                self.buf.extend_from_slice(&rd[at..off]);
+                let (n, _) = read_name(&rd[off..]).expect("compressible name");
+                self.write_name(&n, true);
+                at = off + len;
+            }
+            self.buf.extend_from_slice(&rd[at..]);
+            let rdlen = (self.buf.len() - len_at - 2) as u16;
+            self.buf[len_at..len_at + 2].copy_from_slice(&rdlen.to_be_bytes());
+        }
+        if self.buf.len() + reserve > self.limit {
+            self.buf.truncate(mark);
+            for k in self.journal.drain(journal_mark..) {
+                self.names.remove(&k);
+            }
+            return Err(Full);
+        }
+        self.counts[section as usize] += set.rdatas.len() as u16;
+        Ok(())
+    }
+
+    /// Appends the OPT record (always fits: callers reserve room for it).
+    pub fn push_opt(&mut self, payload: u16, ext_rcode: u8, dnssec_ok: bool, options: &[u8]) {
+        self.buf.push(0);
+        self.buf.extend_from_slice(&41u16.to_be_bytes());
+        self.buf.extend_from_slice(&payload.to_be_bytes());
+        self.buf.push(ext_rcode);
+        self.buf.push(0);
+        self.buf
+            .extend_from_slice(&(if dnssec_ok { 0x8000u16 } else { 0 }).to_be_bytes());
+        self.buf
+            .extend_from_slice(&(options.len() as u16).to_be_bytes());
+        self.buf.extend_from_slice(options);
+        self.counts[Section::Additional as usize] += 1;
+    }
+
+    /// Sets header flag bits.
+    pub fn set_flags(&mut self, bits: u16) {
+        let f = u16::from_be_bytes([self.buf[2], self.buf[3]]) | bits;
+        self.buf[2..4].copy_from_slice(&f.to_be_bytes());
+    }
+
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    /// Fills in the counts and returns the message.
+    pub fn finish(mut self) -> Vec<u8> {
+        for (i, c) in self.counts.iter().enumerate() {
+            let at = 6 + 2 * i;
+            self.buf[at..at + 2].copy_from_slice(&c.to_be_bytes());
+        }
+        self.buf
+    }
+}

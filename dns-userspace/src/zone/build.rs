@@ -1,0 +1,257 @@
+//! Building a zone from parsed records, with the checks named-checkzone makes: one SOA and NS
+//! at the apex, no CNAME beside other data, no out-of-zone data (errors); occluded data below a
+//! delegation and missing glue (warnings); differing TTLs within an RRset (normalised, warned).
+
+use std::collections::HashMap;
+
+use thiserror::Error;
+
+use super::{Node, RRset, Zone};
+use crate::name::Name;
+use crate::record::{rtype, Record};
+
+/// A zone that cannot be served, with the place in the source that is wrong.
+#[derive(Debug, Error)]
+#[error("{location}: {message}")]
+pub struct ZoneError {
+    pub location: String,
+    pub message: String,
+}
+
+/// Where records came from: the file name, and a `file:line` per record when known.
+pub struct ZoneSource<'a> {
+    pub name: &'a str,
+    pub locations: Option<&'a [String]>,
+}
+
+impl ZoneSource<'_> {
+    fn at(&self, i: usize) -> String {
+        self.locations
+            .and_then(|l| l.get(i).cloned())
+            .unwrap_or_else(|| self.name.to_owned())
+    }
+}
+
+impl Zone {
+    /// Builds a zone; returns it with its warnings, or the first error.
+    pub fn build(
+        apex: Name,
+        records: Vec<Record>,
+        source: &ZoneSource<'_>,
+    ) -> Result<(Zone, Vec<String>), ZoneError> {
+        let mut warnings = Vec::new();
+        let err = |i: usize, message: String| ZoneError {
+            location: source.at(i),
+            message,
+        };
+        let mut nodes: HashMap<Name, (Name, Node)> = HashMap::new();
+        // RRSIGs wait until all RRsets exist.
+        let mut sigs: Vec<(usize, Record)> = Vec::new();
+        // First record index of each RRset, for messages.
+        let mut first_at: HashMap<(Name, u16), usize> = HashMap::new();
+        for (i, r) in records.into_iter().enumerate() {
+            if !r.owner.is_subdomain_of(&apex) {
+                return Err(err(i, format!("{} is outside the zone {apex}", r.owner)));
+            }
+            if rtype::is_meta(r.rtype) {
+                return Err(err(
+                    i,
+                    format!("{} cannot be stored in a zone", rtype::to_string(r.rtype)),
+                ));
+            }
+            if r.rtype == rtype::RRSIG {
+                sigs.push((i, r));
+                continue;
+            }
+            let entry = nodes
+                .entry(r.owner.clone())
+                .or_insert_with(|| (r.owner.clone(), Node::default()));
+            let node = &mut entry.1;
+            match node.rrsets.iter_mut().find(|s| s.rtype == r.rtype) {
+                Some(set) => {
+                    if set.ttl != r.ttl {
+                        let keep = set.ttl.min(r.ttl);
+                        warnings.push(format!(
+                            "{}: {} {} has differing TTLs ({} and {}); using {keep}",
+                            source.at(i),
+                            r.owner,
+                            rtype::to_string(r.rtype),
+                            set.ttl,
+                            r.ttl
+                        ));
+                        set.ttl = keep;
+                    }
+                    if !set.rdatas.contains(&r.rdata) {
+                        set.rdatas.push(r.rdata);
+                    }
+                }
+                None => {
+                    first_at.insert((r.owner.clone(), r.rtype), i);
+                    node.rrsets.push(RRset {
+                        rtype: r.rtype,
+                        ttl: r.ttl,
+                        rdatas: vec![r.rdata],
+                        sigs: Vec::new(),
+                        sig_ttl: 0,
+                    });
+                }
+            }
+        }
+        for (i, r) in sigs {
+            let covered = r
+                .rrsig_covered()
+                .ok_or_else(|| err(i, "short RRSIG".into()))?;
+            let set = nodes
+                .get_mut(&r.owner)
+                .and_then(|(_, n)| n.rrsets.iter_mut().find(|s| s.rtype == covered));
+            match set {
+                Some(set) => {
+                    set.sig_ttl = if set.sigs.is_empty() {
+                        r.ttl
+                    } else {
+                        set.sig_ttl.min(r.ttl)
+                    };
+                    if !set.sigs.contains(&r.rdata) {
+                        set.sigs.push(r.rdata);
+                    }
+                }
+                None => warnings.push(format!(
+                    "{}: RRSIG at {} covers {}, which does not exist there; ignored",
+                    source.at(i),
+                    r.owner,
+                    rtype::to_string(covered)
+                )),
+            }
+        }
+        for (_, node) in nodes.values_mut() {
+            node.rrsets.sort_by_key(|s| s.rtype);
+        }
+
+        let at = |name: &Name, t: u16| first_at.get(&(name.clone(), t)).copied().unwrap_or(0);
+        let apex_node = nodes.get(&apex).map(|(_, n)| n);
+        let soa = apex_node.and_then(|n| n.get(rtype::SOA));
+        match soa {
+            None => {
+                return Err(ZoneError {
+                    location: source.name.to_owned(),
+                    message: format!("no SOA record at the zone apex {apex}"),
+                })
+            }
+            Some(s) if s.rdatas.len() != 1 => {
+                return Err(err(
+                    at(&apex, rtype::SOA),
+                    format!(
+                        "{} SOA records at the apex; exactly one is allowed",
+                        s.rdatas.len()
+                    ),
+                ))
+            }
+            _ => {}
+        }
+        if apex_node.and_then(|n| n.get(rtype::NS)).is_none() {
+            return Err(ZoneError {
+                location: source.name.to_owned(),
+                message: format!("no NS records at the zone apex {apex}"),
+            });
+        }
+        for (name, node) in nodes.values() {
+            if node.get(rtype::CNAME).is_some() {
+                let other = node
+                    .rrsets
+                    .iter()
+                    .find(|s| !matches!(s.rtype, rtype::CNAME | rtype::RRSIG | rtype::NSEC));
+                if let Some(o) = other {
+                    return Err(err(
+                        at(name, rtype::CNAME),
+                        format!(
+                            "{name} has a CNAME and other data ({})",
+                            rtype::to_string(o.rtype)
+                        ),
+                    ));
+                }
+                if node.get(rtype::CNAME).map(|s| s.rdatas.len()) > Some(1) {
+                    return Err(err(
+                        at(name, rtype::CNAME),
+                        format!("{name} has more than one CNAME"),
+                    ));
+                }
+            }
+            if *name != apex && node.get(rtype::SOA).is_some() {
+                return Err(err(
+                    at(name, rtype::SOA),
+                    format!("SOA at {name}, which is not the zone apex"),
+                ));
+            }
+        }
+
+        // Zone cuts: occluded data and glue.
+        let cuts: Vec<Name> = nodes
+            .values()
+            .filter(|(n, node)| *n != apex && node.get(rtype::NS).is_some())
+            .map(|(n, _)| n.clone())
+            .collect();
+        let below_cut = |name: &Name| cuts.iter().any(|c| name != c && name.is_subdomain_of(c));
+        for (name, node) in nodes.values() {
+            if below_cut(name) {
+                let non_glue = node
+                    .rrsets
+                    .iter()
+                    .find(|s| !matches!(s.rtype, rtype::A | rtype::AAAA));
+                if let Some(s) = non_glue {
+                    warnings.push(format!(
+                        "{}: {name} {} is below a delegation and is not glue; it is occluded and not served",
+                        source.at(at(name, s.rtype)),
+                        rtype::to_string(s.rtype)
+                    ));
+                }
+            }
+        }
+        for cut in &cuts {
+            let (_, node) = &nodes[cut];
+            for rd in &node.get(rtype::NS).expect("cut has NS").rdatas {
+                let Some((target, _)) = crate::record::read_name(rd) else {
+                    continue;
+                };
+                if target.is_subdomain_of(cut) {
+                    let has = nodes.get(&target).is_some_and(|(_, n)| {
+                        n.get(rtype::A).is_some() || n.get(rtype::AAAA).is_some()
+                    });
+                    if !has {
+                        warnings.push(format!(
+                            "{}: delegation {cut} has name server {target} inside it but no glue (A/AAAA)",
+                            source.at(at(cut, rtype::NS))
+                        ));
+                    }
+                }
+            }
+        }
+
+        // Empty non-terminals between the apex and every owner.
+        let owners: Vec<Name> = nodes.keys().cloned().collect();
+        for o in owners {
+            let mut n = o;
+            while let Some(p) = n.parent() {
+                if !p.is_subdomain_of(&apex) || nodes.contains_key(&p) {
+                    break;
+                }
+                nodes.insert(p.clone(), (p.clone(), Node::default()));
+                n = p;
+            }
+        }
+        let mut nsec_chain: Vec<Name> = nodes
+            .values()
+            .filter(|(_, n)| n.get(rtype::NSEC).is_some())
+            .map(|(n, _)| n.clone())
+            .collect();
+        nsec_chain.sort();
+        Ok((
+            Zone {
+                apex,
+                nodes,
+                nsec_chain,
+                source: source.name.to_owned(),
+            },
+            warnings,
+        ))
+    }
+}

@@ -1,0 +1,172 @@
+//! An authoritative zone in memory: nodes by name (empty non-terminals included), RRsets per
+//! node with their RRSIGs attached, and the lookups the answer engine needs.
+
+mod build;
+
+use std::collections::HashMap;
+
+pub use build::{ZoneError, ZoneSource};
+
+use crate::name::Name;
+use crate::record::rtype;
+
+/// All records of one type at one name, with the RRSIGs that cover them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RRset {
+    pub rtype: u16,
+    pub ttl: u32,
+    pub rdatas: Vec<Vec<u8>>,
+    /// RRSIG RDATAs covering this RRset.
+    pub sigs: Vec<Vec<u8>>,
+    pub sig_ttl: u32,
+}
+
+/// A name in the zone. A node without RRsets is an empty non-terminal.
+#[derive(Clone, Debug, Default)]
+pub struct Node {
+    pub rrsets: Vec<RRset>,
+}
+
+impl Node {
+    pub fn get(&self, t: u16) -> Option<&RRset> {
+        self.rrsets.iter().find(|r| r.rtype == t)
+    }
+
+    pub fn is_empty_non_terminal(&self) -> bool {
+        self.rrsets.is_empty()
+    }
+}
+
+/// How a name relates to the zone cuts on the way down from the apex.
+pub enum Position<'z> {
+    /// Authoritative data (or the absence of it) at or above the name.
+    Authoritative,
+    /// The name is at or below a delegation point (`cut`, with its NS RRset).
+    Delegated { cut: Name, ns: &'z RRset },
+    /// The name is strictly below a DNAME owner.
+    BelowDname { owner: Name, dname: &'z RRset },
+}
+
+/// One zone.
+#[derive(Debug)]
+pub struct Zone {
+    apex: Name,
+    /// Owner names in original case, keyed case-insensitively.
+    nodes: HashMap<Name, (Name, Node)>,
+    /// NSEC owners in canonical order, for covering-NSEC lookups.
+    nsec_chain: Vec<Name>,
+    /// The file(s) this zone came from, for messages.
+    pub source: String,
+}
+
+impl Zone {
+    pub fn apex(&self) -> &Name {
+        &self.apex
+    }
+
+    /// The node at `name` and its name in the zone's case.
+    pub fn node(&self, name: &Name) -> Option<(&Name, &Node)> {
+        self.nodes.get(name).map(|(n, node)| (n, node))
+    }
+
+    pub fn apex_node(&self) -> &Node {
+        &self.nodes[&self.apex].1
+    }
+
+    pub fn soa(&self) -> &RRset {
+        self.apex_node()
+            .get(rtype::SOA)
+            .expect("zone checks guarantee an SOA")
+    }
+
+    /// TTL for the SOA in negative answers (RFC 2308 §3): min(SOA TTL, MINIMUM).
+    pub fn negative_ttl(&self) -> u32 {
+        let soa = self.soa();
+        let rd = &soa.rdatas[0];
+        let min = u32::from_be_bytes(rd[rd.len() - 4..].try_into().expect("SOA rdata"));
+        soa.ttl.min(min)
+    }
+
+    /// Whether the zone carries DNSSEC signatures.
+    pub fn is_signed(&self) -> bool {
+        !self.soa().sigs.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// All nodes, in no particular order.
+    pub fn nodes(&self) -> impl Iterator<Item = (&Name, &Node)> {
+        self.nodes.values().map(|(n, node)| (n, node))
+    }
+
+    /// Walks from the apex down towards `qname` and reports the first zone cut or DNAME met.
+    /// A delegation at `qname` itself counts (the caller handles DS at the cut).
+    pub fn position(&self, qname: &Name) -> Position<'_> {
+        let depth = qname.label_count();
+        for n in self.apex.label_count() + 1..=depth {
+            let name = qname.suffix(n);
+            let Some((owner, node)) = self.node(&name) else {
+                break;
+            };
+            if let Some(ns) = node.get(rtype::NS) {
+                return Position::Delegated {
+                    cut: owner.clone(),
+                    ns,
+                };
+            }
+            if n < depth {
+                if let Some(dname) = node.get(rtype::DNAME) {
+                    return Position::BelowDname {
+                        owner: owner.clone(),
+                        dname,
+                    };
+                }
+            }
+        }
+        if depth > self.apex.label_count() {
+            // DNAME at the apex applies to every name below it.
+            if let Some(dname) = self.apex_node().get(rtype::DNAME) {
+                return Position::BelowDname {
+                    owner: self.apex.clone(),
+                    dname,
+                };
+            }
+        }
+        Position::Authoritative
+    }
+
+    /// The closest encloser of `qname` (RFC 5155 §1.3): the longest existing ancestor.
+    pub fn closest_encloser(&self, qname: &Name) -> Name {
+        let mut n = qname.clone();
+        while let Some(p) = n.parent() {
+            if self.nodes.contains_key(&p) {
+                return p;
+            }
+            if p == self.apex {
+                break;
+            }
+            n = p;
+        }
+        self.apex.clone()
+    }
+
+    /// The NSEC owner that covers or matches `name`: the last NSEC owner ≤ name in canonical
+    /// order (wrapping to the last one).
+    pub fn nsec_for(&self, name: &Name) -> Option<&Name> {
+        if self.nsec_chain.is_empty() {
+            return None;
+        }
+        let i = match self.nsec_chain.binary_search(name) {
+            Ok(i) => i,
+            Err(0) => self.nsec_chain.len() - 1,
+            Err(i) => i - 1,
+        };
+        Some(&self.nsec_chain[i])
+    }
+}

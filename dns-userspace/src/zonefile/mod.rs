@@ -1,0 +1,112 @@
+//! Master-file (zone file) parser, RFC 1035 §5: turns zone text into [`Record`]s whose RDATA is
+//! in uncompressed wire form. It reads zones signed by BIND's dnssec-signzone, ldns-signzone and
+//! Knot DNS unchanged.
+//!
+//! # Syntax
+//! - Entries: one per line; `(` … `)` join lines; `;` starts a comment; `"…"` quotes; `\X` and
+//!   `\DDD` escapes everywhere. A line starting with a blank repeats the previous owner.
+//! - Owner: `@` (the current origin), relative names (completed with the origin), absolute names,
+//!   or omitted. Letter case is kept as written, in owners and in RDATA names.
+//! - TTL and class in either order, both optional. TTLs are seconds or unit sums such as `1h30m`,
+//!   `2w`, `1D` (w, d, h, m, s in any case). TTLs above 2^31−1 become 0 with a warning (RFC 2181
+//!   §8, as BIND does).
+//! - Class: IN only (the default). Any other class is an error.
+//! - Directives: `$ORIGIN name`, `$TTL ttl`, `$INCLUDE file [origin]`. The file is relative to the
+//!   directory of the including file; the origin argument (and any `$ORIGIN` inside) applies only
+//!   within the included file; `$TTL` set inside stays in force afterwards (as in BIND); include
+//!   loops are errors. `$GENERATE` is rejected with an error.
+//! - Types: those of `rdata.rs`, `rdata_dnssec.rs` and `rdata_svcb.rs`, written as mnemonics or
+//!   `TYPEnnn`; every type also accepts the RFC 3597 form `\# length hex`. Meta types (OPT, ANY,
+//!   AXFR, …) are errors.
+//!
+//! # Default TTL (what BIND does)
+//! A record without a TTL takes `$TTL` if one was given. Without `$TTL` it takes the TTL of the
+//! previous record (RFC 1035 semantics, with one warning). If there is no TTL at all yet, an SOA
+//! record takes its MINIMUM field, with a warning, and that value then serves as the default for
+//! the records after it; any other record is an error ("no TTL specified").
+//!
+//! # Zone checks
+//! The `origin` argument is the zone apex. As BIND does, records owned by names outside the zone
+//! are dropped with a warning, and an SOA anywhere but at the apex is an error. Nothing else about
+//! zone contents (a single SOA, CNAME exclusivity, glue) is checked here.
+
+mod directive;
+mod lexer;
+mod parser;
+pub mod present;
+mod rdata;
+mod rdata_dnssec;
+mod rdata_svcb;
+mod text;
+mod types;
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_fixtures;
+#[cfg(test)]
+mod tests_rdata;
+
+use std::path::Path;
+
+use crate::name::Name;
+use crate::record::Record;
+
+/// The records of a zone file, in file order, and the warnings met while reading it.
+#[derive(Clone, Debug, Default)]
+pub struct ZoneFile {
+    pub records: Vec<Record>,
+    /// Each formatted `file:line: text`.
+    pub warnings: Vec<String>,
+    /// `file:line` where each record was written, parallel to `records` (always `Some` from
+    /// the parser; `None` for record lists made otherwise).
+    pub locations: Option<Vec<String>>,
+}
+
+/// Why a zone file was rejected, with the file (the included one, for errors in an
+/// `$INCLUDE`d file) and the 1-based line.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}:{line}: {message}")]
+pub struct ZoneFileError {
+    pub file: String,
+    pub line: usize,
+    pub message: String,
+}
+
+/// Reads and parses the zone file at `path`; `origin` is the zone apex and the initial origin.
+pub fn parse_file(path: &Path, origin: &Name) -> Result<ZoneFile, ZoneFileError> {
+    let label = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| ZoneFileError {
+        file: label.clone(),
+        line: 0,
+        message: format!("cannot read zone file: {e}"),
+    })?;
+    parse_bytes(&bytes, origin, &label)
+}
+
+/// Parses zone text. `file_label` names it in errors and warnings; `$INCLUDE` paths are relative
+/// to its directory.
+pub fn parse_str(text: &str, origin: &Name, file_label: &str) -> Result<ZoneFile, ZoneFileError> {
+    parse_bytes(text.as_bytes(), origin, file_label)
+}
+
+/// As [`parse_str`], for text that need not be UTF-8 (TXT data may hold any octets).
+pub(crate) fn parse_bytes(
+    text: &[u8],
+    origin: &Name,
+    file_label: &str,
+) -> Result<ZoneFile, ZoneFileError> {
+    let path = Path::new(file_label);
+    let mut loader = parser::Loader::new(origin);
+    if let Ok(canonical) = std::fs::canonicalize(path) {
+        loader.stack.push(canonical);
+    }
+    let dir = path.parent().unwrap_or(Path::new(""));
+    loader.load(text, file_label, dir, origin.clone(), None)?;
+    let locations = Some(loader.location_strings());
+    Ok(ZoneFile {
+        records: loader.records,
+        warnings: loader.warnings,
+        locations,
+    })
+}

@@ -1,0 +1,333 @@
+//! Test harness: a throwaway pair of network namespaces joined by a veth, the server running in
+//! one and clients in the other, all removed on drop (also when a test panics).
+//!
+//! Addresses come from 198.18.0.0/15 and fd00::/8 only. The client-side veth gets an XDP_PASS
+//! program, without which XDP_TX replies from the server side are not delivered on veth.
+
+pub mod client;
+
+use std::fs::File;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _, Result};
+
+pub const SERVER_V4: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+pub const CLIENT_V4: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+pub const SERVER_V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1);
+pub const CLIENT_V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 2);
+const SERVER_MAC: &str = "02:00:00:00:00:01";
+const CLIENT_MAC: &str = "02:00:00:00:00:02";
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// Runs a command; fails with its stderr when it fails.
+pub fn sh(cmd: &mut Command) -> Result<String> {
+    let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
+    if !out.status.success() {
+        bail!(
+            "{cmd:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn ip(args: &[&str]) -> Result<String> {
+    sh(Command::new("ip").args(args))
+}
+
+/// Workspace root (this crate lives in `tests/`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace")
+        .to_path_buf()
+}
+
+/// The `xdpdns` binary built next to the running test or demo binary.
+pub fn xdpdns_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("XDPDNS_BIN") {
+        return p.into();
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    let mut dir = exe.parent().expect("exe dir").to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    dir.join("xdpdns")
+}
+
+/// A namespace pair joined by a veth.
+pub struct TestNet {
+    pub server_ns: String,
+    pub client_ns: String,
+    pub server_if: String,
+    pub client_if: String,
+    pub dir: PathBuf,
+    pass: Option<Child>,
+    server: Option<Child>,
+}
+
+impl TestNet {
+    /// Creates the namespaces, the veth, addresses and neighbour entries, and attaches XDP_PASS
+    /// on the client side.
+    pub fn new() -> Result<TestNet> {
+        let n = SEQ.fetch_add(1, Ordering::SeqCst);
+        let pid = std::process::id();
+        let tag = format!("{}{}", pid % 100_000, n);
+        let dir = std::env::temp_dir().join(format!("xdpdns-test-{tag}"));
+        std::fs::create_dir_all(&dir)?;
+        let mut net = TestNet {
+            server_ns: format!("xdts{tag}"),
+            client_ns: format!("xdtc{tag}"),
+            server_if: format!("xs{tag}"),
+            client_if: format!("xc{tag}"),
+            dir,
+            pass: None,
+            server: None,
+        };
+        net.setup().context("setting up the test namespaces")?;
+        Ok(net)
+    }
+
+    fn setup(&mut self) -> Result<()> {
+        let (s, c) = (self.server_ns.clone(), self.client_ns.clone());
+        ip(&["netns", "add", &s])?;
+        ip(&["netns", "add", &c])?;
+        ip(&[
+            "link",
+            "add",
+            &self.server_if,
+            "netns",
+            &s,
+            "address",
+            SERVER_MAC,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &self.client_if,
+            "netns",
+            &c,
+            "address",
+            CLIENT_MAC,
+        ])?;
+        for (ns, ifname, v4, v6, peer4, peer6, peer_mac) in [
+            (
+                &s,
+                &self.server_if,
+                SERVER_V4,
+                SERVER_V6,
+                CLIENT_V4,
+                CLIENT_V6,
+                CLIENT_MAC,
+            ),
+            (
+                &c,
+                &self.client_if,
+                CLIENT_V4,
+                CLIENT_V6,
+                SERVER_V4,
+                SERVER_V6,
+                SERVER_MAC,
+            ),
+        ] {
+            ip(&["-n", ns, "link", "set", "lo", "up"])?;
+            ip(&["-n", ns, "addr", "add", &format!("{v4}/24"), "dev", ifname])?;
+            ip(&[
+                "-n",
+                ns,
+                "addr",
+                "add",
+                &format!("{v6}/64"),
+                "dev",
+                ifname,
+                "nodad",
+            ])?;
+            ip(&["-n", ns, "link", "set", ifname, "up"])?;
+            ip(&[
+                "-n",
+                ns,
+                "neigh",
+                "replace",
+                &peer4.to_string(),
+                "lladdr",
+                peer_mac,
+                "dev",
+                ifname,
+                "nud",
+                "permanent",
+            ])?;
+            ip(&[
+                "-n",
+                ns,
+                "neigh",
+                "replace",
+                &peer6.to_string(),
+                "lladdr",
+                peer_mac,
+                "dev",
+                ifname,
+                "nud",
+                "permanent",
+            ])?;
+        }
+        let mut pass = self
+            .in_ns_cmd(&c, &xdpdns_bin())
+            .args(["xdp-pass", "--iface", &self.client_if])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("starting xdpdns xdp-pass")?;
+        // Wait for "attached".
+        let mut out = pass.stdout.take().expect("piped");
+        let mut buf = [0u8; 64];
+        let n = std::io::Read::read(&mut out, &mut buf)?;
+        self.pass = Some(pass);
+        if !String::from_utf8_lossy(&buf[..n]).contains("attached") {
+            bail!("xdp-pass did not attach on {}", self.client_if);
+        }
+        Ok(())
+    }
+
+    /// A command that runs inside `ns` (nsenter keeps /sys/fs/bpf visible, `ip netns exec`
+    /// does not).
+    pub fn in_ns_cmd(&self, ns: &str, program: &Path) -> Command {
+        let mut c = Command::new("nsenter");
+        c.arg(format!("--net=/run/netns/{ns}")).arg(program);
+        c
+    }
+
+    /// A command in the client namespace.
+    pub fn client_cmd(&self, program: &str) -> Command {
+        self.in_ns_cmd(&self.client_ns, Path::new(program))
+    }
+
+    /// Runs `f` on a thread inside the client namespace (sockets made there belong to it).
+    pub fn in_client<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T> {
+        let path = format!("/run/netns/{}", self.client_ns);
+        std::thread::spawn(move || -> Result<T> {
+            let ns = File::open(&path).with_context(|| format!("opening {path}"))?;
+            nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET).context("setns")?;
+            Ok(f())
+        })
+        .join()
+        .map_err(|_| anyhow::anyhow!("client thread panicked"))?
+    }
+
+    /// Path of the server's control socket.
+    pub fn control(&self) -> PathBuf {
+        self.dir.join("control.sock")
+    }
+
+    /// Starts `xdpdns serve` in the server namespace with XDP on the veth, and waits until it
+    /// answers on its control socket. `extra` is appended to the command line.
+    pub fn start_server(&mut self, zones: &[&str], extra: &[&str]) -> Result<()> {
+        let log = File::create(self.dir.join("server.log"))?;
+        let mut cmd = self.in_ns_cmd(&self.server_ns.clone(), &xdpdns_bin());
+        cmd.arg("serve").arg("--iface").arg(&self.server_if);
+        cmd.arg("--control").arg(self.control());
+        for z in zones {
+            cmd.arg("--zone").arg(z);
+        }
+        cmd.args(extra);
+        cmd.stdout(log.try_clone()?)
+            .stderr(log)
+            .env("RUST_LOG", "info");
+        self.server = Some(cmd.spawn().context("starting xdpdns serve")?);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.server.as_mut().expect("server").try_wait()? {
+                bail!("xdpdns serve exited ({status}):\n{}", self.server_log());
+            }
+            if self.ctl("status").is_ok() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("xdpdns serve did not become ready:\n{}", self.server_log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn server_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+    }
+
+    /// Runs `xdpdns <cmd> --control ...` against the server.
+    pub fn ctl(&self, cmd: &str) -> Result<String> {
+        sh(Command::new(xdpdns_bin())
+            .arg(cmd)
+            .arg("--control")
+            .arg(self.control()))
+    }
+
+    /// The server's counters as name → value.
+    pub fn stats(&self) -> Result<std::collections::HashMap<String, u64>> {
+        let text = self.ctl("stats")?;
+        Ok(text
+            .lines()
+            .filter_map(|l| {
+                let (k, v) = l.split_once(' ')?;
+                Some((k.to_owned(), v.parse().ok()?))
+            })
+            .collect())
+    }
+
+    /// Stops the server with SIGTERM and waits for it; returns its exit status success.
+    pub fn stop_server(&mut self) -> Result<bool> {
+        let Some(mut child) = self.server.take() else {
+            return Ok(true);
+        };
+        terminate(&mut child)
+    }
+
+    pub fn server_addrs(&self) -> [IpAddr; 2] {
+        [IpAddr::V4(SERVER_V4), IpAddr::V6(SERVER_V6)]
+    }
+
+    /// XDP program id attached to an interface in a namespace, if any.
+    pub fn xdp_attached(&self, ns: &str, ifname: &str) -> Result<bool> {
+        let out = ip(&["-n", ns, "-d", "link", "show", "dev", ifname])?;
+        Ok(out.contains("prog/xdp"))
+    }
+}
+
+fn terminate(child: &mut Child) -> Result<bool> {
+    // SAFETY: plain kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status.success());
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok(false);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+impl Drop for TestNet {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.server.take() {
+            let _ = terminate(&mut c);
+        }
+        if let Some(mut c) = self.pass.take() {
+            let _ = terminate(&mut c);
+        }
+        let _ = ip(&["netns", "del", &self.server_ns]);
+        let _ = ip(&["netns", "del", &self.client_ns]);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -1,0 +1,201 @@
+//! End to end over a real veth between two namespaces: `xdpdns serve` with XDP in native mode on
+//! one side; a Rust client socket, dig and kdig on the other.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RData;
+use xdpdns_tests::client::{self, Q};
+use xdpdns_tests::{sh, TestNet, SERVER_V4, SERVER_V6};
+
+fn example_zone() -> String {
+    format!(
+        "{}/zones/example.zone",
+        xdpdns_tests::workspace_root().display()
+    )
+}
+
+fn started() -> TestNet {
+    let mut net = TestNet::new().expect("test namespaces");
+    net.start_server(
+        &[&example_zone()],
+        &["--listen", "[::]:53", "--identity", "test-node"],
+    )
+    .expect("server starts");
+    net
+}
+
+fn delta(before: &HashMap<String, u64>, after: &HashMap<String, u64>, key: &str) -> u64 {
+    after.get(key).copied().unwrap_or(0) - before.get(key).copied().unwrap_or(0)
+}
+
+fn addr(ip: IpAddr) -> SocketAddr {
+    SocketAddr::new(ip, 53)
+}
+
+#[test]
+fn xdp_answers_a_and_aaaa_to_a_client_socket_over_v4_and_v6() {
+    let net = started();
+    let before = net.stats().unwrap();
+    let replies = net
+        .in_client(|| {
+            let mut out = Vec::new();
+            for (server, qtype) in [(IpAddr::V4(SERVER_V4), 1u16), (IpAddr::V6(SERVER_V6), 28)] {
+                let q = Q::new("WWW.example.", qtype);
+                out.push(client::udp(addr(server), &q.wire()).unwrap());
+            }
+            out
+        })
+        .unwrap();
+    let after = net.stats().unwrap();
+    assert_eq!(
+        delta(&before, &after, "xdp.answered_exact"),
+        2,
+        "both answered in XDP"
+    );
+    assert_eq!(
+        delta(&before, &after, "udp.queries"),
+        0,
+        "userspace saw nothing"
+    );
+    let v4 = client::parse(&replies[0]).unwrap();
+    assert!(v4.metadata.authoritative);
+    let mut got: Vec<String> = v4
+        .answers
+        .iter()
+        .map(|r| match &r.data {
+            RData::A(a) => a.to_string(),
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    got.sort();
+    assert_eq!(got, ["198.18.0.80", "198.18.0.81"]);
+    assert_eq!(v4.queries[0].name().to_string(), "WWW.example.");
+    let v6 = client::parse(&replies[1]).unwrap();
+    assert!(matches!(&v6.answers[0].data, RData::AAAA(a) if a.to_string() == "fd00:53::80"));
+}
+
+/// Runs dig in the client namespace; returns its output.
+fn dig(net: &TestNet, args: &[&str]) -> String {
+    sh(net
+        .client_cmd("dig")
+        .args(["+norec", "+nocookie", "+time=2", "+tries=1", "-p", "53"])
+        .args(args))
+    .unwrap()
+}
+
+#[test]
+fn dig_and_kdig_get_xdp_answers() {
+    let net = started();
+    let before = net.stats().unwrap();
+    let out = dig(&net, &["@198.18.0.1", "www.example.", "A"]);
+    assert!(out.contains("status: NOERROR"), "{out}");
+    assert!(out.contains("flags: qr aa"), "{out}");
+    assert!(out.contains("198.18.0.80"), "{out}");
+    let out = dig(&net, &["@fd00::1", "www.example.", "AAAA", "+dnssec"]);
+    assert!(out.contains("fd00:53::80"), "{out}");
+    assert!(out.contains("flags: do"), "{out}");
+    let out = sh(net.client_cmd("kdig").args([
+        "@198.18.0.1",
+        "+norec",
+        "+timeout=2",
+        "+retry=0",
+        "ns1.nic.example.",
+        "AAAA",
+    ]))
+    .unwrap();
+    assert!(out.contains("fd00:53::11"), "{out}");
+    let after = net.stats().unwrap();
+    assert_eq!(delta(&before, &after, "xdp.answered_exact"), 3);
+    assert_eq!(delta(&before, &after, "udp.queries"), 0);
+}
+
+#[test]
+fn misses_fall_back_to_userspace_and_tcp_is_served() {
+    let net = started();
+    let before = net.stats().unwrap();
+    // NXDOMAIN with the SOA in authority.
+    let out = dig(&net, &["@198.18.0.1", "nope.example.", "A"]);
+    assert!(out.contains("status: NXDOMAIN"), "{out}");
+    assert!(out.contains("AUTHORITY: 1"), "{out}");
+    // NODATA.
+    let out = dig(&net, &["@198.18.0.1", "www.example.", "MX"]);
+    assert!(
+        out.contains("status: NOERROR") && out.contains("ANSWER: 0"),
+        "{out}"
+    );
+    // Referral with glue, not authoritative.
+    let out = dig(&net, &["@198.18.0.1", "www.shop.example.", "A"]);
+    assert!(
+        out.contains("status: NOERROR") && !out.contains("flags: qr aa"),
+        "{out}"
+    );
+    assert!(
+        out.contains("ns1.shop.example.") && out.contains("198.18.1.1"),
+        "{out}"
+    );
+    // Outside our zones.
+    let out = dig(&net, &["@198.18.0.1", "example.org.", "A"]);
+    assert!(out.contains("status: REFUSED"), "{out}");
+    // CHAOS identity.
+    let out = dig(&net, &["@198.18.0.1", "id.server.", "TXT", "CH"]);
+    assert!(out.contains("test-node"), "{out}");
+    // TCP, from dig and pipelined from the Rust client.
+    let out = dig(&net, &["@198.18.0.1", "+tcp", "www.example.", "A"]);
+    assert!(out.contains("198.18.0.81"), "{out}");
+    let replies = net
+        .in_client(|| {
+            let msgs: Vec<Vec<u8>> = ["www.example.", "nic.example.", "nope.example."]
+                .iter()
+                .map(|n| Q::new(n, 1).wire())
+                .collect();
+            client::tcp(addr(IpAddr::V6(SERVER_V6)), &msgs).unwrap()
+        })
+        .unwrap();
+    assert_eq!(replies.len(), 3);
+    assert_eq!(
+        client::parse(&replies[2]).unwrap().metadata.response_code,
+        ResponseCode::NXDomain
+    );
+    let after = net.stats().unwrap();
+    assert_eq!(delta(&before, &after, "xdp.answered_exact"), 0);
+    assert_eq!(delta(&before, &after, "xdp.pass_miss"), 4);
+    assert_eq!(delta(&before, &after, "xdp.pass_class"), 1);
+    assert!(delta(&before, &after, "xdp.pass_tcp") >= 2);
+    assert_eq!(delta(&before, &after, "udp.queries"), 5);
+    assert_eq!(delta(&before, &after, "tcp.queries"), 4);
+}
+
+#[test]
+fn other_traffic_passes_and_shutdown_detaches() {
+    let mut net = started();
+    // A UDP service on another port in the server namespace still gets its packets.
+    let mut echo = net
+        .in_ns_cmd(&net.server_ns.clone(), std::path::Path::new("python3"))
+        .args([
+            "-c",
+            "import socket;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.bind(('198.18.0.1',5353));d,a=s.recvfrom(512);s.sendto(d,a)",
+        ])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let q = Q::new("www.example.", 1).wire();
+    let reply = net
+        .in_client(move || client::udp("198.18.0.1:5353".parse().unwrap(), &q))
+        .unwrap()
+        .expect("echo on port 5353 reached");
+    assert_eq!(reply, Q::new("www.example.", 1).wire(), "unchanged by XDP");
+    let _ = echo.wait();
+    assert!(net
+        .xdp_attached(&net.server_ns.clone(), &net.server_if.clone())
+        .unwrap());
+    assert!(
+        net.stop_server().unwrap(),
+        "clean exit on SIGTERM:\n{}",
+        net.server_log()
+    );
+    assert!(!net
+        .xdp_attached(&net.server_ns.clone(), &net.server_if.clone())
+        .unwrap());
+}

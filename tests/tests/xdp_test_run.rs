@@ -1,0 +1,323 @@
+//! The XDP program on crafted frames through BPF_PROG_TEST_RUN (root, no network): answers are
+//! byte-identical to the engine's, checksums are valid, and everything it must not answer is
+//! passed unchanged and counted under the right reason.
+
+use std::net::IpAddr;
+
+use dns_common::{counter, Config};
+use xdpdns::compile;
+use xdpdns::engine::{Engine, EngineConfig, Transport};
+use xdpdns::frame::{self, FrameSpec};
+use xdpdns::load::{load_catalog, ZoneSpec};
+use xdpdns::xdp::XdpServer;
+use xdpdns_tests::client::Q;
+
+const XDP_PASS: u32 = 2;
+const XDP_TX: u32 = 3;
+
+fn server_v4() -> IpAddr {
+    "198.18.0.1".parse().unwrap()
+}
+fn server_v6() -> IpAddr {
+    "fd00::1".parse().unwrap()
+}
+fn client_v4() -> IpAddr {
+    "198.18.0.2".parse().unwrap()
+}
+fn client_v6() -> IpAddr {
+    "fd00::2".parse().unwrap()
+}
+
+struct Rig {
+    xdp: XdpServer,
+    engine: Engine,
+}
+
+/// A zone with a long name holding a large TXT, for the size limit.
+fn extra_zone(dir: &std::path::Path) -> String {
+    let long = [
+        "a".repeat(60),
+        "b".repeat(60),
+        "c".repeat(60),
+        "d".repeat(50),
+    ]
+    .join(".");
+    let txt = format!("\"{}\" \"{}\"", "x".repeat(200), "y".repeat(100));
+    let text = format!(
+        "$ORIGIN big.test.\n$TTL 300\n@ SOA ns hostmaster 1 7200 3600 1209600 300\n@ NS ns\nns A 198.18.0.53\n{long} TXT {txt}\n"
+    );
+    let path = dir.join("big.test.zone");
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+fn rig() -> Rig {
+    let dir = std::env::temp_dir().join(format!("xdpdns-testrun-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let example = format!(
+        "{}/zones/example.zone",
+        xdpdns_tests::workspace_root().display()
+    );
+    let specs: Vec<ZoneSpec> = [example, extra_zone(&dir)]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+    let (catalog, _) = load_catalog(&specs).unwrap();
+    let engine = Engine::new(catalog, EngineConfig::default());
+    let mut xdp = XdpServer::load().unwrap();
+    xdp.add_service_addr(server_v4()).unwrap();
+    xdp.add_service_addr(server_v6()).unwrap();
+    let mut entries = Vec::new();
+    for z in engine.catalog.zones() {
+        compile::compile_zone(&engine, z, 7, &mut entries);
+    }
+    for (k, v) in &entries {
+        xdp.answers.insert(k, v, 0).unwrap();
+    }
+    xdp.set_config(Config {
+        port: 53,
+        server_payload: 1232,
+        generation: 7,
+        _pad: 0,
+    })
+    .unwrap();
+    Rig { xdp, engine }
+}
+
+fn spec(v6: bool) -> FrameSpec {
+    if v6 {
+        FrameSpec::udp(client_v6(), server_v6(), 53)
+    } else {
+        FrameSpec::udp(client_v4(), server_v4(), 53)
+    }
+}
+
+impl Rig {
+    /// Runs a frame; returns the action, the output and the counter that moved.
+    fn run(&mut self, f: &[u8]) -> (u32, Vec<u8>, usize) {
+        let before = self.xdp.counters().unwrap();
+        let (action, out) = self.xdp.test_run(f).unwrap();
+        let after = self.xdp.counters().unwrap();
+        let moved: Vec<usize> = (0..before.len())
+            .filter(|&i| after[i] != before[i])
+            .collect();
+        assert_eq!(
+            moved.len(),
+            1,
+            "exactly one counter moves per packet: {moved:?}"
+        );
+        (action, out, moved[0])
+    }
+
+    /// Asserts the frame is answered in XDP with exactly the engine's response.
+    fn expect_answer(&mut self, spec: &FrameSpec, dns: &[u8], kind: u32) {
+        let f = frame::build(spec, dns);
+        let (action, out, c) = self.run(&f);
+        assert_eq!(action, XDP_TX, "expected XDP_TX");
+        assert_eq!(c, kind as usize, "counter");
+        let p = frame::parse(&out).expect("valid checksums and lengths");
+        assert_eq!(p.src, spec.dst);
+        assert_eq!(p.dst, spec.src);
+        assert_eq!(p.sport, spec.dport);
+        assert_eq!(p.dport, spec.sport);
+        assert_eq!(p.src_mac, frame::SERVER_MAC);
+        assert_eq!(p.dst_mac, frame::CLIENT_MAC);
+        assert_eq!(p.vlans, spec.vlans);
+        let expected = self.engine.answer(dns, Transport::Udp).unwrap();
+        assert_eq!(p.payload, expected, "XDP answer equals the engine's");
+    }
+
+    /// Asserts the frame is passed unchanged, counted under `reason`.
+    fn expect_pass(&mut self, f: &[u8], reason: u32) {
+        let (action, out, c) = self.run(f);
+        assert_eq!(action, XDP_PASS);
+        assert_eq!(
+            counter::NAMES[c],
+            counter::NAMES[reason as usize],
+            "pass reason"
+        );
+        assert_eq!(out, f, "passed packets are unchanged");
+    }
+}
+
+#[test]
+fn answers_a_and_aaaa_like_the_engine() {
+    let mut r = rig();
+    for v6 in [false, true] {
+        for (name, qtype) in [
+            ("www.example.", 1),
+            ("WwW.ExAmPlE.", 28),
+            ("ns1.nic.example", 1),
+            ("example.", 28),
+        ] {
+            for edns in [None, Some(512), Some(1232), Some(4096)] {
+                for dnssec_ok in [false, true] {
+                    let mut q = Q::new(name, qtype);
+                    q.edns = edns;
+                    q.dnssec_ok = dnssec_ok && edns.is_some();
+                    q.id = 0xbeef;
+                    q.rd = true;
+                    q.cd = dnssec_ok;
+                    r.expect_answer(&spec(v6), &q.wire(), counter::ANSWERED_EXACT);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn echoes_case_and_id_and_keeps_vlan_tags() {
+    let mut r = rig();
+    let mut q = Q::new("wWw.EXAMPLE.", 1);
+    q.id = 0x0102;
+    let mut s = spec(false);
+    s.vlans = vec![(0x8100, 42)];
+    r.expect_answer(&s, &q.wire(), counter::ANSWERED_EXACT);
+    s.vlans = vec![(0x88a8, 5), (0x8100, 42)];
+    let mut s6 = spec(true);
+    s6.vlans = s.vlans.clone();
+    r.expect_answer(&s6, &q.wire(), counter::ANSWERED_EXACT);
+    // The echoed question keeps the sender's case.
+    let out = r
+        .xdp
+        .test_run(&frame::build(&spec(false), &q.wire()))
+        .unwrap()
+        .1;
+    let p = frame::parse(&out).unwrap();
+    assert_eq!(&p.payload[..2], &[1, 2]);
+    assert_eq!(&p.payload[13..16], b"wWw");
+}
+
+#[test]
+fn ethernet_padding_is_dropped_from_the_answer() {
+    let mut r = rig();
+    let q = Q::new("www.example.", 1).wire();
+    let mut f = frame::build(&spec(false), &q);
+    f.extend_from_slice(&[0u8; 20]);
+    let (action, out, _) = r.run(&f);
+    assert_eq!(action, XDP_TX);
+    let p = frame::parse(&out).unwrap();
+    assert_eq!(p.payload, r.engine.answer(&q, Transport::Udp).unwrap());
+}
+
+fn with_dns(v6: bool, mutate: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+    let mut q = Q::new("www.example.", 1).wire();
+    mutate(&mut q);
+    frame::build(&spec(v6), &q)
+}
+
+#[test]
+fn passes_what_it_must_not_answer_with_the_right_reason() {
+    let mut r = rig();
+    use counter::*;
+    // Names not in the map, and types not compiled.
+    r.expect_pass(
+        &frame::build(&spec(false), &Q::new("nope.example.", 1).wire()),
+        PASS_MISS,
+    );
+    r.expect_pass(
+        &frame::build(&spec(true), &Q::new("www.example.", 16).wire()),
+        PASS_MISS,
+    );
+    r.expect_pass(
+        &frame::build(&spec(false), &Q::new("shop.example.", 1).wire()),
+        PASS_MISS,
+    );
+    // Header rules.
+    r.expect_pass(&with_dns(false, |q| q[2] |= 0x80), PASS_NOT_QUERY); // QR=1
+    r.expect_pass(&with_dns(false, |q| q[2] |= 0x10), PASS_NOT_QUERY); // opcode 2
+    r.expect_pass(&with_dns(false, |q| q[5] = 2), PASS_NOT_QUERY); // QDCOUNT=2
+    r.expect_pass(&with_dns(false, |q| q[2] |= 0x02), PASS_NOT_QUERY); // TC=1
+                                                                       // Malformed DNS.
+    r.expect_pass(&with_dns(false, |q| q.truncate(15)), PASS_MALFORMED);
+    r.expect_pass(&with_dns(false, |q| q.truncate(8)), PASS_MALFORMED);
+    r.expect_pass(&with_dns(false, |q| q[12] = 0xc0), PASS_MALFORMED); // pointer in QNAME
+    r.expect_pass(&with_dns(false, |q| q.push(0)), PASS_MALFORMED); // trailing byte
+    r.expect_pass(&with_dns(false, |q| q[11] = 2), PASS_MALFORMED); // ARCOUNT=2
+                                                                    // EDNS.
+    let mut nsid = Q::new("www.example.", 1).wire();
+    let n = nsid.len();
+    nsid[n - 2..].copy_from_slice(&[0, 4]);
+    nsid.extend_from_slice(&[0, 3, 0, 0]);
+    r.expect_pass(&frame::build(&spec(false), &nsid), PASS_EDNS_OPTION);
+    r.expect_pass(
+        &with_dns(true, |q| {
+            let n = q.len();
+            q[n - 5] = 1
+        }),
+        PASS_EDNS_VERSION,
+    );
+    // Class CH.
+    r.expect_pass(
+        &with_dns(false, |q| {
+            let n = q.len();
+            q[n - 12] = 3
+        }),
+        PASS_CLASS,
+    );
+    // Too big for a client without EDNS: 12 + 235 + 4 + the TXT answer > 512.
+    let long = format!(
+        "{}.{}.{}.{}.big.test.",
+        "a".repeat(60),
+        "b".repeat(60),
+        "c".repeat(60),
+        "d".repeat(50)
+    );
+    let mut q = Q::new(&long, 16);
+    q.edns = None;
+    r.expect_pass(&frame::build(&spec(false), &q.wire()), PASS_TOO_BIG);
+    q.edns = Some(1232);
+    r.expect_answer(&spec(false), &q.wire(), ANSWERED_EXACT);
+    // Not for us: other port, other address, not UDP/TCP, not IP.
+    let q = Q::new("www.example.", 1).wire();
+    let mut s = spec(false);
+    s.dport = 5353;
+    r.expect_pass(&frame::build(&s, &q), PASS_NOT_DNS);
+    let mut s = spec(false);
+    s.dst = "198.18.0.9".parse().unwrap();
+    r.expect_pass(&frame::build(&s, &q), PASS_NOT_DNS);
+    let mut s = spec(true);
+    s.dst = "fd00::9".parse().unwrap();
+    r.expect_pass(&frame::build(&s, &q), PASS_NOT_DNS);
+    let mut arp = frame::build(&spec(false), &q);
+    arp[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
+    r.expect_pass(&arp, PASS_NOT_DNS);
+    r.expect_pass(&arp[..14], PASS_NOT_DNS);
+    // TCP to the service port.
+    let mut s = spec(false);
+    s.proto = 6;
+    r.expect_pass(&frame::build(&s, &q), PASS_TCP);
+    let mut s = spec(true);
+    s.proto = 6;
+    r.expect_pass(&frame::build(&s, &q), PASS_TCP);
+    // IPv4 fragments and options.
+    let mut f = frame::build(&spec(false), &q);
+    f[14 + 6] |= 0x20; // MF
+    r.expect_pass(&f, PASS_FRAGMENT);
+    let mut f = frame::build(&spec(false), &q);
+    f[14 + 7] = 1; // fragment offset
+    r.expect_pass(&f, PASS_FRAGMENT);
+    let mut f = frame::build(&spec(false), &q);
+    f[14] = 0x46; // IHL 6: options
+    r.expect_pass(&f, PASS_IP_OPTIONS);
+    // IPv6 extension header (hop-by-hop).
+    let mut f = frame::build(&spec(true), &q);
+    f[14 + 6] = 0;
+    r.expect_pass(&f, PASS_IPV6_EXT);
+    // Bad UDP length.
+    let mut f = frame::build(&spec(false), &q);
+    f[14 + 20 + 5] += 1;
+    r.expect_pass(&f, PASS_MALFORMED);
+}
+
+#[test]
+fn generation_switch_hides_old_entries() {
+    let mut r = rig();
+    let q = Q::new("www.example.", 1).wire();
+    let f = frame::build(&spec(false), &q);
+    assert_eq!(r.run(&f).0, XDP_TX);
+    let mut cfg = r.xdp.config().unwrap();
+    cfg.generation = 8;
+    r.xdp.set_config(cfg).unwrap();
+    r.expect_pass(&f, counter::PASS_MISS);
+}
