@@ -370,7 +370,7 @@ mod tests {
     #[test]
     fn case_insensitive_and_canonical_order() {
         assert_eq!(n("WWW.Example."), n("www.example."));
-        let mut v = vec![
+        let mut v = [
             n("z.example."),
             n("a.example."),
             n("example."),

@@ -44,11 +44,28 @@ fn extra_zone(dir: &std::path::Path) -> String {
     .join(".");
     let txt = format!("\"{}\" \"{}\"", "x".repeat(200), "y".repeat(100));
     let text = format!(
-        "$ORIGIN big.test.\n$TTL 300\n@ SOA ns hostmaster 1 7200 3600 1209600 300\n@ NS ns\nns A 198.18.0.53\n{long} TXT {txt}\n"
+        "$ORIGIN big.test.\n$TTL 300\n@ SOA ns hostmaster 1 7200 3600 1209600 300\n@ NS ns\nns A 198.18.0.53\n{long} TXT {txt}\n{} A 198.18.0.7\n",
+        longest_name().trim_end_matches(".big.test.")
     );
     let path = dir.join("big.test.zone");
     std::fs::write(&path, text).unwrap();
     path.display().to_string()
+}
+
+/// A name of exactly 255 octets in wire form.
+fn longest_name() -> String {
+    let n = format!(
+        "{}.{}.{}.{}.big.test.",
+        "a".repeat(63),
+        "b".repeat(63),
+        "c".repeat(63),
+        "d".repeat(52)
+    );
+    assert_eq!(
+        xdpdns::name::Name::parse(&n, None).unwrap().wire().len(),
+        255
+    );
+    n
 }
 
 fn rig() -> Rig {
@@ -162,6 +179,18 @@ fn answers_a_and_aaaa_like_the_engine() {
                 }
             }
         }
+    }
+}
+
+#[test]
+fn answers_names_of_255_octets() {
+    let mut r = rig();
+    let name = longest_name().to_uppercase();
+    for v6 in [false, true] {
+        let mut q = Q::new(&name, 1);
+        r.expect_answer(&spec(v6), &q.wire(), counter::ANSWERED_EXACT);
+        q.edns = None;
+        r.expect_answer(&spec(v6), &q.wire(), counter::ANSWERED_EXACT);
     }
 }
 

@@ -180,7 +180,7 @@ impl<'z> Ctx<'z> {
 
     /// Answers from an existing node (or a wildcard node standing in for `qname`).
     /// Returns the next name when a CNAME is to be followed.
-    fn from_node(&mut self, qname: &Name, node: &'z Node, qtype: u16) -> Option<Name> {
+    fn answer_node(&mut self, qname: &Name, node: &'z Node, qtype: u16) -> Option<Name> {
         if qtype == rtype::ANY && !node.rrsets.is_empty() {
             // RFC 8482: over UDP, one RRset is enough.
             let take = if self.tcp { node.rrsets.len() } else { 1 };
@@ -283,7 +283,7 @@ pub fn resolve<'z>(
         }
         if let Some((_, node)) = zone.node(&name) {
             let before = cx.res.answer.len();
-            let next = cx.from_node(&name, node, qtype);
+            let next = cx.answer_node(&name, node, qtype);
             if cx.res.kind == Kind::Negative {
                 // NODATA: the NSEC at the name (or the one covering an empty non-terminal).
                 cx.nsec_proof(&name);
@@ -306,7 +306,7 @@ pub fn resolve<'z>(
         match wnode {
             Some((wname, wnode)) => {
                 let wname = wname.clone();
-                let next = cx.from_node(&name, wnode, qtype);
+                let next = cx.answer_node(&name, wnode, qtype);
                 // Prove that the query name itself does not exist.
                 cx.nsec_proof(&name);
                 if cx.res.kind == Kind::Negative {
