@@ -4,6 +4,7 @@
 //! It owns the message-level rules (header bits, EDNS, CHAOS, size limits and truncation);
 //! lookups inside a zone are in `resolve`.
 
+mod denial;
 pub mod query;
 pub mod resolve;
 pub mod writer;
@@ -323,3 +324,6 @@ impl Engine {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

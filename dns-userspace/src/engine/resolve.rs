@@ -56,16 +56,16 @@ fn sigs<'z>(owner: &Name, s: &'z RRset) -> OutSet<'z> {
     }
 }
 
-struct Ctx<'z> {
-    zone: &'z Zone,
-    dnssec: bool,
+pub(super) struct Ctx<'z> {
+    pub(super) zone: &'z Zone,
+    pub(super) dnssec: bool,
     tcp: bool,
     res: Resolution<'z>,
 }
 
 impl<'z> Ctx<'z> {
     /// Pushes an RRset and, with DNSSEC, its signatures.
-    fn add(&mut self, to: Part, owner: &Name, s: &'z RRset) {
+    pub(super) fn add(&mut self, to: Part, owner: &Name, s: &'z RRset) {
         let mut v = vec![set(owner, s)];
         if self.dnssec && !s.sigs.is_empty() {
             v.push(sigs(owner, s));
@@ -102,22 +102,6 @@ impl<'z> Ctx<'z> {
         }
     }
 
-    /// The NSEC record that matches or covers `name`, with its signature (RFC 4035 §3.1.3).
-    fn nsec_proof(&mut self, name: &Name) {
-        if !self.dnssec {
-            return;
-        }
-        let zone = self.zone;
-        if let Some(owner) = zone.nsec_for(name) {
-            if let Some((owner, node)) = zone.node(owner) {
-                if let Some(nsec) = node.get(rtype::NSEC) {
-                    let owner = owner.clone();
-                    self.add(Part::Authority, &owner, nsec);
-                }
-            }
-        }
-    }
-
     /// A + AAAA for `target` when the zone holds them (additional section processing).
     fn address_records(&mut self, target: &Name, required: bool, glue: bool) {
         let zone = self.zone;
@@ -150,7 +134,7 @@ impl<'z> Ctx<'z> {
             let node = zone.node(cut).map(|(_, n)| n);
             match node.and_then(|n| n.get(rtype::DS)) {
                 Some(ds) => self.add(Part::Authority, cut, ds),
-                None => self.nsec_proof(cut),
+                None => self.deny_ds(cut),
             }
         }
         for rd in &ns.rdatas {
@@ -219,7 +203,7 @@ impl<'z> Ctx<'z> {
 }
 
 #[derive(Clone, Copy)]
-enum Part {
+pub(super) enum Part {
     Answer,
     Authority,
     Additional(bool),
@@ -285,8 +269,7 @@ pub fn resolve<'z>(
             let before = cx.res.answer.len();
             let next = cx.answer_node(&name, node, qtype);
             if cx.res.kind == Kind::Negative {
-                // NODATA: the NSEC at the name (or the one covering an empty non-terminal).
-                cx.nsec_proof(&name);
+                cx.deny_type(&name);
                 if before > 0 {
                     cx.res.kind = Kind::Exact;
                 }
@@ -306,11 +289,15 @@ pub fn resolve<'z>(
         match wnode {
             Some((wname, wnode)) => {
                 let wname = wname.clone();
+                let before = cx.res.answer.len();
                 let next = cx.answer_node(&name, wnode, qtype);
-                // Prove that the query name itself does not exist.
-                cx.nsec_proof(&name);
                 if cx.res.kind == Kind::Negative {
-                    cx.nsec_proof(&wname);
+                    cx.deny_wildcard_type(&name, &wname);
+                    if before > 0 {
+                        cx.res.kind = Kind::Exact;
+                    }
+                } else {
+                    cx.deny_for_wildcard(&name, &ce);
                 }
                 match next {
                     Some(n) => {
@@ -326,10 +313,7 @@ pub fn resolve<'z>(
                     cx.res.kind = Kind::Negative;
                 }
                 cx.negative_soa();
-                cx.nsec_proof(&name);
-                if let Some(w) = wild {
-                    cx.nsec_proof(&w);
-                }
+                cx.deny_name(&name, &ce);
                 break;
             }
         }

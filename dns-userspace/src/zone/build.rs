@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use thiserror::Error;
 
+use super::nsec3::{parse_param, Nsec3Chain};
 use super::{Node, RRset, Zone};
 use crate::name::Name;
 use crate::record::{rtype, Record};
@@ -126,6 +127,7 @@ impl Zone {
         for (_, node) in nodes.values_mut() {
             node.rrsets.sort_by_key(|s| s.rtype);
         }
+        let nsec3 = extract_nsec3(&apex, &mut nodes, &mut warnings);
 
         let at = |name: &Name, t: u16| first_at.get(&(name.clone(), t)).copied().unwrap_or(0);
         let apex_node = nodes.get(&apex).map(|(_, n)| n);
@@ -249,9 +251,53 @@ impl Zone {
                 apex,
                 nodes,
                 nsec_chain,
+                nsec3,
                 source: source.name.to_owned(),
             },
             warnings,
         ))
     }
+}
+
+/// Moves the NSEC3 records out of the nodes into the zone's NSEC3 chain (when the apex has an
+/// NSEC3PARAM); nodes left empty disappear.
+fn extract_nsec3(
+    apex: &Name,
+    nodes: &mut HashMap<Name, (Name, Node)>,
+    warnings: &mut Vec<String>,
+) -> Option<Nsec3Chain> {
+    let param = nodes
+        .get(apex)
+        .and_then(|(_, n)| n.get(rtype::NSEC3PARAM))
+        .and_then(|p| parse_param(&p.rdatas[0]));
+    let owners: Vec<Name> = nodes
+        .values()
+        .filter(|(_, n)| n.get(rtype::NSEC3).is_some())
+        .map(|(n, _)| n.clone())
+        .collect();
+    let (alg, iterations, salt) = param?;
+    let mut chain = Nsec3Chain::new(alg, iterations, salt);
+    for owner in owners {
+        let (name, node) = nodes.get_mut(&owner).expect("listed");
+        let i = node
+            .rrsets
+            .iter()
+            .position(|s| s.rtype == rtype::NSEC3)
+            .expect("listed");
+        let set = node.rrsets.remove(i);
+        let name = name.clone();
+        if node.rrsets.is_empty() {
+            nodes.remove(&owner);
+        }
+        let mut set = set;
+        set.rdatas.retain(|rd| chain.same_params(rd));
+        if set.rdatas.is_empty() {
+            continue;
+        }
+        if let Err(e) = chain.insert(name, set) {
+            warnings.push(e);
+        }
+    }
+    chain.finish();
+    Some(chain)
 }

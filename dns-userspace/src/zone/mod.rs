@@ -2,6 +2,7 @@
 //! node with their RRSIGs attached, and the lookups the answer engine needs.
 
 mod build;
+pub mod nsec3;
 
 use std::collections::HashMap;
 
@@ -55,6 +56,8 @@ pub struct Zone {
     nodes: HashMap<Name, (Name, Node)>,
     /// NSEC owners in canonical order, for covering-NSEC lookups.
     nsec_chain: Vec<Name>,
+    /// NSEC3 records, when the zone is NSEC3-signed.
+    nsec3: Option<nsec3::Nsec3Chain>,
     /// The file(s) this zone came from, for messages.
     pub source: String,
 }
@@ -154,6 +157,11 @@ impl Zone {
             n = p;
         }
         self.apex.clone()
+    }
+
+    /// The NSEC3 chain of an NSEC3-signed zone.
+    pub fn nsec3(&self) -> Option<&nsec3::Nsec3Chain> {
+        self.nsec3.as_ref()
     }
 
     /// The NSEC owner that covers or matches `name`: the last NSEC owner ≤ name in canonical

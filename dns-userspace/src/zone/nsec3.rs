@@ -1,0 +1,109 @@
+//! The NSEC3 chain of a zone (RFC 5155): hashing names with the zone's NSEC3PARAM, and finding
+//! the NSEC3 record that matches or covers a hash. NSEC3 records live here, not among the
+//! zone's nodes, so that their owner names never answer queries (RFC 5155 §7.2.8).
+
+use sha1::{Digest, Sha1};
+
+use super::RRset;
+use crate::name::Name;
+
+/// The NSEC3 records of a zone, ordered by hash.
+#[derive(Debug, Default)]
+pub struct Nsec3Chain {
+    pub algorithm: u8,
+    pub iterations: u16,
+    pub salt: Vec<u8>,
+    /// (raw hash, owner name, NSEC3 RRset with its RRSIGs), sorted by hash.
+    entries: Vec<(Vec<u8>, Name, RRset)>,
+}
+
+/// NSEC3PARAM RDATA: algorithm, flags, iterations, salt.
+pub fn parse_param(rdata: &[u8]) -> Option<(u8, u16, Vec<u8>)> {
+    let alg = *rdata.first()?;
+    let iterations = u16::from_be_bytes([*rdata.get(2)?, *rdata.get(3)?]);
+    let salt_len = *rdata.get(4)? as usize;
+    let salt = rdata.get(5..5 + salt_len)?.to_vec();
+    Some((alg, iterations, salt))
+}
+
+/// The hash of `name` (RFC 5155 §5), SHA-1 (algorithm 1) only.
+pub fn hash(name: &Name, iterations: u16, salt: &[u8]) -> Vec<u8> {
+    let mut h = Sha1::new();
+    h.update(name.lower_wire());
+    h.update(salt);
+    let mut digest = h.finalize();
+    for _ in 0..iterations {
+        let mut h = Sha1::new();
+        h.update(digest);
+        h.update(salt);
+        digest = h.finalize();
+    }
+    digest.to_vec()
+}
+
+impl Nsec3Chain {
+    /// A chain for the given parameters; records whose parameters differ are ignored.
+    pub fn new(algorithm: u8, iterations: u16, salt: Vec<u8>) -> Nsec3Chain {
+        Nsec3Chain {
+            algorithm,
+            iterations,
+            salt,
+            entries: Vec::new(),
+        }
+    }
+
+    /// Whether an NSEC3 RDATA uses this chain's parameters.
+    pub fn same_params(&self, rdata: &[u8]) -> bool {
+        match parse_param(rdata) {
+            Some((alg, it, salt)) => {
+                alg == self.algorithm && it == self.iterations && salt == self.salt
+            }
+            None => false,
+        }
+    }
+
+    /// Adds an NSEC3 RRset owned by `owner` (`<base32hex hash>.<apex>`).
+    pub fn insert(&mut self, owner: Name, set: RRset) -> Result<(), String> {
+        let label = owner.labels().next().ok_or("NSEC3 at the root")?;
+        let hash = data_encoding::BASE32HEX_NOPAD
+            .decode(&label.to_ascii_uppercase())
+            .map_err(|_| format!("NSEC3 owner {owner} is not a base32hex hash"))?;
+        self.entries.push((hash, owner, set));
+        Ok(())
+    }
+
+    pub fn finish(&mut self) {
+        self.entries.sort_by(|a, b| a.0.cmp(&b.0));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn hash(&self, name: &Name) -> Vec<u8> {
+        hash(name, self.iterations, &self.salt)
+    }
+
+    /// The NSEC3 whose owner hash equals the hash of `name`.
+    pub fn matching(&self, name: &Name) -> Option<(&Name, &RRset)> {
+        let h = self.hash(name);
+        self.entries
+            .binary_search_by(|e| e.0.as_slice().cmp(&h))
+            .ok()
+            .map(|i| (&self.entries[i].1, &self.entries[i].2))
+    }
+
+    /// The NSEC3 that covers the hash of `name`: the last owner hash below it, wrapping around.
+    pub fn covering(&self, name: &Name) -> Option<(&Name, &RRset)> {
+        if self.entries.is_empty() {
+            return None;
+        }
+        let h = self.hash(name);
+        let i = match self.entries.binary_search_by(|e| e.0.as_slice().cmp(&h)) {
+            Ok(i) => i,
+            Err(0) => self.entries.len() - 1,
+            Err(i) => i - 1,
+        };
+        Some((&self.entries[i].1, &self.entries[i].2))
+    }
+}
