@@ -20,6 +20,7 @@ pub mod maps {
     pub const SERVICE_ADDRS: &str = "SERVICE_ADDRS";
     pub const COUNTERS: &str = "COUNTERS";
     pub const SCRATCH: &str = "SCRATCH";
+    pub const SUFFIXES: &str = "SUFFIXES";
 }
 
 /// Capacity of the answer map (entries).
@@ -29,10 +30,39 @@ pub const SERVICE_ADDRS_CAPACITY: u32 = 64;
 
 /// `AnswerKey::flags` bit: the query carried EDNS with DO=1.
 pub const KEY_FLAG_DO: u16 = 1;
+/// `AnswerKey::flags` bit: NODATA for any type not compiled at this name (`qtype` 0).
+pub const KEY_FLAG_NODATA: u16 = 2;
+/// Kind of suffix entry (in `SUFFIXES`, not in `ANSWERS`): the answer for names at or below a
+/// name — a referral at a zone cut, NXDOMAIN below an existing name, or a marker that sends
+/// everything at and below it to userspace.
+pub const KEY_FLAG_SUFFIX: u16 = 4;
+
+/// Data bytes of a `SUFFIXES` key (the LPM trie maximum).
+pub const SUFFIX_DATA: usize = 256;
+
+/// `SUFFIXES` keys are LPM trie keys over `[flags, reversed name]`: the query name's wire form,
+/// lower-cased and byte-reversed, so that the longest stored prefix is the longest suffix of
+/// the query name held in the map. The first byte carries the generation (7 bits) and DO; every
+/// entry's prefix covers it.
+pub const fn suffix_flag_byte(generation: u16, dnssec_ok: bool) -> u8 {
+    (((generation & 0x7f) as u8) << 1) | dnssec_ok as u8
+}
+
+/// Capacity of the suffix map.
+pub const SUFFIXES_CAPACITY: u32 = 1 << 20;
+/// Size of the scratch buffer holding the suffix key.
+pub const LPM_BUF: usize = 3 + 4 + 1 + 256 + 8;
+/// Size of the scratch buffer for patching templates: any 9-bit offset plus one stays inside.
+pub const TPL_BUF: usize = 520;
+/// Most compression pointers a suffix template may hold (each is shifted by the query name's
+/// extra length).
+pub const MAX_PTRS: usize = 48;
 
 /// Lookup key for a precompiled answer.
 ///
-/// `name` is the query name in wire form, lower-cased (ASCII only, RFC 4343), zero padded.
+/// `name` is the query name in wire form, lower-cased (ASCII only, RFC 4343), right-aligned
+/// in the buffer and zero padded on the left, so that a suffix of the name is the same buffer
+/// with more leading bytes zeroed.
 /// `generation` lets userspace fill a complete new set of entries and then switch
 /// `Config::generation`, so that a query sees either the old zone or the new one, never a mix.
 #[repr(C)]
@@ -65,6 +95,8 @@ pub enum AnswerKind {
     Referral = 1,
     Negative = 2,
     Chaos = 3,
+    /// Suffix marker: names at and below go to userspace.
+    Pass = 4,
 }
 
 /// A precompiled response: everything after the question, except the OPT record.
@@ -86,7 +118,13 @@ pub struct Answer {
     /// offset. The XDP program byte-swaps it when `data` lands at an odd offset.
     pub csum: u16,
     pub kind: u16,
-    pub _pad: u16,
+    /// Suffix templates: wire length of the name the template was made for. A query name
+    /// longer by `p` octets shifts every compression pointer in `data` by `p`.
+    pub anchor_len: u16,
+    /// Number of compression pointers listed in `ptrs`.
+    pub nptrs: u16,
+    /// Offsets in `data` of the compression pointers to shift.
+    pub ptrs: [u16; MAX_PTRS],
     pub data: [u8; ANSWER_MAX],
 }
 
@@ -110,9 +148,19 @@ pub struct Scratch {
     /// The question as sent (name, QTYPE, QCLASS), zero padded after it.
     pub question: [u8; NAME_BUF + 8],
     pub key: AnswerKey,
-    /// QNAME length, stored and read back so that the verifier treats it as one unknown value
-    /// rather than following every possible length separately.
-    pub name_len: u64,
+    /// Room after `key.name` so that the right-aligned copy of the name into it can be proven
+    /// in bounds by the verifier.
+    pub spill: [u8; NAME_BUF],
+    /// A suffix template being patched (the tail past `ANSWER_MAX` stays zero).
+    pub tpl: [u8; TPL_BUF],
+    /// Round-trip slot for values the verifier must see as unknown (then masked).
+    pub opaque: u64,
+    pub _pad: u64,
+    /// Bit i set: a label of the query name starts at octet i (the root label included).
+    pub label_starts: [u64; 4],
+    /// The `SUFFIXES` lookup key, placed at offset 3 so that the reversed name (at key offset
+    /// 5) is 8-byte aligned: `[pad; 3] [prefix_len: u32] [flags] [reversed name; 256]`.
+    pub lpm: [u8; LPM_BUF],
     /// The response's headers and question, when they must move to the front of the buffer
     /// (see `FRAME_PREFIX_MAX`).
     pub frame: [u8; FRAME_PREFIX_MAX],

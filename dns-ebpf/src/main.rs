@@ -8,24 +8,31 @@
 #![no_main]
 
 mod checksum;
+mod lookup;
 mod packet;
 mod question;
+mod reflect;
 
 use aya_ebpf::{
     bindings::xdp_action,
     macros::{map, xdp},
-    maps::{Array, HashMap, PerCpuArray},
+    maps::{Array, HashMap, LpmTrie, PerCpuArray},
     programs::XdpContext,
 };
 use aya_log_ebpf::debug;
 use dns_common::{
     counter, Answer, AnswerKey, Config, Scratch, ANSWERS_CAPACITY, BPF_F_NO_PREALLOC,
-    SERVICE_ADDRS_CAPACITY,
+    SERVICE_ADDRS_CAPACITY, SUFFIXES_CAPACITY, SUFFIX_DATA,
 };
 
 #[map]
 static ANSWERS: HashMap<AnswerKey, Answer> =
     HashMap::with_max_entries(ANSWERS_CAPACITY, BPF_F_NO_PREALLOC);
+
+/// Referral and NXDOMAIN templates and pass markers, by longest suffix (see
+/// `dns_common::suffix_flag_byte`).
+#[map]
+static SUFFIXES: LpmTrie<[u8; SUFFIX_DATA], Answer> = LpmTrie::with_max_entries(SUFFIXES_CAPACITY, 0);
 
 #[map]
 static CONFIG: Array<Config> = Array::with_max_entries(1, 0);

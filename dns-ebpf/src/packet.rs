@@ -10,7 +10,7 @@ use aya_ebpf::{
 };
 use dns_common::{counter, Answer, Scratch, ANSWER_MAX, FRAME_PREFIX_MAX, NAME_BUF};
 
-use crate::{checksum, question, ANSWERS, CONFIG, SCRATCH, SERVICE_ADDRS};
+use crate::{checksum, lookup, question, CONFIG, SCRATCH, SERVICE_ADDRS};
 
 const ETH_P_IPV4: u16 = 0x0800;
 const ETH_P_IPV6: u16 = 0x86dd;
@@ -64,7 +64,19 @@ pub fn handle(ctx: &XdpContext) -> Result<u16, u32> {
         Some(c) if c.port != 0 => *c,
         _ => return Err(counter::PASS_NOT_DNS),
     };
+    let scratch = match SCRATCH.get_ptr_mut(0) {
+        // SAFETY: per-CPU scratch, used by this CPU only for the duration of this program.
+        Some(s) => unsafe { &mut *s },
+        None => return Err(counter::PASS_ERROR),
+    };
     let flow = classify(ctx, cfg.port)?;
+    // Join the verifier's paths for each VLAN depth and IP version (see question::opaque).
+    let flow = Flow {
+        l3: question::opaque(&mut scratch.opaque, flow.l3) & 0x1f,
+        v6: question::opaque(&mut scratch.opaque, flow.v6 as usize) != 0,
+        l4: question::opaque(&mut scratch.opaque, flow.l4) & 0x7f,
+        dns_len: question::opaque(&mut scratch.opaque, flow.dns_len) & 0xffff,
+    };
     let dns = flow.l4 + UDP_HEADER;
     if flow.dns_len < DNS_HEADER {
         return Err(counter::PASS_MALFORMED);
@@ -80,11 +92,6 @@ pub fn handle(ctx: &XdpContext) -> Result<u16, u32> {
         return Err(counter::PASS_NOT_QUERY);
     }
 
-    let scratch = match SCRATCH.get_ptr_mut(0) {
-        // SAFETY: per-CPU scratch, used by this CPU only for the duration of this program.
-        Some(s) => unsafe { &mut *s },
-        None => return Err(counter::PASS_ERROR),
-    };
     let q = question::read(
         ctx,
         scratch,
@@ -94,10 +101,11 @@ pub fn handle(ctx: &XdpContext) -> Result<u16, u32> {
         cfg.server_payload,
     )?;
     scratch.key.generation = cfg.generation;
-    let answer: &Answer = match ANSWERS.get_ptr(&scratch.key) {
-        // SAFETY: map values stay valid for the duration of the program (RCU).
-        Some(a) => unsafe { &*a },
-        None => return Err(counter::PASS_MISS),
+    let found = lookup::find(scratch, q.name_len)?;
+    let answer: &Answer = found.answer;
+    let (tpl, tpl_csum): (*const u8, u16) = match found.shift {
+        Some(shift) => (scratch.tpl.as_ptr(), lookup::patch(scratch, answer, shift)?),
+        None => (answer.data.as_ptr(), answer.csum),
     };
     let len = answer.len as usize;
     if len == 0 || len > ANSWER_MAX {
@@ -133,7 +141,7 @@ pub fn handle(ctx: &XdpContext) -> Result<u16, u32> {
         + checksum::field(answer.nscount)
         + checksum::field(arcount_out);
     let tpl_odd = q.name_len & 1 == 1;
-    sum += checksum::at_parity(answer.csum, tpl_odd);
+    sum += checksum::at_parity(tpl_csum, tpl_odd);
     let payload = cfg.server_payload.to_be_bytes();
     let opt: [u8; OPT_LEN + 1] = [
         0,
@@ -170,14 +178,7 @@ pub fn handle(ctx: &XdpContext) -> Result<u16, u32> {
         grow_at_head(ctx, scratch, l7, delta)?;
     }
     // SAFETY: the helper checks the offsets against the (new) packet; len ≤ ANSWER_MAX.
-    let r = unsafe {
-        bpf_xdp_store_bytes(
-            ctx.ctx,
-            l7 as u32,
-            answer.data.as_ptr() as *mut _,
-            len as u32,
-        )
-    };
+    let r = unsafe { bpf_xdp_store_bytes(ctx.ctx, l7 as u32, tpl as *mut _, len as u32) };
     if r != 0 {
         return Err(counter::PASS_ERROR);
     }

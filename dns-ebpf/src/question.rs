@@ -52,12 +52,9 @@ pub fn read(
     if r != 0 {
         return Err(counter::PASS_MALFORMED);
     }
-    let name_len = name_length(&scratch.question)?;
-    // SAFETY: plain per-CPU memory; volatile so that the compiler keeps the round trip.
-    let name_len = unsafe {
-        core::ptr::write_volatile(&mut scratch.name_len, name_len as u64);
-        core::ptr::read_volatile(&scratch.name_len) as usize
-    };
+    scratch.label_starts = [0; 4];
+    let name_len = name_length(&scratch.question, &mut scratch.label_starts)?;
+    let name_len = opaque(&mut scratch.opaque, name_len);
     if name_len == 0 || name_len > NAME_MAX || name_len + 4 > n {
         return Err(counter::PASS_MALFORMED);
     }
@@ -67,7 +64,28 @@ pub fn read(
     if qclass != 1 {
         return Err(counter::PASS_CLASS);
     }
+    // The key: the name right-aligned in its buffer (see AnswerKey).
+    let start = NAME_BUF - name_len;
+    // SAFETY: start + name_len = NAME_BUF, and `spill` follows `key.name`, so even the bounds
+    // the verifier can prove (start ≤ 255, len ≤ 255) stay inside Scratch.
+    let r = unsafe {
+        bpf_xdp_load_bytes(
+            ctx.ctx,
+            qoff as u32,
+            scratch.key.name.as_mut_ptr().add(start & 0xff) as *mut _,
+            (name_len & 0xff) as u32,
+        )
+    };
+    if r != 0 {
+        return Err(counter::PASS_MALFORMED);
+    }
     mask_words(scratch, name_len);
+    // The masks above split the verifier's view of the length into one path per word boundary;
+    // a round trip through memory joins them again.
+    let name_len = opaque(&mut scratch.opaque, name_len);
+    if name_len == 0 || name_len > NAME_MAX {
+        return Err(counter::PASS_ERROR);
+    }
     scratch.key.qtype = qtype;
 
     let rest = rem - name_len - 4;
@@ -125,12 +143,25 @@ pub fn read(
     Ok(query)
 }
 
+/// Returns `v` through a memory round trip, so that the verifier sees one unknown value (to be
+/// bounds-checked again) instead of following every value `v` may have had separately, and the
+/// compiler cannot drop masks applied to the result.
+#[inline(always)]
+pub fn opaque(slot: &mut u64, v: usize) -> usize {
+    // SAFETY: plain per-CPU memory; volatile so that the compiler keeps the round trip.
+    unsafe {
+        core::ptr::write_volatile(slot, v as u64);
+        core::ptr::read_volatile(slot) as usize
+    }
+}
+
 /// Walks the labels of the copied name; returns its wire length. Compression pointers and
 /// extended label types are not valid in a question we answer.
 #[inline(always)]
-fn name_length(q: &[u8; QUESTION_BUF]) -> Result<usize, u32> {
+fn name_length(q: &[u8; QUESTION_BUF], starts: &mut [u64; 4]) -> Result<usize, u32> {
     let mut pos: usize = 0;
     for _ in 0..128 {
+        starts[(pos >> 6) & 3] |= 1 << (pos & 63);
         let len = q[pos & 0xff] as usize;
         if len == 0 {
             return Ok(pos + 1);
@@ -170,21 +201,25 @@ fn lower(w: u64) -> u64 {
     w | (upper >> 2)
 }
 
-/// Builds the key name (lower-cased, zero padded) and zero pads the question copy after QTYPE
-/// and QCLASS, so that a checksum over the whole buffer is the checksum of the question.
+/// Builds the key name (lower-cased, right-aligned, zero padded on the left) and zero pads the
+/// question copy after QTYPE and QCLASS, so that a checksum over the whole buffer is the
+/// checksum of the question.
 #[inline(always)]
 fn mask_words(scratch: &mut Scratch, name_len: usize) {
     let q = scratch.question.as_mut_ptr() as *mut u64;
     let k = scratch.key.name.as_mut_ptr() as *mut u64;
+    let start = (NAME_BUF - name_len) as isize;
     for i in 0..QUESTION_BUF / 8 {
         let base = (i * 8) as isize;
         // SAFETY: i < QUESTION_BUF / 8; both buffers are 8-byte aligned inside Scratch.
         unsafe {
-            let w = q.add(i).read();
             if i < NAME_BUF / 8 {
-                k.add(i)
-                    .write(lower(w) & keep_mask(name_len as isize - base));
+                let w = k.add(i).read();
+                // Keep the bytes at or after `start`: the top `keep` bytes of this word.
+                let keep = base + 8 - start;
+                k.add(i).write(lower(w) & !keep_mask(8 - keep));
             }
+            let w = q.add(i).read();
             q.add(i).write(w & keep_mask(name_len as isize + 4 - base));
         }
     }

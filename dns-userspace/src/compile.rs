@@ -1,17 +1,58 @@
 //! The XDP compiler: renders answers with the engine and turns them into `ANSWERS` map entries.
 //!
 //! Every entry is the engine's own response to a synthetic query, cut after the question and
-//! before the OPT record, so the XDP path cannot say anything the engine would not.
+//! before the OPT record, so the XDP path cannot say anything the engine would not. Three kinds:
+//! - exact: (name, type, DO) for the RRsets of authoritative names;
+//! - NODATA: (name, DO) for every other type at a name (`KEY_FLAG_NODATA`);
+//! - suffix: (name, DO) answers for names at or below it (`KEY_FLAG_SUFFIX`): the referral of a
+//!   zone cut, the NXDOMAIN for names below an existing name, or a pass marker where the answer
+//!   depends on more than the suffix (wildcards, DNAME, NSEC3 hashes, NSEC ranges, and names
+//!   that also appear inside templates, which the engine would compress differently).
 
-use dns_common::{Answer, AnswerKey, AnswerKind, ANSWER_MAX, KEY_FLAG_DO, NAME_BUF};
+use std::collections::HashSet;
+
+use dns_common::{
+    suffix_flag_byte, Answer, AnswerKey, AnswerKind, ANSWER_MAX, KEY_FLAG_DO, KEY_FLAG_NODATA,
+    MAX_PTRS, NAME_BUF, SUFFIX_DATA,
+};
 
 use crate::engine::{query, Engine, Kind, Transport};
 use crate::name::Name;
 use crate::record::rtype;
 use crate::zone::{Position, Zone};
 
-/// One map entry.
-pub type Entry = (AnswerKey, Answer);
+/// Map entries of a compilation.
+#[derive(Default)]
+pub struct Entries {
+    /// `ANSWERS`: exact and NODATA entries.
+    pub exact: Vec<(AnswerKey, Answer)>,
+    /// `SUFFIXES`: (LPM prefix length in bits, key data, value).
+    pub suffix: Vec<(u32, [u8; SUFFIX_DATA], Answer)>,
+}
+
+impl Entries {
+    pub fn len(&self) -> usize {
+        self.exact.len() + self.suffix.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The `SUFFIXES` key of `name`: `[flags, reversed lower-cased wire name]`.
+pub fn suffix_key(name: &Name, dnssec_ok: bool, generation: u16) -> (u32, [u8; SUFFIX_DATA]) {
+    let mut data = [0u8; SUFFIX_DATA];
+    data[0] = suffix_flag_byte(generation, dnssec_ok);
+    let wire = name.lower_wire();
+    for (i, b) in wire.iter().rev().enumerate() {
+        data[1 + i] = *b;
+    }
+    (((1 + wire.len()) * 8) as u32, data)
+}
+
+/// A private-use type (RFC 6895) no zone holds: its answer is the NODATA answer of a name.
+const NODATA_PROBE_TYPE: u16 = 65280;
 
 /// A query message for `qname`/`qtype`, class IN, ID 0, RD=0, with EDNS (payload 1232).
 pub fn synthetic_query(qname: &Name, qtype: u16, dnssec_ok: bool) -> Vec<u8> {
@@ -48,23 +89,34 @@ pub fn memory_order_sum(data: &[u8]) -> u16 {
     s as u16
 }
 
-/// Builds the map entry for one query from the engine's response, or `None` when the answer
-/// cannot be precompiled (truncated, too big, or of a kind the XDP path does not serve).
-pub fn entry(
-    engine: &Engine,
-    qname: &Name,
-    qtype: u16,
-    dnssec_ok: bool,
-    generation: u16,
-) -> Option<Entry> {
+/// The map key for `name` (right-aligned, lower-cased).
+pub fn key(name: &Name, qtype: u16, flags: u16, dnssec_ok: bool, generation: u16) -> AnswerKey {
+    let mut key = AnswerKey::zeroed();
+    let wire = name.lower_wire();
+    key.name[NAME_BUF - wire.len()..].copy_from_slice(&wire);
+    key.qtype = qtype;
+    key.flags = flags | if dnssec_ok { KEY_FLAG_DO } else { 0 };
+    key.generation = generation;
+    key
+}
+
+/// The engine's response, split for a template.
+struct Rendered {
+    flags: u16,
+    counts: [u16; 3],
+    /// Everything after the question, OPT excluded.
+    data: Vec<u8>,
+    /// Offset of `data` in the message.
+    data_at: usize,
+    /// The whole response.
+    msg: Vec<u8>,
+    kind: Kind,
+}
+
+fn render(engine: &Engine, qname: &Name, qtype: u16, dnssec_ok: bool) -> Option<Rendered> {
     let msg = synthetic_query(qname, qtype, dnssec_ok);
     let resp = engine.respond(&msg, Transport::Udp)?;
-    let kind = match resp.kind? {
-        Kind::Exact => AnswerKind::Exact,
-        Kind::Referral => AnswerKind::Referral,
-        Kind::Negative => AnswerKind::Negative,
-        Kind::Chaos => AnswerKind::Chaos,
-    };
+    let kind = resp.kind?;
     let b = &resp.bytes;
     let flags = u16::from_be_bytes([b[2], b[3]]);
     if flags & query::FLAG_TC != 0 {
@@ -88,73 +140,376 @@ pub fn entry(
     if b[body_end..] != opt || body_end < 12 + qlen {
         return None;
     }
-    let data = &b[12 + qlen..body_end];
+    let data = b[12 + qlen..body_end].to_vec();
     if data.is_empty() || data.len() > ANSWER_MAX {
         return None;
     }
     let count = |at: usize| u16::from_be_bytes([b[at], b[at + 1]]);
-    let mut value = Answer {
-        header_flags: flags,
-        ancount: count(6),
-        nscount: count(8),
-        arcount: count(10) - 1,
-        len: data.len() as u16,
-        csum: memory_order_sum(data),
-        kind: kind as u16,
-        _pad: 0,
+    Some(Rendered {
+        flags,
+        counts: [count(6), count(8), count(10) - 1],
+        data,
+        data_at: 12 + qlen,
+        msg: resp.bytes.clone(),
+        kind,
+    })
+}
+
+fn answer_kind(k: Kind) -> AnswerKind {
+    match k {
+        Kind::Exact => AnswerKind::Exact,
+        Kind::Referral => AnswerKind::Referral,
+        Kind::Negative => AnswerKind::Negative,
+        Kind::Chaos => AnswerKind::Chaos,
+    }
+}
+
+fn value(r: &Rendered, anchor_len: usize, ptrs: &[usize]) -> Answer {
+    let mut v = Answer {
+        header_flags: r.flags,
+        ancount: r.counts[0],
+        nscount: r.counts[1],
+        arcount: r.counts[2],
+        len: r.data.len() as u16,
+        csum: memory_order_sum(&r.data),
+        kind: answer_kind(r.kind) as u16,
+        anchor_len: anchor_len as u16,
+        nptrs: ptrs.len() as u16,
+        ptrs: [0; MAX_PTRS],
         data: [0; ANSWER_MAX],
     };
-    value.data[..data.len()].copy_from_slice(data);
-    let mut key = AnswerKey::zeroed();
-    let wire = qname.lower_wire();
-    if wire.len() > NAME_BUF {
+    for (i, p) in ptrs.iter().enumerate() {
+        v.ptrs[i] = *p as u16;
+    }
+    v.data[..r.data.len()].copy_from_slice(&r.data);
+    v
+}
+
+/// A pass marker value.
+fn pass_value() -> Answer {
+    let mut v = value(
+        &Rendered {
+            flags: 0,
+            counts: [0; 3],
+            data: vec![0],
+            data_at: 0,
+            msg: Vec::new(),
+            kind: Kind::Exact,
+        },
+        0,
+        &[],
+    );
+    v.kind = AnswerKind::Pass as u16;
+    v.len = 0;
+    v
+}
+
+/// Offsets (in `data`) of the compression pointers of a rendered template, and the names it
+/// holds in owner and compressible RDATA positions. `None` when it cannot be walked.
+fn pointers(r: &Rendered) -> Option<(Vec<usize>, Vec<Name>)> {
+    let d = &r.data;
+    let mut ptrs = Vec::new();
+    let mut names = Vec::new();
+    // Walks a name at `pos`; records its pointer; returns the offset after it.
+    let name_at = |pos: usize, ptrs: &mut Vec<usize>| -> Option<usize> {
+        let mut p = pos;
+        loop {
+            let len = *d.get(p)? as usize;
+            if len == 0 {
+                return Some(p + 1);
+            }
+            if len & 0xc0 == 0xc0 {
+                d.get(p + 1)?;
+                ptrs.push(p);
+                return Some(p + 2);
+            }
+            p += len + 1;
+        }
+    };
+    let mut pos = 0;
+    let total: usize = r.counts.iter().map(|c| *c as usize).sum();
+    for _ in 0..total {
+        pos = name_at(pos, &mut ptrs)?;
+        let t = u16::from_be_bytes([*d.get(pos)?, *d.get(pos + 1)?]);
+        let rdlen = u16::from_be_bytes([*d.get(pos + 8)?, *d.get(pos + 9)?]) as usize;
+        let rdata = pos + 10;
+        match t {
+            rtype::NS | rtype::CNAME | rtype::PTR => {
+                name_at(rdata, &mut ptrs)?;
+            }
+            rtype::MX => {
+                name_at(rdata + 2, &mut ptrs)?;
+            }
+            rtype::SOA => {
+                let next = name_at(rdata, &mut ptrs)?;
+                name_at(next, &mut ptrs)?;
+            }
+            _ => {}
+        }
+        pos = rdata + rdlen;
+    }
+    if pos != d.len() {
         return None;
     }
-    key.name[..wire.len()].copy_from_slice(&wire);
-    key.qtype = qtype;
-    key.flags = if dnssec_ok { KEY_FLAG_DO } else { 0 };
-    key.generation = generation;
-    Some((key, value))
+    // The names themselves, decompressed against the whole message.
+    let msg = &r.msg;
+    let mut p = r.data_at;
+    for _ in 0..total {
+        let (owner, next) = decompress(msg, p)?;
+        names.push(owner);
+        let t = u16::from_be_bytes([msg[next], msg[next + 1]]);
+        let rdlen = u16::from_be_bytes([msg[next + 8], msg[next + 9]]) as usize;
+        let rdata = next + 10;
+        let mut at = match t {
+            rtype::NS | rtype::CNAME | rtype::PTR | rtype::SOA => Some(rdata),
+            rtype::MX => Some(rdata + 2),
+            _ => None,
+        };
+        for _ in 0..if t == rtype::SOA { 2 } else { 1 } {
+            if let Some(a) = at {
+                if let Some((n, after)) = decompress(msg, a) {
+                    names.push(n);
+                    at = Some(after);
+                }
+            }
+        }
+        p = rdata + rdlen;
+    }
+    Some((ptrs, names))
+}
+
+/// Reads a possibly compressed name from a message.
+fn decompress(msg: &[u8], pos: usize) -> Option<(Name, usize)> {
+    let mut labels: Vec<Vec<u8>> = Vec::new();
+    let mut p = pos;
+    let mut end = None;
+    for _ in 0..128 {
+        let len = *msg.get(p)? as usize;
+        if len == 0 {
+            end.get_or_insert(p + 1);
+            let refs: Vec<&[u8]> = labels.iter().map(|l| l.as_slice()).collect();
+            return Some((Name::from_labels(refs).ok()?, end?));
+        }
+        if len & 0xc0 == 0xc0 {
+            end.get_or_insert(p + 2);
+            p = (u16::from_be_bytes([msg[p], *msg.get(p + 1)?]) & 0x3fff) as usize;
+            if p < 12 {
+                return None;
+            }
+            continue;
+        }
+        labels.push(msg.get(p + 1..p + 1 + len)?.to_vec());
+        p += len + 1;
+    }
+    None
 }
 
 /// Statistics of one compilation.
 #[derive(Clone, Debug, Default)]
 pub struct Stats {
-    pub entries: usize,
+    pub exact: usize,
+    pub nodata: usize,
+    pub referral: usize,
+    pub negative: usize,
+    pub pass: usize,
     /// Answers that could not be precompiled (too big or truncated); userspace serves them.
     pub skipped: usize,
 }
 
-/// Compiles the exact answers of a zone: every authoritative name, for every RRset type it
-/// holds (and A/AAAA always), with DO=0 and DO=1.
-pub fn compile_zone(engine: &Engine, zone: &Zone, generation: u16, out: &mut Vec<Entry>) -> Stats {
-    let mut stats = Stats::default();
-    for (name, node) in zone.nodes() {
-        if !matches!(zone.position(name), Position::Authoritative) {
-            continue;
+impl Stats {
+    pub fn entries(&self) -> usize {
+        self.exact + self.nodata + self.referral + self.negative + self.pass
+    }
+}
+
+struct ZoneCompiler<'a> {
+    engine: &'a Engine,
+    zone: &'a Zone,
+    generation: u16,
+    out: &'a mut Entries,
+    stats: Stats,
+    /// Names seen inside suffix templates.
+    template_names: Vec<Name>,
+    suffix_keys: HashSet<Name>,
+}
+
+impl ZoneCompiler<'_> {
+    fn push(&mut self, k: AnswerKey, v: Answer) {
+        if k.flags & KEY_FLAG_NODATA != 0 {
+            self.stats.nodata += 1;
+        } else {
+            self.stats.exact += 1;
         }
-        let mut types: Vec<u16> = node
-            .rrsets
-            .iter()
-            .map(|s| s.rtype)
-            .filter(|t| !matches!(*t, rtype::RRSIG | rtype::CNAME))
-            .collect();
-        if node.get(rtype::CNAME).is_some() {
-            continue;
+        self.out.exact.push((k, v));
+    }
+
+    fn push_suffix(&mut self, name: &Name, dnssec_ok: bool, v: Answer) {
+        match v.kind {
+            k if k == AnswerKind::Pass as u16 => self.stats.pass += 1,
+            k if k == AnswerKind::Referral as u16 => self.stats.referral += 1,
+            _ => self.stats.negative += 1,
         }
-        types.sort_unstable();
-        types.dedup();
-        for t in types {
-            for dnssec_ok in [false, true] {
-                match entry(engine, name, t, dnssec_ok, generation) {
-                    Some(e) if e.1.kind == AnswerKind::Exact as u16 => {
-                        out.push(e);
-                        stats.entries += 1;
+        let (len, data) = suffix_key(name, dnssec_ok, self.generation);
+        self.out.suffix.push((len, data, v));
+    }
+
+    fn pass(&mut self, name: &Name) {
+        if !self.suffix_keys.insert(name.clone()) {
+            return;
+        }
+        for d in [false, true] {
+            let mut v = pass_value();
+            v.anchor_len = name.wire().len() as u16;
+            self.push_suffix(name, d, v);
+        }
+    }
+
+    /// Exact entries for every type at an authoritative name; then its NODATA entry when all
+    /// of them compiled.
+    fn exact(&mut self, name: &Name, types: &[u16], nodata: bool) {
+        let mut complete = true;
+        for &t in types {
+            for d in [false, true] {
+                match render(self.engine, name, t, d) {
+                    Some(r) if matches!(r.kind, Kind::Exact | Kind::Negative) => {
+                        let v = value(&r, 0, &[]);
+                        self.push(key(name, t, 0, d, self.generation), v);
                     }
-                    _ => stats.skipped += 1,
+                    _ => {
+                        self.stats.skipped += 1;
+                        complete = false;
+                    }
                 }
             }
         }
+        if !nodata || !complete {
+            return;
+        }
+        for d in [false, true] {
+            match render(self.engine, name, NODATA_PROBE_TYPE, d) {
+                Some(r) if r.kind == Kind::Negative && r.flags & 0xf == 0 => {
+                    let v = value(&r, 0, &[]);
+                    self.push(key(name, 0, KEY_FLAG_NODATA, d, self.generation), v);
+                }
+                _ => self.stats.skipped += 1,
+            }
+        }
     }
-    stats
+
+    /// A suffix template for names at/below `anchor`, from the engine's answer to `probe`.
+    fn suffix(&mut self, anchor: &Name, probe: &Name, qtype: u16, want: Kind) -> bool {
+        let p0 = probe.wire().len() - anchor.wire().len();
+        let mut made = Vec::new();
+        for d in [false, true] {
+            let Some(r) = render(self.engine, probe, qtype, d) else {
+                return false;
+            };
+            if r.kind != want {
+                return false;
+            }
+            let Some((ptrs, names)) = pointers(&r) else {
+                return false;
+            };
+            if ptrs.len() > MAX_PTRS {
+                return false;
+            }
+            let mut r = r;
+            for &p in &ptrs {
+                let v = (u16::from_be_bytes([r.data[p], r.data[p + 1]]) & 0x3fff) as usize;
+                if v < 12 + p0 {
+                    return false;
+                }
+                let nv = (0xc000 | (v - p0)) as u16;
+                r.data[p..p + 2].copy_from_slice(&nv.to_be_bytes());
+            }
+            self.template_names.extend(names);
+            made.push((d, value(&r, anchor.wire().len(), &ptrs)));
+        }
+        self.suffix_keys.insert(anchor.clone());
+        for (d, v) in made {
+            self.push_suffix(anchor, d, v);
+        }
+        true
+    }
+
+    /// NXDOMAIN below an existing name, where that answer does not depend on the rest of the
+    /// query name; a pass marker otherwise.
+    fn negative(&mut self, name: &Name, has_children: bool) {
+        let zone = self.zone;
+        let wildcard = name.wildcard().ok().and_then(|w| zone.node(&w)).is_some();
+        let dname = zone
+            .node(name)
+            .is_some_and(|(_, n)| n.get(rtype::DNAME).is_some());
+        let nsec3 = zone.nsec3().is_some_and(|c| !c.is_empty());
+        let nsec_range = zone.is_signed() && has_children;
+        let probe = (0..16)
+            .filter_map(|i| name.prepend(format!("xdpdns-nx{i}").as_bytes()).ok())
+            .find(|p| zone.node(p).is_none());
+        let ok = match probe {
+            Some(p) if !(wildcard || dname || nsec3 || nsec_range) => {
+                self.suffix(name, &p, rtype::A, Kind::Negative)
+            }
+            _ => false,
+        };
+        if !ok {
+            self.pass(name);
+        }
+    }
+}
+
+/// Compiles a zone into map entries (appended to `out`).
+pub fn compile_zone(engine: &Engine, zone: &Zone, generation: u16, out: &mut Entries) -> Stats {
+    let mut c = ZoneCompiler {
+        engine,
+        zone,
+        generation,
+        out,
+        stats: Stats::default(),
+        template_names: Vec::new(),
+        suffix_keys: HashSet::new(),
+    };
+    let parents: HashSet<Name> = zone.nodes().filter_map(|(n, _)| n.parent()).collect();
+    let ours = |n: &Name| {
+        engine
+            .catalog
+            .find(n)
+            .is_some_and(|z| z.apex() == zone.apex())
+    };
+    for (name, node) in zone.nodes() {
+        if !ours(name) {
+            continue;
+        }
+        match zone.position(name) {
+            Position::Authoritative => {
+                let types: Vec<u16> = node
+                    .rrsets
+                    .iter()
+                    .map(|s| s.rtype)
+                    .filter(|t| *t != rtype::CNAME)
+                    .collect();
+                if node.get(rtype::CNAME).is_none() {
+                    c.exact(name, &types, true);
+                }
+                c.negative(name, parents.contains(name));
+            }
+            Position::Delegated { cut, .. } if cut == *name => {
+                c.exact(name, &[rtype::DS], false);
+                if !c.suffix(name, name, rtype::A, Kind::Referral) {
+                    c.pass(name);
+                }
+            }
+            _ => {}
+        }
+    }
+    // Names inside templates that are not answered by their own entries: the engine would
+    // compress them against the query name, so queries at or below them go to userspace.
+    let names = std::mem::take(&mut c.template_names);
+    for n in names {
+        let inside = n.is_subdomain_of(zone.apex()) && ours(&n);
+        let own = zone.node(&n).is_some() && matches!(zone.position(&n), Position::Authoritative);
+        if inside && !own && !c.suffix_keys.contains(&n) {
+            c.pass(&n);
+        }
+    }
+    c.stats
 }

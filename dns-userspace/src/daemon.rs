@@ -85,21 +85,22 @@ fn setup_xdp(
         xdp.add_service_addr(*a)?;
     }
     let generation = 1;
-    let mut entries = Vec::new();
+    let mut entries = compile::Entries::default();
     for zone in engine.catalog.zones() {
         let s = compile::compile_zone(engine, zone, generation, &mut entries);
         log::info!(
-            "zone {}: {} XDP entries, {} answers left to userspace",
+            "zone {}: {} XDP entries ({} exact, {} NODATA, {} referral, {} NXDOMAIN, {} pass markers), {} answers left to userspace",
             zone.apex(),
-            s.entries,
+            s.entries(),
+            s.exact,
+            s.nodata,
+            s.referral,
+            s.negative,
+            s.pass,
             s.skipped
         );
     }
-    for (k, v) in &entries {
-        xdp.answers
-            .insert(k, v, 0)
-            .context("filling the XDP answer map")?;
-    }
+    xdp.insert(&entries)?;
     xdp.set_config(Config {
         port,
         server_payload: engine.config.server_payload,

@@ -5,11 +5,16 @@ use std::net::IpAddr;
 
 use anyhow::{anyhow, Context as _, Result};
 use aya::{
-    maps::{Array, HashMap, MapData, PerCpuArray},
+    maps::{
+        lpm_trie::{Key as LpmKey, LpmTrie},
+        Array, HashMap, MapData, PerCpuArray,
+    },
     programs::{xdp::XdpLinkId, ProgramError, TestRun, TestRunOptions, Xdp, XdpMode},
     Ebpf,
 };
-use dns_common::{counter, maps, Answer, AnswerKey, Config};
+use dns_common::{counter, maps, Answer, AnswerKey, Config, SUFFIX_DATA};
+
+use crate::compile::Entries;
 
 /// The compiled `dns-ebpf` object, built by build.rs.
 pub static PROGRAM_OBJECT: &[u8] =
@@ -32,6 +37,7 @@ pub enum AttachMode {
 pub struct XdpServer {
     ebpf: Ebpf,
     pub answers: HashMap<MapData, AnswerKey, Answer>,
+    pub suffixes: LpmTrie<MapData, [u8; SUFFIX_DATA], Answer>,
     config: Array<MapData, Config>,
     service_addrs: HashMap<MapData, [u8; 16], u8>,
     counters: PerCpuArray<MapData, u64>,
@@ -69,6 +75,7 @@ impl XdpServer {
         prog.load().map_err(verifier_error)?;
         Ok(XdpServer {
             answers: take(&mut ebpf, maps::ANSWERS)?,
+            suffixes: take(&mut ebpf, maps::SUFFIXES)?,
             config: take(&mut ebpf, maps::CONFIG)?,
             service_addrs: take(&mut ebpf, maps::SERVICE_ADDRS)?,
             counters: take(&mut ebpf, maps::COUNTERS)?,
@@ -107,6 +114,21 @@ impl XdpServer {
             self.program()?
                 .detach(id)
                 .with_context(|| format!("detaching XDP from {iface}"))?;
+        }
+        Ok(())
+    }
+
+    /// Inserts compiled entries into the maps.
+    pub fn insert(&mut self, entries: &Entries) -> Result<()> {
+        for (k, v) in &entries.exact {
+            self.answers
+                .insert(k, v, 0)
+                .context("filling the XDP answer map")?;
+        }
+        for (len, data, v) in &entries.suffix {
+            self.suffixes
+                .insert(&LpmKey::new(*len, *data), v, 0)
+                .context("filling the XDP suffix map")?;
         }
         Ok(())
     }
@@ -191,6 +213,10 @@ fn verifier_error(e: ProgramError) -> anyhow::Error {
             verifier_log,
         } => {
             let log = verifier_log.to_string();
+            // For developers: the whole log, which can be long.
+            if let Some(path) = std::env::var_os("XDPDNS_VERIFIER_LOG") {
+                let _ = std::fs::write(path, &log);
+            }
             let tail: Vec<&str> = log.lines().rev().take(40).collect();
             let tail: Vec<&str> = tail.into_iter().rev().collect();
             anyhow!(

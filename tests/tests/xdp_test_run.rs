@@ -84,13 +84,11 @@ fn rig() -> Rig {
     let mut xdp = XdpServer::load().unwrap();
     xdp.add_service_addr(server_v4()).unwrap();
     xdp.add_service_addr(server_v6()).unwrap();
-    let mut entries = Vec::new();
+    let mut entries = compile::Entries::default();
     for z in engine.catalog.zones() {
         compile::compile_zone(&engine, z, 7, &mut entries);
     }
-    for (k, v) in &entries {
-        xdp.answers.insert(k, v, 0).unwrap();
-    }
+    xdp.insert(&entries).unwrap();
     xdp.set_config(Config {
         port: 53,
         server_payload: 1232,
@@ -142,6 +140,21 @@ impl Rig {
         assert_eq!(p.vlans, spec.vlans);
         let expected = self.engine.answer(dns, Transport::Udp).unwrap();
         assert_eq!(p.payload, expected, "XDP answer equals the engine's");
+    }
+
+    /// Either passed unchanged, or answered exactly as the engine answers.
+    fn expect_pass_or_engine(&mut self, f: &[u8]) {
+        let (action, out, _) = self.run(f);
+        if action == XDP_TX {
+            let p = frame::parse(&out).unwrap();
+            let q = frame::parse(f).unwrap();
+            assert_eq!(
+                p.payload,
+                self.engine.answer(&q.payload, Transport::Udp).unwrap()
+            );
+        } else {
+            assert_eq!(out, f);
+        }
     }
 
     /// Asserts the frame is passed unchanged, counted under `reason`.
@@ -236,22 +249,71 @@ fn with_dns(v6: bool, mutate: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
 }
 
 #[test]
+fn answers_referrals_nodata_and_nxdomain_like_the_engine() {
+    let mut r = rig();
+    use counter::*;
+    for v6 in [false, true] {
+        for (name, qtype, kind) in [
+            ("shop.example.", 1, ANSWERED_REFERRAL),
+            ("WWW.Shop.Example.", 28, ANSWERED_REFERRAL),
+            ("a.b.c.shop.example.", 15, ANSWERED_REFERRAL),
+            ("x.blog.example.", 1, ANSWERED_REFERRAL),
+            ("blog.example.", 43, ANSWERED_NEGATIVE),
+            ("www.example.", 16, ANSWERED_NEGATIVE),
+            ("b.deep.example.", 1, ANSWERED_NEGATIVE),
+            ("nope.example.", 1, ANSWERED_NEGATIVE),
+            ("A.Very.Long.Nope.Example.", 28, ANSWERED_NEGATIVE),
+            ("x.www.example.", 1, ANSWERED_NEGATIVE),
+        ] {
+            for edns in [None, Some(1232)] {
+                let mut q = Q::new(name, qtype);
+                q.edns = edns;
+                q.id = 0x4242;
+                r.expect_answer(&spec(v6), &q.wire(), kind);
+            }
+        }
+    }
+}
+
+#[test]
 fn passes_what_it_must_not_answer_with_the_right_reason() {
     let mut r = rig();
     use counter::*;
-    // Names not in the map, and types not compiled.
+    // Answers that depend on more than a suffix, names outside the zones, and query types with
+    // rules of their own.
     r.expect_pass(
-        &frame::build(&spec(false), &Q::new("nope.example.", 1).wire()),
+        &frame::build(&spec(false), &Q::new("a.wild.example.", 1).wire()),
         PASS_MISS,
     );
     r.expect_pass(
-        &frame::build(&spec(true), &Q::new("www.example.", 16).wire()),
+        &frame::build(&spec(false), &Q::new("example.org.", 1).wire()),
         PASS_MISS,
     );
     r.expect_pass(
-        &frame::build(&spec(false), &Q::new("shop.example.", 1).wire()),
+        &frame::build(&spec(false), &Q::new("www.example.", 255).wire()),
         PASS_MISS,
     );
+    r.expect_pass(
+        &frame::build(&spec(false), &Q::new("www.example.", 46).wire()),
+        PASS_MISS,
+    );
+    r.expect_pass(
+        &frame::build(&spec(false), &Q::new("web.example.", 1).wire()),
+        PASS_MISS,
+    );
+    r.expect_pass(
+        &frame::build(&spec(true), &Q::new("ns1.shop.example.", 1).wire()),
+        PASS_MISS,
+    );
+    r.expect_pass(
+        &frame::build(&spec(true), &Q::new("x.hostmaster.nic.example.", 1).wire()),
+        PASS_MISS,
+    );
+    // A label holding bytes that look like a shorter name must not match that name.
+    let mut tricky = Q::new("www.example.", 1).wire();
+    // The first label becomes "x\003www", followed by "example.".
+    tricky.splice(12..16, [4u8, b'x', 3, b'w', b'w', b'w']);
+    r.expect_pass_or_engine(&frame::build(&spec(false), &tricky));
     // Header rules.
     r.expect_pass(&with_dns(false, |q| q[2] |= 0x80), PASS_NOT_QUERY); // QR=1
     r.expect_pass(&with_dns(false, |q| q[2] |= 0x10), PASS_NOT_QUERY); // opcode 2

@@ -1,0 +1,159 @@
+//! Finding the answer for a query: the exact (name, type, DO) entry in `ANSWERS`, then the
+//! NODATA entry of the name, then the longest suffix of the name in `SUFFIXES` (an LPM trie
+//! over reversed names) for a referral or NXDOMAIN template; and shifting a suffix template's
+//! compression pointers to the query name.
+
+use aya_ebpf::{
+    cty::c_void,
+    helpers::{bpf_csum_diff, bpf_map_lookup_elem},
+};
+use dns_common::{
+    counter, suffix_flag_byte, Answer, AnswerKind, Scratch, ANSWER_MAX, KEY_FLAG_NODATA, MAX_PTRS,
+    NAME_BUF,
+};
+
+use crate::{checksum, question, ANSWERS, SUFFIXES};
+
+const QTYPE_OPT: u16 = 41;
+const QTYPE_DS: u16 = 43;
+const QTYPE_RRSIG: u16 = 46;
+
+/// The entry found, and for suffix templates the number of octets the query name adds in
+/// front of the template's name.
+pub struct Found {
+    pub answer: &'static Answer,
+    pub shift: Option<usize>,
+}
+
+#[inline(always)]
+fn get(scratch: &Scratch) -> Option<&'static Answer> {
+    // SAFETY: map values stay valid for the duration of the program (RCU).
+    ANSWERS.get_ptr(&scratch.key).map(|a| unsafe { &*a })
+}
+
+/// Looks the query up; `scratch.key` holds the exact key on entry and is changed.
+#[inline(always)]
+pub fn find(scratch: &mut Scratch, name_len: usize) -> Result<Found, u32> {
+    if let Some(answer) = get(scratch) {
+        return Ok(Found {
+            answer,
+            shift: None,
+        });
+    }
+    let qtype = scratch.key.qtype;
+    // Meta and query-only types (RFC 6895) have rules of their own in userspace.
+    if qtype == 0 || qtype == QTYPE_OPT || qtype >= 128 {
+        return Err(counter::PASS_MISS);
+    }
+    let dnssec = scratch.key.flags;
+    let generation = scratch.key.generation;
+    scratch.key.qtype = 0;
+    if qtype != QTYPE_RRSIG && qtype != QTYPE_DS {
+        scratch.key.flags = dnssec | KEY_FLAG_NODATA;
+        if let Some(answer) = get(scratch) {
+            return Ok(Found {
+                answer,
+                shift: None,
+            });
+        }
+    }
+    suffix(scratch, name_len, qtype, generation, dnssec != 0)
+}
+
+/// Longest-suffix lookup in `SUFFIXES`.
+#[inline(always)]
+fn suffix(
+    scratch: &mut Scratch,
+    name_len: usize,
+    qtype: u16,
+    generation: u16,
+    dnssec_ok: bool,
+) -> Result<Found, u32> {
+    let prefix_len = (((1 + name_len) * 8) as u32).to_ne_bytes();
+    scratch.lpm[3] = prefix_len[0];
+    scratch.lpm[4] = prefix_len[1];
+    scratch.lpm[5] = prefix_len[2];
+    scratch.lpm[6] = prefix_len[3];
+    scratch.lpm[7] = suffix_flag_byte(generation, dnssec_ok);
+    // The right-aligned name, byte-reversed: word i is word 31-i with its bytes swapped.
+    let src = scratch.key.name.as_ptr() as *const u64;
+    // SAFETY: lpm[8..264] is 8-byte aligned inside Scratch (see its layout) and 256 long.
+    let dst = unsafe { scratch.lpm.as_mut_ptr().add(8) } as *mut u64;
+    for i in 0..NAME_BUF / 8 {
+        // SAFETY: both indices are below NAME_BUF / 8.
+        unsafe {
+            dst.add(i)
+                .write(src.add(NAME_BUF / 8 - 1 - i).read().swap_bytes())
+        };
+    }
+    // SAFETY: the key is the 260 bytes from lpm[3]; the map copies nothing else.
+    let found = unsafe {
+        bpf_map_lookup_elem(
+            &SUFFIXES as *const _ as *mut c_void,
+            scratch.lpm.as_mut_ptr().add(3) as *mut c_void,
+        )
+    } as *const Answer;
+    if found.is_null() {
+        return Err(counter::PASS_MISS);
+    }
+    // SAFETY: map values stay valid for the duration of the program (RCU).
+    let answer: &'static Answer = unsafe { &*found };
+    let anchor = answer.anchor_len as usize;
+    if anchor == 0 || anchor > name_len {
+        return Err(counter::PASS_MISS);
+    }
+    // The match must start at a label of the query name, not inside one.
+    let at = question::opaque(&mut scratch.opaque, name_len - anchor) & 0xff;
+    if scratch.label_starts[(at >> 6) & 3] & (1 << (at & 63)) == 0 {
+        return Err(counter::PASS_MISS);
+    }
+    let kind = answer.kind;
+    let usable = (kind == AnswerKind::Referral as u16 && !(at == 0 && qtype == QTYPE_DS))
+        || (kind == AnswerKind::Negative as u16 && at > 0);
+    if !usable {
+        return Err(counter::PASS_MISS);
+    }
+    Ok(Found {
+        answer,
+        shift: Some(at),
+    })
+}
+
+/// Copies a suffix template into `scratch.tpl`, shifts its compression pointers by `shift` and
+/// returns the template's checksum (even-aligned, folded).
+#[inline(always)]
+pub fn patch(scratch: &mut Scratch, answer: &Answer, shift: usize) -> Result<u16, u32> {
+    let tpl = scratch.tpl.as_mut_ptr();
+    // SAFETY: copies ANSWER_MAX bytes between two buffers of at least that size.
+    unsafe { core::ptr::copy_nonoverlapping(answer.data.as_ptr(), tpl, ANSWER_MAX) };
+    let n = answer.nptrs as i64;
+    // Branch-free, so that the verifier walks the loop once: slots past `nptrs` add 0.
+    for i in 0..MAX_PTRS {
+        let active = ((i as i64 - n) >> 63) & 1;
+        let add = shift as u64 * active as u64;
+        let off = answer.ptrs[i] as usize & 0x1ff;
+        // SAFETY: off ≤ 511 and the buffer has TPL_BUF > 512 bytes.
+        unsafe {
+            let hi = tpl.add(off);
+            let lo = tpl.add(off + 1);
+            let v = ((*hi as u64) << 8 | *lo as u64) + add;
+            *hi = (v >> 8) as u8;
+            *lo = v as u8;
+        }
+    }
+    // SAFETY: the buffer is ANSWER_MAX bytes, a multiple of 4 and at most 512; the compiler
+    // zero-pads templates, so the sum is that of the template.
+    let s = unsafe {
+        bpf_csum_diff(
+            core::ptr::null_mut(),
+            0,
+            scratch.tpl.as_mut_ptr() as *mut u32,
+            ANSWER_MAX as u32,
+            0,
+        )
+    };
+    if s < 0 {
+        return Err(counter::PASS_ERROR);
+    }
+    Ok(checksum::fold(s as u64))
+}
