@@ -5,6 +5,7 @@
 //! program, without which XDP_TX replies from the server side are not delivered on veth.
 
 pub mod client;
+pub mod tld;
 
 use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

@@ -1,0 +1,292 @@
+//! The XDP correctness contract, through BPF_PROG_TEST_RUN (root, no network):
+//! - differential: a generated corpus over the example zones (unsigned, NSEC, NSEC3) and a
+//!   synthetic TLD; every packet is either passed unchanged or answered with exactly the bytes
+//!   the engine sends for it;
+//! - fuzz: random and mutated packets; no XDP_TX that is not the engine's answer;
+//! - the XDP hit ratio on the TLD query mix (printed; asserted against the targets).
+//!
+//! Sizes: `XDPDNS_DIFF_PACKETS` (default 20 000) and `XDPDNS_FUZZ_PACKETS` (default 1 000 000);
+//! `cargo xtask xdp-check` runs long versions.
+
+use std::net::IpAddr;
+
+use dns_common::Config;
+use xdpdns::compile;
+use xdpdns::engine::{Engine, EngineConfig, Transport};
+use xdpdns::frame::{self, FrameSpec};
+use xdpdns::load::{load_catalog, ZoneSpec};
+use xdpdns::name::Name;
+use xdpdns::xdp::XdpServer;
+use xdpdns_tests::client::Q;
+use xdpdns_tests::tld::{self, Rng};
+
+const XDP_TX: u32 = 3;
+const XDP_PASS: u32 = 2;
+
+fn env_count(var: &str, default: usize) -> usize {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+struct Rig {
+    xdp: XdpServer,
+    engine: Engine,
+    /// Names of every zone node, for the corpus.
+    names: Vec<Name>,
+}
+
+fn rig(specs: &[String]) -> Rig {
+    let specs: Vec<ZoneSpec> = specs.iter().map(|s| s.parse().unwrap()).collect();
+    let (catalog, _) = load_catalog(&specs).unwrap();
+    let engine = Engine::new(catalog, EngineConfig::default());
+    let mut xdp = XdpServer::load().unwrap();
+    xdp.add_service_addr("198.18.0.1".parse().unwrap()).unwrap();
+    xdp.add_service_addr("fd00::1".parse().unwrap()).unwrap();
+    let mut entries = compile::Entries::default();
+    let mut names = Vec::new();
+    for z in engine.catalog.zones() {
+        let st = compile::compile_zone(&engine, z, 3, &mut entries);
+        println!("compiled {}: {st:?}", z.apex());
+        names.extend(z.nodes().map(|(n, _)| n.clone()));
+    }
+    xdp.insert(&entries).unwrap();
+    xdp.set_config(Config {
+        port: 53,
+        server_payload: 1232,
+        generation: 3,
+        _pad: 0,
+    })
+    .unwrap();
+    names.sort();
+    Rig { xdp, engine, names }
+}
+
+fn fixture(rel: &str) -> String {
+    format!("{}/zones/{rel}", xdpdns_tests::workspace_root().display())
+}
+
+/// The UDP payload of a frame laid out as `frame::build` does, as far as the UDP length says
+/// (what a socket would receive); checksums are not checked.
+fn udp_payload(spec: &FrameSpec, f: &[u8]) -> Vec<u8> {
+    let l3 = 14 + 4 * spec.vlans.len();
+    let l4 = l3 + if spec.src.is_ipv6() { 40 } else { 20 };
+    let len = u16::from_be_bytes([f[l4 + 4], f[l4 + 5]]) as usize;
+    f[l4 + 8..(l4 + len).min(f.len())].to_vec()
+}
+
+impl Rig {
+    /// Runs one frame; checks the contract. Returns whether XDP answered.
+    fn check(&mut self, spec: &FrameSpec, dns: &[u8]) -> bool {
+        let f = frame::build(spec, dns);
+        let (action, out) = self.xdp.test_run(&f).unwrap();
+        match action {
+            XDP_TX => {
+                let p = frame::parse(&out).expect("an XDP answer has valid headers and checksums");
+                let expected = self.engine.answer(&udp_payload(spec, &f), Transport::Udp);
+                assert_eq!(
+                    Some(p.payload),
+                    expected,
+                    "XDP answer differs from the engine for {dns:02x?}"
+                );
+                assert_eq!(
+                    (p.src, p.dst, p.sport, p.dport),
+                    (spec.dst, spec.src, spec.dport, spec.sport)
+                );
+                true
+            }
+            XDP_PASS => {
+                assert_eq!(out, f, "passed packets are unchanged");
+                false
+            }
+            other => panic!("unexpected XDP action {other}"),
+        }
+    }
+}
+
+fn spec(rng: &mut Rng) -> FrameSpec {
+    let v6 = rng.chance(50);
+    let (src, dst): (IpAddr, IpAddr) = if v6 {
+        ("fd00::2".parse().unwrap(), "fd00::1".parse().unwrap())
+    } else {
+        ("198.18.0.2".parse().unwrap(), "198.18.0.1".parse().unwrap())
+    };
+    let mut s = FrameSpec::udp(src, dst, 53);
+    s.sport = 1024 + rng.below(60000) as u16;
+    s.vlans = match rng.below(4) {
+        0 => vec![(0x8100, 10)],
+        1 => vec![(0x88a8, 20), (0x8100, 30)],
+        _ => vec![],
+    };
+    s
+}
+
+const TYPES: [u16; 22] = [
+    1, 2, 5, 6, 12, 15, 16, 28, 33, 39, 43, 46, 47, 48, 50, 51, 52, 64, 65, 257, 255, 65000,
+];
+
+/// A corpus query: existing names, names below them, random labels, random case, all types.
+fn corpus_query(rng: &mut Rng, names: &[Name]) -> Vec<u8> {
+    let base = names[rng.below(names.len() as u64) as usize].to_string();
+    let name = match rng.below(4) {
+        0 => base,
+        1 => format!("{}.{base}", rng.label()),
+        2 => format!("{}.{}.{base}", rng.label(), rng.label()),
+        _ => format!("www.{base}"),
+    };
+    let name = if name.starts_with("www..") {
+        "www.".to_string()
+    } else {
+        name
+    };
+    let mut q = Q::new(
+        &rng.mix_case(&name),
+        TYPES[rng.below(TYPES.len() as u64) as usize],
+    );
+    q.id = rng.next() as u16;
+    q.rd = rng.chance(50);
+    q.cd = rng.chance(20);
+    q.edns = [None, Some(512), Some(1232), Some(4096)][rng.below(4) as usize];
+    q.dnssec_ok = q.edns.is_some() && rng.chance(50);
+    q.wire()
+}
+
+#[test]
+fn xdp_answers_equal_the_engine_on_a_generated_corpus() {
+    let dir = std::env::temp_dir().join(format!("xdpdns-diff-{}", std::process::id()));
+    let tld_zone = tld::write_zone(&dir, "tld.", 200, false).unwrap();
+    let mut r = rig(&[
+        fixture("example.zone"),
+        format!("nsec.example.={}", fixture("signed/nsec.example.zone")),
+        format!("nsec3.example.={}", fixture("signed/nsec3.example.zone")),
+        format!("knot.example.={}", fixture("signed/knot.example.zone")),
+        format!("tld.={}", tld_zone.display()),
+    ]);
+    let n = env_count("XDPDNS_DIFF_PACKETS", 20_000);
+    let mut rng = Rng::new(0x5eed);
+    let mut answered = 0;
+    for _ in 0..n {
+        let dns = corpus_query(&mut rng, &r.names);
+        let s = spec(&mut rng);
+        answered += r.check(&s, &dns) as usize;
+    }
+    println!(
+        "differential corpus: {n} packets, {answered} answered in XDP, all equal to the engine"
+    );
+    assert!(
+        answered > n / 4,
+        "the corpus exercises the XDP path ({answered} of {n})"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Mutates a packet: flips, overwrites, truncates or extends bytes.
+fn mutate(rng: &mut Rng, f: &mut Vec<u8>) {
+    for _ in 0..1 + rng.below(4) {
+        if f.is_empty() {
+            return;
+        }
+        let i = rng.below(f.len() as u64) as usize;
+        match rng.below(6) {
+            0 => f[i] ^= 1 << rng.below(8),
+            1 => f[i] = rng.next() as u8,
+            2 => f.truncate(i.max(14)),
+            3 => f.extend((0..rng.below(40)).map(|_| rng.next() as u8)),
+            4 => f[i] = [0, 0xff, 0xc0, 0x3f, 0x40][rng.below(5) as usize],
+            _ => {
+                let j = rng.below(f.len() as u64) as usize;
+                f.swap(i, j);
+            }
+        }
+    }
+}
+
+#[test]
+fn fuzzed_packets_never_get_a_wrong_answer() {
+    let mut r = rig(&[
+        fixture("example.zone"),
+        format!("nsec.example.={}", fixture("signed/nsec.example.zone")),
+    ]);
+    let n = env_count("XDPDNS_FUZZ_PACKETS", 1_000_000);
+    let mut rng = Rng::new(0xf022);
+    let (mut tx, mut pass) = (0usize, 0usize);
+    for i in 0..n {
+        let s = spec(&mut rng);
+        let mut f = frame::build(&s, &corpus_query(&mut rng, &r.names));
+        if i % 8 == 0 {
+            // Entirely random bytes after the Ethernet header.
+            let len = 14 + rng.below(300) as usize;
+            f.truncate(14);
+            f.extend((14..len).map(|_| rng.next() as u8));
+        } else {
+            mutate(&mut rng, &mut f);
+        }
+        if f.len() < 14 {
+            continue;
+        }
+        let (action, out) = r.xdp.test_run(&f).unwrap();
+        if action == XDP_TX {
+            tx += 1;
+            // Whatever the XDP program answered must be the engine's answer to the query
+            // as the program saw it: same headers as built, payload after them.
+            let p = frame::parse(&out).expect("valid output frame");
+            let q = frame::parse(&f).ok();
+            let query = match q {
+                Some(q) => q.payload,
+                None => udp_payload(&s, &f),
+            };
+            let expected = r.engine.answer(&query, Transport::Udp);
+            assert_eq!(Some(p.payload), expected, "fuzzed packet {f:02x?}");
+        } else {
+            assert_eq!(action, XDP_PASS);
+            assert_eq!(out, f);
+            pass += 1;
+        }
+    }
+    println!("fuzz: {n} packets, {tx} answered (all equal to the engine), {pass} passed unchanged");
+}
+
+fn hit_ratio(r: &mut Rig, mix: &[tld::MixQuery]) -> f64 {
+    let mut rng = Rng::new(7);
+    let mut hits = 0;
+    for m in mix {
+        let mut q = Q::new(&m.name, m.qtype);
+        q.edns = Some(1232);
+        q.dnssec_ok = m.dnssec_ok;
+        q.id = rng.next() as u16;
+        let s = spec(&mut rng);
+        let hit = r.check(&s, &q.wire());
+        if !hit && std::env::var_os("XDPDNS_SHOW_MISSES").is_some() {
+            println!(
+                "passed: {} {} DO={} ({})",
+                m.name, m.qtype, m.dnssec_ok, m.kind
+            );
+        }
+        hits += hit as usize;
+    }
+    hits as f64 / mix.len() as f64
+}
+
+#[test]
+fn tld_mix_is_answered_in_xdp() {
+    let dir = std::env::temp_dir().join(format!("xdpdns-mix-{}", std::process::id()));
+    let n = 1000;
+    let mut rng = Rng::new(11);
+    let mix = tld::tld_mix(&mut rng, "tld.", n, 4000, 50);
+    let plain = tld::write_zone(&dir.join("plain"), "tld.", n, false).unwrap();
+    let mut r = rig(&[format!("tld.={}", plain.display())]);
+    let unsigned = hit_ratio(&mut r, &mix);
+    let signed = tld::write_zone(&dir.join("signed"), "tld.", n, true).unwrap();
+    let mut r = rig(&[format!("tld.={}", signed.display())]);
+    let nsec3 = hit_ratio(&mut r, &mix);
+    println!(
+        "XDP hit ratio on the TLD mix (70% referral, 20% NXDOMAIN, 10% apex, half DO=1): \
+         unsigned {:.1}%, NSEC3-signed {:.1}%",
+        unsigned * 100.0,
+        nsec3 * 100.0
+    );
+    assert!(unsigned >= 0.95, "unsigned hit ratio {unsigned}");
+    assert!(nsec3 >= 0.80, "NSEC3 hit ratio {nsec3}");
+    let _ = std::fs::remove_dir_all(dir);
+}
