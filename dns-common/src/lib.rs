@@ -23,8 +23,10 @@ pub mod maps {
     pub const SUFFIXES: &str = "SUFFIXES";
 }
 
-/// Capacity of the answer map (entries).
-pub const ANSWERS_CAPACITY: u32 = 1 << 20;
+/// Default capacity of the answer map (entries). Entries are allocated on insert, so capacity
+/// costs nothing until used; it must hold two generations of a zone during a reload.
+/// `xdpdns serve` raises it when a zone needs more.
+pub const ANSWERS_CAPACITY: u32 = 1 << 22;
 /// Capacity of the service address map.
 pub const SERVICE_ADDRS_CAPACITY: u32 = 64;
 
@@ -48,8 +50,8 @@ pub const fn suffix_flag_byte(generation: u16, dnssec_ok: bool) -> u8 {
     (((generation & 0x7f) as u8) << 1) | dnssec_ok as u8
 }
 
-/// Capacity of the suffix map.
-pub const SUFFIXES_CAPACITY: u32 = 1 << 20;
+/// Default capacity of the suffix map (see `ANSWERS_CAPACITY`).
+pub const SUFFIXES_CAPACITY: u32 = 1 << 22;
 /// Size of the scratch buffer holding the suffix key.
 pub const LPM_BUF: usize = 3 + 4 + 1 + 256 + 8;
 /// Size of the scratch buffer for patching templates: any 9-bit offset plus one stays inside.

@@ -6,8 +6,9 @@
 //! - NODATA: (name, DO) for every other type at a name (`KEY_FLAG_NODATA`);
 //! - suffix: (name, DO) answers for names at or below it (`KEY_FLAG_SUFFIX`): the referral of a
 //!   zone cut, the NXDOMAIN for names below an existing name, or a pass marker where the answer
-//!   depends on more than the suffix (wildcards, DNAME, NSEC3 hashes, NSEC ranges, and names
-//!   that also appear inside templates, which the engine would compress differently).
+//!   depends on more than the suffix (wildcards, DNAME, NSEC3 hashes, NSEC ranges). The engine
+//!   compresses these answers only against the anchor name and its ancestors, so a template
+//!   fits every name below its anchor once its pointers are shifted.
 
 use std::collections::HashSet;
 
@@ -37,6 +38,16 @@ impl Entries {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Kernel memory the entries take, estimated: key + value + per-element overhead (hash
+    /// element header, or LPM trie node).
+    pub fn memory(&self) -> usize {
+        const HASH_ELEM: usize = 48;
+        const LPM_NODE: usize = 48;
+        let v = std::mem::size_of::<Answer>();
+        self.exact.len() * (std::mem::size_of::<AnswerKey>() + v + HASH_ELEM)
+            + self.suffix.len() * (4 + SUFFIX_DATA + v + LPM_NODE)
     }
 }
 
@@ -106,10 +117,6 @@ struct Rendered {
     counts: [u16; 3],
     /// Everything after the question, OPT excluded.
     data: Vec<u8>,
-    /// Offset of `data` in the message.
-    data_at: usize,
-    /// The whole response.
-    msg: Vec<u8>,
     kind: Kind,
 }
 
@@ -149,8 +156,6 @@ fn render(engine: &Engine, qname: &Name, qtype: u16, dnssec_ok: bool) -> Option<
         flags,
         counts: [count(6), count(8), count(10) - 1],
         data,
-        data_at: 12 + qlen,
-        msg: resp.bytes.clone(),
         kind,
     })
 }
@@ -192,8 +197,6 @@ fn pass_value() -> Answer {
             flags: 0,
             counts: [0; 3],
             data: vec![0],
-            data_at: 0,
-            msg: Vec::new(),
             kind: Kind::Exact,
         },
         0,
@@ -204,12 +207,11 @@ fn pass_value() -> Answer {
     v
 }
 
-/// Offsets (in `data`) of the compression pointers of a rendered template, and the names it
-/// holds in owner and compressible RDATA positions. `None` when it cannot be walked.
-fn pointers(r: &Rendered) -> Option<(Vec<usize>, Vec<Name>)> {
+/// Offsets (in `data`) of the compression pointers of a rendered template; `None` when it
+/// cannot be walked.
+fn pointers(r: &Rendered) -> Option<Vec<usize>> {
     let d = &r.data;
     let mut ptrs = Vec::new();
-    let mut names = Vec::new();
     // Walks a name at `pos`; records its pointer; returns the offset after it.
     let name_at = |pos: usize, ptrs: &mut Vec<usize>| -> Option<usize> {
         let mut p = pos;
@@ -248,60 +250,7 @@ fn pointers(r: &Rendered) -> Option<(Vec<usize>, Vec<Name>)> {
         }
         pos = rdata + rdlen;
     }
-    if pos != d.len() {
-        return None;
-    }
-    // The names themselves, decompressed against the whole message.
-    let msg = &r.msg;
-    let mut p = r.data_at;
-    for _ in 0..total {
-        let (owner, next) = decompress(msg, p)?;
-        names.push(owner);
-        let t = u16::from_be_bytes([msg[next], msg[next + 1]]);
-        let rdlen = u16::from_be_bytes([msg[next + 8], msg[next + 9]]) as usize;
-        let rdata = next + 10;
-        let mut at = match t {
-            rtype::NS | rtype::CNAME | rtype::PTR | rtype::SOA => Some(rdata),
-            rtype::MX => Some(rdata + 2),
-            _ => None,
-        };
-        for _ in 0..if t == rtype::SOA { 2 } else { 1 } {
-            if let Some(a) = at {
-                if let Some((n, after)) = decompress(msg, a) {
-                    names.push(n);
-                    at = Some(after);
-                }
-            }
-        }
-        p = rdata + rdlen;
-    }
-    Some((ptrs, names))
-}
-
-/// Reads a possibly compressed name from a message.
-fn decompress(msg: &[u8], pos: usize) -> Option<(Name, usize)> {
-    let mut labels: Vec<Vec<u8>> = Vec::new();
-    let mut p = pos;
-    let mut end = None;
-    for _ in 0..128 {
-        let len = *msg.get(p)? as usize;
-        if len == 0 {
-            end.get_or_insert(p + 1);
-            let refs: Vec<&[u8]> = labels.iter().map(|l| l.as_slice()).collect();
-            return Some((Name::from_labels(refs).ok()?, end?));
-        }
-        if len & 0xc0 == 0xc0 {
-            end.get_or_insert(p + 2);
-            p = (u16::from_be_bytes([msg[p], *msg.get(p + 1)?]) & 0x3fff) as usize;
-            if p < 12 {
-                return None;
-            }
-            continue;
-        }
-        labels.push(msg.get(p + 1..p + 1 + len)?.to_vec());
-        p += len + 1;
-    }
-    None
+    (pos == d.len()).then_some(ptrs)
 }
 
 /// Statistics of one compilation.
@@ -328,8 +277,6 @@ struct ZoneCompiler<'a> {
     generation: u16,
     out: &'a mut Entries,
     stats: Stats,
-    /// Names seen inside suffix templates.
-    template_names: Vec<Name>,
     suffix_keys: HashSet<Name>,
 }
 
@@ -407,7 +354,7 @@ impl ZoneCompiler<'_> {
             if r.kind != want {
                 return false;
             }
-            let Some((ptrs, names)) = pointers(&r) else {
+            let Some(ptrs) = pointers(&r) else {
                 return false;
             };
             if ptrs.len() > MAX_PTRS {
@@ -422,7 +369,6 @@ impl ZoneCompiler<'_> {
                 let nv = (0xc000 | (v - p0)) as u16;
                 r.data[p..p + 2].copy_from_slice(&nv.to_be_bytes());
             }
-            self.template_names.extend(names);
             made.push((d, value(&r, anchor.wire().len(), &ptrs)));
         }
         self.suffix_keys.insert(anchor.clone());
@@ -465,7 +411,6 @@ pub fn compile_zone(engine: &Engine, zone: &Zone, generation: u16, out: &mut Ent
         generation,
         out,
         stats: Stats::default(),
-        template_names: Vec::new(),
         suffix_keys: HashSet::new(),
     };
     let parents: HashSet<Name> = zone.nodes().filter_map(|(n, _)| n.parent()).collect();
@@ -499,16 +444,6 @@ pub fn compile_zone(engine: &Engine, zone: &Zone, generation: u16, out: &mut Ent
                 }
             }
             _ => {}
-        }
-    }
-    // Names inside templates that are not answered by their own entries: the engine would
-    // compress them against the query name, so queries at or below them go to userspace.
-    let names = std::mem::take(&mut c.template_names);
-    for n in names {
-        let inside = n.is_subdomain_of(zone.apex()) && ours(&n);
-        let own = zone.node(&n).is_some() && matches!(zone.position(&n), Position::Authoritative);
-        if inside && !own && !c.suffix_keys.contains(&n) {
-            c.pass(&n);
         }
     }
     c.stats

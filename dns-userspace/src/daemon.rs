@@ -80,10 +80,6 @@ fn setup_xdp(
     if addrs.is_empty() {
         bail!("interface {iface} has no addresses for the XDP path to answer on");
     }
-    let mut xdp = XdpServer::load()?;
-    for a in &addrs {
-        xdp.add_service_addr(*a)?;
-    }
     let generation = 1;
     let mut entries = compile::Entries::default();
     for zone in engine.catalog.zones() {
@@ -100,7 +96,23 @@ fn setup_xdp(
             s.skipped
         );
     }
+    // Room for two generations (a reload fills the new one before the old one goes).
+    let mut xdp = XdpServer::load_with_capacity(
+        (entries.exact.len() * 2) as u32,
+        (entries.suffix.len() * 2) as u32,
+    )?;
+    for a in &addrs {
+        xdp.add_service_addr(*a)?;
+    }
+    let t = Instant::now();
     xdp.insert(&entries)?;
+    log::info!(
+        "XDP maps filled: {} exact + {} suffix entries in {:.2}s, about {} MiB of map memory",
+        entries.exact.len(),
+        entries.suffix.len(),
+        t.elapsed().as_secs_f64(),
+        entries.memory() >> 20
+    );
     xdp.set_config(Config {
         port,
         server_payload: engine.config.server_payload,

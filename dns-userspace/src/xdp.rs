@@ -10,9 +10,11 @@ use aya::{
         Array, HashMap, MapData, PerCpuArray,
     },
     programs::{xdp::XdpLinkId, ProgramError, TestRun, TestRunOptions, Xdp, XdpMode},
-    Ebpf,
+    Ebpf, EbpfLoader,
 };
-use dns_common::{counter, maps, Answer, AnswerKey, Config, SUFFIX_DATA};
+use dns_common::{
+    counter, maps, Answer, AnswerKey, Config, ANSWERS_CAPACITY, SUFFIXES_CAPACITY, SUFFIX_DATA,
+};
 
 use crate::compile::Entries;
 
@@ -59,8 +61,17 @@ where
 impl XdpServer {
     /// Loads the program into the kernel (verifier included); does not attach it.
     pub fn load() -> Result<XdpServer> {
+        XdpServer::load_with_capacity(ANSWERS_CAPACITY, SUFFIXES_CAPACITY)
+    }
+
+    /// Loads with room for at least this many entries in each map.
+    pub fn load_with_capacity(answers: u32, suffixes: u32) -> Result<XdpServer> {
         bump_memlock_rlimit();
-        let mut ebpf = Ebpf::load(PROGRAM_OBJECT).context("loading the XDP object")?;
+        let mut ebpf = EbpfLoader::new()
+            .map_max_entries(maps::ANSWERS, answers.max(ANSWERS_CAPACITY))
+            .map_max_entries(maps::SUFFIXES, suffixes.max(SUFFIXES_CAPACITY))
+            .load(PROGRAM_OBJECT)
+            .context("loading the XDP object")?;
         let logger = match aya_log::EbpfLogger::init(&mut ebpf) {
             Ok(l) => Some(l),
             Err(e) => {

@@ -264,6 +264,11 @@ fn answers_referrals_nodata_and_nxdomain_like_the_engine() {
             ("nope.example.", 1, ANSWERED_NEGATIVE),
             ("A.Very.Long.Nope.Example.", 28, ANSWERED_NEGATIVE),
             ("x.www.example.", 1, ANSWERED_NEGATIVE),
+            // Names that also appear inside the templates.
+            ("ns1.shop.example.", 1, ANSWERED_REFERRAL),
+            ("a.ns1.Shop.example.", 1, ANSWERED_REFERRAL),
+            ("hostmaster.nic.example.", 1, ANSWERED_NEGATIVE),
+            ("x.hostmaster.nic.example.", 28, ANSWERED_NEGATIVE),
         ] {
             for edns in [None, Some(1232)] {
                 let mut q = Q::new(name, qtype);
@@ -299,14 +304,6 @@ fn passes_what_it_must_not_answer_with_the_right_reason() {
     );
     r.expect_pass(
         &frame::build(&spec(false), &Q::new("web.example.", 1).wire()),
-        PASS_MISS,
-    );
-    r.expect_pass(
-        &frame::build(&spec(true), &Q::new("ns1.shop.example.", 1).wire()),
-        PASS_MISS,
-    );
-    r.expect_pass(
-        &frame::build(&spec(true), &Q::new("x.hostmaster.nic.example.", 1).wire()),
         PASS_MISS,
     );
     // A label holding bytes that look like a shorter name must not match that name.

@@ -190,7 +190,11 @@ impl Engine {
             flags |= FLAG_AA;
         }
         let reserve = self.opt_size(q.edns.as_ref());
-        let mut w = Writer::new(q.id, flags, Some(q.question), limit);
+        let skip = res
+            .anchor
+            .as_ref()
+            .map_or(0, |a| q.qname.label_count().saturating_sub(a.label_count()));
+        let mut w = Writer::with_anchor(q.id, flags, Some(q.question), limit, skip);
         let mut truncated = false;
         'sections: for (section, sets) in [
             (Section::Answer, &res.answer),

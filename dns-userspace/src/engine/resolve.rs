@@ -24,6 +24,9 @@ pub struct Resolution<'z> {
     pub additional: Vec<(OutSet<'z>, bool)>,
     /// What the XDP counters call this answer.
     pub kind: Kind,
+    /// For referrals and NXDOMAIN: the cut or closest encloser. The answer is the same for all
+    /// names below it, and the writer compresses only against it and its ancestors.
+    pub anchor: Option<Name>,
 }
 
 /// Answer kinds, as the XDP counters see them.
@@ -128,6 +131,7 @@ impl<'z> Ctx<'z> {
     fn referral(&mut self, cut: &Name, ns: &'z RRset) {
         self.res.aa = false;
         self.res.kind = Kind::Referral;
+        self.res.anchor = Some(cut.clone());
         self.res.authority.push(set(cut, ns));
         if self.dnssec {
             let zone = self.zone;
@@ -311,6 +315,7 @@ pub fn resolve<'z>(
                 cx.res.rcode = super::query::RCODE_NXDOMAIN;
                 if cx.res.answer.is_empty() {
                     cx.res.kind = Kind::Negative;
+                    cx.res.anchor = Some(ce.clone());
                 }
                 cx.negative_soa();
                 cx.deny_name(&name, &ce);

@@ -47,6 +47,20 @@ impl Writer {
     /// Starts a response with the header (counts filled in later) and the question as sent.
     /// `limit` is the largest message allowed; `reserve` bytes are kept free for the OPT record.
     pub fn new(id: u16, flags: u16, question: Option<&[u8]>, limit: usize) -> Writer {
+        Writer::with_anchor(id, flags, question, limit, 0)
+    }
+
+    /// Like `new`, but names are compressed only against the question name's suffixes below
+    /// its first `skip` labels. With `skip` = the labels above a referral's cut (or an
+    /// NXDOMAIN's closest encloser), the bytes after the question are the same for every query
+    /// name below that anchor, up to a shift of every pointer — which the XDP templates use.
+    pub fn with_anchor(
+        id: u16,
+        flags: u16,
+        question: Option<&[u8]>,
+        limit: usize,
+        skip: usize,
+    ) -> Writer {
         let mut buf = Vec::with_capacity(512);
         buf.extend_from_slice(&id.to_be_bytes());
         buf.extend_from_slice(&flags.to_be_bytes());
@@ -61,7 +75,14 @@ impl Writer {
         if let Some(q) = question {
             w.buf.extend_from_slice(q);
             if let Some((name, _)) = read_name(q) {
-                w.remember(&name, 12);
+                let mut at = 12;
+                let mut name = name;
+                for _ in 0..skip {
+                    let Some(p) = name.parent() else { break };
+                    at += name.wire().len() - p.wire().len();
+                    name = p;
+                }
+                w.remember(&name, at);
             }
         }
         w
