@@ -301,3 +301,61 @@ fn extract_nsec3(
     chain.finish();
     Some(chain)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build(text: &str) -> Result<(Zone, Vec<String>), ZoneError> {
+        let origin = Name::parse("example.", None).unwrap();
+        let parsed = crate::zonefile::parse_str(text, &origin, "z.zone").unwrap();
+        let src = ZoneSource {
+            name: "z.zone",
+            locations: parsed.locations.as_deref(),
+        };
+        Zone::build(origin, parsed.records, &src)
+    }
+
+    const HEAD: &str = "$TTL 60\n@ SOA ns h 1 2 3 4 5\n@ NS ns\nns A 198.18.0.1\n";
+
+    #[test]
+    fn rejects_missing_or_double_soa_and_missing_ns() {
+        let e = build("$TTL 60\n@ NS ns\nns A 198.18.0.1\n").unwrap_err();
+        assert!(e.message.contains("no SOA"), "{e}");
+        let e = build(&format!("{HEAD}@ SOA ns h 2 2 3 4 5\n")).unwrap_err();
+        assert_eq!(e.location, "z.zone:2");
+        assert!(e.message.contains("2 SOA records"), "{e}");
+        let e = build("$TTL 60\n@ SOA ns h 1 2 3 4 5\nns A 198.18.0.1\n").unwrap_err();
+        assert!(e.message.contains("no NS"), "{e}");
+    }
+
+    #[test]
+    fn rejects_cname_beside_other_data_with_its_line() {
+        let e = build(&format!("{HEAD}www A 198.18.0.2\nwww CNAME ns\n")).unwrap_err();
+        assert_eq!(e.location, "z.zone:6");
+        assert!(e.message.contains("CNAME and other data"), "{e}");
+    }
+
+    #[test]
+    fn warns_about_occluded_data_missing_glue_and_ttls() {
+        let (_, w) = build(&format!(
+            "{HEAD}sub NS ns.sub\nsub NS ns2.sub\nns.sub A 198.18.0.3\nx.sub TXT hidden\nwww 60 A 198.18.0.4\nwww 120 A 198.18.0.5\n"
+        ))
+        .unwrap();
+        assert!(
+            w.iter()
+                .any(|m| m.starts_with("z.zone:8:") && m.contains("occluded")),
+            "{w:?}"
+        );
+        assert!(
+            w.iter()
+                .any(|m| m.contains("ns2.sub.example.") && m.contains("no glue")),
+            "{w:?}"
+        );
+        assert!(
+            w.iter()
+                .any(|m| m.starts_with("z.zone:10:") && m.contains("differing TTLs")),
+            "{w:?}"
+        );
+    }
+}

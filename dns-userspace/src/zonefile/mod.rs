@@ -26,9 +26,9 @@
 //! the records after it; any other record is an error ("no TTL specified").
 //!
 //! # Zone checks
-//! The `origin` argument is the zone apex. As BIND does, records owned by names outside the zone
-//! are dropped with a warning, and an SOA anywhere but at the apex is an error. Nothing else about
-//! zone contents (a single SOA, CNAME exclusivity, glue) is checked here.
+//! The `origin` argument is the zone apex. Records owned by names outside the zone are errors
+//! (BIND only warns and drops them), and so is an SOA anywhere but at the apex. The other zone
+//! checks (a single SOA, CNAME exclusivity, glue) are in `zone::build`.
 
 mod directive;
 mod lexer;

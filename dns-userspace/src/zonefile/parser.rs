@@ -23,7 +23,6 @@ pub(crate) struct Loader<'z> {
     /// TTL of the previous record.
     pub last_ttl: Option<u32>,
     warned_1035: bool,
-    last_out_of_zone: Option<Name>,
     /// Reused buffer for owner names.
     name_buf: Vec<u8>,
     pub records: Vec<Record>,
@@ -53,7 +52,6 @@ impl<'z> Loader<'z> {
             default_ttl: None,
             last_ttl: None,
             warned_1035: false,
-            last_out_of_zone: None,
             name_buf: Vec::with_capacity(NAME_MAX + 64),
             records: Vec::new(),
             locations: Vec::new(),
@@ -228,12 +226,12 @@ impl<'z> Loader<'z> {
             });
         }
         if !owner.is_subdomain_of(self.apex) {
-            if self.last_out_of_zone.as_ref() != Some(&owner) {
-                let msg = format!("ignoring out-of-zone data ({owner})");
-                self.warn(st.label, e.line, &msg);
-                self.last_out_of_zone = Some(owner);
-            }
-            return Ok(());
+            // named-checkzone only warns; a zone that holds data for other zones is more likely
+            // a mistake (a wrong $ORIGIN) than intended, so it is not served.
+            return Err(FieldError {
+                line: e.line,
+                message: format!("out-of-zone data: {owner} is not in the zone {}", self.apex),
+            });
         }
         self.locations
             .push((st.file, u32::try_from(e.line).unwrap_or(u32::MAX)));
