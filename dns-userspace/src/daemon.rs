@@ -1,5 +1,5 @@
-//! `xdpdns serve`: loads the zones, compiles and fills the XDP maps, attaches the program,
-//! runs the UDP/TCP server and the control socket, and on SIGINT/SIGTERM detaches and exits.
+//! `xdpdns serve`: loads the zones, starts the XDP fast path, runs the UDP/TCP server and the
+//! control socket (stats, status, reload), and on SIGINT/SIGTERM detaches and exits.
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
@@ -8,15 +8,15 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context as _, Result};
-use dns_common::{counter, Config};
+use dns_common::counter;
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::compile;
 use crate::control::ControlSocket;
 use crate::engine::{Engine, EngineConfig};
+use crate::fastpath::FastPath;
 use crate::load::{load_catalog, ZoneSpec};
 use crate::server::{self, ServerStats, SharedEngine, TcpLimits};
-use crate::xdp::{AttachMode, XdpServer};
+use crate::xdp::AttachMode;
 
 /// Everything `serve` needs.
 #[derive(Clone, Debug)]
@@ -33,11 +33,10 @@ pub struct ServeOptions {
 
 struct State {
     engine: SharedEngine,
-    xdp: Option<Mutex<XdpServer>>,
+    xdp: Option<Mutex<FastPath>>,
     stats: Arc<ServerStats>,
     started: Instant,
     opts: ServeOptions,
-    xdp_entries: usize,
 }
 
 /// Addresses configured on `iface`.
@@ -57,12 +56,8 @@ fn iface_addrs(iface: &str) -> Result<Vec<IpAddr>> {
     Ok(out)
 }
 
-fn setup_xdp(
-    opts: &ServeOptions,
-    engine: &Engine,
-    iface: &str,
-    mode: AttachMode,
-) -> Result<(XdpServer, usize)> {
+/// The addresses the XDP path answers on, and the port.
+fn service(opts: &ServeOptions, iface: &str) -> Result<(Vec<IpAddr>, u16)> {
     let port = opts.listen[0].port();
     if opts.listen.iter().any(|l| l.port() != port) {
         bail!("all --listen addresses must use the same port for the XDP path");
@@ -77,58 +72,7 @@ fn setup_xdp(
     }
     addrs.sort();
     addrs.dedup();
-    if addrs.is_empty() {
-        bail!("interface {iface} has no addresses for the XDP path to answer on");
-    }
-    let generation = 1;
-    let mut entries = compile::Entries::default();
-    for zone in engine.catalog.zones() {
-        let s = compile::compile_zone(engine, zone, generation, &mut entries);
-        log::info!(
-            "zone {}: {} XDP entries ({} exact, {} NODATA, {} referral, {} NXDOMAIN, {} pass markers), {} answers left to userspace",
-            zone.apex(),
-            s.entries(),
-            s.exact,
-            s.nodata,
-            s.referral,
-            s.negative,
-            s.pass,
-            s.skipped
-        );
-    }
-    // Room for two generations (a reload fills the new one before the old one goes).
-    let mut xdp = XdpServer::load_with_capacity(
-        (entries.exact.len() * 2) as u32,
-        (entries.suffix.len() * 2) as u32,
-    )?;
-    for a in &addrs {
-        xdp.add_service_addr(*a)?;
-    }
-    let t = Instant::now();
-    xdp.insert(&entries)?;
-    log::info!(
-        "XDP maps filled: {} exact + {} suffix entries in {:.2}s, about {} MiB of map memory",
-        entries.exact.len(),
-        entries.suffix.len(),
-        t.elapsed().as_secs_f64(),
-        entries.memory() >> 20
-    );
-    xdp.set_config(Config {
-        port,
-        server_payload: engine.config.server_payload,
-        generation,
-        _pad: 0,
-    })?;
-    xdp.attach(iface, mode)?;
-    log::info!(
-        "XDP attached to {iface} ({mode:?}), answering on {} port {port}",
-        addrs
-            .iter()
-            .map(|a| a.to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    Ok((xdp, entries.len()))
+    Ok((addrs, port))
 }
 
 /// Runs the server until SIGINT or SIGTERM.
@@ -157,13 +101,15 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
     for l in &opts.listen {
         sockets.push(server::bind(*l).await?);
     }
-    let (xdp, xdp_entries) = match (&opts.iface, opts.xdp_mode) {
+    let xdp = match (&opts.iface, opts.xdp_mode) {
         (Some(iface), Some(mode)) => {
-            let (x, n) = setup_xdp(&opts, &engine, iface, mode)?;
-            (Some(Mutex::new(x)), n)
+            let (addrs, port) = service(&opts, iface)?;
+            Some(Mutex::new(FastPath::start(
+                &engine, iface, mode, &addrs, port,
+            )?))
         }
         (None, Some(_)) => return Err(anyhow!("XDP needs --iface (or use --xdp-mode off)")),
-        _ => (None, 0),
+        _ => None,
     };
     let state = Arc::new(State {
         engine: Arc::new(RwLock::new(Arc::new(engine))),
@@ -171,7 +117,6 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
         stats: Arc::new(ServerStats::default()),
         started: Instant::now(),
         opts: opts.clone(),
-        xdp_entries,
     });
     let mut tasks = tokio::task::JoinSet::new();
     for (udp, tcp) in sockets {
@@ -211,7 +156,7 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
     tasks.abort_all();
     while tasks.join_next().await.is_some() {}
     if let Some(x) = &state.xdp {
-        x.lock().expect("xdp lock").detach()?;
+        x.lock().expect("xdp lock").server.detach()?;
         log::info!("XDP detached");
     }
     Ok(())
@@ -222,14 +167,39 @@ fn command(state: &State, cmd: &str) -> Result<String> {
     match cmd {
         "stats" => stats_text(state),
         "status" => Ok(status_text(state)),
-        other => bail!("unknown command {other:?} (known: stats, status)"),
+        "reload" => reload(state),
+        other => bail!("unknown command {other:?} (known: stats, status, reload)"),
     }
+}
+
+/// Reloads every zone from its file. Any error leaves everything as it was.
+fn reload(state: &State) -> Result<String> {
+    let (catalog, warnings) = load_catalog(&state.opts.zones)?;
+    let engine = Engine::new(catalog, state.opts.engine.clone());
+    let mut out = String::new();
+    for w in &warnings {
+        log::warn!("{w}");
+        writeln!(out, "warning: {w}")?;
+    }
+    if let Some(x) = &state.xdp {
+        let p = x.lock().expect("xdp lock").publish(&engine)?;
+        writeln!(
+            out,
+            "xdp generation {} with {} entries",
+            p.generation, p.entries
+        )?;
+    }
+    let zones = engine.catalog.zones().count();
+    *state.engine.write().expect("engine lock") = Arc::new(engine);
+    writeln!(out, "reloaded {zones} zones")?;
+    log::info!("reloaded {zones} zones");
+    Ok(out)
 }
 
 fn stats_text(state: &State) -> Result<String> {
     let mut out = String::new();
     if let Some(x) = &state.xdp {
-        let c = x.lock().expect("xdp lock").counters()?;
+        let c = x.lock().expect("xdp lock").server.counters()?;
         let answered: u64 = c[..counter::PASS_NOT_DNS as usize].iter().sum();
         let passed: u64 = c[counter::PASS_NOT_DNS as usize..].iter().sum();
         writeln!(out, "xdp.answered {answered}")?;
@@ -258,7 +228,11 @@ fn status_text(state: &State) -> String {
     let _ = writeln!(out, "uptime {}s", state.started.elapsed().as_secs());
     match (&state.opts.iface, state.xdp.is_some()) {
         (Some(i), true) => {
-            let _ = writeln!(out, "xdp attached {i} ({} entries)", state.xdp_entries);
+            let entries = state
+                .xdp
+                .as_ref()
+                .map_or(0, |x| x.lock().expect("xdp lock").entries);
+            let _ = writeln!(out, "xdp attached {i} ({entries} entries)");
         }
         _ => {
             let _ = writeln!(out, "xdp off");

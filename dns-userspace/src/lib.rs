@@ -8,6 +8,7 @@ pub mod compile;
 pub mod control;
 pub mod daemon;
 pub mod engine;
+pub mod fastpath;
 pub mod frame;
 pub mod load;
 pub mod name;

@@ -81,6 +81,11 @@ enum Command {
         #[arg(long, default_value = control::DEFAULT_PATH)]
         control: PathBuf,
     },
+    /// Reload every zone of a running server from its file; on any error nothing changes.
+    Reload {
+        #[arg(long, default_value = control::DEFAULT_PATH)]
+        control: PathBuf,
+    },
     /// Attach a pass-everything XDP program to IFACE until SIGTERM/SIGINT (test helper: XDP_TX
     /// replies on veth reach a peer only when the peer runs an XDP program).
     #[command(hide = true)]
@@ -153,6 +158,10 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Status { control } => {
             print!("{}", rt.block_on(control::request(&control, "status"))?);
+            Ok(())
+        }
+        Command::Reload { control } => {
+            print!("{}", rt.block_on(control::request(&control, "reload"))?);
             Ok(())
         }
         Command::XdpPass { iface } => {

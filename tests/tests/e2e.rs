@@ -277,3 +277,49 @@ fn signed_answers_referrals_and_nxdomain_with_do_come_from_xdp() {
     assert!(big >= 1, "{moved:?}");
     assert_eq!(delta(&before, &after, "udp.queries"), fallback, "{moved:?}");
 }
+
+#[test]
+fn reload_replaces_zones_and_a_bad_zone_changes_nothing() {
+    let mut net = TestNet::new().expect("test namespaces");
+    let zone = net.dir.join("example.zone");
+    let original = std::fs::read_to_string(example_zone()).unwrap();
+    std::fs::write(&zone, &original).unwrap();
+    net.start_server(&[zone.to_str().unwrap()], &["--listen", "[::]:53"])
+        .expect("server starts");
+    let ask = |net: &TestNet, tcp: bool| {
+        let mut args = vec!["@198.18.0.1", "new.example.", "A"];
+        if tcp {
+            args.push("+tcp");
+        }
+        dig(net, &args)
+    };
+    assert!(ask(&net, false).contains("NXDOMAIN"));
+    // A good change.
+    std::fs::write(&zone, format!("{original}new IN A 198.18.0.77\n")).unwrap();
+    let out = net.ctl("reload").unwrap();
+    assert!(out.contains("reloaded 1 zones"), "{out}");
+    let before = net.stats().unwrap();
+    assert!(ask(&net, false).contains("198.18.0.77"));
+    let after = net.stats().unwrap();
+    assert_eq!(
+        delta(&before, &after, "xdp.answered_exact"),
+        1,
+        "the new record is in XDP"
+    );
+    // A broken zone: the error names file and line, and the old data keeps being served.
+    std::fs::write(
+        &zone,
+        format!("{original}new IN A 198.18.0.77\nbad IN A not-an-address\n"),
+    )
+    .unwrap();
+    let err = net.ctl("reload").unwrap_err().to_string();
+    let line = original.lines().count() + 2;
+    assert!(err.contains(&format!("example.zone:{line}")), "{err}");
+    assert!(ask(&net, false).contains("198.18.0.77"));
+    assert!(ask(&net, true).contains("198.18.0.77"));
+    // Removing the record takes it out of both paths.
+    std::fs::write(&zone, &original).unwrap();
+    net.ctl("reload").unwrap();
+    assert!(ask(&net, false).contains("NXDOMAIN"));
+    assert!(ask(&net, true).contains("NXDOMAIN"));
+}

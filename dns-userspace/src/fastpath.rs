@@ -1,0 +1,166 @@
+//! The XDP fast path of a running server: the loaded program and what its maps hold, one
+//! generation at a time. Publishing an engine compiles its zones into a new generation, fills
+//! it in beside the old one, switches the program over in one write, then removes the old
+//! entries — so a query sees the old zones or the new ones, never a mix.
+
+use std::net::IpAddr;
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+use dns_common::{AnswerKey, Config, SUFFIX_DATA};
+
+use crate::compile::{self, Entries};
+use crate::engine::Engine;
+use crate::xdp::{AttachMode, XdpServer};
+
+/// Generations cycle through 1..=127 (the suffix keys keep 7 bits).
+fn next_generation(g: u16) -> u16 {
+    g % 127 + 1
+}
+
+pub struct FastPath {
+    pub server: XdpServer,
+    generation: u16,
+    port: u16,
+    exact_keys: Vec<AnswerKey>,
+    suffix_keys: Vec<(u32, [u8; SUFFIX_DATA])>,
+    pub entries: usize,
+}
+
+/// What one publication did.
+#[derive(Debug)]
+pub struct Published {
+    pub generation: u16,
+    pub entries: usize,
+    pub memory: usize,
+    pub seconds: f64,
+}
+
+fn compile_all(engine: &Engine, generation: u16) -> Entries {
+    let mut entries = Entries::default();
+    for zone in engine.catalog.zones() {
+        let s = compile::compile_zone(engine, zone, generation, &mut entries);
+        log::info!(
+            "zone {}: {} XDP entries ({} exact, {} NODATA, {} referral, {} NXDOMAIN, {} pass markers), {} answers left to userspace",
+            zone.apex(),
+            s.entries(),
+            s.exact,
+            s.nodata,
+            s.referral,
+            s.negative,
+            s.pass,
+            s.skipped
+        );
+    }
+    entries
+}
+
+impl FastPath {
+    /// Loads the program sized for `engine`, publishes it and attaches to `iface`.
+    pub fn start(
+        engine: &Engine,
+        iface: &str,
+        mode: AttachMode,
+        addrs: &[IpAddr],
+        port: u16,
+    ) -> Result<FastPath> {
+        if addrs.is_empty() {
+            bail!("interface {iface} has no addresses for the XDP path to answer on");
+        }
+        let generation = 1;
+        let entries = compile_all(engine, generation);
+        // Room for two generations (a reload fills the new one before the old one goes).
+        let mut server = XdpServer::load_with_capacity(
+            (entries.exact.len() * 2) as u32,
+            (entries.suffix.len() * 2) as u32,
+        )?;
+        for a in addrs {
+            server.add_service_addr(*a)?;
+        }
+        let mut fp = FastPath {
+            server,
+            generation: 0,
+            port,
+            exact_keys: Vec::new(),
+            suffix_keys: Vec::new(),
+            entries: 0,
+        };
+        fp.install(engine, entries, generation)?;
+        fp.server.attach(iface, mode)?;
+        log::info!(
+            "XDP attached to {iface} ({mode:?}), answering on {} port {port}",
+            addrs
+                .iter()
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        Ok(fp)
+    }
+
+    /// Replaces what the maps hold with `engine`'s answers.
+    pub fn publish(&mut self, engine: &Engine) -> Result<Published> {
+        let generation = next_generation(self.generation);
+        let entries = compile_all(engine, generation);
+        self.install(engine, entries, generation)
+    }
+
+    fn install(&mut self, engine: &Engine, entries: Entries, generation: u16) -> Result<Published> {
+        let t = Instant::now();
+        if let Err(e) = self.server.insert(&entries) {
+            // Roll back what was inserted of the new generation; the old one still serves.
+            self.remove(
+                &entries.exact.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
+                &entries
+                    .suffix
+                    .iter()
+                    .map(|(l, d, _)| (*l, *d))
+                    .collect::<Vec<_>>(),
+            );
+            return Err(e);
+        }
+        self.server.set_config(Config {
+            port: self.port,
+            server_payload: engine.config.server_payload,
+            generation,
+            _pad: 0,
+        })?;
+        let old_exact = std::mem::replace(
+            &mut self.exact_keys,
+            entries.exact.iter().map(|(k, _)| *k).collect(),
+        );
+        let old_suffix = std::mem::replace(
+            &mut self.suffix_keys,
+            entries.suffix.iter().map(|(l, d, _)| (*l, *d)).collect(),
+        );
+        self.remove(&old_exact, &old_suffix);
+        self.generation = generation;
+        self.entries = entries.len();
+        let p = Published {
+            generation,
+            entries: entries.len(),
+            memory: entries.memory(),
+            seconds: t.elapsed().as_secs_f64(),
+        };
+        log::info!(
+            "XDP generation {}: {} entries, about {} MiB of map memory, filled in {:.2}s",
+            p.generation,
+            p.entries,
+            p.memory >> 20,
+            p.seconds
+        );
+        Ok(p)
+    }
+
+    fn remove(&mut self, exact: &[AnswerKey], suffix: &[(u32, [u8; SUFFIX_DATA])]) {
+        for k in exact {
+            let _ = self.server.answers.remove(k);
+        }
+        for (l, d) in suffix {
+            let _ = self
+                .server
+                .suffixes
+                .remove(&aya::maps::lpm_trie::Key::new(*l, *d));
+        }
+    }
+}
