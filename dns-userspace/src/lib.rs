@@ -5,6 +5,7 @@
 //! loader and the UDP/TCP server.
 
 pub mod compile;
+pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod engine;

@@ -4,8 +4,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::bail;
 use anyhow::Result;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use xdpdns::config::ConfigFile;
 use xdpdns::control;
 use xdpdns::daemon::{self, ServeOptions};
 use xdpdns::engine::EngineConfig;
@@ -32,45 +34,124 @@ enum XdpModeArg {
     Off,
 }
 
+/// `serve` options; each overrides the configuration file's setting.
+#[derive(Args)]
+struct ServeArgs {
+    /// Configuration file (TOML, see the README): server settings and zones.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Zone to serve: FILE (zone name = file name without `.zone`) or NAME=FILE. Repeatable;
+    /// added to the configuration file's zones.
+    #[arg(long = "zone")]
+    zones: Vec<ZoneSpec>,
+    /// Interface to attach the XDP program to.
+    #[arg(long)]
+    iface: Option<String>,
+    /// XDP attach mode; `off` serves from userspace only. Default: native.
+    #[arg(long, value_enum)]
+    xdp_mode: Option<XdpModeArg>,
+    /// Address and port to serve on (UDP and TCP). Repeatable. An unspecified address makes
+    /// the XDP path answer on every address of --iface. Default: [::]:53.
+    #[arg(long)]
+    listen: Vec<SocketAddr>,
+    /// Control socket for `xdpdns stats`, `status` and `reload`.
+    #[arg(long)]
+    control: Option<PathBuf>,
+    /// Largest UDP payload sent (EDNS). Default: 1232.
+    #[arg(long)]
+    server_payload: Option<u16>,
+    /// Server identity for CH TXT id.server / hostname.bind.
+    #[arg(long)]
+    identity: Option<String>,
+    /// Version for CH TXT version.bind; omitted = refused.
+    #[arg(long = "version-string")]
+    version_string: Option<String>,
+    /// NSID (RFC 5001) sent to clients that ask.
+    #[arg(long)]
+    nsid: Option<String>,
+    /// TCP idle timeout in seconds. Default: 10.
+    #[arg(long)]
+    tcp_idle_timeout: Option<u64>,
+    /// Most concurrent TCP connections. Default: 1024.
+    #[arg(long)]
+    tcp_max_connections: Option<usize>,
+}
+
+impl ServeArgs {
+    /// Merges the command line over the configuration file.
+    fn options(self) -> Result<ServeOptions> {
+        let file = match &self.config {
+            Some(p) => ConfigFile::load(p)?,
+            None => ConfigFile::default(),
+        };
+        let srv = &file.server;
+        let mut zones = file.zones()?;
+        zones.extend(self.zones);
+        if zones.is_empty() {
+            bail!("no zones: give --zone or [[zone]] entries in --config");
+        }
+        let mode = match self.xdp_mode {
+            Some(m) => m,
+            None => match srv.xdp_mode.as_deref() {
+                None | Some("native") => XdpModeArg::Native,
+                Some("generic") => XdpModeArg::Generic,
+                Some("auto") => XdpModeArg::Auto,
+                Some("off") => XdpModeArg::Off,
+                Some(other) => bail!("xdp-mode {other:?}: expected native, generic, auto or off"),
+            },
+        };
+        let xdp_mode = match mode {
+            XdpModeArg::Native => Some(AttachMode::Native),
+            XdpModeArg::Generic => Some(AttachMode::Generic),
+            XdpModeArg::Auto => Some(AttachMode::Auto),
+            XdpModeArg::Off => None,
+        };
+        let iface = self.iface.or_else(|| srv.iface.clone());
+        let mut listen = self.listen;
+        if listen.is_empty() {
+            listen = srv.listen.clone().unwrap_or_default();
+        }
+        if listen.is_empty() {
+            listen.push("[::]:53".parse()?);
+        }
+        Ok(ServeOptions {
+            zones,
+            xdp_mode: if iface.is_some() { xdp_mode } else { None },
+            iface,
+            listen,
+            control: self
+                .control
+                .or_else(|| srv.control.clone())
+                .unwrap_or_else(|| control::DEFAULT_PATH.into()),
+            engine: EngineConfig {
+                server_payload: self
+                    .server_payload
+                    .or(srv.server_payload)
+                    .unwrap_or(dns_common::DEFAULT_SERVER_PAYLOAD),
+                nsid: self
+                    .nsid
+                    .or_else(|| srv.nsid.clone())
+                    .map(String::into_bytes),
+                identity: self.identity.or_else(|| srv.identity.clone()),
+                version: self.version_string.or_else(|| srv.version.clone()),
+            },
+            tcp: TcpLimits {
+                idle_timeout: Duration::from_secs(
+                    self.tcp_idle_timeout.or(srv.tcp_idle_timeout).unwrap_or(10),
+                ),
+                max_connections: self
+                    .tcp_max_connections
+                    .or(srv.tcp_max_connections)
+                    .unwrap_or(1024),
+            },
+        })
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Load zones, attach XDP and serve DNS until SIGINT/SIGTERM.
-    Serve {
-        /// Zone to serve: FILE (zone name = file name without `.zone`) or NAME=FILE. Repeatable.
-        #[arg(long = "zone", required = true)]
-        zones: Vec<ZoneSpec>,
-        /// Interface to attach the XDP program to.
-        #[arg(long)]
-        iface: Option<String>,
-        /// XDP attach mode; `off` serves from userspace only.
-        #[arg(long, value_enum, default_value = "native")]
-        xdp_mode: XdpModeArg,
-        /// Address and port to serve on (UDP and TCP). Repeatable. An unspecified address makes
-        /// the XDP path answer on every address of --iface.
-        #[arg(long, default_value = "[::]:53")]
-        listen: Vec<SocketAddr>,
-        /// Control socket for `xdpdns stats` and `status`.
-        #[arg(long, default_value = control::DEFAULT_PATH)]
-        control: PathBuf,
-        /// Largest UDP payload sent (EDNS).
-        #[arg(long, default_value_t = dns_common::DEFAULT_SERVER_PAYLOAD)]
-        server_payload: u16,
-        /// Server identity for CH TXT id.server / hostname.bind.
-        #[arg(long)]
-        identity: Option<String>,
-        /// Version for CH TXT version.bind; omitted = refused.
-        #[arg(long = "version-string")]
-        version_string: Option<String>,
-        /// NSID (RFC 5001) sent to clients that ask.
-        #[arg(long)]
-        nsid: Option<String>,
-        /// TCP idle timeout in seconds.
-        #[arg(long, default_value_t = 10)]
-        tcp_idle_timeout: u64,
-        /// Most concurrent TCP connections.
-        #[arg(long, default_value_t = 1024)]
-        tcp_max_connections: usize,
-    },
+    Serve(Box<ServeArgs>),
     /// Print the XDP and server counters of a running server.
     Stats {
         #[arg(long, default_value = control::DEFAULT_PATH)]
@@ -114,42 +195,8 @@ fn run(cli: Cli) -> Result<()> {
         .enable_all()
         .build()?;
     match cli.command {
-        Command::Serve {
-            zones,
-            iface,
-            xdp_mode,
-            listen,
-            control,
-            server_payload,
-            identity,
-            version_string,
-            nsid,
-            tcp_idle_timeout,
-            tcp_max_connections,
-        } => {
-            let xdp_mode = match xdp_mode {
-                XdpModeArg::Native => Some(AttachMode::Native),
-                XdpModeArg::Generic => Some(AttachMode::Generic),
-                XdpModeArg::Auto => Some(AttachMode::Auto),
-                XdpModeArg::Off => None,
-            };
-            let opts = ServeOptions {
-                zones,
-                xdp_mode: if iface.is_some() { xdp_mode } else { None },
-                iface,
-                listen,
-                control,
-                engine: EngineConfig {
-                    server_payload,
-                    nsid: nsid.map(String::into_bytes),
-                    identity,
-                    version: version_string,
-                },
-                tcp: TcpLimits {
-                    idle_timeout: Duration::from_secs(tcp_idle_timeout),
-                    max_connections: tcp_max_connections,
-                },
-            };
+        Command::Serve(args) => {
+            let opts = args.options()?;
             rt.block_on(daemon::serve(opts))
         }
         Command::Stats { control } => {

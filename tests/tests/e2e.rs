@@ -323,3 +323,38 @@ fn reload_replaces_zones_and_a_bad_zone_changes_nothing() {
     assert!(ask(&net, false).contains("NXDOMAIN"));
     assert!(ask(&net, true).contains("NXDOMAIN"));
 }
+
+#[test]
+fn zones_and_settings_from_a_config_file() {
+    let mut net = TestNet::new().expect("test namespaces");
+    let root = xdpdns_tests::workspace_root();
+    let config = net.dir.join("xdpdns.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = [\"[::]:53\"]\nidentity = \"from-config\"\n\n\
+             [[zone]]\ndomain = \"example.\"\nfile = \"{}/zones/example.zone\"\n\n\
+             [[zone]]\ndomain = \"nsec.example\"\nfile = \"{}/zones/signed/nsec.example.zone\"\n",
+            root.display(),
+            root.display()
+        ),
+    )
+    .unwrap();
+    net.start_server(&[], &["--config", config.to_str().unwrap()])
+        .expect("server starts");
+    // The longest matching apex answers.
+    let out = dig(&net, &["@198.18.0.1", "www.nsec.example.", "A"]);
+    assert!(
+        out.contains("192.0.2.80") && out.contains("flags: qr aa"),
+        "{out}"
+    );
+    let out = dig(&net, &["@198.18.0.1", "www.example.", "A"]);
+    assert!(out.contains("198.18.0.80"), "{out}");
+    let out = dig(&net, &["@198.18.0.1", "id.server.", "TXT", "CH"]);
+    assert!(out.contains("from-config"), "{out}");
+    let status = net.ctl("status").unwrap();
+    assert!(
+        status.contains("zone example.") && status.contains("zone nsec.example."),
+        "{status}"
+    );
+}
