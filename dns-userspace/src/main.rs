@@ -179,6 +179,9 @@ enum Command {
         /// FILE or NAME=FILE.
         #[arg(required = true)]
         zones: Vec<ZoneSpec>,
+        /// Also compile the XDP map entries and report their number and memory.
+        #[arg(long)]
+        compile: bool,
     },
 }
 
@@ -228,7 +231,7 @@ fn run(cli: Cli) -> Result<()> {
             drop(ebpf);
             Ok(())
         }
-        Command::Check { zones } => {
+        Command::Check { zones, compile } => {
             let mut failed = false;
             for z in &zones {
                 match load_zone(z) {
@@ -237,6 +240,31 @@ fn run(cli: Cli) -> Result<()> {
                             eprintln!("warning: {w}");
                         }
                         println!("zone {}: OK, {} names", zone.apex(), zone.len());
+                        if compile {
+                            let mut catalog = xdpdns::engine::Catalog::new();
+                            catalog.insert(std::sync::Arc::new(zone));
+                            let engine =
+                                xdpdns::engine::Engine::new(catalog, EngineConfig::default());
+                            let t = std::time::Instant::now();
+                            let mut entries = xdpdns::compile::Entries::default();
+                            let zone = engine.catalog.zones().next().expect("one zone");
+                            let st = xdpdns::compile::compile_zone(&engine, zone, 1, &mut entries);
+                            println!(
+                                "  XDP: {} entries ({} exact, {} NODATA, {} referral, {} NXDOMAIN, {} pass markers), \
+                                 {} answers left to userspace; compiled in {:.2}s; map memory about {} MiB \
+                                 ({} bytes per entry)",
+                                st.entries(),
+                                st.exact,
+                                st.nodata,
+                                st.referral,
+                                st.negative,
+                                st.pass,
+                                st.skipped,
+                                t.elapsed().as_secs_f64(),
+                                entries.memory() >> 20,
+                                entries.memory() / entries.len().max(1)
+                            );
+                        }
                     }
                     Err(e) => {
                         eprintln!("zone {}: {e:#}", z.origin);

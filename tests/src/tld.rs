@@ -79,9 +79,10 @@ pub fn zone_text(origin: &str, n: usize) -> String {
         if i % 2 == 0 {
             let _ = writeln!(z, "{d} NS ns1.{d}\n{d} NS ns2.{d}");
             let _ = writeln!(z, "ns1.{d} A 198.18.{}.{}", 20 + i / 250 % 200, i % 250 + 1);
-            let _ = writeln!(z, "ns1.{d} AAAA fd00:20::{:x}", i + 1);
+            let (hi, lo) = ((i + 1) >> 16, (i + 1) & 0xffff);
+            let _ = writeln!(z, "ns1.{d} AAAA fd00:20::{hi:x}:{lo:x}");
             let _ = writeln!(z, "ns2.{d} A 198.19.{}.{}", 20 + i / 250 % 200, i % 250 + 1);
-            let _ = writeln!(z, "ns2.{d} AAAA fd00:21::{:x}", i + 1);
+            let _ = writeln!(z, "ns2.{d} AAAA fd00:21::{hi:x}:{lo:x}");
         } else {
             let _ = writeln!(
                 z,

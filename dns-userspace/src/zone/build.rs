@@ -192,7 +192,22 @@ impl Zone {
             .filter(|(n, node)| *n != apex && node.get(rtype::NS).is_some())
             .map(|(n, _)| n.clone())
             .collect();
-        let below_cut = |name: &Name| cuts.iter().any(|c| name != c && name.is_subdomain_of(c));
+        let cut_set: std::collections::HashSet<&Name> = cuts.iter().collect();
+        // Below a cut: some proper ancestor (below the apex) is a cut. Walks up the name, so the
+        // cost is the name's depth, not the number of cuts.
+        let below_cut = |name: &Name| {
+            let mut n = name.parent();
+            while let Some(p) = n {
+                if p == apex || !p.is_subdomain_of(&apex) {
+                    return false;
+                }
+                if cut_set.contains(&p) {
+                    return true;
+                }
+                n = p.parent();
+            }
+            false
+        };
         for (name, node) in nodes.values() {
             if below_cut(name) {
                 let non_glue = node
