@@ -32,7 +32,8 @@ static ANSWERS: HashMap<AnswerKey, Answer> =
 /// Referral and NXDOMAIN templates and pass markers, by longest suffix (see
 /// `dns_common::suffix_flag_byte`).
 #[map]
-static SUFFIXES: LpmTrie<[u8; SUFFIX_DATA], Answer> = LpmTrie::with_max_entries(SUFFIXES_CAPACITY, 0);
+static SUFFIXES: LpmTrie<[u8; SUFFIX_DATA], Answer> =
+    LpmTrie::with_max_entries(SUFFIXES_CAPACITY, 0);
 
 #[map]
 static CONFIG: Array<Config> = Array::with_max_entries(1, 0);
