@@ -5,6 +5,9 @@
 //! program, without which XDP_TX replies from the server side are not delivered on veth.
 
 pub mod client;
+pub mod compare;
+pub mod corpus;
+pub mod knot;
 pub mod tld;
 
 use std::fs::File;

@@ -144,7 +144,7 @@ fn corpus_query(rng: &mut Rng, names: &[Name]) -> Vec<u8> {
         &rng.mix_case(&name),
         TYPES[rng.below(TYPES.len() as u64) as usize],
     );
-    q.id = rng.next() as u16;
+    q.id = rng.next_u64() as u16;
     q.rd = rng.chance(50);
     q.cd = rng.chance(20);
     q.edns = [None, Some(512), Some(1232), Some(4096)][rng.below(4) as usize];
@@ -190,9 +190,9 @@ fn mutate(rng: &mut Rng, f: &mut Vec<u8>) {
         let i = rng.below(f.len() as u64) as usize;
         match rng.below(6) {
             0 => f[i] ^= 1 << rng.below(8),
-            1 => f[i] = rng.next() as u8,
+            1 => f[i] = rng.next_u64() as u8,
             2 => f.truncate(i.max(14)),
-            3 => f.extend((0..rng.below(40)).map(|_| rng.next() as u8)),
+            3 => f.extend((0..rng.below(40)).map(|_| rng.next_u64() as u8)),
             4 => f[i] = [0, 0xff, 0xc0, 0x3f, 0x40][rng.below(5) as usize],
             _ => {
                 let j = rng.below(f.len() as u64) as usize;
@@ -218,7 +218,7 @@ fn fuzzed_packets_never_get_a_wrong_answer() {
             // Entirely random bytes after the Ethernet header.
             let len = 14 + rng.below(300) as usize;
             f.truncate(14);
-            f.extend((14..len).map(|_| rng.next() as u8));
+            f.extend((14..len).map(|_| rng.next_u64() as u8));
         } else {
             mutate(&mut rng, &mut f);
         }
@@ -254,7 +254,7 @@ fn hit_ratio(r: &mut Rig, mix: &[tld::MixQuery]) -> f64 {
         let mut q = Q::new(&m.name, m.qtype);
         q.edns = Some(1232);
         q.dnssec_ok = m.dnssec_ok;
-        q.id = rng.next() as u16;
+        q.id = rng.next_u64() as u16;
         let s = spec(&mut rng);
         let hit = r.check(&s, &q.wire());
         if !hit && std::env::var_os("XDPDNS_SHOW_MISSES").is_some() {

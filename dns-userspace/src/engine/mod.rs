@@ -174,9 +174,16 @@ impl Engine {
             t if t != rtype::ANY && rtype::is_meta(t) => return refuse(query::RCODE_NOTIMP),
             _ => {}
         }
-        let Some(zone) = self.catalog.find(&q.qname) else {
+        let Some(mut zone) = self.catalog.find(&q.qname) else {
             return refuse(query::RCODE_REFUSED);
         };
+        // DS lives on the parent side of a cut (RFC 4034 §5): at a child apex, answer from
+        // the parent zone when we serve it too.
+        if q.qtype == rtype::DS && *zone.apex() == q.qname {
+            if let Some(parent) = q.qname.parent().and_then(|p| self.catalog.find(&p)) {
+                zone = parent;
+            }
+        }
         let dnssec_ok = q.edns.as_ref().is_some_and(|e| e.dnssec_ok);
         let res = resolve::resolve(
             zone,

@@ -111,27 +111,32 @@ impl<'z> Ctx<'z> {
         if !target.is_subdomain_of(zone.apex()) {
             return;
         }
-        if !glue && !matches!(zone.position(target), Position::Authoritative) {
+        let authoritative = matches!(zone.position(target), Position::Authoritative);
+        if !glue && !authoritative {
             return;
         }
         if let Some((owner, node)) = zone.node(target) {
             let owner = owner.clone();
             for t in [rtype::A, rtype::AAAA] {
                 if let Some(s) = node.get(t) {
-                    if glue {
-                        self.res.additional.push((set(&owner, s), required));
+                    if authoritative {
+                        // Authoritative data goes with its signatures (RFC 4035 §3.1.1).
+                        self.add(Part::Additional(required), &owner, s);
                     } else {
-                        self.add(Part::Additional(false), &owner, s);
+                        // Glue is never signed.
+                        self.res.additional.push((set(&owner, s), required));
                     }
                 }
             }
         }
     }
 
-    fn referral(&mut self, cut: &Name, ns: &'z RRset) {
-        self.res.aa = false;
-        self.res.kind = Kind::Referral;
-        self.res.anchor = Some(cut.clone());
+    fn referral(&mut self, cut: &Name, ns: &'z RRset, after_chain: bool) {
+        if !after_chain {
+            self.res.aa = false;
+            self.res.kind = Kind::Referral;
+            self.res.anchor = Some(cut.clone());
+        }
         self.res.authority.push(set(cut, ns));
         if self.dnssec {
             let zone = self.zone;
@@ -150,18 +155,39 @@ impl<'z> Ctx<'z> {
     }
 
     /// Additional section processing for NS, MX and SRV answers (RFC 1035 §3.3, RFC 2782).
-    fn additional_for(&mut self, s: &RRset) {
-        if !matches!(s.rtype, rtype::NS | rtype::MX | rtype::SRV) {
+    /// RFC 9460 §4.1: with DNSSEC, the proof that a SVCB TargetName in the zone has no
+    /// record of the SVCB type, in the additional section.
+    fn svcb_target_denial(&mut self, target: &Name, t: u16) {
+        let zone = self.zone;
+        let lacks = zone.node(target).is_some_and(|(_, n)| n.get(t).is_none());
+        if !self.dnssec || !lacks || !matches!(zone.position(target), Position::Authoritative) {
             return;
         }
+        let before = self.res.authority.len();
+        self.deny_type(target);
+        let proof: Vec<_> = self.res.authority.drain(before..).collect();
+        self.res
+            .additional
+            .extend(proof.into_iter().map(|o| (o, false)));
+    }
+
+    fn additional_for(&mut self, s: &RRset) {
         let off = match s.rtype {
-            rtype::MX => 2,
+            rtype::NS => 0,
+            rtype::MX | rtype::SVCB | rtype::HTTPS => 2,
             rtype::SRV => 6,
-            _ => 0,
+            _ => return,
         };
         for rd in &s.rdatas {
             if let Some((target, _)) = rd.get(off..).and_then(read_name) {
+                // SVCB/HTTPS "." (the owner itself): nothing to add, as Knot does.
+                if target.is_root() {
+                    continue;
+                }
                 self.address_records(&target, false, s.rtype == rtype::NS);
+                if matches!(s.rtype, rtype::SVCB | rtype::HTTPS) {
+                    self.svcb_target_denial(&target, s.rtype);
+                }
             }
         }
     }
@@ -179,6 +205,11 @@ impl<'z> Ctx<'z> {
                 .take(take)
             {
                 self.add(Part::Answer, qname, s);
+                // Over TCP every RRset at the name matches, the RRSIGs too, DO or not
+                // (RFC 3225 §3).
+                if self.tcp && !self.dnssec && !s.sigs.is_empty() {
+                    self.res.answer.push(sigs(qname, s));
+                }
             }
             return None;
         }
@@ -239,9 +270,10 @@ pub fn resolve<'z>(
         seen.push(name.clone());
         match zone.position(&name) {
             Position::Delegated { cut, ns } if !(cut == name && qtype == rtype::DS) => {
-                if cx.res.answer.is_empty() {
-                    cx.referral(&cut, ns);
-                }
+                // After a CNAME chain the referral follows it, in an authoritative answer
+                // (RFC 1034 §4.3.2 step 3.b, after the restart).
+                let chained = !cx.res.answer.is_empty();
+                cx.referral(&cut, ns, chained);
                 break;
             }
             Position::BelowDname { owner, dname } => {
@@ -258,6 +290,10 @@ pub fn resolve<'z>(
                             ttl: dname.ttl,
                             rdatas: Cow::Owned(vec![next.wire().to_vec()]),
                         });
+                        if qtype == rtype::CNAME {
+                            // The synthesized CNAME is the answer (RFC 6672 §3.2).
+                            break;
+                        }
                         name = next;
                         continue;
                     }

@@ -1,0 +1,205 @@
+//! Knot DNS as a reference server for the differential test: `KnotServer::start` writes a knotd
+//! configuration for the given zone files into a temporary directory, starts knotd inside the
+//! test's server namespace (never on the host), waits until it answers the SOA of every zone
+//! from the client namespace, and stops it on drop (also when the test panics).
+//!
+//! The configuration serves the zone files exactly as they are: no signing, no journal, no
+//! zone-file flushing, no semantic checks beyond the mandatory ones, and the same UDP payload
+//! limit as xdpdns (1232).
+
+use std::fs::File;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _, Result};
+
+use crate::client::{self, Q};
+use crate::{TestNet, SERVER_V4, SERVER_V6};
+
+/// A zone for knotd: its name and file.
+#[derive(Clone, Debug)]
+pub struct KnotZone {
+    /// Zone name, with or without the trailing dot.
+    pub origin: String,
+    pub file: PathBuf,
+}
+
+/// A running knotd; killed on drop.
+pub struct KnotServer {
+    child: Option<Child>,
+    /// Temporary directory: configuration, run directory, database and log.
+    pub dir: PathBuf,
+    pub port: u16,
+    zones: Vec<KnotZone>,
+}
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// The UDP payload limit of both servers (xdpdns' default `--server-payload`).
+pub const UDP_MAX_PAYLOAD: u16 = 1232;
+
+impl KnotServer {
+    /// The knotd configuration for `zones`, listening on the server addresses at `port`, with
+    /// everything under `dir`.
+    pub fn config(dir: &Path, zones: &[KnotZone], port: u16) -> String {
+        let d = dir.display();
+        let mut c = format!(
+            "# Written by xdpdns-tests (tests/src/knot.rs) for the differential test.
+server:
+    rundir: \"{d}/run\"
+    listen: [ {SERVER_V4}@{port}, {SERVER_V6}@{port} ]
+    udp-max-payload: {UDP_MAX_PAYLOAD}
+    # The test talks to one address at a time; keep the footprint small.
+    udp-workers: 1
+    tcp-workers: 1
+    background-workers: 1
+database:
+    storage: \"{d}/db\"
+log:
+  - target: stderr
+    any: info
+template:
+  - id: default
+    storage: \"{d}/zones\"
+    semantic-checks: off
+    # Serve the files as they are: never write them back, keep no journal.
+    zonefile-sync: -1
+    zonefile-load: whole
+    journal-content: none
+zone:
+"
+        );
+        for z in zones {
+            let origin = z.origin.trim_end_matches('.');
+            c.push_str(&format!(
+                "  - domain: \"{origin}.\"\n    file: \"{}\"\n",
+                z.file.display()
+            ));
+        }
+        c
+    }
+
+    /// Starts knotd in the server namespace of `net` and waits until every zone answers its
+    /// SOA over UDP on both addresses.
+    pub fn start(net: &TestNet, zones: &[KnotZone], port: u16) -> Result<KnotServer> {
+        Self::start_in(net, &net.server_ns, zones, port)
+    }
+
+    /// Like `start`, in the namespace `ns` of `net` (which must hold the server addresses;
+    /// readiness is checked from the client namespace).
+    pub fn start_in(net: &TestNet, ns: &str, zones: &[KnotZone], port: u16) -> Result<KnotServer> {
+        let n = SEQ.fetch_add(1, Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("xdpdns-knot-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        for sub in ["run", "db", "zones"] {
+            std::fs::create_dir_all(dir.join(sub))
+                .with_context(|| format!("creating {}", dir.join(sub).display()))?;
+        }
+        let conf = dir.join("knot.conf");
+        std::fs::write(&conf, Self::config(&dir, zones, port))?;
+        let log = File::create(dir.join("knotd.log"))?;
+        let child = net
+            .in_ns_cmd(ns, Path::new("knotd"))
+            .arg("-c")
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("starting knotd (is Knot DNS installed?)")?;
+        let mut knot = KnotServer {
+            child: Some(child),
+            dir,
+            port,
+            zones: zones.to_vec(),
+        };
+        knot.wait_ready(net)?;
+        Ok(knot)
+    }
+
+    /// The server addresses knotd listens on.
+    pub fn addrs(&self) -> [SocketAddr; 2] {
+        [
+            SocketAddr::new(IpAddr::V4(SERVER_V4), self.port),
+            SocketAddr::new(IpAddr::V6(SERVER_V6), self.port),
+        ]
+    }
+
+    fn wait_ready(&mut self, net: &TestNet) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let probes: Vec<(SocketAddr, Vec<u8>)> = self
+            .addrs()
+            .into_iter()
+            .flat_map(|a| {
+                self.zones.iter().map(move |z| {
+                    let mut q = Q::new(&format!("{}.", z.origin.trim_end_matches('.')), 6);
+                    q.id = 0x4b4e;
+                    (a, q.wire())
+                })
+            })
+            .collect();
+        loop {
+            if let Some(status) = self.child.as_mut().expect("child").try_wait()? {
+                bail!("knotd exited ({status}):\n{}", self.log());
+            }
+            let p = probes.clone();
+            let ready = net.in_client(move || {
+                p.iter().all(|(addr, q)| {
+                    let Ok(r) = client::udp(*addr, q) else {
+                        return false;
+                    };
+                    // NOERROR, AA and one answer: the zone is loaded.
+                    r.len() > 12 && r[3] & 0x0f == 0 && r[2] & 0x04 != 0 && r[7] == 1
+                })
+            })?;
+            if ready {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("knotd did not answer every zone in time:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// knotd's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("knotd.log")).unwrap_or_default()
+    }
+
+    /// Stops knotd (SIGTERM, then SIGKILL after 5 s) and waits for it. Returns whether it
+    /// exited cleanly.
+    pub fn stop(&mut self) -> Result<bool> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(true);
+        };
+        // SAFETY: kill(2) on our own child, which has not been reaped yet.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok(status.success());
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Ok(false);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for KnotServer {
+    fn drop(&mut self) {
+        let _ = self.stop();
+        if std::thread::panicking() {
+            eprintln!("knotd files kept in {}", self.dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
