@@ -32,6 +32,8 @@ pub const SERVICE_ADDRS_CAPACITY: u32 = 64;
 
 /// `AnswerKey::flags` bit: the query carried EDNS with DO=1.
 pub const KEY_FLAG_DO: u16 = 1;
+/// `AnswerKey::flags` bit: class CH (server identity and version); exact entries only.
+pub const KEY_FLAG_CHAOS: u16 = 8;
 /// `AnswerKey::flags` bit: NODATA for any type not compiled at this name (`qtype` 0).
 pub const KEY_FLAG_NODATA: u16 = 2;
 /// Kind of suffix entry (in `SUFFIXES`, not in `ANSWERS`): the answer for names at or below a

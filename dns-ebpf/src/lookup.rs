@@ -8,8 +8,8 @@ use aya_ebpf::{
     helpers::{bpf_csum_diff, bpf_map_lookup_elem},
 };
 use dns_common::{
-    counter, suffix_flag_byte, Answer, AnswerKind, Scratch, ANSWER_MAX, KEY_FLAG_NODATA, MAX_PTRS,
-    NAME_BUF,
+    counter, suffix_flag_byte, Answer, AnswerKind, Scratch, ANSWER_MAX, KEY_FLAG_CHAOS,
+    KEY_FLAG_NODATA, MAX_PTRS, NAME_BUF,
 };
 
 use crate::{checksum, question, ANSWERS, SUFFIXES};
@@ -39,6 +39,9 @@ pub fn find(scratch: &mut Scratch, name_len: usize) -> Result<Found, u32> {
             answer,
             shift: None,
         });
+    }
+    if scratch.key.flags & KEY_FLAG_CHAOS != 0 {
+        return Err(counter::PASS_CLASS);
     }
     let qtype = scratch.key.qtype;
     // Meta and query-only types (RFC 6895) have rules of their own in userspace.

@@ -5,7 +5,7 @@
 //! lower-cased and zero padded after the name.
 
 use aya_ebpf::{helpers::bpf_xdp_load_bytes, programs::XdpContext};
-use dns_common::{counter, Scratch, KEY_FLAG_DO, NAME_BUF, NAME_MAX};
+use dns_common::{counter, Scratch, KEY_FLAG_CHAOS, KEY_FLAG_DO, NAME_BUF, NAME_MAX};
 
 /// What the rest of the packet path needs to know about the question and EDNS.
 pub struct Query {
@@ -61,7 +61,8 @@ pub fn read(
     let q = &scratch.question;
     let qtype = u16::from_be_bytes([q[name_len & 0xff], q[(name_len + 1) & 0x1ff]]);
     let qclass = u16::from_be_bytes([q[(name_len + 2) & 0x1ff], q[(name_len + 3) & 0x1ff]]);
-    if qclass != 1 {
+    // IN, and CH for the server's identity and version; other classes go to userspace.
+    if qclass != 1 && qclass != 3 {
         return Err(counter::PASS_CLASS);
     }
     // The key: the name right-aligned in its buffer (see AnswerKey).
@@ -139,7 +140,8 @@ pub fn read(
         }
         _ => return Err(counter::PASS_MALFORMED),
     }
-    scratch.key.flags = if query.dnssec_ok { KEY_FLAG_DO } else { 0 };
+    scratch.key.flags = if query.dnssec_ok { KEY_FLAG_DO } else { 0 }
+        | if qclass == 3 { KEY_FLAG_CHAOS } else { 0 };
     Ok(query)
 }
 

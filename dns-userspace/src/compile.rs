@@ -13,13 +13,13 @@
 use std::collections::HashSet;
 
 use dns_common::{
-    suffix_flag_byte, Answer, AnswerKey, AnswerKind, ANSWER_MAX, KEY_FLAG_DO, KEY_FLAG_NODATA,
-    MAX_PTRS, NAME_BUF, SUFFIX_DATA,
+    suffix_flag_byte, Answer, AnswerKey, AnswerKind, ANSWER_MAX, KEY_FLAG_CHAOS, KEY_FLAG_DO,
+    KEY_FLAG_NODATA, MAX_PTRS, NAME_BUF, SUFFIX_DATA,
 };
 
 use crate::engine::{query, Engine, Kind, Transport};
 use crate::name::Name;
-use crate::record::rtype;
+use crate::record::{class, rtype};
 use crate::zone::{Position, Zone};
 
 /// Map entries of a compilation.
@@ -67,10 +67,14 @@ const NODATA_PROBE_TYPE: u16 = 65280;
 
 /// A query message for `qname`/`qtype`, class IN, ID 0, RD=0, with EDNS (payload 1232).
 pub fn synthetic_query(qname: &Name, qtype: u16, dnssec_ok: bool) -> Vec<u8> {
+    synthetic_query_class(qname, qtype, class::IN, dnssec_ok)
+}
+
+fn synthetic_query_class(qname: &Name, qtype: u16, qclass: u16, dnssec_ok: bool) -> Vec<u8> {
     let mut m = vec![0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1];
     m.extend_from_slice(&qname.lower_wire());
     m.extend_from_slice(&qtype.to_be_bytes());
-    m.extend_from_slice(&1u16.to_be_bytes());
+    m.extend_from_slice(&qclass.to_be_bytes());
     m.extend_from_slice(&[
         0,
         0,
@@ -121,7 +125,17 @@ struct Rendered {
 }
 
 fn render(engine: &Engine, qname: &Name, qtype: u16, dnssec_ok: bool) -> Option<Rendered> {
-    let msg = synthetic_query(qname, qtype, dnssec_ok);
+    render_class(engine, qname, qtype, class::IN, dnssec_ok)
+}
+
+fn render_class(
+    engine: &Engine,
+    qname: &Name,
+    qtype: u16,
+    qclass: u16,
+    dnssec_ok: bool,
+) -> Option<Rendered> {
+    let msg = synthetic_query_class(qname, qtype, qclass, dnssec_ok);
     let resp = engine.respond(&msg, Transport::Udp)?;
     let kind = resp.kind?;
     let b = &resp.bytes;
@@ -401,6 +415,31 @@ impl ZoneCompiler<'_> {
             self.pass(name);
         }
     }
+}
+
+/// The CHAOS-class answers (server identity and version, when configured): exact entries for
+/// TXT with DO=0 and DO=1. Returns how many were made.
+pub fn compile_chaos(engine: &Engine, generation: u16, out: &mut Entries) -> usize {
+    let mut n = 0;
+    for name in [
+        "id.server.",
+        "hostname.bind.",
+        "version.bind.",
+        "version.server.",
+    ] {
+        let name = Name::parse(name, None).expect("fixed name");
+        for d in [false, true] {
+            match render_class(engine, &name, rtype::TXT, class::CH, d) {
+                Some(r) if r.kind == Kind::Chaos && r.flags & 0xf == 0 && r.counts[0] > 0 => {
+                    let k = key(&name, rtype::TXT, KEY_FLAG_CHAOS, d, generation);
+                    out.exact.push((k, value(&r, 0, &[])));
+                    n += 1;
+                }
+                _ => {}
+            }
+        }
+    }
+    n
 }
 
 /// Compiles a zone into map entries (appended to `out`).

@@ -38,6 +38,7 @@ pub struct Published {
 
 fn compile_all(engine: &Engine, generation: u16) -> Entries {
     let mut entries = Entries::default();
+    compile::compile_chaos(engine, generation, &mut entries);
     for zone in engine.catalog.zones() {
         let s = compile::compile_zone(engine, zone, generation, &mut entries);
         log::info!(

@@ -80,11 +80,18 @@ fn rig() -> Rig {
         .map(|s| s.parse().unwrap())
         .collect();
     let (catalog, _) = load_catalog(&specs).unwrap();
-    let engine = Engine::new(catalog, EngineConfig::default());
+    let engine = Engine::new(
+        catalog,
+        EngineConfig {
+            identity: Some("test-node".into()),
+            ..Default::default()
+        },
+    );
     let mut xdp = XdpServer::load().unwrap();
     xdp.add_service_addr(server_v4()).unwrap();
     xdp.add_service_addr(server_v6()).unwrap();
     let mut entries = compile::Entries::default();
+    compile::compile_chaos(&engine, 7, &mut entries);
     for z in engine.catalog.zones() {
         compile::compile_zone(&engine, z, 7, &mut entries);
     }
@@ -281,6 +288,24 @@ fn answers_referrals_nodata_and_nxdomain_like_the_engine() {
 }
 
 #[test]
+fn answers_chaos_identity_like_the_engine() {
+    let mut r = rig();
+    for name in ["id.server.", "HOSTNAME.bind."] {
+        for v6 in [false, true] {
+            let mut q = Q::new(name, 16).wire();
+            let n = q.len();
+            q[n - 12] = 3; // class CH
+            r.expect_answer(&spec(v6), &q, counter::ANSWERED_CHAOS);
+        }
+    }
+    // version.bind is not configured: userspace refuses it.
+    let mut q = Q::new("version.bind.", 16).wire();
+    let n = q.len();
+    q[n - 12] = 3;
+    r.expect_pass(&frame::build(&spec(false), &q), counter::PASS_CLASS);
+}
+
+#[test]
 fn passes_what_it_must_not_answer_with_the_right_reason() {
     let mut r = rig();
     use counter::*;
@@ -335,7 +360,14 @@ fn passes_what_it_must_not_answer_with_the_right_reason() {
         }),
         PASS_EDNS_VERSION,
     );
-    // Class CH.
+    // Class HS, and class CH for names other than the identity.
+    r.expect_pass(
+        &with_dns(false, |q| {
+            let n = q.len();
+            q[n - 12] = 4
+        }),
+        PASS_CLASS,
+    );
     r.expect_pass(
         &with_dns(false, |q| {
             let n = q.len();

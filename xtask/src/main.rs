@@ -29,6 +29,16 @@ enum Cmd {
     },
     /// Bootstrap, build, and show XDP and userspace answers in a throwaway pair of namespaces.
     Demo,
+    /// Long runs of the XDP correctness contract (TEST_RUN): the differential corpus and the
+    /// fuzz test, with more packets than the suite uses.
+    XdpCheck {
+        /// Differential corpus size.
+        #[arg(long, default_value_t = 1_000_000)]
+        packets: u64,
+        /// Random and mutated packets.
+        #[arg(long, default_value_t = 20_000_000)]
+        fuzz: u64,
+    },
 }
 
 fn cargo() -> Command {
@@ -66,6 +76,24 @@ fn main() -> Result<()> {
             )?;
             run("build", cargo().args(["build", "--bins", "--tests"]))?;
             run("cargo test", cargo().args(["test"]).arg("--").args(&args))?;
+        }
+        Cmd::XdpCheck { packets, fuzz } => {
+            bootstrap::bootstrap()?;
+            run(
+                "XDP differential and fuzz (long)",
+                cargo()
+                    .args([
+                        "test",
+                        "--release",
+                        "-p",
+                        "xdpdns-tests",
+                        "--test",
+                        "xdp_differential",
+                    ])
+                    .args(["--", "--nocapture", "--test-threads", "1"])
+                    .env("XDPDNS_DIFF_PACKETS", packets.to_string())
+                    .env("XDPDNS_FUZZ_PACKETS", fuzz.to_string()),
+            )?;
         }
         Cmd::Demo => {
             bootstrap::bootstrap()?;
