@@ -78,12 +78,20 @@ fn run(net: &Arc<Mutex<Option<TestNet>>>) -> Result<()> {
             &["@198.18.0.1", "ns1.nic.example.", "A", "+dnssec"],
         ),
         (
-            "a miss: NXDOMAIN from userspace",
+            "NXDOMAIN, answered in XDP",
             &["@198.18.0.1", "nope.example.", "A"],
         ),
         (
-            "a referral with glue, from userspace",
+            "a referral with glue, answered in XDP",
             &["@198.18.0.1", "www.shop.example.", "A"],
+        ),
+        (
+            "a miss (wildcard): from userspace",
+            &["@198.18.0.1", "foo.wild.example.", "A"],
+        ),
+        (
+            "outside our zones: REFUSED from userspace",
+            &["@198.18.0.1", "example.org.", "A"],
         ),
         (
             "over TCP, from userspace",
