@@ -176,20 +176,7 @@ zone:
         let Some(mut child) = self.child.take() else {
             return Ok(true);
         };
-        // SAFETY: kill(2) on our own child, which has not been reaped yet.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            if let Some(status) = child.try_wait()? {
-                return Ok(status.success());
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Ok(false);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        crate::terminate_within(&mut child, Duration::from_secs(5))
     }
 }
 

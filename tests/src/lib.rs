@@ -154,32 +154,21 @@ impl TestNet {
                 "nodad",
             ])?;
             ip(&["-n", ns, "link", "set", ifname, "up"])?;
-            ip(&[
-                "-n",
-                ns,
-                "neigh",
-                "replace",
-                &peer4.to_string(),
-                "lladdr",
-                peer_mac,
-                "dev",
-                ifname,
-                "nud",
-                "permanent",
-            ])?;
-            ip(&[
-                "-n",
-                ns,
-                "neigh",
-                "replace",
-                &peer6.to_string(),
-                "lladdr",
-                peer_mac,
-                "dev",
-                ifname,
-                "nud",
-                "permanent",
-            ])?;
+            for peer in [peer4.to_string(), peer6.to_string()] {
+                ip(&[
+                    "-n",
+                    ns,
+                    "neigh",
+                    "replace",
+                    &peer,
+                    "lladdr",
+                    peer_mac,
+                    "dev",
+                    ifname,
+                    "nud",
+                    "permanent",
+                ])?;
+            }
         }
         let mut pass = self
             .in_ns_cmd(&c, &xdpdns_bin())
@@ -305,10 +294,11 @@ impl TestNet {
     }
 }
 
-fn terminate(child: &mut Child) -> Result<bool> {
-    // SAFETY: plain kill(2) on our own child.
+/// Stops a child with SIGTERM, then SIGKILL after `grace`; returns whether it exited cleanly.
+pub fn terminate_within(child: &mut Child, grace: Duration) -> Result<bool> {
+    // SAFETY: plain kill(2) on our own child, which has not been reaped yet.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + grace;
     loop {
         if let Some(status) = child.try_wait()? {
             return Ok(status.success());
@@ -320,6 +310,10 @@ fn terminate(child: &mut Child) -> Result<bool> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+fn terminate(child: &mut Child) -> Result<bool> {
+    terminate_within(child, Duration::from_secs(10))
 }
 
 impl Drop for TestNet {
