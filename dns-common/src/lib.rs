@@ -103,6 +103,10 @@ pub enum AnswerKind {
     Pass = 4,
 }
 
+/// `Answer::kind` bit: the entry, stored under DO=0, is also the answer for DO=1 (zones without
+/// DNSSEC, where only the OPT record's DO bit differs, and the XDP program writes that itself).
+pub const KIND_ANY_DO: u16 = 0x8000;
+
 /// A precompiled response: everything after the question, except the OPT record.
 ///
 /// The XDP program keeps the query's header ID, RD, CD and question (with its original case),
@@ -221,7 +225,7 @@ pub mod counter {
 
     /// Counter index for an answer of the given `AnswerKind` value.
     pub const fn answered(kind: u16) -> u32 {
-        match kind {
+        match kind & 0xff {
             1 => ANSWERED_REFERRAL,
             2 => ANSWERED_NEGATIVE,
             3 => ANSWERED_CHAOS,

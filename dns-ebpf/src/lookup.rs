@@ -9,7 +9,7 @@ use aya_ebpf::{
 };
 use dns_common::{
     counter, suffix_flag_byte, Answer, AnswerKind, Scratch, ANSWER_MAX, KEY_FLAG_CHAOS,
-    KEY_FLAG_NODATA, MAX_PTRS, NAME_BUF,
+    KEY_FLAG_DO, KEY_FLAG_NODATA, KIND_ANY_DO, MAX_PTRS, NAME_BUF,
 };
 
 use crate::{checksum, question, ANSWERS, SUFFIXES};
@@ -26,9 +26,37 @@ pub struct Found {
 }
 
 #[inline(always)]
-fn get(scratch: &Scratch) -> Option<&'static Answer> {
+fn get(scratch: &mut Scratch) -> Option<&'static Answer> {
     // SAFETY: map values stay valid for the duration of the program (RCU).
-    ANSWERS.get_ptr(&scratch.key).map(|a| unsafe { &*a })
+    if let Some(a) = ANSWERS.get_ptr(&scratch.key).map(|a| unsafe { &*a }) {
+        return Some(a);
+    }
+    // DO=1 in a zone without DNSSEC: the DO=0 entry, when it says it serves both.
+    if scratch.key.flags & KEY_FLAG_DO == 0 {
+        return None;
+    }
+    scratch.key.flags &= !KEY_FLAG_DO;
+    // SAFETY: as above.
+    let a = ANSWERS
+        .get_ptr(&scratch.key)
+        .map(|a| unsafe { &*a })
+        .filter(|a| a.kind & KIND_ANY_DO != 0);
+    scratch.key.flags |= KEY_FLAG_DO;
+    a
+}
+
+/// `SUFFIXES` lookup with the key in `scratch.lpm`.
+#[inline(always)]
+fn lpm_get(scratch: &mut Scratch) -> Option<&'static Answer> {
+    // SAFETY: the key is the 260 bytes from lpm[3]; the map copies nothing else.
+    let found = unsafe {
+        bpf_map_lookup_elem(
+            &SUFFIXES as *const _ as *mut c_void,
+            scratch.lpm.as_mut_ptr().add(3) as *mut c_void,
+        )
+    } as *const Answer;
+    // SAFETY: map values stay valid for the duration of the program (RCU).
+    (!found.is_null()).then(|| unsafe { &*found })
 }
 
 /// Looks the query up; `scratch.key` holds the exact key on entry and is changed.
@@ -89,18 +117,21 @@ fn suffix(
                 .write(src.add(NAME_BUF / 8 - 1 - i).read().swap_bytes())
         };
     }
-    // SAFETY: the key is the 260 bytes from lpm[3]; the map copies nothing else.
-    let found = unsafe {
-        bpf_map_lookup_elem(
-            &SUFFIXES as *const _ as *mut c_void,
-            scratch.lpm.as_mut_ptr().add(3) as *mut c_void,
-        )
-    } as *const Answer;
-    if found.is_null() {
-        return Err(counter::PASS_MISS);
+    let mut found = lpm_get(scratch);
+    if dnssec_ok {
+        // A zone without DNSSEC stores only DO=0 entries: take that one when its match is
+        // longer (the DO=1 match may belong to a signed parent zone).
+        scratch.lpm[7] = suffix_flag_byte(generation, false);
+        let plain = lpm_get(scratch).filter(|a| a.kind & KIND_ANY_DO != 0);
+        if let Some(p) = plain {
+            if found.is_none_or(|f| p.anchor_len > f.anchor_len) {
+                found = Some(p);
+            }
+        }
     }
-    // SAFETY: map values stay valid for the duration of the program (RCU).
-    let answer: &'static Answer = unsafe { &*found };
+    let Some(answer) = found else {
+        return Err(counter::PASS_MISS);
+    };
     let anchor = answer.anchor_len as usize;
     if anchor == 0 || anchor > name_len {
         return Err(counter::PASS_MISS);
@@ -110,7 +141,7 @@ fn suffix(
     if scratch.label_starts[(at >> 6) & 3] & (1 << (at & 63)) == 0 {
         return Err(counter::PASS_MISS);
     }
-    let kind = answer.kind;
+    let kind = answer.kind & 0xff;
     let usable = (kind == AnswerKind::Referral as u16 && !(at == 0 && qtype == QTYPE_DS))
         || (kind == AnswerKind::Negative as u16 && at > 0);
     if !usable {

@@ -218,7 +218,7 @@ pub fn handle(ctx: &XdpContext) -> Result<u16, u32> {
         sum += swap_ipv4(ctx, flow.l3, udp_len)?;
     }
     swap_udp(ctx, flow.l4, udp_len, sum)?;
-    Ok(answer.kind)
+    Ok(answer.kind & 0xff)
 }
 
 /// Grows the packet by `delta` bytes at the head, for buffers without tailroom (veth hands

@@ -14,7 +14,7 @@ use std::collections::HashSet;
 
 use dns_common::{
     suffix_flag_byte, Answer, AnswerKey, AnswerKind, ANSWER_MAX, KEY_FLAG_CHAOS, KEY_FLAG_DO,
-    KEY_FLAG_NODATA, MAX_PTRS, NAME_BUF, SUFFIX_DATA,
+    KEY_FLAG_NODATA, KIND_ANY_DO, MAX_PTRS, NAME_BUF, SUFFIX_DATA,
 };
 
 use crate::engine::{query, Engine, Kind, Transport};
@@ -295,7 +295,25 @@ struct ZoneCompiler<'a> {
 }
 
 impl ZoneCompiler<'_> {
+    /// DO values to compile: both for signed zones; only DO=0 otherwise, marked as serving
+    /// DO=1 too (the answers are the same without DNSSEC records).
+    fn dos(&self) -> Vec<bool> {
+        if self.zone.is_signed() {
+            vec![false, true]
+        } else {
+            vec![false]
+        }
+    }
+
+    fn mark(&self, mut v: Answer) -> Answer {
+        if !self.zone.is_signed() {
+            v.kind |= KIND_ANY_DO;
+        }
+        v
+    }
+
     fn push(&mut self, k: AnswerKey, v: Answer) {
+        let v = self.mark(v);
         if k.flags & KEY_FLAG_NODATA != 0 {
             self.stats.nodata += 1;
         } else {
@@ -305,7 +323,8 @@ impl ZoneCompiler<'_> {
     }
 
     fn push_suffix(&mut self, name: &Name, dnssec_ok: bool, v: Answer) {
-        match v.kind {
+        let v = self.mark(v);
+        match v.kind & 0xff {
             k if k == AnswerKind::Pass as u16 => self.stats.pass += 1,
             k if k == AnswerKind::Referral as u16 => self.stats.referral += 1,
             _ => self.stats.negative += 1,
@@ -318,7 +337,7 @@ impl ZoneCompiler<'_> {
         if !self.suffix_keys.insert(name.clone()) {
             return;
         }
-        for d in [false, true] {
+        for d in self.dos() {
             let mut v = pass_value();
             v.anchor_len = name.wire().len() as u16;
             self.push_suffix(name, d, v);
@@ -330,7 +349,7 @@ impl ZoneCompiler<'_> {
     fn exact(&mut self, name: &Name, types: &[u16], nodata: bool) {
         let mut complete = true;
         for &t in types {
-            for d in [false, true] {
+            for d in self.dos() {
                 match render(self.engine, name, t, d) {
                     Some(r) if matches!(r.kind, Kind::Exact | Kind::Negative) => {
                         let v = value(&r, 0, &[]);
@@ -346,7 +365,7 @@ impl ZoneCompiler<'_> {
         if !nodata || !complete {
             return;
         }
-        for d in [false, true] {
+        for d in self.dos() {
             match render(self.engine, name, NODATA_PROBE_TYPE, d) {
                 Some(r) if r.kind == Kind::Negative && r.flags & 0xf == 0 => {
                     let v = value(&r, 0, &[]);
@@ -361,7 +380,7 @@ impl ZoneCompiler<'_> {
     fn suffix(&mut self, anchor: &Name, probe: &Name, qtype: u16, want: Kind) -> bool {
         let p0 = probe.wire().len() - anchor.wire().len();
         let mut made = Vec::new();
-        for d in [false, true] {
+        for d in self.dos() {
             let Some(r) = render(self.engine, probe, qtype, d) else {
                 return false;
             };
@@ -428,15 +447,16 @@ pub fn compile_chaos(engine: &Engine, generation: u16, out: &mut Entries) -> usi
         "version.server.",
     ] {
         let name = Name::parse(name, None).expect("fixed name");
-        for d in [false, true] {
-            match render_class(engine, &name, rtype::TXT, class::CH, d) {
-                Some(r) if r.kind == Kind::Chaos && r.flags & 0xf == 0 && r.counts[0] > 0 => {
-                    let k = key(&name, rtype::TXT, KEY_FLAG_CHAOS, d, generation);
-                    out.exact.push((k, value(&r, 0, &[])));
-                    n += 1;
-                }
-                _ => {}
+        // The answer does not depend on DO: one entry serves both.
+        match render_class(engine, &name, rtype::TXT, class::CH, false) {
+            Some(r) if r.kind == Kind::Chaos && r.flags & 0xf == 0 && r.counts[0] > 0 => {
+                let k = key(&name, rtype::TXT, KEY_FLAG_CHAOS, false, generation);
+                let mut v = value(&r, 0, &[]);
+                v.kind |= KIND_ANY_DO;
+                out.exact.push((k, v));
+                n += 1;
             }
+            _ => {}
         }
     }
     n
@@ -477,7 +497,10 @@ pub fn compile_zone(engine: &Engine, zone: &Zone, generation: u16, out: &mut Ent
                 c.negative(name, parents.contains(name));
             }
             Position::Delegated { cut, .. } if cut == *name => {
-                c.exact(name, &[rtype::DS], false);
+                // Validators ask for DS only below signed zones.
+                if zone.is_signed() {
+                    c.exact(name, &[rtype::DS], false);
+                }
                 if !c.suffix(name, name, rtype::A, Kind::Referral) {
                     c.pass(name);
                 }

@@ -265,7 +265,6 @@ fn answers_referrals_nodata_and_nxdomain_like_the_engine() {
             ("WWW.Shop.Example.", 28, ANSWERED_REFERRAL),
             ("a.b.c.shop.example.", 15, ANSWERED_REFERRAL),
             ("x.blog.example.", 1, ANSWERED_REFERRAL),
-            ("blog.example.", 43, ANSWERED_NEGATIVE),
             ("www.example.", 16, ANSWERED_NEGATIVE),
             ("b.deep.example.", 1, ANSWERED_NEGATIVE),
             ("nope.example.", 1, ANSWERED_NEGATIVE),
@@ -285,6 +284,24 @@ fn answers_referrals_nodata_and_nxdomain_like_the_engine() {
             }
         }
     }
+}
+
+#[test]
+fn unsigned_zones_share_entries_between_do_0_and_1_and_leave_ds_at_cuts_to_userspace() {
+    let mut r = rig();
+    // One DO=0 entry answers both (the engine's answers are the same without DNSSEC).
+    for (name, qtype, kind) in [
+        ("www.example.", 1, counter::ANSWERED_EXACT),
+        ("a.shop.example.", 1, counter::ANSWERED_REFERRAL),
+        ("nope.example.", 1, counter::ANSWERED_NEGATIVE),
+    ] {
+        let mut q = Q::new(name, qtype);
+        q.dnssec_ok = true;
+        r.expect_answer(&spec(false), &q.wire(), kind);
+    }
+    // Validators ask for DS only below signed zones: not compiled for an unsigned one.
+    let q = Q::new("blog.example.", 43).wire();
+    r.expect_pass(&frame::build(&spec(false), &q), counter::PASS_MISS);
 }
 
 #[test]
