@@ -4,6 +4,7 @@
 //! Addresses come from 198.18.0.0/15 and fd00::/8 only. The client-side veth gets an XDP_PASS
 //! program, without which XDP_TX replies from the server side are not delivered on veth.
 
+pub mod bench;
 pub mod client;
 pub mod compare;
 pub mod corpus;
@@ -265,14 +266,7 @@ impl TestNet {
 
     /// The server's counters as name → value.
     pub fn stats(&self) -> Result<std::collections::HashMap<String, u64>> {
-        let text = self.ctl("stats")?;
-        Ok(text
-            .lines()
-            .filter_map(|l| {
-                let (k, v) = l.split_once(' ')?;
-                Some((k.to_owned(), v.parse().ok()?))
-            })
-            .collect())
+        Ok(parse_stats(&self.ctl("stats")?))
     }
 
     /// Stops the server with SIGTERM and waits for it; returns its exit status success.
@@ -292,6 +286,16 @@ impl TestNet {
         let out = ip(&["-n", ns, "-d", "link", "show", "dev", ifname])?;
         Ok(out.contains("prog/xdp"))
     }
+}
+
+/// `xdpdns stats` output as name → value.
+pub fn parse_stats(text: &str) -> std::collections::HashMap<String, u64> {
+    text.lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(' ')?;
+            Some((k.to_owned(), v.parse().ok()?))
+        })
+        .collect()
 }
 
 /// Stops a child with SIGTERM, then SIGKILL after `grace`; returns whether it exited cleanly.

@@ -1,5 +1,5 @@
 //! `cargo xtask`: the project's task runner — bootstrap the machine, run the whole test suite,
-//! run the demo.
+//! run the demo, run the benchmark.
 
 mod bootstrap;
 
@@ -38,6 +38,15 @@ enum Cmd {
         /// Random and mutated packets.
         #[arg(long, default_value_t = 20_000_000)]
         fuzz: u64,
+    },
+    /// Bootstrap, build, and run the comparative benchmark (xdpdns with and without XDP, Knot
+    /// UDP and XDP, NSD) in a throwaway pair of namespaces; results under target/bench/.
+    /// Arguments go to the bench binary (`cargo xtask bench --help` lists them).
+    #[command(disable_help_flag = true)]
+    Bench {
+        /// e.g. --delegations N, --signed, --mix NAME, --duration S, --servers LIST, --smoke.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
     },
 }
 
@@ -109,6 +118,25 @@ fn main() -> Result<()> {
                     "--bin",
                     "demo",
                 ]),
+            )?;
+        }
+        Cmd::Bench { args } => {
+            bootstrap::bootstrap()?;
+            run("build", cargo().args(["build", "--release", "--bins"]))?;
+            run(
+                "bench",
+                cargo()
+                    .args([
+                        "run",
+                        "--release",
+                        "--quiet",
+                        "-p",
+                        "xdpdns-tests",
+                        "--bin",
+                        "bench",
+                        "--",
+                    ])
+                    .args(&args),
             )?;
         }
     }

@@ -1,0 +1,424 @@
+//! Two measurements without load: the XDP program's cost per query through BPF_PROG_TEST_RUN,
+//! per answer kind and for the pass path; and the time and memory `xdpdns serve` needs to load,
+//! compile and install zones of 10k, 100k and 1M delegations.
+//!
+//! TEST_RUN method: with `repeat` > 1 the kernel runs the program again on the packet the
+//! previous run left behind, so a path that rewrites the query into a response is timed fully
+//! once and then as a pass (the response has QR=1). Every figure here is therefore the median
+//! (and mean, p99) of many single runs (`repeat` = 1, each on a fresh copy of the query), as
+//! timed by the kernel. The same is done for `xdp_pass` (an empty program: the fixed cost of a
+//! TEST_RUN call) and for `xdp_reflect` (the cheapest possible rewrite). For the pass path,
+//! which leaves the packet unchanged, the `repeat` = 100k mean is given as a cross-check.
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _, Result};
+use dns_common::{counter, Answer, AnswerKey, Config};
+use xdpdns::engine::{Engine, EngineConfig};
+use xdpdns::frame::{self, FrameSpec};
+use xdpdns::load::{load_catalog, ZoneSpec};
+use xdpdns::xdp::XdpServer;
+
+use super::json::{obj, Json};
+use super::net::{BenchNet, SERVER_CPU};
+use super::{bpf, cleanup, zone};
+use crate::client::Q;
+
+/// Timing of one probe.
+#[derive(Clone, Debug)]
+pub struct Probe {
+    pub label: String,
+    /// The counter the probe moved (`answered_*` or `pass_*`), or the program name.
+    pub path: String,
+    pub action: u32,
+    pub runs: usize,
+    pub median_ns: f64,
+    pub mean_ns: f64,
+    pub p99_ns: f64,
+    pub repeat_mean_ns: Option<f64>,
+}
+
+impl Probe {
+    pub fn json(&self) -> Json {
+        obj([
+            ("probe", self.label.as_str().into()),
+            ("path", self.path.as_str().into()),
+            ("action", action_name(self.action).into()),
+            ("runs", self.runs.into()),
+            ("median_ns", self.median_ns.into()),
+            ("mean_ns", self.mean_ns.into()),
+            ("p99_ns", self.p99_ns.into()),
+            ("repeat_mean_ns", self.repeat_mean_ns.into()),
+        ])
+    }
+}
+
+/// Pseudo action of a probe whose runs ended in different actions.
+const MIXED: u32 = 99;
+
+pub fn action_name(a: u32) -> &'static str {
+    match a {
+        MIXED => "mixed",
+        1 => "XDP_DROP",
+        2 => "XDP_PASS",
+        3 => "XDP_TX",
+        4 => "XDP_REDIRECT",
+        _ => "XDP_ABORTED",
+    }
+}
+
+fn summarize(label: &str, path: &str, action: u32, mut ns: Vec<f64>) -> Probe {
+    ns.sort_by(f64::total_cmp);
+    let pct = |p: f64| ns[((ns.len() - 1) as f64 * p).round() as usize];
+    Probe {
+        label: label.to_owned(),
+        path: path.to_owned(),
+        action,
+        runs: ns.len(),
+        median_ns: pct(0.5),
+        mean_ns: ns.iter().sum::<f64>() / ns.len() as f64,
+        p99_ns: pct(0.99),
+        repeat_mean_ns: None,
+    }
+}
+
+fn query(name: &str, qtype: u16, dnssec_ok: bool) -> Vec<u8> {
+    let mut q = Q::new(name, qtype);
+    q.dnssec_ok = dnssec_ok;
+    q.wire()
+}
+
+fn qtype_code(t: &str) -> u16 {
+    match t {
+        "A" => 1,
+        "NS" => 2,
+        "SOA" => 6,
+        "MX" => 15,
+        "AAAA" => 28,
+        "DNSKEY" => 48,
+        _ => 255,
+    }
+}
+
+/// TEST_RUN timings on the generated zone `z`: one probe per answer kind, the benchmark's
+/// query set cycled through (names that differ from run to run, as under load), and baselines.
+pub fn test_run(z: &zone::Zone, qs: &[zone::Query], runs: usize) -> Result<Vec<Probe>> {
+    let spec: ZoneSpec = z.path.display().to_string().parse()?;
+    let (catalog, _) = load_catalog(&[spec]).context("loading the bench zone")?;
+    let engine = Engine::new(catalog, EngineConfig::default());
+    let mut xdp = XdpServer::load()?;
+    let server: IpAddr = crate::SERVER_V4.into();
+    let client: IpAddr = crate::CLIENT_V4.into();
+    xdp.add_service_addr(server)?;
+    let mut entries = xdpdns::compile::Entries::default();
+    for zone in engine.catalog.zones() {
+        xdpdns::compile::compile_zone(&engine, zone, 7, &mut entries);
+    }
+    xdp.insert(&entries).context("filling the maps")?;
+    xdp.set_config(Config {
+        port: 53,
+        server_payload: 1232,
+        generation: 7,
+        _pad: 0,
+    })?;
+    let glue = z.labels.first().cloned().unwrap_or_else(|| "none".into());
+    let no_glue = z.labels.get(1).cloned().unwrap_or_else(|| "none".into());
+    let probes: Vec<(&str, Vec<u8>)> = vec![
+        ("exact: apex SOA", query("bench.", 6, false)),
+        ("exact: apex NS, DO=1", query("bench.", 2, true)),
+        (
+            "referral, glue",
+            query(&format!("www.{glue}.bench."), 1, false),
+        ),
+        (
+            "referral, out-of-zone NS",
+            query(&format!("www.{no_glue}.bench."), 1, false),
+        ),
+        (
+            "referral, glue(+DS), DO=1",
+            query(&format!("www.{glue}.bench."), 1, true),
+        ),
+        (
+            "referral, no glue, DO=1",
+            query(&format!("www.{no_glue}.bench."), 1, true),
+        ),
+        ("NXDOMAIN", query("no-such-name-0.bench.", 1, false)),
+        ("NXDOMAIN, DO=1", query("no-such-name-0.bench.", 1, true)),
+        ("NODATA: apex A", query("bench.", 1, false)),
+        ("out of zone (miss)", query("www.example.org.", 1, false)),
+    ];
+    let spec = FrameSpec::udp(client, server, 53);
+    let mut out = Vec::new();
+    for (label, dns) in probes {
+        let f = frame::build(&spec, &dns);
+        let before = xdp.counters()?;
+        let (action, _) = xdp.test_run(&f)?;
+        let after = xdp.counters()?;
+        let moved: Vec<usize> = (0..before.len())
+            .filter(|&i| after[i] != before[i])
+            .collect();
+        let path = match moved.as_slice() {
+            [i] => counter::NAMES[*i].to_owned(),
+            other => format!("counters {other:?}"),
+        };
+        let mut ns = Vec::with_capacity(runs);
+        for _ in 0..runs {
+            ns.push(xdp.test_run_repeat(&f, 1)?.as_nanos() as f64);
+        }
+        let mut p = summarize(label, &path, action, ns);
+        if action == 2 {
+            p.repeat_mean_ns = Some(xdp.test_run_repeat(&f, 100_000)?.as_nanos() as f64);
+        }
+        out.push(p);
+    }
+    // The query set, each frame once per round: map lookups on varying names.
+    let frames: Vec<Vec<u8>> = qs
+        .iter()
+        .take(runs.max(1))
+        .map(|q| frame::build(&spec, &query(&q.name, qtype_code(q.qtype), q.dnssec_ok)))
+        .collect();
+    if !frames.is_empty() {
+        let before = xdp.counters()?;
+        let mut ns = Vec::with_capacity(runs);
+        for i in 0..runs {
+            ns.push(
+                xdp.test_run_repeat(&frames[i % frames.len()], 1)?
+                    .as_nanos() as f64,
+            );
+        }
+        let after = xdp.counters()?;
+        let answered: u64 = (0..counter::PASS_NOT_DNS as usize)
+            .map(|i| after[i] - before[i])
+            .sum();
+        let total: u64 = (0..after.len()).map(|i| after[i] - before[i]).sum();
+        let path = format!(
+            "{:.1}% answered",
+            answered as f64 * 100.0 / total.max(1) as f64
+        );
+        let action = match answered {
+            0 => 2,
+            a if a == total => 3,
+            _ => MIXED,
+        };
+        out.push(summarize(
+            &format!("query set ({} names)", frames.len()),
+            &path,
+            action,
+            ns,
+        ));
+    }
+    // Baselines: the empty program and the trivial rewrite, timed the same way.
+    let f = frame::build(&spec, &query("bench.", 6, false));
+    for name in ["xdp_pass", "xdp_reflect"] {
+        let prog = bpf::Prog::load_xdp(name)?;
+        let mut ns = Vec::with_capacity(runs);
+        let mut action = 0;
+        for _ in 0..runs {
+            let (a, d) = prog.test_run(&f, 1)?;
+            action = a;
+            ns.push(d as f64);
+        }
+        out.push(summarize(&format!("baseline: {name}"), name, action, ns));
+    }
+    Ok(out)
+}
+
+/// Load, compile and install figures for one zone size.
+#[derive(Clone, Debug, Default)]
+pub struct LoadFigures {
+    pub delegations: usize,
+    pub zone_bytes: u64,
+    /// Spawn to the "loaded zone" log line.
+    pub parse_s: f64,
+    /// Spawn to the "serving on" log line (parse + compile + map fill + attach).
+    pub ready_s: f64,
+    pub entries: Option<u64>,
+    /// The server's compile summary line.
+    pub compile_log: String,
+    /// Entries × (key + value size) from dns-common: `ANSWERS` (exact, NODATA) and
+    /// `SUFFIXES` (referral, NXDOMAIN, pass markers), split as the compile line says.
+    pub map_bytes_computed: u64,
+    /// The kernel's figures (`memlock` in the map fds' fdinfo).
+    pub answers_memlock: u64,
+    pub suffixes_memlock: u64,
+    pub maps_memlock: u64,
+    pub rss_kib: u64,
+    pub hwm_kib: u64,
+}
+
+impl LoadFigures {
+    pub fn json(&self) -> Json {
+        obj([
+            ("delegations", self.delegations.into()),
+            ("zone_bytes", self.zone_bytes.into()),
+            ("parse_s", self.parse_s.into()),
+            ("ready_s", self.ready_s.into()),
+            ("compile_install_s", (self.ready_s - self.parse_s).into()),
+            ("entries", self.entries.into()),
+            ("compile_log", self.compile_log.as_str().into()),
+            ("map_bytes_computed", self.map_bytes_computed.into()),
+            ("answers_map_memlock", self.answers_memlock.into()),
+            ("suffixes_map_memlock", self.suffixes_memlock.into()),
+            ("all_maps_memlock", self.maps_memlock.into()),
+            ("rss_kib", self.rss_kib.into()),
+            ("peak_rss_kib", self.hwm_kib.into()),
+        ])
+    }
+}
+
+/// The number before `what` in the compile summary ("… 123 referral, …").
+fn count_before(line: &str, what: &str) -> Option<u64> {
+    let at = line.find(what)?;
+    line[..at]
+        .split(|c: char| !c.is_ascii_digit())
+        .rev()
+        .find(|w| !w.is_empty())?
+        .parse()
+        .ok()
+}
+
+/// Bytes of keys and values for the entries the compile line lists.
+fn computed_bytes(line: &str, total: u64) -> u64 {
+    let value = std::mem::size_of::<Answer>() as u64;
+    let exact_key = std::mem::size_of::<AnswerKey>() as u64;
+    let suffix_key = 4 + dns_common::SUFFIX_DATA as u64;
+    let n = |w: &str| count_before(line, &format!(" {w}"));
+    match (
+        n("exact"),
+        n("NODATA"),
+        n("referral"),
+        n("NXDOMAIN"),
+        n("pass markers"),
+    ) {
+        (Some(e), Some(d), Some(r), Some(x), Some(p)) => {
+            (e + d) * (exact_key + value) + (r + x + p) * (suffix_key + value)
+        }
+        _ => total * (exact_key + value),
+    }
+}
+
+/// Starts `xdpdns serve` (XDP native) on a fresh zone of `n` delegations and times it.
+pub fn load_time(
+    net: &BenchNet,
+    dir: &Path,
+    n: usize,
+    signed: bool,
+    seed: u64,
+) -> Result<LoadFigures> {
+    let zdir = dir.join(format!("load-{n}"));
+    let z = zone::generate(&zdir, n, signed, seed)?;
+    let mut fig = LoadFigures {
+        delegations: n,
+        zone_bytes: std::fs::metadata(&z.path)?.len(),
+        ..Default::default()
+    };
+    let log = zdir.join("server.log");
+    let control = zdir.join("control.sock");
+    let out = std::fs::File::create(&log)?;
+    let bin = crate::xdpdns_bin().display().to_string();
+    let mut cmd = net.cmd(&net.server_ns, SERVER_CPU, &bin);
+    cmd.arg("serve")
+        .arg("--zone")
+        .arg(&z.path)
+        .args([
+            "--iface",
+            &net.server_if,
+            "--listen",
+            "198.18.0.1:53",
+            "--xdp-mode",
+            "native",
+        ])
+        .arg("--control")
+        .arg(&control)
+        .env("RUST_LOG", "info")
+        .stdout(out.try_clone()?)
+        .stderr(out);
+    let t = Instant::now();
+    let mut child = net.spawn(&mut cmd)?;
+    let result = (|| -> Result<()> {
+        let deadline = t + Duration::from_secs(600);
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if fig.parse_s == 0.0 && text.contains("loaded zone") {
+                fig.parse_s = t.elapsed().as_secs_f64();
+            }
+            if text.contains("serving on") {
+                fig.ready_s = t.elapsed().as_secs_f64();
+                fig.compile_log = text
+                    .lines()
+                    .find(|l| l.contains("XDP entries"))
+                    .map(|l| l.split("] ").last().unwrap_or(l).to_owned())
+                    .unwrap_or_default();
+                break;
+            }
+            if let Some(status) = child.try_wait()? {
+                bail!("xdpdns serve exited ({status}): {text}");
+            }
+            if Instant::now() > deadline {
+                bail!("xdpdns serve not ready after 600 s");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let status = crate::sh(
+            std::process::Command::new(crate::xdpdns_bin())
+                .arg("status")
+                .arg("--control")
+                .arg(&control),
+        )?;
+        fig.entries = status
+            .lines()
+            .find_map(|l| l.split('(').nth(1)?.split_whitespace().next()?.parse().ok());
+        fig.map_bytes_computed = computed_bytes(&fig.compile_log, fig.entries.unwrap_or(0));
+        let pid = child.id();
+        (fig.answers_memlock, fig.suffixes_memlock, fig.maps_memlock) = maps_memlock(pid);
+        let st = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let kib = |key: &str| -> u64 {
+            st.lines()
+                .find(|l| l.starts_with(key))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+                .unwrap_or(0)
+        };
+        fig.rss_kib = kib("VmRSS:");
+        fig.hwm_kib = kib("VmHWM:");
+        Ok(())
+    })();
+    cleanup::terminate(&mut child, Duration::from_secs(20));
+    net.xdp_off(&net.server_ns, &net.server_if);
+    let _ = std::fs::remove_dir_all(&zdir);
+    result.map(|_| fig)
+}
+
+/// (answer map, suffix map, all maps) `memlock` bytes from the fdinfo of a process's BPF map
+/// fds (the answer map is the hash map keyed by `AnswerKey`, the suffix map the LPM trie).
+fn maps_memlock(pid: u32) -> (u64, u64, u64) {
+    let key = std::mem::size_of::<AnswerKey>().to_string();
+    let value = std::mem::size_of::<Answer>().to_string();
+    let (mut answers, mut suffixes, mut all) = (0, 0, 0);
+    let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/fdinfo")) else {
+        return (0, 0, 0);
+    };
+    for e in rd.flatten() {
+        let info = std::fs::read_to_string(e.path()).unwrap_or_default();
+        let field = |k: &str| {
+            info.lines()
+                .find(|l| l.starts_with(k))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .unwrap_or("")
+                .to_owned()
+        };
+        let kind = field("map_type:");
+        if kind.is_empty() {
+            continue;
+        }
+        let mem: u64 = field("memlock:").parse().unwrap_or(0);
+        all += mem;
+        if kind == "1" && field("key_size:") == key && field("value_size:") == value {
+            answers += mem;
+        } else if kind == "11" && field("value_size:") == value {
+            suffixes += mem;
+        }
+    }
+    (answers, suffixes, all)
+}

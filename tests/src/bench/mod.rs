@@ -1,0 +1,441 @@
+//! `cargo xtask bench`: the comparative benchmark. This module owns the options and the
+//! sequence — zone and queries, the namespace pair, the generator's ceiling against
+//! `xdp_reflect`, each server in turn (latency with dnsperf, then the kxdpgun rate search),
+//! the TEST_RUN micro-benchmark, zone load/compile figures, and the report files.
+//!
+//! Submodules: `zone` (data), `net` (namespaces, pinning), `servers`, `measure` (kxdpgun,
+//! dnsperf, CPU), `micro` (TEST_RUN, load times), `report` (table, SVG), `json`, `bpf` (a
+//! minimal loader for the self-contained XDP programs), `cleanup` (Ctrl-C safety).
+
+pub mod bpf;
+pub mod cleanup;
+pub mod json;
+pub mod measure;
+pub mod micro;
+pub mod net;
+pub mod report;
+pub mod servers;
+pub mod zone;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context as _, Result};
+
+use json::{obj, Json};
+use measure::Search;
+use net::BenchNet;
+use report::ServerResult;
+use servers::{Kind, Server};
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub delegations: usize,
+    pub signed: bool,
+    pub mix: zone::Mix,
+    /// Percent of queries with DO=1.
+    pub do_share: u32,
+    /// Seconds per measurement run.
+    pub duration: u32,
+    pub servers: Vec<Kind>,
+    pub smoke: bool,
+    pub seed: u64,
+    /// Queries in the query files.
+    pub queries: usize,
+    /// dnsperf rate for the latency figures.
+    pub latency_rate: u64,
+    /// Search runs (doubling, then bisection) after the full-speed run.
+    pub steps: usize,
+    /// One kxdpgun run per server at this rate instead of the search (smoke: 20k).
+    pub fixed_rate: Option<u64>,
+    /// Zone sizes for the load/compile figures (empty: skipped).
+    pub load_sizes: Vec<usize>,
+    /// Single TEST_RUN calls per probe.
+    pub micro_runs: usize,
+    /// Nice value for the server, its NAPI thread and the generator: the machine is shared,
+    /// and at the default (-20) other work barely interrupts the measured path.
+    pub nice: i32,
+    pub out_dir: PathBuf,
+}
+
+impl Options {
+    /// Defaults of the full run (`smoke` = false) or of the smoke run.
+    pub fn defaults(smoke: bool) -> Options {
+        let target = std::env::current_exe()
+            .ok()
+            .and_then(|e| Some(e.parent()?.parent()?.to_path_buf()))
+            .unwrap_or_else(|| crate::workspace_root().join("target"));
+        Options {
+            delegations: if smoke { 1000 } else { 10_000 },
+            signed: false,
+            mix: zone::Mix::parse("tld").expect("built-in mix"),
+            do_share: 50,
+            duration: if smoke { 1 } else { 3 },
+            servers: Kind::SERVERS.to_vec(),
+            smoke,
+            seed: 20261127,
+            queries: if smoke { 10_000 } else { 100_000 },
+            latency_rate: if smoke { 2_000 } else { 20_000 },
+            steps: 8,
+            fixed_rate: smoke.then_some(20_000),
+            load_sizes: if smoke {
+                vec![]
+            } else {
+                vec![10_000, 100_000, 1_000_000]
+            },
+            micro_runs: if smoke { 2_000 } else { 20_000 },
+            nice: -20,
+            out_dir: target.join("bench").join(if smoke { "smoke" } else { "" }),
+        }
+    }
+}
+
+/// kxdpgun's rate for "as fast as it can".
+const FULL_SPEED: u64 = 5_000_000;
+/// First rate of the search (doubled while the loss stays within the limit).
+const SEARCH_START: u64 = 25_000;
+
+struct Bench {
+    opts: Options,
+    t0: Instant,
+    work: PathBuf,
+}
+
+impl Bench {
+    fn progress(&self, msg: &str) {
+        println!("[bench {:6.1}s] {msg}", self.t0.elapsed().as_secs_f64());
+    }
+
+    fn run_line(&self, who: &str, r: &measure::Run) {
+        let drops: Vec<String> = r.drops.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        self.progress(&format!(
+            "{who}: offered {:.0} q/s -> {:.0} replies/s, loss {:.3}%, server CPU {:.2}s, gen CPU {:.2}s{}",
+            r.sent_pps,
+            r.reply_pps,
+            r.loss() * 100.0,
+            r.server_cpu_s,
+            r.gen_cpu_s,
+            if drops.is_empty() { String::new() } else { format!(" [drops: {}]", drops.join(", ")) }
+        ));
+    }
+
+    /// Latency and rate search for one server (or the reflector).
+    fn measure(
+        &self,
+        net: &mut BenchNet,
+        kind: Kind,
+        zone: &zone::Zone,
+        files: &Files,
+    ) -> ServerResult {
+        let mut res = ServerResult::new(kind);
+        self.progress(&format!("{}: starting", kind.name()));
+        let dir = self.work.join(kind.name());
+        let server = match Server::start(kind, net, &zone.path, &dir) {
+            Ok(s) => s,
+            Err(e) => {
+                res.error = Some(format!("{e:#}"));
+                self.progress(&format!("{}: FAILED to start: {e:#}", kind.name()));
+                return res;
+            }
+        };
+        res.startup_s = server.startup.as_secs_f64();
+        let outcome = self.measure_running(net, &server, &mut res, files);
+        if let Err(e) = outcome {
+            self.progress(&format!("{}: FAILED: {e:#}", kind.name()));
+            res.error = Some(format!("{e:#}"));
+        }
+        if let Err(e) = server.stop(net) {
+            self.progress(&format!("{}: warning: {e:#}", kind.name()));
+        }
+        res
+    }
+
+    fn measure_running(
+        &self,
+        net: &mut BenchNet,
+        server: &Server,
+        res: &mut ServerResult,
+        files: &Files,
+    ) -> Result<()> {
+        let name = server.kind.name();
+        let o = &self.opts;
+        if server.kind != Kind::Reflector {
+            net.client_pass(true)?;
+            let do_rate = o.latency_rate * o.do_share as u64 / 100;
+            let lat = measure::dnsperf(
+                net,
+                &[
+                    (&files.dnsperf_plain, false, o.latency_rate - do_rate),
+                    (&files.dnsperf_do, true, do_rate),
+                ],
+                o.duration,
+            )
+            .context("latency run (dnsperf)")?;
+            self.progress(&format!(
+                "{name}: latency at {} q/s: p50 {:.0} us, p99 {:.0} us ({} of {} answered)",
+                lat.rate, lat.p50_us, lat.p99_us, lat.completed, lat.sent
+            ));
+            res.latency = Some(lat);
+        }
+        net.client_pass(false)?;
+        let before = server.stats()?;
+        let mut report = |r: &measure::Run| self.run_line(name, r);
+        let search = if let Some(rate) = o.fixed_rate {
+            // One run at a fixed rate: "answered" is then simply the reply rate at that rate.
+            let mut s: Search = measure::search(
+                net,
+                server,
+                &files.kxdpgun,
+                rate,
+                0,
+                0,
+                o.duration,
+                &mut report,
+            )?;
+            s.best = Some(s.max.clone());
+            s
+        } else {
+            measure::search(
+                net,
+                server,
+                &files.kxdpgun,
+                FULL_SPEED,
+                SEARCH_START,
+                o.steps,
+                o.duration,
+                &mut report,
+            )?
+        };
+        let after = server.stats()?;
+        let mut keys: Vec<&String> = after.keys().collect();
+        keys.sort();
+        for k in keys {
+            let d = after[k].saturating_sub(before.get(k).copied().unwrap_or(0));
+            if k == "udp.queries" {
+                res.udp_queries = Some(d);
+            } else if k.starts_with("xdp.") && d > 0 {
+                res.xdp.push((k.clone(), d));
+            }
+        }
+        if let Some(b) = &search.best {
+            self.progress(&format!(
+                "{name}: {:.0} answered q/s at <=0.1% loss; {:.0} replies/s at the generator's full speed",
+                b.reply_pps, search.max.reply_pps
+            ));
+        } else {
+            self.progress(&format!(
+                "{name}: no rate with <=0.1% loss found; {:.0} replies/s at full speed",
+                search.max.reply_pps
+            ));
+        }
+        res.search = Some(search);
+        Ok(())
+    }
+}
+
+struct Files {
+    kxdpgun: PathBuf,
+    dnsperf_plain: PathBuf,
+    dnsperf_do: PathBuf,
+}
+
+/// Runs the benchmark; returns the JSON report (also written under `out_dir`).
+pub fn run(opts: Options) -> Result<Json> {
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        bail!("the benchmark needs two CPUs (server and generator on separate cores)");
+    }
+    for tool in ["kxdpgun", "knotd", "nsd", "dnsperf", "nsenter", "taskset"] {
+        which(tool).with_context(|| format!("{tool} not found (run `cargo xtask bootstrap`)"))?;
+    }
+    let work = std::env::temp_dir().join(format!("xdpdns-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&work)?;
+    cleanup::add_dir(work.clone());
+    let b = Bench {
+        opts: opts.clone(),
+        t0: Instant::now(),
+        work: work.clone(),
+    };
+    let result = run_in(&b);
+    let _ = std::fs::remove_dir_all(&work);
+    cleanup::forget_dir(&work);
+    result
+}
+
+fn run_in(b: &Bench) -> Result<Json> {
+    let o = &b.opts;
+    b.progress(&format!(
+        "zone: {} delegations{}, mix {} ({}% referral, {}% NXDOMAIN, {}% apex), {}% DO=1",
+        o.delegations,
+        if o.signed { ", NSEC3-signed" } else { "" },
+        o.mix.name,
+        o.mix.referral,
+        o.mix.nxdomain,
+        o.mix.apex,
+        o.do_share
+    ));
+    let zone = zone::generate(&b.work.join("zone"), o.delegations, o.signed, o.seed)?;
+    let qs = zone::queries(&zone, &o.mix, o.do_share, o.queries, o.seed);
+    let kxdpgun = b.work.join("queries.txt");
+    zone::write_kxdpgun(&kxdpgun, &qs)?;
+    let (dnsperf_plain, dnsperf_do) = zone::write_dnsperf(&b.work, &qs)?;
+    let files = Files {
+        kxdpgun,
+        dnsperf_plain,
+        dnsperf_do,
+    };
+    let mut net = BenchNet::new(o.nice)?;
+    b.progress(&format!(
+        "namespaces {} / {}, veth {} <-> {}; server on CPU {}, generator on CPU {}",
+        net.server_ns,
+        net.client_ns,
+        net.server_if,
+        net.client_if,
+        net::SERVER_CPU,
+        net::GENERATOR_CPU
+    ));
+    let ceiling = b.measure(&mut net, Kind::Reflector, &zone, &files);
+    let mut results = Vec::new();
+    for kind in &o.servers {
+        results.push(b.measure(&mut net, *kind, &zone, &files));
+    }
+    b.progress(&format!(
+        "TEST_RUN micro-benchmark ({} single runs per probe)",
+        o.micro_runs
+    ));
+    let micro = micro::test_run(&zone, &qs, o.micro_runs);
+    if let Err(e) = &micro {
+        b.progress(&format!("TEST_RUN: FAILED: {e:#}"));
+    }
+    let mut loads = Vec::new();
+    for n in &o.load_sizes {
+        b.progress(&format!("load/compile: xdpdns serve with {n} delegations"));
+        match micro::load_time(&net, &b.work, *n, o.signed, o.seed) {
+            Ok(f) => {
+                b.progress(&format!(
+                    "load/compile {n}: parsed {:.2}s, serving {:.2}s, {} XDP entries, maps {} MiB \
+                     (answers {} MiB, suffixes {} MiB; keys+values {} MiB), peak RSS {} MiB",
+                    f.parse_s,
+                    f.ready_s,
+                    f.entries.map_or("?".into(), |e| e.to_string()),
+                    f.maps_memlock >> 20,
+                    f.answers_memlock >> 20,
+                    f.suffixes_memlock >> 20,
+                    f.map_bytes_computed >> 20,
+                    f.hwm_kib >> 10
+                ));
+                loads.push(f.json());
+            }
+            Err(e) => {
+                b.progress(&format!("load/compile {n}: FAILED: {e:#}"));
+                loads.push(obj([
+                    ("delegations", (*n).into()),
+                    ("error", format!("{e:#}").into()),
+                ]));
+            }
+        }
+    }
+    drop(net);
+
+    let table = report::table(&results, Some(&ceiling), o.fixed_rate.is_some());
+    let micro_text = match &micro {
+        Ok(m) => m
+            .iter()
+            .map(|p| {
+                format!(
+                    "  {:<28} {:<18} {:<9} median {:>5.0} ns  mean {:>5.0} ns  p99 {:>5.0} ns{}\n",
+                    p.label,
+                    p.path,
+                    micro::action_name(p.action),
+                    p.median_ns,
+                    p.mean_ns,
+                    p.p99_ns,
+                    p.repeat_mean_ns
+                        .map_or(String::new(), |r| format!("  (repeat=100k mean {r:.0} ns)"))
+                )
+            })
+            .collect::<String>(),
+        Err(e) => format!("  failed: {e:#}\n"),
+    };
+    let legend = format!(
+        "qps<=0.1%: answered/s at the fastest kxdpgun rate with <=0.1% loss ({} s runs; \
+         reflector = the generator's ceiling); peak rep/s: fastest reply rate of any run;\n\
+         p50/p99: dnsperf at {} q/s ({}% DO); CPU s/M: CPU-seconds per million answers of the \
+         server (processes + NAPI thread + ksoftirqd of its core) at the qps<=0.1% run;\n\
+         XDP %: xdpdns answers sent by XDP / (answered + passed). xKnotUDP, xNSD: ratios to those \
+         servers in this run.\n",
+        o.duration, o.latency_rate, o.do_share
+    );
+    let text = format!("{table}{legend}\nTEST_RUN (ns per query, single runs):\n{micro_text}");
+    println!("\n{text}");
+    let find = |k: Kind| results.iter().find(|r| r.kind == k && r.error.is_none());
+    let baselines = [("knot_udp", find(Kind::KnotUdp)), ("nsd", find(Kind::Nsd))];
+    let doc = obj([
+        ("mode", if o.smoke { "smoke" } else { "full" }.into()),
+        (
+            "config",
+            obj([
+                ("delegations", o.delegations.into()),
+                ("signed", o.signed.into()),
+                ("mix", o.mix.name.as_str().into()),
+                ("referral_pct", o.mix.referral.into()),
+                ("nxdomain_pct", o.mix.nxdomain.into()),
+                ("apex_pct", o.mix.apex.into()),
+                ("do_pct", o.do_share.into()),
+                ("run_seconds", o.duration.into()),
+                ("fixed_rate_qps", o.fixed_rate.into()),
+                ("queries", o.queries.into()),
+                ("seed", o.seed.into()),
+                ("latency_rate_qps", o.latency_rate.into()),
+                ("loss_limit", measure::LOSS_LIMIT.into()),
+                ("server_cpu", net::SERVER_CPU.into()),
+                ("generator_cpu", net::GENERATOR_CPU.into()),
+                ("nice", (o.nice as f64).into()),
+            ]),
+        ),
+        ("generator_ceiling", ceiling.json(&[])),
+        (
+            "servers",
+            Json::Arr(results.iter().map(|r| r.json(&baselines)).collect()),
+        ),
+        (
+            "test_run",
+            match &micro {
+                Ok(m) => Json::Arr(m.iter().map(|p| p.json()).collect()),
+                Err(e) => obj([("error", format!("{e:#}").into())]),
+            },
+        ),
+        ("load", Json::Arr(loads)),
+    ]);
+    std::fs::create_dir_all(&o.out_dir)
+        .with_context(|| format!("creating {}", o.out_dir.display()))?;
+    let title = format!(
+        "xdpdns bench: {} delegations{}, mix {}, {}% DO",
+        o.delegations,
+        if o.signed { " (signed)" } else { "" },
+        o.mix.name,
+        o.do_share
+    );
+    for (file, content) in [
+        ("bench.json", doc.pretty()),
+        ("bench.svg", report::svg(&results, Some(&ceiling), &title)),
+        ("bench.txt", text),
+    ] {
+        let p = o.out_dir.join(file);
+        std::fs::write(&p, content).with_context(|| format!("writing {}", p.display()))?;
+    }
+    b.progress(&format!(
+        "wrote bench.json, bench.svg and bench.txt in {}",
+        o.out_dir.display()
+    ));
+    Ok(doc)
+}
+
+fn which(tool: &str) -> Result<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .map(|d| d.join(tool))
+        .find(|p| p.exists())
+        .ok_or_else(|| anyhow::anyhow!("{tool} not in PATH"))
+}

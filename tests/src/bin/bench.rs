@@ -1,0 +1,106 @@
+//! `cargo xtask bench`: the command line of the comparative benchmark (xdpdns with and without
+//! XDP, Knot in UDP and XDP mode, NSD) — parses the options, installs the Ctrl-C handler that
+//! tears everything down, and runs `xdpdns_tests::bench`.
+
+use anyhow::{bail, Context as _, Result};
+use xdpdns_tests::bench::{self, cleanup, servers::Kind, zone::Mix, Options};
+
+const USAGE: &str = "\
+usage: bench [--delegations N] [--signed] [--mix NAME] [--do-share PCT] [--duration S]
+             [--servers LIST] [--smoke] [--seed N] [--queries N] [--latency-rate QPS]
+             [--steps N] [--rate QPS] [--load-sizes LIST|none] [--micro-runs N] [--nice N]
+             [--out DIR]
+
+  --delegations N    delegations in the synthetic TLD (default 10000; smoke 1000)
+  --signed           NSEC3-sign the zone (opt-out) with dnssec-signzone
+  --mix NAME         tld (70% referral, 20% NXDOMAIN, 10% apex), referral, nxdomain, apex,
+                     or R/N/A percentages (default tld)
+  --do-share PCT     queries with DO=1 (default 50)
+  --duration S       seconds per measurement run (default 3; smoke 1)
+  --servers LIST     comma-separated: xdpdns-xdp,xdpdns-user,knot-udp,knot-xdp,nsd (default all)
+  --smoke            a few seconds per server, small zone, no rate search, no load figures
+  --steps N          search runs after the full-speed run: doubling from 25k q/s while the
+                     loss stays <= 0.1%, then bisection (default 8)
+  --rate QPS         no search: one kxdpgun run per server at this rate (smoke: 20000)
+  --load-sizes LIST  zone sizes for the load/compile figures (default 10000,100000,1000000)
+  --nice N           nice value of servers, NAPI threads and generators (default -20)
+  --out DIR          output directory (default target/bench, smoke: target/bench/smoke)";
+
+fn value<T: std::str::FromStr>(args: &mut impl Iterator<Item = String>, flag: &str) -> Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    let v = args
+        .next()
+        .with_context(|| format!("{flag} needs a value"))?;
+    v.parse().map_err(|e| anyhow::anyhow!("{flag} {v:?}: {e}"))
+}
+
+fn parse(argv: Vec<String>) -> Result<Options> {
+    let mut o = Options::defaults(argv.iter().any(|a| a == "--smoke"));
+    let mut args = argv.into_iter();
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--smoke" => {}
+            "--signed" => o.signed = true,
+            "--delegations" => o.delegations = value(&mut args, &a)?,
+            "--mix" => o.mix = Mix::parse(&value::<String>(&mut args, &a)?)?,
+            "--do-share" => o.do_share = value(&mut args, &a)?,
+            "--duration" => o.duration = value(&mut args, &a)?,
+            "--seed" => o.seed = value(&mut args, &a)?,
+            "--queries" => o.queries = value(&mut args, &a)?,
+            "--latency-rate" => o.latency_rate = value(&mut args, &a)?,
+            "--steps" => o.steps = value(&mut args, &a)?,
+            "--micro-runs" => o.micro_runs = value(&mut args, &a)?,
+            "--nice" => o.nice = value(&mut args, &a)?,
+            "--rate" => o.fixed_rate = Some(value(&mut args, &a)?),
+            "--out" => o.out_dir = value::<String>(&mut args, &a)?.into(),
+            "--servers" => {
+                o.servers = value::<String>(&mut args, &a)?
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(Kind::parse)
+                    .collect::<Result<_>>()?;
+            }
+            "--load-sizes" => {
+                let v: String = value(&mut args, &a)?;
+                o.load_sizes = if v == "none" {
+                    Vec::new()
+                } else {
+                    v.split(',')
+                        .map(|s| s.parse().with_context(|| format!("--load-sizes {s:?}")))
+                        .collect::<Result<_>>()?
+                };
+            }
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument {other:?}\n{USAGE}"),
+        }
+    }
+    if o.do_share > 100 || o.duration == 0 || o.delegations < 2 || o.queries == 0 {
+        bail!("--do-share must be 0..100, --duration and --queries positive, --delegations >= 2");
+    }
+    if !(-20..=19).contains(&o.nice) {
+        bail!("--nice must be -20..19");
+    }
+    if o.duration > 60 || o.steps > 12 {
+        bail!("--duration is capped at 60 s and --steps at 12 (every load loop is bounded)");
+    }
+    Ok(o)
+}
+
+fn main() -> Result<()> {
+    let opts = parse(std::env::args().skip(1).collect())?;
+    ctrlc::set_handler(|| {
+        eprintln!("\ninterrupted: stopping servers, removing namespaces");
+        cleanup::emergency();
+        std::process::exit(130);
+    })
+    .context("installing the Ctrl-C handler")?;
+    let result = bench::run(opts);
+    // Whatever happened, nothing may stay behind.
+    cleanup::emergency();
+    result.map(|_| ())
+}

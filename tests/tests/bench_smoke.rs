@@ -1,0 +1,72 @@
+//! `cargo xtask bench --smoke` inside the test suite: runs the bench binary in smoke mode (small
+//! zone, one short fixed-rate run per server, every server and the reflector, TEST_RUN probes)
+//! and checks that the JSON report lists every server with answers and that the chart exists.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::time::Instant;
+
+use xdpdns_tests::bench::json;
+
+#[test]
+fn bench_smoke_reports_every_server() {
+    // Cargo builds the package's binaries for its integration tests and says where.
+    let bin = env!("CARGO_BIN_EXE_bench");
+    let out = std::env::temp_dir().join(format!("xdpdns-bench-smoke-{}", std::process::id()));
+    let t = Instant::now();
+    let status = Command::new(bin)
+        .args(["--smoke", "--out"])
+        .arg(&out)
+        .status()
+        .expect("running the bench binary");
+    eprintln!("bench --smoke took {:.1}s", t.elapsed().as_secs_f64());
+    assert!(status.success(), "bench --smoke failed: {status}");
+
+    let text = std::fs::read_to_string(out.join("bench.json")).expect("bench.json");
+    let doc = json::parse(&text).expect("valid JSON");
+    assert_eq!(doc.get("mode").and_then(|m| m.as_str()), Some("smoke"));
+    let servers = doc
+        .get("servers")
+        .and_then(|s| s.as_array())
+        .expect("servers");
+    let mut seen = BTreeSet::new();
+    for s in servers {
+        let name = s.get("name").and_then(|n| n.as_str()).expect("name");
+        let answers = s.get("answers").and_then(|a| a.as_f64()).unwrap_or(0.0);
+        assert!(
+            answers > 0.0,
+            "{name} answered nothing: {}",
+            s.get("error")
+                .and_then(|e| e.as_str())
+                .unwrap_or("no error recorded")
+        );
+        assert_eq!(
+            s.get("ok"),
+            Some(&json::Json::Bool(true)),
+            "{name} failed: {:?}",
+            s.get("error")
+        );
+        seen.insert(name.to_owned());
+    }
+    let expected: BTreeSet<String> = ["xdpdns-xdp", "xdpdns-user", "knot-udp", "knot-xdp", "nsd"]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    assert_eq!(seen, expected, "every server is in the report");
+    let ceiling = doc.get("generator_ceiling").expect("generator_ceiling");
+    assert!(
+        ceiling
+            .get("answers")
+            .and_then(|a| a.as_f64())
+            .unwrap_or(0.0)
+            > 0.0
+    );
+    let probes = doc
+        .get("test_run")
+        .and_then(|p| p.as_array())
+        .expect("test_run probes");
+    assert!(!probes.is_empty());
+    let svg = std::fs::read_to_string(out.join("bench.svg")).expect("bench.svg");
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    let _ = std::fs::remove_dir_all(&out);
+}
