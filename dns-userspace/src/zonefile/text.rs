@@ -305,23 +305,21 @@ impl<'t, 'a> Fields<'t, 'a> {
 
     /// Hex from all remaining tokens joined (whitespace inside is allowed).
     pub fn hex_rest(&mut self, what: &str) -> FResult<Vec<u8>> {
-        let line = self.peek().map_or(self.end_line, |t| t.line);
-        let joined: Vec<u8> = self
-            .rest()
-            .iter()
-            .flat_map(|t| t.text.iter().copied())
-            .collect();
-        if joined.is_empty() {
-            return Err(self.missing(what));
-        }
-        HEXLOWER_PERMISSIVE.decode(&joined).map_err(|e| FieldError {
-            line,
-            message: format!("bad {what}: expected hexadecimal digits ({e})"),
-        })
+        self.decode_rest(what, &HEXLOWER_PERMISSIVE, "hexadecimal digits")
     }
 
     /// Base64 from all remaining tokens joined (whitespace inside is allowed).
     pub fn base64_rest(&mut self, what: &str) -> FResult<Vec<u8>> {
+        self.decode_rest(what, &BASE64, "base64")
+    }
+
+    /// All remaining tokens joined and decoded with `encoding`.
+    fn decode_rest(
+        &mut self,
+        what: &str,
+        encoding: &data_encoding::Encoding,
+        expected: &str,
+    ) -> FResult<Vec<u8>> {
         let line = self.peek().map_or(self.end_line, |t| t.line);
         let joined: Vec<u8> = self
             .rest()
@@ -331,9 +329,9 @@ impl<'t, 'a> Fields<'t, 'a> {
         if joined.is_empty() {
             return Err(self.missing(what));
         }
-        BASE64.decode(&joined).map_err(|e| FieldError {
+        encoding.decode(&joined).map_err(|e| FieldError {
             line,
-            message: format!("bad {what}: expected base64 ({e})"),
+            message: format!("bad {what}: expected {expected} ({e})"),
         })
     }
 }
