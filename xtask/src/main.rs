@@ -65,6 +65,27 @@ fn run(what: &str, cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
+/// Bootstraps, builds the release binaries, and runs one of the tests package's binaries.
+fn release_bin(name: &str, args: &[String]) -> Result<()> {
+    bootstrap::bootstrap()?;
+    run("build", cargo().args(["build", "--release", "--bins"]))?;
+    run(
+        name,
+        cargo()
+            .args([
+                "run",
+                "--release",
+                "--quiet",
+                "-p",
+                "xdpdns-tests",
+                "--bin",
+                name,
+                "--",
+            ])
+            .args(args),
+    )
+}
+
 fn main() -> Result<()> {
     let cli = Cli::parse();
     let t = Instant::now();
@@ -104,41 +125,8 @@ fn main() -> Result<()> {
                     .env("XDPDNS_FUZZ_PACKETS", fuzz.to_string()),
             )?;
         }
-        Cmd::Demo => {
-            bootstrap::bootstrap()?;
-            run("build", cargo().args(["build", "--release", "--bins"]))?;
-            run(
-                "demo",
-                cargo().args([
-                    "run",
-                    "--release",
-                    "--quiet",
-                    "-p",
-                    "xdpdns-tests",
-                    "--bin",
-                    "demo",
-                ]),
-            )?;
-        }
-        Cmd::Bench { args } => {
-            bootstrap::bootstrap()?;
-            run("build", cargo().args(["build", "--release", "--bins"]))?;
-            run(
-                "bench",
-                cargo()
-                    .args([
-                        "run",
-                        "--release",
-                        "--quiet",
-                        "-p",
-                        "xdpdns-tests",
-                        "--bin",
-                        "bench",
-                        "--",
-                    ])
-                    .args(&args),
-            )?;
-        }
+        Cmd::Demo => release_bin("demo", &[])?,
+        Cmd::Bench { args } => release_bin("bench", &args)?,
     }
     println!("[xtask] done in {:.1}s", t.elapsed().as_secs_f64());
     Ok(())
