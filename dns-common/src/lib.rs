@@ -21,12 +21,20 @@ pub mod maps {
     pub const COUNTERS: &str = "COUNTERS";
     pub const SCRATCH: &str = "SCRATCH";
     pub const SUFFIXES: &str = "SUFFIXES";
+    pub const TEMPLATES: &str = "TEMPLATES";
+    pub const COLD: &str = "COLD";
 }
 
 /// Default capacity of the answer map (entries). Entries are allocated on insert, so capacity
 /// costs nothing until used; it must hold two generations of a zone during a reload.
 /// `xdpdns serve` raises it when a zone needs more.
 pub const ANSWERS_CAPACITY: u32 = 1 << 22;
+/// Default capacity of the template cache (`TEMPLATES`, an LRU hash, preallocated).
+/// `xdpdns serve` sizes it from the zones, or from `--xdp-capacity`.
+pub const TEMPLATES_CAPACITY: u32 = 1 << 16;
+/// Size in bytes of the `COLD` ring buffer (template ids the XDP program found missing from
+/// `TEMPLATES`; userspace promotes the frequent ones).
+pub const COLD_RING_BYTES: u32 = 1 << 16;
 /// Capacity of the service address map.
 pub const SERVICE_ADDRS_CAPACITY: u32 = 64;
 
@@ -106,6 +114,23 @@ pub enum AnswerKind {
 /// `Answer::kind` bit: the entry, stored under DO=0, is also the answer for DO=1 (zones without
 /// DNSSEC, where only the OPT record's DO bit differs, and the XDP program writes that itself).
 pub const KIND_ANY_DO: u16 = 0x8000;
+
+/// An index entry of `ANSWERS` and `SUFFIXES`: what kind of answer a key has, and which
+/// template in `TEMPLATES` holds its bytes.
+///
+/// The index always holds every key of the published zones; `TEMPLATES` is a cache. A query
+/// whose template is not cached is passed to userspace (`pass_cold`), and its id goes to the
+/// `COLD` ring so that userspace can promote it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AnswerRef {
+    /// `AnswerKind` in the low 8 bits, plus `KIND_ANY_DO`.
+    pub kind: u16,
+    /// Suffix entries: wire length of the anchor name (see `Answer::anchor_len`).
+    pub anchor_len: u16,
+    /// Key of the template in `TEMPLATES`; 0 for pass markers (never cached).
+    pub template: u32,
+}
 
 /// A precompiled response: everything after the question, except the OPT record.
 ///
@@ -198,8 +223,9 @@ pub mod counter {
     pub const PASS_EDNS_VERSION: u32 = 14;
     pub const PASS_CLASS: u32 = 15;
     pub const PASS_ERROR: u32 = 16;
-    pub const PASS_OTHER: u32 = 17;
-    pub const COUNT: u32 = 18;
+    pub const PASS_COLD: u32 = 17;
+    pub const PASS_OTHER: u32 = 18;
+    pub const COUNT: u32 = 19;
 
     /// Names for display, in index order.
     pub const NAMES: [&str; COUNT as usize] = [
@@ -220,6 +246,7 @@ pub mod counter {
         "pass_edns_version",
         "pass_class",
         "pass_error",
+        "pass_cold",
         "pass_other",
     ];
 
@@ -239,6 +266,7 @@ mod user {
     // SAFETY: all of these are #[repr(C)] plain old data with no padding holes that matter.
     unsafe impl aya::Pod for super::AnswerKey {}
     unsafe impl aya::Pod for super::Answer {}
+    unsafe impl aya::Pod for super::AnswerRef {}
     unsafe impl aya::Pod for super::Config {}
 }
 

@@ -1,18 +1,20 @@
 //! Finding the answer for a query: the exact (name, type, DO) entry in `ANSWERS`, then the
 //! NODATA entry of the name, then the longest suffix of the name in `SUFFIXES` (an LPM trie
 //! over reversed names) for a referral or NXDOMAIN template; and shifting a suffix template's
-//! compression pointers to the query name.
+//! compression pointers to the query name. The index entries point at templates in the
+//! `TEMPLATES` cache; a template missing from it sends the query to userspace and its id to
+//! the `COLD` ring.
 
 use aya_ebpf::{
     cty::c_void,
     helpers::{bpf_csum_diff, bpf_map_lookup_elem},
 };
 use dns_common::{
-    counter, suffix_flag_byte, Answer, AnswerKind, Scratch, ANSWER_MAX, KEY_FLAG_CHAOS,
+    counter, suffix_flag_byte, Answer, AnswerKind, AnswerRef, Scratch, ANSWER_MAX, KEY_FLAG_CHAOS,
     KEY_FLAG_DO, KEY_FLAG_NODATA, KIND_ANY_DO, MAX_PTRS, NAME_BUF,
 };
 
-use crate::{checksum, question, ANSWERS, SUFFIXES};
+use crate::{checksum, question, ANSWERS, COLD, SUFFIXES, TEMPLATES};
 
 const QTYPE_OPT: u16 = 41;
 const QTYPE_DS: u16 = 43;
@@ -25,8 +27,15 @@ pub struct Found {
     pub shift: Option<usize>,
 }
 
+/// An index entry found, with the octets the query name adds in front of a suffix entry's
+/// name.
+struct Hit {
+    entry: &'static AnswerRef,
+    shift: Option<usize>,
+}
+
 #[inline(always)]
-fn get(scratch: &mut Scratch) -> Option<&'static Answer> {
+fn get(scratch: &mut Scratch) -> Option<&'static AnswerRef> {
     // SAFETY: map values stay valid for the duration of the program (RCU).
     if let Some(a) = ANSWERS.get_ptr(&scratch.key).map(|a| unsafe { &*a }) {
         return Some(a);
@@ -47,14 +56,14 @@ fn get(scratch: &mut Scratch) -> Option<&'static Answer> {
 
 /// `SUFFIXES` lookup with the key in `scratch.lpm`.
 #[inline(always)]
-fn lpm_get(scratch: &mut Scratch) -> Option<&'static Answer> {
+fn lpm_get(scratch: &mut Scratch) -> Option<&'static AnswerRef> {
     // SAFETY: the key is the 260 bytes from lpm[3]; the map copies nothing else.
     let found = unsafe {
         bpf_map_lookup_elem(
             &SUFFIXES as *const _ as *mut c_void,
             scratch.lpm.as_mut_ptr().add(3) as *mut c_void,
         )
-    } as *const Answer;
+    } as *const AnswerRef;
     // SAFETY: map values stay valid for the duration of the program (RCU).
     (!found.is_null()).then(|| unsafe { &*found })
 }
@@ -62,11 +71,27 @@ fn lpm_get(scratch: &mut Scratch) -> Option<&'static Answer> {
 /// Looks the query up; `scratch.key` holds the exact key on entry and is changed.
 #[inline(always)]
 pub fn find(scratch: &mut Scratch, name_len: usize) -> Result<Found, u32> {
-    if let Some(answer) = get(scratch) {
-        return Ok(Found {
+    let hit = index(scratch, name_len)?;
+    let id = hit.entry.template;
+    // SAFETY: map values stay valid for the duration of the program (RCU).
+    match TEMPLATES.get_ptr(&id).map(|a| unsafe { &*a }) {
+        Some(answer) => Ok(Found {
             answer,
-            shift: None,
-        });
+            shift: hit.shift,
+        }),
+        None => {
+            // Best effort: when the ring is full, the query is still passed.
+            let _ = COLD.output::<u32>(id, 0);
+            Err(counter::PASS_COLD)
+        }
+    }
+}
+
+/// The index entry for the query.
+#[inline(always)]
+fn index(scratch: &mut Scratch, name_len: usize) -> Result<Hit, u32> {
+    if let Some(entry) = get(scratch) {
+        return Ok(Hit { entry, shift: None });
     }
     if scratch.key.flags & KEY_FLAG_CHAOS != 0 {
         return Err(counter::PASS_CLASS);
@@ -81,11 +106,8 @@ pub fn find(scratch: &mut Scratch, name_len: usize) -> Result<Found, u32> {
     scratch.key.qtype = 0;
     if qtype != QTYPE_RRSIG && qtype != QTYPE_DS {
         scratch.key.flags = dnssec | KEY_FLAG_NODATA;
-        if let Some(answer) = get(scratch) {
-            return Ok(Found {
-                answer,
-                shift: None,
-            });
+        if let Some(entry) = get(scratch) {
+            return Ok(Hit { entry, shift: None });
         }
     }
     suffix(scratch, name_len, qtype, generation, dnssec != 0)
@@ -99,7 +121,7 @@ fn suffix(
     qtype: u16,
     generation: u16,
     dnssec_ok: bool,
-) -> Result<Found, u32> {
+) -> Result<Hit, u32> {
     let prefix_len = (((1 + name_len) * 8) as u32).to_ne_bytes();
     scratch.lpm[3] = prefix_len[0];
     scratch.lpm[4] = prefix_len[1];
@@ -129,10 +151,10 @@ fn suffix(
             }
         }
     }
-    let Some(answer) = found else {
+    let Some(entry) = found else {
         return Err(counter::PASS_MISS);
     };
-    let anchor = answer.anchor_len as usize;
+    let anchor = entry.anchor_len as usize;
     if anchor == 0 || anchor > name_len {
         return Err(counter::PASS_MISS);
     }
@@ -141,14 +163,14 @@ fn suffix(
     if scratch.label_starts[(at >> 6) & 3] & (1 << (at & 63)) == 0 {
         return Err(counter::PASS_MISS);
     }
-    let kind = answer.kind & 0xff;
+    let kind = entry.kind & 0xff;
     let usable = (kind == AnswerKind::Referral as u16 && !(at == 0 && qtype == QTYPE_DS))
         || (kind == AnswerKind::Negative as u16 && at > 0);
     if !usable {
         return Err(counter::PASS_MISS);
     }
-    Ok(Found {
-        answer,
+    Ok(Hit {
+        entry,
         shift: Some(at),
     })
 }

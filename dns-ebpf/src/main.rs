@@ -16,24 +16,34 @@ mod reflect;
 use aya_ebpf::{
     bindings::xdp_action,
     macros::{map, xdp},
-    maps::{Array, HashMap, LpmTrie, PerCpuArray},
+    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
     programs::XdpContext,
 };
 use aya_log_ebpf::debug;
 use dns_common::{
-    counter, Answer, AnswerKey, Config, Scratch, ANSWERS_CAPACITY, BPF_F_NO_PREALLOC,
-    SERVICE_ADDRS_CAPACITY, SUFFIXES_CAPACITY, SUFFIX_DATA,
+    counter, Answer, AnswerKey, AnswerRef, Config, Scratch, ANSWERS_CAPACITY, BPF_F_NO_PREALLOC,
+    COLD_RING_BYTES, SERVICE_ADDRS_CAPACITY, SUFFIXES_CAPACITY, SUFFIX_DATA, TEMPLATES_CAPACITY,
 };
 
+/// Index of exact and NODATA answers, by (generation, name, type, flags).
 #[map]
-static ANSWERS: HashMap<AnswerKey, Answer> =
+static ANSWERS: HashMap<AnswerKey, AnswerRef> =
     HashMap::with_max_entries(ANSWERS_CAPACITY, BPF_F_NO_PREALLOC);
 
-/// Referral and NXDOMAIN templates and pass markers, by longest suffix (see
+/// Index of referral and NXDOMAIN templates and pass markers, by longest suffix (see
 /// `dns_common::suffix_flag_byte`).
 #[map]
-static SUFFIXES: LpmTrie<[u8; SUFFIX_DATA], Answer> =
+static SUFFIXES: LpmTrie<[u8; SUFFIX_DATA], AnswerRef> =
     LpmTrie::with_max_entries(SUFFIXES_CAPACITY, 0);
+
+/// The answers' bytes, by template id: a cache that keeps the recently used ones when the
+/// zones have more than fit.
+#[map]
+static TEMPLATES: LruHashMap<u32, Answer> = LruHashMap::with_max_entries(TEMPLATES_CAPACITY, 0);
+
+/// Template ids found missing from `TEMPLATES`, for userspace to promote.
+#[map]
+static COLD: RingBuf = RingBuf::with_byte_size(COLD_RING_BYTES, 0);
 
 #[map]
 static CONFIG: Array<Config> = Array::with_max_entries(1, 0);

@@ -13,7 +13,7 @@
 use std::collections::HashSet;
 
 use dns_common::{
-    suffix_flag_byte, Answer, AnswerKey, AnswerKind, ANSWER_MAX, KEY_FLAG_CHAOS, KEY_FLAG_DO,
+    suffix_flag_byte, Answer, AnswerKey, AnswerKind, AnswerRef, ANSWER_MAX, KEY_FLAG_CHAOS, KEY_FLAG_DO,
     KEY_FLAG_NODATA, KIND_ANY_DO, MAX_PTRS, NAME_BUF, SUFFIX_DATA,
 };
 
@@ -40,15 +40,25 @@ impl Entries {
         self.len() == 0
     }
 
-    /// Kernel memory the entries take, estimated: key + value + per-element overhead (hash
-    /// element header, or LPM trie node).
+    /// Kernel memory the index entries take, estimated: key + `AnswerRef` + per-element
+    /// overhead (hash element header, or LPM trie node). Templates are in the cache (see
+    /// `template_cache_memory`).
     pub fn memory(&self) -> usize {
-        const HASH_ELEM: usize = 48;
-        const LPM_NODE: usize = 48;
-        let v = std::mem::size_of::<Answer>();
+        let v = std::mem::size_of::<AnswerRef>();
         self.exact.len() * (std::mem::size_of::<AnswerKey>() + v + HASH_ELEM)
             + self.suffix.len() * (4 + SUFFIX_DATA + v + LPM_NODE)
     }
+}
+
+/// Per-element overhead of a BPF hash map (`struct htab_elem`), estimated.
+const HASH_ELEM: usize = 48;
+/// Per-node overhead of a BPF LPM trie, estimated.
+const LPM_NODE: usize = 48;
+
+/// Kernel memory of a template cache of `templates` entries (preallocated): id + `Answer` +
+/// element overhead.
+pub fn template_cache_memory(templates: u32) -> usize {
+    templates as usize * (8 + std::mem::size_of::<Answer>() + HASH_ELEM)
 }
 
 /// The `SUFFIXES` key of `name`: `[flags, reversed lower-cased wire name]`.

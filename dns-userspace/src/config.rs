@@ -11,6 +11,8 @@
 //! version = "xdpdns"           # CH TXT version.bind (omit to refuse)
 //! nsid = "node-7"
 //! server-payload = 1232
+//! xdp-capacity = 200000        # templates in the XDP cache (default: all, twice over)
+//! xdp-promote-after = 2        # cold misses per second that promote an answer
 //!
 //! [[zone]]
 //! domain = "example."
@@ -39,6 +41,8 @@ pub struct ServerSection {
     pub server_payload: Option<u16>,
     pub tcp_idle_timeout: Option<u64>,
     pub tcp_max_connections: Option<usize>,
+    pub xdp_capacity: Option<u32>,
+    pub xdp_promote_after: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]

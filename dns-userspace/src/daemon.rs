@@ -15,6 +15,7 @@ use crate::control::ControlSocket;
 use crate::engine::{Engine, EngineConfig};
 use crate::fastpath::FastPath;
 use crate::load::{load_catalog, ZoneSpec};
+use crate::promote::{self, Policy, PromoteStats};
 use crate::server::{self, ServerStats, SharedEngine, TcpLimits};
 use crate::xdp::AttachMode;
 
@@ -29,12 +30,16 @@ pub struct ServeOptions {
     pub control: PathBuf,
     pub engine: EngineConfig,
     pub tcp: TcpLimits,
+    /// Size of the XDP template cache (`None`: room for everything).
+    pub xdp_capacity: Option<u32>,
+    pub promote: Policy,
 }
 
 struct State {
     engine: SharedEngine,
     xdp: Option<Mutex<FastPath>>,
     stats: Arc<ServerStats>,
+    promote: Arc<PromoteStats>,
     started: Instant,
     opts: ServeOptions,
 }
@@ -105,7 +110,12 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
         (Some(iface), Some(mode)) => {
             let (addrs, port) = service(&opts, iface)?;
             Some(Mutex::new(FastPath::start(
-                &engine, iface, mode, &addrs, port,
+                &engine,
+                iface,
+                mode,
+                &addrs,
+                port,
+                opts.xdp_capacity,
             )?))
         }
         (None, Some(_)) => return Err(anyhow!("XDP needs --iface (or use --xdp-mode off)")),
@@ -115,6 +125,7 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
         engine: Arc::new(RwLock::new(Arc::new(engine))),
         xdp,
         stats: Arc::new(ServerStats::default()),
+        promote: Arc::new(PromoteStats::default()),
         started: Instant::now(),
         opts: opts.clone(),
     });
@@ -134,6 +145,22 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
     }
     let st = state.clone();
     tasks.spawn(async move { control.serve(|cmd| command(&st, cmd)).await });
+    let ring = state
+        .xdp
+        .as_ref()
+        .and_then(|x| x.lock().expect("xdp lock").server.take_cold_ring());
+    if let Some(ring) = ring {
+        let st = state.clone();
+        tasks.spawn(promote::run(
+            ring,
+            opts.promote,
+            state.promote.clone(),
+            move |ids| match &st.xdp {
+                Some(x) => x.lock().expect("xdp lock").server.promote(ids),
+                None => Ok(0),
+            },
+        ));
+    }
     log::info!(
         "serving on {}",
         opts.listen
@@ -185,8 +212,8 @@ fn reload(state: &State) -> Result<String> {
         let p = x.lock().expect("xdp lock").publish(&engine)?;
         writeln!(
             out,
-            "xdp generation {} with {} entries",
-            p.generation, p.entries
+            "xdp generation {} with {} entries, {} templates ({} new, {} cached)",
+            p.generation, p.entries, p.templates, p.new_templates, p.cached
         )?;
     }
     let zones = engine.catalog.zones().count();
@@ -209,6 +236,15 @@ fn stats_text(state: &State) -> Result<String> {
         }
     }
     use std::sync::atomic::Ordering::Relaxed;
+    if let Some(x) = &state.xdp {
+        let (stored, cache) = x.lock().expect("xdp lock").server.template_counts();
+        writeln!(out, "xdp.templates {stored}")?;
+        writeln!(out, "xdp.template_cache {cache}")?;
+        let p = &state.promote;
+        writeln!(out, "xdp.cold_seen {}", p.cold_seen.load(Relaxed))?;
+        writeln!(out, "xdp.promoted {}", p.promoted.load(Relaxed))?;
+        writeln!(out, "xdp.promote_deferred {}", p.deferred.load(Relaxed))?;
+    }
     let s = &state.stats;
     writeln!(out, "udp.queries {}", s.udp_queries.load(Relaxed))?;
     writeln!(out, "udp.responses {}", s.udp_responses.load(Relaxed))?;
@@ -228,11 +264,14 @@ fn status_text(state: &State) -> String {
     let _ = writeln!(out, "uptime {}s", state.started.elapsed().as_secs());
     match (&state.opts.iface, state.xdp.is_some()) {
         (Some(i), true) => {
-            let entries = state
-                .xdp
-                .as_ref()
-                .map_or(0, |x| x.lock().expect("xdp lock").entries);
-            let _ = writeln!(out, "xdp attached {i} ({entries} entries)");
+            let (entries, (templates, cache)) = state.xdp.as_ref().map_or((0, (0, 0)), |x| {
+                let x = x.lock().expect("xdp lock");
+                (x.entries, x.server.template_counts())
+            });
+            let _ = writeln!(
+                out,
+                "xdp attached {i} ({entries} entries, {templates} templates, cache {cache})"
+            );
         }
         _ => {
             let _ = writeln!(out, "xdp off");

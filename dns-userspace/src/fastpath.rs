@@ -1,7 +1,8 @@
 //! The XDP fast path of a running server: the loaded program and what its maps hold, one
 //! generation at a time. Publishing an engine compiles its zones into a new generation, fills
 //! it in beside the old one, switches the program over in one write, then removes the old
-//! entries — so a query sees the old zones or the new ones, never a mix.
+//! entries — so a query sees the old zones or the new ones, never a mix. Templates are shared
+//! between generations by content, so a reload only adds the answers that changed.
 
 use std::net::IpAddr;
 use std::time::Instant;
@@ -11,7 +12,7 @@ use dns_common::{AnswerKey, Config, SUFFIX_DATA};
 
 use crate::compile::{self, Entries};
 use crate::engine::Engine;
-use crate::xdp::{AttachMode, XdpServer};
+use crate::xdp::{AttachMode, Capacity, XdpServer};
 
 /// Generations cycle through 1..=127 (the suffix keys keep 7 bits).
 fn next_generation(g: u16) -> u16 {
@@ -32,8 +33,20 @@ pub struct FastPath {
 pub struct Published {
     pub generation: u16,
     pub entries: usize,
+    /// Distinct templates the entries refer to.
+    pub templates: usize,
+    /// Templates new in this publication, and how many of them went into the cache.
+    pub new_templates: usize,
+    pub cached: usize,
     pub memory: usize,
     pub seconds: f64,
+}
+
+/// Default size of the template cache for `entries` compiled entries: room for every template
+/// of two generations, so that a reload that changes every answer (a re-signed zone) is served
+/// from XDP at once.
+pub fn default_template_capacity(entries: usize) -> u32 {
+    (entries * 2 + 1024).min(u32::MAX as usize) as u32
 }
 
 fn compile_all(engine: &Engine, generation: u16) -> Entries {
@@ -58,12 +71,14 @@ fn compile_all(engine: &Engine, generation: u16) -> Entries {
 
 impl FastPath {
     /// Loads the program sized for `engine`, publishes it and attaches to `iface`.
+    /// `templates`: size of the template cache (`None`: everything, twice over).
     pub fn start(
         engine: &Engine,
         iface: &str,
         mode: AttachMode,
         addrs: &[IpAddr],
         port: u16,
+        templates: Option<u32>,
     ) -> Result<FastPath> {
         if addrs.is_empty() {
             bail!("interface {iface} has no addresses for the XDP path to answer on");
@@ -71,10 +86,19 @@ impl FastPath {
         let generation = 1;
         let entries = compile_all(engine, generation);
         // Room for two generations (a reload fills the new one before the old one goes).
-        let mut server = XdpServer::load_with_capacity(
-            (entries.exact.len() * 2) as u32,
-            (entries.suffix.len() * 2) as u32,
-        )?;
+        let templates = templates.unwrap_or_else(|| default_template_capacity(entries.len()));
+        if templates == 0 {
+            bail!("the XDP template cache needs room for at least one template");
+        }
+        let mut server = XdpServer::load_with_capacity(Capacity {
+            answers: (entries.exact.len() * 2) as u32,
+            suffixes: (entries.suffix.len() * 2) as u32,
+            templates,
+        })?;
+        log::info!(
+            "XDP template cache: {templates} templates, about {} MiB preallocated",
+            compile::template_cache_memory(templates) >> 20
+        );
         for a in addrs {
             server.add_service_addr(*a)?;
         }
@@ -108,7 +132,9 @@ impl FastPath {
 
     fn install(&mut self, engine: &Engine, entries: Entries, generation: u16) -> Result<Published> {
         let t = Instant::now();
-        if let Err(e) = self.server.insert(&entries) {
+        let inserted = match self.server.insert(&entries) {
+            Ok(i) => i,
+            Err(e) => {
             // Roll back what was inserted of the new generation; the old one still serves.
             self.remove(
                 &entries.exact.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
@@ -117,9 +143,11 @@ impl FastPath {
                     .iter()
                     .map(|(l, d, _)| (*l, *d))
                     .collect::<Vec<_>>(),
-            );
-            return Err(e);
-        }
+                );
+                self.server.discard_new_templates();
+                return Err(e);
+            }
+        };
         self.server.set_config(Config {
             port: self.port,
             server_payload: engine.config.server_payload,
@@ -135,19 +163,26 @@ impl FastPath {
             entries.suffix.iter().map(|(l, d, _)| (*l, *d)).collect(),
         );
         self.remove(&old_exact, &old_suffix);
+        self.server.retire_templates();
         self.generation = generation;
         self.entries = entries.len();
         let p = Published {
             generation,
             entries: entries.len(),
+            templates: self.server.template_counts().0,
+            new_templates: inserted.new_templates,
+            cached: inserted.cached,
             memory: entries.memory(),
             seconds: t.elapsed().as_secs_f64(),
         };
         log::info!(
-            "XDP generation {}: {} entries, about {} MiB of map memory, filled in {:.2}s",
+            "XDP generation {}: {} index entries (about {} MiB), {} templates ({} new, {} of them cached), filled in {:.2}s",
             p.generation,
             p.entries,
             p.memory >> 20,
+            p.templates,
+            p.new_templates,
+            p.cached,
             p.seconds
         );
         Ok(p)

@@ -75,6 +75,14 @@ struct ServeArgs {
     /// Most concurrent TCP connections. Default: 1024.
     #[arg(long)]
     tcp_max_connections: Option<usize>,
+    /// Templates the XDP cache holds (about 0.7 KiB each, preallocated). When the zones have
+    /// more answers, the most recently used stay cached and userspace promotes the ones it sees
+    /// passed often. Default: every answer of two generations.
+    #[arg(long)]
+    xdp_capacity: Option<u32>,
+    /// Cold misses of one answer within a second that promote it into the XDP cache. Default: 2.
+    #[arg(long)]
+    xdp_promote_after: Option<u32>,
 }
 
 impl ServeArgs {
@@ -143,6 +151,15 @@ impl ServeArgs {
                     .tcp_max_connections
                     .or(srv.tcp_max_connections)
                     .unwrap_or(1024),
+            },
+            xdp_capacity: self.xdp_capacity.or(srv.xdp_capacity),
+            promote: xdpdns::promote::Policy {
+                threshold: self
+                    .xdp_promote_after
+                    .or(srv.xdp_promote_after)
+                    .unwrap_or(2)
+                    .max(1),
+                ..Default::default()
             },
         })
     }

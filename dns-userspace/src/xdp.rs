@@ -1,5 +1,6 @@
 //! The embedded XDP program: loading it, attaching it to an interface, and access to its maps
-//! (answers, configuration, service addresses and per-CPU counters).
+//! (the answer index, the template cache, configuration, service addresses, per-CPU counters
+//! and the ring of cold template ids).
 
 use std::net::IpAddr;
 
@@ -7,16 +8,18 @@ use anyhow::{anyhow, Context as _, Result};
 use aya::{
     maps::{
         lpm_trie::{Key as LpmKey, LpmTrie},
-        Array, HashMap, MapData, PerCpuArray,
+        Array, HashMap, MapData, PerCpuArray, RingBuf,
     },
     programs::{xdp::XdpLinkId, ProgramError, TestRun, TestRunOptions, Xdp, XdpMode},
     Ebpf, EbpfLoader,
 };
 use dns_common::{
-    counter, maps, Answer, AnswerKey, Config, ANSWERS_CAPACITY, SUFFIXES_CAPACITY, SUFFIX_DATA,
+    counter, maps, Answer, AnswerKey, AnswerKind, AnswerRef, Config, ANSWERS_CAPACITY,
+    NAME_BUF, SUFFIXES_CAPACITY, SUFFIX_DATA, TEMPLATES_CAPACITY,
 };
 
 use crate::compile::Entries;
+use crate::templates::TemplateStore;
 
 /// The compiled `dns-ebpf` object, built by build.rs.
 pub static PROGRAM_OBJECT: &[u8] =
@@ -35,11 +38,45 @@ pub enum AttachMode {
     Auto,
 }
 
+/// Map sizes to load the program with.
+#[derive(Clone, Copy, Debug)]
+pub struct Capacity {
+    /// `ANSWERS` index entries (allocated on insert).
+    pub answers: u32,
+    /// `SUFFIXES` index entries (allocated on insert).
+    pub suffixes: u32,
+    /// `TEMPLATES` cache entries (preallocated).
+    pub templates: u32,
+}
+
+impl Default for Capacity {
+    fn default() -> Self {
+        Capacity {
+            answers: ANSWERS_CAPACITY,
+            suffixes: SUFFIXES_CAPACITY,
+            templates: TEMPLATES_CAPACITY,
+        }
+    }
+}
+
+/// What one `insert` did.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Inserted {
+    /// Templates the entries refer to that were not stored before.
+    pub new_templates: usize,
+    /// Of those, how many went into the kernel cache (the rest wait for promotion).
+    pub cached: usize,
+}
+
 /// A loaded XDP program with its maps.
 pub struct XdpServer {
     ebpf: Ebpf,
-    pub answers: HashMap<MapData, AnswerKey, Answer>,
-    pub suffixes: LpmTrie<MapData, [u8; SUFFIX_DATA], Answer>,
+    pub answers: HashMap<MapData, AnswerKey, AnswerRef>,
+    pub suffixes: LpmTrie<MapData, [u8; SUFFIX_DATA], AnswerRef>,
+    pub templates: HashMap<MapData, u32, Answer>,
+    cold: Option<RingBuf<MapData>>,
+    store: TemplateStore,
+    template_capacity: u32,
     config: Array<MapData, Config>,
     service_addrs: HashMap<MapData, [u8; 16], u8>,
     counters: PerCpuArray<MapData, u64>,
@@ -61,15 +98,18 @@ where
 impl XdpServer {
     /// Loads the program into the kernel (verifier included); does not attach it.
     pub fn load() -> Result<XdpServer> {
-        XdpServer::load_with_capacity(ANSWERS_CAPACITY, SUFFIXES_CAPACITY)
+        XdpServer::load_with_capacity(Capacity::default())
     }
 
-    /// Loads with room for at least this many entries in each map.
-    pub fn load_with_capacity(answers: u32, suffixes: u32) -> Result<XdpServer> {
+    /// Loads with room for at least this many index entries in each map, and exactly
+    /// `cap.templates` cached templates.
+    pub fn load_with_capacity(cap: Capacity) -> Result<XdpServer> {
         bump_memlock_rlimit();
+        let templates = cap.templates.max(1);
         let mut ebpf = EbpfLoader::new()
-            .map_max_entries(maps::ANSWERS, answers.max(ANSWERS_CAPACITY))
-            .map_max_entries(maps::SUFFIXES, suffixes.max(SUFFIXES_CAPACITY))
+            .map_max_entries(maps::ANSWERS, cap.answers.max(ANSWERS_CAPACITY))
+            .map_max_entries(maps::SUFFIXES, cap.suffixes.max(SUFFIXES_CAPACITY))
+            .map_max_entries(maps::TEMPLATES, templates)
             .load(PROGRAM_OBJECT)
             .context("loading the XDP object")?;
         let logger = match aya_log::EbpfLogger::init(&mut ebpf) {
@@ -87,6 +127,10 @@ impl XdpServer {
         Ok(XdpServer {
             answers: take(&mut ebpf, maps::ANSWERS)?,
             suffixes: take(&mut ebpf, maps::SUFFIXES)?,
+            templates: take(&mut ebpf, maps::TEMPLATES)?,
+            cold: Some(take(&mut ebpf, maps::COLD)?),
+            store: TemplateStore::default(),
+            template_capacity: templates,
             config: take(&mut ebpf, maps::CONFIG)?,
             service_addrs: take(&mut ebpf, maps::SERVICE_ADDRS)?,
             counters: take(&mut ebpf, maps::COUNTERS)?,
@@ -129,19 +173,101 @@ impl XdpServer {
         Ok(())
     }
 
-    /// Inserts compiled entries into the maps.
-    pub fn insert(&mut self, entries: &Entries) -> Result<()> {
+    /// The index entry for `body`, interning the body; new ones are noted in `fresh` with the
+    /// length of the name they answer for (shorter names are cached first).
+    fn reference(&mut self, body: &Answer, name_len: usize, fresh: &mut Vec<(usize, u32)>) -> AnswerRef {
+        let template = if body.kind & 0xff == AnswerKind::Pass as u16 {
+            0
+        } else {
+            let (id, new) = self.store.intern(body);
+            if new {
+                fresh.push((name_len, id));
+            }
+            id
+        };
+        AnswerRef {
+            kind: body.kind,
+            anchor_len: body.anchor_len,
+            template,
+        }
+    }
+
+    /// Inserts compiled entries: every key into the index, and the templates that are new into
+    /// the cache as far as it has room. Starts a new epoch of the template store (see
+    /// `retire_templates` and `discard_new_templates`).
+    pub fn insert(&mut self, entries: &Entries) -> Result<Inserted> {
+        self.store.begin();
+        let mut fresh = Vec::new();
         for (k, v) in &entries.exact {
+            let name_len = NAME_BUF - k.name.iter().take_while(|b| **b == 0).count();
+            let r = self.reference(v, name_len, &mut fresh);
             self.answers
-                .insert(k, v, 0)
+                .insert(k, r, 0)
                 .context("filling the XDP answer map")?;
         }
         for (len, data, v) in &entries.suffix {
+            let r = self.reference(v, *len as usize / 8, &mut fresh);
             self.suffixes
-                .insert(&LpmKey::new(*len, *data), v, 0)
+                .insert(&LpmKey::new(*len, *data), r, 0)
                 .context("filling the XDP suffix map")?;
         }
-        Ok(())
+        // Templates kept from before are taken to be cached already.
+        let kept = self.store.len() - fresh.len();
+        let room = (self.template_capacity as usize).saturating_sub(kept);
+        fresh.sort_unstable();
+        let mut cached = 0;
+        for (_, id) in fresh.iter().take(room) {
+            self.cache_template(*id)?;
+            cached += 1;
+        }
+        Ok(Inserted {
+            new_templates: fresh.len(),
+            cached,
+        })
+    }
+
+    fn cache_template(&mut self, id: u32) -> Result<bool> {
+        let Some(body) = self.store.get(id) else {
+            return Ok(false);
+        };
+        self.templates
+            .insert(id, body, 0)
+            .context("filling the XDP template cache")?;
+        Ok(true)
+    }
+
+    /// Puts these templates into the kernel cache (the LRU map evicts the least recently used
+    /// ones when full); ids no longer stored are skipped. Returns how many went in.
+    pub fn promote(&mut self, ids: &[u32]) -> Result<usize> {
+        let mut n = 0;
+        for id in ids {
+            n += self.cache_template(*id)? as usize;
+        }
+        Ok(n)
+    }
+
+    /// Removes the templates the last `insert` did not use from the store and the cache.
+    pub fn retire_templates(&mut self) {
+        for id in self.store.retire_unused() {
+            let _ = self.templates.remove(&id);
+        }
+    }
+
+    /// Removes the templates the last `insert` made (a failed publication).
+    pub fn discard_new_templates(&mut self) {
+        for id in self.store.discard_fresh() {
+            let _ = self.templates.remove(&id);
+        }
+    }
+
+    /// Templates stored in userspace, and the size of the kernel cache.
+    pub fn template_counts(&self) -> (usize, u32) {
+        (self.store.len(), self.template_capacity)
+    }
+
+    /// The ring of cold template ids (once: the promoter owns it).
+    pub fn take_cold_ring(&mut self) -> Option<RingBuf<MapData>> {
+        self.cold.take()
     }
 
     pub fn set_config(&mut self, cfg: Config) -> Result<()> {
