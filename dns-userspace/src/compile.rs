@@ -13,8 +13,8 @@
 use std::collections::HashSet;
 
 use dns_common::{
-    suffix_flag_byte, Answer, AnswerKey, AnswerKind, AnswerRef, ANSWER_MAX, KEY_FLAG_CHAOS, KEY_FLAG_DO,
-    KEY_FLAG_NODATA, KIND_ANY_DO, MAX_PTRS, NAME_BUF, SUFFIX_DATA,
+    suffix_flag_byte, Answer, AnswerKey, AnswerKind, AnswerRef, ANSWER_MAX, KEY_FLAG_CHAOS,
+    KEY_FLAG_DO, KEY_FLAG_NODATA, KIND_ANY_DO, MAX_PTRS, NAME_BUF, SUFFIX_DATA,
 };
 
 use crate::engine::{query, Engine, Kind, Transport};

@@ -135,14 +135,14 @@ impl FastPath {
         let inserted = match self.server.insert(&entries) {
             Ok(i) => i,
             Err(e) => {
-            // Roll back what was inserted of the new generation; the old one still serves.
-            self.remove(
-                &entries.exact.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
-                &entries
-                    .suffix
-                    .iter()
-                    .map(|(l, d, _)| (*l, *d))
-                    .collect::<Vec<_>>(),
+                // Roll back what was inserted of the new generation; the old one still serves.
+                self.remove(
+                    &entries.exact.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
+                    &entries
+                        .suffix
+                        .iter()
+                        .map(|(l, d, _)| (*l, *d))
+                        .collect::<Vec<_>>(),
                 );
                 self.server.discard_new_templates();
                 return Err(e);

@@ -14,8 +14,8 @@ use aya::{
     Ebpf, EbpfLoader,
 };
 use dns_common::{
-    counter, maps, Answer, AnswerKey, AnswerKind, AnswerRef, Config, ANSWERS_CAPACITY,
-    NAME_BUF, SUFFIXES_CAPACITY, SUFFIX_DATA, TEMPLATES_CAPACITY,
+    counter, maps, Answer, AnswerKey, AnswerKind, AnswerRef, Config, ANSWERS_CAPACITY, NAME_BUF,
+    SUFFIXES_CAPACITY, SUFFIX_DATA, TEMPLATES_CAPACITY,
 };
 
 use crate::compile::Entries;
@@ -175,7 +175,12 @@ impl XdpServer {
 
     /// The index entry for `body`, interning the body; new ones are noted in `fresh` with the
     /// length of the name they answer for (shorter names are cached first).
-    fn reference(&mut self, body: &Answer, name_len: usize, fresh: &mut Vec<(usize, u32)>) -> AnswerRef {
+    fn reference(
+        &mut self,
+        body: &Answer,
+        name_len: usize,
+        fresh: &mut Vec<(usize, u32)>,
+    ) -> AnswerRef {
         let template = if body.kind & 0xff == AnswerKind::Pass as u16 {
             0
         } else {

@@ -359,3 +359,95 @@ fn zones_and_settings_from_a_config_file() {
         "{status}"
     );
 }
+
+/// The answer sections of a kdig reply (everything from the header's flags on, without the
+/// ID and timing lines), to compare two replies to the same query.
+fn sections(out: &str) -> String {
+    out.lines()
+        .filter(|l| {
+            !l.contains("id:") && !l.starts_with(";; Received") && !l.starts_with(";; From")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn a_small_xdp_cache_promotes_hot_referrals() {
+    let mut net = TestNet::new().expect("test namespaces");
+    let zone = xdpdns_tests::tld::write_zone(&net.dir.join("tld"), "tld.", 300, false).unwrap();
+    let spec = format!("tld.={}", zone.display());
+    net.start_server(
+        &[&spec],
+        &[
+            "--listen",
+            "[::]:53",
+            "--xdp-capacity",
+            "16",
+            "--xdp-promote-after",
+            "2",
+        ],
+    )
+    .expect("server starts");
+    let status = net.ctl("status").unwrap();
+    assert!(status.contains("cache 16"), "{status}");
+    let kdig = |name: &str| {
+        sh(net.client_cmd("kdig").args([
+            "@198.18.0.1",
+            "+norec",
+            "+timeout=2",
+            "+retry=0",
+            name,
+            "A",
+        ]))
+        .unwrap()
+    };
+    // The cache holds the apex answers and a few delegations: the last ones are cold.
+    let name = format!("www.{}.tld.", xdpdns_tests::tld::delegation(297));
+    let before = net.stats().unwrap();
+    let first = kdig(&name);
+    let second = kdig(&name);
+    let mid = net.stats().unwrap();
+    assert!(
+        first.contains("status: NOERROR") && first.contains("AUTHORITY SECTION"),
+        "{first}"
+    );
+    assert_eq!(delta(&before, &mid, "xdp.pass_cold"), 2, "cold: passed");
+    assert_eq!(delta(&before, &mid, "udp.queries"), 2, "userspace answered");
+    // The promoter saw the template twice and puts it into the cache.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while net
+        .stats()
+        .unwrap()
+        .get("xdp.promoted")
+        .copied()
+        .unwrap_or(0)
+        == 0
+    {
+        assert!(std::time::Instant::now() < deadline, "not promoted");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let before = net.stats().unwrap();
+    let third = kdig(&name);
+    let after = net.stats().unwrap();
+    assert_eq!(
+        delta(&before, &after, "xdp.answered_referral"),
+        1,
+        "from XDP now"
+    );
+    assert_eq!(delta(&before, &after, "udp.queries"), 0);
+    assert_eq!(
+        sections(&third),
+        sections(&second),
+        "same answer from both paths"
+    );
+    // Another name below the delegation uses the same promoted template.
+    let out = kdig(&format!(
+        "other.{}.tld.",
+        xdpdns_tests::tld::delegation(297)
+    ));
+    assert!(out.contains("AUTHORITY SECTION"), "{out}");
+    assert_eq!(
+        delta(&after, &net.stats().unwrap(), "xdp.answered_referral"),
+        1
+    );
+}

@@ -3,7 +3,9 @@
 //!   synthetic TLD; every packet is either passed unchanged or answered with exactly the bytes
 //!   the engine sends for it;
 //! - fuzz: random and mutated packets; no XDP_TX that is not the engine's answer;
-//! - the XDP hit ratio on the TLD query mix (printed; asserted against the targets).
+//! - the XDP hit ratio on the TLD query mix (printed; asserted against the targets);
+//! - a template cache smaller than the zone: cold answers pass, promotion brings the hot ones
+//!   into the cache, and no answer is ever wrong while the LRU churns.
 //!
 //! Sizes: `XDPDNS_DIFF_PACKETS` (default 20 000) and `XDPDNS_FUZZ_PACKETS` (default 1 000 000);
 //! `cargo xtask xdp-check` runs long versions.
@@ -16,7 +18,8 @@ use xdpdns::engine::{Engine, EngineConfig, Transport};
 use xdpdns::frame::{self, FrameSpec};
 use xdpdns::load::{load_catalog, ZoneSpec};
 use xdpdns::name::Name;
-use xdpdns::xdp::XdpServer;
+use xdpdns::promote::{Counter, Policy, PromoteStats};
+use xdpdns::xdp::{Capacity, XdpServer};
 use xdpdns_tests::client::Q;
 use xdpdns_tests::tld::{self, Rng};
 
@@ -38,10 +41,14 @@ struct Rig {
 }
 
 fn rig(specs: &[String]) -> Rig {
+    rig_with(specs, Capacity::default())
+}
+
+fn rig_with(specs: &[String], capacity: Capacity) -> Rig {
     let specs: Vec<ZoneSpec> = specs.iter().map(|s| s.parse().unwrap()).collect();
     let (catalog, _) = load_catalog(&specs).unwrap();
     let engine = Engine::new(catalog, EngineConfig::default());
-    let mut xdp = XdpServer::load().unwrap();
+    let mut xdp = XdpServer::load_with_capacity(capacity).unwrap();
     xdp.add_service_addr("198.18.0.1".parse().unwrap()).unwrap();
     xdp.add_service_addr("fd00::1".parse().unwrap()).unwrap();
     let mut entries = compile::Entries::default();
@@ -288,5 +295,104 @@ fn tld_mix_is_answered_in_xdp() {
     );
     assert!(unsigned >= 0.95, "unsigned hit ratio {unsigned}");
     assert!(nsec3 >= 0.80, "NSEC3 hit ratio {nsec3}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Cold ids in the ring, in order.
+fn drain(ring: &mut aya::maps::RingBuf<aya::maps::MapData>) -> Vec<u32> {
+    let mut ids = Vec::new();
+    while let Some(item) = ring.next() {
+        ids.push(u32::from_ne_bytes(item[..4].try_into().unwrap()));
+    }
+    ids
+}
+
+fn referral_query(rng: &mut Rng, delegation: usize, dnssec_ok: bool) -> Vec<u8> {
+    let name = format!("{}.{}.tld.", rng.label(), tld::delegation(delegation));
+    let mut q = Q::new(&rng.mix_case(&name), 1);
+    q.id = rng.next_u64() as u16;
+    q.edns = Some(1232);
+    q.dnssec_ok = dnssec_ok;
+    q.wire()
+}
+
+#[test]
+fn a_small_template_cache_keeps_hot_answers_and_never_answers_wrongly() {
+    let dir = std::env::temp_dir().join(format!("xdpdns-cache-{}", std::process::id()));
+    let n = 1000;
+    let zone = tld::write_zone(&dir, "tld.", n, false).unwrap();
+    let cache = 64;
+    let mut r = rig_with(
+        &[format!("tld.={}", zone.display())],
+        Capacity {
+            templates: cache,
+            ..Capacity::default()
+        },
+    );
+    let (stored, size) = r.xdp.template_counts();
+    assert!(
+        stored > 5 * cache as usize,
+        "{stored} templates, cache {size}"
+    );
+    let mut ring = r.xdp.take_cold_ring().unwrap();
+    let mut rng = Rng::new(0xcace);
+    let s4 = FrameSpec::udp(
+        "198.18.0.2".parse().unwrap(),
+        "198.18.0.1".parse().unwrap(),
+        53,
+    );
+
+    // A delegation near the end of the zone is not cached at first: passed, and its template
+    // id goes to the ring; once promoted, the same query is answered in XDP.
+    let q = referral_query(&mut rng, n - 3, false);
+    assert!(!r.check(&s4, &q), "a cold template passes");
+    let cold = drain(&mut ring);
+    assert_eq!(cold.len(), 1, "one cold id per cold query");
+    assert_eq!(r.xdp.promote(&cold).unwrap(), 1);
+    assert!(r.check(&s4, &q), "answered in XDP after promotion");
+    assert!(drain(&mut ring).is_empty());
+
+    // Traffic where 20 delegations take 80% of the queries: the promoter (threshold 2) keeps
+    // them cached while the cold tail churns the LRU; every XDP answer equals the engine's.
+    let policy = Policy::default();
+    let stats = PromoteStats::default();
+    let mut counter = Counter::default();
+    let hot: Vec<usize> = (0..20).map(|i| 37 * i + 11).collect();
+    let (mut hot_hits, mut hot_total, mut cold_passes) = (0, 0, 0);
+    let rounds = 6000;
+    for i in 0..rounds {
+        let is_hot = rng.chance(80);
+        let d = if is_hot {
+            hot[rng.below(hot.len() as u64) as usize]
+        } else {
+            rng.below(n as u64) as usize
+        };
+        let dnssec_ok = rng.chance(50);
+        let dns = referral_query(&mut rng, d, dnssec_ok);
+        let s = spec(&mut rng);
+        let hit = r.check(&s, &dns);
+        let ids = drain(&mut ring);
+        cold_passes += ids.len();
+        let promote: Vec<u32> = ids
+            .into_iter()
+            .filter(|id| counter.note(*id, &policy, &stats))
+            .collect();
+        r.xdp.promote(&promote).unwrap();
+        if i % 1000 == 999 {
+            counter.reset();
+        }
+        if is_hot && i >= rounds / 2 {
+            hot_total += 1;
+            hot_hits += hit as usize;
+        }
+    }
+    let hot_ratio = hot_hits as f64 / hot_total as f64;
+    println!(
+        "template cache of {cache} for {stored} templates: hot names answered in XDP {:.1}% \
+         (second half), {cold_passes} cold passes",
+        hot_ratio * 100.0
+    );
+    assert!(cold_passes > 100, "the cold tail passes ({cold_passes})");
+    assert!(hot_ratio >= 0.95, "hot names stay cached ({hot_ratio})");
     let _ = std::fs::remove_dir_all(dir);
 }
