@@ -15,7 +15,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
-use dns_common::{counter, Answer, AnswerKey, Config};
+use dns_common::{counter, Answer, AnswerKey, AnswerRef, Config};
 use xdpdns::engine::{Engine, EngineConfig};
 use xdpdns::frame::{self, FrameSpec};
 use xdpdns::load::{load_catalog, ZoneSpec};
@@ -237,12 +237,17 @@ pub struct LoadFigures {
     pub entries: Option<u64>,
     /// The server's compile summary line.
     pub compile_log: String,
-    /// Entries × (key + value size) from dns-common: `ANSWERS` (exact, NODATA) and
-    /// `SUFFIXES` (referral, NXDOMAIN, pass markers), split as the compile line says.
+    /// Entries × (key + `AnswerRef`) from dns-common: `ANSWERS` (exact, NODATA) and
+    /// `SUFFIXES` (referral, NXDOMAIN, pass markers), split as the compile line says; plus the
+    /// template cache's capacity × (id + `Answer`).
     pub map_bytes_computed: u64,
+    /// Distinct templates (after deduplication) and the cache's capacity, from `status`.
+    pub templates: Option<u64>,
+    pub template_cache: Option<u64>,
     /// The kernel's figures (`memlock` in the map fds' fdinfo).
     pub answers_memlock: u64,
     pub suffixes_memlock: u64,
+    pub templates_memlock: u64,
     pub maps_memlock: u64,
     pub rss_kib: u64,
     pub hwm_kib: u64,
@@ -259,8 +264,11 @@ impl LoadFigures {
             ("entries", self.entries.into()),
             ("compile_log", self.compile_log.as_str().into()),
             ("map_bytes_computed", self.map_bytes_computed.into()),
+            ("templates", self.templates.into()),
+            ("template_cache", self.template_cache.into()),
             ("answers_map_memlock", self.answers_memlock.into()),
             ("suffixes_map_memlock", self.suffixes_memlock.into()),
+            ("templates_map_memlock", self.templates_memlock.into()),
             ("all_maps_memlock", self.maps_memlock.into()),
             ("rss_kib", self.rss_kib.into()),
             ("peak_rss_kib", self.hwm_kib.into()),
@@ -279,9 +287,11 @@ fn count_before(line: &str, what: &str) -> Option<u64> {
         .ok()
 }
 
-/// Bytes of keys and values for the entries the compile line lists.
-fn computed_bytes(line: &str, total: u64) -> u64 {
-    let value = std::mem::size_of::<Answer>() as u64;
+/// Bytes of keys and values for the entries the compile line lists, and for the template
+/// cache.
+fn computed_bytes(line: &str, total: u64, cache: u64) -> u64 {
+    let value = std::mem::size_of::<AnswerRef>() as u64;
+    let templates = cache * (4 + std::mem::size_of::<Answer>() as u64);
     let exact_key = std::mem::size_of::<AnswerKey>() as u64;
     let suffix_key = 4 + dns_common::SUFFIX_DATA as u64;
     let n = |w: &str| count_before(line, &format!(" {w}"));
@@ -293,9 +303,9 @@ fn computed_bytes(line: &str, total: u64) -> u64 {
         n("pass markers"),
     ) {
         (Some(e), Some(d), Some(r), Some(x), Some(p)) => {
-            (e + d) * (exact_key + value) + (r + x + p) * (suffix_key + value)
+            (e + d) * (exact_key + value) + (r + x + p) * (suffix_key + value) + templates
         }
-        _ => total * (exact_key + value),
+        _ => total * (exact_key + value) + templates,
     }
 }
 
@@ -367,12 +377,29 @@ pub fn load_time(
                 .arg("--control")
                 .arg(&control),
         )?;
-        fig.entries = status
+        // "xdp attached IF (N entries, T templates, cache C)"
+        let xdp_line = status
             .lines()
-            .find_map(|l| l.split('(').nth(1)?.split_whitespace().next()?.parse().ok());
-        fig.map_bytes_computed = computed_bytes(&fig.compile_log, fig.entries.unwrap_or(0));
+            .find(|l| l.starts_with("xdp attached"))
+            .unwrap_or("");
+        let count = |what: &str| count_before(xdp_line, what);
+        fig.entries = count(" entries");
+        fig.templates = count(" templates");
+        fig.template_cache = xdp_line
+            .split("cache ")
+            .nth(1)
+            .and_then(|r| r.trim_end_matches(')').parse().ok());
+        fig.map_bytes_computed = computed_bytes(
+            &fig.compile_log,
+            fig.entries.unwrap_or(0),
+            fig.template_cache.unwrap_or(0),
+        );
         let pid = child.id();
-        (fig.answers_memlock, fig.suffixes_memlock, fig.maps_memlock) = maps_memlock(pid);
+        let m = maps_memlock(pid);
+        fig.answers_memlock = m.answers;
+        fig.suffixes_memlock = m.suffixes;
+        fig.templates_memlock = m.templates;
+        fig.maps_memlock = m.all;
         let st = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
         let kib = |key: &str| -> u64 {
             st.lines()
@@ -390,14 +417,25 @@ pub fn load_time(
     result.map(|_| fig)
 }
 
-/// (answer map, suffix map, all maps) `memlock` bytes from the fdinfo of a process's BPF map
-/// fds (the answer map is the hash map keyed by `AnswerKey`, the suffix map the LPM trie).
-fn maps_memlock(pid: u32) -> (u64, u64, u64) {
+/// `memlock` bytes of a process's BPF maps, from their fds' fdinfo.
+#[derive(Default)]
+struct Memlock {
+    /// The hash map keyed by `AnswerKey`.
+    answers: u64,
+    /// The LPM trie.
+    suffixes: u64,
+    /// The LRU hash of `Answer`s.
+    templates: u64,
+    all: u64,
+}
+
+fn maps_memlock(pid: u32) -> Memlock {
     let key = std::mem::size_of::<AnswerKey>().to_string();
+    let index_value = std::mem::size_of::<AnswerRef>().to_string();
     let value = std::mem::size_of::<Answer>().to_string();
-    let (mut answers, mut suffixes, mut all) = (0, 0, 0);
+    let mut m = Memlock::default();
     let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/fdinfo")) else {
-        return (0, 0, 0);
+        return m;
     };
     for e in rd.flatten() {
         let info = std::fs::read_to_string(e.path()).unwrap_or_default();
@@ -413,12 +451,14 @@ fn maps_memlock(pid: u32) -> (u64, u64, u64) {
             continue;
         }
         let mem: u64 = field("memlock:").parse().unwrap_or(0);
-        all += mem;
-        if kind == "1" && field("key_size:") == key && field("value_size:") == value {
-            answers += mem;
-        } else if kind == "11" && field("value_size:") == value {
-            suffixes += mem;
+        m.all += mem;
+        if kind == "1" && field("key_size:") == key && field("value_size:") == index_value {
+            m.answers += mem;
+        } else if kind == "11" && field("value_size:") == index_value {
+            m.suffixes += mem;
+        } else if kind == "9" && field("value_size:") == value {
+            m.templates += mem;
         }
     }
-    (answers, suffixes, all)
+    m
 }

@@ -313,14 +313,17 @@ fn run_in(b: &Bench) -> Result<Json> {
         match micro::load_time(&net, &b.work, *n, o.signed, o.seed) {
             Ok(f) => {
                 b.progress(&format!(
-                    "load/compile {n}: parsed {:.2}s, serving {:.2}s, {} XDP entries, maps {} MiB \
-                     (answers {} MiB, suffixes {} MiB; keys+values {} MiB), peak RSS {} MiB",
+                    "load/compile {n}: parsed {:.2}s, serving {:.2}s, {} XDP entries, {} templates, \
+                     maps {} MiB (answers {} MiB, suffixes {} MiB, template cache {} MiB; \
+                     keys+values {} MiB), peak RSS {} MiB",
                     f.parse_s,
                     f.ready_s,
                     f.entries.map_or("?".into(), |e| e.to_string()),
+                    f.templates.map_or("?".into(), |e| e.to_string()),
                     f.maps_memlock >> 20,
                     f.answers_memlock >> 20,
                     f.suffixes_memlock >> 20,
+                    f.templates_memlock >> 20,
                     f.map_bytes_computed >> 20,
                     f.hwm_kib >> 10
                 ));
