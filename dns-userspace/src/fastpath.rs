@@ -42,11 +42,11 @@ pub struct Published {
     pub seconds: f64,
 }
 
-/// Default size of the template cache for `entries` compiled entries: room for every template
-/// of two generations, so that a reload that changes every answer (a re-signed zone) is served
-/// from XDP at once.
-pub fn default_template_capacity(entries: usize) -> u32 {
-    (entries * 2 + 1024).min(u32::MAX as usize) as u32
+/// Default size of the template cache for `templates` distinct templates: room for every
+/// template of two generations, so that a reload that changes every answer (a re-signed zone)
+/// is served from XDP at once.
+pub fn default_template_capacity(templates: usize) -> u32 {
+    (templates * 2 + 1024).min(u32::MAX as usize) as u32
 }
 
 fn compile_all(engine: &Engine, generation: u16) -> Entries {
@@ -86,7 +86,11 @@ impl FastPath {
         let generation = 1;
         let entries = compile_all(engine, generation);
         // Room for two generations (a reload fills the new one before the old one goes).
-        let templates = templates.unwrap_or_else(|| default_template_capacity(entries.len()));
+        let templates = templates.unwrap_or_else(|| {
+            let bodies = entries.exact.iter().map(|(_, v)| v);
+            let bodies = bodies.chain(entries.suffix.iter().map(|(_, _, v)| v));
+            default_template_capacity(crate::templates::distinct(bodies))
+        });
         if templates == 0 {
             bail!("the XDP template cache needs room for at least one template");
         }

@@ -64,6 +64,18 @@ fn expand(c: &[u8]) -> Answer {
     a
 }
 
+/// How many distinct bodies `bodies` hold (pass markers excluded), for sizing the cache; by
+/// 64-bit hash, so a collision can only make it one smaller.
+pub fn distinct<'a>(bodies: impl Iterator<Item = &'a Answer>) -> usize {
+    use std::hash::{BuildHasher, RandomState};
+    let state = RandomState::new();
+    bodies
+        .filter(|b| b.kind & 0xff != dns_common::AnswerKind::Pass as u16)
+        .map(|b| state.hash_one(compact(b)))
+        .collect::<std::collections::HashSet<u64>>()
+        .len()
+}
+
 struct Stored {
     body: Compact,
     epoch: u64,
@@ -185,6 +197,14 @@ mod tests {
         assert!(same(&expand(&compact(&a)), &a));
         let e = body(&[], &[]);
         assert!(same(&expand(&compact(&e)), &e));
+    }
+
+    #[test]
+    fn distinct_counts_bodies_once_and_skips_pass_markers() {
+        let mut pass = body(b"", &[]);
+        pass.kind = dns_common::AnswerKind::Pass as u16;
+        let bodies = [body(b"a", &[]), body(b"a", &[]), body(b"b", &[1]), pass];
+        assert_eq!(distinct(bodies.iter()), 2);
     }
 
     #[test]

@@ -146,9 +146,9 @@ const ALLOWED: &[Allowance] = &[
         rfc: "RFC 8482 §4.1: \"A DNS responder that receives an ANY query MAY decline to provide \
               a conventional ANY response or MAY instead send a response with a single RRset (or \
               a larger subset of available RRsets) in the answer section. [...] Where multiple \
-              RRsets exist, the responder MAY choose a small subset of those available RRsets \
-              using a selection mechanism that is not specified here.\" Both send one RRset (Knot \
-              sometimes the RRSIG RRset); which one is left to each.",
+              RRsets exist, the responder SHOULD choose a small subset of those available to \
+              reduce the amplification potential of the response.\" Both send one RRset (Knot \
+              sometimes the RRSIG RRset); the RFC does not say which.",
         applies: |c, d| {
             c.q.qtype == rtype::ANY
                 && !c.q.tcp
@@ -297,7 +297,7 @@ const ALLOWED: &[Allowance] = &[
     },
     Allowance {
         category: "DNAME substitution overflow: YXDOMAIN (Knot: NXDOMAIN)",
-        rfc: "RFC 6672 §3.1 step 3.c: \"If substitution of its <target> for its <owner> in \
+        rfc: "RFC 6672 §3.2 step 3.C: \"If substitution of its <target> for its <owner> in \
               QNAME would overflow the legal size for a <domain-name>, set RCODE to YXDOMAIN \
               [RFC2136] and exit\". The query name below the DNAME owner, with the longer target \
               substituted, is over 255 octets; Knot says NXDOMAIN.",
@@ -305,7 +305,7 @@ const ALLOWED: &[Allowance] = &[
     },
     Allowance {
         category: "YXDOMAIN without an SOA in authority",
-        rfc: "RFC 6672 §3.1 step 3.c ends the answer at the DNAME on overflow (\"set RCODE to \
+        rfc: "RFC 6672 §3.2 step 3.C ends the answer at the DNAME on overflow (\"set RCODE to \
               YXDOMAIN [RFC2136] and exit\"); the SOA in authority belongs to negative answers \
               (RFC 2308 §2.1 NXDOMAIN, §2.2 NODATA), which YXDOMAIN is not. Knot adds it anyway.",
         applies: |c, d| {
