@@ -13,6 +13,7 @@
 //! server-payload = 1232
 //! xdp-capacity = 200000        # templates in the XDP cache (default: all, twice over)
 //! xdp-promote-after = 2        # cold misses per second that promote an answer
+//! udp-workers = 2              # UDP threads per address (default: one per CPU)
 //!
 //! [[zone]]
 //! domain = "example."
@@ -43,6 +44,7 @@ pub struct ServerSection {
     pub tcp_max_connections: Option<usize>,
     pub xdp_capacity: Option<u32>,
     pub xdp_promote_after: Option<u32>,
+    pub udp_workers: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]

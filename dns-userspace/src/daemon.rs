@@ -17,6 +17,7 @@ use crate::fastpath::FastPath;
 use crate::load::{load_catalog, ZoneSpec};
 use crate::promote::{self, Policy, PromoteStats};
 use crate::server::{self, ServerStats, SharedEngine, TcpLimits};
+use crate::udp::Workers;
 use crate::xdp::AttachMode;
 
 /// Everything `serve` needs.
@@ -33,6 +34,8 @@ pub struct ServeOptions {
     /// Size of the XDP template cache (`None`: room for everything).
     pub xdp_capacity: Option<u32>,
     pub promote: Policy,
+    /// UDP worker threads per service address.
+    pub udp_workers: usize,
 }
 
 struct State {
@@ -130,12 +133,9 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
         opts: opts.clone(),
     });
     let mut tasks = tokio::task::JoinSet::new();
+    let mut udp_sockets = Vec::new();
     for (udp, tcp) in sockets {
-        tasks.spawn(server::serve_udp(
-            udp,
-            state.engine.clone(),
-            state.stats.clone(),
-        ));
+        udp_sockets.push(udp);
         tasks.spawn(server::serve_tcp(
             tcp,
             state.engine.clone(),
@@ -143,6 +143,12 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
             state.stats.clone(),
         ));
     }
+    let mut udp = Workers::start(
+        udp_sockets,
+        opts.udp_workers,
+        state.engine.clone(),
+        state.stats.clone(),
+    )?;
     let st = state.clone();
     tasks.spawn(async move { control.serve(|cmd| command(&st, cmd)).await });
     let ring = state
@@ -182,6 +188,7 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
     }
     tasks.abort_all();
     while tasks.join_next().await.is_some() {}
+    udp.stop();
     if let Some(x) = &state.xdp {
         x.lock().expect("xdp lock").server.detach()?;
         log::info!("XDP detached");

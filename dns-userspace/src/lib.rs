@@ -17,6 +17,7 @@ pub mod promote;
 pub mod record;
 pub mod server;
 pub mod templates;
+pub mod udp;
 pub mod xdp;
 pub mod zone;
 pub mod zonefile;

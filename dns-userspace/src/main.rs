@@ -83,6 +83,10 @@ struct ServeArgs {
     /// Cold misses of one answer within a second that promote it into the XDP cache. Default: 2.
     #[arg(long)]
     xdp_promote_after: Option<u32>,
+    /// UDP worker threads per listen address (SO_REUSEPORT sockets). Default: one per CPU the
+    /// process may run on.
+    #[arg(long)]
+    udp_workers: Option<usize>,
 }
 
 impl ServeArgs {
@@ -161,6 +165,11 @@ impl ServeArgs {
                     .max(1),
                 ..Default::default()
             },
+            udp_workers: self
+                .udp_workers
+                .or(srv.udp_workers)
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+                .max(1),
         })
     }
 }

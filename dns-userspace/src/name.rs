@@ -196,12 +196,34 @@ impl Name {
 
     /// The last `n` labels of this name (n ≤ label count).
     pub fn suffix(&self, n: usize) -> Name {
-        let mut s = self.clone();
-        let drop = self.label_count().saturating_sub(n);
-        for _ in 0..drop {
-            s = s.parent().expect("label counted");
+        Name {
+            wire: self.suffix_ref(n).0.to_vec(),
         }
-        s
+    }
+
+    /// The last `n` labels of this name, borrowed (n ≤ label count).
+    pub fn suffix_ref(&self, n: usize) -> &NameRef {
+        let drop = self.label_count().saturating_sub(n);
+        let mut pos = 0;
+        for _ in 0..drop {
+            pos += self.wire[pos] as usize + 1;
+        }
+        NameRef::new(&self.wire[pos..])
+    }
+
+    /// This name and its ancestors up to the root, borrowed, longest first.
+    pub fn ancestors(&self) -> impl Iterator<Item = &NameRef> {
+        let mut pos = Some(0);
+        std::iter::from_fn(move || {
+            let at = pos?;
+            let len = self.wire[at] as usize;
+            pos = (len != 0).then_some(at + len + 1);
+            Some(NameRef::new(&self.wire[at..]))
+        })
+    }
+
+    pub fn as_name_ref(&self) -> &NameRef {
+        NameRef::new(&self.wire)
     }
 
     /// True when this name equals `other` or lies below it.
@@ -277,6 +299,59 @@ impl<'a> Iterator for Labels<'a> {
     }
 }
 
+/// A borrowed wire-form name (a suffix of a `Name`, say), hashed and compared like `Name`:
+/// maps keyed by `Name` can be searched with it without allocating.
+#[repr(transparent)]
+pub struct NameRef([u8]);
+
+impl NameRef {
+    /// `wire` must be a valid uncompressed wire name (as slices of a `Name` are).
+    pub fn new(wire: &[u8]) -> &NameRef {
+        // SAFETY: NameRef is a transparent wrapper around [u8].
+        unsafe { &*(wire as *const [u8] as *const NameRef) }
+    }
+
+    pub fn wire(&self) -> &[u8] {
+        &self.0
+    }
+
+    pub fn to_name(&self) -> Name {
+        Name {
+            wire: self.0.to_vec(),
+        }
+    }
+}
+
+/// Hashes lower-cased wire bytes in one write (the hash of `Name` and `NameRef` alike).
+fn hash_wire<H: Hasher>(wire: &[u8], state: &mut H) {
+    let mut buf = [0u8; NAME_MAX];
+    let n = wire.len().min(NAME_MAX);
+    for (d, s) in buf.iter_mut().zip(&wire[..n]) {
+        *d = s.to_ascii_lowercase();
+    }
+    state.write(&buf[..n]);
+}
+
+impl std::borrow::Borrow<NameRef> for Name {
+    fn borrow(&self) -> &NameRef {
+        self.as_name_ref()
+    }
+}
+
+impl PartialEq for NameRef {
+    fn eq(&self, other: &NameRef) -> bool {
+        self.0.eq_ignore_ascii_case(&other.0)
+    }
+}
+
+impl Eq for NameRef {}
+
+impl Hash for NameRef {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        hash_wire(&self.0, state);
+    }
+}
+
 impl PartialEq for Name {
     fn eq(&self, other: &Name) -> bool {
         self.wire.eq_ignore_ascii_case(&other.wire)
@@ -287,9 +362,7 @@ impl Eq for Name {}
 
 impl Hash for Name {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        for b in &self.wire {
-            state.write_u8(b.to_ascii_lowercase());
-        }
+        hash_wire(&self.wire, state);
     }
 }
 

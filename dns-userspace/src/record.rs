@@ -129,6 +129,13 @@ pub struct Record {
 
 /// Reads an uncompressed wire name at the start of `buf`; returns it and its length.
 pub fn read_name(buf: &[u8]) -> Option<(Name, usize)> {
+    let pos = name_len(buf)?;
+    let name = Name::from_wire(&buf[..pos]).ok()?;
+    Some((name, pos))
+}
+
+/// Length of the uncompressed wire name at the start of `buf`.
+pub fn name_len(buf: &[u8]) -> Option<usize> {
     let mut pos = 0;
     loop {
         let len = *buf.get(pos)? as usize;
@@ -136,39 +143,48 @@ pub fn read_name(buf: &[u8]) -> Option<(Name, usize)> {
             return None;
         }
         pos += len + 1;
+        if pos > crate::name::NAME_MAX {
+            return None;
+        }
         if len == 0 {
-            break;
+            return Some(pos);
         }
     }
-    let name = Name::from_wire(buf.get(..pos)?).ok()?;
-    Some((name, pos))
+}
+
+/// (offset, length) of the names in an RDATA of type `rtype` that RFC 1035 allows to be
+/// compressed (see `Record::compressible_names`), without allocating.
+pub fn compressible_names(rtype: u16, rdata: &[u8]) -> impl Iterator<Item = (usize, usize)> {
+    let mut out = [(0usize, 0usize); 2];
+    let mut n = 0;
+    let mut at = |off: usize| -> Option<usize> {
+        let len = name_len(rdata.get(off..)?)?;
+        out[n] = (off, len);
+        n += 1;
+        Some(off + len)
+    };
+    match rtype {
+        rtype::NS | rtype::CNAME | rtype::PTR => {
+            at(0);
+        }
+        rtype::MX => {
+            at(2);
+        }
+        rtype::SOA => {
+            if let Some(next) = at(0) {
+                at(next);
+            }
+        }
+        _ => {}
+    }
+    out.into_iter().take(n)
 }
 
 impl Record {
     /// Names in RDATA that RFC 1035 allows to be compressed, with their offsets: NS, CNAME, PTR,
     /// MX and SOA. Other types are written as they are (RFC 3597 §4).
     pub fn compressible_names(&self) -> Vec<(usize, usize)> {
-        let mut out = Vec::new();
-        let mut at = |off: usize| -> Option<usize> {
-            let (_, len) = read_name(self.rdata.get(off..)?)?;
-            out.push((off, len));
-            Some(off + len)
-        };
-        match self.rtype {
-            rtype::NS | rtype::CNAME | rtype::PTR => {
-                at(0);
-            }
-            rtype::MX => {
-                at(2);
-            }
-            rtype::SOA => {
-                if let Some(next) = at(0) {
-                    at(next);
-                }
-            }
-            _ => {}
-        }
-        out
+        compressible_names(self.rtype, &self.rdata).collect()
     }
 
     /// The target name of NS, CNAME, DNAME, PTR, MX and SRV records.

@@ -1,5 +1,6 @@
-//! The userspace DNS server: UDP, and TCP with 2-byte length framing (RFC 1035 §4.2.2,
-//! RFC 7766): pipelined queries, an idle timeout, a connection limit and graceful close.
+//! The userspace DNS server over TCP with 2-byte length framing (RFC 1035 §4.2.2, RFC 7766):
+//! pipelined queries, an idle timeout, a connection limit and graceful close; binding the
+//! service addresses, and the counters of the userspace path (UDP is in `udp`).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 use crate::engine::{Engine, Transport};
@@ -42,35 +43,8 @@ pub struct ServerStats {
     pub tcp_refused_connections: AtomicU64,
 }
 
-fn current(engine: &SharedEngine) -> Arc<Engine> {
+pub(crate) fn current(engine: &SharedEngine) -> Arc<Engine> {
     engine.read().expect("engine lock").clone()
-}
-
-/// Serves UDP on one socket until the task is cancelled.
-pub async fn serve_udp(
-    socket: UdpSocket,
-    engine: SharedEngine,
-    stats: Arc<ServerStats>,
-) -> Result<()> {
-    let mut buf = vec![0u8; 65535];
-    loop {
-        let (n, peer) = match socket.recv_from(&mut buf).await {
-            Ok(x) => x,
-            Err(e) => {
-                log::debug!("udp recv: {e}");
-                continue;
-            }
-        };
-        stats.udp_queries.fetch_add(1, Ordering::Relaxed);
-        let eng = current(&engine);
-        if let Some(resp) = eng.answer(&buf[..n], Transport::Udp) {
-            if let Err(e) = socket.send_to(&resp, peer).await {
-                log::debug!("udp send to {peer}: {e}");
-            } else {
-                stats.udp_responses.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-    }
 }
 
 /// Accepts TCP connections until the task is cancelled.
@@ -142,11 +116,9 @@ async fn connection(
     Ok(())
 }
 
-/// Binds UDP and TCP on `addr`.
-pub async fn bind(addr: SocketAddr) -> Result<(UdpSocket, TcpListener)> {
-    let udp = UdpSocket::bind(addr)
-        .await
-        .with_context(|| format!("binding UDP {addr}"))?;
+/// Binds UDP (with SO_REUSEPORT, for the workers) and TCP on `addr`.
+pub async fn bind(addr: SocketAddr) -> Result<(std::net::UdpSocket, TcpListener)> {
+    let udp = crate::udp::bind_reuseport(addr)?;
     let tcp = TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding TCP {addr}"))?;

@@ -53,7 +53,7 @@ impl Default for EngineConfig {
 /// The zones served, found by longest matching apex.
 #[derive(Clone, Default)]
 pub struct Catalog {
-    zones: HashMap<Name, Arc<Zone>>,
+    zones: HashMap<Name, Arc<Zone>, rustc_hash::FxBuildHasher>,
 }
 
 impl Catalog {
@@ -76,13 +76,7 @@ impl Catalog {
 
     /// The zone with the longest apex that `qname` is at or below.
     pub fn find(&self, qname: &Name) -> Option<&Arc<Zone>> {
-        let mut n = qname.clone();
-        loop {
-            if let Some(z) = self.zones.get(&n) {
-                return Some(z);
-            }
-            n = n.parent()?;
-        }
+        qname.ancestors().find_map(|n| self.zones.get(n))
     }
 }
 

@@ -6,10 +6,8 @@
 //! owner names equal to the query name become pointers to it. The bytes after the question
 //! therefore do not depend on the query's letter case, which the XDP templates rely on.
 
-use std::collections::HashMap;
-
-use crate::name::Name;
-use crate::record::{read_name, Record};
+use crate::name::{Name, NAME_MAX};
+use crate::record::{compressible_names, read_name};
 
 /// Response sections.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,13 +31,59 @@ pub struct OutSet<'a> {
 #[derive(Debug)]
 pub struct Full;
 
+/// The name suffixes written so far, lower-cased, with their offsets in the message: a small
+/// table searched linearly (responses hold tens of names), appended to in order so that a set
+/// that does not fit can be taken back.
+#[derive(Default)]
+struct Suffixes {
+    arena: Vec<u8>,
+    /// (start in `arena`, length, offset in the message).
+    entries: Vec<(u32, u8, u16)>,
+}
+
+impl Suffixes {
+    fn find(&self, suffix: &[u8]) -> Option<u16> {
+        self.entries
+            .iter()
+            .find(|(at, len, _)| {
+                *len as usize == suffix.len()
+                    && self.arena[*at as usize..*at as usize + suffix.len()] == *suffix
+            })
+            .map(|e| e.2)
+    }
+
+    fn insert(&mut self, suffix: &[u8], offset: usize) {
+        if self.find(suffix).is_none() {
+            self.entries
+                .push((self.arena.len() as u32, suffix.len() as u8, offset as u16));
+            self.arena.extend_from_slice(suffix);
+        }
+    }
+
+    fn mark(&self) -> (usize, usize) {
+        (self.entries.len(), self.arena.len())
+    }
+
+    fn rollback(&mut self, (entries, arena): (usize, usize)) {
+        self.entries.truncate(entries);
+        self.arena.truncate(arena);
+    }
+}
+
+/// `wire` lower-cased into a stack buffer.
+fn lower(wire: &[u8]) -> ([u8; NAME_MAX], usize) {
+    let mut buf = [0u8; NAME_MAX];
+    let n = wire.len().min(NAME_MAX);
+    for (d, s) in buf.iter_mut().zip(&wire[..n]) {
+        *d = s.to_ascii_lowercase();
+    }
+    (buf, n)
+}
+
 pub struct Writer {
     buf: Vec<u8>,
     limit: usize,
-    /// Lower-cased wire suffix → offset.
-    names: HashMap<Vec<u8>, u16>,
-    /// Keys added to `names`, in order, so that a set that does not fit can be undone.
-    journal: Vec<Vec<u8>>,
+    names: Suffixes,
     counts: [u16; 3],
 }
 
@@ -68,8 +112,7 @@ impl Writer {
         let mut w = Writer {
             buf,
             limit,
-            names: HashMap::new(),
-            journal: Vec::new(),
+            names: Suffixes::default(),
             counts: [0; 3],
         };
         if let Some(q) = question {
@@ -89,37 +132,32 @@ impl Writer {
     }
 
     fn remember(&mut self, name: &Name, offset: usize) {
-        let wire = name.lower_wire();
+        let (lower, n) = lower(name.wire());
+        let wire = &lower[..n];
         let mut pos = 0;
         while wire[pos] != 0 {
             let at = offset + pos;
             if at >= 0x4000 {
                 break;
             }
-            self.insert(&wire[pos..], at);
+            self.names.insert(&wire[pos..], at);
             pos += wire[pos] as usize + 1;
         }
     }
 
-    fn insert(&mut self, suffix: &[u8], at: usize) {
-        if !self.names.contains_key(suffix) {
-            self.names.insert(suffix.to_vec(), at as u16);
-            self.journal.push(suffix.to_vec());
-        }
-    }
-
-    /// Writes `name`, compressed against earlier names when `compress`.
-    fn write_name(&mut self, name: &Name, compress: bool) {
-        let wire = name.wire();
-        let lower = name.lower_wire();
+    /// Writes the uncompressed wire name `wire`, compressed against earlier names when
+    /// `compress`.
+    fn write_name(&mut self, wire: &[u8], compress: bool) {
+        let (lower, n) = lower(wire);
+        let lower = &lower[..n];
         let start = self.buf.len();
         let mut pos = 0;
         while wire[pos] != 0 {
             if compress {
-                if let Some(&off) = self.names.get(&lower[pos..]) {
+                if let Some(off) = self.names.find(&lower[pos..]) {
                     self.buf.extend_from_slice(&wire[..pos]);
                     self.buf.extend_from_slice(&(0xc000 | off).to_be_bytes());
-                    self.remember_prefix(&lower, pos, start);
+                    self.remember_prefix(lower, pos, start);
                     return;
                 }
             }
@@ -127,7 +165,7 @@ impl Writer {
         }
         self.buf.extend_from_slice(wire);
         if compress {
-            self.remember_prefix(&lower, pos, start);
+            self.remember_prefix(lower, pos, start);
         }
     }
 
@@ -139,7 +177,7 @@ impl Writer {
             if at >= 0x4000 {
                 break;
             }
-            self.insert(&lower[pos..], at);
+            self.names.insert(&lower[pos..], at);
             pos += lower[pos] as usize + 1;
         }
     }
@@ -147,26 +185,18 @@ impl Writer {
     /// Appends a whole RRset or nothing (when it would pass `limit - reserve`).
     pub fn push(&mut self, section: Section, set: &OutSet<'_>, reserve: usize) -> Result<(), Full> {
         let mark = self.buf.len();
-        let journal_mark = self.journal.len();
+        let names_mark = self.names.mark();
         for rd in set.rdatas.iter() {
-            self.write_name(&set.owner, true);
+            self.write_name(set.owner.wire(), true);
             self.buf.extend_from_slice(&set.rtype.to_be_bytes());
             self.buf.extend_from_slice(&set.class.to_be_bytes());
             self.buf.extend_from_slice(&set.ttl.to_be_bytes());
             let len_at = self.buf.len();
             self.buf.extend_from_slice(&[0, 0]);
-            let rec = Record {
-                owner: set.owner.clone(),
-                rtype: set.rtype,
-                class: set.class,
-                ttl: set.ttl,
-                rdata: rd.clone(),
-            };
             let mut at = 0;
-            for (off, len) in rec.compressible_names() {
+            for (off, len) in compressible_names(set.rtype, rd) {
                 self.buf.extend_from_slice(&rd[at..off]);
-                let (n, _) = read_name(&rd[off..]).expect("compressible name");
-                self.write_name(&n, true);
+                self.write_name(&rd[off..off + len], true);
                 at = off + len;
             }
             self.buf.extend_from_slice(&rd[at..]);
@@ -175,9 +205,7 @@ impl Writer {
         }
         if self.buf.len() + reserve > self.limit {
             self.buf.truncate(mark);
-            for k in self.journal.drain(journal_mark..) {
-                self.names.remove(&k);
-            }
+            self.names.rollback(names_mark);
             return Err(Full);
         }
         self.counts[section as usize] += set.rdatas.len() as u16;

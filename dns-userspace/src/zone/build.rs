@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use thiserror::Error;
 
 use super::nsec3::{parse_param, Nsec3Chain};
-use super::{Node, RRset, Zone};
+use super::{Node, NodeMap, RRset, Zone};
 use crate::name::Name;
 use crate::record::{rtype, Record};
 
@@ -45,7 +45,7 @@ impl Zone {
             location: source.at(i),
             message,
         };
-        let mut nodes: HashMap<Name, (Name, Node)> = HashMap::new();
+        let mut nodes: NodeMap = NodeMap::default();
         // RRSIGs wait until all RRsets exist.
         let mut sigs: Vec<(usize, Record)> = Vec::new();
         // First record index of each RRset, for messages.
@@ -278,7 +278,7 @@ impl Zone {
 /// NSEC3PARAM); nodes left empty disappear.
 fn extract_nsec3(
     apex: &Name,
-    nodes: &mut HashMap<Name, (Name, Node)>,
+    nodes: &mut NodeMap,
     warnings: &mut Vec<String>,
 ) -> Option<Nsec3Chain> {
     let param = nodes

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 pub use build::{ZoneError, ZoneSource};
 
-use crate::name::Name;
+use crate::name::{Name, NameRef};
 use crate::record::rtype;
 
 /// All records of one type at one name, with the RRSIGs that cover them.
@@ -48,12 +48,16 @@ pub enum Position<'z> {
     BelowDname { owner: Name, dname: &'z RRset },
 }
 
+/// Nodes by owner name (case-insensitive), with the owner in the zone's case. FxHash: keys come
+/// from the zone file, and lookups by query names cannot lengthen chains.
+pub type NodeMap = HashMap<Name, (Name, Node), rustc_hash::FxBuildHasher>;
+
 /// One zone.
 #[derive(Debug)]
 pub struct Zone {
     apex: Name,
     /// Owner names in original case, keyed case-insensitively.
-    nodes: HashMap<Name, (Name, Node)>,
+    nodes: NodeMap,
     /// NSEC owners in canonical order, for covering-NSEC lookups.
     nsec_chain: Vec<Name>,
     /// NSEC3 records, when the zone is NSEC3-signed.
@@ -69,6 +73,11 @@ impl Zone {
 
     /// The node at `name` and its name in the zone's case.
     pub fn node(&self, name: &Name) -> Option<(&Name, &Node)> {
+        self.node_ref(name.as_name_ref())
+    }
+
+    /// `node`, for a borrowed name.
+    pub fn node_ref(&self, name: &NameRef) -> Option<(&Name, &Node)> {
         self.nodes.get(name).map(|(n, node)| (n, node))
     }
 
@@ -113,8 +122,7 @@ impl Zone {
     pub fn position(&self, qname: &Name) -> Position<'_> {
         let depth = qname.label_count();
         for n in self.apex.label_count() + 1..=depth {
-            let name = qname.suffix(n);
-            let Some((owner, node)) = self.node(&name) else {
+            let Some((owner, node)) = self.node_ref(qname.suffix_ref(n)) else {
                 break;
             };
             if let Some(ns) = node.get(rtype::NS) {

@@ -57,10 +57,13 @@ impl Probe {
 
 /// Pseudo action of a probe whose runs ended in different actions.
 const MIXED: u32 = 99;
+/// Pseudo action of the userspace engine probe.
+const ENGINE: u32 = 98;
 
 pub fn action_name(a: u32) -> &'static str {
     match a {
         MIXED => "mixed",
+        ENGINE => "engine",
         1 => "XDP_DROP",
         2 => "XDP_PASS",
         3 => "XDP_TX",
@@ -206,6 +209,28 @@ pub fn test_run(z: &zone::Zone, qs: &[zone::Query], runs: usize) -> Result<Vec<P
             &format!("query set ({} names)", frames.len()),
             &path,
             action,
+            ns,
+        ));
+    }
+    // The userspace engine on the same query set (what a passed query costs before the socket
+    // calls), timed in this process.
+    let dns: Vec<Vec<u8>> = qs
+        .iter()
+        .take(runs.max(1))
+        .map(|q| query(&q.name, qtype_code(q.qtype), q.dnssec_ok))
+        .collect();
+    if !dns.is_empty() {
+        let mut ns = Vec::with_capacity(runs);
+        for i in 0..runs {
+            let t = Instant::now();
+            let r = engine.answer(&dns[i % dns.len()], xdpdns::engine::Transport::Udp);
+            ns.push(t.elapsed().as_nanos() as f64);
+            std::hint::black_box(r);
+        }
+        out.push(summarize(
+            &format!("userspace engine, query set ({} names)", dns.len()),
+            "Engine::answer",
+            ENGINE,
             ns,
         ));
     }
