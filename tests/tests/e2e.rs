@@ -451,3 +451,60 @@ fn a_small_xdp_cache_promotes_hot_referrals() {
         1
     );
 }
+
+#[test]
+fn userspace_udp_workers_answer_bursts_to_each_sender() {
+    let mut net = TestNet::new().expect("test namespaces");
+    net.start_server(
+        &[&example_zone()],
+        &[
+            "--listen",
+            "[::]:53",
+            "--xdp-mode",
+            "off",
+            "--udp-workers",
+            "2",
+        ],
+    )
+    .expect("server starts");
+    // 64 clients send at once (v4 and v6 mixed), so the workers read them in batches; each
+    // must get the reply to its own query.
+    let results = net
+        .in_client(|| {
+            let mut socks = Vec::new();
+            for i in 0..64u16 {
+                let v6 = i % 2 == 1;
+                let (bind, server): (SocketAddr, SocketAddr) = if v6 {
+                    ("[::]:0".parse().unwrap(), addr(IpAddr::V6(SERVER_V6)))
+                } else {
+                    ("0.0.0.0:0".parse().unwrap(), addr(IpAddr::V4(SERVER_V4)))
+                };
+                let s = std::net::UdpSocket::bind(bind).unwrap();
+                s.set_read_timeout(Some(std::time::Duration::from_secs(3)))
+                    .unwrap();
+                let name = if i % 3 == 0 {
+                    "www.example.".to_string()
+                } else {
+                    format!("n{i}.example.")
+                };
+                let mut q = Q::new(&name, 1);
+                q.id = 1000 + i;
+                s.send_to(&q.wire(), server).unwrap();
+                socks.push((s, q.id, name));
+            }
+            let mut out = Vec::new();
+            for (s, id, name) in socks {
+                let mut buf = [0u8; 2048];
+                let n = s.recv(&mut buf).expect("a reply for every client");
+                let m = client::parse(&buf[..n]).unwrap();
+                out.push((id, name, m.metadata.id, m.queries[0].name().to_string()));
+            }
+            out
+        })
+        .unwrap();
+    for (id, name, got_id, got_name) in results {
+        assert_eq!((got_id, got_name.to_lowercase()), (id, name));
+    }
+    let stats = net.stats().unwrap();
+    assert_eq!(stats.get("udp.responses"), Some(&64));
+}
