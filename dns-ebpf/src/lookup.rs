@@ -1,9 +1,9 @@
-//! Finding the answer for a query: the exact (name, type, DO) entry in `ANSWERS`, then the
-//! NODATA entry of the name, then the longest suffix of the name in `SUFFIXES` (an LPM trie
-//! over reversed names) for a referral or NXDOMAIN template; and shifting a suffix template's
-//! compression pointers to the query name. The index entries point at templates in the
-//! `TEMPLATES` cache; a template missing from it sends the query to userspace and its id to
-//! the `COLD` ring.
+//! Finding the answer for a query: the longest suffix of the name in `SUFFIXES` (an LPM trie
+//! over reversed names); when that is the name itself, its exact (name, type, DO) entry in
+//! `ANSWERS`, then its NODATA entry; otherwise the suffix's referral or NXDOMAIN template.
+//! And shifting a suffix template's compression pointers to the query name. The index entries
+//! point at templates in the `TEMPLATES` cache; a template missing from it sends the query to
+//! userspace and its id to the `COLD` ring.
 
 use aya_ebpf::{
     cty::c_void,
@@ -87,41 +87,58 @@ pub fn find(scratch: &mut Scratch, name_len: usize) -> Result<Found, u32> {
     }
 }
 
-/// The index entry for the query.
+/// The index entry for the query: the longest suffix of the name in `SUFFIXES` first. Only
+/// names that have their own suffix entry (a match at offset 0) can have exact or NODATA
+/// entries — the compiler gives every name it makes those for a suffix entry — so referrals
+/// and NXDOMAIN below a name take one lookup, not three.
 #[inline(always)]
 fn index(scratch: &mut Scratch, name_len: usize) -> Result<Hit, u32> {
-    if let Some(entry) = get(scratch) {
-        return Ok(Hit { entry, shift: None });
-    }
     if scratch.key.flags & KEY_FLAG_CHAOS != 0 {
-        return Err(counter::PASS_CLASS);
+        return match get(scratch) {
+            Some(entry) => Ok(Hit { entry, shift: None }),
+            None => Err(counter::PASS_CLASS),
+        };
     }
     let qtype = scratch.key.qtype;
+    let dnssec = scratch.key.flags;
+    let (entry, at) = longest(scratch, name_len, scratch.key.generation, dnssec != 0)?;
+    if at == 0 {
+        if let Some(entry) = get(scratch) {
+            return Ok(Hit { entry, shift: None });
+        }
+    }
     // Meta and query-only types (RFC 6895) have rules of their own in userspace.
     if qtype == 0 || qtype == QTYPE_OPT || qtype >= 128 {
         return Err(counter::PASS_MISS);
     }
-    let dnssec = scratch.key.flags;
-    let generation = scratch.key.generation;
-    scratch.key.qtype = 0;
-    if qtype != QTYPE_RRSIG && qtype != QTYPE_DS {
+    if at == 0 && qtype != QTYPE_RRSIG && qtype != QTYPE_DS {
+        scratch.key.qtype = 0;
         scratch.key.flags = dnssec | KEY_FLAG_NODATA;
         if let Some(entry) = get(scratch) {
             return Ok(Hit { entry, shift: None });
         }
     }
-    suffix(scratch, name_len, qtype, generation, dnssec != 0)
+    let kind = entry.kind & 0xff;
+    let usable = (kind == AnswerKind::Referral as u16 && !(at == 0 && qtype == QTYPE_DS))
+        || (kind == AnswerKind::Negative as u16 && at > 0);
+    if !usable {
+        return Err(counter::PASS_MISS);
+    }
+    Ok(Hit {
+        entry,
+        shift: Some(at),
+    })
 }
 
-/// Longest-suffix lookup in `SUFFIXES`.
+/// Longest-suffix lookup in `SUFFIXES`: the entry and the offset in the query name where its
+/// name starts (always a label start).
 #[inline(always)]
-fn suffix(
+fn longest(
     scratch: &mut Scratch,
     name_len: usize,
-    qtype: u16,
     generation: u16,
     dnssec_ok: bool,
-) -> Result<Hit, u32> {
+) -> Result<(&'static AnswerRef, usize), u32> {
     let prefix_len = (((1 + name_len) * 8) as u32).to_ne_bytes();
     scratch.lpm[3] = prefix_len[0];
     scratch.lpm[4] = prefix_len[1];
@@ -163,16 +180,7 @@ fn suffix(
     if scratch.label_starts[(at >> 6) & 3] & (1 << (at & 63)) == 0 {
         return Err(counter::PASS_MISS);
     }
-    let kind = entry.kind & 0xff;
-    let usable = (kind == AnswerKind::Referral as u16 && !(at == 0 && qtype == QTYPE_DS))
-        || (kind == AnswerKind::Negative as u16 && at > 0);
-    if !usable {
-        return Err(counter::PASS_MISS);
-    }
-    Ok(Hit {
-        entry,
-        shift: Some(at),
-    })
+    Ok((entry, at))
 }
 
 /// Copies a suffix template into `scratch.tpl`, shifts its compression pointers by `shift` and
