@@ -25,10 +25,10 @@ pub mod maps {
     pub const COLD: &str = "COLD";
 }
 
-/// Default capacity of the answer map (entries). Entries are allocated on insert, so capacity
-/// costs nothing until used; it must hold two generations of a zone during a reload.
-/// `xdpdns serve` raises it when a zone needs more.
-pub const ANSWERS_CAPACITY: u32 = 1 << 22;
+/// Default capacity of the answer map (entries), for programs loaded without sizes (tests and
+/// benchmarks). Entries are allocated on insert, but the bucket array follows the capacity, so
+/// `xdpdns serve` sizes it to two generations of its zones plus room for updates.
+pub const ANSWERS_CAPACITY: u32 = 1 << 18;
 /// Default capacity of the template cache (`TEMPLATES`, an LRU hash, preallocated).
 /// `xdpdns serve` sizes it from the zones, or from `--xdp-capacity`.
 pub const TEMPLATES_CAPACITY: u32 = 1 << 16;
@@ -61,7 +61,7 @@ pub const fn suffix_flag_byte(generation: u16, dnssec_ok: bool) -> u8 {
 }
 
 /// Default capacity of the suffix map (see `ANSWERS_CAPACITY`).
-pub const SUFFIXES_CAPACITY: u32 = 1 << 22;
+pub const SUFFIXES_CAPACITY: u32 = 1 << 18;
 /// Size of the scratch buffer holding the suffix key.
 pub const LPM_BUF: usize = 3 + 4 + 1 + 256 + 8;
 /// Size of the scratch buffer for patching templates: any 9-bit offset plus one stays inside.
@@ -158,6 +158,8 @@ pub struct Answer {
     pub nptrs: u16,
     /// Offsets in `data` of the compression pointers to shift.
     pub ptrs: [u16; MAX_PTRS],
+    /// Zero; puts `data` at an 8-byte boundary, so that the XDP program copies it by words.
+    pub _pad: [u16; 3],
     pub data: [u8; ANSWER_MAX],
 }
 

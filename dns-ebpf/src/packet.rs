@@ -117,14 +117,21 @@ pub fn handle(ctx: &XdpContext) -> Result<u16, u32> {
         return Err(counter::PASS_TOO_BIG);
     }
 
-    // Checksum of everything after the UDP header, computed before the packet changes.
-    // SAFETY: the question buffer is NAME_BUF + 8 bytes (a multiple of 4, at most 512).
+    // Checksum of everything after the UDP header, computed before the packet changes: the
+    // question, rounded up to whole words (the buffer is zero padded after it).
+    let qwords = ((q.name_len as u32 + 4 + 3) & !3) & 0x1fc;
+    let qwords = if qwords > (NAME_BUF + 8) as u32 {
+        (NAME_BUF + 8) as u32
+    } else {
+        qwords
+    };
+    // SAFETY: the question buffer is NAME_BUF + 8 bytes and qwords ≤ that, a multiple of 4.
     let qsum = unsafe {
         bpf_csum_diff(
             core::ptr::null_mut(),
             0,
             scratch.question.as_mut_ptr() as *mut u32,
-            (NAME_BUF + 8) as u32,
+            qwords,
             0,
         )
     };

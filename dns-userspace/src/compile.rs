@@ -205,6 +205,7 @@ fn value(r: &Rendered, anchor_len: usize, ptrs: &[usize]) -> Answer {
         anchor_len: anchor_len as u16,
         nptrs: ptrs.len() as u16,
         ptrs: [0; MAX_PTRS],
+        _pad: [0; 3],
         data: [0; ANSWER_MAX],
     };
     for (i, p) in ptrs.iter().enumerate() {

@@ -94,9 +94,11 @@ impl FastPath {
         if templates == 0 {
             bail!("the XDP template cache needs room for at least one template");
         }
+        // Two generations, plus room for single-entry updates.
+        let room = |n: usize| (n * 2 + 4096).min(u32::MAX as usize) as u32;
         let mut server = XdpServer::load_with_capacity(Capacity {
-            answers: (entries.exact.len() * 2) as u32,
-            suffixes: (entries.suffix.len() * 2) as u32,
+            answers: room(entries.exact.len()),
+            suffixes: room(entries.suffix.len()),
             templates,
         })?;
         log::info!(

@@ -53,6 +53,7 @@ fn expand(c: &[u8]) -> Answer {
         anchor_len: f(7),
         nptrs: f(8),
         ptrs: [0; MAX_PTRS],
+        _pad: [0; 3],
         data: [0; ANSWER_MAX],
     };
     let nptrs = a.nptrs as usize;
@@ -180,6 +181,7 @@ mod tests {
             anchor_len: 9,
             nptrs: ptrs.len() as u16,
             ptrs: [0; MAX_PTRS],
+            _pad: [0; 3],
             data: [0; ANSWER_MAX],
         };
         a.ptrs[..ptrs.len()].copy_from_slice(ptrs);

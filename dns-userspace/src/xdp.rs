@@ -38,6 +38,9 @@ pub enum AttachMode {
     Auto,
 }
 
+/// Smallest index map size.
+const MIN_INDEX: u32 = 4096;
+
 /// Map sizes to load the program with.
 #[derive(Clone, Copy, Debug)]
 pub struct Capacity {
@@ -101,14 +104,15 @@ impl XdpServer {
         XdpServer::load_with_capacity(Capacity::default())
     }
 
-    /// Loads with room for at least this many index entries in each map, and exactly
-    /// `cap.templates` cached templates.
+    /// Loads with room for this many index entries in each map (at least `MIN_INDEX`), and
+    /// exactly `cap.templates` cached templates. The hash map's bucket array follows its size,
+    /// so an index sized to the zones stays in the CPU caches.
     pub fn load_with_capacity(cap: Capacity) -> Result<XdpServer> {
         bump_memlock_rlimit();
         let templates = cap.templates.max(1);
         let mut ebpf = EbpfLoader::new()
-            .map_max_entries(maps::ANSWERS, cap.answers.max(ANSWERS_CAPACITY))
-            .map_max_entries(maps::SUFFIXES, cap.suffixes.max(SUFFIXES_CAPACITY))
+            .map_max_entries(maps::ANSWERS, cap.answers.max(MIN_INDEX))
+            .map_max_entries(maps::SUFFIXES, cap.suffixes.max(MIN_INDEX))
             .map_max_entries(maps::TEMPLATES, templates)
             .load(PROGRAM_OBJECT)
             .context("loading the XDP object")?;
