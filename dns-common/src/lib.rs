@@ -173,8 +173,13 @@ pub struct Config {
     pub server_payload: u16,
     /// Active `AnswerKey::generation`.
     pub generation: u16,
-    pub _pad: u16,
+    /// `CONFIG_*` bits.
+    pub flags: u16,
 }
+
+/// `Config::flags` bit: no published zone is signed, so every entry is stored under DO=0 and
+/// serves DO=1 too; the program looks DO=1 queries up under DO=0 directly.
+pub const CONFIG_NO_DNSSEC: u16 = 1;
 
 /// Per-CPU scratch space: keeps big buffers off the 512-byte BPF stack.
 #[repr(C, align(8))]

@@ -8,7 +8,9 @@ use aya_ebpf::{
     },
     programs::XdpContext,
 };
-use dns_common::{counter, Answer, Scratch, ANSWER_MAX, FRAME_PREFIX_MAX, NAME_BUF};
+use dns_common::{
+    counter, Answer, Scratch, ANSWER_MAX, CONFIG_NO_DNSSEC, FRAME_PREFIX_MAX, KEY_FLAG_DO, NAME_BUF,
+};
 
 use crate::{checksum, lookup, question, CONFIG, SCRATCH, SERVICE_ADDRS};
 
@@ -101,6 +103,9 @@ pub fn handle(ctx: &XdpContext) -> Result<u16, u32> {
         cfg.server_payload,
     )?;
     scratch.key.generation = cfg.generation;
+    if cfg.flags & CONFIG_NO_DNSSEC != 0 {
+        scratch.key.flags &= !KEY_FLAG_DO;
+    }
     let found = lookup::find(scratch, q.name_len)?;
     let answer: &Answer = found.answer;
     let (tpl, tpl_csum): (*const u8, u16) = match found.shift {

@@ -158,7 +158,11 @@ impl FastPath {
             port: self.port,
             server_payload: engine.config.server_payload,
             generation,
-            _pad: 0,
+            flags: if engine.catalog.zones().any(|z| z.is_signed()) {
+                0
+            } else {
+                dns_common::CONFIG_NO_DNSSEC
+            },
         })?;
         let old_exact = std::mem::replace(
             &mut self.exact_keys,

@@ -12,7 +12,7 @@
 
 use std::net::IpAddr;
 
-use dns_common::Config;
+use dns_common::{Config, CONFIG_NO_DNSSEC};
 use xdpdns::compile;
 use xdpdns::engine::{Engine, EngineConfig, Transport};
 use xdpdns::frame::{self, FrameSpec};
@@ -59,11 +59,13 @@ fn rig_with(specs: &[String], capacity: Capacity) -> Rig {
         names.extend(z.nodes().map(|(n, _)| n.clone()));
     }
     xdp.insert(&entries).unwrap();
+    // As `xdpdns serve` does: without signed zones, DO=1 is looked up under DO=0 directly.
+    let unsigned = engine.catalog.zones().all(|z| !z.is_signed());
     xdp.set_config(Config {
         port: 53,
         server_payload: 1232,
         generation: 3,
-        _pad: 0,
+        flags: if unsigned { CONFIG_NO_DNSSEC } else { 0 },
     })
     .unwrap();
     names.sort();

@@ -100,7 +100,7 @@ fn rig() -> Rig {
         port: 53,
         server_payload: 1232,
         generation: 7,
-        _pad: 0,
+        flags: 0,
     })
     .unwrap();
     Rig { xdp, engine }

@@ -124,7 +124,7 @@ pub fn test_run(z: &zone::Zone, qs: &[zone::Query], runs: usize) -> Result<Vec<P
         port: 53,
         server_payload: 1232,
         generation: 7,
-        _pad: 0,
+        flags: 0,
     })?;
     let glue = z.labels.first().cloned().unwrap_or_else(|| "none".into());
     let no_glue = z.labels.get(1).cloned().unwrap_or_else(|| "none".into());
