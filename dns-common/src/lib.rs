@@ -277,6 +277,18 @@ mod user {
     unsafe impl aya::Pod for super::Config {}
 }
 
+/// ASCII lower-casing of eight bytes at once (SWAR); other bytes (length octets, non-ASCII)
+/// unchanged. Shared by the XDP program's keys and userspace's name hashing.
+#[inline(always)]
+pub const fn ascii_lower8(w: u64) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let heptets = w & LOW7;
+    let ge_a = heptets + 0x3f3f_3f3f_3f3f_3f3f; // high bit set where byte >= 'A'
+    let gt_z = heptets + 0x2525_2525_2525_2525; // high bit set where byte > 'Z'
+    w | ((ge_a & !gt_z & !w & HIGH) >> 2)
+}
+
 /// `BPF_F_NO_PREALLOC`: hash map entries are allocated on insert, so a big capacity costs nothing
 /// until it is used.
 pub const BPF_F_NO_PREALLOC: u32 = 1;

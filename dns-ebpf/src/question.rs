@@ -5,7 +5,7 @@
 //! lower-cased and zero padded after the name.
 
 use aya_ebpf::{helpers::bpf_xdp_load_bytes, programs::XdpContext};
-use dns_common::{counter, Scratch, KEY_FLAG_CHAOS, KEY_FLAG_DO, NAME_BUF, NAME_MAX};
+use dns_common::{ascii_lower8, counter, Scratch, KEY_FLAG_CHAOS, KEY_FLAG_DO, NAME_BUF, NAME_MAX};
 
 /// What the rest of the packet path needs to know about the question and EDNS.
 pub struct Query {
@@ -191,18 +191,6 @@ fn keep_mask(keep: isize) -> u64 {
     }
 }
 
-/// ASCII lower-casing of eight bytes at once; other bytes (length octets, non-ASCII) unchanged.
-#[inline(always)]
-fn lower(w: u64) -> u64 {
-    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let heptets = w & LOW7;
-    let ge_a = heptets + 0x3f3f_3f3f_3f3f_3f3f; // high bit set where byte >= 'A'
-    let gt_z = heptets + 0x2525_2525_2525_2525; // high bit set where byte > 'Z'
-    let upper = ge_a & !gt_z & !w & HIGH;
-    w | (upper >> 2)
-}
-
 /// Builds the key name (lower-cased, right-aligned, zero padded on the left) and zero pads the
 /// question copy after QTYPE and QCLASS, so that a checksum over the whole buffer is the
 /// checksum of the question.
@@ -219,7 +207,7 @@ fn mask_words(scratch: &mut Scratch, name_len: usize) {
                 let w = k.add(i).read();
                 // Keep the bytes at or after `start`: the top `keep` bytes of this word.
                 let keep = base + 8 - start;
-                k.add(i).write(lower(w) & !keep_mask(8 - keep));
+                k.add(i).write(ascii_lower8(w) & !keep_mask(8 - keep));
             }
             let w = q.add(i).read();
             q.add(i).write(w & keep_mask(name_len as isize + 4 - base));

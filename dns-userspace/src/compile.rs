@@ -20,7 +20,7 @@ use dns_common::{
 use crate::engine::{query, Engine, Kind, Transport};
 use crate::name::Name;
 use crate::record::{class, rtype};
-use crate::zone::{Position, Zone};
+use crate::zone::{Node, Position, Zone};
 
 /// Map entries of a compilation.
 #[derive(Default)]
@@ -294,6 +294,15 @@ impl Stats {
     pub fn entries(&self) -> usize {
         self.exact + self.nodata + self.referral + self.negative + self.pass
     }
+
+    fn add(&mut self, o: &Stats) {
+        self.exact += o.exact;
+        self.nodata += o.nodata;
+        self.referral += o.referral;
+        self.negative += o.negative;
+        self.pass += o.pass;
+        self.skipped += o.skipped;
+    }
 }
 
 struct ZoneCompiler<'a> {
@@ -473,27 +482,60 @@ pub fn compile_chaos(engine: &Engine, generation: u16, out: &mut Entries) -> usi
     n
 }
 
-/// Compiles a zone into map entries (appended to `out`).
+/// Compiles a zone into map entries (appended to `out`), on as many threads as the process
+/// may use: each name's entries depend only on the zone, so the names are split in chunks.
 pub fn compile_zone(engine: &Engine, zone: &Zone, generation: u16, out: &mut Entries) -> Stats {
-    let mut c = ZoneCompiler {
-        engine,
-        zone,
-        generation,
-        out,
-        stats: Stats::default(),
-        suffix_keys: HashSet::new(),
-    };
-    let parents: HashSet<Name> = zone.nodes().filter_map(|(n, _)| n.parent()).collect();
     let ours = |n: &Name| {
         engine
             .catalog
             .find(n)
             .is_some_and(|z| z.apex() == zone.apex())
     };
-    for (name, node) in zone.nodes() {
-        if !ours(name) {
-            continue;
-        }
+    let names: Vec<(&Name, &Node)> = zone.nodes().filter(|(n, _)| ours(n)).collect();
+    let parents: HashSet<Name> = zone.nodes().filter_map(|(n, _)| n.parent()).collect();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = names.len().div_ceil(threads).max(4096);
+    let parts: Vec<(Entries, Stats)> = std::thread::scope(|s| {
+        let handles: Vec<_> = names
+            .chunks(chunk)
+            .map(|part| {
+                let parents = &parents;
+                s.spawn(move || {
+                    let mut entries = Entries::default();
+                    let mut c = ZoneCompiler {
+                        engine,
+                        zone,
+                        generation,
+                        out: &mut entries,
+                        stats: Stats::default(),
+                        suffix_keys: HashSet::new(),
+                    };
+                    for (name, node) in part {
+                        c.name(name, node, parents);
+                    }
+                    let stats = c.stats;
+                    (entries, stats)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("compiler thread"))
+            .collect()
+    });
+    let mut stats = Stats::default();
+    for (mut e, st) in parts {
+        out.exact.append(&mut e.exact);
+        out.suffix.append(&mut e.suffix);
+        stats.add(&st);
+    }
+    stats
+}
+
+impl ZoneCompiler<'_> {
+    /// The entries of one name.
+    fn name(&mut self, name: &Name, node: &Node, parents: &HashSet<Name>) {
+        let zone = self.zone;
         match zone.position(name) {
             Position::Authoritative => {
                 let types: Vec<u16> = node
@@ -503,21 +545,20 @@ pub fn compile_zone(engine: &Engine, zone: &Zone, generation: u16, out: &mut Ent
                     .filter(|t| *t != rtype::CNAME)
                     .collect();
                 if node.get(rtype::CNAME).is_none() {
-                    c.exact(name, &types, true);
+                    self.exact(name, &types, true);
                 }
-                c.negative(name, parents.contains(name));
+                self.negative(name, parents.contains(name));
             }
             Position::Delegated { cut, .. } if cut == *name => {
                 // Validators ask for DS only below signed zones.
                 if zone.is_signed() {
-                    c.exact(name, &[rtype::DS], false);
+                    self.exact(name, &[rtype::DS], false);
                 }
-                if !c.suffix(name, name, rtype::A, Kind::Referral) {
-                    c.pass(name);
+                if !self.suffix(name, name, rtype::A, Kind::Referral) {
+                    self.pass(name);
                 }
             }
             _ => {}
         }
     }
-    c.stats
 }

@@ -322,14 +322,19 @@ impl NameRef {
     }
 }
 
-/// Hashes lower-cased wire bytes in one write (the hash of `Name` and `NameRef` alike).
+/// Hashes the lower-cased wire bytes, eight at a time (the hash of `Name` and `NameRef`
+/// alike).
 fn hash_wire<H: Hasher>(wire: &[u8], state: &mut H) {
-    let mut buf = [0u8; NAME_MAX];
-    let n = wire.len().min(NAME_MAX);
-    for (d, s) in buf.iter_mut().zip(&wire[..n]) {
-        *d = s.to_ascii_lowercase();
+    let mut chunks = wire.chunks_exact(8);
+    for c in &mut chunks {
+        state.write_u64(dns_common::ascii_lower8(u64::from_le_bytes(
+            c.try_into().expect("8 bytes"),
+        )));
     }
-    state.write(&buf[..n]);
+    let rest = chunks.remainder();
+    let mut last = [0u8; 8];
+    last[..rest.len()].copy_from_slice(rest);
+    state.write_u64(dns_common::ascii_lower8(u64::from_le_bytes(last)) ^ rest.len() as u64);
 }
 
 impl std::borrow::Borrow<NameRef> for Name {
@@ -421,6 +426,33 @@ impl fmt::Debug for Name {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn name_and_borrowed_suffixes_hash_and_compare_case_insensitively() {
+        use std::hash::BuildHasher;
+        let h = std::hash::RandomState::new();
+        let a = Name::parse("WWW.Example-Long-Label.ORG.", None).unwrap();
+        let b = Name::parse("www.example-long-label.org.", None).unwrap();
+        assert_eq!(h.hash_one(&a), h.hash_one(&b));
+        assert_eq!(h.hash_one(a.as_name_ref()), h.hash_one(&b));
+        let sufs: Vec<String> = a
+            .ancestors()
+            .map(|r| r.to_name().to_string().to_lowercase())
+            .collect();
+        assert_eq!(
+            sufs,
+            [
+                "www.example-long-label.org.",
+                "example-long-label.org.",
+                "org.",
+                "."
+            ]
+        );
+        let mut m = std::collections::HashMap::new();
+        m.insert(b.parent().unwrap(), 1);
+        assert_eq!(m.get(a.suffix_ref(2)), Some(&1));
+        assert_ne!(h.hash_one(&a), h.hash_one(a.parent().unwrap()));
+    }
 
     fn n(s: &str) -> Name {
         Name::parse(s, None).unwrap()

@@ -2,13 +2,11 @@
 //! at the apex, no CNAME beside other data, no out-of-zone data (errors); occluded data below a
 //! delegation and missing glue (warnings); differing TTLs within an RRset (normalised, warned).
 
-use std::collections::HashMap;
-
 use thiserror::Error;
 
 use super::nsec3::{parse_param, Nsec3Chain};
 use super::{Node, NodeMap, RRset, Zone};
-use crate::name::Name;
+use crate::name::{Name, NameRef};
 use crate::record::{rtype, Record};
 
 /// A zone that cannot be served, with the place in the source that is wrong.
@@ -48,8 +46,6 @@ impl Zone {
         let mut nodes: NodeMap = NodeMap::default();
         // RRSIGs wait until all RRsets exist.
         let mut sigs: Vec<(usize, Record)> = Vec::new();
-        // First record index of each RRset, for messages.
-        let mut first_at: HashMap<(Name, u16), usize> = HashMap::new();
         for (i, r) in records.into_iter().enumerate() {
             if !r.owner.is_subdomain_of(&apex) {
                 return Err(err(i, format!("{} is outside the zone {apex}", r.owner)));
@@ -87,13 +83,13 @@ impl Zone {
                     }
                 }
                 None => {
-                    first_at.insert((r.owner.clone(), r.rtype), i);
                     node.rrsets.push(RRset {
                         rtype: r.rtype,
                         ttl: r.ttl,
                         rdatas: vec![r.rdata],
                         sigs: Vec::new(),
                         sig_ttl: 0,
+                        first: i as u32,
                     });
                 }
             }
@@ -129,7 +125,12 @@ impl Zone {
         }
         let nsec3 = extract_nsec3(&apex, &mut nodes, &mut warnings);
 
-        let at = |name: &Name, t: u16| first_at.get(&(name.clone(), t)).copied().unwrap_or(0);
+        let at = |name: &Name, t: u16| {
+            nodes
+                .get(name)
+                .and_then(|(_, n)| n.get(t))
+                .map_or(0, |s| s.first as usize)
+        };
         let apex_node = nodes.get(&apex).map(|(_, n)| n);
         let soa = apex_node.and_then(|n| n.get(rtype::SOA));
         match soa {
@@ -192,21 +193,16 @@ impl Zone {
             .filter(|(n, node)| *n != apex && node.get(rtype::NS).is_some())
             .map(|(n, _)| n.clone())
             .collect();
-        let cut_set: std::collections::HashSet<&Name> = cuts.iter().collect();
+        let cut_set: rustc_hash::FxHashSet<&NameRef> =
+            cuts.iter().map(|c| c.as_name_ref()).collect();
+        let apex_len = apex.wire().len();
         // Below a cut: some proper ancestor (below the apex) is a cut. Walks up the name, so the
         // cost is the name's depth, not the number of cuts.
         let below_cut = |name: &Name| {
-            let mut n = name.parent();
-            while let Some(p) = n {
-                if p == apex || !p.is_subdomain_of(&apex) {
-                    return false;
-                }
-                if cut_set.contains(&p) {
-                    return true;
-                }
-                n = p.parent();
-            }
-            false
+            name.ancestors()
+                .skip(1)
+                .take_while(|p| p.wire().len() > apex_len)
+                .any(|p| cut_set.contains(p))
         };
         for (name, node) in nodes.values() {
             if below_cut(name) {
@@ -244,16 +240,17 @@ impl Zone {
         }
 
         // Empty non-terminals between the apex and every owner.
-        let owners: Vec<Name> = nodes.keys().cloned().collect();
-        for o in owners {
-            let mut n = o;
-            while let Some(p) = n.parent() {
-                if !p.is_subdomain_of(&apex) || nodes.contains_key(&p) {
+        let mut ents: rustc_hash::FxHashSet<Name> = Default::default();
+        for o in nodes.keys() {
+            for p in o.ancestors().skip(1) {
+                if p.wire().len() <= apex_len || nodes.contains_key(p) || ents.contains(p) {
                     break;
                 }
-                nodes.insert(p.clone(), (p.clone(), Node::default()));
-                n = p;
+                ents.insert(p.to_name());
             }
+        }
+        for p in ents {
+            nodes.insert(p.clone(), (p, Node::default()));
         }
         let mut nsec_chain: Vec<Name> = nodes
             .values()

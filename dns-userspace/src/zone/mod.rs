@@ -20,6 +20,8 @@ pub struct RRset {
     /// RRSIG RDATAs covering this RRset.
     pub sigs: Vec<Vec<u8>>,
     pub sig_ttl: u32,
+    /// Index of the RRset's first record in its source, for messages.
+    pub first: u32,
 }
 
 /// A name in the zone. A node without RRsets is an empty non-terminal.
