@@ -60,10 +60,10 @@ impl Zone {
                 sigs.push((i, r));
                 continue;
             }
-            let entry = nodes
-                .entry(r.owner.clone())
-                .or_insert_with(|| (r.owner.clone(), Node::default()));
-            let node = &mut entry.1;
+            if !nodes.contains_key(&r.owner) {
+                nodes.insert(r.owner.clone(), Node::default());
+            }
+            let node = nodes.get_mut(&r.owner).expect("inserted");
             match node.rrsets.iter_mut().find(|s| s.rtype == r.rtype) {
                 Some(set) => {
                     if set.ttl != r.ttl {
@@ -100,7 +100,7 @@ impl Zone {
                 .ok_or_else(|| err(i, "short RRSIG".into()))?;
             let set = nodes
                 .get_mut(&r.owner)
-                .and_then(|(_, n)| n.rrsets.iter_mut().find(|s| s.rtype == covered));
+                .and_then(|n| n.rrsets.iter_mut().find(|s| s.rtype == covered));
             match set {
                 Some(set) => {
                     set.sig_ttl = if set.sigs.is_empty() {
@@ -120,7 +120,7 @@ impl Zone {
                 )),
             }
         }
-        for (_, node) in nodes.values_mut() {
+        for node in nodes.values_mut() {
             node.rrsets.sort_by_key(|s| s.rtype);
         }
         let nsec3 = extract_nsec3(&apex, &mut nodes, &mut warnings);
@@ -128,10 +128,10 @@ impl Zone {
         let at = |name: &Name, t: u16| {
             nodes
                 .get(name)
-                .and_then(|(_, n)| n.get(t))
+                .and_then(|n| n.get(t))
                 .map_or(0, |s| s.first as usize)
         };
-        let apex_node = nodes.get(&apex).map(|(_, n)| n);
+        let apex_node = nodes.get(&apex);
         let soa = apex_node.and_then(|n| n.get(rtype::SOA));
         match soa {
             None => {
@@ -157,7 +157,7 @@ impl Zone {
                 message: format!("no NS records at the zone apex {apex}"),
             });
         }
-        for (name, node) in nodes.values() {
+        for (name, node) in nodes.iter() {
             if node.get(rtype::CNAME).is_some() {
                 let other = node
                     .rrsets
@@ -189,8 +189,8 @@ impl Zone {
 
         // Zone cuts: occluded data and glue.
         let cuts: Vec<Name> = nodes
-            .values()
-            .filter(|(n, node)| *n != apex && node.get(rtype::NS).is_some())
+            .iter()
+            .filter(|(n, node)| **n != apex && node.get(rtype::NS).is_some())
             .map(|(n, _)| n.clone())
             .collect();
         let cut_set: rustc_hash::FxHashSet<&NameRef> =
@@ -204,7 +204,7 @@ impl Zone {
                 .take_while(|p| p.wire().len() > apex_len)
                 .any(|p| cut_set.contains(p))
         };
-        for (name, node) in nodes.values() {
+        for (name, node) in nodes.iter() {
             if below_cut(name) {
                 let non_glue = node
                     .rrsets
@@ -220,15 +220,15 @@ impl Zone {
             }
         }
         for cut in &cuts {
-            let (_, node) = &nodes[cut];
+            let node = &nodes[cut];
             for rd in &node.get(rtype::NS).expect("cut has NS").rdatas {
                 let Some((target, _)) = crate::record::read_name(rd) else {
                     continue;
                 };
                 if target.is_subdomain_of(cut) {
-                    let has = nodes.get(&target).is_some_and(|(_, n)| {
-                        n.get(rtype::A).is_some() || n.get(rtype::AAAA).is_some()
-                    });
+                    let has = nodes
+                        .get(&target)
+                        .is_some_and(|n| n.get(rtype::A).is_some() || n.get(rtype::AAAA).is_some());
                     if !has {
                         warnings.push(format!(
                             "{}: delegation {cut} has name server {target} inside it but no glue (A/AAAA)",
@@ -250,10 +250,10 @@ impl Zone {
             }
         }
         for p in ents {
-            nodes.insert(p.clone(), (p, Node::default()));
+            nodes.insert(p, Node::default());
         }
         let mut nsec_chain: Vec<Name> = nodes
-            .values()
+            .iter()
             .filter(|(_, n)| n.get(rtype::NSEC).is_some())
             .map(|(n, _)| n.clone())
             .collect();
@@ -280,24 +280,24 @@ fn extract_nsec3(
 ) -> Option<Nsec3Chain> {
     let param = nodes
         .get(apex)
-        .and_then(|(_, n)| n.get(rtype::NSEC3PARAM))
+        .and_then(|n| n.get(rtype::NSEC3PARAM))
         .and_then(|p| parse_param(&p.rdatas[0]));
     let owners: Vec<Name> = nodes
-        .values()
+        .iter()
         .filter(|(_, n)| n.get(rtype::NSEC3).is_some())
         .map(|(n, _)| n.clone())
         .collect();
     let (alg, iterations, salt) = param?;
     let mut chain = Nsec3Chain::new(alg, iterations, salt);
     for owner in owners {
-        let (name, node) = nodes.get_mut(&owner).expect("listed");
+        let name = owner.clone();
+        let node = nodes.get_mut(&owner).expect("listed");
         let i = node
             .rrsets
             .iter()
             .position(|s| s.rtype == rtype::NSEC3)
             .expect("listed");
         let set = node.rrsets.remove(i);
-        let name = name.clone();
         if node.rrsets.is_empty() {
             nodes.remove(&owner);
         }

@@ -50,9 +50,9 @@ pub enum Position<'z> {
     BelowDname { owner: Name, dname: &'z RRset },
 }
 
-/// Nodes by owner name (case-insensitive), with the owner in the zone's case. FxHash: keys come
-/// from the zone file, and lookups by query names cannot lengthen chains.
-pub type NodeMap = HashMap<Name, (Name, Node), rustc_hash::FxBuildHasher>;
+/// Nodes by owner name: keys compare case-insensitively and keep the zone's case. FxHash: keys
+/// come from the zone file, and lookups by query names cannot lengthen chains.
+pub type NodeMap = HashMap<Name, Node, rustc_hash::FxBuildHasher>;
 
 /// One zone.
 #[derive(Debug)]
@@ -80,11 +80,11 @@ impl Zone {
 
     /// `node`, for a borrowed name.
     pub fn node_ref(&self, name: &NameRef) -> Option<(&Name, &Node)> {
-        self.nodes.get(name).map(|(n, node)| (n, node))
+        self.nodes.get_key_value(name)
     }
 
     pub fn apex_node(&self) -> &Node {
-        &self.nodes[&self.apex].1
+        &self.nodes[&self.apex]
     }
 
     pub fn soa(&self) -> &RRset {
@@ -116,7 +116,7 @@ impl Zone {
 
     /// All nodes, in no particular order.
     pub fn nodes(&self) -> impl Iterator<Item = (&Name, &Node)> {
-        self.nodes.values().map(|(n, node)| (n, node))
+        self.nodes.iter()
     }
 
     /// Walks from the apex down towards `qname` and reports the first zone cut or DNAME met.
