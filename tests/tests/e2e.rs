@@ -323,6 +323,35 @@ fn reload_replaces_zones_and_a_bad_zone_changes_nothing() {
     net.ctl("reload").unwrap();
     assert!(ask(&net, false).contains("NXDOMAIN"));
     assert!(ask(&net, true).contains("NXDOMAIN"));
+    // Reloading the same zone re-uses every template: nothing new goes into the cache.
+    let out = net.ctl("reload").unwrap();
+    let (templates, new) = template_counts(&out);
+    assert!(templates > 10 && new == 0, "{out}");
+    // One more record: only its own answers are new templates.
+    std::fs::write(&zone, format!("{original}new2 IN TXT \"hello\"\n")).unwrap();
+    let out = net.ctl("reload").unwrap();
+    let (_, new) = template_counts(&out);
+    assert!((1..=4).contains(&new), "{out}");
+}
+
+/// (templates, new templates) from reload's "xdp generation G with E entries, T templates
+/// (N new, C cached)" line.
+fn template_counts(out: &str) -> (usize, usize) {
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("xdp generation"))
+        .unwrap_or_else(|| panic!("no xdp line in {out}"));
+    let number_before = |what: &str| -> usize {
+        let at = line
+            .find(what)
+            .unwrap_or_else(|| panic!("{what} in {line}"));
+        line[..at]
+            .split(|c: char| !c.is_ascii_digit())
+            .rfind(|w| !w.is_empty())
+            .and_then(|w| w.parse().ok())
+            .unwrap_or_else(|| panic!("number before {what} in {line}"))
+    };
+    (number_before(" templates"), number_before(" new"))
 }
 
 #[test]
