@@ -20,15 +20,34 @@ use dns_common::{
 use crate::engine::{query, Engine, Kind, Transport};
 use crate::name::Name;
 use crate::record::{class, rtype};
+use crate::templates::Body;
 use crate::zone::{Node, Position, Zone};
 
 /// Map entries of a compilation.
 #[derive(Default)]
 pub struct Entries {
     /// `ANSWERS`: exact and NODATA entries.
-    pub exact: Vec<(AnswerKey, Answer)>,
-    /// `SUFFIXES`: (LPM prefix length in bits, key data, value).
-    pub suffix: Vec<(u32, [u8; SUFFIX_DATA], Answer)>,
+    pub exact: Vec<(AnswerKey, Body)>,
+    /// `SUFFIXES`: referral and NXDOMAIN templates and pass markers.
+    pub suffix: Vec<(SuffixKey, Body)>,
+}
+
+/// A `SUFFIXES` key, kept as long as it is (most of the 256 key bytes are padding).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SuffixKey {
+    /// LPM prefix length in bits.
+    pub bits: u32,
+    /// `[flags, reversed lower-cased wire name]`.
+    pub prefix: Box<[u8]>,
+}
+
+impl SuffixKey {
+    /// The key data as the map takes it.
+    pub fn data(&self) -> [u8; SUFFIX_DATA] {
+        let mut d = [0u8; SUFFIX_DATA];
+        d[..self.prefix.len()].copy_from_slice(&self.prefix);
+        d
+    }
 }
 
 impl Entries {
@@ -62,14 +81,15 @@ pub fn template_cache_memory(templates: u32) -> usize {
 }
 
 /// The `SUFFIXES` key of `name`: `[flags, reversed lower-cased wire name]`.
-pub fn suffix_key(name: &Name, dnssec_ok: bool, generation: u16) -> (u32, [u8; SUFFIX_DATA]) {
-    let mut data = [0u8; SUFFIX_DATA];
-    data[0] = suffix_flag_byte(generation, dnssec_ok);
+pub fn suffix_key(name: &Name, dnssec_ok: bool, generation: u16) -> SuffixKey {
     let wire = name.lower_wire();
-    for (i, b) in wire.iter().rev().enumerate() {
-        data[1 + i] = *b;
+    let mut prefix = Vec::with_capacity(1 + wire.len());
+    prefix.push(suffix_flag_byte(generation, dnssec_ok));
+    prefix.extend(wire.iter().rev());
+    SuffixKey {
+        bits: (prefix.len() * 8) as u32,
+        prefix: prefix.into(),
     }
-    (((1 + wire.len()) * 8) as u32, data)
 }
 
 /// A private-use type (RFC 6895) no zone holds: its answer is the NODATA answer of a name.
@@ -339,7 +359,7 @@ impl ZoneCompiler<'_> {
         } else {
             self.stats.exact += 1;
         }
-        self.out.exact.push((k, v));
+        self.out.exact.push((k, Body::new(&v)));
     }
 
     fn push_suffix(&mut self, name: &Name, dnssec_ok: bool, v: Answer) {
@@ -349,8 +369,8 @@ impl ZoneCompiler<'_> {
             k if k == AnswerKind::Referral as u16 => self.stats.referral += 1,
             _ => self.stats.negative += 1,
         }
-        let (len, data) = suffix_key(name, dnssec_ok, self.generation);
-        self.out.suffix.push((len, data, v));
+        let k = suffix_key(name, dnssec_ok, self.generation);
+        self.out.suffix.push((k, Body::new(&v)));
     }
 
     fn pass(&mut self, name: &Name) {
@@ -473,7 +493,7 @@ pub fn compile_chaos(engine: &Engine, generation: u16, out: &mut Entries) -> usi
                 let k = key(&name, rtype::TXT, KEY_FLAG_CHAOS, false, generation);
                 let mut v = value(&r, 0, &[]);
                 v.kind |= KIND_ANY_DO;
-                out.exact.push((k, v));
+                out.exact.push((k, Body::new(&v)));
                 n += 1;
             }
             _ => {}

@@ -8,9 +8,9 @@ use std::net::IpAddr;
 use std::time::Instant;
 
 use anyhow::{bail, Result};
-use dns_common::{AnswerKey, Config, SUFFIX_DATA};
+use dns_common::{AnswerKey, Config};
 
-use crate::compile::{self, Entries};
+use crate::compile::{self, Entries, SuffixKey};
 use crate::engine::Engine;
 use crate::xdp::{AttachMode, Capacity, XdpServer};
 
@@ -24,7 +24,7 @@ pub struct FastPath {
     generation: u16,
     port: u16,
     exact_keys: Vec<AnswerKey>,
-    suffix_keys: Vec<(u32, [u8; SUFFIX_DATA])>,
+    suffix_keys: Vec<SuffixKey>,
     pub entries: usize,
 }
 
@@ -88,7 +88,7 @@ impl FastPath {
         // Room for two generations (a reload fills the new one before the old one goes).
         let templates = templates.unwrap_or_else(|| {
             let bodies = entries.exact.iter().map(|(_, v)| v);
-            let bodies = bodies.chain(entries.suffix.iter().map(|(_, _, v)| v));
+            let bodies = bodies.chain(entries.suffix.iter().map(|(_, v)| v));
             default_template_capacity(crate::templates::distinct(bodies))
         });
         if templates == 0 {
@@ -147,7 +147,7 @@ impl FastPath {
                     &entries
                         .suffix
                         .iter()
-                        .map(|(l, d, _)| (*l, *d))
+                        .map(|(k, _)| k.clone())
                         .collect::<Vec<_>>(),
                 );
                 self.server.discard_new_templates();
@@ -170,7 +170,7 @@ impl FastPath {
         );
         let old_suffix = std::mem::replace(
             &mut self.suffix_keys,
-            entries.suffix.iter().map(|(l, d, _)| (*l, *d)).collect(),
+            entries.suffix.iter().map(|(k, _)| k.clone()).collect(),
         );
         self.remove(&old_exact, &old_suffix);
         self.server.retire_templates();
@@ -198,15 +198,15 @@ impl FastPath {
         Ok(p)
     }
 
-    fn remove(&mut self, exact: &[AnswerKey], suffix: &[(u32, [u8; SUFFIX_DATA])]) {
+    fn remove(&mut self, exact: &[AnswerKey], suffix: &[SuffixKey]) {
         for k in exact {
             let _ = self.server.answers.remove(k);
         }
-        for (l, d) in suffix {
+        for k in suffix {
             let _ = self
                 .server
                 .suffixes
-                .remove(&aya::maps::lpm_trie::Key::new(*l, *d));
+                .remove(&aya::maps::lpm_trie::Key::new(k.bits, k.data()));
         }
     }
 }

@@ -11,7 +11,40 @@ use std::sync::Arc;
 
 use dns_common::{Answer, ANSWER_MAX, MAX_PTRS};
 
-/// An answer body in compact form (the unused tails of `ptrs` and `data` cut off).
+/// An answer body in compact form (the unused tails of `ptrs` and `data` cut off): what the
+/// compiler produces and the store keeps; `Answer`, the map value, is made only to insert it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Body(Arc<[u8]>);
+
+impl Body {
+    pub fn new(a: &Answer) -> Body {
+        Body(compact(a))
+    }
+
+    /// The map value.
+    pub fn answer(&self) -> Answer {
+        expand(&self.0)
+    }
+
+    fn field(&self, i: usize) -> u16 {
+        u16::from_ne_bytes([self.0[2 * i], self.0[2 * i + 1]])
+    }
+
+    /// `Answer::kind`.
+    pub fn kind(&self) -> u16 {
+        self.field(6)
+    }
+
+    /// `Answer::anchor_len`.
+    pub fn anchor_len(&self) -> u16 {
+        self.field(7)
+    }
+
+    fn is_pass(&self) -> bool {
+        self.kind() & 0xff == dns_common::AnswerKind::Pass as u16
+    }
+}
+
 type Compact = Arc<[u8]>;
 
 const HEAD: usize = 9;
@@ -65,27 +98,23 @@ fn expand(c: &[u8]) -> Answer {
     a
 }
 
-/// How many distinct bodies `bodies` hold (pass markers excluded), for sizing the cache; by
-/// 64-bit hash, so a collision can only make it one smaller.
-pub fn distinct<'a>(bodies: impl Iterator<Item = &'a Answer>) -> usize {
-    use std::hash::{BuildHasher, RandomState};
-    let state = RandomState::new();
+/// How many distinct bodies `bodies` hold (pass markers excluded), for sizing the cache.
+pub fn distinct<'a>(bodies: impl Iterator<Item = &'a Body>) -> usize {
     bodies
-        .filter(|b| b.kind & 0xff != dns_common::AnswerKind::Pass as u16)
-        .map(|b| state.hash_one(compact(b)))
-        .collect::<std::collections::HashSet<u64>>()
+        .filter(|b| !b.is_pass())
+        .collect::<std::collections::HashSet<&Body>>()
         .len()
 }
 
 struct Stored {
-    body: Compact,
+    body: Body,
     epoch: u64,
 }
 
 /// Answer bodies by id, deduplicated.
 #[derive(Default)]
 pub struct TemplateStore {
-    ids: HashMap<Compact, u32>,
+    ids: HashMap<Body, u32>,
     bodies: HashMap<u32, Stored>,
     next_id: u32,
     epoch: u64,
@@ -102,9 +131,8 @@ impl TemplateStore {
 
     /// The id of `body`, made if new; marks it used in the current epoch. Returns the id and
     /// whether it is new.
-    pub fn intern(&mut self, body: &Answer) -> (u32, bool) {
-        let c = compact(body);
-        if let Some(&id) = self.ids.get(&c) {
+    pub fn intern(&mut self, body: &Body) -> (u32, bool) {
+        if let Some(&id) = self.ids.get(body) {
             if let Some(s) = self.bodies.get_mut(&id) {
                 s.epoch = self.epoch;
             }
@@ -112,11 +140,11 @@ impl TemplateStore {
         }
         self.next_id = self.next_id.checked_add(1).unwrap_or(1);
         let id = self.next_id;
-        self.ids.insert(c.clone(), id);
+        self.ids.insert(body.clone(), id);
         self.bodies.insert(
             id,
             Stored {
-                body: c,
+                body: body.clone(),
                 epoch: self.epoch,
             },
         );
@@ -126,7 +154,7 @@ impl TemplateStore {
 
     /// The body of `id`.
     pub fn get(&self, id: u32) -> Option<Answer> {
-        self.bodies.get(&id).map(|s| expand(&s.body))
+        self.bodies.get(&id).map(|s| s.body.answer())
     }
 
     /// Forgets the ids made in the current epoch (a failed publication); returns them.
@@ -169,7 +197,11 @@ impl TemplateStore {
 mod tests {
     use super::*;
 
-    fn body(data: &[u8], ptrs: &[u16]) -> Answer {
+    fn body(data: &[u8], ptrs: &[u16]) -> Body {
+        Body::new(&answer(data, ptrs))
+    }
+
+    fn answer(data: &[u8], ptrs: &[u16]) -> Answer {
         let mut a = Answer {
             header_flags: 0x8400,
             ancount: 1,
@@ -195,17 +227,24 @@ mod tests {
 
     #[test]
     fn compact_round_trips() {
-        let a = body(&[1, 2, 3, 0xc0, 12], &[3]);
+        let a = answer(&[1, 2, 3, 0xc0, 12], &[3]);
         assert!(same(&expand(&compact(&a)), &a));
-        let e = body(&[], &[]);
+        let e = answer(&[], &[]);
         assert!(same(&expand(&compact(&e)), &e));
+        let b = Body::new(&a);
+        assert_eq!((b.kind(), b.anchor_len()), (a.kind, a.anchor_len));
     }
 
     #[test]
     fn distinct_counts_bodies_once_and_skips_pass_markers() {
-        let mut pass = body(b"", &[]);
+        let mut pass = answer(b"", &[]);
         pass.kind = dns_common::AnswerKind::Pass as u16;
-        let bodies = [body(b"a", &[]), body(b"a", &[]), body(b"b", &[1]), pass];
+        let bodies = [
+            body(b"a", &[]),
+            body(b"a", &[]),
+            body(b"b", &[1]),
+            Body::new(&pass),
+        ];
         assert_eq!(distinct(bodies.iter()), 2);
     }
 

@@ -19,7 +19,7 @@ use dns_common::{
 };
 
 use crate::compile::Entries;
-use crate::templates::TemplateStore;
+use crate::templates::{Body, TemplateStore};
 
 /// The compiled `dns-ebpf` object, built by build.rs.
 pub static PROGRAM_OBJECT: &[u8] =
@@ -181,11 +181,11 @@ impl XdpServer {
     /// length of the name they answer for (shorter names are cached first).
     fn reference(
         &mut self,
-        body: &Answer,
+        body: &Body,
         name_len: usize,
         fresh: &mut Vec<(usize, u32)>,
     ) -> AnswerRef {
-        let template = if body.kind & 0xff == AnswerKind::Pass as u16 {
+        let template = if body.kind() & 0xff == AnswerKind::Pass as u16 {
             0
         } else {
             let (id, new) = self.store.intern(body);
@@ -195,8 +195,8 @@ impl XdpServer {
             id
         };
         AnswerRef {
-            kind: body.kind,
-            anchor_len: body.anchor_len,
+            kind: body.kind(),
+            anchor_len: body.anchor_len(),
             template,
         }
     }
@@ -214,10 +214,10 @@ impl XdpServer {
                 .insert(k, r, 0)
                 .context("filling the XDP answer map")?;
         }
-        for (len, data, v) in &entries.suffix {
-            let r = self.reference(v, *len as usize / 8, &mut fresh);
+        for (k, v) in &entries.suffix {
+            let r = self.reference(v, k.prefix.len(), &mut fresh);
             self.suffixes
-                .insert(&LpmKey::new(*len, *data), r, 0)
+                .insert(&LpmKey::new(k.bits, k.data()), r, 0)
                 .context("filling the XDP suffix map")?;
         }
         // Templates kept from before are taken to be cached already.
