@@ -109,6 +109,8 @@ pub enum AnswerKind {
     Chaos = 3,
     /// Suffix marker: names at and below go to userspace.
     Pass = 4,
+    /// The root suffix entry: REFUSED for names outside every served zone.
+    Refused = 5,
 }
 
 /// `Answer::kind` bit: the entry, stored under DO=0, is also the answer for DO=1 (zones without
@@ -217,22 +219,23 @@ pub mod counter {
     pub const ANSWERED_REFERRAL: u32 = 1;
     pub const ANSWERED_NEGATIVE: u32 = 2;
     pub const ANSWERED_CHAOS: u32 = 3;
-    pub const PASS_NOT_DNS: u32 = 4;
-    pub const PASS_TCP: u32 = 5;
-    pub const PASS_TOO_BIG: u32 = 6;
-    pub const PASS_MISS: u32 = 7;
-    pub const PASS_EDNS_OPTION: u32 = 8;
-    pub const PASS_MALFORMED: u32 = 9;
-    pub const PASS_FRAGMENT: u32 = 10;
-    pub const PASS_IP_OPTIONS: u32 = 11;
-    pub const PASS_IPV6_EXT: u32 = 12;
-    pub const PASS_NOT_QUERY: u32 = 13;
-    pub const PASS_EDNS_VERSION: u32 = 14;
-    pub const PASS_CLASS: u32 = 15;
-    pub const PASS_ERROR: u32 = 16;
-    pub const PASS_COLD: u32 = 17;
-    pub const PASS_OTHER: u32 = 18;
-    pub const COUNT: u32 = 19;
+    pub const ANSWERED_REFUSED: u32 = 4;
+    pub const PASS_NOT_DNS: u32 = 5;
+    pub const PASS_TCP: u32 = 6;
+    pub const PASS_TOO_BIG: u32 = 7;
+    pub const PASS_MISS: u32 = 8;
+    pub const PASS_EDNS_OPTION: u32 = 9;
+    pub const PASS_MALFORMED: u32 = 10;
+    pub const PASS_FRAGMENT: u32 = 11;
+    pub const PASS_IP_OPTIONS: u32 = 12;
+    pub const PASS_IPV6_EXT: u32 = 13;
+    pub const PASS_NOT_QUERY: u32 = 14;
+    pub const PASS_EDNS_VERSION: u32 = 15;
+    pub const PASS_CLASS: u32 = 16;
+    pub const PASS_ERROR: u32 = 17;
+    pub const PASS_COLD: u32 = 18;
+    pub const PASS_OTHER: u32 = 19;
+    pub const COUNT: u32 = 20;
 
     /// Names for display, in index order.
     pub const NAMES: [&str; COUNT as usize] = [
@@ -240,6 +243,7 @@ pub mod counter {
         "answered_referral",
         "answered_negative",
         "answered_chaos",
+        "answered_refused",
         "pass_not_dns",
         "pass_tcp",
         "pass_too_big",
@@ -263,6 +267,7 @@ pub mod counter {
             1 => ANSWERED_REFERRAL,
             2 => ANSWERED_NEGATIVE,
             3 => ANSWERED_CHAOS,
+            5 => ANSWERED_REFUSED,
             _ => ANSWERED_EXACT,
         }
     }

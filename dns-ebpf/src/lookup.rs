@@ -120,7 +120,8 @@ fn index(scratch: &mut Scratch, name_len: usize) -> Result<Hit, u32> {
     }
     let kind = entry.kind & 0xff;
     let usable = (kind == AnswerKind::Referral as u16 && !(at == 0 && qtype == QTYPE_DS))
-        || (kind == AnswerKind::Negative as u16 && at > 0);
+        || (kind == AnswerKind::Negative as u16 && at > 0)
+        || kind == AnswerKind::Refused as u16;
     if !usable {
         return Err(counter::PASS_MISS);
     }

@@ -108,14 +108,16 @@ pub fn handle(ctx: &XdpContext) -> Result<u16, u32> {
     }
     let found = lookup::find(scratch, q.name_len)?;
     let answer: &Answer = found.answer;
+    let len = answer.len as usize;
+    if len > ANSWER_MAX {
+        return Err(counter::PASS_ERROR);
+    }
+    // An empty body (REFUSED) has nothing to copy or patch.
     let (tpl, tpl_csum): (*const u8, u16) = match found.shift {
+        _ if len == 0 => (answer.data.as_ptr(), 0),
         Some(shift) => (scratch.tpl.as_ptr(), lookup::patch(scratch, answer, shift)?),
         None => (answer.data.as_ptr(), answer.csum),
     };
-    let len = answer.len as usize;
-    if len == 0 || len > ANSWER_MAX {
-        return Err(counter::PASS_ERROR);
-    }
     let opt_len = if q.edns { OPT_LEN } else { 0 };
     let resp_len = DNS_HEADER + q.name_len + 4 + len + opt_len;
     if resp_len > q.limit {
@@ -189,10 +191,12 @@ pub fn handle(ctx: &XdpContext) -> Result<u16, u32> {
     if unsafe { bpf_xdp_adjust_tail(ctx.ctx, delta as i32) } != 0 {
         grow_at_head(ctx, scratch, l7, delta)?;
     }
-    // SAFETY: the helper checks the offsets against the (new) packet; len ≤ ANSWER_MAX.
-    let r = unsafe { bpf_xdp_store_bytes(ctx.ctx, l7 as u32, tpl as *mut _, len as u32) };
-    if r != 0 {
-        return Err(counter::PASS_ERROR);
+    if len > 0 {
+        // SAFETY: the helper checks the offsets against the (new) packet; len ≤ ANSWER_MAX.
+        let r = unsafe { bpf_xdp_store_bytes(ctx.ctx, l7 as u32, tpl as *mut _, len as u32) };
+        if r != 0 {
+            return Err(counter::PASS_ERROR);
+        }
     }
     if q.edns {
         // SAFETY: as above, 11 bytes from a stack buffer.

@@ -476,6 +476,41 @@ impl ZoneCompiler<'_> {
     }
 }
 
+/// REFUSED for names outside every served zone: a suffix entry at the root name, which the
+/// longest-suffix lookup reaches only when no zone's entries match. Not made when a zone covers
+/// the probe name (a root zone, say). Returns whether it was made.
+pub fn compile_refused(engine: &Engine, generation: u16, out: &mut Entries) -> bool {
+    let probe = Name::parse("xdpdns-refused.invalid.", None).expect("fixed name");
+    if engine.catalog.find(&probe).is_some() {
+        return false;
+    }
+    let msg = synthetic_query(&probe, rtype::A, false);
+    let Some(resp) = engine.respond(&msg, Transport::Udp) else {
+        return false;
+    };
+    let b = &resp.bytes;
+    let flags = u16::from_be_bytes([b[2], b[3]]);
+    let qlen = probe.wire().len() + 4;
+    // Header, question and the OPT record only.
+    if flags & 0xf != query::RCODE_REFUSED || b.len() != 12 + qlen + 11 || b[6..10] != [0; 4] {
+        return false;
+    }
+    let mut v = value(
+        &Rendered {
+            flags,
+            counts: [0; 3],
+            data: Vec::new(),
+            kind: Kind::Exact,
+        },
+        Name::root().wire().len(),
+        &[],
+    );
+    v.kind = AnswerKind::Refused as u16 | KIND_ANY_DO;
+    out.suffix
+        .push((suffix_key(&Name::root(), false, generation), Body::new(&v)));
+    true
+}
+
 /// The CHAOS-class answers (server identity and version, when configured): exact entries for
 /// TXT with DO=0 and DO=1. Returns how many were made.
 pub fn compile_chaos(engine: &Engine, generation: u16, out: &mut Entries) -> usize {

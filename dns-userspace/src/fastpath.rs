@@ -52,6 +52,7 @@ pub fn default_template_capacity(templates: usize) -> u32 {
 fn compile_all(engine: &Engine, generation: u16) -> Entries {
     let mut entries = Entries::default();
     compile::compile_chaos(engine, generation, &mut entries);
+    compile::compile_refused(engine, generation, &mut entries);
     for zone in engine.catalog.zones() {
         let s = compile::compile_zone(engine, zone, generation, &mut entries);
         log::info!(

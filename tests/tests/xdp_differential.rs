@@ -52,6 +52,7 @@ fn rig_with(specs: &[String], capacity: Capacity) -> Rig {
     xdp.add_service_addr("198.18.0.1".parse().unwrap()).unwrap();
     xdp.add_service_addr("fd00::1".parse().unwrap()).unwrap();
     let mut entries = compile::Entries::default();
+    compile::compile_refused(&engine, 3, &mut entries);
     let mut names = Vec::new();
     for z in engine.catalog.zones() {
         let st = compile::compile_zone(&engine, z, 3, &mut entries);

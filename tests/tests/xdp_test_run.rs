@@ -92,6 +92,7 @@ fn rig() -> Rig {
     xdp.add_service_addr(server_v6()).unwrap();
     let mut entries = compile::Entries::default();
     compile::compile_chaos(&engine, 7, &mut entries);
+    assert!(compile::compile_refused(&engine, 7, &mut entries));
     for z in engine.catalog.zones() {
         compile::compile_zone(&engine, z, 7, &mut entries);
     }
@@ -305,6 +306,32 @@ fn unsigned_zones_share_entries_between_do_0_and_1_and_leave_ds_at_cuts_to_users
 }
 
 #[test]
+fn refuses_names_outside_the_zones_like_the_engine() {
+    let mut r = rig();
+    for (name, qtype) in [("example.org.", 1), ("WWW.Other-TLD.", 28), (".", 2)] {
+        for v6 in [false, true] {
+            for edns in [None, Some(1232)] {
+                let mut q = Q::new(name, qtype);
+                q.edns = edns;
+                q.dnssec_ok = edns.is_some();
+                q.rd = true;
+                r.expect_answer(&spec(v6), &q.wire(), counter::ANSWERED_REFUSED);
+            }
+        }
+    }
+    // Inside a zone the zone's own entries decide; query types with rules of their own pass.
+    r.expect_answer(
+        &spec(false),
+        &Q::new("nope.example.", 1).wire(),
+        counter::ANSWERED_NEGATIVE,
+    );
+    r.expect_pass(
+        &frame::build(&spec(false), &Q::new("example.org.", 252).wire()),
+        counter::PASS_MISS,
+    );
+}
+
+#[test]
 fn answers_chaos_identity_like_the_engine() {
     let mut r = rig();
     for name in ["id.server.", "HOSTNAME.bind."] {
@@ -326,14 +353,9 @@ fn answers_chaos_identity_like_the_engine() {
 fn passes_what_it_must_not_answer_with_the_right_reason() {
     let mut r = rig();
     use counter::*;
-    // Answers that depend on more than a suffix, names outside the zones, and query types with
-    // rules of their own.
+    // Answers that depend on more than a suffix, and query types with rules of their own.
     r.expect_pass(
         &frame::build(&spec(false), &Q::new("a.wild.example.", 1).wire()),
-        PASS_MISS,
-    );
-    r.expect_pass(
-        &frame::build(&spec(false), &Q::new("example.org.", 1).wire()),
         PASS_MISS,
     );
     r.expect_pass(

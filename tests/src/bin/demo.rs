@@ -119,6 +119,7 @@ fn run(net: &Arc<Mutex<Option<TestNet>>>) -> Result<()> {
             "answered_referral",
             "answered_negative",
             "answered_chaos",
+            "answered_refused",
         ]
         .iter()
         .map(|k| delta(&before, &after, &format!("xdp.{k}")))
