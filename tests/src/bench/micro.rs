@@ -116,6 +116,7 @@ pub fn test_run(z: &zone::Zone, qs: &[zone::Query], runs: usize) -> Result<Vec<P
     let client: IpAddr = crate::CLIENT_V4.into();
     xdp.add_service_addr(server)?;
     let mut entries = xdpdns::compile::Entries::default();
+    xdpdns::compile::compile_refused(&engine, 7, &mut entries);
     for zone in engine.catalog.zones() {
         xdpdns::compile::compile_zone(&engine, zone, 7, &mut entries);
     }
@@ -150,7 +151,11 @@ pub fn test_run(z: &zone::Zone, qs: &[zone::Query], runs: usize) -> Result<Vec<P
         ("NXDOMAIN", query("no-such-name-0.bench.", 1, false)),
         ("NXDOMAIN, DO=1", query("no-such-name-0.bench.", 1, true)),
         ("NODATA: apex A", query("bench.", 1, false)),
-        ("out of zone (miss)", query("www.example.org.", 1, false)),
+        ("out of zone (REFUSED)", query("www.example.org.", 1, false)),
+        (
+            "pass: QTYPE ANY (userspace rules)",
+            query("bench.", 255, false),
+        ),
     ];
     let spec = FrameSpec::udp(client, server, 53);
     let mut out = Vec::new();
