@@ -64,7 +64,8 @@ impl ControlSocket {
         })
     }
 
-    /// Serves commands with `handler` until the task is cancelled.
+    /// Serves commands with `handler` until the task is cancelled (on the multi-thread
+    /// runtime: handlers run with `block_in_place`).
     pub async fn serve<F>(&self, handler: F) -> Result<()>
     where
         F: Fn(&str) -> Result<String>,
@@ -77,7 +78,9 @@ impl ControlSocket {
             if r.read_line(&mut line).await.is_err() {
                 continue;
             }
-            let reply = match handler(line.trim()) {
+            // Commands may take long (a reload compiles every zone): let the runtime move its
+            // other tasks off this thread meanwhile.
+            let reply = match tokio::task::block_in_place(|| handler(line.trim())) {
                 Ok(body) => format!("{OK}{body}"),
                 Err(e) => format!("error\n{e:#}\n"),
             };

@@ -161,8 +161,11 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
             ring,
             opts.promote,
             state.promote.clone(),
+            // The lock waits while a reload publishes: off the runtime's other tasks.
             move |ids| match &st.xdp {
-                Some(x) => x.lock().expect("xdp lock").server.promote(ids),
+                Some(x) => {
+                    tokio::task::block_in_place(|| x.lock().expect("xdp lock").server.promote(ids))
+                }
                 None => Ok(0),
             },
         ));
