@@ -5,10 +5,7 @@
 //! point at templates in the `TEMPLATES` cache; a template missing from it sends the query to
 //! userspace and its id to the `COLD` ring.
 
-use aya_ebpf::{
-    cty::c_void,
-    helpers::{bpf_csum_diff, bpf_map_lookup_elem},
-};
+use aya_ebpf::{cty::c_void, helpers::bpf_map_lookup_elem};
 use dns_common::{
     counter, suffix_flag_byte, Answer, AnswerKind, AnswerRef, Scratch, ANSWER_MAX, KEY_FLAG_CHAOS,
     KEY_FLAG_DO, KEY_FLAG_NODATA, KIND_ANY_DO, MAX_PTRS, NAME_BUF,
@@ -211,26 +208,6 @@ pub fn patch(scratch: &mut Scratch, answer: &Answer, shift: usize) -> Result<u16
             *lo = v as u8;
         }
     }
-    // Only the template's own length, rounded up to whole words: the compiler zero-pads
-    // templates, so the padding adds nothing.
-    let size = ((answer.len as u32 + 3) & !3) & 0x1fc;
-    let size = if size > ANSWER_MAX as u32 {
-        ANSWER_MAX as u32
-    } else {
-        size
-    };
-    // SAFETY: the buffer holds ANSWER_MAX bytes and size ≤ ANSWER_MAX, a multiple of 4.
-    let s = unsafe {
-        bpf_csum_diff(
-            core::ptr::null_mut(),
-            0,
-            scratch.tpl.as_mut_ptr() as *mut u32,
-            size,
-            0,
-        )
-    };
-    if s < 0 {
-        return Err(counter::PASS_ERROR);
-    }
-    Ok(checksum::fold(s as u64))
+    // Only the template's own length: the compiler zero-pads templates.
+    checksum::words(tpl, answer.len as usize, ANSWER_MAX as u32)
 }

@@ -3,8 +3,8 @@
 
 use aya_ebpf::{
     helpers::{
-        bpf_csum_diff, bpf_xdp_adjust_head, bpf_xdp_adjust_tail, bpf_xdp_get_buff_len,
-        bpf_xdp_load_bytes, bpf_xdp_store_bytes,
+        bpf_xdp_adjust_head, bpf_xdp_adjust_tail, bpf_xdp_get_buff_len, bpf_xdp_load_bytes,
+        bpf_xdp_store_bytes,
     },
     programs::XdpContext,
 };
@@ -126,25 +126,11 @@ pub fn handle(ctx: &XdpContext) -> Result<u16, u32> {
 
     // Checksum of everything after the UDP header, computed before the packet changes: the
     // question, rounded up to whole words (the buffer is zero padded after it).
-    let qwords = ((q.name_len as u32 + 4 + 3) & !3) & 0x1fc;
-    let qwords = if qwords > (NAME_BUF + 8) as u32 {
-        (NAME_BUF + 8) as u32
-    } else {
-        qwords
-    };
-    // SAFETY: the question buffer is NAME_BUF + 8 bytes and qwords ≤ that, a multiple of 4.
-    let qsum = unsafe {
-        bpf_csum_diff(
-            core::ptr::null_mut(),
-            0,
-            scratch.question.as_mut_ptr() as *mut u32,
-            qwords,
-            0,
-        )
-    };
-    if qsum < 0 {
-        return Err(counter::PASS_ERROR);
-    }
+    let qsum = checksum::words(
+        scratch.question.as_mut_ptr(),
+        q.name_len + 4,
+        (NAME_BUF + 8) as u32,
+    )?;
     let resp_flags = answer.header_flags | (flags & COPIED_FLAGS);
     let arcount_out = answer.arcount + q.edns as u16;
     let mut sum = qsum as u64

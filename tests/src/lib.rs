@@ -42,8 +42,67 @@ pub fn sh(cmd: &mut Command) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-fn ip(args: &[&str]) -> Result<String> {
+/// Runs `ip` with these arguments.
+pub fn ip(args: &[&str]) -> Result<String> {
     sh(Command::new("ip").args(args))
+}
+
+/// One end of a veth pair: its namespace, interface name and MAC address.
+pub struct VethEnd<'a> {
+    pub ns: &'a str,
+    pub ifname: &'a str,
+    pub mac: &'a str,
+}
+
+/// Creates a veth pair between the server's and the client's namespaces (with `queues` RX and
+/// TX queues on each end when given), with the test addresses, links up, and static neighbour
+/// entries so that no run waits on ARP or ND.
+pub fn veth_pair(server: &VethEnd, client: &VethEnd, queues: Option<u32>) -> Result<()> {
+    let q = queues.map(|n| n.to_string());
+    let queue_args: Vec<&str> = match &q {
+        Some(n) => vec!["numrxqueues", n, "numtxqueues", n],
+        None => vec![],
+    };
+    let mut args = vec![
+        "link",
+        "add",
+        server.ifname,
+        "netns",
+        server.ns,
+        "address",
+        server.mac,
+    ];
+    args.extend(&queue_args);
+    args.extend([
+        "type",
+        "veth",
+        "peer",
+        "name",
+        client.ifname,
+        "netns",
+        client.ns,
+    ]);
+    args.extend(["address", client.mac]);
+    args.extend(&queue_args);
+    ip(&args)?;
+    let sides = [
+        (server, SERVER_V4, SERVER_V6, client, CLIENT_V4, CLIENT_V6),
+        (client, CLIENT_V4, CLIENT_V6, server, SERVER_V4, SERVER_V6),
+    ];
+    for (end, v4, v6, peer, peer4, peer6) in sides {
+        let (ns, ifname) = (end.ns, end.ifname);
+        ip(&["-n", ns, "link", "set", "lo", "up"])?;
+        ip(&["-n", ns, "addr", "add", &format!("{v4}/24"), "dev", ifname])?;
+        #[rustfmt::skip]
+        ip(&["-n", ns, "addr", "add", &format!("{v6}/64"), "dev", ifname, "nodad"])?;
+        ip(&["-n", ns, "link", "set", ifname, "up"])?;
+        for addr in [peer4.to_string(), peer6.to_string()] {
+            #[rustfmt::skip]
+            ip(&["-n", ns, "neigh", "replace", &addr, "lladdr", peer.mac, "dev", ifname,
+                 "nud", "permanent"])?;
+        }
+    }
+    Ok(())
 }
 
 /// Workspace root (this crate lives in `tests/`).
@@ -104,73 +163,19 @@ impl TestNet {
         let (s, c) = (self.server_ns.clone(), self.client_ns.clone());
         ip(&["netns", "add", &s])?;
         ip(&["netns", "add", &c])?;
-        ip(&[
-            "link",
-            "add",
-            &self.server_if,
-            "netns",
-            &s,
-            "address",
-            SERVER_MAC,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &self.client_if,
-            "netns",
-            &c,
-            "address",
-            CLIENT_MAC,
-        ])?;
-        for (ns, ifname, v4, v6, peer4, peer6, peer_mac) in [
-            (
-                &s,
-                &self.server_if,
-                SERVER_V4,
-                SERVER_V6,
-                CLIENT_V4,
-                CLIENT_V6,
-                CLIENT_MAC,
-            ),
-            (
-                &c,
-                &self.client_if,
-                CLIENT_V4,
-                CLIENT_V6,
-                SERVER_V4,
-                SERVER_V6,
-                SERVER_MAC,
-            ),
-        ] {
-            ip(&["-n", ns, "link", "set", "lo", "up"])?;
-            ip(&["-n", ns, "addr", "add", &format!("{v4}/24"), "dev", ifname])?;
-            ip(&[
-                "-n",
-                ns,
-                "addr",
-                "add",
-                &format!("{v6}/64"),
-                "dev",
-                ifname,
-                "nodad",
-            ])?;
-            ip(&["-n", ns, "link", "set", ifname, "up"])?;
-            for peer in [peer4.to_string(), peer6.to_string()] {
-                ip(&[
-                    "-n",
-                    ns,
-                    "neigh",
-                    "replace",
-                    &peer,
-                    "lladdr",
-                    peer_mac,
-                    "dev",
-                    ifname,
-                    "nud",
-                    "permanent",
-                ])?;
-            }
-        }
+        veth_pair(
+            &VethEnd {
+                ns: &s,
+                ifname: &self.server_if,
+                mac: SERVER_MAC,
+            },
+            &VethEnd {
+                ns: &c,
+                ifname: &self.client_if,
+                mac: CLIENT_MAC,
+            },
+            None,
+        )?;
         let mut pass = self
             .in_ns_cmd(&c, &xdpdns_bin())
             .args(["xdp-pass", "--iface", &self.client_if])

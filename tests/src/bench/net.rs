@@ -22,7 +22,7 @@ use anyhow::{anyhow, bail, Context as _, Result};
 
 use super::bpf;
 use super::cleanup;
-use crate::{sh, CLIENT_V4, CLIENT_V6, SERVER_V4, SERVER_V6};
+use crate::{ip, sh, veth_pair, VethEnd, SERVER_V4};
 
 const SERVER_MAC: &str = "02:00:00:00:b0:01";
 const CLIENT_MAC: &str = "02:00:00:00:b0:02";
@@ -54,10 +54,6 @@ pub struct BenchNet {
     client_pass: Option<(bpf::Prog, bpf::Link)>,
 }
 
-fn ip(args: &[&str]) -> Result<String> {
-    sh(Command::new("ip").args(args))
-}
-
 impl BenchNet {
     pub fn new(nice: i32) -> Result<BenchNet> {
         let tag = std::process::id() % 1000;
@@ -81,44 +77,20 @@ impl BenchNet {
 
     fn setup(&self) -> Result<()> {
         let (s, c) = (&self.server_ns, &self.client_ns);
-        #[rustfmt::skip]
-        ip(&[
-            "link", "add", &self.server_if, "netns", s, "address", SERVER_MAC,
-            "numrxqueues", "1", "numtxqueues", "1", "type", "veth",
-            "peer", "name", &self.client_if, "netns", c, "address", CLIENT_MAC,
-            "numrxqueues", "1", "numtxqueues", "1",
-        ])?;
-        let sides = [
-            (
-                s,
-                &self.server_if,
-                SERVER_V4,
-                SERVER_V6,
-                CLIENT_V4,
-                CLIENT_V6,
-                CLIENT_MAC,
-            ),
-            (
-                c,
-                &self.client_if,
-                CLIENT_V4,
-                CLIENT_V6,
-                SERVER_V4,
-                SERVER_V6,
-                SERVER_MAC,
-            ),
-        ];
-        for (ns, ifname, v4, v6, peer4, peer6, peer_mac) in sides {
-            ip(&["-n", ns, "link", "set", "lo", "up"])?;
-            ip(&["-n", ns, "addr", "add", &format!("{v4}/24"), "dev", ifname])?;
-            #[rustfmt::skip]
-            ip(&["-n", ns, "addr", "add", &format!("{v6}/64"), "dev", ifname, "nodad"])?;
-            ip(&["-n", ns, "link", "set", ifname, "up"])?;
-            for peer in [peer4.to_string(), peer6.to_string()] {
-                #[rustfmt::skip]
-                ip(&["-n", ns, "neigh", "replace", &peer, "lladdr", peer_mac, "dev", ifname,
-                     "nud", "permanent"])?;
-            }
+        veth_pair(
+            &VethEnd {
+                ns: s,
+                ifname: &self.server_if,
+                mac: SERVER_MAC,
+            },
+            &VethEnd {
+                ns: c,
+                ifname: &self.client_if,
+                mac: CLIENT_MAC,
+            },
+            Some(1),
+        )?;
+        for (ns, ifname) in [(s, &self.server_if), (c, &self.client_if)] {
             // GRO gives veth a NAPI context, made threaded so that it can be pinned. Packets
             // meet it when the receiving end runs XDP (veth then turns TSO off on the sender);
             // plain skbs are received by the sender's `netif_rx`, and RPS steers their stack
