@@ -11,6 +11,7 @@ mod checksum;
 mod lookup;
 mod packet;
 mod question;
+#[cfg(feature = "test-programs")]
 mod reflect;
 
 use aya_ebpf::{
@@ -80,6 +81,7 @@ pub fn xdp_dns(ctx: XdpContext) -> u32 {
 
 /// Passes everything. Attached on the client side of test veth pairs, where XDP_TX replies from
 /// the server only arrive when the receiving veth runs an XDP program.
+#[cfg(feature = "test-programs")]
 #[xdp]
 pub fn xdp_pass(_ctx: XdpContext) -> u32 {
     xdp_action::XDP_PASS

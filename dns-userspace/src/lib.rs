@@ -1,23 +1,19 @@
 //! xdpdns: an authoritative DNS server whose hot answers are sent by an XDP program.
 //!
-//! The library holds everything but the command line: names and records, zones, the answer
-//! engine (the single source of DNS truth), the compiler from zones to XDP map entries, the XDP
-//! loader and the UDP/TCP server.
+//! The library holds everything but the command line, in the order data flows through it:
+//! - `wire`: names and records in wire form;
+//! - `zonefile`: RFC 1035 zone files into records;
+//! - `zone`: records into checked zones, and loading them;
+//! - `engine`: the answers (the single source of DNS truth);
+//! - `fastpath`: the compiler from zones to XDP map entries, the template cache, promotion and
+//!   the loaded program;
+//! - `net`: the userspace UDP and TCP service;
+//! - `daemon`: configuration, the running server and its control socket.
 
-pub mod compile;
-pub mod config;
-pub mod control;
 pub mod daemon;
 pub mod engine;
 pub mod fastpath;
-pub mod frame;
-pub mod load;
-pub mod name;
-pub mod promote;
-pub mod record;
-pub mod server;
-pub mod templates;
-pub mod udp;
-pub mod xdp;
+pub mod net;
+pub mod wire;
 pub mod zone;
 pub mod zonefile;

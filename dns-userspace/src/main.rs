@@ -7,13 +7,13 @@ use std::time::Duration;
 use anyhow::bail;
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use xdpdns::config::ConfigFile;
-use xdpdns::control;
+use xdpdns::daemon::config::ConfigFile;
+use xdpdns::daemon::control;
 use xdpdns::daemon::{self, ServeOptions};
 use xdpdns::engine::EngineConfig;
-use xdpdns::load::{load_zone, ZoneSpec};
-use xdpdns::server::TcpLimits;
-use xdpdns::xdp::AttachMode;
+use xdpdns::fastpath::xdp::AttachMode;
+use xdpdns::net::TcpLimits;
+use xdpdns::zone::load::{load_zone, ZoneSpec};
 
 #[derive(Parser)]
 #[command(
@@ -157,7 +157,7 @@ impl ServeArgs {
                     .unwrap_or(1024),
             },
             xdp_capacity: self.xdp_capacity.or(srv.xdp_capacity),
-            promote: xdpdns::promote::Policy {
+            promote: xdpdns::fastpath::promote::Policy {
                 threshold: self
                     .xdp_promote_after
                     .or(srv.xdp_promote_after)
@@ -192,13 +192,6 @@ enum Command {
     Reload {
         #[arg(long, default_value = control::DEFAULT_PATH)]
         control: PathBuf,
-    },
-    /// Attach a pass-everything XDP program to IFACE until SIGTERM/SIGINT (test helper: XDP_TX
-    /// replies on veth reach a peer only when the peer runs an XDP program).
-    #[command(hide = true)]
-    XdpPass {
-        #[arg(long)]
-        iface: String,
     },
     /// Check zone files as the server would load them, without serving.
     Check {
@@ -245,23 +238,6 @@ fn run(cli: Cli) -> Result<()> {
             print!("{}", rt.block_on(control::request(&control, "reload"))?);
             Ok(())
         }
-        Command::XdpPass { iface } => {
-            let ebpf = xdpdns::xdp::attach_pass(&iface)?;
-            println!("attached");
-            std::io::Write::flush(&mut std::io::stdout())?;
-            rt.block_on(async {
-                use tokio::signal::unix::{signal, SignalKind};
-                let mut term = signal(SignalKind::terminate())?;
-                let mut int = signal(SignalKind::interrupt())?;
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = int.recv() => {}
-                }
-                anyhow::Ok(())
-            })?;
-            drop(ebpf);
-            Ok(())
-        }
         Command::Check { zones, compile } => {
             let mut failed = false;
             for z in &zones {
@@ -277,9 +253,14 @@ fn run(cli: Cli) -> Result<()> {
                             let engine =
                                 xdpdns::engine::Engine::new(catalog, EngineConfig::default());
                             let t = std::time::Instant::now();
-                            let mut entries = xdpdns::compile::Entries::default();
+                            let mut entries = xdpdns::fastpath::compile::Entries::default();
                             let zone = engine.catalog.zones().next().expect("one zone");
-                            let st = xdpdns::compile::compile_zone(&engine, zone, 1, &mut entries);
+                            let st = xdpdns::fastpath::compile::compile_zone(
+                                &engine,
+                                zone,
+                                1,
+                                &mut entries,
+                            );
                             println!(
                                 "  XDP: {} entries ({} exact, {} NODATA, {} referral, {} NXDOMAIN, {} pass markers), \
                                  {} answers left to userspace; compiled in {:.2}s; map memory about {} MiB \

@@ -27,8 +27,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use anyhow::{bail, Result};
-use xdpdns::name::Name;
-use xdpdns::record::rtype;
+use xdpdns::wire::name::Name;
+use xdpdns::wire::record::rtype;
 use xdpdns::zonefile::present::rdata_to_text;
 
 pub const FLAG_QR: u16 = 0x8000;

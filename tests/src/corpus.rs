@@ -23,9 +23,9 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 use anyhow::{Context as _, Result};
-use xdpdns::load::{load_zone, ZoneSpec};
-use xdpdns::name::Name;
-use xdpdns::record::rtype;
+use xdpdns::wire::name::Name;
+use xdpdns::wire::record::rtype;
+use xdpdns::zone::load::{load_zone, ZoneSpec};
 use xdpdns::zone::Zone;
 
 use crate::client::Q;
@@ -499,7 +499,7 @@ fn names_for(zone: &Zone, rng: &mut Rng) -> Vec<(Name, NameKind)> {
             add(&mut out, name, &[rng.label()], NameKind::BelowDname);
             add(&mut out, name, &["www".into()], NameKind::BelowDname);
             // Names that the DNAME maps onto existing names.
-            if let Some((target, _)) = xdpdns::record::read_name(&d.rdatas[0]) {
+            if let Some((target, _)) = xdpdns::wire::record::read_name(&d.rdatas[0]) {
                 for (m, _) in &nodes {
                     if m != &target && m.is_subdomain_of(&target) {
                         if let Ok(mapped) = m.replace_suffix(&target, name) {

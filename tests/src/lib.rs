@@ -8,6 +8,7 @@ pub mod bench;
 pub mod client;
 pub mod compare;
 pub mod corpus;
+pub mod frame;
 pub mod knot;
 pub mod tld;
 
@@ -118,12 +119,17 @@ pub fn xdpdns_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("XDPDNS_BIN") {
         return p.into();
     }
+    target_bin("xdpdns")
+}
+
+/// A binary of the workspace, beside the running test or tool (target/{debug,release}).
+pub fn target_bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     let mut dir = exe.parent().expect("exe dir").to_path_buf();
     if dir.ends_with("deps") {
         dir.pop();
     }
-    dir.join("xdpdns")
+    dir.join(name)
 }
 
 /// A namespace pair joined by a veth.
@@ -177,8 +183,8 @@ impl TestNet {
             None,
         )?;
         let mut pass = self
-            .in_ns_cmd(&c, &xdpdns_bin())
-            .args(["xdp-pass", "--iface", &self.client_if])
+            .in_ns_cmd(&c, &target_bin("xdp-pass"))
+            .args(["--iface", &self.client_if])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

@@ -22,9 +22,9 @@ use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use xdpdns::load::ZoneSpec;
-use xdpdns::name::Name;
-use xdpdns::record::rtype;
+use xdpdns::wire::name::Name;
+use xdpdns::wire::record::rtype;
+use xdpdns::zone::load::ZoneSpec;
 use xdpdns_tests::client;
 use xdpdns_tests::compare::{self, Comparison, Diff, Response, Section, Side};
 use xdpdns_tests::corpus::{self, CorpusQuery, NameKind, Params};

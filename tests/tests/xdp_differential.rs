@@ -13,14 +13,14 @@
 use std::net::IpAddr;
 
 use dns_common::{Config, CONFIG_NO_DNSSEC};
-use xdpdns::compile;
 use xdpdns::engine::{Engine, EngineConfig, Transport};
-use xdpdns::frame::{self, FrameSpec};
-use xdpdns::load::{load_catalog, ZoneSpec};
-use xdpdns::name::Name;
-use xdpdns::promote::{Counter, Policy, PromoteStats};
-use xdpdns::xdp::{Capacity, XdpServer};
+use xdpdns::fastpath::compile;
+use xdpdns::fastpath::promote::{Counter, Policy, PromoteStats};
+use xdpdns::fastpath::xdp::{Capacity, XdpServer};
+use xdpdns::wire::name::Name;
+use xdpdns::zone::load::{load_catalog, ZoneSpec};
 use xdpdns_tests::client::Q;
+use xdpdns_tests::frame::{self, FrameSpec};
 use xdpdns_tests::tld::{self, Rng};
 
 const XDP_TX: u32 = 3;

@@ -5,12 +5,12 @@
 use std::net::IpAddr;
 
 use dns_common::{counter, Config};
-use xdpdns::compile;
 use xdpdns::engine::{Engine, EngineConfig, Transport};
-use xdpdns::frame::{self, FrameSpec};
-use xdpdns::load::{load_catalog, ZoneSpec};
-use xdpdns::xdp::XdpServer;
+use xdpdns::fastpath::compile;
+use xdpdns::fastpath::xdp::XdpServer;
+use xdpdns::zone::load::{load_catalog, ZoneSpec};
 use xdpdns_tests::client::Q;
+use xdpdns_tests::frame::{self, FrameSpec};
 
 const XDP_PASS: u32 = 2;
 const XDP_TX: u32 = 3;
@@ -62,7 +62,10 @@ fn longest_name() -> String {
         "d".repeat(52)
     );
     assert_eq!(
-        xdpdns::name::Name::parse(&n, None).unwrap().wire().len(),
+        xdpdns::wire::name::Name::parse(&n, None)
+            .unwrap()
+            .wire()
+            .len(),
         255
     );
     n

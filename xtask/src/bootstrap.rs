@@ -1,12 +1,21 @@
 //! Bootstrap: checks the host (root, Linux, BPF, BTF) and installs, idempotently and one line
-//! per step, what building and testing need: nightly rust-src, LLVM 22, bpf-linker, iproute2,
-//! ethtool and the Debian DNS tools the tests and benchmarks use.
+//! per step, what building and testing need: the BPF toolchain named in
+//! `dns-ebpf/rust-toolchain.toml` with rust-src, LLVM 22, a pinned bpf-linker, iproute2, ethtool
+//! and the Debian DNS tools the tests and benchmarks use. It stops when rustc's and bpf-linker's
+//! LLVM majors differ, which would otherwise fail deep in the build with "Invalid record".
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{bail, Context as _, Result};
+
+/// bpf-linker release, built against LLVM [`LLVM_MAJOR`].
+const BPF_LINKER_VERSION: &str = "0.13.0";
+/// The LLVM major of Debian's llvm-dev that bpf-linker links to; the BPF toolchain must match.
+const LLVM_MAJOR: u32 = 22;
+/// Where the BPF toolchain is named (the one place; build.rs reads it too).
+const TOOLCHAIN_FILE: &str = "dns-ebpf/rust-toolchain.toml";
 
 /// Debian packages the project uses, with the command that shows each is present.
 const PACKAGES: &[(&str, &str)] = &[
@@ -87,18 +96,79 @@ fn cargo_bin(name: &str) -> Option<std::path::PathBuf> {
     p.exists().then_some(p)
 }
 
+/// The dated nightly named in [`TOOLCHAIN_FILE`].
+pub fn bpf_toolchain() -> Result<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(TOOLCHAIN_FILE);
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let channel = text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("channel"))
+        .filter_map(|rest| rest.trim_start().strip_prefix('='))
+        .map(|v| v.trim().trim_matches('"').to_owned())
+        .next()
+        .with_context(|| format!("{} names no channel", path.display()))?;
+    if !channel.starts_with("nightly-") {
+        bail!("{TOOLCHAIN_FILE} must name a dated nightly (nightly-YYYY-MM-DD), not '{channel}'");
+    }
+    Ok(channel)
+}
+
+/// The LLVM major version rustc of `toolchain` was built with (`rustc -vV`).
+fn rustc_llvm_major(toolchain: &str) -> Result<u32> {
+    let out = output(
+        Command::new("rustc")
+            .arg(format!("+{toolchain}"))
+            .arg("-vV"),
+    )?;
+    out.lines()
+        .find_map(|l| l.strip_prefix("LLVM version: "))
+        .and_then(|v| v.split('.').next()?.trim().parse().ok())
+        .with_context(|| format!("rustc +{toolchain} -vV reports no LLVM version:\n{out}"))
+}
+
+/// The version and LLVM major of an installed bpf-linker (from the libLLVM it links to).
+fn bpf_linker_build(path: &Path) -> Result<(String, u32)> {
+    let version = output(Command::new(path).arg("--version"))?;
+    let version = version
+        .split_whitespace()
+        .nth(1)
+        .with_context(|| format!("{} --version printed nothing", path.display()))?
+        .to_owned();
+    let libs = output(Command::new("ldd").arg(path))?;
+    let major = libs
+        .split_whitespace()
+        .find_map(|w| {
+            let rest = w.strip_prefix("libLLVM")?;
+            let rest = rest
+                .trim_start_matches(['-', '.'])
+                .trim_start_matches("so.");
+            rest.split(['.', '-']).next()?.parse().ok()
+        })
+        .with_context(|| {
+            format!(
+                "{} is not linked to a shared libLLVM:\n{libs}",
+                path.display()
+            )
+        })?;
+    Ok((version, major))
+}
+
 /// Runs every step; quick when everything is already there.
 pub fn bootstrap() -> Result<()> {
     step("host (root, Linux, BPF, BTF)", || {
         check_host()?;
         Ok("ok")
     })?;
-    step("nightly toolchain + rust-src", || {
+    let toolchain = bpf_toolchain()?;
+    step(&format!("{toolchain} + rust-src"), || {
         let installed = output(Command::new("rustup").args([
             "component",
             "list",
             "--toolchain",
-            "nightly",
+            &toolchain,
             "--installed",
         ]))
         .unwrap_or_default();
@@ -108,18 +178,23 @@ pub fn bootstrap() -> Result<()> {
         run(Command::new("rustup").args([
             "toolchain",
             "install",
-            "nightly",
+            &toolchain,
             "--profile",
             "minimal",
-        ]))?;
-        run(Command::new("rustup").args([
-            "component",
-            "add",
+            "--component",
             "rust-src",
-            "--toolchain",
-            "nightly",
         ]))?;
         Ok("installed")
+    })?;
+    step(&format!("{toolchain} has LLVM {LLVM_MAJOR}"), || {
+        let major = rustc_llvm_major(&toolchain)?;
+        if major != LLVM_MAJOR {
+            bail!(
+                "{toolchain} is built with LLVM {major}, but bpf-linker uses LLVM {LLVM_MAJOR}; \
+                 name a nightly with LLVM {LLVM_MAJOR} in {TOOLCHAIN_FILE} (check with `rustc +TOOLCHAIN -vV`)"
+            );
+        }
+        Ok("ok")
     })?;
     let missing: Vec<&str> = PACKAGES
         .iter()
@@ -142,22 +217,38 @@ pub fn bootstrap() -> Result<()> {
         }
         Ok("installed")
     })?;
-    step("bpf-linker (LLVM 22)", || {
-        if let Some(p) = cargo_bin("bpf-linker") {
-            if quiet(Command::new(p).arg("--version"))? {
-                return Ok("present");
+    step(
+        &format!("bpf-linker {BPF_LINKER_VERSION} (LLVM {LLVM_MAJOR})"),
+        || {
+            if let Some(p) = cargo_bin("bpf-linker") {
+                if let Ok((version, major)) = bpf_linker_build(&p) {
+                    if version == BPF_LINKER_VERSION && major == LLVM_MAJOR {
+                        return Ok("present");
+                    }
+                    println!("[bootstrap] replacing bpf-linker {version} (LLVM {major})");
+                }
             }
-        }
-        run(Command::new("cargo")
-            .args([
-                "install",
-                "bpf-linker",
-                "--no-default-features",
-                "--features",
-                "llvm-22",
-            ])
-            .env("LLVM_PREFIX", "/usr/lib/llvm-22"))?;
-        Ok("installed")
-    })?;
+            run(Command::new("cargo")
+                .args([
+                    "install",
+                    "bpf-linker",
+                    "--version",
+                    BPF_LINKER_VERSION,
+                    "--locked",
+                    "--force",
+                    "--no-default-features",
+                    "--features",
+                ])
+                .arg(format!("llvm-{LLVM_MAJOR}"))
+                .env("LLVM_PREFIX", format!("/usr/lib/llvm-{LLVM_MAJOR}")))?;
+            let p = cargo_bin("bpf-linker")
+                .context("cargo install put no bpf-linker in ~/.cargo/bin")?;
+            let (version, major) = bpf_linker_build(&p)?;
+            if major != LLVM_MAJOR {
+                bail!("bpf-linker {version} was built against LLVM {major}, not {LLVM_MAJOR}");
+            }
+            Ok("installed")
+        },
+    )?;
     Ok(())
 }

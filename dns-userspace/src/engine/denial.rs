@@ -2,8 +2,8 @@
 //! NSEC3 (RFC 5155 §7.2) records prove a negative or wildcard answer or an unsigned delegation.
 
 use super::resolve::{Ctx, Part};
-use crate::name::Name;
-use crate::record::rtype;
+use crate::wire::name::Name;
+use crate::wire::record::rtype;
 
 impl<'z> Ctx<'z> {
     /// The NSEC at `owner`, or the NSEC covering `name` (wrapping), with its signature.

@@ -12,8 +12,8 @@ pub mod writer;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::name::Name;
-use crate::record::{class, rtype};
+use crate::wire::name::Name;
+use crate::wire::record::{class, rtype};
 use crate::zone::Zone;
 use query::{Edns, Parsed, FLAG_AA, FLAG_CD, FLAG_QR, FLAG_RD, FLAG_TC};
 pub use resolve::Kind;

@@ -1,8 +1,8 @@
 //! Parsing a query message (RFC 1035 §4.1): header, the one question kept byte for byte as sent,
 //! and the EDNS OPT record (RFC 6891). Decides what gets FORMERR, NOTIMP or no answer at all.
 
-use crate::name::Name;
-use crate::record::{read_name, rtype};
+use crate::wire::name::Name;
+use crate::wire::record::{read_name, rtype};
 
 pub const FLAG_QR: u16 = 0x8000;
 pub const FLAG_AA: u16 = 0x0400;

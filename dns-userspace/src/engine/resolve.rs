@@ -5,8 +5,8 @@
 use std::borrow::Cow;
 
 use super::writer::OutSet;
-use crate::name::Name;
-use crate::record::{class, read_name, rtype};
+use crate::wire::name::Name;
+use crate::wire::record::{class, read_name, rtype};
 use crate::zone::{Node, Position, RRset, Zone};
 
 /// Longest CNAME/DNAME chain followed inside a zone.

@@ -6,7 +6,7 @@ use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 
 use super::*;
-use crate::name::Name;
+use crate::wire::name::Name;
 use crate::zone::{Zone, ZoneSource};
 
 const ZONE: &str = r#"
@@ -74,7 +74,8 @@ fn engine() -> Engine {
 fn signed(file: &str, origin: &str) -> Engine {
     let path = format!("{}/../zones/signed/{file}", env!("CARGO_MANIFEST_DIR"));
     let origin = Name::parse(origin, None).unwrap();
-    let (zone, _) = crate::load::load_zone_file(std::path::Path::new(&path), &origin).unwrap();
+    let (zone, _) =
+        crate::zone::load::load_zone_file(std::path::Path::new(&path), &origin).unwrap();
     engine_with(vec![zone])
 }
 

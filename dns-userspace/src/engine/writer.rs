@@ -6,8 +6,8 @@
 //! owner names equal to the query name become pointers to it. The bytes after the question
 //! therefore do not depend on the query's letter case, which the XDP templates rely on.
 
-use crate::name::{Name, NAME_MAX};
-use crate::record::{compressible_names, read_name};
+use crate::wire::name::{Name, NAME_MAX};
+use crate::wire::record::{compressible_names, read_name};
 
 /// Response sections.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

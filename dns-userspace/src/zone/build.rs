@@ -6,8 +6,8 @@ use thiserror::Error;
 
 use super::nsec3::{parse_param, Nsec3Chain};
 use super::{Node, NodeMap, RRset, Zone};
-use crate::name::{Name, NameRef};
-use crate::record::{rtype, Record};
+use crate::wire::name::{Name, NameRef};
+use crate::wire::record::{rtype, Record};
 
 /// A zone that cannot be served, with the place in the source that is wrong.
 #[derive(Debug, Error)]
@@ -222,7 +222,7 @@ impl Zone {
         for cut in &cuts {
             let node = &nodes[cut];
             for rd in &node.get(rtype::NS).expect("cut has NS").rdatas {
-                let Some((target, _)) = crate::record::read_name(rd) else {
+                let Some((target, _)) = crate::wire::record::read_name(rd) else {
                     continue;
                 };
                 if target.is_subdomain_of(cut) {

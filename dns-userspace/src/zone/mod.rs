@@ -2,14 +2,15 @@
 //! node with their RRSIGs attached, and the lookups the answer engine needs.
 
 mod build;
+pub mod load;
 pub mod nsec3;
 
 use std::collections::HashMap;
 
 pub use build::{ZoneError, ZoneSource};
 
-use crate::name::{Name, NameRef};
-use crate::record::rtype;
+use crate::wire::name::{Name, NameRef};
+use crate::wire::record::rtype;
 
 /// All records of one type at one name, with the RRSIGs that cover them.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -5,7 +5,7 @@
 use sha1::{Digest, Sha1};
 
 use super::RRset;
-use crate::name::Name;
+use crate::wire::name::Name;
 
 /// The NSEC3 records of a zone, ordered by hash.
 #[derive(Debug, Default)]

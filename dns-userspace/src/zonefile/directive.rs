@@ -8,7 +8,7 @@ use super::lexer::{Entry, Token};
 use super::parser::{FileState, Loader};
 use super::text::{at, bad, parse_name, parse_ttl, unescape, FResult, FieldError};
 use super::ZoneFileError;
-use crate::name::Name;
+use crate::wire::name::Name;
 
 /// Deepest `$INCLUDE` nesting accepted.
 const MAX_INCLUDE_DEPTH: usize = 32;

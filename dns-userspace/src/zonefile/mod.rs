@@ -49,8 +49,8 @@ mod tests_rdata;
 
 use std::path::Path;
 
-use crate::name::Name;
-use crate::record::Record;
+use crate::wire::name::Name;
+use crate::wire::record::Record;
 
 /// The records of a zone file, in file order, and the warnings met while reading it.
 #[derive(Clone, Debug, Default)]

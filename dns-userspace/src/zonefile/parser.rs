@@ -9,8 +9,8 @@ use super::rdata::parse_rdata;
 use super::text::{at, bad, parse_name_in, parse_ttl, FResult, FieldError, Fields};
 use super::types::{type_from_str, type_name};
 use super::ZoneFileError;
-use crate::name::{Name, NAME_MAX};
-use crate::record::{class, rtype, Record};
+use crate::wire::name::{Name, NAME_MAX};
+use crate::wire::record::{class, rtype, Record};
 
 /// Largest TTL kept as written (RFC 2181 §8).
 const MAX_TTL: u32 = 0x7fff_ffff;

@@ -9,8 +9,8 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use data_encoding::{BASE32HEX_NOPAD, BASE64, HEXUPPER};
 
 use super::types::{svc_key_name, type_name, SPF};
-use crate::name::Name;
-use crate::record::{read_name, rtype};
+use crate::wire::name::Name;
+use crate::wire::record::{read_name, rtype};
 
 /// Presentation format of `rdata` for a record of type `rtype` (never fails: RDATA that does
 /// not fit its type is shown in the generic form).

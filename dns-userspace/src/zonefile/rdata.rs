@@ -9,7 +9,7 @@ use super::lexer::Token;
 use super::text::{at, bad, charstr, FResult, FieldError, Fields};
 use super::types::{type_name, SPF};
 use super::{rdata_dnssec as dnssec, rdata_svcb as svcb};
-use crate::record::rtype;
+use crate::wire::record::rtype;
 
 /// Parses the RDATA of a record of type `t`. Errors name the type.
 pub(crate) fn parse_rdata(t: u16, f: &mut Fields<'_, '_>) -> FResult<Vec<u8>> {

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use super::*;
-use crate::record::{class, rtype};
+use crate::wire::record::{class, rtype};
 
 pub(super) fn origin() -> Name {
     Name::parse("example.", None).unwrap()

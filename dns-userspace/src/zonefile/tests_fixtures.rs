@@ -10,7 +10,7 @@ use super::present::rdata_to_text;
 use super::tests::n;
 use super::types::{type_from_str, type_name};
 use super::{parse_bytes, parse_file, parse_str, ZoneFile};
-use crate::record::rtype;
+use crate::wire::record::rtype;
 
 const ZONES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../zones/");
 
@@ -75,7 +75,7 @@ fn check_records(z: &ZoneFile, apex: &str) {
         if r.rtype == rtype::RRSIG {
             let labels = usize::from(r.rdata[3]);
             assert!(labels <= r.owner.label_count());
-            let (signer, _) = crate::record::read_name(&r.rdata[18..]).unwrap();
+            let (signer, _) = crate::wire::record::read_name(&r.rdata[18..]).unwrap();
             assert_eq!(signer, apex);
         }
     }

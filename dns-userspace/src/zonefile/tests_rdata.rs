@@ -3,7 +3,7 @@
 
 use super::present::rdata_to_text;
 use super::tests::{err, one, rdata};
-use crate::record::rtype;
+use crate::wire::record::rtype;
 
 fn cat(parts: &[&[u8]]) -> Vec<u8> {
     parts.concat()

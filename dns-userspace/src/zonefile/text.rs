@@ -5,7 +5,7 @@
 use data_encoding::{BASE64, HEXLOWER_PERMISSIVE};
 
 use super::lexer::Token;
-use crate::name::{Name, NAME_MAX};
+use crate::wire::name::{Name, NAME_MAX};
 
 /// An error tied to a line of the current file.
 #[derive(Debug)]

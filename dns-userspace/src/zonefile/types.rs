@@ -1,8 +1,8 @@
-//! Mnemonic tables the master-file syntax needs beyond `crate::record::rtype`: further type
+//! Mnemonic tables the master-file syntax needs beyond `crate::wire::record::rtype`: further type
 //! mnemonics (accepted in the type column with the RFC 3597 `\#` form, and in NSEC/NSEC3 type
 //! bitmaps), DNSSEC algorithm mnemonics (RFC 4034 Appendix A.1) and SVCB key names (RFC 9460).
 
-use crate::record::rtype;
+use crate::wire::record::rtype;
 
 /// SPF (RFC 7208 §3.1): TXT syntax. The only extra type with a presentation parser.
 pub(crate) const SPF: u16 = 99;

@@ -162,7 +162,7 @@ fn get32(attr: &[u64; 20], byte_off: usize) -> u32 {
 impl Prog {
     /// Loads function `name` of the embedded xdpdns object as an XDP program.
     pub fn load_xdp(name: &str) -> Result<Prog> {
-        let code = function_code(xdpdns::xdp::PROGRAM_OBJECT, name)
+        let code = function_code(xdpdns::fastpath::xdp::PROGRAM_OBJECT, name)
             .with_context(|| format!("extracting {name} from the XDP object"))?;
         let license = CString::new("GPL")?;
         let mut log = vec![0u8; 1 << 16];

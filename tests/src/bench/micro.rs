@@ -14,12 +14,12 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::frame::{self, FrameSpec};
 use anyhow::{bail, Context as _, Result};
 use dns_common::{counter, Answer, AnswerKey, AnswerRef, Config};
 use xdpdns::engine::{Engine, EngineConfig};
-use xdpdns::frame::{self, FrameSpec};
-use xdpdns::load::{load_catalog, ZoneSpec};
-use xdpdns::xdp::XdpServer;
+use xdpdns::fastpath::xdp::XdpServer;
+use xdpdns::zone::load::{load_catalog, ZoneSpec};
 
 use super::json::{obj, Json};
 use super::net::{BenchNet, SERVER_CPU};
@@ -115,10 +115,10 @@ pub fn test_run(z: &zone::Zone, qs: &[zone::Query], runs: usize) -> Result<Vec<P
     let server: IpAddr = crate::SERVER_V4.into();
     let client: IpAddr = crate::CLIENT_V4.into();
     xdp.add_service_addr(server)?;
-    let mut entries = xdpdns::compile::Entries::default();
-    xdpdns::compile::compile_refused(&engine, 7, &mut entries);
+    let mut entries = xdpdns::fastpath::compile::Entries::default();
+    xdpdns::fastpath::compile::compile_refused(&engine, 7, &mut entries);
     for zone in engine.catalog.zones() {
-        xdpdns::compile::compile_zone(&engine, zone, 7, &mut entries);
+        xdpdns::fastpath::compile::compile_zone(&engine, zone, 7, &mut entries);
     }
     xdp.insert(&entries).context("filling the maps")?;
     xdp.set_config(Config {

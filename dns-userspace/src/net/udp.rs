@@ -15,7 +15,7 @@ use anyhow::{Context as _, Result};
 use nix::sys::socket::{SockaddrLike, SockaddrStorage};
 
 use crate::engine::Transport;
-use crate::server::{current, ServerStats, SharedEngine};
+use crate::net::{current, ServerStats, SharedEngine};
 
 /// Messages per recvmmsg/sendmmsg call.
 const BATCH: usize = 32;

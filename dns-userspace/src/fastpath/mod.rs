@@ -4,15 +4,20 @@
 //! entries — so a query sees the old zones or the new ones, never a mix. Templates are shared
 //! between generations by content, so a reload only adds the answers that changed.
 
+pub mod compile;
+pub mod promote;
+pub mod templates;
+pub mod xdp;
+
 use std::net::IpAddr;
 use std::time::Instant;
 
 use anyhow::{bail, Result};
 use dns_common::{AnswerKey, Config};
 
-use crate::compile::{self, Entries, SuffixKey};
 use crate::engine::Engine;
-use crate::xdp::{AttachMode, Capacity, XdpServer};
+use compile::{Entries, SuffixKey};
+use xdp::{AttachMode, Capacity, XdpServer};
 
 /// Generations cycle through 1..=127 (the suffix keys keep 7 bits).
 fn next_generation(g: u16) -> u16 {
@@ -90,7 +95,7 @@ impl FastPath {
         let templates = templates.unwrap_or_else(|| {
             let bodies = entries.exact.iter().map(|(_, v)| v);
             let bodies = bodies.chain(entries.suffix.iter().map(|(_, v)| v));
-            default_template_capacity(crate::templates::distinct(bodies))
+            default_template_capacity(templates::distinct(bodies))
         });
         if templates == 0 {
             bail!("the XDP template cache needs room for at least one template");

@@ -17,10 +17,10 @@ use dns_common::{
     KEY_FLAG_DO, KEY_FLAG_NODATA, KIND_ANY_DO, MAX_PTRS, NAME_BUF, SUFFIX_DATA,
 };
 
+use super::templates::Body;
 use crate::engine::{query, Engine, Kind, Transport};
-use crate::name::Name;
-use crate::record::{class, rtype};
-use crate::templates::Body;
+use crate::wire::name::Name;
+use crate::wire::record::{class, rtype};
 use crate::zone::{Node, Position, Zone};
 
 /// Map entries of a compilation.

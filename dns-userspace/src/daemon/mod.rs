@@ -1,6 +1,9 @@
 //! `xdpdns serve`: loads the zones, starts the XDP fast path, runs the UDP/TCP server and the
 //! control socket (stats, status, reload), and on SIGINT/SIGTERM detaches and exits.
 
+pub mod config;
+pub mod control;
+
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -11,14 +14,14 @@ use anyhow::{anyhow, bail, Context as _, Result};
 use dns_common::counter;
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::control::ControlSocket;
+use crate::daemon::control::ControlSocket;
 use crate::engine::{Engine, EngineConfig};
+use crate::fastpath::promote::{self, Policy, PromoteStats};
+use crate::fastpath::xdp::AttachMode;
 use crate::fastpath::FastPath;
-use crate::load::{load_catalog, ZoneSpec};
-use crate::promote::{self, Policy, PromoteStats};
-use crate::server::{self, ServerStats, SharedEngine, TcpLimits};
-use crate::udp::Workers;
-use crate::xdp::AttachMode;
+use crate::net::udp::Workers;
+use crate::net::{self, ServerStats, SharedEngine, TcpLimits};
+use crate::zone::load::{load_catalog, ZoneSpec};
 
 /// Everything `serve` needs.
 #[derive(Clone, Debug)]
@@ -107,7 +110,7 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
     let control = ControlSocket::bind(&opts.control)?;
     let mut sockets = Vec::new();
     for l in &opts.listen {
-        sockets.push(server::bind(*l).await?);
+        sockets.push(net::bind(*l).await?);
     }
     let xdp = match (&opts.iface, opts.xdp_mode) {
         (Some(iface), Some(mode)) => {
@@ -136,7 +139,7 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
     let mut udp_sockets = Vec::new();
     for (udp, tcp) in sockets {
         udp_sockets.push(udp);
-        tasks.spawn(server::serve_tcp(
+        tasks.spawn(net::serve_tcp(
             tcp,
             state.engine.clone(),
             opts.tcp,
@@ -291,8 +294,8 @@ fn status_text(state: &State) -> String {
     zones.sort_by(|a, b| a.apex().cmp(b.apex()));
     for z in zones {
         let soa = &z.soa().rdatas[0];
-        let serial = crate::record::read_name(soa)
-            .and_then(|(_, a)| crate::record::read_name(&soa[a..]).map(|(_, b)| a + b))
+        let serial = crate::wire::record::read_name(soa)
+            .and_then(|(_, a)| crate::wire::record::read_name(&soa[a..]).map(|(_, b)| a + b))
             .map(|off| u32::from_be_bytes(soa[off..off + 4].try_into().expect("soa")))
             .unwrap_or(0);
         let _ = writeln!(

@@ -1,10 +1,8 @@
-//! The userspace DNS server over TCP with 2-byte length framing (RFC 1035 §4.2.2, RFC 7766):
-//! pipelined queries, an idle timeout, a connection limit and graceful close; binding the
-//! service addresses, and the counters of the userspace path (UDP is in `udp`).
+//! The userspace DNS service over TCP with 2-byte length framing (RFC 1035 §4.2.2, RFC 7766):
+//! pipelined queries, an idle timeout, a connection limit and graceful close.
 
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
@@ -12,10 +10,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
-use crate::engine::{Engine, Transport};
-
-/// The engine being served; replaced as a whole on reload.
-pub type SharedEngine = Arc<RwLock<Arc<Engine>>>;
+use crate::engine::Transport;
+use crate::net::{current, ServerStats, SharedEngine};
 
 /// TCP limits.
 #[derive(Clone, Copy, Debug)]
@@ -31,20 +27,6 @@ impl Default for TcpLimits {
             max_connections: 1024,
         }
     }
-}
-
-/// Counters of the userspace path.
-#[derive(Debug, Default)]
-pub struct ServerStats {
-    pub udp_queries: AtomicU64,
-    pub udp_responses: AtomicU64,
-    pub tcp_connections: AtomicU64,
-    pub tcp_queries: AtomicU64,
-    pub tcp_refused_connections: AtomicU64,
-}
-
-pub(crate) fn current(engine: &SharedEngine) -> Arc<Engine> {
-    engine.read().expect("engine lock").clone()
 }
 
 /// Accepts TCP connections until the task is cancelled.
@@ -114,13 +96,4 @@ async fn connection(
     }
     let _ = stream.shutdown().await;
     Ok(())
-}
-
-/// Binds UDP (with SO_REUSEPORT, for the workers) and TCP on `addr`.
-pub async fn bind(addr: SocketAddr) -> Result<(std::net::UdpSocket, TcpListener)> {
-    let udp = crate::udp::bind_reuseport(addr)?;
-    let tcp = TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding TCP {addr}"))?;
-    Ok((udp, tcp))
 }

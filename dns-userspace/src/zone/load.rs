@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::{anyhow, Context as _, Result};
 
 use crate::engine::Catalog;
-use crate::name::Name;
+use crate::wire::name::Name;
 use crate::zone::{Zone, ZoneSource};
 use crate::zonefile;
 

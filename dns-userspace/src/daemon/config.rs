@@ -26,8 +26,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, Context as _, Result};
 use serde::Deserialize;
 
-use crate::load::ZoneSpec;
-use crate::name::Name;
+use crate::wire::name::Name;
+use crate::zone::load::ZoneSpec;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]

@@ -5,12 +5,14 @@
 use std::net::IpAddr;
 
 use anyhow::{anyhow, Context as _, Result};
+#[cfg(feature = "test-support")]
+use aya::programs::{TestRun, TestRunOptions};
 use aya::{
     maps::{
         lpm_trie::{Key as LpmKey, LpmTrie},
         Array, HashMap, MapData, PerCpuArray, RingBuf,
     },
-    programs::{xdp::XdpLinkId, ProgramError, TestRun, TestRunOptions, Xdp, XdpMode},
+    programs::{xdp::XdpLinkId, ProgramError, Xdp, XdpMode},
     Ebpf, EbpfLoader,
 };
 use dns_common::{
@@ -18,8 +20,8 @@ use dns_common::{
     SUFFIXES_CAPACITY, SUFFIX_DATA, TEMPLATES_CAPACITY,
 };
 
-use crate::compile::Entries;
-use crate::templates::{Body, TemplateStore};
+use super::compile::Entries;
+use super::templates::{Body, TemplateStore};
 
 /// The compiled `dns-ebpf` object, built by build.rs.
 pub static PROGRAM_OBJECT: &[u8] =
@@ -28,6 +30,7 @@ pub static PROGRAM_OBJECT: &[u8] =
 /// Name of the answering program in the object.
 pub const PROGRAM: &str = "xdp_dns";
 /// Name of the pass-everything program in the object (for the peer side of test veths).
+#[cfg(feature = "test-support")]
 pub const PASS_PROGRAM: &str = "xdp_pass";
 
 /// How to attach: `native` (driver mode), `generic` (SKB mode) or `auto` (native, else generic).
@@ -303,7 +306,11 @@ impl XdpServer {
             })
             .collect()
     }
+}
 
+/// BPF_PROG_TEST_RUN, for the tests and the micro-benchmark.
+#[cfg(feature = "test-support")]
+impl XdpServer {
     /// Runs the program once on `frame` with BPF_PROG_TEST_RUN; returns the action and the
     /// output frame.
     pub fn test_run(&mut self, frame: &[u8]) -> Result<(u32, Vec<u8>)> {
@@ -389,6 +396,7 @@ fn bump_memlock_rlimit() {
 
 /// Loads only the pass-everything program and attaches it to `iface` (test helper for the
 /// client side of a veth pair). The returned handle detaches on drop.
+#[cfg(feature = "test-support")]
 pub fn attach_pass(iface: &str) -> Result<Ebpf> {
     bump_memlock_rlimit();
     let mut ebpf = Ebpf::load(PROGRAM_OBJECT).context("loading the XDP object")?;

@@ -1,7 +1,7 @@
 //! Resource records (RFC 1035 §3.2) with RDATA kept in uncompressed wire form, and the type and
 //! class numbers the server knows by name.
 
-use crate::name::Name;
+use crate::wire::name::Name;
 
 /// RR type numbers (IANA "Resource Record (RR) TYPEs").
 pub mod rtype {
@@ -143,7 +143,7 @@ pub fn name_len(buf: &[u8]) -> Option<usize> {
             return None;
         }
         pos += len + 1;
-        if pos > crate::name::NAME_MAX {
+        if pos > crate::wire::name::NAME_MAX {
             return None;
         }
         if len == 0 {
