@@ -184,8 +184,9 @@ fn xdp_answers_equal_the_engine_on_a_generated_corpus() {
     println!(
         "differential corpus: {n} packets, {answered} answered in XDP, all equal to the engine"
     );
+    // About 80% of the corpus is answered in XDP.
     assert!(
-        answered > n / 4,
+        answered > n / 2,
         "the corpus exercises the XDP path ({answered} of {n})"
     );
     let _ = std::fs::remove_dir_all(dir);
@@ -255,6 +256,12 @@ fn fuzzed_packets_never_get_a_wrong_answer() {
         }
     }
     println!("fuzz: {n} packets, {tx} answered (all equal to the engine), {pass} passed unchanged");
+    // One packet in eight is random bytes and most mutations break the query; about 17% of
+    // the packets stay answerable. A tenth makes sure the comparison above is exercised.
+    assert!(
+        tx > n / 10,
+        "the fuzz exercises the XDP path ({tx} of {n} answered)"
+    );
 }
 
 fn hit_ratio(r: &mut Rig, mix: &[tld::MixQuery]) -> f64 {
