@@ -9,7 +9,8 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use dns_common::{
-    counter, Answer, Scratch, ANSWER_MAX, CONFIG_NO_DNSSEC, FRAME_PREFIX_MAX, KEY_FLAG_DO, NAME_BUF,
+    counter, opt_record, Answer, Scratch, ANSWER_MAX, CONFIG_NO_DNSSEC, FRAME_PREFIX_MAX,
+    KEY_FLAG_DO, NAME_BUF, OPT_LEN,
 };
 
 use crate::{checksum, lookup, question, CONFIG, SCRATCH, SERVICE_ADDRS};
@@ -23,7 +24,6 @@ const IPPROTO_UDP: u8 = 17;
 const IPPROTO_ICMPV6: u8 = 58;
 const DNS_HEADER: usize = 12;
 const UDP_HEADER: usize = 8;
-const OPT_LEN: usize = 11;
 /// Header bits copied from the query: RD and CD.
 const COPIED_FLAGS: u16 = 0x0100 | 0x0010;
 
@@ -142,26 +142,13 @@ pub fn handle(ctx: &XdpContext) -> Result<u16, u32> {
         + checksum::field(arcount_out);
     let tpl_odd = q.name_len & 1 == 1;
     sum += checksum::at_parity(tpl_csum, tpl_odd);
-    let payload = cfg.server_payload.to_be_bytes();
-    let opt: [u8; OPT_LEN + 1] = [
-        0,
-        0,
-        41,
-        payload[0],
-        payload[1],
-        0,
-        0,
-        if q.dnssec_ok { 0x80 } else { 0 },
-        0,
-        0,
-        0,
-        0,
-    ];
+    let opt = opt_record(cfg.server_payload, q.dnssec_ok);
     if q.edns {
         let mut s = 0u64;
         let mut i = 0;
-        while i < OPT_LEN + 1 {
-            s += checksum::bytes(opt[i], opt[i + 1]);
+        while i < OPT_LEN {
+            let next = if i + 1 < OPT_LEN { opt[i + 1] } else { 0 };
+            s += checksum::bytes(opt[i], next);
             i += 2;
         }
         sum += checksum::at_parity(checksum::fold(s), (q.name_len + len) & 1 == 1);

@@ -115,6 +115,11 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// Path of a zone file under the workspace's `zones/` (`example.zone`, `signed/...`).
+pub fn zone_file(rel: &str) -> String {
+    format!("{}/zones/{rel}", workspace_root().display())
+}
+
 /// The `xdpdns` binary built next to the running test or demo binary.
 pub fn xdpdns_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("XDPDNS_BIN") {
