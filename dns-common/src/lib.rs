@@ -197,6 +197,11 @@ pub struct Config {
 /// serves DO=1 too; the program looks DO=1 queries up under DO=0 directly.
 pub const CONFIG_NO_DNSSEC: u16 = 1;
 
+/// `Config::flags` bit, honoured only by the test build of the program (`test-programs`):
+/// responses longer than their query grow the packet at the head, the path taken on buffers
+/// without tailroom, which BPF_PROG_TEST_RUN (page-sized buffers) never takes otherwise.
+pub const CONFIG_TEST_GROW_AT_HEAD: u16 = 2;
+
 /// Per-CPU scratch space: keeps big buffers off the 512-byte BPF stack.
 #[repr(C, align(8))]
 #[derive(Clone, Copy)]

@@ -9,7 +9,7 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use dns_common::{
-    counter, opt_record, Answer, Scratch, ANSWER_MAX, CONFIG_NO_DNSSEC, FRAME_PREFIX_MAX,
+    counter, opt_record, Answer, Config, Scratch, ANSWER_MAX, CONFIG_NO_DNSSEC, FRAME_PREFIX_MAX,
     KEY_FLAG_DO, NAME_BUF, OPT_LEN,
 };
 
@@ -160,8 +160,9 @@ pub fn handle(ctx: &XdpContext) -> Result<u16, u32> {
     // SAFETY: plain helper call on our own context.
     let frame_len = unsafe { bpf_xdp_get_buff_len(ctx.ctx) };
     let delta = new_frame as i64 - frame_len as i64;
+    let at_head = delta > 0 && grow_at_head_only(&cfg);
     // SAFETY: plain helper call on our own context.
-    if unsafe { bpf_xdp_adjust_tail(ctx.ctx, delta as i32) } != 0 {
+    if at_head || unsafe { bpf_xdp_adjust_tail(ctx.ctx, delta as i32) } != 0 {
         grow_at_head(ctx, scratch, l7, delta)?;
     }
     if len > 0 {
@@ -210,6 +211,21 @@ pub fn handle(ctx: &XdpContext) -> Result<u16, u32> {
     Ok(answer.kind & 0xff)
 }
 
+/// Whether growth goes to the head even where the tail has room: only in the test build, when
+/// `CONFIG_TEST_GROW_AT_HEAD` asks for it.
+#[inline(always)]
+fn grow_at_head_only(cfg: &Config) -> bool {
+    #[cfg(feature = "test-programs")]
+    {
+        cfg.flags & dns_common::CONFIG_TEST_GROW_AT_HEAD != 0
+    }
+    #[cfg(not(feature = "test-programs"))]
+    {
+        let _ = cfg;
+        false
+    }
+}
+
 /// Grows the packet by `delta` bytes at the head, for buffers without tailroom (veth hands
 /// XDP the socket buffer itself when it has 256 bytes of headroom), and moves the first
 /// `prefix` bytes (headers and question) to the new front.
@@ -220,6 +236,9 @@ fn grow_at_head(
     prefix: usize,
     delta: i64,
 ) -> Result<(), u32> {
+    // Through memory, so that the bound checked is the bound of the value the helpers get
+    // (the compiler may otherwise hand them a copy made before the check).
+    let prefix = question::opaque(&mut scratch.opaque, prefix);
     if delta <= 0 || prefix == 0 || prefix > FRAME_PREFIX_MAX {
         return Err(counter::PASS_ERROR);
     }
