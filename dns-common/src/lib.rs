@@ -10,8 +10,21 @@ pub const NAME_MAX: usize = 255;
 pub const NAME_BUF: usize = 256;
 /// Longest precompiled response tail (answer + authority + additional, OPT excluded).
 pub const ANSWER_MAX: usize = 496;
-/// Largest UDP payload the XDP path will ever produce (RFC 6891 default used by DNS Flag Day 2020).
+/// Default server UDP payload size (`--server-payload`; the DNS Flag Day 2020 value).
 pub const DEFAULT_SERVER_PAYLOAD: u16 = 1232;
+
+/// Length of the OPT record of an XDP answer (no options).
+pub const OPT_LEN: usize = 11;
+
+/// The OPT record of an XDP answer to a query with EDNS (RFC 6891 §6.1.2): root owner, type
+/// OPT, the server's UDP payload size as the class, extended RCODE and version 0, the query's
+/// DO bit, no options. The compiler makes templates only of engine answers that end with
+/// exactly this record.
+pub const fn opt_record(server_payload: u16, dnssec_ok: bool) -> [u8; OPT_LEN] {
+    let p = server_payload.to_be_bytes();
+    let flags = if dnssec_ok { 0x80 } else { 0 };
+    [0, 0, 41, p[0], p[1], 0, 0, flags, 0, 0, 0]
+}
 
 /// Map names, as the XDP program declares them.
 pub mod maps {
@@ -171,7 +184,8 @@ pub struct Answer {
 pub struct Config {
     /// UDP/TCP port of the service, host byte order. 0 disables the fast path.
     pub port: u16,
-    /// Largest UDP payload the server sends (RFC 6891 server-side limit).
+    /// The server's UDP payload size (RFC 6891 §6.2.5): the size limit of answers (512 when
+    /// lower, as the engine takes it) and the payload of their OPT records (as set).
     pub server_payload: u16,
     /// Active `AnswerKey::generation`.
     pub generation: u16,
@@ -182,6 +196,11 @@ pub struct Config {
 /// `Config::flags` bit: no published zone is signed, so every entry is stored under DO=0 and
 /// serves DO=1 too; the program looks DO=1 queries up under DO=0 directly.
 pub const CONFIG_NO_DNSSEC: u16 = 1;
+
+/// `Config::flags` bit, honoured only by the test build of the program (`test-programs`):
+/// responses longer than their query grow the packet at the head, the path taken on buffers
+/// without tailroom, which BPF_PROG_TEST_RUN (page-sized buffers) never takes otherwise.
+pub const CONFIG_TEST_GROW_AT_HEAD: u16 = 2;
 
 /// Per-CPU scratch space: keeps big buffers off the 512-byte BPF stack.
 #[repr(C, align(8))]

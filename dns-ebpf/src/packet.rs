@@ -9,7 +9,8 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use dns_common::{
-    counter, Answer, Scratch, ANSWER_MAX, CONFIG_NO_DNSSEC, FRAME_PREFIX_MAX, KEY_FLAG_DO, NAME_BUF,
+    counter, opt_record, Answer, Config, Scratch, ANSWER_MAX, CONFIG_NO_DNSSEC, FRAME_PREFIX_MAX,
+    KEY_FLAG_DO, NAME_BUF, OPT_LEN,
 };
 
 use crate::{checksum, lookup, question, CONFIG, SCRATCH, SERVICE_ADDRS};
@@ -23,7 +24,6 @@ const IPPROTO_UDP: u8 = 17;
 const IPPROTO_ICMPV6: u8 = 58;
 const DNS_HEADER: usize = 12;
 const UDP_HEADER: usize = 8;
-const OPT_LEN: usize = 11;
 /// Header bits copied from the query: RD and CD.
 const COPIED_FLAGS: u16 = 0x0100 | 0x0010;
 
@@ -142,26 +142,13 @@ pub fn handle(ctx: &XdpContext) -> Result<u16, u32> {
         + checksum::field(arcount_out);
     let tpl_odd = q.name_len & 1 == 1;
     sum += checksum::at_parity(tpl_csum, tpl_odd);
-    let payload = cfg.server_payload.to_be_bytes();
-    let opt: [u8; OPT_LEN + 1] = [
-        0,
-        0,
-        41,
-        payload[0],
-        payload[1],
-        0,
-        0,
-        if q.dnssec_ok { 0x80 } else { 0 },
-        0,
-        0,
-        0,
-        0,
-    ];
+    let opt = opt_record(cfg.server_payload, q.dnssec_ok);
     if q.edns {
         let mut s = 0u64;
         let mut i = 0;
-        while i < OPT_LEN + 1 {
-            s += checksum::bytes(opt[i], opt[i + 1]);
+        while i < OPT_LEN {
+            let next = if i + 1 < OPT_LEN { opt[i + 1] } else { 0 };
+            s += checksum::bytes(opt[i], next);
             i += 2;
         }
         sum += checksum::at_parity(checksum::fold(s), (q.name_len + len) & 1 == 1);
@@ -173,8 +160,9 @@ pub fn handle(ctx: &XdpContext) -> Result<u16, u32> {
     // SAFETY: plain helper call on our own context.
     let frame_len = unsafe { bpf_xdp_get_buff_len(ctx.ctx) };
     let delta = new_frame as i64 - frame_len as i64;
+    let at_head = delta > 0 && grow_at_head_only(&cfg);
     // SAFETY: plain helper call on our own context.
-    if unsafe { bpf_xdp_adjust_tail(ctx.ctx, delta as i32) } != 0 {
+    if at_head || unsafe { bpf_xdp_adjust_tail(ctx.ctx, delta as i32) } != 0 {
         grow_at_head(ctx, scratch, l7, delta)?;
     }
     if len > 0 {
@@ -223,6 +211,21 @@ pub fn handle(ctx: &XdpContext) -> Result<u16, u32> {
     Ok(answer.kind & 0xff)
 }
 
+/// Whether growth goes to the head even where the tail has room: only in the test build, when
+/// `CONFIG_TEST_GROW_AT_HEAD` asks for it.
+#[inline(always)]
+fn grow_at_head_only(cfg: &Config) -> bool {
+    #[cfg(feature = "test-programs")]
+    {
+        cfg.flags & dns_common::CONFIG_TEST_GROW_AT_HEAD != 0
+    }
+    #[cfg(not(feature = "test-programs"))]
+    {
+        let _ = cfg;
+        false
+    }
+}
+
 /// Grows the packet by `delta` bytes at the head, for buffers without tailroom (veth hands
 /// XDP the socket buffer itself when it has 256 bytes of headroom), and moves the first
 /// `prefix` bytes (headers and question) to the new front.
@@ -233,6 +236,9 @@ fn grow_at_head(
     prefix: usize,
     delta: i64,
 ) -> Result<(), u32> {
+    // Through memory, so that the bound checked is the bound of the value the helpers get
+    // (the compiler may otherwise hand them a copy made before the check).
+    let prefix = question::opaque(&mut scratch.opaque, prefix);
     if delta <= 0 || prefix == 0 || prefix > FRAME_PREFIX_MAX {
         return Err(counter::PASS_ERROR);
     }

@@ -127,12 +127,19 @@ pub fn read(
             if rest != 11 || opt[5] != 0 {
                 return Err(counter::PASS_MALFORMED);
             }
+            // Both sides' payloads count as 512 when lower (RFC 6891 §6.2.5), as in the
+            // engine's size limit.
             let mut payload = u16::from_be_bytes([opt[3], opt[4]]);
             if payload < 512 {
                 payload = 512;
             }
-            if payload > server_payload {
-                payload = server_payload;
+            let server_limit = if server_payload < 512 {
+                512
+            } else {
+                server_payload
+            };
+            if payload > server_limit {
+                payload = server_limit;
             }
             query.edns = true;
             query.limit = payload as usize;

@@ -10,6 +10,7 @@ pub mod compare;
 pub mod corpus;
 pub mod frame;
 pub mod knot;
+pub mod stats;
 pub mod tld;
 
 use std::fs::File;
@@ -112,6 +113,11 @@ pub fn workspace_root() -> PathBuf {
         .parent()
         .expect("workspace")
         .to_path_buf()
+}
+
+/// Path of a zone file under the workspace's `zones/` (`example.zone`, `signed/...`).
+pub fn zone_file(rel: &str) -> String {
+    format!("{}/zones/{rel}", workspace_root().display())
 }
 
 /// The `xdpdns` binary built next to the running test or demo binary.
@@ -275,9 +281,9 @@ impl TestNet {
             .arg(self.control()))
     }
 
-    /// The server's counters as name → value.
-    pub fn stats(&self) -> Result<std::collections::HashMap<String, u64>> {
-        Ok(parse_stats(&self.ctl("stats")?))
+    /// The server's counters (`xdpdns stats`).
+    pub fn stats(&self) -> Result<stats::Counters> {
+        stats::Counters::parse(&self.ctl("stats")?)
     }
 
     /// Stops the server with SIGTERM and waits for it; returns its exit status success.
@@ -297,16 +303,6 @@ impl TestNet {
         let out = ip(&["-n", ns, "-d", "link", "show", "dev", ifname])?;
         Ok(out.contains("prog/xdp"))
     }
-}
-
-/// `xdpdns stats` output as name → value.
-pub fn parse_stats(text: &str) -> std::collections::HashMap<String, u64> {
-    text.lines()
-        .filter_map(|l| {
-            let (k, v) = l.split_once(' ')?;
-            Some((k.to_owned(), v.parse().ok()?))
-        })
-        .collect()
 }
 
 /// Stops a child with SIGTERM, then SIGKILL after `grace`; returns whether it exited cleanly.

@@ -864,12 +864,13 @@ fn knot_and_xdpdns_agree_on_a_generated_corpus() {
     let replies = net.in_client(move || exchange(&queries)).expect("client");
     let exchange_time = sent.elapsed();
     drop(knot);
-    let stats = net.stats().unwrap_or_default();
+    let stats = net.stats();
     assert!(
         net.stop_server().unwrap_or(false),
         "xdpdns exits cleanly:\n{}",
         net.server_log()
     );
+    let stats = stats.expect("xdpdns stats");
 
     let outcomes: Vec<Outcome> = corpus
         .queries
@@ -878,11 +879,11 @@ fn knot_and_xdpdns_agree_on_a_generated_corpus() {
         .map(|(q, r)| judge(q, r))
         .collect();
     let mut s = summary(&corpus, &outcomes, params.seed, setup, exchange_time);
-    let counter = |k: &str| stats.get(k).copied().unwrap_or(0);
+    let counter = |k: &str| stats.value(k);
     let xdp: u64 = stats
-        .iter()
-        .filter(|(k, _)| k.starts_with("xdp.answered_"))
-        .map(|(_, v)| v)
+        .names()
+        .filter(|k| k.starts_with("xdp.answered_"))
+        .map(counter)
         .sum();
     let _ = writeln!(
         s,

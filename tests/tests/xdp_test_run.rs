@@ -1,16 +1,18 @@
 //! The XDP program on crafted frames through BPF_PROG_TEST_RUN (root, no network): answers are
 //! byte-identical to the engine's, checksums are valid, and everything it must not answer is
-//! passed unchanged and counted under the right reason.
+//! passed unchanged and counted under the right reason. Signed answers, which make the packet
+//! hundreds of octets longer, are checked both where it grows at the tail and at the head.
 
 use std::net::IpAddr;
 
-use dns_common::{counter, Config};
+use dns_common::{counter, Config, CONFIG_TEST_GROW_AT_HEAD};
 use xdpdns::engine::{Engine, EngineConfig, Transport};
 use xdpdns::fastpath::compile;
 use xdpdns::fastpath::xdp::XdpServer;
 use xdpdns::zone::load::{load_catalog, ZoneSpec};
 use xdpdns_tests::client::Q;
 use xdpdns_tests::frame::{self, FrameSpec};
+use xdpdns_tests::zone_file;
 
 const XDP_PASS: u32 = 2;
 const XDP_TX: u32 = 3;
@@ -74,14 +76,12 @@ fn longest_name() -> String {
 fn rig() -> Rig {
     let dir = std::env::temp_dir().join(format!("xdpdns-testrun-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let example = format!(
-        "{}/zones/example.zone",
-        xdpdns_tests::workspace_root().display()
-    );
-    let specs: Vec<ZoneSpec> = [example, extra_zone(&dir)]
-        .iter()
-        .map(|s| s.parse().unwrap())
-        .collect();
+    rig_with(&[zone_file("example.zone"), extra_zone(&dir)], 0)
+}
+
+/// The program loaded with the entries of these zones, `Config::flags` as given.
+fn rig_with(zones: &[String], flags: u16) -> Rig {
+    let specs: Vec<ZoneSpec> = zones.iter().map(|s| s.parse().unwrap()).collect();
     let (catalog, _) = load_catalog(&specs).unwrap();
     let engine = Engine::new(
         catalog,
@@ -104,7 +104,7 @@ fn rig() -> Rig {
         port: 53,
         server_payload: 1232,
         generation: 7,
-        flags: 0,
+        flags,
     })
     .unwrap();
     Rig { xdp, engine }
@@ -137,9 +137,19 @@ impl Rig {
 
     /// Asserts the frame is answered in XDP with exactly the engine's response.
     fn expect_answer(&mut self, spec: &FrameSpec, dns: &[u8], kind: u32) {
-        let f = frame::build(spec, dns);
-        let (action, out, c) = self.run(&f);
-        assert_eq!(action, XDP_TX, "expected XDP_TX");
+        self.expect_answer_to(&frame::build(spec, dns), spec, dns, kind);
+    }
+
+    /// Asserts `f`, a frame of `spec` carrying `dns` (perhaps with Ethernet padding), is
+    /// answered in XDP with exactly the engine's response.
+    fn expect_answer_to(&mut self, f: &[u8], spec: &FrameSpec, dns: &[u8], kind: u32) {
+        let (action, out, c) = self.run(f);
+        assert_eq!(
+            action,
+            XDP_TX,
+            "expected XDP_TX, counted {}",
+            counter::NAMES[c]
+        );
         assert_eq!(c, kind as usize, "counter");
         let p = frame::parse(&out).expect("valid checksums and lengths");
         assert_eq!(p.src, spec.dst);
@@ -482,4 +492,75 @@ fn generation_switch_hides_old_entries() {
     cfg.generation = 8;
     r.xdp.set_config(cfg).unwrap();
     r.expect_pass(&f, counter::PASS_MISS);
+}
+
+/// Headroom BPF_PROG_TEST_RUN leaves before the frame (XDP_PACKET_HEADROOM), less the room
+/// the kernel keeps for its `struct xdp_frame` (40 octets on 64-bit kernels): how far the
+/// program can grow a packet at the head.
+const TEST_RUN_HEADROOM: usize = 256 - 40;
+
+#[test]
+fn signed_answers_that_grow_the_packet_equal_the_engine_at_the_tail_and_at_the_head() {
+    use counter::*;
+    let zones = [
+        format!("nsec.example.={}", zone_file("signed/nsec.example.zone")),
+        format!("nsec3.example.={}", zone_file("signed/nsec3.example.zone")),
+    ];
+    // DO=1 answers with signatures and denial proofs: 100 to 450 octets longer than the query.
+    let cases = [
+        ("www.nsec.example.", 1, ANSWERED_EXACT),
+        ("nsec.example.", 15, ANSWERED_EXACT),
+        ("nsec3.example.", 15, ANSWERED_EXACT),
+        ("nsec.example.", 48, ANSWERED_EXACT),
+        ("www.nsec.example.", 16, ANSWERED_NEGATIVE),
+        ("x.mail.nsec.example.", 28, ANSWERED_NEGATIVE),
+        ("A.B.X.Mail.Nsec.Example.", 1, ANSWERED_NEGATIVE),
+        ("www.secure.nsec3.example.", 1, ANSWERED_REFERRAL),
+        ("a.b.SECURE.nsec3.example.", 28, ANSWERED_REFERRAL),
+        ("www.insecure.nsec3.example.", 1, ANSWERED_REFERRAL),
+    ];
+    // Where the buffer has room (TEST_RUN's page) the packet grows at the tail.
+    let mut r = rig_with(&zones, 0);
+    let mut growths = Vec::new();
+    for v6 in [false, true] {
+        for (name, qtype, kind) in cases {
+            let mut q = Q::new(name, qtype);
+            q.dnssec_ok = true;
+            q.id = 0x5151;
+            let dns = q.wire();
+            let growth = r.engine.answer(&dns, Transport::Udp).unwrap().len() - dns.len();
+            assert!(growth > 100, "{name} {qtype}: grows by {growth}");
+            growths.push(growth);
+            r.expect_answer(&spec(v6), &dns, kind);
+        }
+    }
+    growths.sort();
+    println!("signed answers grow the packet by {growths:?} octets");
+    // Where it has none (veth), at the head, as far as the headroom allows: the test build
+    // takes that path always when asked. Ethernet padding after the query sets how far the
+    // packet grows, so that each answer is tried at the limit and one octet past it.
+    let mut r = rig_with(&zones, CONFIG_TEST_GROW_AT_HEAD);
+    let (mut at_limit, mut under) = (0, 0);
+    for v6 in [false, true] {
+        for (name, qtype, kind) in cases {
+            let mut q = Q::new(name, qtype);
+            q.dnssec_ok = true;
+            let dns = q.wire();
+            let growth = r.engine.answer(&dns, Transport::Udp).unwrap().len() - dns.len();
+            let f = frame::build(&spec(v6), &dns);
+            if growth <= TEST_RUN_HEADROOM {
+                r.expect_answer_to(&f, &spec(v6), &dns, kind);
+                under += 1;
+                continue;
+            }
+            r.expect_pass(&f, PASS_ERROR);
+            let padded = |pad: usize| [f.clone(), vec![0u8; pad]].concat();
+            let pad = growth - TEST_RUN_HEADROOM;
+            r.expect_pass(&padded(pad - 1), PASS_ERROR);
+            r.expect_answer_to(&padded(pad), &spec(v6), &dns, kind);
+            at_limit += 1;
+        }
+    }
+    println!("grown at the head: {under} within the headroom, {at_limit} at its limit");
+    assert!(under >= 2 && at_limit >= 2, "{under} {at_limit}");
 }

@@ -5,6 +5,7 @@
 //! lookups inside a zone are in `resolve`.
 
 mod denial;
+pub mod message;
 pub mod query;
 pub mod resolve;
 pub mod writer;
@@ -15,6 +16,7 @@ use std::sync::Arc;
 use crate::wire::name::Name;
 use crate::wire::record::{class, rtype};
 use crate::zone::Zone;
+use message::Message;
 use query::{Edns, Parsed, FLAG_AA, FLAG_CD, FLAG_QR, FLAG_RD, FLAG_TC};
 pub use resolve::Kind;
 use writer::{OutSet, Section, Writer};
@@ -87,10 +89,10 @@ pub struct Engine {
     pub config: EngineConfig,
 }
 
-/// A response and what kind of answer it is.
+/// A response, in structured form, and what kind of answer it is.
 #[derive(Debug)]
 pub struct Response {
-    pub bytes: Vec<u8>,
+    pub message: Message,
     pub kind: Option<Kind>,
 }
 
@@ -103,10 +105,11 @@ impl Engine {
 
     /// Answers one query message; `None` means no response is sent.
     pub fn answer(&self, msg: &[u8], transport: Transport) -> Option<Vec<u8>> {
-        self.respond(msg, transport).map(|r| r.bytes)
+        self.respond(msg, transport).map(|r| r.message.into_bytes())
     }
 
-    /// Like `answer`, and says which kind of answer it gave.
+    /// Like `answer`, with the response in structured form, and says which kind of answer it
+    /// gave.
     pub fn respond(&self, msg: &[u8], transport: Transport) -> Option<Response> {
         let q = match query::parse(msg) {
             Parsed::Drop => return None,
@@ -117,14 +120,17 @@ impl Engine {
                 question,
                 edns,
             } => {
-                let bytes = self.error(id, flags, rcode, question, edns.as_ref(), transport);
-                return Some(Response { bytes, kind: None });
+                let message = self.error(id, flags, rcode, question, edns.as_ref(), transport);
+                return Some(Response {
+                    message,
+                    kind: None,
+                });
             }
             Parsed::Query(q) => q,
         };
         if let Some(e) = &q.edns {
             if e.version != 0 {
-                let bytes = self.error(
+                let message = self.error(
                     q.id,
                     q.flags,
                     query::RCODE_BADVERS,
@@ -132,7 +138,10 @@ impl Engine {
                     Some(e),
                     transport,
                 );
-                return Some(Response { bytes, kind: None });
+                return Some(Response {
+                    message,
+                    kind: None,
+                });
             }
         }
         let limit = self.limit(q.edns.as_ref(), transport);
@@ -140,7 +149,7 @@ impl Engine {
             class::IN => {}
             class::CH => return Some(self.chaos(&q, limit)),
             _ => {
-                let bytes = self.error(
+                let message = self.error(
                     q.id,
                     q.flags,
                     query::RCODE_REFUSED,
@@ -148,11 +157,14 @@ impl Engine {
                     q.edns.as_ref(),
                     transport,
                 );
-                return Some(Response { bytes, kind: None });
+                return Some(Response {
+                    message,
+                    kind: None,
+                });
             }
         }
         let refuse = |rcode| {
-            let bytes = self.error(
+            let message = self.error(
                 q.id,
                 q.flags,
                 rcode,
@@ -160,7 +172,10 @@ impl Engine {
                 q.edns.as_ref(),
                 transport,
             );
-            Some(Response { bytes, kind: None })
+            Some(Response {
+                message,
+                kind: None,
+            })
         };
         match q.qtype {
             rtype::AXFR | rtype::IXFR => return refuse(query::RCODE_REFUSED),
@@ -221,7 +236,7 @@ impl Engine {
         }
         self.finish_opt(&mut w, q.edns.as_ref(), 0);
         Some(Response {
-            bytes: w.finish(),
+            message: w.finish(),
             kind: Some(res.kind),
         })
     }
@@ -272,7 +287,7 @@ impl Engine {
         question: Option<&[u8]>,
         edns: Option<&Edns>,
         _transport: Transport,
-    ) -> Vec<u8> {
+    ) -> Message {
         let opcode = qflags & 0x7800;
         let flags = FLAG_QR | opcode | (qflags & (FLAG_RD | FLAG_CD)) | (rcode & 0xf);
         let mut w = Writer::new(id, flags, question, 65535);
@@ -290,7 +305,7 @@ impl Engine {
         };
         let edns = q.edns.as_ref();
         let Some(text) = text else {
-            let bytes = self.error(
+            let message = self.error(
                 q.id,
                 q.flags,
                 query::RCODE_REFUSED,
@@ -298,7 +313,10 @@ impl Engine {
                 edns,
                 Transport::Udp,
             );
-            return Response { bytes, kind: None };
+            return Response {
+                message,
+                kind: None,
+            };
         };
         let flags = FLAG_QR | FLAG_AA | (q.flags & (FLAG_RD | FLAG_CD));
         let mut w = Writer::new(q.id, flags, Some(q.question), limit);
@@ -324,7 +342,7 @@ impl Engine {
         }
         self.finish_opt(&mut w, edns, 0);
         Response {
-            bytes: w.finish(),
+            message: w.finish(),
             kind: Some(Kind::Chaos),
         }
     }

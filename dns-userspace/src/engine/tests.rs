@@ -369,3 +369,156 @@ fn nsec3_nxdomain_has_the_closest_encloser_proof() {
     let m = ask(&e, &owner, 50);
     assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
 }
+
+/// Offsets in `body` of the compression pointers in owner names and in the RDATA names that
+/// may be compressed (NS, CNAME, PTR, MX, SOA), found by walking its `count` records.
+fn walk_pointers(body: &[u8], count: usize) -> Vec<usize> {
+    let mut ptrs = Vec::new();
+    let mut name_at = |mut p: usize| loop {
+        match body[p] {
+            0 => return p + 1,
+            l if l & 0xc0 == 0xc0 => {
+                ptrs.push(p);
+                return p + 2;
+            }
+            l => p += l as usize + 1,
+        }
+    };
+    let mut pos = 0;
+    for _ in 0..count {
+        pos = name_at(pos);
+        let t = u16::from_be_bytes([body[pos], body[pos + 1]]);
+        let rdlen = u16::from_be_bytes([body[pos + 8], body[pos + 9]]) as usize;
+        let rdata = pos + 10;
+        match t {
+            2 | 5 | 12 => {
+                name_at(rdata);
+            }
+            15 => {
+                name_at(rdata + 2);
+            }
+            6 => {
+                let next = name_at(rdata);
+                name_at(next);
+            }
+            _ => {}
+        }
+        pos = rdata + rdlen;
+    }
+    assert_eq!(pos, body.len(), "the counts cover the body");
+    ptrs
+}
+
+/// Mail exchangers whose addresses (additional data, not required) fill more than 512 octets.
+const MANY_MX: &str = r#"
+$ORIGIN example.
+$TTL 3600
+@ SOA ns1 host 1 7200 3600 1209600 300
+@ NS ns1
+ns1 A 198.18.0.1
+@ MX 10 exchanger-number-0
+@ MX 10 exchanger-number-1
+@ MX 10 exchanger-number-2
+@ MX 10 exchanger-number-3
+@ MX 10 exchanger-number-4
+@ MX 10 exchanger-number-5
+@ MX 10 exchanger-number-6
+@ MX 10 exchanger-number-7
+exchanger-number-0 A 198.18.0.10
+exchanger-number-1 A 198.18.0.11
+exchanger-number-2 A 198.18.0.12
+exchanger-number-3 A 198.18.0.13
+exchanger-number-4 A 198.18.0.14
+exchanger-number-5 A 198.18.0.15
+exchanger-number-6 A 198.18.0.16
+exchanger-number-7 A 198.18.0.17
+exchanger-number-0 AAAA fd00::10
+exchanger-number-1 AAAA fd00::11
+exchanger-number-2 AAAA fd00::12
+exchanger-number-3 AAAA fd00::13
+exchanger-number-4 AAAA fd00::14
+exchanger-number-5 AAAA fd00::15
+exchanger-number-6 AAAA fd00::16
+exchanger-number-7 AAAA fd00::17
+"#;
+
+#[test]
+fn structured_responses_render_to_exactly_the_answer_bytes() {
+    let engines = [
+        engine(),
+        signed("nsec.example.zone", "nsec.example."),
+        signed("nsec3.example.zone", "nsec3.example."),
+    ];
+    let names = [
+        "example.",
+        "WWW.example.",
+        "alias.example.",
+        "x.wild.example.",
+        "a.sub.example.",
+        "www.shop.example.",
+        "big.example.",
+        "nope.example.",
+        "nsec.example.",
+        "www.nsec.example.",
+        "x.mail.nsec.example.",
+        "www.secure.nsec3.example.",
+        "nope.nsec3.example.",
+        "other.test.",
+    ];
+    let mut checked = 0;
+    for e in &engines {
+        for name in names {
+            for qtype in [1, 2, 6, 15, 16, 28, 43, 46, 255, 252, 65280] {
+                for edns in [
+                    None,
+                    Some((512, false)),
+                    Some((1232, true)),
+                    Some((4096, true)),
+                ] {
+                    for t in [Transport::Udp, Transport::Tcp] {
+                        let q = query(name, qtype, 0x0100, edns);
+                        let r = e.respond(&q, t).unwrap();
+                        let m = &r.message;
+                        assert_eq!(m.render(), e.answer(&q, t).unwrap(), "{name} {qtype}");
+                        assert_eq!(m.render(), m.bytes());
+                        assert_eq!(m.question(), &q[12..12 + m.question().len()]);
+                        assert_eq!(m.opt().is_some(), edns.is_some(), "{name} {qtype}");
+                        let [an, ns, ar] = m.counts();
+                        let walked = walk_pointers(m.body(), (an + ns + ar) as usize);
+                        assert_eq!(m.pointers().collect::<Vec<_>>(), walked, "{name} {qtype}");
+                        if m.flags() & FLAG_TC != 0 {
+                            assert!(!m.complete(), "{name} {qtype}: TC means incomplete");
+                        }
+                        checked += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(checked, 3 * 14 * 11 * 4 * 2);
+}
+
+#[test]
+fn responses_that_leave_out_optional_records_are_incomplete() {
+    let e = engine_with(vec![zone_from(MANY_MX, "example.")]);
+    let q = |edns| query("example.", 15, 0, edns);
+    let small = e.respond(&q(None), Transport::Udp).unwrap().message;
+    let m = Message::from_vec(small.bytes()).unwrap();
+    assert!(!m.metadata.truncation && m.answers.len() == 8);
+    assert!(m.additionals.len() < 16, "some addresses left out");
+    assert!(!small.complete());
+    let large = e
+        .respond(&q(Some((4096, false))), Transport::Udp)
+        .unwrap()
+        .message;
+    let m = Message::from_vec(large.bytes()).unwrap();
+    assert_eq!(m.additionals.len(), 16);
+    assert!(large.complete());
+    // The big TXT set: truncated at 512, whole at 1232.
+    let big = |edns| {
+        let q = query("big.example.", 16, 0, edns);
+        engine().respond(&q, Transport::Udp).unwrap().message
+    };
+    assert!(!big(None).complete());
+    assert!(big(Some((1232, false))).complete());
+}

@@ -1,11 +1,12 @@
 //! Writing a response message: header, the question echoed as sent, RRsets with name
 //! compression, the OPT record, and truncation by whole RRsets within a size limit
-//! (RFC 1035 §4.1.4, RFC 2181 §9).
+//! (RFC 1035 §4.1.4, RFC 2181 §9). The result keeps its structure (`Message`).
 //!
 //! Compression matches names case-insensitively and the question name is the first entry, so
 //! owner names equal to the query name become pointers to it. The bytes after the question
 //! therefore do not depend on the query's letter case, which the XDP templates rely on.
 
+use super::message::Message;
 use crate::wire::name::{Name, NAME_MAX};
 use crate::wire::record::{compressible_names, read_name};
 
@@ -85,6 +86,12 @@ pub struct Writer {
     limit: usize,
     names: Suffixes,
     counts: [u16; 3],
+    question_end: usize,
+    /// Offsets of the compression pointers written.
+    pointers: Vec<u16>,
+    opt_at: Option<usize>,
+    /// An RRset did not fit.
+    full: bool,
 }
 
 impl Writer {
@@ -114,6 +121,10 @@ impl Writer {
             limit,
             names: Suffixes::default(),
             counts: [0; 3],
+            question_end: 12 + question.map_or(0, <[u8]>::len),
+            pointers: Vec::new(),
+            opt_at: None,
+            full: false,
         };
         if let Some(q) = question {
             w.buf.extend_from_slice(q);
@@ -156,6 +167,7 @@ impl Writer {
             if compress {
                 if let Some(off) = self.names.find(&lower[pos..]) {
                     self.buf.extend_from_slice(&wire[..pos]);
+                    self.pointers.push(self.buf.len() as u16);
                     self.buf.extend_from_slice(&(0xc000 | off).to_be_bytes());
                     self.remember_prefix(lower, pos, start);
                     return;
@@ -182,10 +194,13 @@ impl Writer {
         }
     }
 
-    /// Appends a whole RRset or nothing (when it would pass `limit - reserve`).
+    /// Appends a whole RRset or nothing (when it would pass `limit - reserve`). Not after the
+    /// OPT record.
     pub fn push(&mut self, section: Section, set: &OutSet<'_>, reserve: usize) -> Result<(), Full> {
+        debug_assert!(self.opt_at.is_none(), "RRsets go before the OPT record");
         let mark = self.buf.len();
         let names_mark = self.names.mark();
+        let pointers_mark = self.pointers.len();
         for rd in set.rdatas.iter() {
             self.write_name(set.owner.wire(), true);
             self.buf.extend_from_slice(&set.rtype.to_be_bytes());
@@ -206,14 +221,18 @@ impl Writer {
         if self.buf.len() + reserve > self.limit {
             self.buf.truncate(mark);
             self.names.rollback(names_mark);
+            self.pointers.truncate(pointers_mark);
+            self.full = true;
             return Err(Full);
         }
         self.counts[section as usize] += set.rdatas.len() as u16;
         Ok(())
     }
 
-    /// Appends the OPT record (always fits: callers reserve room for it).
+    /// Appends the OPT record, which ends the message (always fits: callers reserve room for
+    /// it).
     pub fn push_opt(&mut self, payload: u16, ext_rcode: u8, dnssec_ok: bool, options: &[u8]) {
+        self.opt_at = Some(self.buf.len());
         self.buf.push(0);
         self.buf.extend_from_slice(&41u16.to_be_bytes());
         self.buf.extend_from_slice(&payload.to_be_bytes());
@@ -242,11 +261,17 @@ impl Writer {
     }
 
     /// Fills in the counts and returns the message.
-    pub fn finish(mut self) -> Vec<u8> {
+    pub fn finish(mut self) -> Message {
         for (i, c) in self.counts.iter().enumerate() {
             let at = 6 + 2 * i;
             self.buf[at..at + 2].copy_from_slice(&c.to_be_bytes());
         }
-        self.buf
+        Message {
+            bytes: self.buf,
+            question_end: self.question_end,
+            opt_at: self.opt_at,
+            pointers: self.pointers,
+            complete: !self.full,
+        }
     }
 }

@@ -1,7 +1,8 @@
 //! The XDP compiler: renders answers with the engine and turns them into `ANSWERS` map entries.
 //!
-//! Every entry is the engine's own response to a synthetic query, cut after the question and
-//! before the OPT record, so the XDP path cannot say anything the engine would not. Three kinds:
+//! Every entry is the engine's own response to a synthetic query, its sections after the
+//! question without the OPT record (`render`), so the XDP path cannot say anything the engine
+//! would not. Three kinds:
 //! - exact: (name, type, DO) for the RRsets of authoritative names;
 //! - NODATA: (name, DO) for every other type at a name (`KEY_FLAG_NODATA`);
 //! - suffix: (name, DO) answers for names at or below it (`KEY_FLAG_SUFFIX`): the referral of a
@@ -13,12 +14,13 @@
 use std::collections::HashSet;
 
 use dns_common::{
-    suffix_flag_byte, Answer, AnswerKey, AnswerKind, AnswerRef, ANSWER_MAX, KEY_FLAG_CHAOS,
-    KEY_FLAG_DO, KEY_FLAG_NODATA, KIND_ANY_DO, MAX_PTRS, NAME_BUF, SUFFIX_DATA,
+    suffix_flag_byte, Answer, AnswerKey, AnswerKind, AnswerRef, KEY_FLAG_CHAOS, KEY_FLAG_DO,
+    KEY_FLAG_NODATA, KIND_ANY_DO, NAME_BUF, SUFFIX_DATA,
 };
 
+use super::render::{answer_kind, pass_marker, render};
 use super::templates::Body;
-use crate::engine::{query, Engine, Kind, Transport};
+use crate::engine::{query, Engine, Kind};
 use crate::wire::name::Name;
 use crate::wire::record::{class, rtype};
 use crate::zone::{Node, Position, Zone};
@@ -95,45 +97,6 @@ pub fn suffix_key(name: &Name, dnssec_ok: bool, generation: u16) -> SuffixKey {
 /// A private-use type (RFC 6895) no zone holds: its answer is the NODATA answer of a name.
 const NODATA_PROBE_TYPE: u16 = 65280;
 
-/// A query message for `qname`/`qtype`, class IN, ID 0, RD=0, with EDNS (payload 1232).
-pub fn synthetic_query(qname: &Name, qtype: u16, dnssec_ok: bool) -> Vec<u8> {
-    synthetic_query_class(qname, qtype, class::IN, dnssec_ok)
-}
-
-fn synthetic_query_class(qname: &Name, qtype: u16, qclass: u16, dnssec_ok: bool) -> Vec<u8> {
-    let mut m = vec![0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1];
-    m.extend_from_slice(&qname.lower_wire());
-    m.extend_from_slice(&qtype.to_be_bytes());
-    m.extend_from_slice(&qclass.to_be_bytes());
-    m.extend_from_slice(&[
-        0,
-        0,
-        41,
-        0x04,
-        0xd0,
-        0,
-        0,
-        if dnssec_ok { 0x80 } else { 0 },
-        0,
-        0,
-        0,
-    ]);
-    m
-}
-
-/// Ones' complement sum of `data` in memory byte order, as if it started at an even offset.
-pub fn memory_order_sum(data: &[u8]) -> u16 {
-    let mut s: u64 = 0;
-    for c in data.chunks(2) {
-        let pair = [c[0], *c.get(1).unwrap_or(&0)];
-        s += u16::from_ne_bytes(pair) as u64;
-    }
-    while s > 0xffff {
-        s = (s & 0xffff) + (s >> 16);
-    }
-    s as u16
-}
-
 /// The map key for `name` (right-aligned, lower-cased).
 pub fn key(name: &Name, qtype: u16, flags: u16, dnssec_ok: bool, generation: u16) -> AnswerKey {
     let mut key = AnswerKey::zeroed();
@@ -143,159 +106,6 @@ pub fn key(name: &Name, qtype: u16, flags: u16, dnssec_ok: bool, generation: u16
     key.flags = flags | if dnssec_ok { KEY_FLAG_DO } else { 0 };
     key.generation = generation;
     key
-}
-
-/// The engine's response, split for a template.
-struct Rendered {
-    flags: u16,
-    counts: [u16; 3],
-    /// Everything after the question, OPT excluded.
-    data: Vec<u8>,
-    kind: Kind,
-}
-
-fn render(engine: &Engine, qname: &Name, qtype: u16, dnssec_ok: bool) -> Option<Rendered> {
-    render_class(engine, qname, qtype, class::IN, dnssec_ok)
-}
-
-fn render_class(
-    engine: &Engine,
-    qname: &Name,
-    qtype: u16,
-    qclass: u16,
-    dnssec_ok: bool,
-) -> Option<Rendered> {
-    let msg = synthetic_query_class(qname, qtype, qclass, dnssec_ok);
-    let resp = engine.respond(&msg, Transport::Udp)?;
-    let kind = resp.kind?;
-    let b = &resp.bytes;
-    let flags = u16::from_be_bytes([b[2], b[3]]);
-    if flags & query::FLAG_TC != 0 {
-        return None;
-    }
-    let qlen = qname.wire().len() + 4;
-    let opt = [
-        0u8,
-        0,
-        41,
-        0x04,
-        0xd0,
-        0,
-        0,
-        if dnssec_ok { 0x80 } else { 0 },
-        0,
-        0,
-        0,
-    ];
-    let body_end = b.len().checked_sub(opt.len())?;
-    if b[body_end..] != opt || body_end < 12 + qlen {
-        return None;
-    }
-    let data = b[12 + qlen..body_end].to_vec();
-    if data.is_empty() || data.len() > ANSWER_MAX {
-        return None;
-    }
-    let count = |at: usize| u16::from_be_bytes([b[at], b[at + 1]]);
-    Some(Rendered {
-        flags,
-        counts: [count(6), count(8), count(10) - 1],
-        data,
-        kind,
-    })
-}
-
-fn answer_kind(k: Kind) -> AnswerKind {
-    match k {
-        Kind::Exact => AnswerKind::Exact,
-        Kind::Referral => AnswerKind::Referral,
-        Kind::Negative => AnswerKind::Negative,
-        Kind::Chaos => AnswerKind::Chaos,
-    }
-}
-
-fn value(r: &Rendered, anchor_len: usize, ptrs: &[usize]) -> Answer {
-    let mut v = Answer {
-        header_flags: r.flags,
-        ancount: r.counts[0],
-        nscount: r.counts[1],
-        arcount: r.counts[2],
-        len: r.data.len() as u16,
-        csum: memory_order_sum(&r.data),
-        kind: answer_kind(r.kind) as u16,
-        anchor_len: anchor_len as u16,
-        nptrs: ptrs.len() as u16,
-        ptrs: [0; MAX_PTRS],
-        _pad: [0; 3],
-        data: [0; ANSWER_MAX],
-    };
-    for (i, p) in ptrs.iter().enumerate() {
-        v.ptrs[i] = *p as u16;
-    }
-    v.data[..r.data.len()].copy_from_slice(&r.data);
-    v
-}
-
-/// A pass marker value.
-fn pass_value() -> Answer {
-    let mut v = value(
-        &Rendered {
-            flags: 0,
-            counts: [0; 3],
-            data: vec![0],
-            kind: Kind::Exact,
-        },
-        0,
-        &[],
-    );
-    v.kind = AnswerKind::Pass as u16;
-    v.len = 0;
-    v
-}
-
-/// Offsets (in `data`) of the compression pointers of a rendered template; `None` when it
-/// cannot be walked.
-fn pointers(r: &Rendered) -> Option<Vec<usize>> {
-    let d = &r.data;
-    let mut ptrs = Vec::new();
-    // Walks a name at `pos`; records its pointer; returns the offset after it.
-    let name_at = |pos: usize, ptrs: &mut Vec<usize>| -> Option<usize> {
-        let mut p = pos;
-        loop {
-            let len = *d.get(p)? as usize;
-            if len == 0 {
-                return Some(p + 1);
-            }
-            if len & 0xc0 == 0xc0 {
-                d.get(p + 1)?;
-                ptrs.push(p);
-                return Some(p + 2);
-            }
-            p += len + 1;
-        }
-    };
-    let mut pos = 0;
-    let total: usize = r.counts.iter().map(|c| *c as usize).sum();
-    for _ in 0..total {
-        pos = name_at(pos, &mut ptrs)?;
-        let t = u16::from_be_bytes([*d.get(pos)?, *d.get(pos + 1)?]);
-        let rdlen = u16::from_be_bytes([*d.get(pos + 8)?, *d.get(pos + 9)?]) as usize;
-        let rdata = pos + 10;
-        match t {
-            rtype::NS | rtype::CNAME | rtype::PTR => {
-                name_at(rdata, &mut ptrs)?;
-            }
-            rtype::MX => {
-                name_at(rdata + 2, &mut ptrs)?;
-            }
-            rtype::SOA => {
-                let next = name_at(rdata, &mut ptrs)?;
-                name_at(next, &mut ptrs)?;
-            }
-            _ => {}
-        }
-        pos = rdata + rdlen;
-    }
-    (pos == d.len()).then_some(ptrs)
 }
 
 /// Statistics of one compilation.
@@ -378,9 +188,7 @@ impl ZoneCompiler<'_> {
             return;
         }
         for d in self.dos() {
-            let mut v = pass_value();
-            v.anchor_len = name.wire().len() as u16;
-            self.push_suffix(name, d, v);
+            self.push_suffix(name, d, pass_marker(name.wire().len()));
         }
     }
 
@@ -390,10 +198,9 @@ impl ZoneCompiler<'_> {
         let mut complete = true;
         for &t in types {
             for d in self.dos() {
-                match render(self.engine, name, t, d) {
-                    Some(r) if matches!(r.kind, Kind::Exact | Kind::Negative) => {
-                        let v = value(&r, 0, &[]);
-                        self.push(key(name, t, 0, d, self.generation), v);
+                match render(self.engine, name, t, class::IN, d) {
+                    Some(r) if matches!(r.kind, Some(Kind::Exact | Kind::Negative)) => {
+                        self.push(key(name, t, 0, d, self.generation), r.exact());
                     }
                     _ => {
                         self.stats.skipped += 1;
@@ -406,10 +213,10 @@ impl ZoneCompiler<'_> {
             return;
         }
         for d in self.dos() {
-            match render(self.engine, name, NODATA_PROBE_TYPE, d) {
-                Some(r) if r.kind == Kind::Negative && r.flags & 0xf == 0 => {
-                    let v = value(&r, 0, &[]);
-                    self.push(key(name, 0, KEY_FLAG_NODATA, d, self.generation), v);
+            match render(self.engine, name, NODATA_PROBE_TYPE, class::IN, d) {
+                Some(r) if r.kind == Some(Kind::Negative) && r.flags & 0xf == 0 => {
+                    let k = key(name, 0, KEY_FLAG_NODATA, d, self.generation);
+                    self.push(k, r.exact());
                 }
                 _ => self.stats.skipped += 1,
             }
@@ -418,31 +225,16 @@ impl ZoneCompiler<'_> {
 
     /// A suffix template for names at/below `anchor`, from the engine's answer to `probe`.
     fn suffix(&mut self, anchor: &Name, probe: &Name, qtype: u16, want: Kind) -> bool {
-        let p0 = probe.wire().len() - anchor.wire().len();
+        let extra = probe.wire().len() - anchor.wire().len();
         let mut made = Vec::new();
         for d in self.dos() {
-            let Some(r) = render(self.engine, probe, qtype, d) else {
+            let Some(mut r) = render(self.engine, probe, qtype, class::IN, d) else {
                 return false;
             };
-            if r.kind != want {
+            if r.kind != Some(want) || !r.rebase(extra) {
                 return false;
             }
-            let Some(ptrs) = pointers(&r) else {
-                return false;
-            };
-            if ptrs.len() > MAX_PTRS {
-                return false;
-            }
-            let mut r = r;
-            for &p in &ptrs {
-                let v = (u16::from_be_bytes([r.data[p], r.data[p + 1]]) & 0x3fff) as usize;
-                if v < 12 + p0 {
-                    return false;
-                }
-                let nv = (0xc000 | (v - p0)) as u16;
-                r.data[p..p + 2].copy_from_slice(&nv.to_be_bytes());
-            }
-            made.push((d, value(&r, anchor.wire().len(), &ptrs)));
+            made.push((d, r.suffix(answer_kind(want), anchor.wire().len())));
         }
         self.suffix_keys.insert(anchor.clone());
         for (d, v) in made {
@@ -484,28 +276,15 @@ pub fn compile_refused(engine: &Engine, generation: u16, out: &mut Entries) -> b
     if engine.catalog.find(&probe).is_some() {
         return false;
     }
-    let msg = synthetic_query(&probe, rtype::A, false);
-    let Some(resp) = engine.respond(&msg, Transport::Udp) else {
+    let Some(r) = render(engine, &probe, rtype::A, class::IN, false) else {
         return false;
     };
-    let b = &resp.bytes;
-    let flags = u16::from_be_bytes([b[2], b[3]]);
-    let qlen = probe.wire().len() + 4;
     // Header, question and the OPT record only.
-    if flags & 0xf != query::RCODE_REFUSED || b.len() != 12 + qlen + 11 || b[6..10] != [0; 4] {
+    if r.flags & 0xf != query::RCODE_REFUSED || r.counts != [0; 3] || !r.data.is_empty() {
         return false;
     }
-    let mut v = value(
-        &Rendered {
-            flags,
-            counts: [0; 3],
-            data: Vec::new(),
-            kind: Kind::Exact,
-        },
-        Name::root().wire().len(),
-        &[],
-    );
-    v.kind = AnswerKind::Refused as u16 | KIND_ANY_DO;
+    let mut v = r.suffix(AnswerKind::Refused, Name::root().wire().len());
+    v.kind |= KIND_ANY_DO;
     out.suffix
         .push((suffix_key(&Name::root(), false, generation), Body::new(&v)));
     true
@@ -523,10 +302,10 @@ pub fn compile_chaos(engine: &Engine, generation: u16, out: &mut Entries) -> usi
     ] {
         let name = Name::parse(name, None).expect("fixed name");
         // The answer does not depend on DO: one entry serves both.
-        match render_class(engine, &name, rtype::TXT, class::CH, false) {
-            Some(r) if r.kind == Kind::Chaos && r.flags & 0xf == 0 && r.counts[0] > 0 => {
+        match render(engine, &name, rtype::TXT, class::CH, false) {
+            Some(r) if r.kind == Some(Kind::Chaos) && r.flags & 0xf == 0 && r.counts[0] > 0 => {
                 let k = key(&name, rtype::TXT, KEY_FLAG_CHAOS, false, generation);
-                let mut v = value(&r, 0, &[]);
+                let mut v = r.exact();
                 v.kind |= KIND_ANY_DO;
                 out.exact.push((k, Body::new(&v)));
                 n += 1;

@@ -6,6 +6,7 @@
 
 pub mod compile;
 pub mod promote;
+pub mod render;
 pub mod templates;
 pub mod xdp;
 

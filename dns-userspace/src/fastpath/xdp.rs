@@ -308,13 +308,18 @@ impl XdpServer {
     }
 }
 
+/// The buffer BPF_PROG_TEST_RUN gives the program: a page.
+#[cfg(feature = "test-support")]
+const TEST_RUN_PAGE: usize = 4096;
+
 /// BPF_PROG_TEST_RUN, for the tests and the micro-benchmark.
 #[cfg(feature = "test-support")]
 impl XdpServer {
     /// Runs the program once on `frame` with BPF_PROG_TEST_RUN; returns the action and the
     /// output frame.
     pub fn test_run(&mut self, frame: &[u8]) -> Result<(u32, Vec<u8>)> {
-        let mut out = vec![0u8; frame.len() + 2048];
+        // The kernel runs the program on a page-sized buffer: its output fits in a page.
+        let mut out = vec![0u8; frame.len().max(TEST_RUN_PAGE)];
         let prog = self.program()?;
         let r = prog
             .test_run(TestRunOptions {
@@ -329,7 +334,7 @@ impl XdpServer {
 
     /// Runs the program `repeat` times on `frame`; returns the mean time per run.
     pub fn test_run_repeat(&mut self, frame: &[u8], repeat: u32) -> Result<std::time::Duration> {
-        let mut out = vec![0u8; frame.len() + 2048];
+        let mut out = vec![0u8; frame.len().max(TEST_RUN_PAGE)];
         let prog = self.program()?;
         let r = prog
             .test_run(TestRunOptions {

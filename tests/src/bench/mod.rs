@@ -208,15 +208,17 @@ impl Bench {
             )?
         };
         let after = server.stats()?;
-        let mut keys: Vec<&String> = after.keys().collect();
-        keys.sort();
-        for k in keys {
-            let d = after[k].saturating_sub(before.get(k).copied().unwrap_or(0));
+        for k in after.names() {
+            let d = crate::stats::try_delta(&before, &after, k)?;
             if k == "udp.queries" {
                 res.udp_queries = Some(d);
             } else if k.starts_with("xdp.") && d > 0 {
-                res.xdp.push((k.clone(), d));
+                res.xdp.push((k.to_owned(), d));
             }
+        }
+        if server.kind == Kind::XdpdnsXdp {
+            let d = |k: &str| crate::stats::try_delta(&before, &after, k);
+            res.xdp_split = Some((d("xdp.answered")?, d("xdp.passed")?));
         }
         if let Some(b) = &search.best {
             self.progress(&format!(

@@ -18,6 +18,8 @@ pub struct ServerResult {
     pub latency: Option<Latency>,
     /// xdpdns: deltas of the XDP counters over the kxdpgun runs (name, delta), nonzero only.
     pub xdp: Vec<(String, u64)>,
+    /// xdpdns with XDP: (answered, passed) deltas of the XDP counters over the kxdpgun runs.
+    pub xdp_split: Option<(u64, u64)>,
     pub udp_queries: Option<u64>,
 }
 
@@ -30,6 +32,7 @@ impl ServerResult {
             search: None,
             latency: None,
             xdp: Vec::new(),
+            xdp_split: None,
             udp_queries: None,
         }
     }
@@ -78,9 +81,7 @@ impl ServerResult {
 
     /// XDP answers / (XDP answers + passes) over the load runs.
     pub fn xdp_hit_ratio(&self) -> Option<f64> {
-        let get = |k: &str| self.xdp.iter().find(|(n, _)| n == k).map(|(_, v)| *v);
-        let answered = get("xdp.answered")?;
-        let passed = get("xdp.passed").unwrap_or(0);
+        let (answered, passed) = self.xdp_split?;
         (answered + passed > 0).then(|| answered as f64 / (answered + passed) as f64)
     }
 

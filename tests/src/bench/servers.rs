@@ -3,7 +3,6 @@
 //! in XDP mode, NSD — and the `xdp_reflect` program, the trivial "server" that gives the load
 //! generator's own ceiling. Stopping a server also removes any XDP program it left behind.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -12,6 +11,7 @@ use anyhow::{bail, Context as _, Result};
 
 use super::net::{self, BenchNet, SERVER_CPU};
 use super::{bpf, cleanup, zone};
+use crate::stats::Counters;
 use crate::{sh, SERVER_V4};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -238,15 +238,15 @@ impl Server {
     }
 
     /// `xdpdns stats` as name → value (xdpdns only).
-    pub fn stats(&self) -> Result<HashMap<String, u64>> {
+    pub fn stats(&self) -> Result<Counters> {
         if !self.kind.is_xdpdns() {
-            return Ok(HashMap::new());
+            return Ok(Counters::default());
         }
         let text = sh(std::process::Command::new(crate::xdpdns_bin())
             .arg("stats")
             .arg("--control")
             .arg(&self.control))?;
-        Ok(crate::parse_stats(&text))
+        Counters::parse(&text)
     }
 
     /// Stops the server and removes whatever XDP program it left on the server's veth.

@@ -1,15 +1,11 @@
 //! `cargo xtask demo`: serves the example zone with XDP in a throwaway namespace pair, sends
 //! real queries with dig from the other side, and shows which path answered each one.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context as _, Result};
+use xdpdns_tests::stats::try_delta;
 use xdpdns_tests::{sh, TestNet};
-
-fn delta(before: &HashMap<String, u64>, after: &HashMap<String, u64>, key: &str) -> u64 {
-    after.get(key).copied().unwrap_or(0) - before.get(key).copied().unwrap_or(0)
-}
 
 fn main() -> Result<()> {
     let net = Arc::new(Mutex::new(None::<TestNet>));
@@ -122,9 +118,10 @@ fn run(net: &Arc<Mutex<Option<TestNet>>>) -> Result<()> {
             "answered_refused",
         ]
         .iter()
-        .map(|k| delta(&before, &after, &format!("xdp.{k}")))
-        .sum();
-        let user = delta(&before, &after, "udp.queries") + delta(&before, &after, "tcp.queries");
+        .map(|k| try_delta(&before, &after, &format!("xdp.{k}")))
+        .sum::<Result<u64>>()?;
+        let user =
+            try_delta(&before, &after, "udp.queries")? + try_delta(&before, &after, "tcp.queries")?;
         let path = match (xdp, user) {
             (1, 0) => "XDP",
             (0, 1) => "userspace",
