@@ -38,6 +38,9 @@ enum Cmd {
         /// Random and mutated packets.
         #[arg(long, default_value_t = 20_000_000)]
         fuzz: u64,
+        /// Generated queries per server payload size (512, 1232, 1400, 4096, ...).
+        #[arg(long, default_value_t = 100_000)]
+        payload_packets: u64,
     },
     /// Bootstrap, build, and run the comparative benchmark (xdpdns with and without XDP, Knot
     /// UDP and XDP, NSD) in a throwaway pair of namespaces; results under target/bench/.
@@ -107,7 +110,11 @@ fn main() -> Result<()> {
             run("build", cargo().args(["build", "--bins", "--tests"]))?;
             run("cargo test", cargo().args(["test"]).arg("--").args(&args))?;
         }
-        Cmd::XdpCheck { packets, fuzz } => {
+        Cmd::XdpCheck {
+            packets,
+            fuzz,
+            payload_packets,
+        } => {
             bootstrap::bootstrap()?;
             run(
                 "XDP differential and fuzz (long)",
@@ -122,7 +129,8 @@ fn main() -> Result<()> {
                     ])
                     .args(["--", "--nocapture", "--test-threads", "1"])
                     .env("XDPDNS_DIFF_PACKETS", packets.to_string())
-                    .env("XDPDNS_FUZZ_PACKETS", fuzz.to_string()),
+                    .env("XDPDNS_FUZZ_PACKETS", fuzz.to_string())
+                    .env("XDPDNS_PAYLOAD_PACKETS", payload_packets.to_string()),
             )?;
         }
         Cmd::Demo => release_bin("demo", &[])?,
