@@ -280,6 +280,24 @@ impl TestNet {
         Ok(parse_stats(&self.ctl("stats")?))
     }
 
+    /// One counter of the server; an error if the server has no counter of that name.
+    pub fn counter(&self, name: &str) -> Result<u64> {
+        counter(&self.stats()?, name)
+    }
+
+    /// Process id of the running server (nsenter execs it, so it is the child's).
+    pub fn server_pid(&self) -> Option<u32> {
+        self.server.as_ref().map(Child::id)
+    }
+
+    /// Whether the server process is still running.
+    pub fn server_running(&mut self) -> Result<bool> {
+        match self.server.as_mut() {
+            Some(c) => Ok(c.try_wait()?.is_none()),
+            None => Ok(false),
+        }
+    }
+
     /// Stops the server with SIGTERM and waits for it; returns its exit status success.
     pub fn stop_server(&mut self) -> Result<bool> {
         let Some(mut child) = self.server.take() else {
@@ -307,6 +325,27 @@ pub fn parse_stats(text: &str) -> std::collections::HashMap<String, u64> {
             Some((k.to_owned(), v.parse().ok()?))
         })
         .collect()
+}
+
+/// The counter `name` of `xdpdns stats` output; an error (never 0) if there is none.
+pub fn counter(stats: &std::collections::HashMap<String, u64>, name: &str) -> Result<u64> {
+    match stats.get(name) {
+        Some(v) => Ok(*v),
+        None => {
+            let mut known: Vec<&str> = stats.keys().map(String::as_str).collect();
+            known.sort();
+            bail!("no counter {name:?} in the server's stats (it has {known:?})")
+        }
+    }
+}
+
+/// How much counter `name` grew from `before` to `after`; an error if either lacks it.
+pub fn counter_delta(
+    before: &std::collections::HashMap<String, u64>,
+    after: &std::collections::HashMap<String, u64>,
+    name: &str,
+) -> Result<u64> {
+    Ok(counter(after, name)? - counter(before, name)?)
 }
 
 /// Stops a child with SIGTERM, then SIGKILL after `grace`; returns whether it exited cleanly.

@@ -31,6 +31,9 @@ pub struct ServeOptions {
     /// `None`: no XDP (userspace only).
     pub xdp_mode: Option<AttachMode>,
     pub listen: Vec<SocketAddr>,
+    /// Addresses the XDP path answers on besides those `listen` names (anycast addresses that
+    /// are not on `lo` or the interface, say).
+    pub service_addrs: Vec<IpAddr>,
     pub control: PathBuf,
     pub engine: EngineConfig,
     pub tcp: TcpLimits,
@@ -48,20 +51,29 @@ struct State {
     promote: Arc<PromoteStats>,
     started: Instant,
     opts: ServeOptions,
+    /// Held by a reload, so that two at once cannot leave XDP and userspace on different zones.
+    reloading: Mutex<()>,
 }
 
-/// Addresses configured on `iface`.
+/// Addresses configured on `iface`, and those on `lo` other than the loopback addresses: the
+/// anycast service addresses, which sit on `lo` while their queries arrive on `iface`.
 fn iface_addrs(iface: &str) -> Result<Vec<IpAddr>> {
     let mut out = Vec::new();
     for ifa in nix::ifaddrs::getifaddrs().context("listing interface addresses")? {
-        if ifa.interface_name != iface {
+        if ifa.interface_name != iface && ifa.interface_name != "lo" {
             continue;
         }
         let Some(a) = ifa.address else { continue };
-        if let Some(v4) = a.as_sockaddr_in() {
-            out.push(IpAddr::V4(v4.ip()));
+        let ip = if let Some(v4) = a.as_sockaddr_in() {
+            IpAddr::V4(v4.ip())
         } else if let Some(v6) = a.as_sockaddr_in6() {
-            out.push(IpAddr::V6(v6.ip()));
+            IpAddr::V6(v6.ip())
+        } else {
+            continue;
+        };
+        // 127.0.0.1 and ::1 never arrive on a NIC, and XDP must not answer spoofs of them.
+        if ifa.interface_name == iface || !ip.is_loopback() {
+            out.push(ip);
         }
     }
     Ok(out)
@@ -73,10 +85,12 @@ fn service(opts: &ServeOptions, iface: &str) -> Result<(Vec<IpAddr>, u16)> {
     if opts.listen.iter().any(|l| l.port() != port) {
         bail!("all --listen addresses must use the same port for the XDP path");
     }
-    let mut addrs: Vec<IpAddr> = Vec::new();
+    let mut addrs: Vec<IpAddr> = opts.service_addrs.clone();
     for l in &opts.listen {
         if l.ip().is_unspecified() {
-            addrs.extend(iface_addrs(iface)?);
+            // 0.0.0.0 takes IPv4 only; [::] both (a dual-stack socket).
+            let local = iface_addrs(iface)?;
+            addrs.extend(local.into_iter().filter(|a| a.is_ipv4() || l.is_ipv6()));
         } else {
             addrs.push(l.ip());
         }
@@ -94,6 +108,7 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
     if opts.listen.is_empty() {
         bail!("no --listen address");
     }
+    net::contain::install_hook();
     let (catalog, warnings) = load_catalog(&opts.zones)?;
     for w in &warnings {
         log::warn!("{w}");
@@ -134,6 +149,7 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
         promote: Arc::new(PromoteStats::default()),
         started: Instant::now(),
         opts: opts.clone(),
+        reloading: Mutex::new(()),
     });
     let mut tasks = tokio::task::JoinSet::new();
     let mut udp_sockets = Vec::new();
@@ -152,8 +168,8 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
         state.engine.clone(),
         state.stats.clone(),
     )?;
-    let st = state.clone();
-    tasks.spawn(async move { control.serve(|cmd| command(&st, cmd)).await });
+    let (st, stats) = (state.clone(), state.stats.clone());
+    tasks.spawn(async move { control.serve(move |cmd| command(&st, cmd), stats).await });
     let ring = state
         .xdp
         .as_ref()
@@ -214,6 +230,7 @@ fn command(state: &State, cmd: &str) -> Result<String> {
 
 /// Reloads every zone from its file. Any error leaves everything as it was.
 fn reload(state: &State) -> Result<String> {
+    let _one_at_a_time = state.reloading.lock().unwrap_or_else(|e| e.into_inner());
     let (catalog, warnings) = load_catalog(&state.opts.zones)?;
     let engine = Engine::new(catalog, state.opts.engine.clone());
     let mut out = String::new();
@@ -263,11 +280,18 @@ fn stats_text(state: &State) -> Result<String> {
     writeln!(out, "udp.responses {}", s.udp_responses.load(Relaxed))?;
     writeln!(out, "tcp.connections {}", s.tcp_connections.load(Relaxed))?;
     writeln!(out, "tcp.queries {}", s.tcp_queries.load(Relaxed))?;
-    writeln!(
-        out,
-        "tcp.refused_connections {}",
-        s.tcp_refused_connections.load(Relaxed)
-    )?;
+    let counters = [
+        ("tcp.refused_connections", &s.tcp_refused_connections),
+        ("tcp.refused_per_source", &s.tcp_refused_per_source),
+        ("tcp.accept_errors", &s.tcp_accept_errors),
+        ("tcp.write_timeouts", &s.tcp_write_timeouts),
+        ("udp.recv_errors", &s.udp_recv_errors),
+        ("control.accept_errors", &s.control_accept_errors),
+        ("userspace.panics", &s.panics),
+    ];
+    for (name, value) in counters {
+        writeln!(out, "{name} {}", value.load(Relaxed))?;
+    }
     Ok(out)
 }
 
