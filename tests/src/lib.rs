@@ -114,6 +114,11 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// The example zone file (zones/example.zone).
+pub fn example_zone() -> String {
+    format!("{}/zones/example.zone", workspace_root().display())
+}
+
 /// The `xdpdns` binary built next to the running test or demo binary.
 pub fn xdpdns_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("XDPDNS_BIN") {
@@ -253,7 +258,7 @@ impl TestNet {
             if let Some(status) = self.server.as_mut().expect("server").try_wait()? {
                 bail!("xdpdns serve exited ({status}):\n{}", self.server_log());
             }
-            if self.ctl("status").is_ok() {
+            if self.ctl("stats").is_ok() {
                 return Ok(());
             }
             if Instant::now() > deadline {

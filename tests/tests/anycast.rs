@@ -17,13 +17,6 @@ const ANYCAST_V6: &str = "fd00:ff::53";
 const ANYIP_V4: &str = "198.19.1.53";
 const ANYIP_PREFIX: &str = "198.19.1.0/24";
 
-fn example_zone() -> String {
-    format!(
-        "{}/zones/example.zone",
-        xdpdns_tests::workspace_root().display()
-    )
-}
-
 /// A test net with the anycast addresses in the server namespace and routes to them from the
 /// client's, and the server started with `extra`.
 fn anycast_net(extra: &[&str]) -> TestNet {
@@ -42,7 +35,7 @@ fn anycast_net(extra: &[&str]) -> TestNet {
     ] {
         ip(&args).unwrap();
     }
-    net.start_server(&[&example_zone()], extra)
+    net.start_server(&[&xdpdns_tests::example_zone()], extra)
         .expect("server starts");
     net
 }

@@ -101,19 +101,20 @@ impl ControlSocket {
             let permit = clients.clone().try_acquire_owned();
             let (handler, stats) = (handler.clone(), stats.clone());
             tokio::spawn(async move {
-                let (r, mut w) = stream.into_split();
+                let (mut r, mut w) = stream.into_split();
                 let reply = match permit {
-                    Ok(_permit) => reply(r, handler.as_ref(), &stats).await,
+                    Ok(_permit) => reply(&mut r, handler.as_ref(), &stats).await,
                     Err(_) => format!("error\nbusy: {CLIENTS_MAX} control clients at once\n"),
                 };
                 let _ = tokio::time::timeout(IO_TIMEOUT, w.write_all(reply.as_bytes())).await;
+                discard_unread(&r);
             });
         }
     }
 }
 
 /// Reads one command from a client and runs it; returns the reply text.
-async fn reply<F>(r: OwnedReadHalf, handler: &F, stats: &ServerStats) -> String
+async fn reply<F>(r: &mut OwnedReadHalf, handler: &F, stats: &ServerStats) -> String
 where
     F: Fn(&str) -> Result<String>,
 {
@@ -139,7 +140,7 @@ where
 }
 
 /// One command line, of at most REQUEST_MAX bytes, within IO_TIMEOUT.
-async fn read_command(r: OwnedReadHalf) -> Result<String> {
+async fn read_command(r: &mut OwnedReadHalf) -> Result<String> {
     let mut line = Vec::new();
     let mut r = BufReader::new(r.take(REQUEST_MAX as u64 + 1));
     tokio::time::timeout(IO_TIMEOUT, r.read_until(b'\n', &mut line))
@@ -151,6 +152,18 @@ async fn read_command(r: OwnedReadHalf) -> Result<String> {
     }
     let line = String::from_utf8(line).context("command is not UTF-8")?;
     Ok(line.trim().to_owned())
+}
+
+/// Reads and drops what the client sent beyond its command line and is already here (the
+/// rest of an over-long request, say; at most 1 MiB, without waiting): closing a Unix socket
+/// with unread data resets it, and the client would not see its reply.
+fn discard_unread(r: &OwnedReadHalf) {
+    let mut buf = [0u8; 4096];
+    for _ in 0..256 {
+        if !matches!(r.try_read(&mut buf), Ok(n) if n > 0) {
+            break;
+        }
+    }
 }
 
 impl Drop for ControlSocket {

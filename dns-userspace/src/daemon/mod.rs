@@ -281,6 +281,7 @@ fn stats_text(state: &State) -> Result<String> {
     writeln!(out, "tcp.connections {}", s.tcp_connections.load(Relaxed))?;
     writeln!(out, "tcp.queries {}", s.tcp_queries.load(Relaxed))?;
     let counters = [
+        ("tcp.open_connections", &s.tcp_open),
         ("tcp.refused_connections", &s.tcp_refused_connections),
         ("tcp.refused_per_source", &s.tcp_refused_per_source),
         ("tcp.accept_errors", &s.tcp_accept_errors),

@@ -32,6 +32,8 @@ pub struct ServerStats {
     pub udp_queries: AtomicU64,
     pub udp_responses: AtomicU64,
     pub tcp_connections: AtomicU64,
+    /// Connections open now (a gauge).
+    pub tcp_open: AtomicU64,
     pub tcp_queries: AtomicU64,
     /// Refused at the global connection limit.
     pub tcp_refused_connections: AtomicU64,

@@ -10,11 +10,11 @@ use std::time::Duration;
 use anyhow::{Context as _, Result};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::engine::Transport;
 use crate::net::backoff::AcceptErrors;
-use crate::net::sources::Sources;
+use crate::net::sources::{SourceSlot, Sources};
 use crate::net::{contain, current, ServerStats, SharedEngine};
 
 /// TCP limits.
@@ -77,14 +77,34 @@ pub async fn serve_tcp(
             continue;
         };
         stats.tcp_connections.fetch_add(1, Ordering::Relaxed);
+        stats.tcp_open.fetch_add(1, Ordering::Relaxed);
+        let held = Held {
+            _permit: permit,
+            _source: source,
+            stats: stats.clone(),
+        };
         let engine = engine.clone();
         let stats = stats.clone();
         tokio::spawn(async move {
             if let Err(e) = connection(stream, engine, limits, &stats).await {
                 log::debug!("tcp {peer}: {e:#}");
             }
-            drop((permit, source));
+            drop(held);
         });
+    }
+}
+
+/// What an open connection holds: its global and per-source slots and its place in the
+/// `tcp_open` gauge, all given back on drop (also if the task ends by a panic).
+struct Held {
+    _permit: OwnedSemaphorePermit,
+    _source: SourceSlot,
+    stats: Arc<ServerStats>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.stats.tcp_open.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
