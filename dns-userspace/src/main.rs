@@ -58,8 +58,9 @@ struct ServeArgs {
     #[arg(long)]
     listen: Vec<SocketAddr>,
     /// Another address the XDP path answers on (besides those --listen names or finds on
-    /// --iface and `lo`), e.g. an anycast address on a dummy interface. Repeatable.
-    #[arg(long = "service-addr")]
+    /// --iface and `lo`), e.g. one in a `local` route without an interface address (AnyIP) or
+    /// on another interface. Repeatable.
+    #[arg(long = "service-addr", value_name = "ADDR")]
     service_addrs: Vec<IpAddr>,
     /// Control socket for `xdpdns stats`, `status` and `reload`.
     #[arg(long)]

@@ -229,7 +229,7 @@ fn a_client_that_never_reads_its_answers_loses_its_connection_after_the_write_ti
     // After the write timeout the connection goes, and with it its slot.
     wait_for(&net, "tcp.write_timeouts", 1, Duration::from_secs(10));
     assert!(
-        stalled.elapsed() >= Duration::from_millis(1500),
+        stalled.elapsed() >= Duration::from_secs(1),
         "not long before the 3 s timeout: {:?}",
         stalled.elapsed()
     );
