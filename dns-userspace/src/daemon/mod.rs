@@ -7,7 +7,7 @@ pub mod control;
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context as _, Result};
@@ -55,6 +55,13 @@ struct State {
     reloading: Mutex<()>,
 }
 
+/// Locks `m`, also after a panic while it was held: a control command that panics is
+/// contained (a panic in the engine comes while a reload compiles, before the maps change),
+/// and `stats`, the promoter and detaching at exit must still get at the fast path.
+fn held<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// Addresses configured on `iface`, and those on `lo` other than the loopback addresses: the
 /// anycast service addresses, which sit on `lo` while their queries arrive on `iface`.
 fn iface_addrs(iface: &str) -> Result<Vec<IpAddr>> {
@@ -86,6 +93,17 @@ fn service(opts: &ServeOptions, iface: &str) -> Result<(Vec<IpAddr>, u16)> {
         bail!("all --listen addresses must use the same port for the XDP path");
     }
     let mut addrs: Vec<IpAddr> = opts.service_addrs.clone();
+    for a in &opts.service_addrs {
+        let heard = |l: &SocketAddr| {
+            l.ip() == *a || (l.ip().is_unspecified() && (a.is_ipv4() || l.is_ipv6()))
+        };
+        if !opts.listen.iter().any(heard) {
+            log::warn!(
+                "service address {a} is on no --listen address: the queries XDP passes for it \
+                 go unanswered"
+            );
+        }
+    }
     for l in &opts.listen {
         if l.ip().is_unspecified() {
             // 0.0.0.0 takes IPv4 only; [::] both (a dual-stack socket).
@@ -173,7 +191,7 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
     let ring = state
         .xdp
         .as_ref()
-        .and_then(|x| x.lock().expect("xdp lock").server.take_cold_ring());
+        .and_then(|x| held(x).server.take_cold_ring());
     if let Some(ring) = ring {
         let st = state.clone();
         tasks.spawn(promote::run(
@@ -182,9 +200,7 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
             state.promote.clone(),
             // The lock waits while a reload publishes: off the runtime's other tasks.
             move |ids| match &st.xdp {
-                Some(x) => {
-                    tokio::task::block_in_place(|| x.lock().expect("xdp lock").server.promote(ids))
-                }
+                Some(x) => tokio::task::block_in_place(|| held(x).server.promote(ids)),
                 None => Ok(0),
             },
         ));
@@ -212,7 +228,7 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
     while tasks.join_next().await.is_some() {}
     udp.stop();
     if let Some(x) = &state.xdp {
-        x.lock().expect("xdp lock").server.detach()?;
+        held(x).server.detach()?;
         log::info!("XDP detached");
     }
     Ok(())
@@ -230,7 +246,7 @@ fn command(state: &State, cmd: &str) -> Result<String> {
 
 /// Reloads every zone from its file. Any error leaves everything as it was.
 fn reload(state: &State) -> Result<String> {
-    let _one_at_a_time = state.reloading.lock().unwrap_or_else(|e| e.into_inner());
+    let _one_at_a_time = held(&state.reloading);
     let (catalog, warnings) = load_catalog(&state.opts.zones)?;
     let engine = Engine::new(catalog, state.opts.engine.clone());
     let mut out = String::new();
@@ -239,7 +255,7 @@ fn reload(state: &State) -> Result<String> {
         writeln!(out, "warning: {w}")?;
     }
     if let Some(x) = &state.xdp {
-        let p = x.lock().expect("xdp lock").publish(&engine)?;
+        let p = held(x).publish(&engine)?;
         writeln!(
             out,
             "xdp generation {} with {} entries, {} templates ({} new, {} cached)",
@@ -256,7 +272,7 @@ fn reload(state: &State) -> Result<String> {
 fn stats_text(state: &State) -> Result<String> {
     let mut out = String::new();
     if let Some(x) = &state.xdp {
-        let c = x.lock().expect("xdp lock").server.counters()?;
+        let c = held(x).server.counters()?;
         let answered: u64 = c[..counter::PASS_NOT_DNS as usize].iter().sum();
         let passed: u64 = c[counter::PASS_NOT_DNS as usize..].iter().sum();
         writeln!(out, "xdp.answered {answered}")?;
@@ -267,7 +283,7 @@ fn stats_text(state: &State) -> Result<String> {
     }
     use std::sync::atomic::Ordering::Relaxed;
     if let Some(x) = &state.xdp {
-        let (stored, cache) = x.lock().expect("xdp lock").server.template_counts();
+        let (stored, cache) = held(x).server.template_counts();
         writeln!(out, "xdp.templates {stored}")?;
         writeln!(out, "xdp.template_cache {cache}")?;
         let p = &state.promote;
@@ -303,7 +319,7 @@ fn status_text(state: &State) -> String {
     match (&state.opts.iface, state.xdp.is_some()) {
         (Some(i), true) => {
             let (entries, (templates, cache)) = state.xdp.as_ref().map_or((0, (0, 0)), |x| {
-                let x = x.lock().expect("xdp lock");
+                let x = held(x);
                 (x.entries, x.server.template_counts())
             });
             let _ = writeln!(
