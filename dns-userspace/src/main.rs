@@ -1,6 +1,6 @@
 //! `xdpdns`: the operator's command line — serve, status, stats and zone checks.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -51,9 +51,17 @@ struct ServeArgs {
     #[arg(long, value_enum)]
     xdp_mode: Option<XdpModeArg>,
     /// Address and port to serve on (UDP and TCP). Repeatable. An unspecified address makes
-    /// the XDP path answer on every address of --iface. Default: [::]:53.
+    /// the XDP path answer on every address of --iface and every address on `lo` other than
+    /// 127.0.0.0/8 and ::1 (anycast: put the service addresses on `lo`). `[::]` takes IPv4 too;
+    /// `0.0.0.0` IPv4 only. Userspace answers from the address each query was sent to.
+    /// Default: [::]:53.
     #[arg(long)]
     listen: Vec<SocketAddr>,
+    /// Another address the XDP path answers on (besides those --listen names or finds on
+    /// --iface and `lo`), e.g. one in a `local` route without an interface address (AnyIP) or
+    /// on another interface. Repeatable.
+    #[arg(long = "service-addr", value_name = "ADDR")]
+    service_addrs: Vec<IpAddr>,
     /// Control socket for `xdpdns stats`, `status` and `reload`.
     #[arg(long)]
     control: Option<PathBuf>,
@@ -69,12 +77,20 @@ struct ServeArgs {
     /// NSID (RFC 5001) sent to clients that ask.
     #[arg(long)]
     nsid: Option<String>,
-    /// TCP idle timeout in seconds. Default: 10.
+    /// Seconds a TCP connection may wait for (the rest of) a query. Default: 10.
     #[arg(long)]
     tcp_idle_timeout: Option<u64>,
+    /// Seconds a TCP client may take to accept one answer before the connection is closed.
+    /// Default: 5.
+    #[arg(long)]
+    tcp_write_timeout: Option<u64>,
     /// Most concurrent TCP connections. Default: 1024.
     #[arg(long)]
     tcp_max_connections: Option<usize>,
+    /// Most concurrent TCP connections from one source (an IPv4 address or an IPv6 /64).
+    /// Default: 64.
+    #[arg(long)]
+    tcp_max_per_source: Option<usize>,
     /// Templates the XDP cache holds (about 0.7 KiB each, preallocated). When the zones have
     /// more answers, the most recently used stay cached and userspace promotes the ones it sees
     /// passed often. Default: every answer of two generations.
@@ -131,6 +147,11 @@ impl ServeArgs {
             xdp_mode: if iface.is_some() { xdp_mode } else { None },
             iface,
             listen,
+            service_addrs: if self.service_addrs.is_empty() {
+                srv.service_addrs.clone().unwrap_or_default()
+            } else {
+                self.service_addrs
+            },
             control: self
                 .control
                 .or_else(|| srv.control.clone())
@@ -149,12 +170,23 @@ impl ServeArgs {
             },
             tcp: TcpLimits {
                 idle_timeout: Duration::from_secs(
-                    self.tcp_idle_timeout.or(srv.tcp_idle_timeout).unwrap_or(10),
+                    self.tcp_idle_timeout
+                        .or(srv.tcp_idle_timeout)
+                        .unwrap_or(TcpLimits::DEFAULT_IDLE_TIMEOUT_SECS),
+                ),
+                write_timeout: Duration::from_secs(
+                    self.tcp_write_timeout
+                        .or(srv.tcp_write_timeout)
+                        .unwrap_or(TcpLimits::DEFAULT_WRITE_TIMEOUT_SECS),
                 ),
                 max_connections: self
                     .tcp_max_connections
                     .or(srv.tcp_max_connections)
-                    .unwrap_or(1024),
+                    .unwrap_or(TcpLimits::DEFAULT_MAX_CONNECTIONS),
+                max_per_source: self
+                    .tcp_max_per_source
+                    .or(srv.tcp_max_per_source)
+                    .unwrap_or(TcpLimits::DEFAULT_MAX_PER_SOURCE),
             },
             xdp_capacity: self.xdp_capacity.or(srv.xdp_capacity),
             promote: xdpdns::fastpath::promote::Policy {

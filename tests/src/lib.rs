@@ -120,6 +120,11 @@ pub fn zone_file(rel: &str) -> String {
     format!("{}/zones/{rel}", workspace_root().display())
 }
 
+/// The example zone file (zones/example.zone).
+pub fn example_zone() -> String {
+    zone_file("example.zone")
+}
+
 /// The `xdpdns` binary built next to the running test or demo binary.
 pub fn xdpdns_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("XDPDNS_BIN") {
@@ -259,7 +264,7 @@ impl TestNet {
             if let Some(status) = self.server.as_mut().expect("server").try_wait()? {
                 bail!("xdpdns serve exited ({status}):\n{}", self.server_log());
             }
-            if self.ctl("status").is_ok() {
+            if self.ctl("stats").is_ok() {
                 return Ok(());
             }
             if Instant::now() > deadline {
@@ -286,6 +291,24 @@ impl TestNet {
         stats::Counters::parse(&self.ctl("stats")?)
     }
 
+    /// One counter of the server; an error if the server has no counter of that name.
+    pub fn counter(&self, name: &str) -> Result<u64> {
+        counter(&self.stats()?, name)
+    }
+
+    /// Process id of the running server (nsenter execs it, so it is the child's).
+    pub fn server_pid(&self) -> Option<u32> {
+        self.server.as_ref().map(Child::id)
+    }
+
+    /// Whether the server process is still running.
+    pub fn server_running(&mut self) -> Result<bool> {
+        match self.server.as_mut() {
+            Some(c) => Ok(c.try_wait()?.is_none()),
+            None => Ok(false),
+        }
+    }
+
     /// Stops the server with SIGTERM and waits for it; returns its exit status success.
     pub fn stop_server(&mut self) -> Result<bool> {
         let Some(mut child) = self.server.take() else {
@@ -303,6 +326,16 @@ impl TestNet {
         let out = ip(&["-n", ns, "-d", "link", "show", "dev", ifname])?;
         Ok(out.contains("prog/xdp"))
     }
+}
+
+/// The counter `name` of `xdpdns stats` output; an error (never 0) if there is none.
+pub fn counter(stats: &stats::Counters, name: &str) -> Result<u64> {
+    stats.get(name)
+}
+
+/// How much counter `name` grew from `before` to `after`; an error if either lacks it.
+pub fn counter_delta(before: &stats::Counters, after: &stats::Counters, name: &str) -> Result<u64> {
+    stats::try_delta(before, after, name)
 }
 
 /// Stops a child with SIGTERM, then SIGKILL after `grace`; returns whether it exited cleanly.

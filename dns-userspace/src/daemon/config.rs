@@ -14,13 +14,18 @@
 //! xdp-capacity = 200000        # templates in the XDP cache (default: all, twice over)
 //! xdp-promote-after = 2        # cold misses per second that promote an answer
 //! udp-workers = 2              # UDP threads per address (default: one per CPU)
+//! service-addrs = ["198.51.100.53"]  # more addresses XDP answers on (see --service-addr)
+//! tcp-idle-timeout = 10        # seconds a TCP connection may wait for a query
+//! tcp-write-timeout = 5        # seconds a TCP client may take to accept an answer
+//! tcp-max-connections = 1024   # TCP connections at once
+//! tcp-max-per-source = 64      # of which from one IPv4 address or IPv6 /64
 //!
 //! [[zone]]
 //! domain = "example."
 //! file = "zones/example.zone"  # relative to the configuration file
 //! ```
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context as _, Result};
@@ -33,6 +38,7 @@ use crate::zone::load::ZoneSpec;
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ServerSection {
     pub listen: Option<Vec<SocketAddr>>,
+    pub service_addrs: Option<Vec<IpAddr>>,
     pub iface: Option<String>,
     pub xdp_mode: Option<String>,
     pub control: Option<PathBuf>,
@@ -41,7 +47,9 @@ pub struct ServerSection {
     pub nsid: Option<String>,
     pub server_payload: Option<u16>,
     pub tcp_idle_timeout: Option<u64>,
+    pub tcp_write_timeout: Option<u64>,
     pub tcp_max_connections: Option<usize>,
+    pub tcp_max_per_source: Option<usize>,
     pub xdp_capacity: Option<u32>,
     pub xdp_promote_after: Option<u32>,
     pub udp_workers: Option<usize>,
@@ -112,11 +120,20 @@ mod tests {
         let path = dir.join("xdpdns.toml");
         std::fs::write(
             &path,
-            "[server]\nlisten = [\"198.18.0.1:53\"]\nxdp-mode = \"off\"\nidentity = \"n1\"\n\n[[zone]]\ndomain = \"example\"\nfile = \"example.zone\"\n",
+            "[server]\nlisten = [\"198.18.0.1:53\"]\nxdp-mode = \"off\"\nidentity = \"n1\"\n\
+             service-addrs = [\"198.19.0.53\", \"fd00:ff::53\"]\ntcp-write-timeout = 2\n\
+             tcp-max-per-source = 3\n\n[[zone]]\ndomain = \"example\"\nfile = \"example.zone\"\n",
         )
         .unwrap();
         let c = ConfigFile::load(&path).unwrap();
         assert_eq!(c.server.identity.as_deref(), Some("n1"));
+        let service: Vec<IpAddr> = vec![
+            "198.19.0.53".parse().unwrap(),
+            "fd00:ff::53".parse().unwrap(),
+        ];
+        assert_eq!(c.server.service_addrs, Some(service));
+        assert_eq!(c.server.tcp_write_timeout, Some(2));
+        assert_eq!(c.server.tcp_max_per_source, Some(3));
         let z = c.zones().unwrap();
         assert_eq!(z[0].origin.to_string(), "example.");
         assert_eq!(z[0].file, dir.join("example.zone"));

@@ -7,7 +7,7 @@ pub mod control;
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context as _, Result};
@@ -31,6 +31,9 @@ pub struct ServeOptions {
     /// `None`: no XDP (userspace only).
     pub xdp_mode: Option<AttachMode>,
     pub listen: Vec<SocketAddr>,
+    /// Addresses the XDP path answers on besides those `listen` names (anycast addresses that
+    /// are not on `lo` or the interface, say).
+    pub service_addrs: Vec<IpAddr>,
     pub control: PathBuf,
     pub engine: EngineConfig,
     pub tcp: TcpLimits,
@@ -48,20 +51,36 @@ struct State {
     promote: Arc<PromoteStats>,
     started: Instant,
     opts: ServeOptions,
+    /// Held by a reload, so that two at once cannot leave XDP and userspace on different zones.
+    reloading: Mutex<()>,
 }
 
-/// Addresses configured on `iface`.
+/// Locks `m`, also after a panic while it was held: a control command that panics is
+/// contained (a panic in the engine comes while a reload compiles, before the maps change),
+/// and `stats`, the promoter and detaching at exit must still get at the fast path.
+fn held<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Addresses configured on `iface`, and those on `lo` other than the loopback addresses: the
+/// anycast service addresses, which sit on `lo` while their queries arrive on `iface`.
 fn iface_addrs(iface: &str) -> Result<Vec<IpAddr>> {
     let mut out = Vec::new();
     for ifa in nix::ifaddrs::getifaddrs().context("listing interface addresses")? {
-        if ifa.interface_name != iface {
+        if ifa.interface_name != iface && ifa.interface_name != "lo" {
             continue;
         }
         let Some(a) = ifa.address else { continue };
-        if let Some(v4) = a.as_sockaddr_in() {
-            out.push(IpAddr::V4(v4.ip()));
+        let ip = if let Some(v4) = a.as_sockaddr_in() {
+            IpAddr::V4(v4.ip())
         } else if let Some(v6) = a.as_sockaddr_in6() {
-            out.push(IpAddr::V6(v6.ip()));
+            IpAddr::V6(v6.ip())
+        } else {
+            continue;
+        };
+        // 127.0.0.1 and ::1 never arrive on a NIC, and XDP must not answer spoofs of them.
+        if ifa.interface_name == iface || !ip.is_loopback() {
+            out.push(ip);
         }
     }
     Ok(out)
@@ -73,10 +92,23 @@ fn service(opts: &ServeOptions, iface: &str) -> Result<(Vec<IpAddr>, u16)> {
     if opts.listen.iter().any(|l| l.port() != port) {
         bail!("all --listen addresses must use the same port for the XDP path");
     }
-    let mut addrs: Vec<IpAddr> = Vec::new();
+    let mut addrs: Vec<IpAddr> = opts.service_addrs.clone();
+    for a in &opts.service_addrs {
+        let heard = |l: &SocketAddr| {
+            l.ip() == *a || (l.ip().is_unspecified() && (a.is_ipv4() || l.is_ipv6()))
+        };
+        if !opts.listen.iter().any(heard) {
+            log::warn!(
+                "service address {a} is on no --listen address: the queries XDP passes for it \
+                 go unanswered"
+            );
+        }
+    }
     for l in &opts.listen {
         if l.ip().is_unspecified() {
-            addrs.extend(iface_addrs(iface)?);
+            // 0.0.0.0 takes IPv4 only; [::] both (a dual-stack socket).
+            let local = iface_addrs(iface)?;
+            addrs.extend(local.into_iter().filter(|a| a.is_ipv4() || l.is_ipv6()));
         } else {
             addrs.push(l.ip());
         }
@@ -94,6 +126,7 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
     if opts.listen.is_empty() {
         bail!("no --listen address");
     }
+    net::contain::install_hook();
     let (catalog, warnings) = load_catalog(&opts.zones)?;
     for w in &warnings {
         log::warn!("{w}");
@@ -134,6 +167,7 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
         promote: Arc::new(PromoteStats::default()),
         started: Instant::now(),
         opts: opts.clone(),
+        reloading: Mutex::new(()),
     });
     let mut tasks = tokio::task::JoinSet::new();
     let mut udp_sockets = Vec::new();
@@ -152,12 +186,12 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
         state.engine.clone(),
         state.stats.clone(),
     )?;
-    let st = state.clone();
-    tasks.spawn(async move { control.serve(|cmd| command(&st, cmd)).await });
+    let (st, stats) = (state.clone(), state.stats.clone());
+    tasks.spawn(async move { control.serve(move |cmd| command(&st, cmd), stats).await });
     let ring = state
         .xdp
         .as_ref()
-        .and_then(|x| x.lock().expect("xdp lock").server.take_cold_ring());
+        .and_then(|x| held(x).server.take_cold_ring());
     if let Some(ring) = ring {
         let st = state.clone();
         tasks.spawn(promote::run(
@@ -166,9 +200,7 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
             state.promote.clone(),
             // The lock waits while a reload publishes: off the runtime's other tasks.
             move |ids| match &st.xdp {
-                Some(x) => {
-                    tokio::task::block_in_place(|| x.lock().expect("xdp lock").server.promote(ids))
-                }
+                Some(x) => tokio::task::block_in_place(|| held(x).server.promote(ids)),
                 None => Ok(0),
             },
         ));
@@ -196,7 +228,7 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
     while tasks.join_next().await.is_some() {}
     udp.stop();
     if let Some(x) = &state.xdp {
-        x.lock().expect("xdp lock").server.detach()?;
+        held(x).server.detach()?;
         log::info!("XDP detached");
     }
     Ok(())
@@ -214,6 +246,7 @@ fn command(state: &State, cmd: &str) -> Result<String> {
 
 /// Reloads every zone from its file. Any error leaves everything as it was.
 fn reload(state: &State) -> Result<String> {
+    let _one_at_a_time = held(&state.reloading);
     let (catalog, warnings) = load_catalog(&state.opts.zones)?;
     let engine = Engine::new(catalog, state.opts.engine.clone());
     let mut out = String::new();
@@ -222,7 +255,7 @@ fn reload(state: &State) -> Result<String> {
         writeln!(out, "warning: {w}")?;
     }
     if let Some(x) = &state.xdp {
-        let p = x.lock().expect("xdp lock").publish(&engine)?;
+        let p = held(x).publish(&engine)?;
         writeln!(
             out,
             "xdp generation {} with {} entries, {} templates ({} new, {} cached)",
@@ -239,7 +272,7 @@ fn reload(state: &State) -> Result<String> {
 fn stats_text(state: &State) -> Result<String> {
     let mut out = String::new();
     if let Some(x) = &state.xdp {
-        let c = x.lock().expect("xdp lock").server.counters()?;
+        let c = held(x).server.counters()?;
         let answered: u64 = c[..counter::PASS_NOT_DNS as usize].iter().sum();
         let passed: u64 = c[counter::PASS_NOT_DNS as usize..].iter().sum();
         writeln!(out, "xdp.answered {answered}")?;
@@ -250,7 +283,7 @@ fn stats_text(state: &State) -> Result<String> {
     }
     use std::sync::atomic::Ordering::Relaxed;
     if let Some(x) = &state.xdp {
-        let (stored, cache) = x.lock().expect("xdp lock").server.template_counts();
+        let (stored, cache) = held(x).server.template_counts();
         writeln!(out, "xdp.templates {stored}")?;
         writeln!(out, "xdp.template_cache {cache}")?;
         let p = &state.promote;
@@ -263,11 +296,19 @@ fn stats_text(state: &State) -> Result<String> {
     writeln!(out, "udp.responses {}", s.udp_responses.load(Relaxed))?;
     writeln!(out, "tcp.connections {}", s.tcp_connections.load(Relaxed))?;
     writeln!(out, "tcp.queries {}", s.tcp_queries.load(Relaxed))?;
-    writeln!(
-        out,
-        "tcp.refused_connections {}",
-        s.tcp_refused_connections.load(Relaxed)
-    )?;
+    let counters = [
+        ("tcp.open_connections", &s.tcp_open),
+        ("tcp.refused_connections", &s.tcp_refused_connections),
+        ("tcp.refused_per_source", &s.tcp_refused_per_source),
+        ("tcp.accept_errors", &s.tcp_accept_errors),
+        ("tcp.write_timeouts", &s.tcp_write_timeouts),
+        ("udp.recv_errors", &s.udp_recv_errors),
+        ("control.accept_errors", &s.control_accept_errors),
+        ("userspace.panics", &s.panics),
+    ];
+    for (name, value) in counters {
+        writeln!(out, "{name} {}", value.load(Relaxed))?;
+    }
     Ok(out)
 }
 
@@ -278,7 +319,7 @@ fn status_text(state: &State) -> String {
     match (&state.opts.iface, state.xdp.is_some()) {
         (Some(i), true) => {
             let (entries, (templates, cache)) = state.xdp.as_ref().map_or((0, (0, 0)), |x| {
-                let x = x.lock().expect("xdp lock");
+                let x = held(x);
                 (x.entries, x.server.template_counts())
             });
             let _ = writeln!(

@@ -1,6 +1,14 @@
 //! The userspace server: the engine it serves, binding the service addresses, and the
-//! counters of the userspace path. UDP (worker threads) is in `udp`, TCP in `tcp`.
+//! counters of the userspace path. UDP (worker threads) is in `udp` (its batch buffers in
+//! `batch`, the per-query destination address in `pktinfo`), TCP in `tcp` (per-source
+//! connection counts in `sources`); `contain` keeps a panicking query from taking its thread
+//! down, `backoff` keeps failing loops from spinning.
 
+pub mod backoff;
+mod batch;
+pub mod contain;
+pub mod pktinfo;
+mod sources;
 pub mod tcp;
 pub mod udp;
 
@@ -24,8 +32,21 @@ pub struct ServerStats {
     pub udp_queries: AtomicU64,
     pub udp_responses: AtomicU64,
     pub tcp_connections: AtomicU64,
+    /// Connections open now (a gauge).
+    pub tcp_open: AtomicU64,
     pub tcp_queries: AtomicU64,
+    /// Refused at the global connection limit.
     pub tcp_refused_connections: AtomicU64,
+    /// Refused at the per-source connection limit.
+    pub tcp_refused_per_source: AtomicU64,
+    pub tcp_accept_errors: AtomicU64,
+    /// Connections closed because the client did not take an answer within the write timeout.
+    pub tcp_write_timeouts: AtomicU64,
+    /// Failed recvmmsg calls (other than the read timeout).
+    pub udp_recv_errors: AtomicU64,
+    pub control_accept_errors: AtomicU64,
+    /// Panics contained while answering a query or running a control command.
+    pub panics: AtomicU64,
 }
 
 pub(crate) fn current(engine: &SharedEngine) -> Arc<Engine> {

@@ -1,5 +1,7 @@
 //! The userspace DNS service over TCP with 2-byte length framing (RFC 1035 §4.2.2, RFC 7766):
-//! pipelined queries, an idle timeout, a connection limit and graceful close.
+//! pipelined queries, an idle timeout, a write timeout, a global and a per-source connection
+//! limit, and graceful close. Failed accepts (EMFILE: out of descriptors) are waited out with a
+//! backoff, not spun on.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -8,23 +10,39 @@ use std::time::Duration;
 use anyhow::{Context as _, Result};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::engine::Transport;
-use crate::net::{current, ServerStats, SharedEngine};
+use crate::net::backoff::AcceptErrors;
+use crate::net::sources::{SourceSlot, Sources};
+use crate::net::{contain, current, ServerStats, SharedEngine};
 
 /// TCP limits.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TcpLimits {
+    /// How long a connection may wait for (the rest of) a query.
     pub idle_timeout: Duration,
+    /// How long the client may take to accept one answer before the connection is closed.
+    pub write_timeout: Duration,
     pub max_connections: usize,
+    /// Most connections from one source (an IPv4 address or an IPv6 /64).
+    pub max_per_source: usize,
+}
+
+impl TcpLimits {
+    pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 10;
+    pub const DEFAULT_WRITE_TIMEOUT_SECS: u64 = 5;
+    pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+    pub const DEFAULT_MAX_PER_SOURCE: usize = 64;
 }
 
 impl Default for TcpLimits {
     fn default() -> Self {
         TcpLimits {
-            idle_timeout: Duration::from_secs(10),
-            max_connections: 1024,
+            idle_timeout: Duration::from_secs(Self::DEFAULT_IDLE_TIMEOUT_SECS),
+            write_timeout: Duration::from_secs(Self::DEFAULT_WRITE_TIMEOUT_SECS),
+            max_connections: Self::DEFAULT_MAX_CONNECTIONS,
+            max_per_source: Self::DEFAULT_MAX_PER_SOURCE,
         }
     }
 }
@@ -37,30 +55,56 @@ pub async fn serve_tcp(
     stats: Arc<ServerStats>,
 ) -> Result<()> {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let sources = Sources::new(limits.max_per_source);
+    let mut errors = AcceptErrors::new("tcp");
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(x) => x,
             Err(e) => {
-                log::debug!("tcp accept: {e}");
+                errors.failed(&e, &stats.tcp_accept_errors).await;
                 continue;
             }
         };
+        errors.accepted();
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             stats
                 .tcp_refused_connections
                 .fetch_add(1, Ordering::Relaxed);
-            drop(stream);
+            continue;
+        };
+        let Some(source) = sources.take(peer.ip()) else {
+            stats.tcp_refused_per_source.fetch_add(1, Ordering::Relaxed);
             continue;
         };
         stats.tcp_connections.fetch_add(1, Ordering::Relaxed);
+        stats.tcp_open.fetch_add(1, Ordering::Relaxed);
+        let held = Held {
+            _permit: permit,
+            _source: source,
+            stats: stats.clone(),
+        };
         let engine = engine.clone();
         let stats = stats.clone();
         tokio::spawn(async move {
             if let Err(e) = connection(stream, engine, limits, &stats).await {
                 log::debug!("tcp {peer}: {e:#}");
             }
-            drop(permit);
+            drop(held);
         });
+    }
+}
+
+/// What an open connection holds: its global and per-source slots and its place in the
+/// `tcp_open` gauge, all given back on drop (also if the task ends by a panic).
+struct Held {
+    _permit: OwnedSemaphorePermit,
+    _source: SourceSlot,
+    stats: Arc<ServerStats>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.stats.tcp_open.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -87,11 +131,18 @@ async fn connection(
             .context("tcp read timeout")??;
         stats.tcp_queries.fetch_add(1, Ordering::Relaxed);
         let eng = current(&engine);
-        if let Some(resp) = eng.answer(&msg, Transport::Tcp) {
+        if let Some(resp) = contain::answer(&eng, &msg, Transport::Tcp, stats) {
             let mut out = Vec::with_capacity(resp.len() + 2);
             out.extend_from_slice(&(resp.len() as u16).to_be_bytes());
             out.extend_from_slice(&resp);
-            stream.write_all(&out).await?;
+            match tokio::time::timeout(limits.write_timeout, stream.write_all(&out)).await {
+                Ok(written) => written?,
+                Err(_) => {
+                    // Dropping the stream closes it (with a reset: its queries are unread).
+                    stats.tcp_write_timeouts.fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                }
+            }
         }
     }
     let _ = stream.shutdown().await;

@@ -1,9 +1,11 @@
 //! The userspace UDP service: worker threads, each with its own socket bound with
 //! SO_REUSEPORT to the service address, reading queries and sending answers in batches
-//! (recvmmsg/sendmmsg), as NSD and Knot do. The kernel spreads queries over the sockets.
+//! (recvmmsg/sendmmsg), as NSD and Knot do. The kernel spreads queries over the sockets. Each
+//! answer leaves from the address its query was sent to (`pktinfo`); a worker survives a
+//! panicking query (`contain`) and waits out receive errors instead of spinning on them.
 
 use std::io;
-use std::mem::{size_of, zeroed};
+use std::mem::size_of;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,12 +17,10 @@ use anyhow::{Context as _, Result};
 use nix::sys::socket::{SockaddrLike, SockaddrStorage};
 
 use crate::engine::Transport;
-use crate::net::{current, ServerStats, SharedEngine};
+use crate::net::backoff::{Backoff, LogThrottle, LOG_INTERVAL};
+use crate::net::batch::{Batch, BATCH};
+use crate::net::{contain, current, pktinfo, ServerStats, SharedEngine};
 
-/// Messages per recvmmsg/sendmmsg call.
-const BATCH: usize = 32;
-/// Largest query read (anything longer is not a DNS query over UDP we answer).
-const QUERY_MAX: usize = 4096;
 /// How often a blocked worker looks at the stop flag.
 const STOP_POLL: Duration = Duration::from_millis(200);
 
@@ -61,6 +61,7 @@ pub fn bind_reuseport(addr: SocketAddr) -> Result<UdpSocket> {
     if r != 0 {
         return Err(io::Error::last_os_error()).with_context(|| format!("binding UDP {addr}"));
     }
+    pktinfo::enable(fd.as_raw_fd(), domain)?;
     let sock = UdpSocket::from(fd);
     sock.set_read_timeout(Some(STOP_POLL))?;
     Ok(sock)
@@ -116,58 +117,11 @@ impl Drop for Workers {
     }
 }
 
-/// Buffers for one batch.
-struct Batch {
-    bufs: Vec<[u8; QUERY_MAX]>,
-    addrs: Vec<libc::sockaddr_storage>,
-    iovs: Vec<libc::iovec>,
-    hdrs: Vec<libc::mmsghdr>,
-    replies: Vec<Vec<u8>>,
-}
-
-impl Batch {
-    fn new() -> Batch {
-        // SAFETY: all-zero is a valid value of these C structs.
-        let zero_addr: libc::sockaddr_storage = unsafe { zeroed() };
-        let zero_hdr: libc::mmsghdr = unsafe { zeroed() };
-        Batch {
-            bufs: vec![[0u8; QUERY_MAX]; BATCH],
-            addrs: vec![zero_addr; BATCH],
-            iovs: vec![
-                libc::iovec {
-                    iov_base: std::ptr::null_mut(),
-                    iov_len: 0,
-                };
-                BATCH
-            ],
-            hdrs: vec![zero_hdr; BATCH],
-            replies: Vec::with_capacity(BATCH),
-        }
-    }
-
-    /// Points the headers at the receive buffers.
-    fn arm_receive(&mut self) {
-        for i in 0..BATCH {
-            self.iovs[i] = libc::iovec {
-                iov_base: self.bufs[i].as_mut_ptr() as *mut libc::c_void,
-                iov_len: QUERY_MAX,
-            };
-            let h = &mut self.hdrs[i].msg_hdr;
-            h.msg_name = &mut self.addrs[i] as *mut _ as *mut libc::c_void;
-            h.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-            h.msg_iov = &mut self.iovs[i];
-            h.msg_iovlen = 1;
-            h.msg_control = std::ptr::null_mut();
-            h.msg_controllen = 0;
-            h.msg_flags = 0;
-            self.hdrs[i].msg_len = 0;
-        }
-    }
-}
-
 fn worker(sock: UdpSocket, engine: SharedEngine, stats: Arc<ServerStats>, stop: Arc<AtomicBool>) {
     let fd = sock.as_raw_fd();
     let mut b = Batch::new();
+    let mut backoff = Backoff::default();
+    let errors = LogThrottle::new(LOG_INTERVAL);
     while !stop.load(Ordering::Relaxed) {
         b.arm_receive();
         // SAFETY: the headers point into `b`, which outlives the call.
@@ -186,46 +140,27 @@ fn worker(sock: UdpSocket, engine: SharedEngine, stats: Arc<ServerStats>, stop: 
                 e.kind(),
                 io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
             ) {
-                log::debug!("udp recvmmsg: {e}");
+                // An error that may well repeat on every call: count it, log it now and then,
+                // and wait (at most STOP_POLL) rather than spin.
+                stats.udp_recv_errors.fetch_add(1, Ordering::Relaxed);
+                errors.warn(format_args!("udp recvmmsg: {e}"));
+                std::thread::sleep(backoff.next_wait().min(STOP_POLL));
             }
             continue;
         }
+        backoff.reset();
         let n = n as usize;
         stats.udp_queries.fetch_add(n as u64, Ordering::Relaxed);
         let eng = current(&engine);
-        b.replies.clear();
-        // Replies are gathered at the front; `slot` says which query each answers.
-        let mut out = 0;
         for i in 0..n {
-            let len = b.hdrs[i].msg_len as usize;
-            if b.hdrs[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
-                continue;
-            }
-            if let Some(resp) = eng.answer(&b.bufs[i][..len], Transport::Udp) {
-                b.replies.push(resp);
-                // The reply goes to the sender of query i.
-                b.addrs.swap(out, i);
-                out += 1;
+            let reply = b
+                .query(i)
+                .and_then(|q| contain::answer(&eng, q, Transport::Udp, &stats));
+            if let Some(reply) = reply {
+                b.reply(i, reply);
             }
         }
-        if out == 0 {
-            continue;
-        }
-        for i in 0..out {
-            b.iovs[i] = libc::iovec {
-                iov_base: b.replies[i].as_mut_ptr() as *mut libc::c_void,
-                iov_len: b.replies[i].len(),
-            };
-            let h = &mut b.hdrs[i].msg_hdr;
-            h.msg_name = &mut b.addrs[i] as *mut _ as *mut libc::c_void;
-            h.msg_namelen = match b.addrs[i].ss_family as libc::c_int {
-                libc::AF_INET => size_of::<libc::sockaddr_in>(),
-                _ => size_of::<libc::sockaddr_in6>(),
-            } as libc::socklen_t;
-            h.msg_iov = &mut b.iovs[i];
-            h.msg_iovlen = 1;
-            h.msg_flags = 0;
-        }
+        let out = b.arm_send();
         let mut sent = 0;
         while sent < out {
             // SAFETY: headers [sent, out) point into `b`, which outlives the call.
@@ -246,5 +181,35 @@ fn worker(sock: UdpSocket, engine: SharedEngine, stats: Arc<ServerStats>, stop: 
             sent += r as usize;
             stats.udp_responses.fetch_add(r as u64, Ordering::Relaxed);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_persistent_receive_error_is_counted_and_waited_out_not_spun_on() {
+        // recvmmsg on a pipe fails with ENOTSOCK every time.
+        let (r, _w) = nix::unistd::pipe().unwrap();
+        let sock = UdpSocket::from(r);
+        let stats = Arc::new(ServerStats::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let engine: SharedEngine = Default::default();
+        let t = {
+            let (stats, stop) = (stats.clone(), stop.clone());
+            std::thread::spawn(move || worker(sock, engine, stats, stop))
+        };
+        std::thread::sleep(Duration::from_secs(1));
+        stop.store(true, Ordering::Relaxed);
+        t.join().unwrap();
+        // Waits of 1, 2, 4, ... 128, then 200 ms: about a dozen calls in a second; a spinning
+        // loop makes hundreds of thousands.
+        let errors = stats.udp_recv_errors.load(Ordering::Relaxed);
+        assert!(
+            (3..=40).contains(&errors),
+            "{errors} recvmmsg errors in 1 s"
+        );
+        assert_eq!(stats.udp_queries.load(Ordering::Relaxed), 0);
     }
 }
