@@ -1,6 +1,18 @@
 //! The secondary service's library: zone transfers from a primary and what surrounds them.
-//! - `message`: parsing responses and building requests;
+//! - `message`: parsing responses and building requests and responses;
 //! - `tsig`: transaction signatures (RFC 8945);
+//! - `soa`: SOA fields and serial arithmetic (RFC 1982);
+//! - `axfr`, `ixfr`: reading transfer responses (RFC 5936, RFC 1995) and applying diffs;
+//! - `tcp`, `client`: the exchanges with a primary (SOA query, AXFR, IXFR with fallback);
+//! - `timers`: refresh, retry and expire, with an injectable clock;
+//! - `error`: what a failed exchange reports.
 
+pub mod axfr;
+pub mod client;
+pub mod error;
+pub mod ixfr;
 pub mod message;
+pub mod soa;
+pub mod tcp;
+pub mod timers;
 pub mod tsig;
