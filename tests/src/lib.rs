@@ -10,7 +10,9 @@ pub mod compare;
 pub mod corpus;
 pub mod frame;
 pub mod knot;
+pub mod primary;
 pub mod tld;
+pub mod xfr_proxy;
 
 use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
