@@ -34,7 +34,7 @@ pub enum Spoil {
 pub struct Proxy {
     pub addr: SocketAddr,
     stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    thread: Option<JoinHandle<Result<()>>>,
 }
 
 const LIFETIME: Duration = Duration::from_secs(60);
@@ -116,26 +116,21 @@ fn serve(mut client: TcpStream, upstream: SocketAddr, spoil: Spoil) {
 impl Proxy {
     /// Starts a proxy in the client namespace of `net` relaying to `upstream`.
     pub fn start(net: &TestNet, upstream: SocketAddr, spoil: Spoil) -> Result<Proxy> {
-        let path = format!("/run/netns/{}", net.client_ns);
         let stop = Arc::new(AtomicBool::new(false));
-        let (tx, rx) = std::sync::mpsc::channel();
+        let (tx, rx) = std::sync::mpsc::channel::<std::io::Result<SocketAddr>>();
         let stop2 = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let setup = || -> Result<TcpListener> {
-                let ns = std::fs::File::open(&path).with_context(|| format!("opening {path}"))?;
-                nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET).context("setns")?;
-                let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+        let thread = net.spawn_in_client(move || {
+            let listener = match TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).and_then(|l| {
                 l.set_nonblocking(true)?;
                 Ok(l)
-            };
-            let listener = match setup() {
+            }) {
                 Ok(l) => l,
                 Err(e) => {
                     let _ = tx.send(Err(e));
                     return;
                 }
             };
-            let _ = tx.send(listener.local_addr().map_err(Into::into));
+            let _ = tx.send(listener.local_addr());
             let deadline = Instant::now() + LIFETIME;
             let mut served = 0;
             while !stop2.load(Ordering::SeqCst) && Instant::now() < deadline {
@@ -150,7 +145,7 @@ impl Proxy {
                 }
             }
         });
-        let addr = rx
+        let addr: SocketAddr = rx
             .recv_timeout(Duration::from_secs(10))
             .context("proxy did not start")??;
         Ok(Proxy {

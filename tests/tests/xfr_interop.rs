@@ -292,7 +292,7 @@ fn wrong_keys_and_spoiled_responses_are_refused() {
         assert!(e.contains("rejected our TSIG: BADKEY"), "{what}: {e}");
         let e = axfr_error(&net, addr, None);
         assert!(e.contains("answered"), "{what} unsigned: {e}");
-        assert!(e.starts_with("AXFR of example. from "), "{e}");
+        assert!(e.starts_with("AXFR of example. with "), "{e}");
     }
     for (spoil, want) in [
         (Spoil::StripTsig, "not signed"),

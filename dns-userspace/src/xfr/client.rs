@@ -109,7 +109,7 @@ impl Primary {
         XfrError {
             exchange,
             zone: zone.clone(),
-            primary: self.addr,
+            peer: self.addr,
             kind,
         }
     }

@@ -41,7 +41,7 @@ pub enum Kind {
     },
     #[error("no {what} within {secs} s")]
     Timeout { what: &'static str, secs: u64 },
-    #[error("the primary answered {}", rcode::to_string(*.0))]
+    #[error("the server answered {}", rcode::to_string(*.0))]
     Rcode(u16),
     #[error(transparent)]
     Tsig(#[from] TsigError),
@@ -63,11 +63,12 @@ pub enum Kind {
 
 /// A failed exchange with a primary.
 #[derive(Debug, Error)]
-#[error("{exchange} of {zone} from {primary}: {kind}")]
+#[error("{exchange} of {zone} with {peer}: {kind}")]
 pub struct XfrError {
     pub exchange: Exchange,
     pub zone: Name,
-    pub primary: SocketAddr,
+    /// The primary (or, for an outgoing NOTIFY, the secondary).
+    pub peer: SocketAddr,
     pub kind: Kind,
 }
 

@@ -4,6 +4,7 @@
 //! - `soa`: SOA fields and serial arithmetic (RFC 1982);
 //! - `axfr`, `ixfr`: reading transfer responses (RFC 5936, RFC 1995) and applying diffs;
 //! - `tcp`, `client`: the exchanges with a primary (SOA query, AXFR, IXFR with fallback);
+//! - `notify`: NOTIFY in and out (RFC 1996);
 //! - `timers`: refresh, retry and expire, with an injectable clock;
 //! - `error`: what a failed exchange reports.
 
@@ -12,6 +13,7 @@ pub mod client;
 pub mod error;
 pub mod ixfr;
 pub mod message;
+pub mod notify;
 pub mod soa;
 pub mod tcp;
 pub mod timers;
