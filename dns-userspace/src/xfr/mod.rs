@@ -5,6 +5,7 @@
 //! - `axfr`, `ixfr`: reading transfer responses (RFC 5936, RFC 1995) and applying diffs;
 //! - `tcp`, `client`: the exchanges with a primary (SOA query, AXFR, IXFR with fallback);
 //! - `notify`: NOTIFY in and out (RFC 1996);
+//! - `store`: every version and the timers on disk, sealed and written atomically;
 //! - `timers`: refresh, retry and expire, with an injectable clock;
 //! - `error`: what a failed exchange reports.
 
@@ -15,6 +16,7 @@ pub mod ixfr;
 pub mod message;
 pub mod notify;
 pub mod soa;
+pub mod store;
 pub mod tcp;
 pub mod timers;
 pub mod tsig;
