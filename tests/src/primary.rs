@@ -160,7 +160,8 @@ zone:
         self.knot.addrs()[1]
     }
 
-    /// Replaces the zone file and has knotd reload it (with a journal: the diff is kept).
+    /// Replaces the zone file and has knotd reload it, waiting until it has (with a journal:
+    /// the diff is kept).
     pub fn update(&self, zone_text: &str) -> Result<()> {
         let file = self
             .knot
@@ -169,7 +170,7 @@ zone:
             .join(format!("{}zone", self.origin));
         std::fs::write(&file, zone_text)?;
         self.knot
-            .knotc(&["zone-reload", &self.origin])
+            .knotc(&["-b", "zone-reload", &self.origin])
             .with_context(|| format!("reloading {}:\n{}", self.origin, self.knot.log()))?;
         Ok(())
     }

@@ -7,6 +7,7 @@
 //! - `notify`: NOTIFY in and out (RFC 1996);
 //! - `store`: every version and the timers on disk, sealed and written atomically;
 //! - `timers`: refresh, retry and expire, with an injectable clock;
+//! - `secondary`: one secondary zone, tying the above together;
 //! - `error`: what a failed exchange reports.
 
 pub mod axfr;
@@ -15,6 +16,7 @@ pub mod error;
 pub mod ixfr;
 pub mod message;
 pub mod notify;
+pub mod secondary;
 pub mod soa;
 pub mod store;
 pub mod tcp;
