@@ -508,4 +508,45 @@ mod tests {
         };
         assert_eq!(o.expire(), Some(256));
     }
+
+    #[test]
+    fn mutated_messages_never_panic() {
+        let mut m = Builder::new(1, opcode::QUERY, FLAG_QR)
+            .question(&n("example."), rtype::AXFR, class::IN)
+            .finish();
+        // Answers with compressed owners and RDATA names of several layouts.
+        let mut add = |t: u16, rd: &[u8]| {
+            m.extend_from_slice(&[0xc0, 12]);
+            m.extend_from_slice(&t.to_be_bytes());
+            m.extend_from_slice(&[0, 1, 0, 0, 0, 60]);
+            m.extend_from_slice(&(rd.len() as u16).to_be_bytes());
+            m.extend_from_slice(rd);
+            let an = u16::from_be_bytes([m[6], m[7]]) + 1;
+            m[6..8].copy_from_slice(&an.to_be_bytes());
+        };
+        let mut soa = vec![2, b'n', b's', 0xc0, 12, 0xc0, 12];
+        soa.extend_from_slice(&[0; 20]);
+        add(rtype::SOA, &soa);
+        add(rtype::MX, &[0, 10, 1, b'm', 0xc0, 12]);
+        add(rtype::NAPTR, &[0, 1, 0, 2, 1, b'u', 0, 0, 0xc0, 12]);
+        add(rtype::SRV, &[0, 1, 0, 2, 0, 3, 0xc0, 12]);
+        add(rtype::TXT, &[3, b'a', b'b', b'c']);
+        assert_eq!(parse(&m).unwrap().answers.len(), 5);
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..20_000 {
+            let mut v = m.clone();
+            for _ in 0..1 + next() % 4 {
+                let i = (next() as usize) % v.len();
+                v[i] = next() as u8;
+            }
+            v.truncate(v.len() - (next() % 3) as usize);
+            let _ = parse(&v);
+        }
+    }
 }

@@ -1,6 +1,6 @@
 //! The secondary service's library: zone transfers from a primary and what surrounds them.
 //! - `message`: parsing responses and building requests and responses;
-//! - `tsig`: transaction signatures (RFC 8945);
+//! - `tsig`, `tsig_key`: transaction signatures (RFC 8945) and their keys;
 //! - `soa`: SOA fields and serial arithmetic (RFC 1982);
 //! - `axfr`, `ixfr`: reading transfer responses (RFC 5936, RFC 1995) and applying diffs;
 //! - `tcp`, `client`: the exchanges with a primary (SOA query, AXFR, IXFR with fallback);
@@ -22,3 +22,4 @@ pub mod store;
 pub mod tcp;
 pub mod timers;
 pub mod tsig;
+pub mod tsig_key;

@@ -141,3 +141,89 @@ impl Connection {
         Ok(Some(msg))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    fn timeouts(idle: u64, total: u64) -> Timeouts {
+        Timeouts {
+            connect: Duration::from_secs(2),
+            idle: Duration::from_millis(idle),
+            total: Duration::from_millis(total),
+        }
+    }
+
+    /// A peer on loopback that reads the query and then sends `reply` one octet every
+    /// `gap_ms`.
+    fn peer(reply: Vec<u8>, gap_ms: u64) -> SocketAddr {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (mut c, _) = l.accept().unwrap();
+            let mut q = [0u8; 64];
+            let _ = c.read(&mut q);
+            for b in reply {
+                std::thread::sleep(Duration::from_millis(gap_ms));
+                if c.write_all(&[b]).is_err() {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        });
+        addr
+    }
+
+    #[test]
+    fn a_silent_peer_times_out() {
+        let addr = peer(Vec::new(), 0);
+        let mut c = Connection::open(addr, &timeouts(200, 5000)).unwrap();
+        c.send(b"query").unwrap();
+        let t = Instant::now();
+        assert!(matches!(c.recv(), Err(Kind::Timeout { .. })));
+        assert!(t.elapsed() < Duration::from_secs(2));
+    }
+
+    #[test]
+    fn a_trickling_peer_meets_the_deadline() {
+        // 14 octets, each within the idle time, all together past the deadline.
+        let mut msg = vec![0, 12];
+        msg.extend_from_slice(&[0; 12]);
+        let addr = peer(msg, 100);
+        let mut c = Connection::open(addr, &timeouts(300, 600)).unwrap();
+        c.send(b"query").unwrap();
+        let t = Instant::now();
+        let e = c.recv().unwrap_err();
+        assert!(matches!(e, Kind::Timeout { .. }), "{e}");
+        assert!(t.elapsed() < Duration::from_millis(1200));
+    }
+
+    #[test]
+    fn frames_short_messages_and_closed_connections() {
+        let addr = peer(vec![0, 3, 1, 2, 3], 0);
+        let mut c = Connection::open(addr, &timeouts(1000, 5000)).unwrap();
+        c.send(b"q").unwrap();
+        assert!(c
+            .recv()
+            .unwrap_err()
+            .to_string()
+            .contains("shorter than a header"));
+        let addr = peer(vec![0, 20, 1], 0);
+        let mut c = Connection::open(addr, &timeouts(2000, 5000)).unwrap();
+        c.send(b"q").unwrap();
+        assert!(c
+            .recv()
+            .unwrap_err()
+            .to_string()
+            .contains("closed the connection"));
+        let closed = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        assert!(matches!(
+            Connection::open(closed, &timeouts(100, 100)),
+            Err(Kind::Connect(_))
+        ));
+    }
+}

@@ -193,3 +193,25 @@ fn rejections_carry_the_error_and_are_reported() {
         (rcode::BADTIME, 6, 32)
     );
 }
+
+#[test]
+fn keys_from_key_tables() {
+    #[derive(serde::Deserialize)]
+    struct Conf {
+        key: Vec<KeyConfig>,
+    }
+    let c: Conf = toml::from_str(&format!(
+        "[[key]]\nname = \"tsig-test.example\"\nalgorithm = \"hmac-sha256\"\nsecret = \"{SECRET}\"\n\
+         [[key]]\nname = \"k2.\"\nalgorithm = \"hmac-sha512\"\nsecret = \"{SECRET}\"\n"
+    ))
+    .unwrap();
+    let keys: Vec<Key> = c.key.iter().map(|k| Key::from_config(k).unwrap()).collect();
+    assert_eq!(keys[0], key("hmac-sha256"));
+    assert_eq!(keys[1].algorithm, Algorithm::HmacSha512);
+    // A kdig-signed query verifies with the configured ring.
+    let wire = hex(KDIG[0].1);
+    let m = parse(&wire).unwrap();
+    assert!(verify_request(&m, &keys, time_of(&wire)).unwrap().is_some());
+    let bad = toml::from_str::<Conf>("[[key]]\nname = \"k\"\nsecret = \"x\"\n");
+    assert!(bad.is_err());
+}
