@@ -8,12 +8,14 @@
 //! - `fastpath`: the compiler from zones to XDP map entries, the template cache, promotion and
 //!   the loaded program;
 //! - `net`: the userspace UDP and TCP service;
-//! - `daemon`: configuration, the running server and its control socket.
+//! - `daemon`: configuration, the running server and its control socket;
+//! - `xfr`: the secondary service: zone transfers, NOTIFY, TSIG, refresh timers, storage.
 
 pub mod daemon;
 pub mod engine;
 pub mod fastpath;
 pub mod net;
 pub mod wire;
+pub mod xfr;
 pub mod zone;
 pub mod zonefile;

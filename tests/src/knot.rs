@@ -46,9 +46,39 @@ impl KnotServer {
     /// everything under `dir`.
     pub fn config(dir: &Path, zones: &[KnotZone], port: u16) -> String {
         let d = dir.display();
-        let mut c = format!(
-            "# Written by xdpdns-tests (tests/src/knot.rs) for the differential test.
-server:
+        let mut c = Self::server_section(dir, port, "info");
+        c.insert_str(
+            0,
+            "# Written by xdpdns-tests (tests/src/knot.rs) for the differential test.\n",
+        );
+        c.push_str(&format!(
+            "template:
+  - id: default
+    storage: \"{d}/zones\"
+    semantic-checks: off
+    # Serve the files as they are: never write them back, keep no journal.
+    zonefile-sync: -1
+    zonefile-load: whole
+    journal-content: none
+zone:
+"
+        ));
+        for z in zones {
+            let origin = z.origin.trim_end_matches('.');
+            c.push_str(&format!(
+                "  - domain: \"{origin}.\"\n    file: \"{}\"\n",
+                z.file.display()
+            ));
+        }
+        c
+    }
+
+    /// The `server`, `database` and `log` sections: listening on the server addresses at
+    /// `port`, run directory and database under `dir`, logging at `level` to stderr.
+    pub fn server_section(dir: &Path, port: u16, level: &str) -> String {
+        let d = dir.display();
+        format!(
+            "server:
     rundir: \"{d}/run\"
     listen: [ {SERVER_V4}@{port}, {SERVER_V6}@{port} ]
     udp-max-payload: {UDP_MAX_PAYLOAD}
@@ -60,26 +90,9 @@ database:
     storage: \"{d}/db\"
 log:
   - target: stderr
-    any: info
-template:
-  - id: default
-    storage: \"{d}/zones\"
-    semantic-checks: off
-    # Serve the files as they are: never write them back, keep no journal.
-    zonefile-sync: -1
-    zonefile-load: whole
-    journal-content: none
-zone:
+    any: {level}
 "
-        );
-        for z in zones {
-            let origin = z.origin.trim_end_matches('.');
-            c.push_str(&format!(
-                "  - domain: \"{origin}.\"\n    file: \"{}\"\n",
-                z.file.display()
-            ));
-        }
-        c
+        )
     }
 
     /// Starts knotd in the server namespace of `net` and waits until every zone answers its
@@ -91,6 +104,13 @@ zone:
     /// Like `start`, in the namespace `ns` of `net` (which must hold the server addresses;
     /// readiness is checked from the client namespace).
     pub fn start_in(net: &TestNet, ns: &str, zones: &[KnotZone], port: u16) -> Result<KnotServer> {
+        let dir = Self::new_dir()?;
+        let conf = Self::config(&dir, zones, port);
+        Self::launch(net, ns, dir, &conf, zones, port)
+    }
+
+    /// A fresh temporary directory for a knotd, with `run`, `db` and `zones` below it.
+    pub fn new_dir() -> Result<PathBuf> {
         let n = SEQ.fetch_add(1, Ordering::SeqCst);
         let dir = std::env::temp_dir().join(format!("xdpdns-knot-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -98,13 +118,26 @@ zone:
             std::fs::create_dir_all(dir.join(sub))
                 .with_context(|| format!("creating {}", dir.join(sub).display()))?;
         }
-        let conf = dir.join("knot.conf");
-        std::fs::write(&conf, Self::config(&dir, zones, port))?;
+        Ok(dir)
+    }
+
+    /// Starts knotd with configuration `conf` in `dir` (from `new_dir`) inside namespace `ns`,
+    /// and waits until every zone of `ready` answers its SOA.
+    pub fn launch(
+        net: &TestNet,
+        ns: &str,
+        dir: PathBuf,
+        conf: &str,
+        ready: &[KnotZone],
+        port: u16,
+    ) -> Result<KnotServer> {
+        let conf_file = dir.join("knot.conf");
+        std::fs::write(&conf_file, conf)?;
         let log = File::create(dir.join("knotd.log"))?;
         let child = net
             .in_ns_cmd(ns, Path::new("knotd"))
             .arg("-c")
-            .arg(&conf)
+            .arg(&conf_file)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -114,10 +147,22 @@ zone:
             child: Some(child),
             dir,
             port,
-            zones: zones.to_vec(),
+            zones: ready.to_vec(),
         };
         knot.wait_ready(net)?;
         Ok(knot)
+    }
+
+    /// Runs `knotc` against this knotd (its control socket is in the run directory).
+    pub fn knotc(&self, args: &[&str]) -> Result<String> {
+        crate::sh(
+            std::process::Command::new("knotc")
+                .arg("-c")
+                .arg(self.dir.join("knot.conf"))
+                .arg("-t")
+                .arg("10")
+                .args(args),
+        )
     }
 
     /// The server addresses knotd listens on.
@@ -129,40 +174,17 @@ zone:
     }
 
     fn wait_ready(&mut self, net: &TestNet) -> Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let probes: Vec<(SocketAddr, Vec<u8>)> = self
-            .addrs()
-            .into_iter()
-            .flat_map(|a| {
-                self.zones.iter().map(move |z| {
-                    let mut q = Q::new(&format!("{}.", z.origin.trim_end_matches('.')), 6);
-                    q.id = 0x4b4e;
-                    (a, q.wire())
-                })
-            })
-            .collect();
-        loop {
-            if let Some(status) = self.child.as_mut().expect("child").try_wait()? {
-                bail!("knotd exited ({status}):\n{}", self.log());
-            }
-            let p = probes.clone();
-            let ready = net.in_client(move || {
-                p.iter().all(|(addr, q)| {
-                    let Ok(r) = client::udp(*addr, q) else {
-                        return false;
-                    };
-                    // NOERROR, AA and one answer: the zone is loaded.
-                    r.len() > 12 && r[3] & 0x0f == 0 && r[2] & 0x04 != 0 && r[7] == 1
-                })
-            })?;
-            if ready {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!("knotd did not answer every zone in time:\n{}", self.log());
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let origins: Vec<String> = self.zones.iter().map(|z| z.origin.clone()).collect();
+        let addrs = self.addrs();
+        let log = self.dir.join("knotd.log");
+        wait_answering(
+            net,
+            self.child.as_mut().expect("child"),
+            "knotd",
+            &addrs,
+            &origins,
+            &log,
+        )
     }
 
     /// knotd's log so far.
@@ -177,6 +199,53 @@ zone:
             return Ok(true);
         };
         crate::terminate_within(&mut child, Duration::from_secs(5))
+    }
+}
+
+/// Waits until the server `child` (`what`) answers the SOA of every zone of `origins` over UDP
+/// at every address of `addrs`, from the client namespace; fails with the log at `log` when it
+/// exits or takes more than 20 s.
+pub fn wait_answering(
+    net: &TestNet,
+    child: &mut Child,
+    what: &str,
+    addrs: &[SocketAddr],
+    origins: &[String],
+    log: &Path,
+) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let probes: Vec<(SocketAddr, Vec<u8>)> = addrs
+        .iter()
+        .flat_map(|a| {
+            origins.iter().map(move |o| {
+                let mut q = Q::new(&format!("{}.", o.trim_end_matches('.')), 6);
+                q.id = 0x4b4e;
+                (*a, q.wire())
+            })
+        })
+        .collect();
+    let log = || std::fs::read_to_string(log).unwrap_or_default();
+    loop {
+        if let Some(status) = child.try_wait()? {
+            bail!("{what} exited ({status}):\n{}", log());
+        }
+        let p = probes.clone();
+        let ready = net.in_client(move || {
+            p.iter().all(|(addr, q)| {
+                let Ok(r) = client::udp(*addr, q) else {
+                    return false;
+                };
+                // NOERROR, AA and one answer: the zone is loaded.
+                r.len() > 12 && r[3] & 0x0f == 0 && r[2] & 0x04 != 0 && r[7] == 1
+            })
+        })?;
+        if ready {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("{what} did not answer every zone in time:\n{}", log());
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

@@ -10,8 +10,10 @@ pub mod compare;
 pub mod corpus;
 pub mod frame;
 pub mod knot;
+pub mod primary;
 pub mod stats;
 pub mod tld;
+pub mod xfr_proxy;
 
 use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -229,14 +231,22 @@ impl TestNet {
         &self,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T> {
+        self.spawn_in_client(f)
+            .join()
+            .map_err(|_| anyhow::anyhow!("client thread panicked"))?
+    }
+
+    /// Like `in_client`, without waiting for `f` to finish.
+    pub fn spawn_in_client<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> std::thread::JoinHandle<Result<T>> {
         let path = format!("/run/netns/{}", self.client_ns);
         std::thread::spawn(move || -> Result<T> {
             let ns = File::open(&path).with_context(|| format!("opening {path}"))?;
             nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET).context("setns")?;
             Ok(f())
         })
-        .join()
-        .map_err(|_| anyhow::anyhow!("client thread panicked"))?
     }
 
     /// Path of the server's control socket.
