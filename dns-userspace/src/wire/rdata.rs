@@ -141,7 +141,11 @@ impl<'a> Rd<'a> {
 /// Checks an RDATA of type `t`.
 pub fn check(t: u16, rdata: &[u8]) -> Result<(), RdataError> {
     let mut r = Rd { b: rdata, p: 0 };
-    fields(t, &mut r)
+    let fit = match rdata.len() {
+        0..=65535 => Ok(()),
+        n => Err(format!("{n} octets are more than RDLENGTH can say (65535)")),
+    };
+    fit.and_then(|()| fields(t, &mut r))
         .and_then(|()| r.done())
         .map_err(|message| RdataError { rtype: t, message })
 }
@@ -265,9 +269,11 @@ fn fields(t: u16, r: &mut Rd<'_>) -> R<()> {
         rtype::SVCB | rtype::HTTPS => svcb(r),
         rtype::CAA => {
             r.u8("flags")?;
+            // RFC 8659 §4.1.1: 1 to 15 letters and digits (more is a SHOULD NOT, which clients
+            // such as hickory-proto enforce by refusing the whole message).
             let tag = r.charstr("tag")?;
-            if tag.is_empty() || !tag.iter().all(u8::is_ascii_alphanumeric) {
-                return Err("the tag is not 1 or more letters and digits (RFC 8659)".into());
+            if !(1..=15).contains(&tag.len()) || !tag.iter().all(u8::is_ascii_alphanumeric) {
+                return Err("the tag is not 1 to 15 letters and digits (RFC 8659 §4.1.1)".into());
             }
             r.p = r.b.len();
             Ok(())

@@ -153,6 +153,9 @@ fn fixed_fields_must_be_present_and_nothing_after_them() {
     ok(29, "01 02");
     ok(65280, "");
     ok(65280, "c00c");
+    assert!(check(65280, &vec![0; 65535]).is_ok());
+    let e = check(65280, &vec![0; 65536]).unwrap_err().to_string();
+    assert!(e.contains("65536 octets are more than RDLENGTH"), "{e}");
 }
 
 #[test]
@@ -171,6 +174,8 @@ fn character_strings_must_fill_the_rdata() {
     assert!(reason(rtype::CAA, "00 00").contains("tag is not"));
     assert!(reason(rtype::CAA, "00 02 692d").contains("tag is not"));
     ok(rtype::CAA, "80 05 6973737565");
+    ok(rtype::CAA, &format!("00 0f {}", "61".repeat(15)));
+    assert!(reason(rtype::CAA, &format!("00 10 {}", "61".repeat(16))).contains("1 to 15"));
 }
 
 #[test]
