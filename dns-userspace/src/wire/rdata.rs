@@ -5,7 +5,7 @@
 //! Fixed fields must be present; names complete, at most 255 octets and uncompressed;
 //! character-strings, SvcParams (RFC 9460 §2.2) and type bitmaps (RFC 4034 §4.1.2) must fill
 //! their space exactly; nothing may follow the last field. NSEC3 iterations are limited to 150
-//! (RFC 9276 §3.2), which bounds the hashing a negative answer costs. The answer engine, name
+//! (see `NSEC3_MAX_ITERATIONS`), which bounds the hashing a negative answer costs. The answer engine, name
 //! compression and the XDP compiler then read RDATA without checking it again. Types not
 //! listed here are opaque octets.
 
@@ -14,7 +14,8 @@ use std::fmt;
 use crate::wire::name::NAME_MAX;
 use crate::wire::record::rtype;
 
-/// Most NSEC3 iterations a zone may use (RFC 9276 §3.2; BIND's limit too).
+/// Most NSEC3 iterations a zone may use: validators treat answers with more as insecure
+/// (RFC 9276 §3.2 reports 150 as their limit), and each costs a SHA-1 per name hashed.
 pub const NSEC3_MAX_ITERATIONS: u16 = 150;
 
 /// Why an RDATA is malformed.
@@ -82,6 +83,14 @@ impl<'a> Rd<'a> {
         let s = &self.b[self.p..self.p + n];
         self.p += n;
         Ok(s)
+    }
+
+    /// All of the RDATA, which must be `n` octets.
+    fn exactly(&mut self, n: usize, what: &str) -> R<()> {
+        match self.left() {
+            l if l == n => self.take(n, what).map(drop),
+            l => Err(format!("{l} octets, not the {n} of {what}")),
+        }
     }
 
     fn u8(&mut self, what: &str) -> R<u8> {
@@ -152,8 +161,8 @@ pub fn check(t: u16, rdata: &[u8]) -> Result<(), RdataError> {
 
 fn fields(t: u16, r: &mut Rd<'_>) -> R<()> {
     match t {
-        rtype::A => r.take(4, "IPv4 address").map(drop),
-        rtype::AAAA => r.take(16, "IPv6 address").map(drop),
+        rtype::A => r.exactly(4, "an IPv4 address"),
+        rtype::AAAA => r.exactly(16, "an IPv6 address"),
         rtype::NS
         | rtype::CNAME
         | rtype::DNAME
