@@ -273,23 +273,11 @@ pub fn generate(specs: &[ZoneSpec], params: &Params) -> Result<Corpus> {
                 have += 1;
             }
         }
-        let types = types_for(&zone);
         let apex = zone.apex().to_string().to_ascii_lowercase();
-        corpus.names_per_zone.push((apex.clone(), names.len()));
-        for (name, kind) in &names {
-            for qtype in types_for_name(&zone, name, *kind, &types, params, &mut rng) {
-                let n = if rng.chance(params.repeat_percent, 100) {
-                    2
-                } else {
-                    1
-                };
-                for _ in 0..n {
-                    corpus
-                        .queries
-                        .push(query(&apex, *kind, name, qtype, params, &mut rng));
-                }
-            }
-        }
+        corpus.names_per_zone.push((apex, names.len()));
+        corpus
+            .queries
+            .extend(queries_for_names(&zone, &names, params, &mut rng));
     }
     // Names in no zone: REFUSED from both.
     let out: Vec<String> = vec![
@@ -312,6 +300,32 @@ pub fn generate(specs: &[ZoneSpec], params: &Params) -> Result<Corpus> {
         }
     }
     Ok(corpus)
+}
+
+/// The queries for `names` of `zone` (from `names_for`, say): for each name the types of
+/// `types_for_name`, some asked twice (`Params::repeat_percent`), with random options.
+pub fn queries_for_names(
+    zone: &Zone,
+    names: &[(Name, NameKind)],
+    params: &Params,
+    rng: &mut Rng,
+) -> Vec<CorpusQuery> {
+    let types = types_for(zone);
+    let apex = zone.apex().to_string().to_ascii_lowercase();
+    let mut out = Vec::new();
+    for (name, kind) in names {
+        for qtype in types_for_name(zone, name, *kind, &types, params, rng) {
+            let n = if rng.chance(params.repeat_percent, 100) {
+                2
+            } else {
+                1
+            };
+            for _ in 0..n {
+                out.push(query(&apex, *kind, name, qtype, params, rng));
+            }
+        }
+    }
+    out
 }
 
 fn query(
@@ -415,7 +429,7 @@ fn is_nsec3_only(node: &xdpdns::zone::Node) -> bool {
 }
 
 /// The names asked in a zone, with their kinds, in a fixed order.
-fn names_for(zone: &Zone, rng: &mut Rng) -> Vec<(Name, NameKind)> {
+pub fn names_for(zone: &Zone, rng: &mut Rng) -> Vec<(Name, NameKind)> {
     let apex = zone.apex().clone();
     let mut nodes: Vec<(Name, &xdpdns::zone::Node)> =
         zone.nodes().map(|(n, node)| (n.clone(), node)).collect();

@@ -63,6 +63,8 @@ pub(super) struct Ctx<'z> {
     pub(super) zone: &'z Zone,
     pub(super) dnssec: bool,
     tcp: bool,
+    /// TTL of the SOA in negative answers.
+    negative_ttl: u32,
     res: Resolution<'z>,
 }
 
@@ -96,11 +98,11 @@ impl<'z> Ctx<'z> {
         let apex = self.zone.apex().clone();
         let soa = self.zone.soa();
         let mut o = set(&apex, soa);
-        o.ttl = self.zone.negative_ttl();
+        o.ttl = self.negative_ttl;
         self.res.authority.push(o);
         if self.dnssec && !soa.sigs.is_empty() {
             let mut s = sigs(&apex, soa);
-            s.ttl = self.zone.negative_ttl().min(soa.sig_ttl);
+            s.ttl = self.negative_ttl.min(soa.sig_ttl);
             self.res.authority.push(s);
         }
     }
@@ -252,10 +254,18 @@ pub fn resolve<'z>(
     dnssec_ok: bool,
     tcp: bool,
 ) -> Resolution<'z> {
+    let Some(negative_ttl) = zone.negative_ttl() else {
+        // The SOA cannot be read (`Zone::build` refuses such zones): nothing is served.
+        return Resolution {
+            rcode: super::query::RCODE_SERVFAIL,
+            ..Default::default()
+        };
+    };
     let mut cx = Ctx {
         zone,
         dnssec: dnssec_ok && zone.is_signed(),
         tcp,
+        negative_ttl,
         res: Resolution {
             aa: true,
             ..Default::default()

@@ -7,7 +7,8 @@ use hickory_proto::rr::RecordType;
 
 use super::*;
 use crate::wire::name::Name;
-use crate::zone::{Zone, ZoneSource};
+use crate::wire::record::Record;
+use crate::zone::{Zone, ZoneError, ZoneSource};
 
 const ZONE: &str = r#"
 $ORIGIN example.
@@ -42,14 +43,20 @@ big TXT "31234567890123456789012345678901234567890123456789012345678901234567890
 big TXT "4123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789"
 "#;
 
-fn zone_from(text: &str, origin: &str) -> Zone {
+type Build = fn(Name, Vec<Record>, &ZoneSource<'_>) -> Result<(Zone, Vec<String>), ZoneError>;
+
+fn zone_with(build: Build, text: &str, origin: &str) -> Zone {
     let origin = Name::parse(origin, None).unwrap();
     let parsed = crate::zonefile::parse_str(text, &origin, "test.zone").unwrap();
     let src = ZoneSource {
         name: "test.zone",
         locations: parsed.locations.as_deref(),
     };
-    Zone::build(origin, parsed.records, &src).unwrap().0
+    build(origin, parsed.records, &src).unwrap().0
+}
+
+fn zone_from(text: &str, origin: &str) -> Zone {
+    zone_with(Zone::build, text, origin)
 }
 
 fn engine_with(zones: Vec<Zone>) -> Engine {
@@ -521,4 +528,34 @@ fn responses_that_leave_out_optional_records_are_incomplete() {
     };
     assert!(!big(None).complete());
     assert!(big(Some((1232, false))).complete());
+}
+
+#[test]
+fn a_zone_whose_soa_cannot_be_read_gets_servfail_not_a_panic() {
+    // Malformed SOA RDATA (refused by `Zone::build`): the first NXDOMAIN used to panic.
+    let short = format!("\\# 21 {}", "00".repeat(21));
+    for soa in ["\\# 0", "\\# 3 000000", "\\# 4 C00C0000", &short] {
+        let text = format!("$TTL 60\n@ SOA {soa}\n@ NS ns\nns A 198.18.0.1\n");
+        // Built without the RDATA checks of `Zone::build`.
+        let e = engine_with(vec![zone_with(Zone::build_unchecked, &text, "example.")]);
+        for (name, qtype) in [
+            ("nope.example.", 1),
+            ("ns.example.", 16),
+            ("ns.example.", 1),
+        ] {
+            for edns in [None, Some((1232, true))] {
+                let m = ask_with(&e, name, qtype, edns, Transport::Udp);
+                assert_eq!(
+                    m.metadata.response_code,
+                    ResponseCode::ServFail,
+                    "{soa} {name}"
+                );
+                assert!(
+                    m.answers.is_empty() && m.authorities.is_empty(),
+                    "{soa} {name}"
+                );
+                assert!(!m.metadata.authoritative);
+            }
+        }
+    }
 }

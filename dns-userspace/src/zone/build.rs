@@ -1,12 +1,14 @@
 //! Building a zone from parsed records, with the checks named-checkzone makes: one SOA and NS
-//! at the apex, no CNAME beside other data, no out-of-zone data (errors); occluded data below a
-//! delegation and missing glue (warnings); differing TTLs within an RRset (normalised, warned).
+//! at the apex, no CNAME beside other data, no out-of-zone data, RDATA well formed for its type
+//! (`wire::rdata`, also for the RFC 3597 `\#` form) (errors); occluded data below a delegation
+//! and missing glue (warnings); differing TTLs within an RRset (normalised, warned).
 
 use thiserror::Error;
 
 use super::nsec3::{parse_param, Nsec3Chain};
 use super::{Node, NodeMap, RRset, Zone};
 use crate::wire::name::{Name, NameRef};
+use crate::wire::rdata;
 use crate::wire::record::{rtype, Record};
 
 /// A zone that cannot be served, with the place in the source that is wrong.
@@ -32,11 +34,31 @@ impl ZoneSource<'_> {
 }
 
 impl Zone {
+    /// `build` without the RDATA checks, for tests of what the engine does with data that
+    /// `build` would refuse.
+    #[cfg(test)]
+    pub(crate) fn build_unchecked(
+        apex: Name,
+        records: Vec<Record>,
+        source: &ZoneSource<'_>,
+    ) -> Result<(Zone, Vec<String>), ZoneError> {
+        Zone::assemble(apex, records, source, false)
+    }
+
     /// Builds a zone; returns it with its warnings, or the first error.
     pub fn build(
         apex: Name,
         records: Vec<Record>,
         source: &ZoneSource<'_>,
+    ) -> Result<(Zone, Vec<String>), ZoneError> {
+        Zone::assemble(apex, records, source, true)
+    }
+
+    fn assemble(
+        apex: Name,
+        records: Vec<Record>,
+        source: &ZoneSource<'_>,
+        check_rdata: bool,
     ) -> Result<(Zone, Vec<String>), ZoneError> {
         let mut warnings = Vec::new();
         let err = |i: usize, message: String| ZoneError {
@@ -50,11 +72,17 @@ impl Zone {
             if !r.owner.is_subdomain_of(&apex) {
                 return Err(err(i, format!("{} is outside the zone {apex}", r.owner)));
             }
-            if rtype::is_meta(r.rtype) {
+            if let Some(why) = not_zone_data(r.rtype) {
                 return Err(err(
                     i,
-                    format!("{} cannot be stored in a zone", rtype::to_string(r.rtype)),
+                    format!(
+                        "{} cannot be stored in a zone: {why}",
+                        rtype::to_string(r.rtype)
+                    ),
                 ));
+            }
+            if check_rdata {
+                rdata::check(r.rtype, &r.rdata).map_err(|e| err(i, format!("{} {e}", r.owner)))?;
             }
             if r.rtype == rtype::RRSIG {
                 sigs.push((i, r));
@@ -258,16 +286,34 @@ impl Zone {
             .map(|(n, _)| n.clone())
             .collect();
         nsec_chain.sort();
+        let negative_ttl = nodes
+            .get(&apex)
+            .and_then(|n| n.get(rtype::SOA))
+            .and_then(|soa| rdata::soa_timers(&soa.rdatas[0]).map(|t| soa.ttl.min(t[4])));
         Ok((
             Zone {
                 apex,
                 nodes,
                 nsec_chain,
                 nsec3,
+                negative_ttl,
                 source: source.name.to_owned(),
             },
             warnings,
         ))
+    }
+}
+
+/// Why records of type `t` are not zone data, when they are not.
+fn not_zone_data(t: u16) -> Option<&'static str> {
+    match t {
+        0 => Some("type 0 is reserved (RFC 6895 §3.1)"),
+        // Clients refuse SIG outside the additional section.
+        24 => Some(
+            "SIG is for transaction signatures (SIG(0)); zones are signed with RRSIG (RFC 3755 §3)",
+        ),
+        t if rtype::is_meta(t) => Some("meta and query types are not data (RFC 6895 §3.1)"),
+        _ => None,
     }
 }
 
@@ -339,6 +385,47 @@ mod tests {
         assert!(e.message.contains("2 SOA records"), "{e}");
         let e = build("$TTL 60\n@ SOA ns h 1 2 3 4 5\nns A 198.18.0.1\n").unwrap_err();
         assert!(e.message.contains("no NS"), "{e}");
+    }
+
+    #[test]
+    fn rejects_soa_without_rdata_in_generic_form_with_its_line() {
+        // `xdpdns check` used to pass this zone; its first NXDOMAIN then panicked.
+        let e = build("$TTL 60\n@ SOA \\# 0\n@ NS ns\nns A 198.18.0.1\n").unwrap_err();
+        assert_eq!(e.location, "z.zone:2");
+        assert!(e.message.contains("SOA"), "{e}");
+    }
+
+    #[test]
+    fn rejects_malformed_rdata_with_its_line_owner_and_reason() {
+        // The RFC 3597 form of an MX whose exchange is a compression pointer.
+        let e = build(&format!("{HEAD}www MX \\# 4 000ac00c\n")).unwrap_err();
+        assert_eq!(e.location, "z.zone:5");
+        assert_eq!(
+            e.message,
+            "www.example. MX RDATA: the target name is compressed (names in zone data are \
+             written in full)"
+        );
+        // An RRSIG too, before it is attached to its RRset.
+        let e = build(&format!("{HEAD}ns RRSIG \\# 3 000100\n")).unwrap_err();
+        assert_eq!(e.location, "z.zone:5");
+        assert!(e.message.contains("RRSIG RDATA: ends inside"), "{e}");
+        // The same records written well build.
+        build(&format!("{HEAD}www MX \\# 3 000a00\n")).unwrap();
+    }
+
+    #[test]
+    fn rejects_types_that_are_not_zone_data() {
+        for (rr, what) in [
+            ("TYPE0 \\# 0", "TYPE0 cannot be stored"),
+            (
+                "TYPE24 \\# 20 000100000000000000000000000000000000 00 01",
+                "TYPE24 cannot be stored in a zone: SIG is for transaction signatures",
+            ),
+        ] {
+            let e = build(&format!("{HEAD}x {rr}\n")).unwrap_err();
+            assert_eq!(e.location, "z.zone:5");
+            assert!(e.message.contains(what), "{e}");
+        }
     }
 
     #[test]

@@ -65,6 +65,8 @@ pub struct Zone {
     nsec_chain: Vec<Name>,
     /// NSEC3 records, when the zone is NSEC3-signed.
     nsec3: Option<nsec3::Nsec3Chain>,
+    /// min(SOA TTL, MINIMUM); `None` when the SOA RDATA cannot be read.
+    negative_ttl: Option<u32>,
     /// The file(s) this zone came from, for messages.
     pub source: String,
 }
@@ -94,12 +96,10 @@ impl Zone {
             .expect("zone checks guarantee an SOA")
     }
 
-    /// TTL for the SOA in negative answers (RFC 2308 §3): min(SOA TTL, MINIMUM).
-    pub fn negative_ttl(&self) -> u32 {
-        let soa = self.soa();
-        let rd = &soa.rdatas[0];
-        let min = u32::from_be_bytes(rd[rd.len() - 4..].try_into().expect("SOA rdata"));
-        soa.ttl.min(min)
+    /// TTL for the SOA in negative answers (RFC 2308 §3): min(SOA TTL, MINIMUM). `None` when
+    /// the SOA RDATA is malformed (which `Zone::build` refuses): the zone cannot be served.
+    pub fn negative_ttl(&self) -> Option<u32> {
+        self.negative_ttl
     }
 
     /// Whether the zone carries DNSSEC signatures.
