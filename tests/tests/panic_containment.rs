@@ -1,12 +1,9 @@
-//! Panic containment end to end: a zone whose SOA rdata is malformed (RFC 3597 form, 3 bytes)
-//! loads, and every negative answer from it panics in the engine (the negative TTL is read from
-//! the SOA's last 4 bytes), as do `status` (the serial) and compiling it for XDP. Each such
-//! query must get SERVFAIL while the UDP worker, the TCP connection and the control task go on
-//! serving, and a reload to such a zone must change nothing; the panics are counted
-//! (`userspace.panics`) and logged at most once per interval.
-//!
-//! Once zone loading rejects such SOA rdata this zone no longer loads, and this test says so:
-//! it then needs another query that panics the engine. The wrapper itself is unit-tested in
+//! Panic containment end to end. The test build of the engine panics on a query whose first
+//! label is `xdpdns-test-panic` (`engine::fault`, feature `test-support`), and the control
+//! socket has a `test-panic` command that panics. Each such query must get SERVFAIL while the
+//! UDP worker, the TCP connection and the control task go on serving; a reload whose compiler
+//! meets such a name must change nothing; the panics are counted (`userspace.panics`) and
+//! logged at most once per interval. The wrapper itself is unit-tested in
 //! dns-userspace/src/net/contain.rs.
 
 use std::net::{IpAddr, SocketAddr};
@@ -15,27 +12,28 @@ use hickory_proto::op::{Message, ResponseCode};
 use xdpdns_tests::client::{self, Q};
 use xdpdns_tests::{TestNet, SERVER_V4, SERVER_V6};
 
-/// The zone `bad.`, with the SOA rdata `soa`.
-fn zone(soa: &str) -> String {
-    format!("$ORIGIN bad.\n$TTL 300\n@ SOA {soa}\n@ NS ns1\nns1 A 198.18.0.53\nwww A 198.18.0.80\n")
+/// The zone `bad.`, with `extra` records.
+fn zone(extra: &str) -> String {
+    format!(
+        "$ORIGIN bad.\n$TTL 300\n@ SOA ns1 hostmaster 1 3600 600 86400 300\n@ NS ns1\n\
+         ns1 A 198.18.0.53\nwww A 198.18.0.80\n{extra}"
+    )
 }
 
-const BAD_SOA: &str = "\\# 3 000000";
+/// A name the test build of the engine panics on.
+fn panicking(under: &str) -> String {
+    format!("xdpdns-test-panic.{under}")
+}
 
-/// A server on `bad.` with the SOA rdata `soa`, and `extra` options.
-fn started(soa: &str, extra: &[&str]) -> TestNet {
+/// A server on `bad.` with `extra` options.
+fn started(extra: &[&str]) -> TestNet {
     let mut net = TestNet::new().expect("test namespaces");
     let file = net.dir.join("bad.zone");
-    std::fs::write(&file, zone(soa)).unwrap();
+    std::fs::write(&file, zone("")).unwrap();
     let spec = format!("bad.={}", file.display());
     let mut args = vec!["--listen", "[::]:53"];
     args.extend(extra);
-    net.start_server(&[&spec], &args).unwrap_or_else(|e| {
-        panic!(
-            "the zone with a 3-byte SOA no longer loads ({e:#}): give this test another query \
-             that panics the engine"
-        )
-    });
+    net.start_server(&[&spec], &args).unwrap();
     net
 }
 
@@ -47,6 +45,19 @@ fn udp(net: &TestNet, server: IpAddr, name: &str) -> Message {
         .unwrap()
         .unwrap_or_else(|e| panic!("no UDP answer for {name}: {e:#}"));
     client::parse(&r).unwrap()
+}
+
+/// Sends one command over the control socket as it is (the CLI knows no `test-panic`) and
+/// returns the whole reply.
+fn raw_control(net: &TestNet, command: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::os::unix::net::UnixStream::connect(net.control()).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    s.write_all(format!("{command}\n").as_bytes()).unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    reply
 }
 
 fn assert_answered(m: &Message) {
@@ -61,31 +72,35 @@ fn assert_servfail(m: &Message, name: &str) {
 
 #[test]
 fn a_query_that_panics_the_engine_gets_servfail_and_serving_goes_on() {
-    // Userspace only (the XDP compiler would hit the same panic at start), one UDP worker: if
-    // it died, nothing would answer UDP.
-    let mut net = started(BAD_SOA, &["--xdp-mode", "off", "--udp-workers", "1"]);
+    // Userspace only, one UDP worker: if it died, nothing would answer UDP.
+    let mut net = started(&["--xdp-mode", "off", "--udp-workers", "1"]);
     let v4 = IpAddr::V4(SERVER_V4);
     // UDP: the one worker answers SERVFAIL, then the next query as usual, several times over.
     for i in 0..5 {
-        let name = format!("nope{i}.bad.");
+        let name = panicking(&format!("n{i}.bad."));
         assert_servfail(&udp(&net, v4, &name), &name);
         assert_answered(&udp(&net, v4, "www.bad."));
     }
     assert_eq!(net.counter("userspace.panics").unwrap(), 5);
     // TCP: on one connection, SERVFAIL for the panicking query and the answer after it.
-    let msgs = vec![Q::new("nope.bad.", 1).wire(), Q::new("www.bad.", 1).wire()];
+    let msgs = vec![
+        Q::new(&panicking("bad."), 1).wire(),
+        Q::new("www.bad.", 1).wire(),
+    ];
     let to = SocketAddr::new(IpAddr::V6(SERVER_V6), 53);
     let replies = net
         .in_client(move || client::tcp(to, &msgs))
         .unwrap()
         .expect("both pipelined answers on the connection");
-    assert_servfail(&client::parse(&replies[0]).unwrap(), "nope.bad.");
+    assert_servfail(&client::parse(&replies[0]).unwrap(), &panicking("bad."));
     assert_answered(&client::parse(&replies[1]).unwrap());
     assert_eq!(net.counter("userspace.panics").unwrap(), 6);
-    // Control: `status` reads the serial from the broken SOA and panics; the client gets an
-    // error and the server goes on.
-    let err = net.ctl("status").unwrap_err().to_string();
-    assert!(err.contains("internal error"), "{err}");
+    // Control: the command panics; the client gets an error and the server goes on.
+    let reply = raw_control(&net, "test-panic");
+    assert!(
+        reply.starts_with("error\n") && reply.contains("internal error"),
+        "{reply}"
+    );
     assert!(net.server_running().unwrap(), "{}", net.server_log());
     assert_eq!(net.counter("userspace.panics").unwrap(), 7);
     assert_answered(&udp(&net, IpAddr::V6(SERVER_V6), "www.bad."));
@@ -95,17 +110,18 @@ fn a_query_that_panics_the_engine_gets_servfail_and_serving_goes_on() {
     let lines: Vec<&str> = log.lines().filter(|l| l.contains("panicked at")).collect();
     assert!(!lines.is_empty() && lines.len() <= 2, "{log}");
     assert!(
-        lines[0].contains("panic answering a query") && lines[0].contains("zone/mod.rs"),
+        lines[0].contains("panic answering a query") && lines[0].contains("engine/fault.rs"),
         "{log}"
     );
 }
 
 #[test]
 fn a_reload_that_panics_while_compiling_changes_nothing_and_the_server_goes_on() {
-    // With XDP: the good zone is compiled into the maps; the reload's compiler panics on the
-    // bad SOA while it holds the fast path's lock.
-    let mut net = started("ns1 hostmaster 1 3600 600 86400 300", &[]);
-    std::fs::write(net.dir.join("bad.zone"), zone(BAD_SOA)).unwrap();
+    // With XDP: the good zone is compiled into the maps; the reload's compiler asks the engine
+    // for the panicking name while it holds the fast path's lock.
+    let mut net = started(&[]);
+    let record = format!("{} A 198.18.0.9\n", panicking("bad."));
+    std::fs::write(net.dir.join("bad.zone"), zone(&record)).unwrap();
     let err = net.ctl("reload").unwrap_err().to_string();
     assert!(err.contains("internal error running \"reload\""), "{err}");
     assert!(net.server_running().unwrap(), "{}", net.server_log());

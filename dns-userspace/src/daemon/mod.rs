@@ -240,6 +240,10 @@ fn command(state: &State, cmd: &str) -> Result<String> {
         "stats" => stats_text(state),
         "status" => Ok(status_text(state)),
         "reload" => reload(state),
+        // Fault injection for the tests (see engine::fault): the control task's panic is
+        // contained like any other.
+        #[cfg(feature = "test-support")]
+        "test-panic" => panic!("fault injected for the tests: control command"),
         other => bail!("unknown command {other:?} (known: stats, status, reload)"),
     }
 }
@@ -337,7 +341,8 @@ fn status_text(state: &State) -> String {
         let soa = &z.soa().rdatas[0];
         let serial = crate::wire::record::read_name(soa)
             .and_then(|(_, a)| crate::wire::record::read_name(&soa[a..]).map(|(_, b)| a + b))
-            .map(|off| u32::from_be_bytes(soa[off..off + 4].try_into().expect("soa")))
+            .and_then(|off| soa.get(off..off + 4))
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
             .unwrap_or(0);
         let _ = writeln!(
             out,

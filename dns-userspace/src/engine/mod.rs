@@ -5,6 +5,8 @@
 //! lookups inside a zone are in `resolve`.
 
 mod denial;
+#[cfg(feature = "test-support")]
+pub mod fault;
 pub mod message;
 pub mod query;
 pub mod resolve;
@@ -128,6 +130,8 @@ impl Engine {
             }
             Parsed::Query(q) => q,
         };
+        #[cfg(feature = "test-support")]
+        fault::check(q.question);
         if let Some(e) = &q.edns {
             if e.version != 0 {
                 let message = self.error(
