@@ -4,11 +4,13 @@
 //! It owns the message-level rules (header bits, EDNS, CHAOS, size limits and truncation);
 //! lookups inside a zone are in `resolve`.
 
+mod additional;
 mod denial;
 #[cfg(feature = "test-support")]
 pub mod fault;
 pub mod message;
 pub mod query;
+mod referral;
 pub mod resolve;
 pub mod writer;
 

@@ -39,7 +39,7 @@ pub enum Kind {
     Chaos,
 }
 
-fn set<'z>(owner: &Name, s: &'z RRset) -> OutSet<'z> {
+pub(super) fn set<'z>(owner: &Name, s: &'z RRset) -> OutSet<'z> {
     OutSet {
         owner: owner.clone(),
         rtype: s.rtype,
@@ -49,7 +49,7 @@ fn set<'z>(owner: &Name, s: &'z RRset) -> OutSet<'z> {
     }
 }
 
-fn sigs<'z>(owner: &Name, s: &'z RRset) -> OutSet<'z> {
+pub(super) fn sigs<'z>(owner: &Name, s: &'z RRset) -> OutSet<'z> {
     OutSet {
         owner: owner.clone(),
         rtype: rtype::RRSIG,
@@ -65,7 +65,7 @@ pub(super) struct Ctx<'z> {
     tcp: bool,
     /// TTL of the SOA in negative answers.
     negative_ttl: u32,
-    res: Resolution<'z>,
+    pub(super) res: Resolution<'z>,
 }
 
 impl<'z> Ctx<'z> {
@@ -104,93 +104,6 @@ impl<'z> Ctx<'z> {
             let mut s = sigs(&apex, soa);
             s.ttl = self.negative_ttl.min(soa.sig_ttl);
             self.res.authority.push(s);
-        }
-    }
-
-    /// A + AAAA for `target` when the zone holds them (additional section processing).
-    fn address_records(&mut self, target: &Name, required: bool, glue: bool) {
-        let zone = self.zone;
-        if !target.is_subdomain_of(zone.apex()) {
-            return;
-        }
-        let authoritative = matches!(zone.position(target), Position::Authoritative);
-        if !glue && !authoritative {
-            return;
-        }
-        if let Some((owner, node)) = zone.node(target) {
-            let owner = owner.clone();
-            for t in [rtype::A, rtype::AAAA] {
-                if let Some(s) = node.get(t) {
-                    if authoritative {
-                        // Authoritative data goes with its signatures (RFC 4035 §3.1.1).
-                        self.add(Part::Additional(required), &owner, s);
-                    } else {
-                        // Glue is never signed.
-                        self.res.additional.push((set(&owner, s), required));
-                    }
-                }
-            }
-        }
-    }
-
-    fn referral(&mut self, cut: &Name, ns: &'z RRset, after_chain: bool) {
-        if !after_chain {
-            self.res.aa = false;
-            self.res.kind = Kind::Referral;
-            self.res.anchor = Some(cut.clone());
-        }
-        self.res.authority.push(set(cut, ns));
-        if self.dnssec {
-            let zone = self.zone;
-            let node = zone.node(cut).map(|(_, n)| n);
-            match node.and_then(|n| n.get(rtype::DS)) {
-                Some(ds) => self.add(Part::Authority, cut, ds),
-                None => self.deny_ds(cut),
-            }
-        }
-        for rd in &ns.rdatas {
-            if let Some((target, _)) = read_name(rd) {
-                let in_domain = target.is_subdomain_of(cut);
-                self.address_records(&target, in_domain, true);
-            }
-        }
-    }
-
-    /// Additional section processing for NS, MX and SRV answers (RFC 1035 §3.3, RFC 2782).
-    /// RFC 9460 §4.1: with DNSSEC, the proof that a SVCB TargetName in the zone has no
-    /// record of the SVCB type, in the additional section.
-    fn svcb_target_denial(&mut self, target: &Name, t: u16) {
-        let zone = self.zone;
-        let lacks = zone.node(target).is_some_and(|(_, n)| n.get(t).is_none());
-        if !self.dnssec || !lacks || !matches!(zone.position(target), Position::Authoritative) {
-            return;
-        }
-        let before = self.res.authority.len();
-        self.deny_type(target);
-        let proof: Vec<_> = self.res.authority.drain(before..).collect();
-        self.res
-            .additional
-            .extend(proof.into_iter().map(|o| (o, false)));
-    }
-
-    fn additional_for(&mut self, s: &RRset) {
-        let off = match s.rtype {
-            rtype::NS => 0,
-            rtype::MX | rtype::SVCB | rtype::HTTPS => 2,
-            rtype::SRV => 6,
-            _ => return,
-        };
-        for rd in &s.rdatas {
-            if let Some((target, _)) = rd.get(off..).and_then(read_name) {
-                // SVCB/HTTPS "." (the owner itself): nothing to add, as Knot does.
-                if target.is_root() {
-                    continue;
-                }
-                self.address_records(&target, false, s.rtype == rtype::NS);
-                if matches!(s.rtype, rtype::SVCB | rtype::HTTPS) {
-                    self.svcb_target_denial(&target, s.rtype);
-                }
-            }
         }
     }
 
