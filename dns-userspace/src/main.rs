@@ -9,10 +9,12 @@ use anyhow::Result;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use xdpdns::daemon::config::ConfigFile;
 use xdpdns::daemon::control;
+use xdpdns::daemon::remote::{self, CliKey, CliPrimary};
 use xdpdns::daemon::{self, ServeOptions};
 use xdpdns::engine::EngineConfig;
 use xdpdns::fastpath::xdp::AttachMode;
 use xdpdns::net::TcpLimits;
+use xdpdns::xfr::timers::ExpirePolicy;
 use xdpdns::zone::load::{load_zone, ZoneSpec};
 
 #[derive(Parser)]
@@ -34,6 +36,12 @@ enum XdpModeArg {
     Off,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum PolicyArg {
+    Honour,
+    ServeStale,
+}
+
 /// `serve` options; each overrides the configuration file's setting.
 #[derive(Args)]
 struct ServeArgs {
@@ -41,9 +49,29 @@ struct ServeArgs {
     #[arg(long)]
     config: Option<PathBuf>,
     /// Zone to serve: FILE (zone name = file name without `.zone`) or NAME=FILE. Repeatable;
-    /// added to the configuration file's zones.
+    /// added to the configuration file's zones. For a --primary zone, the version to start
+    /// from when storage holds none.
     #[arg(long = "zone")]
     zones: Vec<ZoneSpec>,
+    /// Makes ZONE a secondary zone transferred from ADDRESS (IP, IP@PORT, IPv4:PORT or
+    /// [IPv6]:PORT; port 53 by default), with the --key named by `key=`. Repeatable: a zone's
+    /// primaries are tried in order, and may NOTIFY it.
+    #[arg(long = "primary", value_name = "ZONE=ADDRESS[,key=NAME]")]
+    primaries: Vec<CliPrimary>,
+    /// TSIG key for --primary (or a [[key]] of the configuration file): NAME:ALGORITHM:SECRET,
+    /// the secret in base64, ALGORITHM one of hmac-sha1, hmac-sha256, hmac-sha384,
+    /// hmac-sha512. Repeatable.
+    #[arg(long = "key", value_name = "NAME:ALGORITHM:SECRET")]
+    keys: Vec<CliKey>,
+    /// What the --primary zones do once EXPIRE passes with no primary reached: `honour` stops
+    /// serving them (SERVFAIL), `serve-stale` keeps answering from the last copy while it
+    /// retries. Default: honour.
+    #[arg(long, value_enum)]
+    expire_policy: Option<PolicyArg>,
+    /// Directory for the secondary zones' received versions and timers (one directory per
+    /// zone). Default: /var/lib/xdpdns.
+    #[arg(long)]
+    storage: Option<PathBuf>,
     /// Interface to attach the XDP program to.
     #[arg(long)]
     iface: Option<String>,
@@ -113,10 +141,24 @@ impl ServeArgs {
             None => ConfigFile::default(),
         };
         let srv = &file.server;
+        let mut secondaries = file.secondaries()?;
+        let mut keys = remote::keys_from(&file.key)?;
+        keys.extend(self.keys.into_iter().map(|k| k.0));
+        let policy = match self.expire_policy {
+            Some(PolicyArg::ServeStale) => ExpirePolicy::ServeStale,
+            Some(PolicyArg::Honour) | None => ExpirePolicy::Honour,
+        };
+        let cli_zones = self.zones;
+        let is_secondary = |z: &ZoneSpec| self.primaries.iter().any(|p| p.zone == z.origin);
+        let seed = |zone: &xdpdns::wire::name::Name| {
+            let spec = cli_zones.iter().find(|z| z.origin == *zone);
+            spec.map(|z| z.file.clone())
+        };
+        secondaries.extend(remote::from_cli(&self.primaries, &keys, policy, seed)?);
         let mut zones = file.zones()?;
-        zones.extend(self.zones);
-        if zones.is_empty() {
-            bail!("no zones: give --zone or [[zone]] entries in --config");
+        zones.extend(cli_zones.iter().filter(|z| !is_secondary(z)).cloned());
+        if zones.is_empty() && secondaries.is_empty() {
+            bail!("no zones: give --zone, --primary or [[zone]] entries in --config");
         }
         let mode = match self.xdp_mode {
             Some(m) => m,
@@ -144,6 +186,11 @@ impl ServeArgs {
         }
         Ok(ServeOptions {
             zones,
+            secondaries,
+            storage: self
+                .storage
+                .or_else(|| srv.storage.clone())
+                .unwrap_or_else(|| remote::DEFAULT_STORAGE.into()),
             xdp_mode: if iface.is_some() { xdp_mode } else { None },
             iface,
             listen,
@@ -209,6 +256,11 @@ impl ServeArgs {
 #[derive(Subcommand)]
 enum Command {
     /// Load zones, attach XDP and serve DNS until SIGINT/SIGTERM.
+    #[command(after_help = "Examples:
+  xdpdns serve --iface eth0 --zone example.=zones/example.zone
+  xdpdns serve --iface eth0 --key xfr:hmac-sha256:c2VjcmV0 \\
+      --primary tld.=198.18.0.1@53,key=xfr --expire-policy serve-stale --storage /var/lib/xdpdns
+  xdpdns serve --config /etc/xdpdns.toml   (keys, remotes and zones: see the README)")]
     Serve(Box<ServeArgs>),
     /// Print the XDP and server counters of a running server.
     Stats {
@@ -256,7 +308,10 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Serve(args) => {
             let opts = args.options()?;
-            rt.block_on(daemon::serve(opts))
+            let r = rt.block_on(daemon::serve(opts));
+            // A transfer still running on the blocking pool does not hold up the exit.
+            rt.shutdown_timeout(Duration::from_secs(2));
+            r
         }
         Command::Stats { control } => {
             print!("{}", rt.block_on(control::request(&control, "stats"))?);

@@ -1,5 +1,6 @@
 //! The configuration file (TOML): server settings and the zones to serve, as Knot's and NSD's
-//! configuration files hold them. Command-line options override the file.
+//! configuration files hold them — zone files, and secondary zones with their remotes and
+//! keys (resolved in `remote`). Command-line options override the file.
 //!
 //! ```toml
 //! [server]
@@ -20,18 +21,40 @@
 //! tcp-max-connections = 1024   # TCP connections at once
 //! tcp-max-per-source = 64      # of which from one IPv4 address or IPv6 /64
 //!
+//! storage = "/var/lib/xdpdns"  # received zone versions and timers (the default)
+//!
 //! [[zone]]
 //! domain = "example."
 //! file = "zones/example.zone"  # relative to the configuration file
+//!
+//! # A secondary zone, in the manner of Knot's key, remote and zone sections:
+//! [[key]]
+//! id = "xfr"                   # the key name (`name` also works)
+//! algorithm = "hmac-sha256"
+//! secret = "base64=="
+//!
+//! [[remote]]
+//! id = "primary"
+//! address = ["198.18.0.1@53", "[fd00::1]:53"]  # ip, ip@port or ip:port; port 53 by default
+//! key = "xfr"                  # signs our requests; its NOTIFY must be signed with it
+//!
+//! [[zone]]
+//! domain = "tld."
+//! primary = ["primary"]        # tried in order
+//! notify-from = ["primary"]    # who may NOTIFY (default: the primaries)
+//! expire-policy = "serve-stale"  # or "honour" (the default): SERVFAIL once EXPIRE passes
+//! # file = "tld.zone"          # optional: the version to start from when storage has none
 //! ```
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, Context as _, Result};
+use anyhow::{anyhow, bail, Context as _, Result};
 use serde::Deserialize;
 
-use crate::wire::name::Name;
+use super::remote::{find_key, fqdn, keys_from, parse_address, Remote, SecondarySpec};
+use crate::xfr::timers::ExpirePolicy;
+use crate::xfr::tsig::KeyConfig;
 use crate::zone::load::ZoneSpec;
 
 #[derive(Debug, Default, Deserialize)]
@@ -53,13 +76,46 @@ pub struct ServerSection {
     pub xdp_capacity: Option<u32>,
     pub xdp_promote_after: Option<u32>,
     pub udp_workers: Option<usize>,
+    /// Directory of the secondary zones' received versions (`remote::DEFAULT_STORAGE`).
+    pub storage: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ZoneSection {
     pub domain: String,
-    pub file: PathBuf,
+    /// The zone file; for a secondary zone, the version to start from when storage has none.
+    pub file: Option<PathBuf>,
+    /// Remote ids: makes the zone a secondary zone.
+    pub primary: Option<Vec<String>>,
+    pub notify_from: Option<Vec<String>>,
+    pub expire_policy: Option<ExpirePolicy>,
+}
+
+/// One string or a list of them.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMore {
+    One(String),
+    More(Vec<String>),
+}
+
+impl OneOrMore {
+    pub fn items(&self) -> &[String] {
+        match self {
+            OneOrMore::One(s) => std::slice::from_ref(s),
+            OneOrMore::More(v) => v,
+        }
+    }
+}
+
+/// A `[[remote]]`: a primary, or a server that may NOTIFY us.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteSection {
+    pub id: String,
+    pub address: OneOrMore,
+    pub key: Option<String>,
 }
 
 /// A parsed configuration file.
@@ -68,6 +124,10 @@ pub struct ZoneSection {
 pub struct ConfigFile {
     #[serde(default)]
     pub server: ServerSection,
+    #[serde(default)]
+    pub key: Vec<KeyConfig>,
+    #[serde(default)]
+    pub remote: Vec<RemoteSection>,
     #[serde(default)]
     pub zone: Vec<ZoneSection>,
 }
@@ -80,32 +140,101 @@ impl ConfigFile {
         let mut cfg: ConfigFile =
             toml::from_str(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new("."));
-        for z in &mut cfg.zone {
-            if z.file.is_relative() {
-                z.file = base.join(&z.file);
+        let files = cfg.zone.iter_mut().filter_map(|z| z.file.as_mut());
+        for f in files.chain(cfg.server.storage.as_mut()) {
+            if f.is_relative() {
+                *f = base.join(&*f);
             }
         }
         Ok(cfg)
     }
 
-    /// The zones as load specifications.
+    /// The zones served from their files, as load specifications.
     pub fn zones(&self) -> Result<Vec<ZoneSpec>> {
-        self.zone
-            .iter()
-            .map(|z| {
-                let name = if z.domain.ends_with('.') {
-                    z.domain.clone()
-                } else {
-                    format!("{}.", z.domain)
-                };
-                let origin =
-                    Name::parse(&name, None).map_err(|e| anyhow!("zone {}: {e}", z.domain))?;
-                Ok(ZoneSpec {
-                    origin,
-                    file: z.file.clone(),
-                })
-            })
-            .collect()
+        let mut out = Vec::new();
+        for z in self.zone.iter().filter(|z| z.primary.is_none()) {
+            let origin = fqdn(&z.domain).map_err(|e| anyhow!("[[zone]] {e}"))?;
+            if z.notify_from.is_some() || z.expire_policy.is_some() {
+                bail!(
+                    "[[zone]] {origin}: notify-from and expire-policy are for secondary zones \
+                     (with primary = [...])"
+                );
+            }
+            let file = z.file.clone().ok_or_else(|| {
+                anyhow!("[[zone]] {origin}: no file, and no primary to transfer it from")
+            })?;
+            out.push(ZoneSpec { origin, file });
+        }
+        Ok(out)
+    }
+
+    /// The secondary zones (those with `primary`), their remotes and keys resolved.
+    pub fn secondaries(&self) -> Result<Vec<SecondarySpec>> {
+        let keys = keys_from(&self.key)?;
+        let mut remotes: Vec<Remote> = Vec::new();
+        for r in &self.remote {
+            let what = || format!("[[remote]] {:?}", r.id);
+            if remotes.iter().any(|o| o.id == r.id) {
+                bail!("{}: a remote of that id is already defined", what());
+            }
+            let addrs = r
+                .address
+                .items()
+                .iter()
+                .map(|a| parse_address(a))
+                .collect::<Result<Vec<_>>>()
+                .map_err(|e| anyhow!("{}: {e}", what()))?;
+            if addrs.is_empty() {
+                bail!("{}: no address", what());
+            }
+            let key = match &r.key {
+                Some(k) => Some(
+                    find_key(&keys, k)
+                        .map_err(|e| anyhow!("{}: {e}", what()))?
+                        .clone(),
+                ),
+                None => None,
+            };
+            remotes.push(Remote {
+                id: r.id.clone(),
+                addrs,
+                key,
+            });
+        }
+        let mut out = Vec::new();
+        for z in &self.zone {
+            let Some(primary) = &z.primary else { continue };
+            let zone = fqdn(&z.domain).map_err(|e| anyhow!("[[zone]] {e}"))?;
+            let pick = |ids: &[String], field: &str| -> Result<Vec<Remote>> {
+                ids.iter()
+                    .map(|id| {
+                        remotes.iter().find(|r| r.id == *id).cloned().ok_or_else(|| {
+                            let known: Vec<&str> = remotes.iter().map(|r| r.id.as_str()).collect();
+                            anyhow!(
+                                "[[zone]] {zone}: {field} {id:?} is not a [[remote]] id (remotes: {})",
+                                if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+                            )
+                        })
+                    })
+                    .collect()
+            };
+            let primaries = pick(primary, "primary")?;
+            if primaries.is_empty() {
+                bail!("[[zone]] {zone}: primary = [] names no remote");
+            }
+            let notify_from = match &z.notify_from {
+                Some(ids) => pick(ids, "notify-from")?,
+                None => primaries.clone(),
+            };
+            out.push(SecondarySpec {
+                zone,
+                primaries,
+                notify_from,
+                policy: z.expire_policy.unwrap_or_default(),
+                file: z.file.clone(),
+            });
+        }
+        Ok(out)
     }
 }
 
@@ -140,6 +269,113 @@ mod tests {
         std::fs::write(&path, "[server]\nlisten-typo = []\n").unwrap();
         let e = ConfigFile::load(&path).unwrap_err().to_string();
         assert!(e.contains("listen-typo"), "{e}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    fn secondary_config(dir: &Path, text: &str) -> Result<Vec<SecondarySpec>> {
+        let path = dir.join("secondary.toml");
+        std::fs::write(&path, text).unwrap();
+        ConfigFile::load(&path)?.secondaries()
+    }
+
+    const KEYS_AND_REMOTES: &str = "[server]\nstorage = \"state\"\n\
+        [[key]]\nid = \"xfr\"\nalgorithm = \"hmac-sha256\"\nsecret = \"c2VjcmV0\"\n\
+        [[remote]]\nid = \"p1\"\naddress = [\"198.18.0.1@5300\", \"fd00::1\"]\nkey = \"xfr\"\n\
+        [[remote]]\nid = \"p2\"\naddress = \"198.18.0.2:53\"\n";
+
+    #[test]
+    fn reads_keys_remotes_and_secondary_zones() {
+        let dir = std::env::temp_dir().join(format!("xdpdns-config-sec-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let text = format!(
+            "{KEYS_AND_REMOTES}[[zone]]\ndomain = \"tld\"\nprimary = [\"p1\"]\n\
+             expire-policy = \"serve-stale\"\n\
+             [[zone]]\ndomain = \"other.\"\nprimary = [\"p2\", \"p1\"]\nnotify-from = [\"p2\"]\n\
+             file = \"other.zone\"\n[[zone]]\ndomain = \"example.\"\nfile = \"example.zone\"\n"
+        );
+        let path = dir.join("secondary.toml");
+        std::fs::write(&path, &text).unwrap();
+        let c = ConfigFile::load(&path).unwrap();
+        assert_eq!(c.server.storage, Some(dir.join("state")));
+        assert_eq!(c.zones().unwrap().len(), 1, "only example. is a file zone");
+        let s = c.secondaries().unwrap();
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].zone.to_string(), "tld.");
+        assert_eq!(s[0].policy, ExpirePolicy::ServeStale);
+        assert_eq!(
+            s[0].notify_from, s[0].primaries,
+            "NOTIFY from the primaries by default"
+        );
+        let p1 = &s[0].primaries[0];
+        assert_eq!(p1.addrs[0].to_string(), "198.18.0.1:5300");
+        assert_eq!(p1.addrs[1].to_string(), "[fd00::1]:53");
+        assert_eq!(p1.key.as_ref().unwrap().name.to_string(), "xfr.");
+        assert_eq!(s[0].clients().len(), 2);
+        assert_eq!(s[0].file, None);
+        assert_eq!(s[1].policy, ExpirePolicy::Honour, "honour by default");
+        assert_eq!(s[1].primaries.len(), 2);
+        assert_eq!(s[1].notify_from.len(), 1);
+        assert_eq!(s[1].notify_from[0].key, None);
+        assert_eq!(s[1].file, Some(dir.join("other.zone")));
+
+        // Errors name the entry.
+        let bad = [
+            (
+                format!("{KEYS_AND_REMOTES}[[zone]]\ndomain = \"tld.\"\nprimary = [\"p3\"]\n"),
+                "[[zone]] tld.: primary \"p3\" is not a [[remote]] id (remotes: p1, p2)",
+            ),
+            (
+                format!("{KEYS_AND_REMOTES}[[zone]]\ndomain = \"tld.\"\nprimary = [\"p1\"]\nnotify-from = [\"x\"]\n"),
+                "[[zone]] tld.: notify-from \"x\" is not a [[remote]] id",
+            ),
+            (
+                "[[remote]]\nid = \"p\"\naddress = \"198.18.0.1\"\nkey = \"nokey\"\n".into(),
+                "[[remote]] \"p\": no key named \"nokey\" (keys: none)",
+            ),
+            (
+                "[[key]]\nid = \"k\"\nalgorithm = \"hmac-sha256\"\nsecret = \"!!\"\n".into(),
+                "[[key]] \"k\": key k.: secret is not base64",
+            ),
+            (
+                "[[key]]\nid = \"k\"\nalgorithm = \"hmac-md5\"\nsecret = \"c2VjcmV0\"\n".into(),
+                "[[key]] \"k\": key k.: unsupported algorithm \"hmac-md5\"",
+            ),
+            (
+                "[[remote]]\nid = \"p\"\naddress = \"primary.example\"\n".into(),
+                "[[remote]] \"p\": address \"primary.example\": expected IP",
+            ),
+            (
+                "[[remote]]\nid = \"p\"\naddress = \"198.18.0.1\"\nkeys = \"x\"\n".into(),
+                "unknown field `keys`",
+            ),
+            (
+                format!("{KEYS_AND_REMOTES}[[zone]]\ndomain = \"tld.\"\nprimary = [\"p1\"]\nexpire-policy = \"never\"\n"),
+                "unknown variant `never`",
+            ),
+        ];
+        for (text, want) in bad {
+            let e = format!("{:#}", secondary_config(&dir, &text).unwrap_err());
+            assert!(e.contains(want), "{text}\n=> {e}\nwanted {want}");
+        }
+        // A zone with neither file nor primary, and secondary keys on a file zone.
+        std::fs::write(&path, "[[zone]]\ndomain = \"tld.\"\n").unwrap();
+        let e = ConfigFile::load(&path)
+            .unwrap()
+            .zones()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[[zone]] tld.: no file, and no primary"), "{e}");
+        std::fs::write(
+            &path,
+            "[[zone]]\ndomain = \"tld.\"\nfile = \"f\"\nexpire-policy = \"honour\"\n",
+        )
+        .unwrap();
+        let e = ConfigFile::load(&path)
+            .unwrap()
+            .zones()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("are for secondary zones"), "{e}");
         let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -1,32 +1,53 @@
-//! `xdpdns serve`: loads the zones, starts the XDP fast path, runs the UDP/TCP server and the
-//! control socket (stats, status, reload), and on SIGINT/SIGTERM detaches and exits.
+//! `xdpdns serve`: loads the zones, opens the secondary zones' storage, starts the XDP fast
+//! path, runs the UDP/TCP server, the secondary zones' refresh tasks and the control socket
+//! (stats, status, reload), and on SIGINT/SIGTERM detaches and exits.
+//! - `config`, `remote`: the configuration file, and the secondary zones it or the command line
+//!   names;
+//! - `served`: what is served, changed on both paths together (reload, secondary refreshes);
+//! - `secondary`, `notify_in`, `clock`: the secondary zones' tasks, NOTIFY in, their clock;
+//! - `report`: the text of `stats` and `status`; `control`: the control socket.
 
+pub mod clock;
 pub mod config;
 pub mod control;
+pub mod notify_in;
+pub mod remote;
+mod report;
+pub mod secondary;
+pub mod served;
 
+use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context as _, Result};
-use dns_common::counter;
 use tokio::signal::unix::{signal, SignalKind};
 
+use crate::daemon::clock::DaemonClock;
 use crate::daemon::control::ControlSocket;
-use crate::engine::{Engine, EngineConfig};
+use crate::daemon::notify_in::NotifyIn;
+use crate::daemon::remote::SecondarySpec;
+use crate::daemon::secondary::{XfrStats, ZoneHandle};
+use crate::daemon::served::{Served, Sources};
+use crate::engine::EngineConfig;
 use crate::fastpath::promote::{self, Policy, PromoteStats};
 use crate::fastpath::xdp::AttachMode;
 use crate::fastpath::FastPath;
 use crate::net::udp::Workers;
-use crate::net::{self, ServerStats, SharedEngine, TcpLimits};
+use crate::net::{self, Notifications, ServerStats, Service, TcpLimits};
 use crate::zone::load::{load_catalog, ZoneSpec};
 
 /// Everything `serve` needs.
 #[derive(Clone, Debug)]
 pub struct ServeOptions {
+    /// Zones served from their files.
     pub zones: Vec<ZoneSpec>,
+    pub secondaries: Vec<SecondarySpec>,
+    /// Directory of the secondary zones' received versions, one directory per zone.
+    pub storage: PathBuf,
     pub iface: Option<String>,
     /// `None`: no XDP (userspace only).
     pub xdp_mode: Option<AttachMode>,
@@ -45,20 +66,20 @@ pub struct ServeOptions {
 }
 
 struct State {
-    engine: SharedEngine,
-    xdp: Option<Mutex<FastPath>>,
+    served: Arc<Served>,
     stats: Arc<ServerStats>,
     promote: Arc<PromoteStats>,
+    xfr: Arc<XfrStats>,
+    secondaries: Vec<Arc<ZoneHandle>>,
+    clock: DaemonClock,
     started: Instant,
     opts: ServeOptions,
-    /// Held by a reload, so that two at once cannot leave XDP and userspace on different zones.
-    reloading: Mutex<()>,
 }
 
 /// Locks `m`, also after a panic while it was held: a control command that panics is
 /// contained (a panic in the engine comes while a reload compiles, before the maps change),
 /// and `stats`, the promoter and detaching at exit must still get at the fast path.
-fn held<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn held<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -118,14 +139,27 @@ fn service(opts: &ServeOptions, iface: &str) -> Result<(Vec<IpAddr>, u16)> {
     Ok((addrs, port))
 }
 
+/// Zone names must be unique across files and secondaries.
+fn check_unique(opts: &ServeOptions) -> Result<()> {
+    let mut seen = HashSet::new();
+    let names = opts.zones.iter().map(|z| &z.origin);
+    for n in names.chain(opts.secondaries.iter().map(|s| &s.zone)) {
+        if !seen.insert(n.clone()) {
+            bail!("zone {n} is configured twice");
+        }
+    }
+    Ok(())
+}
+
 /// Runs the server until SIGINT or SIGTERM.
 pub async fn serve(opts: ServeOptions) -> Result<()> {
-    if opts.zones.is_empty() {
-        bail!("no zones: give at least one --zone");
+    if opts.zones.is_empty() && opts.secondaries.is_empty() {
+        bail!("no zones: give at least one --zone or --primary");
     }
     if opts.listen.is_empty() {
         bail!("no --listen address");
     }
+    check_unique(&opts)?;
     net::contain::install_hook();
     let (catalog, warnings) = load_catalog(&opts.zones)?;
     for w in &warnings {
@@ -139,7 +173,18 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
             z.len()
         );
     }
-    let engine = Engine::new(catalog, opts.engine.clone());
+    // Secondary zones: what storage holds is served from the start, primaries or not.
+    let clock = DaemonClock::from_env()?;
+    let opened = secondary::open(&opts.secondaries, &opts.storage, &clock)?;
+    let mut sources = Sources {
+        files: catalog,
+        ..Sources::default()
+    };
+    for o in &opened {
+        let zone = o.handle.spec.zone.clone();
+        sources.secondaries.insert(zone, o.serving(&clock));
+    }
+    let engine = sources.engine(&opts.engine);
     let control = ControlSocket::bind(&opts.control)?;
     let mut sockets = Vec::new();
     for l in &opts.listen {
@@ -148,47 +193,51 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
     let xdp = match (&opts.iface, opts.xdp_mode) {
         (Some(iface), Some(mode)) => {
             let (addrs, port) = service(&opts, iface)?;
-            Some(Mutex::new(FastPath::start(
+            Some(FastPath::start(
                 &engine,
                 iface,
                 mode,
                 &addrs,
                 port,
                 opts.xdp_capacity,
-            )?))
+            )?)
         }
         (None, Some(_)) => return Err(anyhow!("XDP needs --iface (or use --xdp-mode off)")),
         _ => None,
     };
+    let xfr = Arc::new(XfrStats::default());
     let state = Arc::new(State {
-        engine: Arc::new(RwLock::new(Arc::new(engine))),
-        xdp,
+        served: Arc::new(Served::new(sources, engine, xdp, opts.engine.clone())),
         stats: Arc::new(ServerStats::default()),
         promote: Arc::new(PromoteStats::default()),
+        xfr: xfr.clone(),
+        secondaries: opened.iter().map(|o| o.handle.clone()).collect(),
+        clock: clock.clone(),
         started: Instant::now(),
         opts: opts.clone(),
-        reloading: Mutex::new(()),
     });
+    let notify: Option<Arc<dyn Notifications>> = (!state.secondaries.is_empty())
+        .then(|| Arc::new(NotifyIn::new(&state.secondaries, xfr.clone())) as _);
+    let service = Service {
+        engine: state.served.engine.clone(),
+        notify,
+    };
     let mut tasks = tokio::task::JoinSet::new();
     let mut udp_sockets = Vec::new();
     for (udp, tcp) in sockets {
         udp_sockets.push(udp);
         tasks.spawn(net::serve_tcp(
             tcp,
-            state.engine.clone(),
+            service.clone(),
             opts.tcp,
             state.stats.clone(),
         ));
     }
-    let mut udp = Workers::start(
-        udp_sockets,
-        opts.udp_workers,
-        state.engine.clone(),
-        state.stats.clone(),
-    )?;
+    let mut udp = Workers::start(udp_sockets, opts.udp_workers, service, state.stats.clone())?;
     let (st, stats) = (state.clone(), state.stats.clone());
     tasks.spawn(async move { control.serve(move |cmd| command(&st, cmd), stats).await });
     let ring = state
+        .served
         .xdp
         .as_ref()
         .and_then(|x| held(x).server.take_cold_ring());
@@ -199,10 +248,20 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
             opts.promote,
             state.promote.clone(),
             // The lock waits while a reload publishes: off the runtime's other tasks.
-            move |ids| match &st.xdp {
+            move |ids| match &st.served.xdp {
                 Some(x) => tokio::task::block_in_place(|| held(x).server.promote(ids)),
                 None => Ok(0),
             },
+        ));
+    }
+    // The zones' tasks run beside the others; they never end by themselves.
+    let mut zone_tasks = tokio::task::JoinSet::new();
+    for o in opened {
+        zone_tasks.spawn(secondary::run(
+            o,
+            state.served.clone(),
+            xfr.clone(),
+            clock.clone(),
         ));
     }
     log::info!(
@@ -225,9 +284,11 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
         }
     }
     tasks.abort_all();
+    zone_tasks.abort_all();
     while tasks.join_next().await.is_some() {}
+    while zone_tasks.join_next().await.is_some() {}
     udp.stop();
-    if let Some(x) = &state.xdp {
+    if let Some(x) = &state.served.xdp {
         held(x).server.detach()?;
         log::info!("XDP detached");
     }
@@ -237,8 +298,8 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
 /// Handles one control command.
 fn command(state: &State, cmd: &str) -> Result<String> {
     match cmd {
-        "stats" => stats_text(state),
-        "status" => Ok(status_text(state)),
+        "stats" => report::stats(state),
+        "status" => Ok(report::status(state)),
         "reload" => reload(state),
         // Fault injection for the tests (see engine::fault): the control task's panic is
         // contained like any other.
@@ -248,110 +309,29 @@ fn command(state: &State, cmd: &str) -> Result<String> {
     }
 }
 
-/// Reloads every zone from its file. Any error leaves everything as it was.
+/// Reloads every zone file; the secondary zones stay as they are. Any error leaves everything
+/// as it was.
 fn reload(state: &State) -> Result<String> {
-    let _one_at_a_time = held(&state.reloading);
     let (catalog, warnings) = load_catalog(&state.opts.zones)?;
-    let engine = Engine::new(catalog, state.opts.engine.clone());
     let mut out = String::new();
     for w in &warnings {
         log::warn!("{w}");
         writeln!(out, "warning: {w}")?;
     }
-    if let Some(x) = &state.xdp {
-        let p = held(x).publish(&engine)?;
+    let files = catalog.zones().count();
+    let (published, zones) = state.served.change(|s| s.files = catalog)?;
+    if let Some(p) = published {
         writeln!(
             out,
             "xdp generation {} with {} entries, {} templates ({} new, {} cached)",
             p.generation, p.entries, p.templates, p.new_templates, p.cached
         )?;
     }
-    let zones = engine.catalog.zones().count();
-    *state.engine.write().expect("engine lock") = Arc::new(engine);
-    writeln!(out, "reloaded {zones} zones")?;
-    log::info!("reloaded {zones} zones");
+    let secondaries = zones - files;
+    writeln!(
+        out,
+        "reloaded {files} zones from files ({secondaries} secondary zones kept)"
+    )?;
+    log::info!("reloaded {files} zones from files ({secondaries} secondary zones kept)");
     Ok(out)
-}
-
-fn stats_text(state: &State) -> Result<String> {
-    let mut out = String::new();
-    if let Some(x) = &state.xdp {
-        let c = held(x).server.counters()?;
-        let answered: u64 = c[..counter::PASS_NOT_DNS as usize].iter().sum();
-        let passed: u64 = c[counter::PASS_NOT_DNS as usize..].iter().sum();
-        writeln!(out, "xdp.answered {answered}")?;
-        writeln!(out, "xdp.passed {passed}")?;
-        for (name, v) in counter::NAMES.iter().zip(&c) {
-            writeln!(out, "xdp.{name} {v}")?;
-        }
-    }
-    use std::sync::atomic::Ordering::Relaxed;
-    if let Some(x) = &state.xdp {
-        let (stored, cache) = held(x).server.template_counts();
-        writeln!(out, "xdp.templates {stored}")?;
-        writeln!(out, "xdp.template_cache {cache}")?;
-        let p = &state.promote;
-        writeln!(out, "xdp.cold_seen {}", p.cold_seen.load(Relaxed))?;
-        writeln!(out, "xdp.promoted {}", p.promoted.load(Relaxed))?;
-        writeln!(out, "xdp.promote_deferred {}", p.deferred.load(Relaxed))?;
-    }
-    let s = &state.stats;
-    writeln!(out, "udp.queries {}", s.udp_queries.load(Relaxed))?;
-    writeln!(out, "udp.responses {}", s.udp_responses.load(Relaxed))?;
-    writeln!(out, "tcp.connections {}", s.tcp_connections.load(Relaxed))?;
-    writeln!(out, "tcp.queries {}", s.tcp_queries.load(Relaxed))?;
-    let counters = [
-        ("tcp.open_connections", &s.tcp_open),
-        ("tcp.refused_connections", &s.tcp_refused_connections),
-        ("tcp.refused_per_source", &s.tcp_refused_per_source),
-        ("tcp.accept_errors", &s.tcp_accept_errors),
-        ("tcp.write_timeouts", &s.tcp_write_timeouts),
-        ("udp.recv_errors", &s.udp_recv_errors),
-        ("control.accept_errors", &s.control_accept_errors),
-        ("userspace.panics", &s.panics),
-    ];
-    for (name, value) in counters {
-        writeln!(out, "{name} {}", value.load(Relaxed))?;
-    }
-    Ok(out)
-}
-
-fn status_text(state: &State) -> String {
-    let mut out = String::new();
-    let engine = state.engine.read().expect("engine lock").clone();
-    let _ = writeln!(out, "uptime {}s", state.started.elapsed().as_secs());
-    match (&state.opts.iface, state.xdp.is_some()) {
-        (Some(i), true) => {
-            let (entries, (templates, cache)) = state.xdp.as_ref().map_or((0, (0, 0)), |x| {
-                let x = held(x);
-                (x.entries, x.server.template_counts())
-            });
-            let _ = writeln!(
-                out,
-                "xdp attached {i} ({entries} entries, {templates} templates, cache {cache})"
-            );
-        }
-        _ => {
-            let _ = writeln!(out, "xdp off");
-        }
-    }
-    let mut zones: Vec<_> = engine.catalog.zones().collect();
-    zones.sort_by(|a, b| a.apex().cmp(b.apex()));
-    for z in zones {
-        let soa = &z.soa().rdatas[0];
-        let serial = crate::wire::record::read_name(soa)
-            .and_then(|(_, a)| crate::wire::record::read_name(&soa[a..]).map(|(_, b)| a + b))
-            .and_then(|off| soa.get(off..off + 4))
-            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-            .unwrap_or(0);
-        let _ = writeln!(
-            out,
-            "zone {} serial {serial} names {} signed {} file {}",
-            z.apex(),
-            z.len(),
-            z.is_signed(),
-            z.source
-        );
-    }
-    out
 }

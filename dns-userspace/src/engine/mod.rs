@@ -14,7 +14,7 @@ mod referral;
 pub mod resolve;
 pub mod writer;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::wire::name::Name;
@@ -60,6 +60,12 @@ impl Default for EngineConfig {
 #[derive(Clone, Default)]
 pub struct Catalog {
     zones: HashMap<Name, Arc<Zone>, rustc_hash::FxBuildHasher>,
+    /// Zones configured here but not answerable now (a secondary zone before its first
+    /// transfer, or expired): every name in them is answered SERVFAIL. Each holds a
+    /// placeholder (an SOA and an NS, never answered from) in `zones`, so that the longest
+    /// match still ends there and the XDP compiler, whose answers for it are all SERVFAIL,
+    /// leaves a pass marker at its apex rather than letting names below fall through.
+    unavailable: HashSet<Name, rustc_hash::FxBuildHasher>,
 }
 
 impl Catalog {
@@ -69,7 +75,22 @@ impl Catalog {
 
     /// Adds or replaces a zone.
     pub fn insert(&mut self, zone: Arc<Zone>) {
+        self.unavailable.remove(zone.apex());
         self.zones.insert(zone.apex().clone(), zone);
+    }
+
+    /// Adds or replaces the zone `apex` as one that is configured but cannot be answered from
+    /// (SERVFAIL, as BIND, Knot and NSD answer for an expired zone).
+    pub fn insert_unavailable(&mut self, apex: Name) {
+        let zone = placeholder(&apex);
+        self.zones.insert(apex.clone(), Arc::new(zone));
+        self.unavailable.insert(apex);
+    }
+
+    /// Whether the zone at `apex` is answered from (false for an unavailable zone, and for a
+    /// zone not in the catalog).
+    pub fn is_available(&self, apex: &Name) -> bool {
+        self.zones.contains_key(apex) && !self.unavailable.contains(apex)
     }
 
     pub fn zones(&self) -> impl Iterator<Item = &Arc<Zone>> {
@@ -84,6 +105,29 @@ impl Catalog {
     pub fn find(&self, qname: &Name) -> Option<&Arc<Zone>> {
         qname.ancestors().find_map(|n| self.zones.get(n))
     }
+}
+
+/// The placeholder of an unavailable zone: `apex SOA . . 0 0 0 0 0` and `apex NS .`.
+fn placeholder(apex: &Name) -> Zone {
+    let record = |rtype, rdata| crate::wire::record::Record {
+        owner: apex.clone(),
+        rtype,
+        class: class::IN,
+        ttl: 0,
+        rdata,
+    };
+    // Root MNAME and RNAME, then serial, refresh, retry, expire and minimum, all 0.
+    let mut soa = vec![0u8, 0];
+    soa.extend_from_slice(&[0; 20]);
+    let records = vec![record(rtype::SOA, soa), record(rtype::NS, vec![0])];
+    let label = format!("{apex} (not served)");
+    let source = crate::zone::ZoneSource {
+        name: &label,
+        locations: None,
+    };
+    Zone::build(apex.clone(), records, &source)
+        .expect("an SOA and an NS at the apex make a zone")
+        .0
 }
 
 /// The engine: zones plus settings.
@@ -198,6 +242,9 @@ impl Engine {
             if let Some(parent) = q.qname.parent().and_then(|p| self.catalog.find(&p)) {
                 zone = parent;
             }
+        }
+        if !self.catalog.is_available(zone.apex()) {
+            return refuse(query::RCODE_SERVFAIL);
         }
         let dnssec_ok = q.edns.as_ref().is_some_and(|e| e.dnssec_ok);
         let res = resolve::resolve(

@@ -559,3 +559,32 @@ fn a_zone_whose_soa_cannot_be_read_gets_servfail_not_a_panic() {
         }
     }
 }
+
+#[test]
+fn an_unavailable_zone_answers_servfail_and_a_zone_below_it_still_answers() {
+    let child = "$TTL 60\n@ SOA ns host 1 60 60 60 60\n@ NS ns\nns A 198.18.0.7\n";
+    let mut e = engine_with(vec![zone_from(child, "sub.example.")]);
+    let apex = Name::parse("example.", None).unwrap();
+    e.catalog.insert_unavailable(apex.clone());
+    assert!(!e.catalog.is_available(&apex));
+    for (name, qtype) in [("example.", 6), ("www.example.", 1), ("nope.example.", 16)] {
+        for edns in [None, Some((1232, true))] {
+            let m = ask_with(&e, name, qtype, edns, Transport::Udp);
+            assert_eq!(m.metadata.response_code, ResponseCode::ServFail, "{name}");
+            assert!(!m.metadata.authoritative && m.answers.is_empty(), "{name}");
+            assert_eq!(m.queries[0].name().to_string(), name);
+        }
+    }
+    // The zone below it is served; names outside both are still refused.
+    let m = ask(&e, "ns.sub.example.", 1);
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(m.answers.len(), 1);
+    let m = ask(&e, "www.other.test.", 1);
+    assert_eq!(m.metadata.response_code, ResponseCode::Refused);
+    // A version arrives: served again.
+    e.catalog.insert(Arc::new(zone_from(ZONE, "example.")));
+    assert!(e.catalog.is_available(&apex));
+    let m = ask(&e, "www.example.", 1);
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(m.answers.len(), 1);
+}

@@ -1,8 +1,9 @@
 //! The buffers of one recvmmsg/sendmmsg batch of a UDP worker: per message a query buffer,
-//! the sender's address and the packet info (the address the query was sent to); the answers
+//! the sender's address (also read back as a `SocketAddr`, for NOTIFY) and the packet info (the address the query was sent to); the answers
 //! go back to each sender from that address.
 
 use std::mem::{size_of, zeroed};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use crate::net::pktinfo::{self, CmsgBuf, Local};
 
@@ -75,6 +76,27 @@ impl Batch {
             return None;
         }
         Some(&self.bufs[i][..h.msg_len as usize])
+    }
+
+    /// The sender of received message `i`.
+    pub fn peer(&self, i: usize) -> Option<SocketAddr> {
+        let a = &self.addrs[i];
+        match a.ss_family as libc::c_int {
+            libc::AF_INET => {
+                // SAFETY: the kernel wrote a sockaddr_in here (family AF_INET), and
+                // sockaddr_storage is large and aligned enough for it.
+                let v4 = unsafe { &*(a as *const _ as *const libc::sockaddr_in) };
+                let ip = Ipv4Addr::from(u32::from_be(v4.sin_addr.s_addr));
+                Some(SocketAddr::new(ip.into(), u16::from_be(v4.sin_port)))
+            }
+            libc::AF_INET6 => {
+                // SAFETY: as above, for AF_INET6 and sockaddr_in6.
+                let v6 = unsafe { &*(a as *const _ as *const libc::sockaddr_in6) };
+                let ip = Ipv6Addr::from(v6.sin6_addr.s6_addr);
+                Some(SocketAddr::new(ip.into(), u16::from_be(v6.sin6_port)))
+            }
+            _ => None,
+        }
     }
 
     /// Queues `reply` as the answer to received message `i`.

@@ -1,12 +1,14 @@
 //! The userspace server: the engine it serves, binding the service addresses, and the
 //! counters of the userspace path. UDP (worker threads) is in `udp` (its batch buffers in
 //! `batch`, the per-query destination address in `pktinfo`), TCP in `tcp` (per-source
-//! connection counts in `sources`); `contain` keeps a panicking query from taking its thread
-//! down, `backoff` keeps failing loops from spinning.
+//! connection counts in `sources`); `notify` routes NOTIFY requests to the daemon's handler
+//! instead of the engine; `contain` keeps a panicking query from taking its thread down,
+//! `backoff` keeps failing loops from spinning.
 
 pub mod backoff;
 mod batch;
 pub mod contain;
+pub mod notify;
 pub mod pktinfo;
 mod sources;
 pub mod tcp;
@@ -21,6 +23,7 @@ use tokio::net::TcpListener;
 
 use crate::engine::Engine;
 
+pub use notify::{Notifications, Service};
 pub use tcp::{serve_tcp, TcpLimits};
 
 /// The engine being served; replaced as a whole on reload.

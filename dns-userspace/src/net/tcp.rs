@@ -1,7 +1,7 @@
 //! The userspace DNS service over TCP with 2-byte length framing (RFC 1035 §4.2.2, RFC 7766):
 //! pipelined queries, an idle timeout, a write timeout, a global and a per-source connection
-//! limit, and graceful close. Failed accepts (EMFILE: out of descriptors) are waited out with a
-//! backoff, not spun on.
+//! limit, and graceful close. NOTIFY goes to the daemon's handler (`notify`). Failed accepts
+//! (EMFILE: out of descriptors) are waited out with a backoff, not spun on.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -15,7 +15,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::engine::Transport;
 use crate::net::backoff::AcceptErrors;
 use crate::net::sources::{SourceSlot, Sources};
-use crate::net::{contain, current, ServerStats, SharedEngine};
+use crate::net::{current, ServerStats, Service};
 
 /// TCP limits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,7 +50,7 @@ impl Default for TcpLimits {
 /// Accepts TCP connections until the task is cancelled.
 pub async fn serve_tcp(
     listener: TcpListener,
-    engine: SharedEngine,
+    service: Service,
     limits: TcpLimits,
     stats: Arc<ServerStats>,
 ) -> Result<()> {
@@ -83,10 +83,10 @@ pub async fn serve_tcp(
             _source: source,
             stats: stats.clone(),
         };
-        let engine = engine.clone();
+        let service = service.clone();
         let stats = stats.clone();
         tokio::spawn(async move {
-            if let Err(e) = connection(stream, engine, limits, &stats).await {
+            if let Err(e) = connection(stream, service, limits, &stats).await {
                 log::debug!("tcp {peer}: {e:#}");
             }
             drop(held);
@@ -110,11 +110,12 @@ impl Drop for Held {
 
 async fn connection(
     mut stream: TcpStream,
-    engine: SharedEngine,
+    service: Service,
     limits: TcpLimits,
     stats: &ServerStats,
 ) -> Result<()> {
     let _ = stream.set_nodelay(true);
+    let peer = stream.peer_addr().ok();
     let mut len = [0u8; 2];
     let mut msg = Vec::new();
     loop {
@@ -130,8 +131,8 @@ async fn connection(
             .await
             .context("tcp read timeout")??;
         stats.tcp_queries.fetch_add(1, Ordering::Relaxed);
-        let eng = current(&engine);
-        if let Some(resp) = contain::answer(&eng, &msg, Transport::Tcp, stats) {
+        let eng = current(&service.engine);
+        if let Some(resp) = service.answer(&eng, &msg, peer, Transport::Tcp, stats) {
             let mut out = Vec::with_capacity(resp.len() + 2);
             out.extend_from_slice(&(resp.len() as u16).to_be_bytes());
             out.extend_from_slice(&resp);

@@ -1,7 +1,8 @@
 //! The userspace UDP service: worker threads, each with its own socket bound with
 //! SO_REUSEPORT to the service address, reading queries and sending answers in batches
 //! (recvmmsg/sendmmsg), as NSD and Knot do. The kernel spreads queries over the sockets. Each
-//! answer leaves from the address its query was sent to (`pktinfo`); a worker survives a
+//! answer leaves from the address its query was sent to (`pktinfo`); NOTIFY goes to the
+//! daemon's handler (`notify`), everything else to the engine; a worker survives a
 //! panicking query (`contain`) and waits out receive errors instead of spinning on them.
 
 use std::io;
@@ -19,7 +20,7 @@ use nix::sys::socket::{SockaddrLike, SockaddrStorage};
 use crate::engine::Transport;
 use crate::net::backoff::{Backoff, LogThrottle, LOG_INTERVAL};
 use crate::net::batch::{Batch, BATCH};
-use crate::net::{contain, current, pktinfo, ServerStats, SharedEngine};
+use crate::net::{current, pktinfo, ServerStats, Service};
 
 /// How often a blocked worker looks at the stop flag.
 const STOP_POLL: Duration = Duration::from_millis(200);
@@ -79,7 +80,7 @@ impl Workers {
     pub fn start(
         sockets: Vec<UdpSocket>,
         per_addr: usize,
-        engine: SharedEngine,
+        service: Service,
         stats: Arc<ServerStats>,
     ) -> Result<Workers> {
         let stop = Arc::new(AtomicBool::new(false));
@@ -91,11 +92,11 @@ impl Workers {
                 socks.push(bind_reuseport(addr)?);
             }
             for (i, sock) in socks.into_iter().enumerate() {
-                let (engine, stats, stop) = (engine.clone(), stats.clone(), stop.clone());
+                let (service, stats, stop) = (service.clone(), stats.clone(), stop.clone());
                 threads.push(
                     std::thread::Builder::new()
                         .name(format!("udp-{i}"))
-                        .spawn(move || worker(sock, engine, stats, stop))
+                        .spawn(move || worker(sock, service, stats, stop))
                         .context("starting a UDP worker")?,
                 );
             }
@@ -117,7 +118,7 @@ impl Drop for Workers {
     }
 }
 
-fn worker(sock: UdpSocket, engine: SharedEngine, stats: Arc<ServerStats>, stop: Arc<AtomicBool>) {
+fn worker(sock: UdpSocket, service: Service, stats: Arc<ServerStats>, stop: Arc<AtomicBool>) {
     let fd = sock.as_raw_fd();
     let mut b = Batch::new();
     let mut backoff = Backoff::default();
@@ -151,11 +152,12 @@ fn worker(sock: UdpSocket, engine: SharedEngine, stats: Arc<ServerStats>, stop: 
         backoff.reset();
         let n = n as usize;
         stats.udp_queries.fetch_add(n as u64, Ordering::Relaxed);
-        let eng = current(&engine);
+        let eng = current(&service.engine);
         for i in 0..n {
+            let peer = b.peer(i);
             let reply = b
                 .query(i)
-                .and_then(|q| contain::answer(&eng, q, Transport::Udp, &stats));
+                .and_then(|q| service.answer(&eng, q, peer, Transport::Udp, &stats));
             if let Some(reply) = reply {
                 b.reply(i, reply);
             }
@@ -195,10 +197,9 @@ mod tests {
         let sock = UdpSocket::from(r);
         let stats = Arc::new(ServerStats::default());
         let stop = Arc::new(AtomicBool::new(false));
-        let engine: SharedEngine = Default::default();
         let t = {
             let (stats, stop) = (stats.clone(), stop.clone());
-            std::thread::spawn(move || worker(sock, engine, stats, stop))
+            std::thread::spawn(move || worker(sock, Service::default(), stats, stop))
         };
         std::thread::sleep(Duration::from_secs(1));
         stop.store(true, Ordering::Relaxed);

@@ -63,6 +63,7 @@ impl Clock for ManualClock {
 pub enum ExpirePolicy {
     /// Stop serving it (answer SERVFAIL, as BIND, Knot and NSD do).
     #[default]
+    #[serde(alias = "honor")]
     Honour,
     /// Keep serving the last version.
     ServeStale,

@@ -63,6 +63,8 @@ impl Algorithm {
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct KeyConfig {
+    /// The key name; `id` as in Knot's configuration works too.
+    #[serde(alias = "id")]
     pub name: String,
     pub algorithm: String,
     /// Base64 (RFC 4648, padded), as `tsig-keygen`, `keymgr -t` and `knotc` print it.

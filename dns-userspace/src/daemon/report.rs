@@ -1,0 +1,102 @@
+//! The text of `xdpdns stats` (every counter, `name value`; a counter is always printed, 0 or
+//! not, so that a missing one is a bug the tests catch) and `xdpdns status`.
+
+use std::fmt::Write as _;
+
+use anyhow::Result;
+use dns_common::counter;
+
+use super::{held, State};
+use crate::xfr::soa::Soa;
+
+/// `xdpdns stats`: every counter, `name value` a line.
+pub(super) fn stats(state: &State) -> Result<String> {
+    let mut out = String::new();
+    if let Some(x) = &state.served.xdp {
+        let c = held(x).server.counters()?;
+        let answered: u64 = c[..counter::PASS_NOT_DNS as usize].iter().sum();
+        let passed: u64 = c[counter::PASS_NOT_DNS as usize..].iter().sum();
+        writeln!(out, "xdp.answered {answered}")?;
+        writeln!(out, "xdp.passed {passed}")?;
+        for (name, v) in counter::NAMES.iter().zip(&c) {
+            writeln!(out, "xdp.{name} {v}")?;
+        }
+    }
+    use std::sync::atomic::Ordering::Relaxed;
+    if let Some(x) = &state.served.xdp {
+        let (stored, cache) = held(x).server.template_counts();
+        writeln!(out, "xdp.templates {stored}")?;
+        writeln!(out, "xdp.template_cache {cache}")?;
+        let p = &state.promote;
+        writeln!(out, "xdp.cold_seen {}", p.cold_seen.load(Relaxed))?;
+        writeln!(out, "xdp.promoted {}", p.promoted.load(Relaxed))?;
+        writeln!(out, "xdp.promote_deferred {}", p.deferred.load(Relaxed))?;
+    }
+    let s = &state.stats;
+    writeln!(out, "udp.queries {}", s.udp_queries.load(Relaxed))?;
+    writeln!(out, "udp.responses {}", s.udp_responses.load(Relaxed))?;
+    writeln!(out, "tcp.connections {}", s.tcp_connections.load(Relaxed))?;
+    writeln!(out, "tcp.queries {}", s.tcp_queries.load(Relaxed))?;
+    let counters = [
+        ("tcp.open_connections", &s.tcp_open),
+        ("tcp.refused_connections", &s.tcp_refused_connections),
+        ("tcp.refused_per_source", &s.tcp_refused_per_source),
+        ("tcp.accept_errors", &s.tcp_accept_errors),
+        ("tcp.write_timeouts", &s.tcp_write_timeouts),
+        ("udp.recv_errors", &s.udp_recv_errors),
+        ("control.accept_errors", &s.control_accept_errors),
+        ("userspace.panics", &s.panics),
+    ];
+    for (name, value) in counters {
+        writeln!(out, "{name} {}", value.load(Relaxed))?;
+    }
+    for (name, value) in state.xfr.lines() {
+        writeln!(out, "{name} {value}")?;
+    }
+    Ok(out)
+}
+
+/// `xdpdns status`: uptime, the fast path, the zones served, and each secondary zone.
+pub(super) fn status(state: &State) -> String {
+    let mut out = String::new();
+    let engine = state.served.engine.read().expect("engine lock").clone();
+    let _ = writeln!(out, "uptime {}s", state.started.elapsed().as_secs());
+    match (&state.opts.iface, state.served.xdp.is_some()) {
+        (Some(i), true) => {
+            let (entries, (templates, cache)) =
+                state.served.xdp.as_ref().map_or((0, (0, 0)), |x| {
+                    let x = held(x);
+                    (x.entries, x.server.template_counts())
+                });
+            let _ = writeln!(
+                out,
+                "xdp attached {i} ({entries} entries, {templates} templates, cache {cache})"
+            );
+        }
+        _ => {
+            let _ = writeln!(out, "xdp off");
+        }
+    }
+    let mut zones: Vec<_> = engine.catalog.zones().collect();
+    zones.sort_by(|a, b| a.apex().cmp(b.apex()));
+    for z in zones {
+        if !engine.catalog.is_available(z.apex()) {
+            let _ = writeln!(out, "zone {} not served (SERVFAIL)", z.apex());
+            continue;
+        }
+        let serial = Soa::from_rdata(&z.soa().rdatas[0]).map_or(0, |s| s.serial);
+        let _ = writeln!(
+            out,
+            "zone {} serial {serial} names {} signed {} file {}",
+            z.apex(),
+            z.len(),
+            z.is_signed(),
+            z.source
+        );
+    }
+    let now = state.clock.now();
+    for z in &state.secondaries {
+        out.push_str(&z.status(now));
+    }
+    out
+}

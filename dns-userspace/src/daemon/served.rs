@@ -1,0 +1,121 @@
+//! What the server answers from, and the one way to change it. The zones come from two
+//! sources — zone files (replaced by `reload`) and secondary zones (replaced by their refresh
+//! tasks, or marked unavailable: before the first transfer, or expired under `honour`) — and
+//! every change builds one engine from both, publishes it to the XDP fast path and swaps it in
+//! for userspace, together, under one lock: XDP and userspace never serve different zones, and a
+//! change that fails (the XDP maps full, say) leaves everything as it was.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Result;
+
+use super::held;
+use crate::engine::{Catalog, Engine, EngineConfig};
+use crate::fastpath::{FastPath, Published};
+use crate::net::SharedEngine;
+use crate::wire::name::Name;
+use crate::zone::Zone;
+
+/// The zones, by where they come from.
+#[derive(Clone, Default)]
+pub struct Sources {
+    pub files: Catalog,
+    /// Each secondary zone's served version; `None`: not answerable now (SERVFAIL).
+    pub secondaries: BTreeMap<Name, Option<Arc<Zone>>>,
+}
+
+impl Sources {
+    /// The engine answering from these zones.
+    pub fn engine(&self, config: &EngineConfig) -> Engine {
+        let mut catalog = self.files.clone();
+        for (apex, zone) in &self.secondaries {
+            match zone {
+                Some(z) => catalog.insert(z.clone()),
+                None => catalog.insert_unavailable(apex.clone()),
+            }
+        }
+        Engine::new(catalog, config.clone())
+    }
+}
+
+/// The engine being served, the fast path, and the sources both were built from.
+pub struct Served {
+    pub engine: SharedEngine,
+    pub xdp: Option<Mutex<FastPath>>,
+    sources: Mutex<Sources>,
+    config: EngineConfig,
+}
+
+impl Served {
+    /// `engine` (built from `sources`) is what `xdp`, when there is one, was started with.
+    pub fn new(
+        sources: Sources,
+        engine: Engine,
+        xdp: Option<FastPath>,
+        config: EngineConfig,
+    ) -> Served {
+        Served {
+            engine: Arc::new(std::sync::RwLock::new(Arc::new(engine))),
+            xdp: xdp.map(Mutex::new),
+            sources: Mutex::new(sources),
+            config,
+        }
+    }
+
+    /// The version of secondary zone `apex` being served (`Some(None)`: marked unavailable).
+    pub fn secondary(&self, apex: &Name) -> Option<Option<Arc<Zone>>> {
+        held(&self.sources).secondaries.get(apex).cloned()
+    }
+
+    /// Applies `edit` to the sources and serves the result on both paths; on error nothing
+    /// changes. Returns the XDP publication, when there is a fast path. Blocks while it
+    /// compiles: call it off the runtime's worker threads.
+    pub fn change(&self, edit: impl FnOnce(&mut Sources)) -> Result<(Option<Published>, usize)> {
+        let mut sources = held(&self.sources);
+        let mut next = sources.clone();
+        edit(&mut next);
+        let engine = next.engine(&self.config);
+        let published = self.publish(&engine)?;
+        let zones = engine.catalog.zones().count();
+        *self.engine.write().expect("engine lock") = Arc::new(engine);
+        *sources = next;
+        Ok((published, zones))
+    }
+
+    /// Publishes `engine` to the fast path: the whole of it, as a new generation. The one place
+    /// where an incremental update would go.
+    fn publish(&self, engine: &Engine) -> Result<Option<Published>> {
+        match &self.xdp {
+            Some(x) => Ok(Some(held(x).publish(engine)?)),
+            None => Ok(None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fastpath::compile::{self, Entries};
+
+    #[test]
+    fn an_unavailable_secondary_compiles_to_a_pass_marker_only() {
+        // The XDP path must pass every name of a zone that is not served (for userspace to
+        // answer SERVFAIL), not answer it, nor let the REFUSED entry at the root catch it.
+        let apex = Name::parse("tld.", None).unwrap();
+        let mut sources = Sources::default();
+        sources.secondaries.insert(apex.clone(), None);
+        let engine = sources.engine(&EngineConfig::default());
+        let zone = engine.catalog.get(&apex).unwrap();
+        let mut entries = Entries::default();
+        let st = compile::compile_zone(&engine, zone, 1, &mut entries);
+        assert_eq!(
+            (st.exact, st.nodata, st.referral, st.negative),
+            (0, 0, 0, 0)
+        );
+        assert_eq!(st.pass, 1, "{st:?}");
+        assert!(entries.exact.is_empty());
+        assert_eq!(entries.suffix.len(), 1);
+        assert_eq!(entries.suffix[0].0, compile::suffix_key(&apex, false, 1));
+    }
+}
