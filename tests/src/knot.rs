@@ -34,6 +34,33 @@ pub struct KnotServer {
     pub dir: PathBuf,
     pub port: u16,
     zones: Vec<KnotZone>,
+    /// Its IPv4 and IPv6 listen addresses.
+    listen: [SocketAddr; 2],
+    /// The namespace its readiness is checked from.
+    probe_ns: String,
+}
+
+/// Where a knotd runs: its namespace, its two listen addresses, and a namespace that reaches
+/// them (to check that it answers).
+#[derive(Clone, Debug)]
+pub struct Site {
+    pub ns: String,
+    pub listen: [SocketAddr; 2],
+    pub probe_ns: String,
+}
+
+impl Site {
+    /// The server namespace of `net` on the server addresses, probed from the client side.
+    pub fn server(net: &TestNet, port: u16) -> Site {
+        Site {
+            ns: net.server_ns.clone(),
+            listen: [
+                SocketAddr::new(IpAddr::V4(SERVER_V4), port),
+                SocketAddr::new(IpAddr::V6(SERVER_V6), port),
+            ],
+            probe_ns: net.client_ns.clone(),
+        }
+    }
 }
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
@@ -76,11 +103,25 @@ zone:
     /// The `server`, `database` and `log` sections: listening on the server addresses at
     /// `port`, run directory and database under `dir`, logging at `level` to stderr.
     pub fn server_section(dir: &Path, port: u16, level: &str) -> String {
+        let listen = [
+            SocketAddr::new(IpAddr::V4(SERVER_V4), port),
+            SocketAddr::new(IpAddr::V6(SERVER_V6), port),
+        ];
+        Self::server_section_on(dir, &listen, level)
+    }
+
+    /// Like `server_section`, listening on `listen`.
+    pub fn server_section_on(dir: &Path, listen: &[SocketAddr], level: &str) -> String {
         let d = dir.display();
+        let listen: Vec<String> = listen
+            .iter()
+            .map(|a| format!("{}@{}", a.ip(), a.port()))
+            .collect();
+        let listen = listen.join(", ");
         format!(
             "server:
     rundir: \"{d}/run\"
-    listen: [ {SERVER_V4}@{port}, {SERVER_V6}@{port} ]
+    listen: [ {listen} ]
     udp-max-payload: {UDP_MAX_PAYLOAD}
     # The test talks to one address at a time; keep the footprint small.
     udp-workers: 1
@@ -131,6 +172,20 @@ log:
         ready: &[KnotZone],
         port: u16,
     ) -> Result<KnotServer> {
+        let mut site = Site::server(net, port);
+        site.ns = ns.to_owned();
+        Self::launch_at(net, &site, dir, conf, ready)
+    }
+
+    /// Like `launch`, at `site` (whose addresses `conf` must listen on).
+    pub fn launch_at(
+        net: &TestNet,
+        site: &Site,
+        dir: PathBuf,
+        conf: &str,
+        ready: &[KnotZone],
+    ) -> Result<KnotServer> {
+        let ns = site.ns.as_str();
         let conf_file = dir.join("knot.conf");
         std::fs::write(&conf_file, conf)?;
         let log = File::create(dir.join("knotd.log"))?;
@@ -146,8 +201,10 @@ log:
         let mut knot = KnotServer {
             child: Some(child),
             dir,
-            port,
+            port: site.listen[0].port(),
             zones: ready.to_vec(),
+            listen: site.listen,
+            probe_ns: site.probe_ns.clone(),
         };
         knot.wait_ready(net)?;
         Ok(knot)
@@ -165,20 +222,17 @@ log:
         )
     }
 
-    /// The server addresses knotd listens on.
+    /// The addresses knotd listens on.
     pub fn addrs(&self) -> [SocketAddr; 2] {
-        [
-            SocketAddr::new(IpAddr::V4(SERVER_V4), self.port),
-            SocketAddr::new(IpAddr::V6(SERVER_V6), self.port),
-        ]
+        self.listen
     }
 
-    fn wait_ready(&mut self, net: &TestNet) -> Result<()> {
+    fn wait_ready(&mut self, _net: &TestNet) -> Result<()> {
         let origins: Vec<String> = self.zones.iter().map(|z| z.origin.clone()).collect();
         let addrs = self.addrs();
         let log = self.dir.join("knotd.log");
         wait_answering(
-            net,
+            &self.probe_ns,
             self.child.as_mut().expect("child"),
             "knotd",
             &addrs,
@@ -203,10 +257,10 @@ log:
 }
 
 /// Waits until the server `child` (`what`) answers the SOA of every zone of `origins` over UDP
-/// at every address of `addrs`, from the client namespace; fails with the log at `log` when it
+/// at every address of `addrs`, from namespace `probe_ns`; fails with the log at `log` when it
 /// exits or takes more than 20 s.
 pub fn wait_answering(
-    net: &TestNet,
+    probe_ns: &str,
     child: &mut Child,
     what: &str,
     addrs: &[SocketAddr],
@@ -230,7 +284,7 @@ pub fn wait_answering(
             bail!("{what} exited ({status}):\n{}", log());
         }
         let p = probes.clone();
-        let ready = net.in_client(move || {
+        let ready = crate::in_netns(probe_ns, move || {
             p.iter().all(|(addr, q)| {
                 let Ok(r) = client::udp(*addr, q) else {
                     return false;

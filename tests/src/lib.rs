@@ -10,9 +10,11 @@ pub mod compare;
 pub mod corpus;
 pub mod frame;
 pub mod knot;
+pub mod load;
 pub mod primary;
 pub mod stats;
 pub mod tld;
+pub mod upstream;
 pub mod xfr_proxy;
 
 use std::fs::File;
@@ -62,6 +64,17 @@ pub struct VethEnd<'a> {
 /// TX queues on each end when given), with the test addresses, links up, and static neighbour
 /// entries so that no run waits on ARP or ND.
 pub fn veth_pair(server: &VethEnd, client: &VethEnd, queues: Option<u32>) -> Result<()> {
+    let addrs = [(SERVER_V4, SERVER_V6), (CLIENT_V4, CLIENT_V6)];
+    veth_pair_with(server, client, queues, addrs)
+}
+
+/// Like `veth_pair`, with `addrs` for the two ends (IPv4 in a /24, IPv6 in a /64).
+pub fn veth_pair_with(
+    server: &VethEnd,
+    client: &VethEnd,
+    queues: Option<u32>,
+    addrs: [(Ipv4Addr, Ipv6Addr); 2],
+) -> Result<()> {
     let q = queues.map(|n| n.to_string());
     let queue_args: Vec<&str> = match &q {
         Some(n) => vec!["numrxqueues", n, "numtxqueues", n],
@@ -89,9 +102,10 @@ pub fn veth_pair(server: &VethEnd, client: &VethEnd, queues: Option<u32>) -> Res
     args.extend(["address", client.mac]);
     args.extend(&queue_args);
     ip(&args)?;
+    let [(server4, server6), (client4, client6)] = addrs;
     let sides = [
-        (server, SERVER_V4, SERVER_V6, client, CLIENT_V4, CLIENT_V6),
-        (client, CLIENT_V4, CLIENT_V6, server, SERVER_V4, SERVER_V6),
+        (server, server4, server6, client, client4, client6),
+        (client, client4, client6, server, server4, server6),
     ];
     for (end, v4, v6, peer, peer4, peer6) in sides {
         let (ns, ifname) = (end.ns, end.ifname);
@@ -231,9 +245,7 @@ impl TestNet {
         &self,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T> {
-        self.spawn_in_client(f)
-            .join()
-            .map_err(|_| anyhow::anyhow!("client thread panicked"))?
+        in_netns(&self.client_ns, f)
     }
 
     /// Like `in_client`, without waiting for `f` to finish.
@@ -241,12 +253,7 @@ impl TestNet {
         &self,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> std::thread::JoinHandle<Result<T>> {
-        let path = format!("/run/netns/{}", self.client_ns);
-        std::thread::spawn(move || -> Result<T> {
-            let ns = File::open(&path).with_context(|| format!("opening {path}"))?;
-            nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET).context("setns")?;
-            Ok(f())
-        })
+        spawn_in_netns(&self.client_ns, f)
     }
 
     /// Path of the server's control socket.
@@ -257,7 +264,21 @@ impl TestNet {
     /// Starts `xdpdns serve` in the server namespace with XDP on the veth, and waits until it
     /// answers on its control socket. `extra` is appended to the command line.
     pub fn start_server(&mut self, zones: &[&str], extra: &[&str]) -> Result<()> {
-        let log = File::create(self.dir.join("server.log"))?;
+        self.start_server_with(zones, extra, &[])
+    }
+
+    /// Like `start_server`, with more environment variables for the server. Its log is
+    /// appended to what earlier runs wrote.
+    pub fn start_server_with(
+        &mut self,
+        zones: &[&str],
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("server.log"))?;
         let mut cmd = self.in_ns_cmd(&self.server_ns.clone(), &xdpdns_bin());
         cmd.arg("serve").arg("--iface").arg(&self.server_if);
         cmd.arg("--control").arg(self.control());
@@ -265,6 +286,7 @@ impl TestNet {
             cmd.arg("--zone").arg(z);
         }
         cmd.args(extra);
+        cmd.envs(env.iter().copied());
         cmd.stdout(log.try_clone()?)
             .stderr(log)
             .env("RUST_LOG", "info");
@@ -296,6 +318,25 @@ impl TestNet {
             .arg(self.control()))
     }
 
+    /// Polls `xdpdns status` until `ok` holds for it (at most 15 s); returns it, or an error
+    /// with the last status and the server's log.
+    pub fn wait_for_status(&self, what: &str, ok: impl Fn(&str) -> bool) -> Result<String> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let s = self.ctl("status")?;
+            if ok(&s) {
+                return Ok(s);
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "waiting for {what}; status:\n{s}\nserver log:\n{}",
+                    self.server_log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// The server's counters (`xdpdns stats`).
     pub fn stats(&self) -> Result<stats::Counters> {
         stats::Counters::parse(&self.ctl("stats")?)
@@ -309,6 +350,16 @@ impl TestNet {
     /// Process id of the running server (nsenter execs it, so it is the child's).
     pub fn server_pid(&self) -> Option<u32> {
         self.server.as_ref().map(Child::id)
+    }
+
+    /// Kills the server with SIGKILL (no cleanup: it cannot detach XDP or close anything) and
+    /// reaps it.
+    pub fn kill_server(&mut self) -> Result<()> {
+        if let Some(mut child) = self.server.take() {
+            child.kill()?;
+            child.wait()?;
+        }
+        Ok(())
     }
 
     /// Whether the server process is still running.
@@ -336,6 +387,26 @@ impl TestNet {
         let out = ip(&["-n", ns, "-d", "link", "show", "dev", ifname])?;
         Ok(out.contains("prog/xdp"))
     }
+}
+
+/// Runs `f` on a thread inside namespace `ns` (sockets made there belong to it).
+pub fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    spawn_in_netns(ns, f)
+        .join()
+        .map_err(|_| anyhow::anyhow!("thread in namespace panicked"))?
+}
+
+/// Like `in_netns`, without waiting for `f` to finish.
+pub fn spawn_in_netns<T: Send + 'static>(
+    ns: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> std::thread::JoinHandle<Result<T>> {
+    let path = format!("/run/netns/{ns}");
+    std::thread::spawn(move || -> Result<T> {
+        let ns = File::open(&path).with_context(|| format!("opening {path}"))?;
+        nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET).context("setns")?;
+        Ok(f())
+    })
 }
 
 /// The counter `name` of `xdpdns stats` output; an error (never 0) if there is none.

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 
-use crate::knot::{wait_answering, KnotServer, KnotZone};
+use crate::knot::{wait_answering, KnotServer, KnotZone, Site};
 use crate::{TestNet, SERVER_V4, SERVER_V6};
 
 /// A TSIG key as the servers' configurations name it.
@@ -54,6 +54,8 @@ pub struct KnotOptions {
     /// Zones knotd is a secondary for (transferring from `SocketAddr`), accepting NOTIFY
     /// signed with the first key.
     pub secondary: Vec<(String, SocketAddr)>,
+    /// Where knotd runs; by default in the server namespace on the server addresses.
+    pub site: Option<Site>,
 }
 
 /// A running knotd primary.
@@ -75,10 +77,11 @@ impl KnotPrimary {
         let file = dir.join("zones").join(format!("{origin}zone"));
         std::fs::write(&file, zone_text)?;
         let d = dir.display();
+        let site = opts.site.clone().unwrap_or_else(|| Site::server(net, port));
         let mut c =
             "# Written by xdpdns-tests (tests/src/primary.rs): a primary for the transfer tests.\n"
                 .to_owned();
-        c.push_str(&KnotServer::server_section(&dir, port, "debug"));
+        c.push_str(&KnotServer::server_section_on(&dir, &site.listen, "debug"));
         if !opts.keys.is_empty() {
             c.push_str("key:\n");
             for k in &opts.keys {
@@ -145,7 +148,7 @@ zone:
             origin: origin.to_owned(),
             file,
         }];
-        let knot = KnotServer::launch(net, &net.server_ns, dir, &c, &ready, port)?;
+        let knot = KnotServer::launch_at(net, &site, dir, &c, &ready)?;
         Ok(KnotPrimary {
             knot,
             origin: origin.to_owned(),
@@ -253,7 +256,8 @@ zone:
         let addrs = [self.addr()];
         let log = self.dir.join("nsd.log");
         let child = self.child.as_mut().expect("child");
-        wait_answering(net, child, "nsd", &addrs, &[origin.to_owned()], &log)
+        let ns = &net.client_ns;
+        wait_answering(ns, child, "nsd", &addrs, &[origin.to_owned()], &log)
     }
 
     pub fn log(&self) -> String {
