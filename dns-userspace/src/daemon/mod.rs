@@ -191,23 +191,13 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
         sockets.push(net::bind(*l).await?);
     }
     let xdp = match (&opts.iface, opts.xdp_mode) {
-        (Some(iface), Some(mode)) => {
-            let (addrs, port) = service(&opts, iface)?;
-            Some(FastPath::start(
-                &engine,
-                iface,
-                mode,
-                &addrs,
-                port,
-                opts.xdp_capacity,
-            )?)
-        }
+        (Some(iface), Some(mode)) => Some((iface.clone(), mode, service(&opts, iface)?)),
         (None, Some(_)) => return Err(anyhow!("XDP needs --iface (or use --xdp-mode off)")),
         _ => None,
     };
     let xfr = Arc::new(XfrStats::default());
     let state = Arc::new(State {
-        served: Arc::new(Served::new(sources, engine, xdp, opts.engine.clone())),
+        served: Arc::new(Served::new(sources, engine, opts.engine.clone())),
         stats: Arc::new(ServerStats::default()),
         promote: Arc::new(PromoteStats::default()),
         xfr: xfr.clone(),
@@ -234,12 +224,19 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
         ));
     }
     let mut udp = Workers::start(udp_sockets, opts.udp_workers, service, state.stats.clone())?;
+    // Userspace answers already (from storage too); XDP joins when its maps are filled.
+    if let Some((iface, mode, (addrs, port))) = xdp {
+        tokio::task::block_in_place(|| {
+            state.served.start_xdp(|engine| {
+                FastPath::start(engine, &iface, mode, &addrs, port, opts.xdp_capacity)
+            })
+        })?;
+    }
     let (st, stats) = (state.clone(), state.stats.clone());
     tasks.spawn(async move { control.serve(move |cmd| command(&st, cmd), stats).await });
     let ring = state
         .served
-        .xdp
-        .as_ref()
+        .xdp()
         .and_then(|x| held(x).server.take_cold_ring());
     if let Some(ring) = ring {
         let st = state.clone();
@@ -248,7 +245,7 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
             opts.promote,
             state.promote.clone(),
             // The lock waits while a reload publishes: off the runtime's other tasks.
-            move |ids| match &st.served.xdp {
+            move |ids| match st.served.xdp() {
                 Some(x) => tokio::task::block_in_place(|| held(x).server.promote(ids)),
                 None => Ok(0),
             },
@@ -288,7 +285,7 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
     while tasks.join_next().await.is_some() {}
     while zone_tasks.join_next().await.is_some() {}
     udp.stop();
-    if let Some(x) = &state.served.xdp {
+    if let Some(x) = state.served.xdp() {
         held(x).server.detach()?;
         log::info!("XDP detached");
     }

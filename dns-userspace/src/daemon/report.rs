@@ -6,13 +6,15 @@ use std::fmt::Write as _;
 use anyhow::Result;
 use dns_common::counter;
 
+use super::secondary::ZoneHandle;
 use super::{held, State};
 use crate::xfr::soa::Soa;
+use crate::xfr::timers::{ExpirePolicy, Status, Timers};
 
 /// `xdpdns stats`: every counter, `name value` a line.
 pub(super) fn stats(state: &State) -> Result<String> {
     let mut out = String::new();
-    if let Some(x) = &state.served.xdp {
+    if let Some(x) = state.served.xdp() {
         let c = held(x).server.counters()?;
         let answered: u64 = c[..counter::PASS_NOT_DNS as usize].iter().sum();
         let passed: u64 = c[counter::PASS_NOT_DNS as usize..].iter().sum();
@@ -23,7 +25,7 @@ pub(super) fn stats(state: &State) -> Result<String> {
         }
     }
     use std::sync::atomic::Ordering::Relaxed;
-    if let Some(x) = &state.served.xdp {
+    if let Some(x) = state.served.xdp() {
         let (stored, cache) = held(x).server.template_counts();
         writeln!(out, "xdp.templates {stored}")?;
         writeln!(out, "xdp.template_cache {cache}")?;
@@ -61,13 +63,12 @@ pub(super) fn status(state: &State) -> String {
     let mut out = String::new();
     let engine = state.served.engine.read().expect("engine lock").clone();
     let _ = writeln!(out, "uptime {}s", state.started.elapsed().as_secs());
-    match (&state.opts.iface, state.served.xdp.is_some()) {
+    match (&state.opts.iface, state.served.xdp().is_some()) {
         (Some(i), true) => {
-            let (entries, (templates, cache)) =
-                state.served.xdp.as_ref().map_or((0, (0, 0)), |x| {
-                    let x = held(x);
-                    (x.entries, x.server.template_counts())
-                });
+            let (entries, (templates, cache)) = state.served.xdp().map_or((0, (0, 0)), |x| {
+                let x = held(x);
+                (x.entries, x.server.template_counts())
+            });
             let _ = writeln!(
                 out,
                 "xdp attached {i} ({entries} entries, {templates} templates, cache {cache})"
@@ -85,18 +86,80 @@ pub(super) fn status(state: &State) -> String {
             continue;
         }
         let serial = Soa::from_rdata(&z.soa().rdatas[0]).map_or(0, |s| s.serial);
+        let secondary = state.secondaries.iter().any(|s| s.spec.zone == *z.apex());
+        let from = if secondary {
+            "secondary (below)".to_owned()
+        } else {
+            format!("file {}", z.source)
+        };
         let _ = writeln!(
             out,
-            "zone {} serial {serial} names {} signed {} file {}",
+            "zone {} serial {serial} names {} signed {} {from}",
             z.apex(),
             z.len(),
             z.is_signed(),
-            z.source
         );
     }
     let now = state.clock.now();
     for z in &state.secondaries {
-        out.push_str(&z.status(now));
+        out.push_str(&secondary(z, now));
     }
+    out
+}
+
+/// A secondary zone's lines in `xdpdns status`.
+fn secondary(z: &ZoneHandle, now: u64) -> String {
+    let v = z.view();
+    let s = &z.spec;
+    let policy = match s.policy {
+        ExpirePolicy::Honour => "honour",
+        ExpirePolicy::ServeStale => "serve-stale",
+    };
+    let ago = |t: u64| match now.checked_sub(t) {
+        Some(d) => format!("{d} s ago"),
+        None => format!("in {} s", t - now),
+    };
+    let serial = v.serial.map_or("none".to_owned(), |n| n.to_string());
+    let primaries: Vec<String> = s.primaries.iter().map(|r| r.describe()).collect();
+    let mut out = format!(
+        "secondary {} serial {serial} policy {policy} storage {}\n  primary {}\n",
+        s.zone,
+        z.dir.display(),
+        primaries.join(", ")
+    );
+    match &v.last {
+        Some((t, what)) => out.push_str(&format!("  last refresh {}: {what}\n", ago(*t))),
+        None => out.push_str("  last refresh: none since start\n"),
+    }
+    if let Some(t) = v.timers.last_success {
+        out.push_str(&format!("  last success {}\n", ago(t)));
+    }
+    let next = v.timers.next_check;
+    let due = if next <= now {
+        "now".to_owned()
+    } else {
+        format!("in {} s", next - now)
+    };
+    out.push_str(&format!(
+        "  next refresh {due} ({} failures in a row)\n",
+        v.timers.failures
+    ));
+    // As of now (the task notes its zone's state at its next look).
+    let status = Timers::restore(v.timers.clone(), s.policy).status(now);
+    let expiry = match (status, v.timers.expires_at) {
+        (Status::Empty, _) | (_, None) => {
+            "no copy yet: SERVFAIL until the first transfer".to_owned()
+        }
+        (Status::Expired, Some(e)) => match s.policy {
+            ExpirePolicy::ServeStale => {
+                format!("expired {} s ago, serving stale by policy", now - e)
+            }
+            ExpirePolicy::Honour => {
+                format!("expired {} s ago, not served by policy (SERVFAIL)", now - e)
+            }
+        },
+        (_, Some(e)) => format!("expires in {} s", e.saturating_sub(now)),
+    };
+    out.push_str(&format!("  {expiry}\n"));
     out
 }

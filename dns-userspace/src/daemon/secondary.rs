@@ -76,12 +76,12 @@ impl XfrStats {
 
 /// Where a zone stands, for `status` (updated by its task).
 #[derive(Clone, Debug)]
-struct View {
-    serial: Option<u32>,
-    timers: TimerState,
-    status: Status,
+pub(super) struct View {
+    pub serial: Option<u32>,
+    pub timers: TimerState,
+    pub status: Status,
     /// When the last refresh ended (the daemon clock's time), and how.
-    last: Option<(u64, String)>,
+    pub last: Option<(u64, String)>,
 }
 
 /// One secondary zone as the rest of the server sees it.
@@ -131,59 +131,9 @@ impl ZoneHandle {
         held(&self.view).last = Some((now, what));
     }
 
-    /// The zone's lines in `xdpdns status`.
-    pub fn status(&self, now: u64) -> String {
-        let v = held(&self.view).clone();
-        let s = &self.spec;
-        let policy = match s.policy {
-            ExpirePolicy::Honour => "honour",
-            ExpirePolicy::ServeStale => "serve-stale",
-        };
-        let ago = |t: u64| match now.checked_sub(t) {
-            Some(d) => format!("{d} s ago"),
-            None => format!("in {} s", t - now),
-        };
-        let serial = v.serial.map_or("none".to_owned(), |n| n.to_string());
-        let primaries: Vec<String> = s.primaries.iter().map(|r| r.describe()).collect();
-        let mut out = format!(
-            "secondary {} serial {serial} policy {policy} storage {}\n  primary {}\n",
-            s.zone,
-            self.dir.display(),
-            primaries.join(", ")
-        );
-        match &v.last {
-            Some((t, what)) => out.push_str(&format!("  last refresh {}: {what}\n", ago(*t))),
-            None => out.push_str("  last refresh: none since start\n"),
-        }
-        if let Some(t) = v.timers.last_success {
-            out.push_str(&format!("  last success {}\n", ago(t)));
-        }
-        let next = v.timers.next_check;
-        let due = if next <= now {
-            "now".to_owned()
-        } else {
-            format!("in {} s", next - now)
-        };
-        out.push_str(&format!(
-            "  next refresh {due} ({} failures in a row)\n",
-            v.timers.failures
-        ));
-        let expiry = match (v.status, v.timers.expires_at) {
-            (Status::Empty, _) | (_, None) => {
-                "no copy yet: SERVFAIL until the first transfer".to_owned()
-            }
-            (Status::Expired, Some(e)) => match s.policy {
-                ExpirePolicy::ServeStale => {
-                    format!("expired {} s ago, serving stale by policy", now - e)
-                }
-                ExpirePolicy::Honour => {
-                    format!("expired {} s ago, not served by policy (SERVFAIL)", now - e)
-                }
-            },
-            (_, Some(e)) => format!("expires in {} s", e.saturating_sub(now)),
-        };
-        out.push_str(&format!("  {expiry}\n"));
-        out
+    /// Where the zone stands now.
+    pub(super) fn view(&self) -> View {
+        held(&self.view).clone()
     }
 }
 
@@ -353,103 +303,172 @@ fn outcome(event: &Event, stats: &XfrStats) -> String {
     }
 }
 
-/// A zone's task; runs until the server stops.
-pub async fn run(opened: Opened, served: Arc<Served>, stats: Arc<XfrStats>, clock: DaemonClock) {
-    let Opened {
-        handle: z,
-        mut secondary,
-        mut wake,
-    } = opened;
-    let zone = z.spec.zone.clone();
-    let publish_errors = LogThrottle::new(LOG_INTERVAL);
-    let mut hold_until: Option<Instant> = None;
-    loop {
-        // Serve what the secondary says may be served now (a new version, or none once
-        // expired under `honour`); a failed publication is tried again at the next look.
-        let want = secondary.serving(&*clock.clock);
-        let same = match (&want, served.secondary(&zone).flatten()) {
+/// What a zone's task works with.
+struct Task {
+    z: Arc<ZoneHandle>,
+    served: Arc<Served>,
+    stats: Arc<XfrStats>,
+    clock: DaemonClock,
+    publish_errors: LogThrottle,
+}
+
+impl Task {
+    fn zone(&self) -> &Name {
+        &self.z.spec.zone
+    }
+
+    /// Serves `want` for the zone (a version, or none: SERVFAIL) unless it is served already.
+    /// A publication that fails is counted and logged; the next look tries again. `None` when
+    /// the server is stopping.
+    async fn serve(&self, want: Option<Arc<Zone>>, serial: Option<u32>) -> Option<()> {
+        let same = match (&want, self.served.secondary(self.zone()).flatten()) {
             (Some(a), Some(b)) => Arc::ptr_eq(a, &b),
             (None, None) => true,
             _ => false,
         };
-        if !same {
-            let (s, name, w) = (served.clone(), zone.clone(), want.clone());
-            let r = tokio::task::spawn_blocking(move || {
-                s.change(|src| {
-                    src.secondaries.insert(name, w);
-                })
+        if same {
+            return Some(());
+        }
+        let (s, name, w) = (self.served.clone(), self.zone().clone(), want.clone());
+        let r = tokio::task::spawn_blocking(move || {
+            s.change(|src| {
+                src.secondaries.insert(name, w);
             })
-            .await;
-            let Ok(r) = r else { return };
-            match r {
-                Ok((p, zones)) => log::info!(
-                    "zone {zone}: {}; {zones} zones served{}",
-                    match secondary.serial().filter(|_| want.is_some()) {
-                        Some(s) => format!("serial {s} served"),
-                        None => "no longer served (SERVFAIL)".to_owned(),
-                    },
-                    p.map(|p| format!(", XDP generation {}", p.generation))
-                        .unwrap_or_default()
-                ),
-                Err(e) => {
-                    stats.publish_errors.fetch_add(1, Relaxed);
-                    publish_errors.warn(format_args!(
-                        "zone {zone}: serving the new state failed, the old one still serves: {e:#}"
-                    ));
-                }
+        })
+        .await
+        .ok()?;
+        let zone = self.zone();
+        match r {
+            Ok((p, zones)) => log::info!(
+                "zone {zone}: {}; {zones} zones served{}",
+                match serial.filter(|_| want.is_some()) {
+                    Some(s) => format!("serial {s} served"),
+                    None => "no longer served (SERVFAIL)".to_owned(),
+                },
+                p.map(|p| format!(", XDP generation {}", p.generation))
+                    .unwrap_or_default()
+            ),
+            Err(e) => {
+                self.stats.publish_errors.fetch_add(1, Relaxed);
+                self.publish_errors.warn(format_args!(
+                    "zone {zone}: serving the new state failed, the old one still serves: {e:#}"
+                ));
             }
         }
-        z.note(&secondary, &clock);
+        Some(())
+    }
+
+    /// One refresh on the blocking pool. Meanwhile an expiry still takes effect (a transfer
+    /// may take long). Returns the secondary and whether the refresh completed (succeeded or
+    /// failed at the primaries, the timers moved); `None` when the server is stopping.
+    async fn refresh(&self, secondary: Secondary) -> Option<(Secondary, bool)> {
+        self.stats.refreshes.fetch_add(1, Relaxed);
+        let timers = secondary.timers().clone();
+        let c = self.clock.clone();
+        let mut job = tokio::task::spawn_blocking(move || {
+            let mut secondary = secondary;
+            let r = contain::contained(|| secondary.refresh(&*c.clock));
+            (secondary, r)
+        });
+        let (secondary, r) = loop {
+            tokio::select! {
+                joined = &mut job => break joined.ok()?,
+                _ = tokio::time::sleep(self.clock.nap) => {
+                    if !timers.serves(self.clock.now()) {
+                        self.serve(None, None).await?;
+                    }
+                }
+            }
+        };
+        let zone = self.zone();
+        let (what, completed) = match r {
+            Ok(Ok(event)) => {
+                let what = outcome(&event, &self.stats);
+                match &event {
+                    Event::Failed(_) => log::warn!(
+                        "zone {zone}: refresh {what}; next attempt in {} s",
+                        secondary
+                            .timers()
+                            .state()
+                            .next_check
+                            .saturating_sub(self.clock.now())
+                    ),
+                    Event::Updated { warnings, .. } => {
+                        for w in warnings {
+                            log::warn!("zone {zone}: {w}");
+                        }
+                        log::info!("zone {zone}: {what}");
+                    }
+                    Event::UpToDate { .. } => log::debug!("zone {zone}: {what}"),
+                }
+                (what, true)
+            }
+            Ok(Err(e)) => {
+                self.stats.store_errors.fetch_add(1, Relaxed);
+                self.stats.failures.fetch_add(1, Relaxed);
+                log::error!("zone {zone}: refresh not completed, storage failed: {e:#}");
+                (format!("storage failed: {e:#}"), false)
+            }
+            Err(why) => {
+                self.stats.failures.fetch_add(1, Relaxed);
+                log::error!("zone {zone}: panic while refreshing, contained: {why}");
+                (format!("panic: {why}"), false)
+            }
+        };
+        self.z.finished(self.clock.now(), what);
+        Some((secondary, completed))
+    }
+
+    /// A NOTIFY the handler accepted, with the serial it announced.
+    fn notified(&self, secondary: &mut Secondary, serial: Option<u32>) {
+        let zone = self.zone();
+        match secondary.notified(&*self.clock.clock, serial) {
+            Ok(true) => log::info!("zone {zone}: NOTIFY (serial {serial:?}): refreshing now"),
+            Ok(false) => log::info!(
+                "zone {zone}: NOTIFY (serial {serial:?}) is not newer than ours, {:?}",
+                secondary.serial()
+            ),
+            Err(e) => {
+                self.stats.store_errors.fetch_add(1, Relaxed);
+                log::warn!("zone {zone}: NOTIFY: storing the timers failed: {e:#}");
+            }
+        }
+    }
+}
+
+/// A zone's task; runs until the server stops.
+pub async fn run(opened: Opened, served: Arc<Served>, stats: Arc<XfrStats>, clock: DaemonClock) {
+    let Opened {
+        handle,
+        mut secondary,
+        mut wake,
+    } = opened;
+    let task = Task {
+        z: handle,
+        served,
+        stats,
+        clock,
+        publish_errors: LogThrottle::new(LOG_INTERVAL),
+    };
+    let clock = &task.clock;
+    let mut hold_until: Option<Instant> = None;
+    loop {
+        // Serve what the secondary says may be served now (a new version, or none once
+        // expired under `honour`).
+        let want = secondary.serving(&*clock.clock);
+        if task.serve(want, secondary.serial()).await.is_none() {
+            return;
+        }
+        task.z.note(&secondary, clock);
 
         let held_now = hold_until.is_some_and(|t| Instant::now() < t);
         if secondary.due(&*clock.clock) && !held_now {
-            stats.refreshes.fetch_add(1, Relaxed);
-            let c = clock.clone();
-            let joined = tokio::task::spawn_blocking(move || {
-                let r = contain::contained(|| secondary.refresh(&*c.clock));
-                (secondary, r)
-            })
-            .await;
-            let Ok((s, r)) = joined else { return };
-            secondary = s;
-            hold_until = None;
-            let what = match r {
-                Ok(Ok(event)) => {
-                    let what = outcome(&event, &stats);
-                    match &event {
-                        Event::Failed(_) => log::warn!(
-                            "zone {zone}: refresh {what}; next attempt in {} s",
-                            secondary
-                                .timers()
-                                .state()
-                                .next_check
-                                .saturating_sub(clock.now())
-                        ),
-                        Event::Updated { warnings, .. } => {
-                            for w in warnings {
-                                log::warn!("zone {zone}: {w}");
-                            }
-                            log::info!("zone {zone}: {what}");
-                        }
-                        Event::UpToDate { .. } => log::debug!("zone {zone}: {what}"),
-                    }
-                    what
-                }
-                Ok(Err(e)) => {
-                    stats.store_errors.fetch_add(1, Relaxed);
-                    stats.failures.fetch_add(1, Relaxed);
-                    log::error!("zone {zone}: refresh not completed, storage failed: {e:#}");
-                    hold_until = Some(Instant::now() + HOLD_AFTER_ERROR);
-                    format!("storage failed: {e:#}")
-                }
-                Err(why) => {
-                    stats.failures.fetch_add(1, Relaxed);
-                    log::error!("zone {zone}: panic while refreshing, contained: {why}");
-                    hold_until = Some(Instant::now() + HOLD_AFTER_ERROR);
-                    format!("panic: {why}")
-                }
+            let Some((s, completed)) = task.refresh(secondary).await else {
+                return;
             };
-            z.finished(clock.now(), what);
+            secondary = s;
+            // A refresh that could not complete left the timers as they were: pause.
+            hold_until = (!completed).then(|| Instant::now() + HOLD_AFTER_ERROR);
             continue;
         }
 
@@ -464,19 +483,7 @@ pub async fn run(opened: Opened, served: Arc<Served>, stats: Arc<XfrStats>, cloc
             serial = wake.recv() => {
                 let Some(mut serial) = serial else { return };
                 loop {
-                    match secondary.notified(&*clock.clock, serial) {
-                        Ok(true) => log::info!(
-                            "zone {zone}: NOTIFY (serial {serial:?}): refreshing now"
-                        ),
-                        Ok(false) => log::info!(
-                            "zone {zone}: NOTIFY (serial {serial:?}) is not newer than ours, {:?}",
-                            secondary.serial()
-                        ),
-                        Err(e) => {
-                            stats.store_errors.fetch_add(1, Relaxed);
-                            log::warn!("zone {zone}: NOTIFY: storing the timers failed: {e:#}");
-                        }
-                    }
+                    task.notified(&mut secondary, serial);
                     match wake.try_recv() {
                         Ok(s) => serial = s,
                         Err(_) => break,

@@ -3,12 +3,13 @@
 //! tasks, or marked unavailable: before the first transfer, or expired under `honour`) — and
 //! every change builds one engine from both, publishes it to the XDP fast path and swaps it in
 //! for userspace, together, under one lock: XDP and userspace never serve different zones, and a
-//! change that fails (the XDP maps full, say) leaves everything as it was.
+//! change that fails (the XDP maps full, say) leaves everything as it was. At start userspace
+//! serves first, the fast path joins once its program is loaded and its maps filled.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
-use anyhow::Result;
+use anyhow::{anyhow, Result};
 
 use super::held;
 use crate::engine::{Catalog, Engine, EngineConfig};
@@ -42,25 +43,37 @@ impl Sources {
 /// The engine being served, the fast path, and the sources both were built from.
 pub struct Served {
     pub engine: SharedEngine,
-    pub xdp: Option<Mutex<FastPath>>,
+    /// Set once it is started, after userspace serves.
+    xdp: OnceLock<Mutex<FastPath>>,
     sources: Mutex<Sources>,
     config: EngineConfig,
 }
 
 impl Served {
-    /// `engine` (built from `sources`) is what `xdp`, when there is one, was started with.
-    pub fn new(
-        sources: Sources,
-        engine: Engine,
-        xdp: Option<FastPath>,
-        config: EngineConfig,
-    ) -> Served {
+    /// Serves `engine` (built from `sources`) from userspace; `start_xdp` adds the fast path.
+    pub fn new(sources: Sources, engine: Engine, config: EngineConfig) -> Served {
         Served {
             engine: Arc::new(std::sync::RwLock::new(Arc::new(engine))),
-            xdp: xdp.map(Mutex::new),
+            xdp: OnceLock::new(),
             sources: Mutex::new(sources),
             config,
         }
+    }
+
+    /// Starts the fast path with `start` on the engine being served; nothing changes what is
+    /// served meanwhile.
+    pub fn start_xdp(&self, start: impl FnOnce(&Engine) -> Result<FastPath>) -> Result<()> {
+        let _no_change = held(&self.sources);
+        let engine = self.engine.read().expect("engine lock").clone();
+        let fp = start(&engine)?;
+        self.xdp
+            .set(Mutex::new(fp))
+            .map_err(|_| anyhow!("the XDP fast path is started already"))
+    }
+
+    /// The fast path, once started.
+    pub fn xdp(&self) -> Option<&Mutex<FastPath>> {
+        self.xdp.get()
     }
 
     /// The version of secondary zone `apex` being served (`Some(None)`: marked unavailable).
@@ -86,7 +99,7 @@ impl Served {
     /// Publishes `engine` to the fast path: the whole of it, as a new generation. The one place
     /// where an incremental update would go.
     fn publish(&self, engine: &Engine) -> Result<Option<Published>> {
-        match &self.xdp {
+        match self.xdp.get() {
             Some(x) => Ok(Some(held(x).publish(engine)?)),
             None => Ok(None),
         }
