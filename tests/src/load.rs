@@ -178,7 +178,7 @@ impl Load {
 }
 
 /// The serial of the SOA in an answer.
-fn soa_serial(r: &[u8]) -> Option<u32> {
+pub fn soa_serial(r: &[u8]) -> Option<u32> {
     let m = client::parse(r).ok()?;
     m.answers.iter().find_map(|a| match &a.data {
         hickory_proto::rr::RData::SOA(s) => Some(s.serial),

@@ -34,11 +34,16 @@ pub struct Upstream {
 impl Upstream {
     /// Creates the namespace and its veth to `net`'s server namespace.
     pub fn new(net: &TestNet) -> Result<Upstream> {
+        Upstream::behind(&net.server_ns)
+    }
+
+    /// Creates the namespace and its veth to the server namespace `server_ns`.
+    pub fn behind(server_ns: &str) -> Result<Upstream> {
         let n = SEQ.fetch_add(1, Ordering::SeqCst);
         let tag = format!("{}{n}", std::process::id() % 100_000);
         let up = Upstream {
             ns: format!("xdtu{tag}"),
-            server_ns: net.server_ns.clone(),
+            server_ns: server_ns.to_owned(),
             edge_if: format!("xe{tag}"),
             upstream_if: format!("xu{tag}"),
         };

@@ -1,11 +1,13 @@
 //! `cargo xtask bench`: the comparative benchmark. This module owns the options and the
 //! sequence — zone and queries, the namespace pair, the generator's ceiling against
 //! `xdp_reflect`, each server in turn (latency with dnsperf, then the kxdpgun rate search),
-//! the TEST_RUN micro-benchmark, zone load/compile figures, and the report files.
+//! the TEST_RUN micro-benchmark, zone load/compile figures, zone transfers (`--xfr`), and the
+//! report files.
 //!
 //! Submodules: `zone` (data), `net` (namespaces, pinning), `servers`, `measure` (kxdpgun,
-//! dnsperf, CPU), `micro` (TEST_RUN, load times), `report` (table, SVG), `json`, `bpf` (a
-//! minimal loader for the self-contained XDP programs), `cleanup` (Ctrl-C safety).
+//! dnsperf, CPU), `micro` (TEST_RUN, load times), `xfr` (AXFR and NOTIFY as a secondary,
+//! against knotd), `report` (table, SVG), `json`, `bpf` (a minimal loader for the
+//! self-contained XDP programs), `cleanup` (Ctrl-C safety).
 
 pub mod bpf;
 pub mod cleanup;
@@ -15,6 +17,7 @@ pub mod micro;
 pub mod net;
 pub mod report;
 pub mod servers;
+pub mod xfr;
 pub mod zone;
 
 use std::path::PathBuf;
@@ -57,6 +60,12 @@ pub struct Options {
     /// and at the default (-20) other work barely interrupts the measured path.
     pub nice: i32,
     pub out_dir: PathBuf,
+    /// Run the zone-transfer section (default in smoke mode).
+    pub xfr: bool,
+    /// Run only the zone-transfer section.
+    pub xfr_only: bool,
+    /// Delegations of the zone the transfer section transfers.
+    pub xfr_delegations: usize,
 }
 
 impl Options {
@@ -87,6 +96,9 @@ impl Options {
             micro_runs: if smoke { 2_000 } else { 20_000 },
             nice: -20,
             out_dir: target.join("bench").join(if smoke { "smoke" } else { "" }),
+            xfr: smoke,
+            xfr_only: false,
+            xfr_delegations: if smoke { 2_000 } else { 1_000_000 },
         }
     }
 }
@@ -247,7 +259,9 @@ pub fn run(opts: Options) -> Result<Json> {
     if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
         bail!("the benchmark needs two CPUs (server and generator on separate cores)");
     }
-    for tool in ["kxdpgun", "knotd", "nsd", "dnsperf", "nsenter", "taskset"] {
+    for tool in [
+        "kxdpgun", "knotd", "knotc", "nsd", "dnsperf", "nsenter", "taskset",
+    ] {
         which(tool).with_context(|| format!("{tool} not found (run `cargo xtask bootstrap`)"))?;
     }
     let work = std::env::temp_dir().join(format!("xdpdns-bench-{}", std::process::id()));
@@ -266,6 +280,9 @@ pub fn run(opts: Options) -> Result<Json> {
 
 fn run_in(b: &Bench) -> Result<Json> {
     let o = &b.opts;
+    if o.xfr_only {
+        return xfr_only(b);
+    }
     b.progress(&format!(
         "zone: {} delegations{}, mix {} ({}% referral, {}% NXDOMAIN, {}% apex), {}% DO=1",
         o.delegations,
@@ -340,6 +357,7 @@ fn run_in(b: &Bench) -> Result<Json> {
             }
         }
     }
+    let xfr = o.xfr.then(|| xfr_section(b, &mut net));
     drop(net);
 
     let table = report::table(&results, Some(&ceiling), o.fixed_rate.is_some());
@@ -371,7 +389,11 @@ fn run_in(b: &Bench) -> Result<Json> {
          servers in this run.\n",
         o.duration, o.latency_rate, o.do_share
     );
-    let text = format!("{table}{legend}\nTEST_RUN (ns per query, single runs):\n{micro_text}");
+    let mut text = format!("{table}{legend}\nTEST_RUN (ns per query, single runs):\n{micro_text}");
+    if let Some(x) = &xfr {
+        text.push('\n');
+        text.push_str(&x.text());
+    }
     println!("\n{text}");
     let find = |k: Kind| results.iter().find(|r| r.kind == k && r.error.is_none());
     let baselines = [("knot_udp", find(Kind::KnotUdp)), ("nsd", find(Kind::Nsd))];
@@ -411,9 +433,8 @@ fn run_in(b: &Bench) -> Result<Json> {
             },
         ),
         ("load", Json::Arr(loads)),
+        ("xfr", xfr.as_ref().map_or(Json::Null, xfr::XfrResult::json)),
     ]);
-    std::fs::create_dir_all(&o.out_dir)
-        .with_context(|| format!("creating {}", o.out_dir.display()))?;
     let title = format!(
         "xdpdns bench: {} delegations{}, mix {}, {}% DO",
         o.delegations,
@@ -421,19 +442,63 @@ fn run_in(b: &Bench) -> Result<Json> {
         o.mix.name,
         o.do_share
     );
-    for (file, content) in [
-        ("bench.json", doc.pretty()),
-        ("bench.svg", report::svg(&results, Some(&ceiling), &title)),
-        ("bench.txt", text),
-    ] {
-        let p = o.out_dir.join(file);
+    write_files(
+        b,
+        &[
+            ("bench.json", doc.pretty()),
+            ("bench.svg", report::svg(&results, Some(&ceiling), &title)),
+            ("bench.txt", text),
+        ],
+    )?;
+    Ok(doc)
+}
+
+/// The zone-transfer section in `net`.
+fn xfr_section(b: &Bench, net: &mut BenchNet) -> xfr::XfrResult {
+    let o = &b.opts;
+    let opts = xfr::XfrOptions {
+        delegations: o.xfr_delegations,
+        seed: o.seed,
+    };
+    xfr::run(net, &b.work, &opts, &|m| b.progress(m))
+}
+
+/// `--xfr-only`: the zone-transfer section alone, in its own namespaces.
+fn xfr_only(b: &Bench) -> Result<Json> {
+    let o = &b.opts;
+    let mut net = BenchNet::new(o.nice)?;
+    let x = xfr_section(b, &mut net);
+    drop(net);
+    let text = x.text();
+    println!("\n{text}");
+    let doc = obj([
+        ("mode", if o.smoke { "smoke" } else { "full" }.into()),
+        (
+            "config",
+            obj([
+                ("seed", o.seed.into()),
+                ("server_cpu", net::SERVER_CPU.into()),
+                ("generator_cpu", net::GENERATOR_CPU.into()),
+                ("nice", (o.nice as f64).into()),
+            ]),
+        ),
+        ("xfr", x.json()),
+    ]);
+    write_files(b, &[("bench.json", doc.pretty()), ("bench.txt", text)])?;
+    Ok(doc)
+}
+
+/// Writes the report files into the output directory.
+fn write_files(b: &Bench, files: &[(&str, String)]) -> Result<()> {
+    let dir = &b.opts.out_dir;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    for (file, content) in files {
+        let p = dir.join(file);
         std::fs::write(&p, content).with_context(|| format!("writing {}", p.display()))?;
     }
-    b.progress(&format!(
-        "wrote bench.json, bench.svg and bench.txt in {}",
-        o.out_dir.display()
-    ));
-    Ok(doc)
+    let names: Vec<&str> = files.iter().map(|f| f.0).collect();
+    b.progress(&format!("wrote {} in {}", names.join(", "), dir.display()));
+    Ok(())
 }
 
 fn which(tool: &str) -> Result<PathBuf> {

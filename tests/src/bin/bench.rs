@@ -9,7 +9,7 @@ const USAGE: &str = "\
 usage: bench [--delegations N] [--signed] [--mix NAME] [--do-share PCT] [--duration S]
              [--servers LIST] [--smoke] [--seed N] [--queries N] [--latency-rate QPS]
              [--steps N] [--rate QPS] [--load-sizes LIST|none] [--micro-runs N] [--nice N]
-             [--out DIR]
+             [--xfr] [--xfr-only] [--xfr-delegations N] [--out DIR]
 
   --delegations N    delegations in the synthetic TLD (default 10000; smoke 1000)
   --signed           NSEC3-sign the zone (opt-out) with dnssec-signzone
@@ -24,6 +24,11 @@ usage: bench [--delegations N] [--signed] [--mix NAME] [--do-share PCT] [--durat
   --rate QPS         no search: one kxdpgun run per server at this rate (smoke: 20000)
   --load-sizes LIST  zone sizes for the load/compile figures (default 10000,100000,1000000)
   --nice N           nice value of servers, NAPI threads and generators (default -20)
+  --xfr              also the zone-transfer section (on in smoke mode): xdpdns and knotd as
+                     secondaries of a knotd primary, AXFR from the start to the serial answered,
+                     NOTIFY after a 100-delegation change to the new serial and referral (XDP)
+  --xfr-only         only the zone-transfer section
+  --xfr-delegations N  delegations of the transferred zone (default 1000000; smoke 2000)
   --out DIR          output directory (default target/bench, smoke: target/bench/smoke)";
 
 fn value<T: std::str::FromStr>(args: &mut impl Iterator<Item = String>, flag: &str) -> Result<T>
@@ -55,6 +60,9 @@ fn parse(argv: Vec<String>) -> Result<Options> {
             "--nice" => o.nice = value(&mut args, &a)?,
             "--rate" => o.fixed_rate = Some(value(&mut args, &a)?),
             "--out" => o.out_dir = value::<String>(&mut args, &a)?.into(),
+            "--xfr" => o.xfr = true,
+            "--xfr-only" => (o.xfr, o.xfr_only) = (true, true),
+            "--xfr-delegations" => o.xfr_delegations = value(&mut args, &a)?,
             "--servers" => {
                 o.servers = value::<String>(&mut args, &a)?
                     .split(',')
@@ -81,6 +89,9 @@ fn parse(argv: Vec<String>) -> Result<Options> {
     }
     if o.do_share > 100 || o.duration == 0 || o.delegations < 2 || o.queries == 0 {
         bail!("--do-share must be 0..100, --duration and --queries positive, --delegations >= 2");
+    }
+    if o.xfr && o.xfr_delegations < 1_000 {
+        bail!("--xfr-delegations must be at least 1000 (the update changes 200 of them)");
     }
     if !(-20..=19).contains(&o.nice) {
         bail!("--nice must be -20..19");
