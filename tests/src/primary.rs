@@ -56,6 +56,9 @@ pub struct KnotOptions {
     pub secondary: Vec<(String, SocketAddr)>,
     /// Where knotd runs; by default in the server namespace on the server addresses.
     pub site: Option<Site>,
+    /// Sign the zone (knotd's automatic DNSSEC signing, default policy), as a registry's
+    /// signing primary does; every change is re-signed.
+    pub dnssec: bool,
 }
 
 /// A running knotd primary.
@@ -138,6 +141,9 @@ zone:
         ));
         if opts.notify.is_some() {
             c.push_str("    notify: downstream\n");
+        }
+        if opts.dnssec {
+            c.push_str("    dnssec-signing: on\n");
         }
         for (i, (zone, _)) in opts.secondary.iter().enumerate() {
             c.push_str(&format!(
