@@ -10,10 +10,12 @@
 //! - `secondary`: one secondary zone, tying the above together;
 //! - `error`: what a failed exchange reports.
 
+pub mod acl;
 pub mod axfr;
 pub mod client;
 pub mod error;
 pub mod ixfr;
+pub mod journal;
 pub mod message;
 pub mod notify;
 pub mod secondary;
