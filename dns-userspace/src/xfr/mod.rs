@@ -5,6 +5,9 @@
 //! - `axfr`, `ixfr`: reading transfer responses (RFC 5936, RFC 1995) and applying diffs;
 //! - `tcp`, `client`: the exchanges with a primary (SOA query, AXFR, IXFR with fallback);
 //! - `notify`: NOTIFY in and out (RFC 1996);
+//! - `outbound`, `response`, `acl`: serving AXFR and IXFR to downstream secondaries, the
+//!   response messages, and who may transfer;
+//! - `journal`: the diffs between versions, kept on disk for IXFR;
 //! - `store`: every version and the timers on disk, sealed and written atomically;
 //! - `timers`: refresh, retry and expire, with an injectable clock;
 //! - `secondary`: one secondary zone, tying the above together;
@@ -18,6 +21,8 @@ pub mod ixfr;
 pub mod journal;
 pub mod message;
 pub mod notify;
+pub mod outbound;
+pub mod response;
 pub mod secondary;
 pub mod soa;
 pub mod store;
