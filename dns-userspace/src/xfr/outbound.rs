@@ -25,7 +25,9 @@ use super::acl::Acl;
 use super::axfr::is_apex_soa;
 use super::ixfr::{serial, Diff};
 use super::message::{self, opcode, rcode, Message, OPTION_EXPIRE};
-use super::response::{axfr_segments, ixfr_segments, Head, Messages, Segment, Stream};
+use super::response::{
+    axfr_segments, ixfr_segments, question_wire, Head, Messages, Segment, Stream,
+};
 use super::soa::{serial_newer, Soa};
 use super::tsig::{self, Key, ResponseSigner};
 use crate::engine::Transport;
@@ -227,13 +229,6 @@ pub fn respond(
     reply
 }
 
-fn question_wire(name: &Name, qtype: u16, qclass: u16) -> Vec<u8> {
-    let mut q = name.wire().to_vec();
-    q.extend_from_slice(&qtype.to_be_bytes());
-    q.extend_from_slice(&qclass.to_be_bytes());
-    q
-}
-
 /// The largest UDP answer to `msg` (RFC 6891 §6.2.5, RFC 1035 §4.2.1).
 fn udp_limit(msg: &Message<'_>) -> usize {
     msg.opt.as_ref().map_or(512, |o| {
@@ -294,11 +289,7 @@ fn answer(request: &[u8], ctx: &Ctx<'_>, offer: impl FnOnce(&Name) -> Option<Off
         [q] => Some(q),
         _ => None,
     };
-    let mut head = Head::new(
-        msg.id,
-        msg.flags,
-        q.map(|q| question_wire(&q.name, q.qtype, q.qclass)),
-    );
+    let mut head = Head::new(msg.id, msg.flags, q.map(question_wire));
     if msg.opt.is_some() {
         head = head.with_edns(None, 0);
     }

@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use super::ixfr::Diff;
-use super::message::{rcode, FLAG_AA, FLAG_QR, OPTION_EXPIRE};
+use super::message::{rcode, Question, FLAG_AA, FLAG_QR, OPTION_EXPIRE};
 use super::tsig::{Key, ResponseSigner};
 use crate::engine::writer::{OutSet, Section, Writer};
 use crate::wire::record::{rtype, Record};
@@ -61,6 +61,14 @@ pub fn ixfr_segments(soa: &Record, diffs: &[Arc<Diff>]) -> Vec<Segment> {
     }
     v.push(Segment::One(soa.clone()));
     v
+}
+
+/// A question in wire form, as it is echoed.
+pub fn question_wire(q: &Question) -> Vec<u8> {
+    let mut w = q.name.wire().to_vec();
+    w.extend_from_slice(&q.qtype.to_be_bytes());
+    w.extend_from_slice(&q.qclass.to_be_bytes());
+    w
 }
 
 /// What every message of a response starts with.
