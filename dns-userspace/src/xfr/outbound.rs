@@ -16,6 +16,12 @@
 //! Every answer to a signed request is signed; with EDNS the answer carries OPT, and EDNS
 //! EXPIRE (RFC 7314) with the time the caller says is left when the request asked for it.
 //! Every outcome is logged with the peer and the key, and returned for counting.
+//!
+//! Wiring: the server hands a query to `respond` when `is_transfer` says it is one, passing a
+//! closure that gives the zone's `Offer` (for a secondary, `Secondary::offer`), and writes the
+//! reply's messages in order, each taken when the connection can take it; every other query
+//! goes through `signed_query::answer` to the engine, so that downstreams' signed SOA checks
+//! are answered signed. After a new version, `notify_out::notify_downstreams`.
 
 use std::fmt;
 use std::net::IpAddr;

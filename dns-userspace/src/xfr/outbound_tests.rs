@@ -299,6 +299,10 @@ fn refusal(reply: Reply) -> (u16, Option<Tsig>, Vec<u8>) {
     assert_eq!(msgs.len(), 1);
     let m = message::parse(&msgs[0]).unwrap();
     assert!(m.answers.is_empty());
+    assert!(
+        m.flags & FLAG_QR != 0 && m.flags & FLAG_AA == 0,
+        "an error answer"
+    );
     let t = m.tsig.as_ref().map(|(r, _)| Tsig::from_record(r).unwrap());
     (m.rcode(), t, msgs[0].clone())
 }

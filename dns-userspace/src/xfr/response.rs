@@ -110,14 +110,10 @@ impl Head {
         self.edns.as_ref().map_or(0, |(o, _)| 11 + o.len())
     }
 
-    /// A message with no records and this RCODE (an error answer), unsigned.
+    /// A message with no records and this RCODE (an error answer: AA clear), unsigned.
     pub fn bare(&self, rc: u16) -> Vec<u8> {
-        let mut w = Writer::new(
-            self.id,
-            self.flags | (rc & 0xf),
-            self.question.as_deref(),
-            65535,
-        );
+        let flags = (self.flags & !FLAG_AA) | (rc & 0xf);
+        let mut w = Writer::new(self.id, flags, self.question.as_deref(), 65535);
         self.finish(&mut w);
         w.finish().into_bytes()
     }
@@ -250,14 +246,9 @@ impl Iterator for Stream {
             Some(why) if n == 0 => {
                 self.failure = Some(why);
                 self.done = true;
-                let mut w = Writer::new(
-                    self.head.id,
-                    self.head.flags | rcode::SERVFAIL,
-                    question,
-                    65535,
-                );
-                self.head.finish(&mut w);
-                w.finish().into_bytes()
+                let mut head = self.head.clone();
+                head.question = question.map(<[u8]>::to_vec);
+                head.bare(rcode::SERVFAIL)
             }
             Some(_) => {
                 self.head.finish(&mut w);
