@@ -8,6 +8,8 @@ pub mod bench;
 pub mod client;
 pub mod compare;
 pub mod corpus;
+pub mod downstream;
+pub mod feeder;
 pub mod frame;
 pub mod knot;
 pub mod load;
