@@ -9,7 +9,7 @@ use hickory_proto::op::Message;
 use hickory_proto::rr::{RData, Record};
 use xdpdns_tests::client::{self, Q};
 use xdpdns_tests::primary::{KnotOptions, KnotPrimary, TsigKey};
-use xdpdns_tests::upstream::{Upstream, EDGE_V4, UPSTREAM_V4};
+use xdpdns_tests::upstream::{primary_options, secondary_args, Upstream, UPSTREAM_V4};
 use xdpdns_tests::{in_netns, TestNet, SERVER_V4};
 
 const SECRET: &[u8] = b"xdpdns signed secondary test key";
@@ -86,25 +86,12 @@ fn a_signed_zone_is_transferred_and_served_with_the_primarys_signatures() {
     let mut net = TestNet::new().unwrap();
     let up = Upstream::new(&net).unwrap();
     let opts = KnotOptions {
-        keys: vec![key()],
-        journal: true,
-        notify: Some(SocketAddr::new(IpAddr::V4(EDGE_V4), 53)),
-        site: Some(up.site(53)),
         dnssec: true,
-        ..KnotOptions::default()
+        ..primary_options(&up, key())
     };
     let knot = KnotPrimary::start(&net, 53, "tld.", &zone(1, ""), &opts).unwrap();
     let k = key();
-    let args = [
-        "--listen".to_owned(),
-        "[::]:53".to_owned(),
-        "--storage".to_owned(),
-        net.dir.join("storage").display().to_string(),
-        "--key".to_owned(),
-        format!("{}:{}:{}", k.name, k.algorithm, k.secret),
-        "--primary".to_owned(),
-        format!("tld.={UPSTREAM_V4}@53,key={}", k.name),
-    ];
+    let args = secondary_args(&net, "tld.", &k);
     let a: Vec<&str> = args.iter().map(String::as_str).collect();
     net.start_server_with(&[], &a, &[]).unwrap();
 
