@@ -205,7 +205,7 @@ impl XdpServer {
     }
 
     /// Inserts compiled entries: every key into the index, and the templates that are new into
-    /// the cache as far as it has room. Starts a new epoch of the template store (see
+    /// the cache as far as it has room. Starts a new round of the template store (see
     /// `retire_templates` and `discard_new_templates`).
     pub fn insert(&mut self, entries: &Entries) -> Result<Inserted> {
         self.store.begin();
@@ -238,7 +238,61 @@ impl XdpServer {
         })
     }
 
-    fn cache_template(&mut self, id: u32) -> Result<bool> {
+    /// Starts an incremental update of the template references (`acquire`, `release`).
+    pub fn begin_update(&mut self) {
+        self.store.begin_update();
+    }
+
+    /// The index entry for `body`, with one more reference to its template (pass markers
+    /// have none); and whether that template is new (to be cached before it is referred to).
+    pub fn acquire(&mut self, body: &Body) -> (AnswerRef, bool) {
+        let (template, new) = if body.kind() & 0xff == AnswerKind::Pass as u16 {
+            (0, false)
+        } else {
+            self.store.acquire(body)
+        };
+        let r = AnswerRef {
+            kind: body.kind(),
+            anchor_len: body.anchor_len(),
+            template,
+        };
+        (r, new)
+    }
+
+    /// The index entry `body` has now, without a new reference; `None` when its template is
+    /// not stored.
+    pub fn current_ref(&self, body: &Body) -> Option<AnswerRef> {
+        let template = if body.kind() & 0xff == AnswerKind::Pass as u16 {
+            0
+        } else {
+            self.store.id_of(body)?
+        };
+        Some(AnswerRef {
+            kind: body.kind(),
+            anchor_len: body.anchor_len(),
+            template,
+        })
+    }
+
+    /// One reference fewer to the template of `r`.
+    pub fn release(&mut self, r: &AnswerRef) {
+        if r.template != 0 {
+            self.store.release(r.template);
+        }
+    }
+
+    /// Removes the templates no entry refers to any more (after `release`) from the store and
+    /// the cache; returns how many.
+    pub fn retire_released(&mut self) -> usize {
+        let gone = self.store.retire_released();
+        for id in &gone {
+            let _ = self.templates.remove(id);
+        }
+        gone.len()
+    }
+
+    /// Puts a stored template into the cache; false when it is not stored.
+    pub fn cache_template(&mut self, id: u32) -> Result<bool> {
         let Some(body) = self.store.get(id) else {
             return Ok(false);
         };

@@ -8,7 +8,7 @@ use super::RRset;
 use crate::wire::name::Name;
 
 /// The NSEC3 records of a zone, ordered by hash.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq, Eq)]
 pub struct Nsec3Chain {
     pub algorithm: u8,
     pub iterations: u16,

@@ -1,0 +1,81 @@
+//! A change to one zone, as the incremental publication takes it: the zone's apex and the
+//! owner names of the records removed and added. From an IXFR's diff sequences (what a
+//! secondary receives), from removed and added records, or — when neither is at hand — by
+//! comparing two versions of the zone (one pass over both).
+
+use std::collections::HashSet;
+
+use crate::wire::name::Name;
+use crate::wire::record::Record;
+use crate::xfr::ixfr::Diff;
+use crate::zone::Zone;
+
+/// The names a change to the zone `apex` touches.
+#[derive(Clone, Debug)]
+pub struct ZoneChange {
+    pub apex: Name,
+    /// Owners of removed and added records (RRSIGs, NSEC and NSEC3 records included).
+    pub names: HashSet<Name>,
+}
+
+impl ZoneChange {
+    pub fn new(apex: Name) -> ZoneChange {
+        ZoneChange {
+            apex,
+            names: HashSet::new(),
+        }
+    }
+
+    /// Notes a removed or added record.
+    pub fn record(&mut self, r: &Record) {
+        self.names.insert(r.owner.clone());
+    }
+
+    /// The change made by removing `removed` and adding `added`.
+    pub fn from_records<'a>(
+        apex: Name,
+        removed: impl IntoIterator<Item = &'a Record>,
+        added: impl IntoIterator<Item = &'a Record>,
+    ) -> ZoneChange {
+        let mut c = ZoneChange::new(apex);
+        for r in removed.into_iter().chain(added) {
+            c.record(r);
+        }
+        c
+    }
+
+    /// The change made by a series of IXFR diff sequences (their SOAs included).
+    pub fn from_diffs(apex: Name, diffs: &[Diff]) -> ZoneChange {
+        let mut c = ZoneChange::new(apex);
+        for d in diffs {
+            for r in [&d.from, &d.to]
+                .into_iter()
+                .chain(&d.removed)
+                .chain(&d.added)
+            {
+                c.record(r);
+            }
+        }
+        c
+    }
+
+    /// The names whose nodes differ between two versions of a zone (created, removed or with
+    /// other RRsets), and the apex when the NSEC3 chain differs. Looks at every node of both.
+    pub fn between(old: &Zone, new: &Zone) -> ZoneChange {
+        let mut c = ZoneChange::new(new.apex().clone());
+        for (name, node) in new.nodes() {
+            if old.node(name).is_none_or(|(_, o)| o.rrsets != node.rrsets) {
+                c.names.insert(name.clone());
+            }
+        }
+        for (name, _) in old.nodes() {
+            if new.node(name).is_none() {
+                c.names.insert(name.clone());
+            }
+        }
+        if old.nsec3() != new.nsec3() {
+            c.names.insert(new.apex().clone());
+        }
+        c
+    }
+}
