@@ -10,6 +10,7 @@ pub mod compare;
 pub mod corpus;
 pub mod frame;
 pub mod knot;
+pub mod oracle;
 pub mod primary;
 pub mod stats;
 pub mod tld;

@@ -28,6 +28,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use super::change::{same_node, same_opt_rrset, same_rrset};
 use super::deps::{targets, ZoneDeps};
 use crate::wire::name::Name;
 use crate::wire::record::rtype;
@@ -56,7 +57,7 @@ fn has(zone: &Zone, name: &Name, t: u16) -> bool {
 fn differs(old: &Zone, new: &Zone, name: &Name) -> bool {
     match (old.node(name), new.node(name)) {
         (None, None) => false,
-        (Some((_, a)), Some((_, b))) => a.rrsets != b.rrsets,
+        (Some((_, a)), Some((_, b))) => !same_node(a, b),
         _ => true,
     }
 }
@@ -74,7 +75,7 @@ fn zone_wide(old: &Zone, new: &Zone) -> Result<(), String> {
         (rtype::DNAME, "apex DNAME"),
         (rtype::NSEC3PARAM, "NSEC3PARAM"),
     ] {
-        if old.apex_node().get(t) != new.apex_node().get(t) {
+        if !same_opt_rrset(old.apex_node().get(t), new.apex_node().get(t)) {
             return Err(format!("the {what} changed"));
         }
     }
@@ -214,7 +215,7 @@ pub fn affected(
         referrers_of(old, new, deps, x, &mut referrers)?;
     }
     out.names.extend(referrers);
-    if old.soa() != new.soa() {
+    if !same_rrset(old.soa(), new.soa()) {
         let holders = deps
             .soa_holders()
             .ok_or("the SOA changed, and too many answers hold it")?;

@@ -27,6 +27,7 @@ use super::compile::{compile_name, index_memory, Entries};
 use super::deps::ZoneDeps;
 use super::templates::Body;
 use super::update::{self, Touched, Write};
+use super::xdp::XdpServer;
 use super::{FastPath, Published, Update};
 use crate::engine::{Engine, EngineConfig};
 use crate::wire::name::Name;
@@ -125,8 +126,19 @@ impl FastPath {
     /// not cheaper. On success the caller switches its userspace engine to `engine`; on an
     /// error the maps are as they were, and the caller keeps its engine.
     pub fn publish_change(&mut self, engine: &Engine, change: &ZoneChange) -> Result<Published> {
+        self.publish_change_observed(engine, change, &mut |_| {})
+    }
+
+    /// `publish_change`, calling `observe` after every index write of an incremental update
+    /// (tests run queries against every intermediate state of the maps).
+    pub fn publish_change_observed(
+        &mut self,
+        engine: &Engine,
+        change: &ZoneChange,
+        observe: &mut dyn FnMut(&mut XdpServer),
+    ) -> Result<Published> {
         let t = Instant::now();
-        let reason = match self.try_incremental(engine, change, t)? {
+        let reason = match self.try_incremental(engine, change, t, observe)? {
             Ok(p) => return Ok(p),
             Err(reason) => reason,
         };
@@ -144,6 +156,7 @@ impl FastPath {
         engine: &Engine,
         change: &ZoneChange,
         t: Instant,
+        observe: &mut dyn FnMut(&mut XdpServer),
     ) -> Result<Result<Published, String>> {
         let last = self.last.clone();
         if self.generation == 0 || !same_config(&last.config, &engine.config) {
@@ -190,7 +203,7 @@ impl FastPath {
             Err(reason) => return Ok(Err(reason)),
         };
         let mut touched = Touched::default();
-        if let Err(e) = self.write(&mut plan, &mut touched) {
+        if let Err(e) = self.write(&mut plan, &mut touched, observe) {
             self.abandon(&plan.writes);
             return Err(e).with_context(|| {
                 format!("incremental XDP update of zone {} (undone)", change.apex)
@@ -357,20 +370,26 @@ impl FastPath {
     }
 
     /// Caches the new templates, then writes the index in order.
-    fn write(&mut self, plan: &mut Plan, touched: &mut Touched) -> Result<()> {
+    fn write(
+        &mut self,
+        plan: &mut Plan,
+        touched: &mut Touched,
+        observe: &mut dyn FnMut(&mut XdpServer),
+    ) -> Result<()> {
         for id in &plan.fresh {
             if self.server.cache_template(*id)? {
                 touched.templates_added += 1;
             }
         }
         update::order(&mut plan.writes);
-        update::apply(&mut self.server, &plan.writes, touched)?;
+        update::apply(&mut self.server, &plan.writes, touched, observe)?;
         for w in &plan.writes {
             if let Some(o) = w.before() {
                 self.server.release(o);
             }
         }
         touched.templates_retired = self.server.retire_released();
+        observe(&mut self.server);
         Ok(())
     }
 

@@ -194,8 +194,14 @@ pub fn order(writes: &mut [Write]) {
     writes.sort_by_key(|w| w.order());
 }
 
-/// Applies ordered writes; on an error undoes the ones done (in reverse) and returns it.
-pub fn apply(x: &mut XdpServer, writes: &[Write], touched: &mut Touched) -> Result<()> {
+/// Applies ordered writes, calling `observe` after each; on an error undoes the ones done (in
+/// reverse) and returns it.
+pub fn apply(
+    x: &mut XdpServer,
+    writes: &[Write],
+    touched: &mut Touched,
+    observe: &mut dyn FnMut(&mut XdpServer),
+) -> Result<()> {
     for (i, w) in writes.iter().enumerate() {
         if let Err(e) = apply_one(x, w, true) {
             for done in writes[..i].iter().rev() {
@@ -212,6 +218,7 @@ pub fn apply(x: &mut XdpServer, writes: &[Write], touched: &mut Touched) -> Resu
             (Write::Suffix { .. }, true, true) => touched.suffix_changed += 1,
             (Write::Suffix { .. }, true, false) => touched.suffix_deleted += 1,
         }
+        observe(x);
     }
     Ok(())
 }
