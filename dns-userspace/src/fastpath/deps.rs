@@ -107,27 +107,96 @@ pub fn limit(len: usize) -> usize {
 }
 
 impl ZoneDeps {
-    /// Indexes `zone` as `engine` serves it.
+    /// Indexes `zone` as `engine` serves it, on as many threads as the process may use.
     pub fn build(engine: &Engine, zone: &Zone) -> ZoneDeps {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let chunk = zone.len().div_ceil(threads).max(16_384);
+        ZoneDeps::build_in_chunks(engine, zone, chunk)
+    }
+
+    /// `build`, one thread per `chunk` names.
+    fn build_in_chunks(engine: &Engine, zone: &Zone, chunk: usize) -> ZoneDeps {
         let nsec = nsec_signed(zone);
-        let limit = limit(zone.len());
-        let mut d = ZoneDeps {
+        let empty = || ZoneDeps {
             soa: Some(HashSet::new()),
             unchained: nsec.then(HashSet::new),
             nsec,
-            limit,
+            limit: limit(zone.len()),
             ..Default::default()
         };
-        for (name, node) in zone.nodes() {
-            d.add_refs(zone, name, node);
-            if nsec {
-                if let Some(p) = name.parent().filter(|p| p.is_subdomain_of(zone.apex())) {
-                    *d.children.entry(p).or_default() += 1;
-                }
-            }
-            d.set_role(zone, name, role(engine, zone, name));
+        let nodes: Vec<(&Name, &Node)> = zone.nodes().collect();
+        let parts: Vec<ZoneDeps> = std::thread::scope(|s| {
+            let handles: Vec<_> = nodes
+                .chunks(chunk)
+                .map(|part| {
+                    s.spawn(move || {
+                        let mut d = empty();
+                        for (name, node) in part {
+                            d.add_node(engine, zone, name, node);
+                        }
+                        d
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("indexing thread"))
+                .collect()
+        });
+        let mut d = empty();
+        for p in parts {
+            d.merge(p);
         }
         d
+    }
+
+    fn add_node(&mut self, engine: &Engine, zone: &Zone, name: &Name, node: &Node) {
+        self.add_refs(zone, name, node);
+        if self.nsec {
+            if let Some(p) = name.parent().filter(|p| p.is_subdomain_of(zone.apex())) {
+                *self.children.entry(p).or_default() += 1;
+            }
+        }
+        self.set_role(zone, name, role(engine, zone, name));
+    }
+
+    /// Adds the index of other names of the same zone.
+    fn merge(&mut self, o: ZoneDeps) {
+        let union = |a: &mut Option<HashSet<Name>>, b: Option<HashSet<Name>>, limit: usize| {
+            *a = match (a.take(), b) {
+                (Some(mut a), Some(b)) => {
+                    a.extend(b);
+                    (a.len() <= limit).then_some(a)
+                }
+                _ => None,
+            };
+        };
+        union(&mut self.soa, o.soa, self.limit);
+        if self.nsec {
+            union(&mut self.unchained, o.unchained, self.limit);
+        }
+        for (n, c) in o.children {
+            *self.children.entry(n).or_default() += c;
+        }
+        for t in o.crowded {
+            self.refs.remove(&t);
+            self.crowded.insert(t);
+        }
+        for (t, v) in o.refs {
+            if self.crowded.contains(&t) {
+                continue;
+            }
+            let mine = self.refs.entry(t.clone()).or_default();
+            for r in v {
+                if !mine.contains(&r) {
+                    mine.push(r);
+                }
+            }
+            if mine.len() > MAX_REFS {
+                self.refs.remove(&t);
+                self.crowded.insert(t);
+            }
+        }
     }
 
     fn add_refs(&mut self, zone: &Zone, name: &Name, node: &Node) {
@@ -273,5 +342,50 @@ impl ZoneDeps {
             && self.children == other.children
             && self.nsec == other.nsec
             && sorted(&self.refs) == sorted(&other.refs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::engine::{Catalog, EngineConfig};
+    use crate::zone::ZoneSource;
+
+    #[test]
+    fn an_index_built_in_parts_equals_one_built_at_once() {
+        for file in ["example.zone", "signed/nsec.example.zone"] {
+            let origin = if file == "example.zone" {
+                "example."
+            } else {
+                "nsec.example."
+            };
+            let origin = Name::parse(origin, None).unwrap();
+            let path = format!("{}/../zones/{file}", env!("CARGO_MANIFEST_DIR"));
+            let mut text = std::fs::read_to_string(path).unwrap();
+            // Sibling references, so that the parts have references to merge.
+            for i in 0..40 {
+                text.push_str(&format!(
+                    "s{i}.{origin} NS ns1.s{}.{origin}\n",
+                    (i + 1) % 40
+                ));
+                text.push_str(&format!("ns1.s{i}.{origin} A 192.0.2.{i}\n"));
+            }
+            let parsed = crate::zonefile::parse_str(&text, &origin, "z").unwrap();
+            let src = ZoneSource {
+                name: "z",
+                locations: None,
+            };
+            let zone = Arc::new(Zone::build(origin, parsed.records, &src).unwrap().0);
+            let mut c = Catalog::new();
+            c.insert(zone.clone());
+            let engine = Engine::new(c, EngineConfig::default());
+            let whole = ZoneDeps::build_in_chunks(&engine, &zone, usize::MAX);
+            let parts = ZoneDeps::build_in_chunks(&engine, &zone, 7);
+            assert!(whole.same_as(&parts), "{file}");
+            assert!(whole.refs.len() >= 40, "{file}");
+            assert!(!whole.soa_holders().unwrap().is_empty());
+        }
     }
 }

@@ -88,6 +88,9 @@ fn compile_names(
     };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let chunk = names.len().div_ceil(threads).max(256);
+    if names.len() <= chunk {
+        return names.iter().map(one).collect();
+    }
     std::thread::scope(|s| {
         let handles: Vec<_> = names
             .chunks(chunk)
