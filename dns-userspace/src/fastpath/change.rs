@@ -106,3 +106,57 @@ impl ZoneChange {
         c
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::zone::ZoneSource;
+
+    fn parse(text: &str) -> Vec<Record> {
+        let origin = Name::parse("t.", None).unwrap();
+        crate::zonefile::parse_str(text, &origin, "z")
+            .unwrap()
+            .records
+    }
+
+    fn zone(text: &str) -> Zone {
+        let src = ZoneSource {
+            name: "z",
+            locations: None,
+        };
+        let origin = Name::parse("t.", None).unwrap();
+        Zone::build(origin, parse(text), &src).unwrap().0
+    }
+
+    fn names(list: &[&str]) -> HashSet<Name> {
+        list.iter().map(|n| Name::parse(n, None).unwrap()).collect()
+    }
+
+    const HEAD: &str = "$TTL 60\n@ SOA ns h 1 2 3 4 5\n@ NS ns\nns A 198.18.0.1\n";
+
+    #[test]
+    fn changes_name_the_owners_of_what_differs() {
+        let old = zone(&format!("{HEAD}www A 198.18.0.2\ngone TXT x\n"));
+        // Same data in another order: nothing differs.
+        let same = zone(&format!("gone 60 TXT x\n{HEAD}www A 198.18.0.2\n"));
+        assert!(ZoneChange::between(&old, &same).names.is_empty());
+        let new = zone(&format!("{HEAD}www A 198.18.0.3\na.b.new A 198.18.0.4\n"));
+        let c = ZoneChange::between(&old, &new);
+        // The empty non-terminal b.new appears too.
+        let expected = ["www.t.", "gone.t.", "a.b.new.t.", "b.new.t.", "new.t."];
+        assert_eq!(c.names, names(&expected));
+        let removed = parse("$TTL 60\nwww A 198.18.0.2\ngone TXT x\n");
+        let added = parse("$TTL 60\nwww A 198.18.0.3\na.b.new A 198.18.0.4\n");
+        let c = ZoneChange::from_records(Name::parse("t.", None).unwrap(), &removed, &added);
+        assert_eq!(c.names, names(&["www.t.", "gone.t.", "a.b.new.t."]));
+        let soa = |s: u32| parse(&format!("$TTL 60\n@ SOA ns h {s} 2 3 4 5\n")).remove(0);
+        let diff = Diff {
+            from: soa(1),
+            to: soa(2),
+            removed,
+            added,
+        };
+        let c = ZoneChange::from_diffs(Name::parse("t.", None).unwrap(), &[diff]);
+        assert_eq!(c.names, names(&["t.", "www.t.", "gone.t.", "a.b.new.t."]));
+    }
+}

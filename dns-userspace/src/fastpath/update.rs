@@ -12,7 +12,8 @@
 //! 4. suffix entries that change (template or epoch), each switch one atomic update;
 //! 5. suffix entries of names that are gone, shallowest first;
 //! 6. the exact and NODATA entries of the old epochs and of gone names;
-//! 7. templates no entry refers to any more.
+//! 7. templates no entry refers to any more are retired: they leave the cache at the start of
+//!    the next publication (`XdpServer::flush_retired`), when no query can still be reading one.
 //!
 //! Why no query mixes: let L be the longest suffix entry a query finds. While step 3 runs, L
 //! is either the old longest (its old value) or a new entry, and then the new longest: any
@@ -23,9 +24,9 @@
 //! is wholly old or wholly new. The exact and NODATA keys it leads to carry its epoch: all of
 //! them are present with that version's values from step 2 to step 6, and the lookups depend
 //! on the epoch read from L (the key includes it), so they see what was written before L was.
-//! The template id is likewise read from the entry, and templates stay until step 7; a
-//! template evicted from the cache, or retired under a query still in flight, is a miss, and
-//! a miss passes the query to userspace. Any query therefore gets the old version's XDP
+//! The template id is likewise read from the entry, and a template stays in the cache at least
+//! until the next publication after the last entry naming it is gone; a template the LRU
+//! evicted is a miss, and a miss passes the query to userspace. Any query therefore gets the old version's XDP
 //! answer, the new version's, or goes to userspace.
 //!
 //! Writes fail only for want of room (map full, no memory); the writes done are then undone in

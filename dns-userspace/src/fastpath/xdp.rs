@@ -82,6 +82,9 @@ pub struct XdpServer {
     pub templates: HashMap<MapData, u32, Answer>,
     cold: Option<RingBuf<MapData>>,
     store: TemplateStore,
+    /// Template ids no entry refers to since the last publication, still in the cache (see
+    /// `flush_retired`).
+    retired: Vec<u32>,
     template_capacity: u32,
     config: Array<MapData, Config>,
     service_addrs: HashMap<MapData, [u8; 16], u8>,
@@ -137,6 +140,7 @@ impl XdpServer {
             templates: take(&mut ebpf, maps::TEMPLATES)?,
             cold: Some(take(&mut ebpf, maps::COLD)?),
             store: TemplateStore::default(),
+            retired: Vec::new(),
             template_capacity: templates,
             config: take(&mut ebpf, maps::CONFIG)?,
             service_addrs: take(&mut ebpf, maps::SERVICE_ADDRS)?,
@@ -208,6 +212,7 @@ impl XdpServer {
     /// the cache as far as it has room. Starts a new round of the template store (see
     /// `retire_templates` and `discard_new_templates`).
     pub fn insert(&mut self, entries: &Entries) -> Result<Inserted> {
+        self.flush_retired();
         self.store.begin();
         let mut fresh = Vec::new();
         for (k, v) in &entries.exact {
@@ -240,7 +245,19 @@ impl XdpServer {
 
     /// Starts an incremental update of the template references (`acquire`, `release`).
     pub fn begin_update(&mut self) {
+        self.flush_retired();
         self.store.begin_update();
+    }
+
+    /// Removes the templates retired by the last publication from the cache. Done at the
+    /// start of the next one, not at once: a query that read an index entry just before it was
+    /// switched may still be copying its template, and the LRU map would hand that element to
+    /// the next insertion (a promotion, right after the publication) as soon as it is deleted.
+    /// By the next publication no query can still hold it.
+    fn flush_retired(&mut self) {
+        for id in std::mem::take(&mut self.retired) {
+            let _ = self.templates.remove(&id);
+        }
     }
 
     /// The index entry for `body`, with one more reference to its template (pass markers
@@ -281,14 +298,14 @@ impl XdpServer {
         }
     }
 
-    /// Removes the templates no entry refers to any more (after `release`) from the store and
-    /// the cache; returns how many.
+    /// Retires the templates no entry refers to any more (after `release`): forgotten by the
+    /// store now, removed from the cache at the next publication (see `flush_retired`);
+    /// returns how many.
     pub fn retire_released(&mut self) -> usize {
         let gone = self.store.retire_released();
-        for id in &gone {
-            let _ = self.templates.remove(id);
-        }
-        gone.len()
+        let n = gone.len();
+        self.retired.extend(gone);
+        n
     }
 
     /// Puts a stored template into the cache; false when it is not stored.
@@ -312,11 +329,10 @@ impl XdpServer {
         Ok(n)
     }
 
-    /// Removes the templates the last `insert` did not use from the store and the cache.
+    /// Retires the templates the last `insert` did not use (see `retire_released`).
     pub fn retire_templates(&mut self) {
-        for id in self.store.retire_unused() {
-            let _ = self.templates.remove(&id);
-        }
+        let gone = self.store.retire_unused();
+        self.retired.extend(gone);
     }
 
     /// Removes the templates the last `insert` made (a failed publication).
