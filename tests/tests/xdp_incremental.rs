@@ -177,11 +177,37 @@ impl World {
     /// then: each answer must be the old engine's or the new one's.
     fn step_probed(
         &mut self,
-        mut removed: Vec<Record>,
-        mut added: Vec<Record>,
+        removed: Vec<Record>,
+        added: Vec<Record>,
         how: How,
         probes: &[Vec<u8>],
     ) -> Published {
+        let spec = FrameSpec::udp("198.18.0.2".parse().unwrap(), server(), 53);
+        let (mut runs, mut answered) = (0, 0);
+        let mut observe = |x: &mut XdpServer, engines: &[&Engine]| {
+            for q in probes {
+                runs += 1;
+                answered += oracle::check_any(x, engines, &spec, q).is_some() as usize;
+            }
+            Ok(())
+        };
+        let p = self.try_step(removed, added, how, &mut observe).unwrap();
+        self.tally.probed += runs;
+        self.tally.probed_answered += answered;
+        p
+    }
+
+    /// `step`, calling `observe` with the maps and the old and new engines after every write
+    /// of the update; on an error (an error of `observe` fails the update) the zone stays as
+    /// it was.
+    fn try_step(
+        &mut self,
+        mut removed: Vec<Record>,
+        mut added: Vec<Record>,
+        how: How,
+        observe: &mut dyn FnMut(&mut XdpServer, &[&Engine]) -> anyhow::Result<()>,
+    ) -> anyhow::Result<Published> {
+        let saved = self.records.clone();
         let soa = self
             .records
             .iter()
@@ -207,22 +233,19 @@ impl World {
             ZoneChange::from_records(self.origin.clone(), &removed, &added)
         };
         let before = self.engine.clone();
-        let spec = FrameSpec::udp("198.18.0.2".parse().unwrap(), server(), 53);
-        let (mut runs, mut answered) = (0, 0);
-        let mut observe = |x: &mut XdpServer| {
-            for q in probes {
-                runs += 1;
-                answered += oracle::check_any(x, &[&before, &engine], &spec, q).is_some() as usize;
-            }
-        };
-        let p = self
+        let published = self
             .fp
-            .publish_change_observed(&engine, &change, &mut observe)
-            .unwrap();
-        self.engine = engine;
-        self.tally.probed += runs;
-        self.tally.probed_answered += answered;
-        p
+            .publish_change_observed(&engine, &change, &mut |x| observe(x, &[&before, &engine]));
+        match published {
+            Ok(p) => {
+                self.engine = engine;
+                Ok(p)
+            }
+            Err(e) => {
+                self.records = saved;
+                Err(e)
+            }
+        }
     }
 
     /// Every query of a generated set around `focus` (and the zone's own names) gets the new
@@ -830,4 +853,49 @@ fn a_three_record_change_to_a_10k_delegation_zone_touches_few_entries() {
         let focus = vec![name("new.tld."), name("d10.tld."), o.clone()];
         w.check_queries(&mut rng, &focus, 300);
     }
+}
+
+#[test]
+fn a_failed_update_is_undone_and_the_old_answers_stay() {
+    let text = tld::zone_text("tld.", 500);
+    let mut w = World::new("tld.", &text, &[]);
+    let mut rng = Rng::new(0xfa11);
+    let mut failed = 0;
+    for k in 0..24 {
+        let (removed, added, focus) = tld_change(&w, &mut rng, k);
+        // A write fails (the map is full, say) after a random number of writes.
+        let fail_after = rng.below(40) as usize;
+        let mut writes = 0;
+        let mut fail = |_: &mut XdpServer, _: &[&Engine]| {
+            writes += 1;
+            if writes > fail_after {
+                anyhow::bail!("injected failure after {fail_after} writes");
+            }
+            Ok(())
+        };
+        let how = How {
+            between: false,
+            same_serial: false,
+        };
+        match w.try_step(removed.clone(), added.clone(), how, &mut fail) {
+            Err(e) => {
+                assert!(format!("{e:#}").contains("injected failure"), "{e:#}");
+                failed += 1;
+                // Undone: the maps hold the old zone, and the old answers are given.
+                w.check_maps();
+                w.check_queries(&mut rng, &focus, 100);
+                incremental(&w.step(removed, added, false));
+            }
+            Ok(p) => {
+                incremental(&p);
+            }
+        }
+        w.check_maps();
+        w.check_queries(&mut rng, &focus, 100);
+    }
+    println!("{failed} of 24 updates failed and were undone");
+    assert!(
+        failed >= 8,
+        "the failure path is exercised ({failed} times)"
+    );
 }

@@ -129,16 +129,17 @@ impl FastPath {
     /// not cheaper. On success the caller switches its userspace engine to `engine`; on an
     /// error the maps are as they were, and the caller keeps its engine.
     pub fn publish_change(&mut self, engine: &Engine, change: &ZoneChange) -> Result<Published> {
-        self.publish_change_observed(engine, change, &mut |_| {})
+        self.publish_change_observed(engine, change, &mut |_| Ok(()))
     }
 
     /// `publish_change`, calling `observe` after every index write of an incremental update
-    /// (tests run queries against every intermediate state of the maps).
+    /// (tests run queries against every intermediate state of the maps); an error it returns
+    /// fails the update as a failed write would.
     pub fn publish_change_observed(
         &mut self,
         engine: &Engine,
         change: &ZoneChange,
-        observe: &mut dyn FnMut(&mut XdpServer),
+        observe: &mut dyn FnMut(&mut XdpServer) -> Result<()>,
     ) -> Result<Published> {
         let t = Instant::now();
         let reason = match self.try_incremental(engine, change, t, observe)? {
@@ -159,7 +160,7 @@ impl FastPath {
         engine: &Engine,
         change: &ZoneChange,
         t: Instant,
-        observe: &mut dyn FnMut(&mut XdpServer),
+        observe: &mut dyn FnMut(&mut XdpServer) -> Result<()>,
     ) -> Result<Result<Published, String>> {
         let last = self.last.clone();
         if self.generation == 0 || !same_config(&last.config, &engine.config) {
@@ -377,7 +378,7 @@ impl FastPath {
         &mut self,
         plan: &mut Plan,
         touched: &mut Touched,
-        observe: &mut dyn FnMut(&mut XdpServer),
+        observe: &mut dyn FnMut(&mut XdpServer) -> Result<()>,
     ) -> Result<()> {
         for id in &plan.fresh {
             if self.server.cache_template(*id)? {
@@ -392,7 +393,6 @@ impl FastPath {
             }
         }
         touched.templates_retired = self.server.retire_released();
-        observe(&mut self.server);
         Ok(())
     }
 

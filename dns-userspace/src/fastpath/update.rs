@@ -195,18 +195,23 @@ pub fn order(writes: &mut [Write]) {
     writes.sort_by_key(|w| w.order());
 }
 
-/// Applies ordered writes, calling `observe` after each; on an error undoes the ones done (in
-/// reverse) and returns it.
+/// Applies ordered writes, calling `observe` after each; on an error (of a write, or returned
+/// by `observe`) undoes the ones done (in reverse) and returns it.
 pub fn apply(
     x: &mut XdpServer,
     writes: &[Write],
     touched: &mut Touched,
-    observe: &mut dyn FnMut(&mut XdpServer),
+    observe: &mut dyn FnMut(&mut XdpServer) -> Result<()>,
 ) -> Result<()> {
     for (i, w) in writes.iter().enumerate() {
-        if let Err(e) = apply_one(x, w, true) {
-            for done in writes[..i].iter().rev() {
-                if let Err(u) = apply_one(x, done, false) {
+        let mut done = i;
+        let step = apply_one(x, w, true).and_then(|()| {
+            done = i + 1;
+            observe(x)
+        });
+        if let Err(e) = step {
+            for w in writes[..done].iter().rev() {
+                if let Err(u) = apply_one(x, w, false) {
                     log::error!("undoing an XDP update: {u:#}");
                 }
             }
@@ -219,7 +224,6 @@ pub fn apply(
             (Write::Suffix { .. }, true, true) => touched.suffix_changed += 1,
             (Write::Suffix { .. }, true, false) => touched.suffix_deleted += 1,
         }
-        observe(x);
     }
     Ok(())
 }
