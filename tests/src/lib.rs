@@ -9,6 +9,7 @@ pub mod client;
 pub mod compare;
 pub mod corpus;
 pub mod frame;
+pub mod incremental;
 pub mod knot;
 pub mod oracle;
 pub mod primary;
