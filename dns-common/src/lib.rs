@@ -90,13 +90,17 @@ pub const MAX_PTRS: usize = 48;
 /// with more leading bytes zeroed.
 /// `generation` lets userspace fill a complete new set of entries and then switch
 /// `Config::generation`, so that a query sees either the old zone or the new one, never a mix.
+/// `epoch` lets userspace replace the exact and NODATA entries of one name within a generation:
+/// the program takes it from the name's own suffix entry (`KIND_EPOCH_MASK` bits of its kind),
+/// so the new entries are written under another epoch first and become visible together when
+/// that one suffix entry is switched.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct AnswerKey {
     pub generation: u16,
     pub qtype: u16,
     pub flags: u16,
-    pub _pad: u16,
+    pub epoch: u16,
     pub name: [u8; NAME_BUF],
 }
 
@@ -106,7 +110,7 @@ impl AnswerKey {
             generation: 0,
             qtype: 0,
             flags: 0,
-            _pad: 0,
+            epoch: 0,
             name: [0; NAME_BUF],
         }
     }
@@ -130,6 +134,14 @@ pub enum AnswerKind {
 /// DNSSEC, where only the OPT record's DO bit differs, and the XDP program writes that itself).
 pub const KIND_ANY_DO: u16 = 0x8000;
 
+/// `AnswerRef::kind` bits of a suffix entry: the epoch of the exact and NODATA entries of its
+/// own name (`AnswerKey::epoch`). Only the index carries them; templates do not.
+pub const KIND_EPOCH_MASK: u16 = 0x7f00;
+/// Shift of the epoch in `AnswerRef::kind`.
+pub const KIND_EPOCH_SHIFT: u16 = 8;
+/// Epochs cycle through 0..=KIND_EPOCH_MAX.
+pub const KIND_EPOCH_MAX: u16 = 0x7f;
+
 /// An index entry of `ANSWERS` and `SUFFIXES`: what kind of answer a key has, and which
 /// template in `TEMPLATES` holds its bytes.
 ///
@@ -139,7 +151,7 @@ pub const KIND_ANY_DO: u16 = 0x8000;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AnswerRef {
-    /// `AnswerKind` in the low 8 bits, plus `KIND_ANY_DO`.
+    /// `AnswerKind` in the low 8 bits, plus `KIND_ANY_DO` and the epoch (`KIND_EPOCH_MASK`).
     pub kind: u16,
     /// Suffix entries: wire length of the anchor name (see `Answer::anchor_len`).
     pub anchor_len: u16,

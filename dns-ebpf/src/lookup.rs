@@ -8,7 +8,8 @@
 use aya_ebpf::{cty::c_void, helpers::bpf_map_lookup_elem};
 use dns_common::{
     counter, suffix_flag_byte, Answer, AnswerKind, AnswerRef, Scratch, ANSWER_MAX, KEY_FLAG_CHAOS,
-    KEY_FLAG_DO, KEY_FLAG_NODATA, KIND_ANY_DO, MAX_PTRS, NAME_BUF,
+    KEY_FLAG_DO, KEY_FLAG_NODATA, KIND_ANY_DO, KIND_EPOCH_MASK, KIND_EPOCH_SHIFT, MAX_PTRS,
+    NAME_BUF,
 };
 
 use crate::{checksum, question, ANSWERS, COLD, SUFFIXES, TEMPLATES};
@@ -87,9 +88,12 @@ pub fn find(scratch: &mut Scratch, name_len: usize) -> Result<Found, u32> {
 /// The index entry for the query: the longest suffix of the name in `SUFFIXES` first. Only
 /// names that have their own suffix entry (a match at offset 0) can have exact or NODATA
 /// entries — the compiler gives every name it makes those for a suffix entry — so referrals
-/// and NXDOMAIN below a name take one lookup, not three.
+/// and NXDOMAIN below a name take one lookup, not three. That suffix entry also gives the epoch
+/// of the name's exact and NODATA keys, so that they change together with it.
 #[inline(always)]
 fn index(scratch: &mut Scratch, name_len: usize) -> Result<Hit, u32> {
+    // Scratch space outlives the packet: no epoch from the previous one.
+    scratch.key.epoch = 0;
     if scratch.key.flags & KEY_FLAG_CHAOS != 0 {
         return match get(scratch) {
             Some(entry) => Ok(Hit { entry, shift: None }),
@@ -100,6 +104,7 @@ fn index(scratch: &mut Scratch, name_len: usize) -> Result<Hit, u32> {
     let dnssec = scratch.key.flags;
     let (entry, at) = longest(scratch, name_len, scratch.key.generation, dnssec != 0)?;
     if at == 0 {
+        scratch.key.epoch = (entry.kind & KIND_EPOCH_MASK) >> KIND_EPOCH_SHIFT;
         if let Some(entry) = get(scratch) {
             return Ok(Hit { entry, shift: None });
         }

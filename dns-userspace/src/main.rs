@@ -9,7 +9,7 @@ use anyhow::Result;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use xdpdns::daemon::config::ConfigFile;
 use xdpdns::daemon::control;
-use xdpdns::daemon::remote::{self, CliKey, CliPrimary};
+use xdpdns::daemon::remote::{self, CliAllow, CliKey, CliNotify, CliPrimary};
 use xdpdns::daemon::{self, ServeOptions};
 use xdpdns::engine::EngineConfig;
 use xdpdns::fastpath::xdp::AttachMode;
@@ -58,6 +58,16 @@ struct ServeArgs {
     /// primaries are tried in order, and may NOTIFY it.
     #[arg(long = "primary", value_name = "ZONE=ADDRESS[,key=NAME]")]
     primaries: Vec<CliPrimary>,
+    /// Sends NOTIFY for the --primary zone ZONE to the downstream secondary at ADDRESS after
+    /// each new version, signed with the --key named by `key=`. Repeatable.
+    #[arg(long = "notify", value_name = "ZONE=ADDRESS[,key=NAME]")]
+    notify: Vec<CliNotify>,
+    /// Lets downstream secondaries in PREFIX (an address or ADDRESS/LEN) transfer the --primary
+    /// zone ZONE from us (AXFR, IXFR from the journal), their requests signed with the --key
+    /// named by `key=` (unsigned without it). Repeatable; the first matching rule decides, and
+    /// nobody may transfer a zone without one.
+    #[arg(long = "allow-transfer", value_name = "ZONE=PREFIX[,key=NAME]")]
+    allow_transfer: Vec<CliAllow>,
     /// TSIG key for --primary (or a [[key]] of the configuration file): NAME:ALGORITHM:SECRET,
     /// the secret in base64, ALGORITHM one of hmac-sha1, hmac-sha256, hmac-sha384,
     /// hmac-sha512. Repeatable.
@@ -154,7 +164,14 @@ impl ServeArgs {
             let spec = cli_zones.iter().find(|z| z.origin == *zone);
             spec.map(|z| z.file.clone())
         };
-        secondaries.extend(remote::from_cli(&self.primaries, &keys, policy, seed)?);
+        secondaries.extend(remote::from_cli_with(
+            &self.primaries,
+            &self.notify,
+            &self.allow_transfer,
+            &keys,
+            policy,
+            seed,
+        )?);
         let mut zones = file.zones()?;
         zones.extend(cli_zones.iter().filter(|z| !is_secondary(z)).cloned());
         if zones.is_empty() && secondaries.is_empty() {
@@ -187,6 +204,7 @@ impl ServeArgs {
         Ok(ServeOptions {
             zones,
             secondaries,
+            keys,
             storage: self
                 .storage
                 .or_else(|| srv.storage.clone())

@@ -1,6 +1,6 @@
 //! Primaries for the zone-transfer tests, each started inside the test's server namespace and
 //! stopped on drop: knotd with TSIG keys, an IXFR journal (or none), NOTIFY targets and
-//! secondary zones (`KnotPrimary`), and NSD with a TSIG key (`NsdPrimary`).
+//! secondary zones (`KnotPrimary`), and NSD with a TSIG key (`NsdPrimary`, an `Nsd`).
 
 use std::fs::File;
 use std::net::{IpAddr, SocketAddr};
@@ -56,6 +56,9 @@ pub struct KnotOptions {
     pub secondary: Vec<(String, SocketAddr)>,
     /// Where knotd runs; by default in the server namespace on the server addresses.
     pub site: Option<Site>,
+    /// Sign the zone (knotd's automatic DNSSEC signing, default policy), as a registry's
+    /// signing primary does; every change is re-signed.
+    pub dnssec: bool,
 }
 
 /// A running knotd primary.
@@ -139,6 +142,9 @@ zone:
         if opts.notify.is_some() {
             c.push_str("    notify: downstream\n");
         }
+        if opts.dnssec {
+            c.push_str("    dnssec-signing: on\n");
+        }
         for (i, (zone, _)) in opts.secondary.iter().enumerate() {
             c.push_str(&format!(
                 "  - domain: \"{zone}\"\n    master: upstream{i}\n    file: \"{d}/zones/sec{i}.zone\"\n"
@@ -179,14 +185,18 @@ zone:
     }
 }
 
-/// A running NSD primary; stopped on drop.
-pub struct NsdPrimary {
+/// A running NSD, a primary (`start`) or a secondary (`downstream::Nsd::start_secondary`);
+/// stopped on drop.
+pub struct Nsd {
     child: Option<Child>,
     pub dir: PathBuf,
     pub port: u16,
 }
 
-impl NsdPrimary {
+/// The NSD primary of the transfer tests.
+pub type NsdPrimary = Nsd;
+
+impl Nsd {
     /// Starts NSD serving `origin` from `zone_text` at `port`, transfers allowed with `key`.
     pub fn start(
         net: &TestNet,
@@ -194,14 +204,32 @@ impl NsdPrimary {
         origin: &str,
         zone_text: &str,
         key: &TsigKey,
-    ) -> Result<NsdPrimary> {
+    ) -> Result<Nsd> {
         let dir = KnotServer::new_dir()?.with_extension("nsd");
         std::fs::create_dir_all(&dir)?;
         std::fs::write(dir.join("zone"), zone_text)?;
+        let mut conf =
+            "# Written by xdpdns-tests (tests/src/primary.rs): a primary for the transfer tests.\n"
+                .to_owned();
+        conf.push_str(&Nsd::config_head(&dir, port, key));
+        conf.push_str(&format!(
+            "zone:
+  name: \"{origin}\"
+  zonefile: \"zone\"
+  provide-xfr: 0.0.0.0/0 {k}
+  provide-xfr: ::0/0 {k}
+",
+            k = key.name
+        ));
+        Nsd::launch(net, dir, &conf, origin, port)
+    }
+
+    /// The `server`, `remote-control` and `key` sections: listening on the server addresses at
+    /// `port`, everything under `dir`, logging transfers.
+    pub fn config_head(dir: &Path, port: u16, key: &TsigKey) -> String {
         let d = dir.display();
-        let conf = format!(
-            "# Written by xdpdns-tests (tests/src/primary.rs): a primary for the transfer tests.
-server:
+        format!(
+            "server:
   ip-address: {SERVER_V4}@{port}
   ip-address: {SERVER_V6}@{port}
   zonesdir: \"{d}\"
@@ -219,14 +247,14 @@ key:
   name: \"{}\"
   algorithm: {}
   secret: \"{}\"
-zone:
-  name: \"{origin}\"
-  zonefile: \"zone\"
-  provide-xfr: 0.0.0.0/0 {}
-  provide-xfr: ::0/0 {}
 ",
-            key.name, key.algorithm, key.secret, key.name, key.name
-        );
+            key.name, key.algorithm, key.secret
+        )
+    }
+
+    /// Starts NSD with configuration `conf` (written into `dir`) in the server namespace and
+    /// waits until it answers the SOA of `origin`.
+    pub fn launch(net: &TestNet, dir: PathBuf, conf: &str, origin: &str, port: u16) -> Result<Nsd> {
         std::fs::write(dir.join("nsd.conf"), conf)?;
         let log = File::create(dir.join("nsd.log"))?;
         let child = net
@@ -239,7 +267,7 @@ zone:
             .stderr(log)
             .spawn()
             .context("starting nsd (is NSD installed?)")?;
-        let mut nsd = NsdPrimary {
+        let mut nsd = Nsd {
             child: Some(child),
             dir,
             port,
@@ -265,7 +293,7 @@ zone:
     }
 }
 
-impl Drop for NsdPrimary {
+impl Drop for Nsd {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = crate::terminate_within(&mut c, Duration::from_secs(5));

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use anyhow::Result;
 
 use crate::knot::Site;
+use crate::primary::{KnotOptions, TsigKey};
 use crate::{ip, veth_pair_with, TestNet, VethEnd};
 
 /// The server's address on the upstream link.
@@ -114,4 +115,32 @@ impl Drop for Upstream {
         // Deleting the namespace removes the veth, both ends.
         let _ = ip(&["netns", "del", &self.ns]);
     }
+}
+
+/// knotd options for a primary in `up`'s namespace at port 53 with `key` and a journal (so it
+/// serves IXFR), sending NOTIFY to the edge.
+pub fn primary_options(up: &Upstream, key: TsigKey) -> KnotOptions {
+    KnotOptions {
+        keys: vec![key],
+        journal: true,
+        notify: Some(SocketAddr::new(IpAddr::V4(EDGE_V4), 53)),
+        site: Some(up.site(53)),
+        ..KnotOptions::default()
+    }
+}
+
+/// `xdpdns serve` arguments for `zone` as a secondary of the upstream primary at port 53,
+/// signed with `key`: the wildcard listen address, storage under the test's directory.
+pub fn secondary_args(net: &TestNet, zone: &str, key: &TsigKey) -> Vec<String> {
+    [
+        "--listen".to_owned(),
+        "[::]:53".to_owned(),
+        "--storage".to_owned(),
+        net.dir.join("storage").display().to_string(),
+        "--key".to_owned(),
+        format!("{}:{}:{}", key.name, key.algorithm, key.secret),
+        "--primary".to_owned(),
+        format!("{zone}={UPSTREAM_V4}@53,key={}", key.name),
+    ]
+    .into()
 }

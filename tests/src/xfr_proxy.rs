@@ -40,7 +40,8 @@ pub struct Proxy {
 const LIFETIME: Duration = Duration::from_secs(60);
 const MAX_CONNECTIONS: usize = 32;
 
-fn read_msg(s: &mut TcpStream) -> Option<Vec<u8>> {
+/// Reads one length-framed message.
+pub fn read_msg(s: &mut TcpStream) -> Option<Vec<u8>> {
     let mut len = [0u8; 2];
     s.read_exact(&mut len).ok()?;
     let mut m = vec![0u8; u16::from_be_bytes(len) as usize];
@@ -48,7 +49,8 @@ fn read_msg(s: &mut TcpStream) -> Option<Vec<u8>> {
     Some(m)
 }
 
-fn write_msg(s: &mut TcpStream, m: &[u8]) -> bool {
+/// Writes one length-framed message; whether it went.
+pub fn write_msg(s: &mut TcpStream, m: &[u8]) -> bool {
     let mut f = (m.len() as u16).to_be_bytes().to_vec();
     f.extend_from_slice(m);
     s.write_all(&f).is_ok()

@@ -1,6 +1,7 @@
 //! `cargo xtask bench --smoke` inside the test suite: runs the bench binary in smoke mode (small
-//! zone, one short fixed-rate run per server, every server and the reflector, TEST_RUN probes)
-//! and checks that the JSON report lists every server with answers and that the chart exists.
+//! zone, one short fixed-rate run per server, every server and the reflector, TEST_RUN probes,
+//! the zone update figures on a small zone) and checks that the JSON report lists every server
+//! with answers, has the update figures, and that the chart exists.
 
 use std::collections::BTreeSet;
 use std::process::Command;
@@ -66,6 +67,20 @@ fn bench_smoke_reports_every_server() {
         .and_then(|p| p.as_array())
         .expect("test_run probes");
     assert!(!probes.is_empty());
+    // The zone update figures: a diff published incrementally, and in full, both timed.
+    let updates = doc
+        .get("update")
+        .and_then(|u| u.as_array())
+        .expect("update figures");
+    assert!(!updates.is_empty());
+    for u in updates {
+        let num = |k: &str| u.get(k).and_then(|v| v.as_f64()).unwrap_or(0.0);
+        assert!(
+            num("full_s") > 0.0 && num("full_over_incremental") > 0.0,
+            "update figures: {:?}",
+            u.get("error")
+        );
+    }
     let svg = std::fs::read_to_string(out.join("bench.svg")).expect("bench.svg");
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
     let _ = std::fs::remove_dir_all(&out);

@@ -24,11 +24,9 @@ use xdpdns::wire::name::Name;
 use xdpdns::zone::load::{load_catalog, ZoneSpec};
 use xdpdns_tests::client::Q;
 use xdpdns_tests::frame::{self, FrameSpec};
+use xdpdns_tests::oracle::{self, udp_payload, XDP_PASS, XDP_TX};
 use xdpdns_tests::tld::{self, Rng};
 use xdpdns_tests::zone_file;
-
-const XDP_TX: u32 = 3;
-const XDP_PASS: u32 = 2;
 
 fn env_count(var: &str, default: usize) -> usize {
     std::env::var(var)
@@ -77,15 +75,6 @@ fn rig_with(specs: &[String], capacity: Capacity, config: EngineConfig) -> Rig {
     Rig { xdp, engine, names }
 }
 
-/// The UDP payload of a frame laid out as `frame::build` does, as far as the UDP length says
-/// (what a socket would receive); checksums are not checked.
-fn udp_payload(spec: &FrameSpec, f: &[u8]) -> Vec<u8> {
-    let l3 = 14 + 4 * spec.vlans.len();
-    let l4 = l3 + if spec.src.is_ipv6() { 40 } else { 20 };
-    let len = u16::from_be_bytes([f[l4 + 4], f[l4 + 5]]) as usize;
-    f[l4 + 8..(l4 + len).min(f.len())].to_vec()
-}
-
 impl Rig {
     /// Runs one frame; checks the contract. Returns whether XDP answered.
     fn check(&mut self, spec: &FrameSpec, dns: &[u8]) -> bool {
@@ -94,29 +83,7 @@ impl Rig {
 
     /// Runs one frame; checks the contract. Returns the XDP answer, if XDP answered.
     fn answer(&mut self, spec: &FrameSpec, dns: &[u8]) -> Option<Vec<u8>> {
-        let f = frame::build(spec, dns);
-        let (action, out) = self.xdp.test_run(&f).unwrap();
-        match action {
-            XDP_TX => {
-                let p = frame::parse(&out).expect("an XDP answer has valid headers and checksums");
-                let expected = self.engine.answer(&udp_payload(spec, &f), Transport::Udp);
-                assert_eq!(
-                    Some(&p.payload),
-                    expected.as_ref(),
-                    "XDP answer differs from the engine for {dns:02x?}"
-                );
-                assert_eq!(
-                    (p.src, p.dst, p.sport, p.dport),
-                    (spec.dst, spec.src, spec.dport, spec.sport)
-                );
-                Some(p.payload)
-            }
-            XDP_PASS => {
-                assert_eq!(out, f, "passed packets are unchanged");
-                None
-            }
-            other => panic!("unexpected XDP action {other}"),
-        }
+        oracle::check(&mut self.xdp, &self.engine, spec, dns)
     }
 }
 

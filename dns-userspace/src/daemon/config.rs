@@ -44,6 +44,20 @@
 //! notify-from = ["primary"]    # who may NOTIFY (default: the primaries)
 //! expire-policy = "serve-stale"  # or "honour" (the default): SERVFAIL once EXPIRE passes
 //! # file = "tld.zone"          # optional: the version to start from when storage has none
+//! acl = ["region"]             # who may transfer it from us (default: nobody)
+//! notify = ["edge-2"]          # downstream secondaries to NOTIFY of each new version
+//!
+//! # Feeding the other instances of the region, as Knot's acl section:
+//! [[acl]]
+//! id = "region"
+//! address = ["198.18.0.0/15", "fd00::/8"]  # prefixes (none: any address)
+//! key = ["xfr"]                # keys the request must be signed with (none: unsigned)
+//! # deny = true                # a matching request is refused; the first matching rule decides
+//!
+//! [[remote]]
+//! id = "edge-2"
+//! address = "198.18.0.7"
+//! key = "xfr"
 //! ```
 
 use std::net::{IpAddr, SocketAddr};
@@ -53,6 +67,7 @@ use anyhow::{anyhow, bail, Context as _, Result};
 use serde::Deserialize;
 
 use super::remote::{find_key, fqdn, keys_from, parse_address, Remote, SecondarySpec};
+use crate::xfr::acl::{Acl, RuleConfig};
 use crate::xfr::timers::ExpirePolicy;
 use crate::xfr::tsig::KeyConfig;
 use crate::zone::load::ZoneSpec;
@@ -90,6 +105,32 @@ pub struct ZoneSection {
     pub primary: Option<Vec<String>>,
     pub notify_from: Option<Vec<String>>,
     pub expire_policy: Option<ExpirePolicy>,
+    /// `[[acl]]` ids: who may transfer the zone from us, the first matching rule deciding.
+    pub acl: Option<Vec<String>>,
+    /// Remote ids: downstream secondaries to NOTIFY.
+    pub notify: Option<Vec<String>>,
+}
+
+/// An `[[acl]]`: a rule of who may transfer a zone from us.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AclSection {
+    pub id: String,
+    pub address: Option<OneOrMore>,
+    pub key: Option<OneOrMore>,
+    #[serde(default)]
+    pub deny: bool,
+}
+
+impl AclSection {
+    fn rule(&self) -> RuleConfig {
+        let items = |o: &Option<OneOrMore>| o.as_ref().map(|o| o.items().to_vec());
+        RuleConfig {
+            address: items(&self.address).unwrap_or_default(),
+            key: items(&self.key).unwrap_or_default(),
+            deny: self.deny,
+        }
+    }
 }
 
 /// One string or a list of them.
@@ -129,6 +170,8 @@ pub struct ConfigFile {
     #[serde(default)]
     pub remote: Vec<RemoteSection>,
     #[serde(default)]
+    pub acl: Vec<AclSection>,
+    #[serde(default)]
     pub zone: Vec<ZoneSection>,
 }
 
@@ -154,10 +197,14 @@ impl ConfigFile {
         let mut out = Vec::new();
         for z in self.zone.iter().filter(|z| z.primary.is_none()) {
             let origin = fqdn(&z.domain).map_err(|e| anyhow!("[[zone]] {e}"))?;
-            if z.notify_from.is_some() || z.expire_policy.is_some() {
+            if z.notify_from.is_some()
+                || z.expire_policy.is_some()
+                || z.acl.is_some()
+                || z.notify.is_some()
+            {
                 bail!(
-                    "[[zone]] {origin}: notify-from and expire-policy are for secondary zones \
-                     (with primary = [...])"
+                    "[[zone]] {origin}: notify-from, expire-policy, acl and notify are for \
+                     secondary zones (with primary = [...])"
                 );
             }
             let file = z.file.clone().ok_or_else(|| {
@@ -226,12 +273,35 @@ impl ConfigFile {
                 Some(ids) => pick(ids, "notify-from")?,
                 None => primaries.clone(),
             };
+            let notify = match &z.notify {
+                Some(ids) => pick(ids, "notify")?,
+                None => Vec::new(),
+            };
+            let mut rules = Vec::new();
+            for id in z.acl.iter().flatten() {
+                let a = self.acl.iter().find(|a| a.id == *id).ok_or_else(|| {
+                    let known: Vec<&str> = self.acl.iter().map(|a| a.id.as_str()).collect();
+                    anyhow!(
+                        "[[zone]] {zone}: acl {id:?} is not an [[acl]] id (acls: {})",
+                        if known.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            known.join(", ")
+                        }
+                    )
+                })?;
+                rules.push(a.rule());
+            }
+            let acl = Acl::from_config(&rules, &keys)
+                .map_err(|e| anyhow!("[[zone]] {zone}: acl: {e:#}"))?;
             out.push(SecondarySpec {
                 zone,
                 primaries,
                 notify_from,
                 policy: z.expire_policy.unwrap_or_default(),
                 file: z.file.clone(),
+                acl,
+                notify,
             });
         }
         Ok(out)

@@ -15,6 +15,7 @@ pub mod remote;
 mod report;
 pub mod secondary;
 pub mod served;
+pub mod transfers;
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
@@ -32,12 +33,14 @@ use crate::daemon::notify_in::NotifyIn;
 use crate::daemon::remote::SecondarySpec;
 use crate::daemon::secondary::{XfrStats, ZoneHandle};
 use crate::daemon::served::{Served, Sources};
+use crate::daemon::transfers::Outgoing;
 use crate::engine::EngineConfig;
 use crate::fastpath::promote::{self, Policy, PromoteStats};
 use crate::fastpath::xdp::AttachMode;
 use crate::fastpath::FastPath;
 use crate::net::udp::Workers;
-use crate::net::{self, Notifications, ServerStats, Service, TcpLimits};
+use crate::net::{self, Notifications, ServerStats, Service, TcpLimits, Transfers};
+use crate::xfr::tsig::Key;
 use crate::zone::load::{load_catalog, ZoneSpec};
 
 /// Everything `serve` needs.
@@ -46,6 +49,9 @@ pub struct ServeOptions {
     /// Zones served from their files.
     pub zones: Vec<ZoneSpec>,
     pub secondaries: Vec<SecondarySpec>,
+    /// Every TSIG key configured (downstreams' transfer requests and signed queries are
+    /// verified against these).
+    pub keys: Vec<Key>,
     /// Directory of the secondary zones' received versions, one directory per zone.
     pub storage: PathBuf,
     pub iface: Option<String>,
@@ -208,9 +214,18 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
     });
     let notify: Option<Arc<dyn Notifications>> = (!state.secondaries.is_empty())
         .then(|| Arc::new(NotifyIn::new(&state.secondaries, xfr.clone())) as _);
+    let transfers: Option<Arc<dyn Transfers>> = (!state.secondaries.is_empty()).then(|| {
+        Arc::new(Outgoing::new(
+            &state.secondaries,
+            opts.keys.clone(),
+            clock.clone(),
+            xfr.clone(),
+        )) as _
+    });
     let service = Service {
         engine: state.served.engine.clone(),
         notify,
+        transfers,
     };
     let mut tasks = tokio::task::JoinSet::new();
     let mut udp_sockets = Vec::new();

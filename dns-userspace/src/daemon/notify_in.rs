@@ -164,6 +164,8 @@ mod tests {
             notify_from: vec![remote],
             policy: ExpirePolicy::Honour,
             file: None,
+            acl: Default::default(),
+            notify: Vec::new(),
         };
         let mut opened = secondary::open(&[spec], &storage, &DaemonClock::system()).unwrap();
         let stats = Arc::new(XfrStats::default());

@@ -2,7 +2,8 @@
 //! their addresses and TSIG keys, and the expire policy — resolved from the configuration
 //! file's `[[key]]`, `[[remote]]` and `[[zone]]` entries or from the command line
 //! (`--key NAME:ALGORITHM:SECRET`, `--primary ZONE=ADDRESS[,key=NAME]`), with errors that name
-//! the entry at fault.
+//! the entry at fault; and what the zone feeds other secondaries with: who may transfer it
+//! (`acl`, `--allow-transfer`) and whom we NOTIFY (`notify`, `--notify`).
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -11,6 +12,7 @@ use std::str::FromStr;
 use anyhow::{anyhow, bail, Result};
 
 use crate::wire::name::Name;
+use crate::xfr::acl::{Acl, RuleConfig};
 use crate::xfr::client::Primary;
 use crate::xfr::timers::ExpirePolicy;
 use crate::xfr::tsig::{Key, KeyConfig};
@@ -54,6 +56,10 @@ pub struct SecondarySpec {
     pub policy: ExpirePolicy,
     /// A zone file to start from when the storage holds no copy yet.
     pub file: Option<PathBuf>,
+    /// Who may transfer the zone from us (no rule: nobody).
+    pub acl: Acl,
+    /// Downstream secondaries we NOTIFY of each new version.
+    pub notify: Vec<Remote>,
 }
 
 impl SecondarySpec {
@@ -145,7 +151,29 @@ impl FromStr for CliKey {
     }
 }
 
-/// `--primary ZONE=ADDRESS[,key=NAME]`.
+/// `ZONE=VALUE[,key=NAME]`, the form of --primary, --notify and --allow-transfer: the zone,
+/// the value and the key name.
+fn zone_value_key<'a>(
+    flag: &str,
+    s: &'a str,
+    example: &str,
+) -> Result<(Name, &'a str, Option<String>)> {
+    let usage = format!("expected ZONE={example}");
+    let (zone, rest) = s
+        .split_once('=')
+        .ok_or_else(|| anyhow!("{flag} {s:?}: {usage}"))?;
+    let (value, key) = match rest.split_once(',') {
+        Some((a, k)) => match k.strip_prefix("key=") {
+            Some(k) if !k.is_empty() => (a, Some(k.to_owned())),
+            _ => bail!("{flag} {s:?}: {usage}"),
+        },
+        None => (rest, None),
+    };
+    let zone = fqdn(zone).map_err(|e| anyhow!("{flag} {s:?}: zone {e}"))?;
+    Ok((zone, value, key))
+}
+
+/// `--primary ZONE=ADDRESS[,key=NAME]` (and `--notify`, of the same form).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CliPrimary {
     pub zone: Name,
@@ -153,25 +181,69 @@ pub struct CliPrimary {
     pub key: Option<String>,
 }
 
+impl CliPrimary {
+    fn parse(flag: &str, s: &str) -> Result<CliPrimary> {
+        let (zone, addr, key) = zone_value_key(
+            flag,
+            s,
+            "ADDRESS[,key=NAME], e.g. tld.=198.18.0.1@53,key=xfr",
+        )?;
+        Ok(CliPrimary {
+            zone,
+            addr: parse_address(addr).map_err(|e| anyhow!("{flag} {s:?}: {e}"))?,
+            key,
+        })
+    }
+}
+
 impl FromStr for CliPrimary {
     type Err = anyhow::Error;
 
     fn from_str(s: &str) -> Result<CliPrimary> {
-        let usage = "expected ZONE=ADDRESS[,key=NAME], e.g. tld.=198.18.0.1@53,key=xfr";
-        let (zone, rest) = s
-            .split_once('=')
-            .ok_or_else(|| anyhow!("--primary {s:?}: {usage}"))?;
-        let (addr, key) = match rest.split_once(',') {
-            Some((a, k)) => match k.strip_prefix("key=") {
-                Some(k) if !k.is_empty() => (a, Some(k.to_owned())),
-                _ => bail!("--primary {s:?}: {usage}"),
+        CliPrimary::parse("--primary", s)
+    }
+}
+
+/// `--notify ZONE=ADDRESS[,key=NAME]`: a downstream secondary to NOTIFY.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CliNotify(pub CliPrimary);
+
+impl FromStr for CliNotify {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> Result<CliNotify> {
+        CliPrimary::parse("--notify", s).map(CliNotify)
+    }
+}
+
+/// `--allow-transfer ZONE=PREFIX[,key=NAME]`: an ACL rule allowing transfers of ZONE from
+/// PREFIX, signed with the key when one is named (unsigned otherwise).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CliAllow {
+    pub zone: Name,
+    pub rule: RuleConfig,
+}
+
+impl FromStr for CliAllow {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> Result<CliAllow> {
+        let flag = "--allow-transfer";
+        let (zone, prefix, key) = zone_value_key(
+            flag,
+            s,
+            "PREFIX[,key=NAME], e.g. tld.=198.18.0.0/15,key=xfr",
+        )?;
+        prefix
+            .parse::<crate::xfr::acl::Prefix>()
+            .map_err(|e| anyhow!("{flag} {s:?}: {e}"))?;
+        Ok(CliAllow {
+            zone,
+            rule: RuleConfig {
+                address: vec![prefix.to_owned()],
+                key: key.into_iter().collect(),
+                deny: false,
             },
-            None => (rest, None),
-        };
-        Ok(CliPrimary {
-            zone: fqdn(zone).map_err(|e| anyhow!("--primary {s:?}: zone {e}"))?,
-            addr: parse_address(addr).map_err(|e| anyhow!("--primary {s:?}: {e}"))?,
-            key,
         })
     }
 }
@@ -185,21 +257,37 @@ pub fn from_cli(
     policy: ExpirePolicy,
     file: impl Fn(&Name) -> Option<PathBuf>,
 ) -> Result<Vec<SecondarySpec>> {
-    let mut out: Vec<SecondarySpec> = Vec::new();
-    for p in primaries {
+    from_cli_with(primaries, &[], &[], keys, policy, file)
+}
+
+/// `from_cli`, with the downstreams to NOTIFY (`--notify`) and the transfer ACL rules
+/// (`--allow-transfer`) of the zones.
+pub fn from_cli_with(
+    primaries: &[CliPrimary],
+    notify: &[CliNotify],
+    allow: &[CliAllow],
+    keys: &[Key],
+    policy: ExpirePolicy,
+    file: impl Fn(&Name) -> Option<PathBuf>,
+) -> Result<Vec<SecondarySpec>> {
+    let remote = |flag: &str, p: &CliPrimary| -> Result<Remote> {
         let key = match &p.key {
             Some(k) => Some(
                 find_key(keys, k)
-                    .map_err(|e| anyhow!("--primary {}={}: {e}", p.zone, show_addr(p.addr)))?
+                    .map_err(|e| anyhow!("{flag} {}={}: {e}", p.zone, show_addr(p.addr)))?
                     .clone(),
             ),
             None => None,
         };
-        let remote = Remote {
-            id: format!("--primary {}", show_addr(p.addr)),
+        Ok(Remote {
+            id: format!("{flag} {}", show_addr(p.addr)),
             addrs: vec![p.addr],
             key,
-        };
+        })
+    };
+    let mut out: Vec<SecondarySpec> = Vec::new();
+    for p in primaries {
+        let remote = remote("--primary", p)?;
         match out.iter_mut().find(|s| s.zone == p.zone) {
             Some(s) => {
                 s.primaries.push(remote.clone());
@@ -211,8 +299,33 @@ pub fn from_cli(
                 notify_from: vec![remote],
                 policy,
                 file: file(&p.zone),
+                acl: Acl::default(),
+                notify: Vec::new(),
             }),
         }
+    }
+    let not_secondary = |flag: &str, zone: &Name| {
+        anyhow!("{flag} {zone}: not a --primary zone (only secondary zones feed others here)")
+    };
+    for n in notify {
+        let r = remote("--notify", &n.0)?;
+        let s = out
+            .iter_mut()
+            .find(|s| s.zone == n.0.zone)
+            .ok_or_else(|| not_secondary("--notify", &n.0.zone))?;
+        s.notify.push(r);
+    }
+    for s in &mut out {
+        let rules: Vec<RuleConfig> = allow
+            .iter()
+            .filter(|a| a.zone == s.zone)
+            .map(|a| a.rule.clone())
+            .collect();
+        s.acl = Acl::from_config(&rules, keys)
+            .map_err(|e| anyhow!("--allow-transfer {}: {e:#}", s.zone))?;
+    }
+    if let Some(a) = allow.iter().find(|a| !out.iter().any(|s| s.zone == a.zone)) {
+        return Err(not_secondary("--allow-transfer", &a.zone));
     }
     Ok(out)
 }

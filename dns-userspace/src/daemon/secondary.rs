@@ -18,10 +18,14 @@ use super::clock::DaemonClock;
 use super::held;
 use super::remote::SecondarySpec;
 use super::served::Served;
+use super::transfers::{notify, Outbound};
 use crate::net::backoff::{LogThrottle, LOG_INTERVAL};
 use crate::net::contain;
 use crate::wire::name::Name;
+use crate::wire::record::Record;
+use crate::xfr::acl::Acl;
 use crate::xfr::client::Method;
+use crate::xfr::journal::JournalLimits;
 use crate::xfr::secondary::{Event, Secondary};
 use crate::xfr::store::Store;
 use crate::xfr::timers::{ExpirePolicy, Status, TimerState};
@@ -50,6 +54,18 @@ pub struct XfrStats {
     pub publish_errors: AtomicU64,
     pub notify_accepted: AtomicU64,
     pub notify_refused: AtomicU64,
+    /// Transfers to downstreams: whole zones (AXFR, or IXFR answered with the zone).
+    pub outbound_axfr: AtomicU64,
+    pub outbound_ixfr: AtomicU64,
+    /// IXFR requests answered with a single SOA (up to date, or: use TCP).
+    pub outbound_up_to_date: AtomicU64,
+    pub outbound_refused: AtomicU64,
+    /// TSIG-signed queries (downstreams' SOA checks) answered signed, and refused.
+    pub signed_queries: AtomicU64,
+    pub signed_queries_refused: AtomicU64,
+    /// NOTIFY to downstreams answered, and given up on.
+    pub notify_sent: AtomicU64,
+    pub notify_failed: AtomicU64,
 }
 
 impl XfrStats {
@@ -67,6 +83,14 @@ impl XfrStats {
             ("xfr.publish_errors", &self.publish_errors),
             ("xfr.notify_accepted", &self.notify_accepted),
             ("xfr.notify_refused", &self.notify_refused),
+            ("xfr.outbound_axfr", &self.outbound_axfr),
+            ("xfr.outbound_ixfr", &self.outbound_ixfr),
+            ("xfr.outbound_up_to_date", &self.outbound_up_to_date),
+            ("xfr.outbound_refused", &self.outbound_refused),
+            ("xfr.signed_queries", &self.signed_queries),
+            ("xfr.signed_queries_refused", &self.signed_queries_refused),
+            ("xfr.notify_sent", &self.notify_sent),
+            ("xfr.notify_failed", &self.notify_failed),
         ]
         .into_iter()
         .map(|(n, v)| (n, v.load(Relaxed)))
@@ -89,6 +113,10 @@ pub(super) struct View {
 pub struct ZoneHandle {
     pub spec: SecondarySpec,
     pub dir: PathBuf,
+    /// Who may transfer the zone from us.
+    pub acl: Arc<Acl>,
+    /// The zone as transfers to downstreams see it.
+    pub outbound: Outbound,
     wake: mpsc::Sender<Option<u32>>,
     view: Mutex<View>,
 }
@@ -100,7 +128,9 @@ impl ZoneHandle {
         let _ = self.wake.try_send(serial);
     }
 
-    fn note(&self, sec: &Secondary, clock: &DaemonClock) {
+    /// Takes the zone's state after a look; the SOA of a version new since the last look.
+    fn note(&self, sec: &Secondary, clock: &DaemonClock) -> Option<Record> {
+        let new = self.outbound.update(sec, clock, &self.acl);
         let now = clock.now();
         let status = sec.timers().status(now);
         let mut v = held(&self.view);
@@ -125,6 +155,7 @@ impl ZoneHandle {
         v.serial = sec.serial();
         v.timers = sec.timers().state().clone();
         v.status = status;
+        new
     }
 
     fn finished(&self, now: u64, what: String) {
@@ -214,7 +245,8 @@ pub fn open(specs: &[SecondarySpec], storage: &Path, clock: &DaemonClock) -> Res
             )
             .with_context(|| format!("secondary zone {}: opening {}", spec.zone, dir.display()))
         };
-        let (mut secondary, problems) = open()?;
+        let (mut secondary, mut problems) = open()?;
+        problems.extend(secondary.keep_journal(JournalLimits::default())?);
         for p in &problems {
             log::warn!("secondary zone {}: {p}", spec.zone);
         }
@@ -227,6 +259,9 @@ pub fn open(specs: &[SecondarySpec], storage: &Path, clock: &DaemonClock) -> Res
                         file.display()
                     );
                     secondary = open()?.0;
+                    for p in secondary.keep_journal(JournalLimits::default())? {
+                        log::warn!("secondary zone {}: {p}", spec.zone);
+                    }
                 }
                 Err(e) => log::warn!(
                     "secondary zone {}: nothing stored, and its file cannot be used: {e:#}",
@@ -250,6 +285,8 @@ pub fn open(specs: &[SecondarySpec], storage: &Path, clock: &DaemonClock) -> Res
         let handle = Arc::new(ZoneHandle {
             spec: spec.clone(),
             dir,
+            acl: Arc::new(spec.acl.clone()),
+            outbound: Outbound::default(),
             wake: tx,
             view: Mutex::new(View {
                 serial: secondary.serial(),
@@ -459,7 +496,9 @@ pub async fn run(opened: Opened, served: Arc<Served>, stats: Arc<XfrStats>, cloc
         if task.serve(want, secondary.serial()).await.is_none() {
             return;
         }
-        task.z.note(&secondary, clock);
+        if let Some(soa) = task.z.note(&secondary, clock) {
+            notify(&task.z, soa, &task.stats);
+        }
 
         let held_now = hold_until.is_some_and(|t| Instant::now() < t);
         if secondary.due(&*clock.clock) && !held_now {

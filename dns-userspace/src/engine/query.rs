@@ -100,6 +100,30 @@ fn skip_rr(msg: &[u8], pos: usize) -> Option<(usize, u16, u16, u32, usize, usize
     Some((pos, t, class, ttl, rdata, end))
 }
 
+/// Whether `msg` ends with a TSIG record (RFC 8945 §4.1: TSIG is the last record of the
+/// additional section), found by walking the records; false for anything that cannot be walked.
+/// Cheap: a query without additional records is never walked.
+pub fn is_signed(msg: &[u8]) -> bool {
+    let count = |at| be16(msg, at).unwrap_or(0) as usize;
+    if count(10) == 0 || count(4) != 1 {
+        return false;
+    }
+    let Some(mut pos) = skip_name(msg, 12).map(|p| p + 4) else {
+        return false;
+    };
+    let mut last = 0;
+    for _ in 0..count(6) + count(8) + count(10) {
+        match skip_rr(msg, pos) {
+            Some((_, t, _, _, _, end)) => {
+                last = t;
+                pos = end;
+            }
+            None => return false,
+        }
+    }
+    last == rtype::TSIG
+}
+
 /// Parses the EDNS OPT record's fields.
 fn parse_opt(msg: &[u8], class: u16, ttl: u32, rdata: usize, end: usize) -> Option<Edns> {
     let mut options = Vec::new();

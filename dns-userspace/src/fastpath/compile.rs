@@ -35,7 +35,7 @@ pub struct Entries {
 }
 
 /// A `SUFFIXES` key, kept as long as it is (most of the 256 key bytes are padding).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct SuffixKey {
     /// LPM prefix length in bits.
     pub bits: u32,
@@ -65,10 +65,16 @@ impl Entries {
     /// overhead (hash element header, or LPM trie node). Templates are in the cache (see
     /// `template_cache_memory`).
     pub fn memory(&self) -> usize {
-        let v = std::mem::size_of::<AnswerRef>();
-        self.exact.len() * (std::mem::size_of::<AnswerKey>() + v + HASH_ELEM)
-            + self.suffix.len() * (4 + SUFFIX_DATA + v + LPM_NODE)
+        index_memory(self.exact.len(), self.suffix.len())
     }
+}
+
+/// Kernel memory of `exact` entries in `ANSWERS` and `suffix` entries in `SUFFIXES`, estimated
+/// (see `Entries::memory`).
+pub fn index_memory(exact: usize, suffix: usize) -> usize {
+    let v = std::mem::size_of::<AnswerRef>();
+    exact * (std::mem::size_of::<AnswerKey>() + v + HASH_ELEM)
+        + suffix * (4 + SUFFIX_DATA + v + LPM_NODE)
 }
 
 /// Per-element overhead of a BPF hash map (`struct htab_elem`), estimated.
@@ -316,16 +322,21 @@ pub fn compile_chaos(engine: &Engine, generation: u16, out: &mut Entries) -> usi
     n
 }
 
+/// Whether `name` of `zone` is compiled by that zone: not in another served zone below it.
+pub fn zone_owns(engine: &Engine, zone: &Zone, name: &Name) -> bool {
+    engine
+        .catalog
+        .find(name)
+        .is_some_and(|z| z.apex() == zone.apex())
+}
+
 /// Compiles a zone into map entries (appended to `out`), on as many threads as the process
 /// may use: each name's entries depend only on the zone, so the names are split in chunks.
 pub fn compile_zone(engine: &Engine, zone: &Zone, generation: u16, out: &mut Entries) -> Stats {
-    let ours = |n: &Name| {
-        engine
-            .catalog
-            .find(n)
-            .is_some_and(|z| z.apex() == zone.apex())
-    };
-    let names: Vec<(&Name, &Node)> = zone.nodes().filter(|(n, _)| ours(n)).collect();
+    let names: Vec<(&Name, &Node)> = zone
+        .nodes()
+        .filter(|(n, _)| zone_owns(engine, zone, n))
+        .collect();
     let parents: HashSet<Name> = zone.nodes().filter_map(|(n, _)| n.parent()).collect();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let chunk = names.len().div_ceil(threads).max(4096);
@@ -336,16 +347,9 @@ pub fn compile_zone(engine: &Engine, zone: &Zone, generation: u16, out: &mut Ent
                 let parents = &parents;
                 s.spawn(move || {
                     let mut entries = Entries::default();
-                    let mut c = ZoneCompiler {
-                        engine,
-                        zone,
-                        generation,
-                        out: &mut entries,
-                        stats: Stats::default(),
-                        suffix_keys: HashSet::new(),
-                    };
+                    let mut c = ZoneCompiler::new(engine, zone, generation, &mut entries);
                     for (name, node) in part {
-                        c.name(name, node, parents);
+                        c.name(name, node, parents.contains(*name));
                     }
                     let stats = c.stats;
                     (entries, stats)
@@ -366,9 +370,48 @@ pub fn compile_zone(engine: &Engine, zone: &Zone, generation: u16, out: &mut Ent
     stats
 }
 
+/// The entries of one name of `zone`, exactly as `compile_zone` makes them (none for a name
+/// the zone does not hold or does not compile: below a cut or a DNAME, or in another served
+/// zone). `has_children`: whether some name of the zone has `name` as its parent.
+pub fn compile_name(
+    engine: &Engine,
+    zone: &Zone,
+    name: &Name,
+    has_children: bool,
+    generation: u16,
+) -> Entries {
+    let mut entries = Entries::default();
+    if let Some((owner, node)) = zone.node(name) {
+        if zone_owns(engine, zone, owner) {
+            ZoneCompiler::new(engine, zone, generation, &mut entries).name(
+                owner,
+                node,
+                has_children,
+            );
+        }
+    }
+    entries
+}
+
 impl ZoneCompiler<'_> {
+    fn new<'a>(
+        engine: &'a Engine,
+        zone: &'a Zone,
+        generation: u16,
+        out: &'a mut Entries,
+    ) -> ZoneCompiler<'a> {
+        ZoneCompiler {
+            engine,
+            zone,
+            generation,
+            out,
+            stats: Stats::default(),
+            suffix_keys: HashSet::new(),
+        }
+    }
+
     /// The entries of one name.
-    fn name(&mut self, name: &Name, node: &Node, parents: &HashSet<Name>) {
+    fn name(&mut self, name: &Name, node: &Node, has_children: bool) {
         let zone = self.zone;
         match zone.position(name) {
             Position::Authoritative => {
@@ -381,7 +424,7 @@ impl ZoneCompiler<'_> {
                 if node.get(rtype::CNAME).is_none() {
                     self.exact(name, &types, true);
                 }
-                self.negative(name, parents.contains(name));
+                self.negative(name, has_children);
             }
             Position::Delegated { cut, .. } if cut == *name => {
                 // Validators ask for DS only below signed zones.

@@ -3,13 +3,25 @@
 //! it in beside the old one, switches the program over in one write, then removes the old
 //! entries — so a query sees the old zones or the new ones, never a mix. Templates are shared
 //! between generations by content, so a reload only adds the answers that changed.
+//!
+//! A change to one zone (a secondary's IXFR) can instead be published incrementally, within
+//! the generation: only the entries of the names the change reaches are compiled again and
+//! rewritten (`incremental`, `affected`, `deps`), in an order that keeps every query on the
+//! old answers or the new ones (`update`).
 
+pub mod affected;
+pub mod change;
 pub mod compile;
+pub mod deps;
+mod incremental;
+pub mod keyset;
 pub mod promote;
 pub mod render;
 pub mod templates;
+pub mod update;
 pub mod xdp;
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::Instant;
 
@@ -17,7 +29,11 @@ use anyhow::{bail, Result};
 use dns_common::{AnswerKey, Config};
 
 use crate::engine::Engine;
+use crate::wire::name::Name;
 use compile::{Entries, SuffixKey};
+use deps::ZoneDeps;
+use keyset::KeySet;
+pub use update::Touched;
 use xdp::{AttachMode, Capacity, XdpServer};
 
 /// Generations cycle through 1..=127 (the suffix keys keep 7 bits).
@@ -29,9 +45,15 @@ pub struct FastPath {
     pub server: XdpServer,
     generation: u16,
     port: u16,
-    exact_keys: Vec<AnswerKey>,
-    suffix_keys: Vec<SuffixKey>,
+    exact_keys: KeySet<AnswerKey>,
+    suffix_keys: KeySet<SuffixKey>,
     pub entries: usize,
+    /// The engine the maps answer for.
+    last: Engine,
+    /// Per zone (by apex): what its answers depend on, for incremental publications.
+    deps: HashMap<Name, ZoneDeps>,
+    /// Names whose exact and NODATA entries are under an epoch other than 0.
+    epochs: HashMap<Name, u16>,
 }
 
 /// What one publication did.
@@ -46,6 +68,17 @@ pub struct Published {
     pub cached: usize,
     pub memory: usize,
     pub seconds: f64,
+    pub update: Update,
+}
+
+/// How a publication brought the maps up to date.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Update {
+    /// A new generation with every entry; `reason` says why, when an incremental publication
+    /// was asked for.
+    Full { reason: Option<String> },
+    /// Within the generation: the entries of `names` names compiled again, with these writes.
+    Incremental { names: usize, touched: Touched },
 }
 
 /// Default size of the template cache for `templates` distinct templates: room for every
@@ -90,6 +123,27 @@ impl FastPath {
         if addrs.is_empty() {
             bail!("interface {iface} has no addresses for the XDP path to answer on");
         }
+        let mut fp = FastPath::load(engine, addrs, port, templates)?;
+        fp.server.attach(iface, mode)?;
+        log::info!(
+            "XDP attached to {iface} ({mode:?}), answering on {} port {port}",
+            addrs
+                .iter()
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        Ok(fp)
+    }
+
+    /// Loads the program sized for `engine` and publishes it, answering on `addrs` and
+    /// `port`, without attaching it (see `start`; tests run it with BPF_PROG_TEST_RUN).
+    pub fn load(
+        engine: &Engine,
+        addrs: &[IpAddr],
+        port: u16,
+        templates: Option<u32>,
+    ) -> Result<FastPath> {
         let generation = 1;
         let entries = compile_all(engine, generation);
         // Room for two generations (a reload fills the new one before the old one goes).
@@ -119,21 +173,25 @@ impl FastPath {
             server,
             generation: 0,
             port,
-            exact_keys: Vec::new(),
-            suffix_keys: Vec::new(),
+            exact_keys: KeySet::default(),
+            suffix_keys: KeySet::default(),
             entries: 0,
+            last: Engine::default(),
+            deps: HashMap::new(),
+            epochs: HashMap::new(),
         };
         fp.install(engine, entries, generation)?;
-        fp.server.attach(iface, mode)?;
-        log::info!(
-            "XDP attached to {iface} ({mode:?}), answering on {} port {port}",
-            addrs
-                .iter()
-                .map(|a| a.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
         Ok(fp)
+    }
+
+    /// The generation the program answers from.
+    pub fn generation(&self) -> u16 {
+        self.generation
+    }
+
+    /// The dependency index of the zone `apex` (for tests).
+    pub fn zone_deps(&self, apex: &Name) -> Option<&ZoneDeps> {
+        self.deps.get(apex)
     }
 
     /// Replaces what the maps hold with `engine`'s answers.
@@ -150,12 +208,8 @@ impl FastPath {
             Err(e) => {
                 // Roll back what was inserted of the new generation; the old one still serves.
                 self.remove(
-                    &entries.exact.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
-                    &entries
-                        .suffix
-                        .iter()
-                        .map(|(k, _)| k.clone())
-                        .collect::<Vec<_>>(),
+                    entries.exact.iter().map(|(k, _)| k),
+                    entries.suffix.iter().map(|(k, _)| k),
                 );
                 self.server.discard_new_templates();
                 return Err(e);
@@ -173,16 +227,18 @@ impl FastPath {
         })?;
         let old_exact = std::mem::replace(
             &mut self.exact_keys,
-            entries.exact.iter().map(|(k, _)| *k).collect(),
+            KeySet::new(entries.exact.iter().map(|(k, _)| *k).collect()),
         );
         let old_suffix = std::mem::replace(
             &mut self.suffix_keys,
-            entries.suffix.iter().map(|(k, _)| k.clone()).collect(),
+            KeySet::new(entries.suffix.iter().map(|(k, _)| k.clone()).collect()),
         );
-        self.remove(&old_exact, &old_suffix);
+        self.remove(old_exact.iter(), old_suffix.iter());
         self.server.retire_templates();
         self.generation = generation;
         self.entries = entries.len();
+        self.epochs.clear();
+        self.index(engine);
         let p = Published {
             generation,
             entries: entries.len(),
@@ -191,6 +247,7 @@ impl FastPath {
             cached: inserted.cached,
             memory: entries.memory(),
             seconds: t.elapsed().as_secs_f64(),
+            update: Update::Full { reason: None },
         };
         log::info!(
             "XDP generation {}: {} index entries (about {} MiB), {} templates ({} new, {} of them cached), filled in {:.2}s",
@@ -205,7 +262,31 @@ impl FastPath {
         Ok(p)
     }
 
-    fn remove(&mut self, exact: &[AnswerKey], suffix: &[SuffixKey]) {
+    /// Remembers `engine` as the one the maps answer for, and indexes its zones (those it
+    /// shares with the last one keep their index).
+    fn index(&mut self, engine: &Engine) {
+        let mut deps = HashMap::new();
+        // Roles depend on which zones are served (a name in a served child zone has none).
+        let same_zones = incremental::same_apexes(&self.last, engine);
+        for zone in engine.catalog.zones() {
+            let apex = zone.apex();
+            let kept = (self.last.catalog.get(apex))
+                .filter(|z| same_zones && std::sync::Arc::ptr_eq(z, zone));
+            let d = match (kept, self.deps.remove(apex)) {
+                (Some(_), Some(d)) => d,
+                _ => ZoneDeps::build(engine, zone),
+            };
+            deps.insert(apex.clone(), d);
+        }
+        self.deps = deps;
+        self.last = engine.clone();
+    }
+
+    fn remove<'a>(
+        &mut self,
+        exact: impl Iterator<Item = &'a AnswerKey>,
+        suffix: impl Iterator<Item = &'a SuffixKey>,
+    ) {
         for k in exact {
             let _ = self.server.answers.remove(k);
         }

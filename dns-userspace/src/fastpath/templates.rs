@@ -2,9 +2,13 @@
 //!
 //! Bodies are deduplicated by content and given ids (the keys of the `TEMPLATES` cache map), so
 //! that identical answers share one cached body and a reload re-uses the ids of the bodies it
-//! did not change. Each `intern` round is an epoch: after a publication, the ids the newest
-//! epoch did not use are retired. The store also keeps the bodies the kernel cache had no room
-//! for, so that userspace can promote them when queries for them become frequent.
+//! did not change. An id never changes its body: a changed answer gets a new id. Every id
+//! counts the index entries that refer to it. A full publication counts the new generation's
+//! references in a round of `intern` calls (`begin`, then `retire_unused` or `discard_fresh`);
+//! an incremental one `acquire`s the bodies of the entries it writes and `release`s those of
+//! the entries it replaces or removes, and `retire_released` then forgets the ids no entry
+//! refers to. The store also keeps the bodies the kernel cache had no room for, so that
+//! userspace can promote them when queries for them become frequent.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -108,7 +112,10 @@ pub fn distinct<'a>(bodies: impl Iterator<Item = &'a Body>) -> usize {
 
 struct Stored {
     body: Body,
-    epoch: u64,
+    /// Index entries that refer to this id.
+    refs: u32,
+    /// References counted by the current round of `intern` calls.
+    round: u32,
 }
 
 /// Answer bodies by id, deduplicated.
@@ -117,39 +124,104 @@ pub struct TemplateStore {
     ids: HashMap<Body, u32>,
     bodies: HashMap<u32, Stored>,
     next_id: u32,
-    epoch: u64,
-    /// Ids first made in the current epoch.
+    /// Ids first made in the current round or update.
     fresh: Vec<u32>,
+    /// Ids released since the last `retire_released`.
+    released: Vec<u32>,
 }
 
 impl TemplateStore {
-    /// Starts a new round of `intern` calls.
+    /// Starts a new round of `intern` calls (a full publication).
     pub fn begin(&mut self) {
-        self.epoch += 1;
         self.fresh.clear();
+        for s in self.bodies.values_mut() {
+            s.round = 0;
+        }
     }
 
-    /// The id of `body`, made if new; marks it used in the current epoch. Returns the id and
-    /// whether it is new.
-    pub fn intern(&mut self, body: &Body) -> (u32, bool) {
+    /// Starts an incremental update (`acquire` and `release` calls).
+    pub fn begin_update(&mut self) {
+        self.fresh.clear();
+        self.released.clear();
+    }
+
+    /// The id of `body`, made if new; returns it and whether it is new.
+    fn id_for(&mut self, body: &Body) -> (u32, bool) {
         if let Some(&id) = self.ids.get(body) {
-            if let Some(s) = self.bodies.get_mut(&id) {
-                s.epoch = self.epoch;
-            }
             return (id, false);
         }
-        self.next_id = self.next_id.checked_add(1).unwrap_or(1);
+        loop {
+            self.next_id = self.next_id.checked_add(1).unwrap_or(1);
+            if !self.bodies.contains_key(&self.next_id) {
+                break;
+            }
+        }
         let id = self.next_id;
         self.ids.insert(body.clone(), id);
         self.bodies.insert(
             id,
             Stored {
                 body: body.clone(),
-                epoch: self.epoch,
+                refs: 0,
+                round: 0,
             },
         );
         self.fresh.push(id);
         (id, true)
+    }
+
+    /// The id of `body`, made if new, counted as used by the current round. Returns the id and
+    /// whether it is new.
+    pub fn intern(&mut self, body: &Body) -> (u32, bool) {
+        let (id, new) = self.id_for(body);
+        if let Some(s) = self.bodies.get_mut(&id) {
+            s.round += 1;
+        }
+        (id, new)
+    }
+
+    /// The id of `body`, made if new, with one more reference. Returns the id and whether it
+    /// is new.
+    pub fn acquire(&mut self, body: &Body) -> (u32, bool) {
+        let (id, new) = self.id_for(body);
+        if let Some(s) = self.bodies.get_mut(&id) {
+            s.refs += 1;
+        }
+        (id, new)
+    }
+
+    /// One reference fewer to `id`.
+    pub fn release(&mut self, id: u32) {
+        if let Some(s) = self.bodies.get_mut(&id) {
+            s.refs = s.refs.saturating_sub(1);
+            if s.refs == 0 {
+                self.released.push(id);
+            }
+        }
+    }
+
+    /// Forgets the released ids that no entry refers to any more; returns them.
+    pub fn retire_released(&mut self) -> Vec<u32> {
+        let mut gone = Vec::new();
+        for id in std::mem::take(&mut self.released) {
+            if self.bodies.get(&id).is_some_and(|s| s.refs == 0) {
+                if let Some(s) = self.bodies.remove(&id) {
+                    self.ids.remove(&s.body);
+                }
+                gone.push(id);
+            }
+        }
+        gone
+    }
+
+    /// The id of `body`, if stored.
+    pub fn id_of(&self, body: &Body) -> Option<u32> {
+        self.ids.get(body).copied()
+    }
+
+    /// References to `id`.
+    pub fn refs(&self, id: u32) -> u32 {
+        self.bodies.get(&id).map_or(0, |s| s.refs)
     }
 
     /// The body of `id`.
@@ -157,7 +229,7 @@ impl TemplateStore {
         self.bodies.get(&id).map(|s| s.body.answer())
     }
 
-    /// Forgets the ids made in the current epoch (a failed publication); returns them.
+    /// Forgets the ids made in the current round (a failed publication); returns them.
     pub fn discard_fresh(&mut self) -> Vec<u32> {
         let fresh = std::mem::take(&mut self.fresh);
         for id in &fresh {
@@ -168,12 +240,16 @@ impl TemplateStore {
         fresh
     }
 
-    /// Forgets the ids the current epoch did not use; returns them.
+    /// Ends a round: its counts become the references, and the ids it did not use are
+    /// forgotten; returns them.
     pub fn retire_unused(&mut self) -> Vec<u32> {
+        for s in self.bodies.values_mut() {
+            s.refs = s.round;
+        }
         let old: Vec<u32> = self
             .bodies
             .iter()
-            .filter(|(_, s)| s.epoch != self.epoch)
+            .filter(|(_, s)| s.refs == 0)
             .map(|(id, _)| *id)
             .collect();
         for id in &old {
@@ -249,7 +325,7 @@ mod tests {
     }
 
     #[test]
-    fn interning_dedupes_and_retires_by_epoch() {
+    fn interning_dedupes_and_retires_by_round() {
         let mut s = TemplateStore::default();
         s.begin();
         let (a, new_a) = s.intern(&body(b"one", &[]));
@@ -271,5 +347,38 @@ mod tests {
         let (d, _) = s.intern(&body(b"four", &[]));
         assert_eq!(s.discard_fresh(), vec![d]);
         assert!(s.get(b).is_some() && s.get(d).is_none());
+    }
+
+    #[test]
+    fn references_keep_ids_until_the_last_is_released() {
+        let mut s = TemplateStore::default();
+        s.begin();
+        let (a, _) = s.intern(&body(b"one", &[]));
+        s.intern(&body(b"one", &[]));
+        let (b, _) = s.intern(&body(b"two", &[]));
+        assert!(s.retire_unused().is_empty());
+        assert_eq!((s.refs(a), s.refs(b)), (2, 1));
+        s.begin_update();
+        let (c, new_c) = s.acquire(&body(b"three", &[]));
+        let (a2, new_a2) = s.acquire(&body(b"one", &[]));
+        assert!(new_c && !new_a2 && a2 == a);
+        s.release(a);
+        s.release(a);
+        s.release(b);
+        // `a` still has the reference acquired above; `b` has none.
+        assert_eq!(s.retire_released(), vec![b]);
+        assert!(s.get(b).is_none() && s.id_of(&body(b"two", &[])).is_none());
+        assert_eq!((s.refs(a), s.refs(c)), (1, 1));
+        // A released id acquired again before the retirement stays.
+        s.begin_update();
+        s.release(c);
+        s.acquire(&body(b"three", &[]));
+        assert!(s.retire_released().is_empty());
+        assert_eq!(s.id_of(&body(b"three", &[])), Some(c));
+        // A full round recounts from scratch.
+        s.begin();
+        s.intern(&body(b"three", &[]));
+        assert_eq!(s.retire_unused(), vec![a]);
+        assert_eq!(s.refs(c), 1);
     }
 }

@@ -82,6 +82,9 @@ pub struct XdpServer {
     pub templates: HashMap<MapData, u32, Answer>,
     cold: Option<RingBuf<MapData>>,
     store: TemplateStore,
+    /// Template ids no entry refers to since the last publication, still in the cache (see
+    /// `flush_retired`).
+    retired: Vec<u32>,
     template_capacity: u32,
     config: Array<MapData, Config>,
     service_addrs: HashMap<MapData, [u8; 16], u8>,
@@ -137,6 +140,7 @@ impl XdpServer {
             templates: take(&mut ebpf, maps::TEMPLATES)?,
             cold: Some(take(&mut ebpf, maps::COLD)?),
             store: TemplateStore::default(),
+            retired: Vec::new(),
             template_capacity: templates,
             config: take(&mut ebpf, maps::CONFIG)?,
             service_addrs: take(&mut ebpf, maps::SERVICE_ADDRS)?,
@@ -205,9 +209,10 @@ impl XdpServer {
     }
 
     /// Inserts compiled entries: every key into the index, and the templates that are new into
-    /// the cache as far as it has room. Starts a new epoch of the template store (see
+    /// the cache as far as it has room. Starts a new round of the template store (see
     /// `retire_templates` and `discard_new_templates`).
     pub fn insert(&mut self, entries: &Entries) -> Result<Inserted> {
+        self.flush_retired();
         self.store.begin();
         let mut fresh = Vec::new();
         for (k, v) in &entries.exact {
@@ -238,7 +243,73 @@ impl XdpServer {
         })
     }
 
-    fn cache_template(&mut self, id: u32) -> Result<bool> {
+    /// Starts an incremental update of the template references (`acquire`, `release`).
+    pub fn begin_update(&mut self) {
+        self.flush_retired();
+        self.store.begin_update();
+    }
+
+    /// Removes the templates retired by the last publication from the cache. Done at the
+    /// start of the next one, not at once: a query that read an index entry just before it was
+    /// switched may still be copying its template, and the LRU map would hand that element to
+    /// the next insertion (a promotion, right after the publication) as soon as it is deleted.
+    /// By the next publication no query can still hold it.
+    fn flush_retired(&mut self) {
+        for id in std::mem::take(&mut self.retired) {
+            let _ = self.templates.remove(&id);
+        }
+    }
+
+    /// The index entry for `body`, with one more reference to its template (pass markers
+    /// have none); and whether that template is new (to be cached before it is referred to).
+    pub fn acquire(&mut self, body: &Body) -> (AnswerRef, bool) {
+        let (template, new) = if body.kind() & 0xff == AnswerKind::Pass as u16 {
+            (0, false)
+        } else {
+            self.store.acquire(body)
+        };
+        let r = AnswerRef {
+            kind: body.kind(),
+            anchor_len: body.anchor_len(),
+            template,
+        };
+        (r, new)
+    }
+
+    /// The index entry `body` has now, without a new reference; `None` when its template is
+    /// not stored.
+    pub fn current_ref(&self, body: &Body) -> Option<AnswerRef> {
+        let template = if body.kind() & 0xff == AnswerKind::Pass as u16 {
+            0
+        } else {
+            self.store.id_of(body)?
+        };
+        Some(AnswerRef {
+            kind: body.kind(),
+            anchor_len: body.anchor_len(),
+            template,
+        })
+    }
+
+    /// One reference fewer to the template of `r`.
+    pub fn release(&mut self, r: &AnswerRef) {
+        if r.template != 0 {
+            self.store.release(r.template);
+        }
+    }
+
+    /// Retires the templates no entry refers to any more (after `release`): forgotten by the
+    /// store now, removed from the cache at the next publication (see `flush_retired`);
+    /// returns how many.
+    pub fn retire_released(&mut self) -> usize {
+        let gone = self.store.retire_released();
+        let n = gone.len();
+        self.retired.extend(gone);
+        n
+    }
+
+    /// Puts a stored template into the cache; false when it is not stored.
+    pub fn cache_template(&mut self, id: u32) -> Result<bool> {
         let Some(body) = self.store.get(id) else {
             return Ok(false);
         };
@@ -258,11 +329,10 @@ impl XdpServer {
         Ok(n)
     }
 
-    /// Removes the templates the last `insert` did not use from the store and the cache.
+    /// Retires the templates the last `insert` did not use (see `retire_released`).
     pub fn retire_templates(&mut self) {
-        for id in self.store.retire_unused() {
-            let _ = self.templates.remove(&id);
-        }
+        let gone = self.store.retire_unused();
+        self.retired.extend(gone);
     }
 
     /// Removes the templates the last `insert` made (a failed publication).

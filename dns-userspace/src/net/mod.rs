@@ -23,7 +23,7 @@ use tokio::net::TcpListener;
 
 use crate::engine::Engine;
 
-pub use notify::{Notifications, Service};
+pub use notify::{Notifications, Service, TransferMessages, Transfers};
 pub use tcp::{serve_tcp, TcpLimits};
 
 /// The engine being served; replaced as a whole on reload.

@@ -1,14 +1,16 @@
-//! Routing NOTIFY (RFC 1996): the engine answers queries only (NOTIMP for any other opcode),
-//! so a NOTIFY request arriving over UDP or TCP goes to the handler the daemon registers
-//! (`daemon::notify_in`), which checks who sent it and answers. Without a handler the engine
-//! answers it as before. The handler runs contained, like the engine: a panic in it is counted
-//! and the message goes unanswered.
+//! Routing what the engine does not answer by itself: a NOTIFY request (RFC 1996) goes to the
+//! handler the daemon registers (`daemon::notify_in`), which checks who sent it and answers; a
+//! zone transfer request (AXFR, IXFR) and a TSIG-signed query (RFC 8945, such as a downstream
+//! secondary's SOA check) go to the transfer handler (`daemon::transfers`), which checks the
+//! TSIG and the zone's ACL. Without handlers the engine answers them as before. The handlers
+//! run contained, like the engine: a panic in one is counted and the message goes unanswered.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use crate::engine::{Engine, Transport};
+use crate::engine::{query, Engine, Transport};
 use crate::net::{contain, ServerStats, SharedEngine};
+use crate::xfr::outbound;
 
 /// The NOTIFY opcode.
 const OPCODE_NOTIFY: u8 = 4;
@@ -19,11 +21,29 @@ pub trait Notifications: Send + Sync {
     fn notify(&self, msg: &[u8], peer: SocketAddr, transport: Transport) -> Option<Vec<u8>>;
 }
 
-/// What answers on the service addresses: the engine, and the NOTIFY handler when there is one.
+/// The messages of a zone transfer, made one at a time as the connection takes them.
+pub type TransferMessages = Box<dyn Iterator<Item = Vec<u8>> + Send>;
+
+/// What takes zone transfer requests and signed queries.
+pub trait Transfers: Send + Sync {
+    /// The messages answering the AXFR or IXFR request `msg` from `peer` (none: no answer).
+    fn transfer(&self, msg: &[u8], peer: SocketAddr, transport: Transport) -> TransferMessages;
+    /// The answer to the TSIG-signed query `msg`, the query itself answered by `engine`.
+    fn signed(
+        &self,
+        msg: &[u8],
+        transport: Transport,
+        engine: &dyn Fn(&[u8]) -> Option<Vec<u8>>,
+    ) -> Option<Vec<u8>>;
+}
+
+/// What answers on the service addresses: the engine, and the NOTIFY and transfer handlers
+/// when there are some.
 #[derive(Clone, Default)]
 pub struct Service {
     pub engine: SharedEngine,
     pub notify: Option<Arc<dyn Notifications>>,
+    pub transfers: Option<Arc<dyn Transfers>>,
 }
 
 /// Whether `msg` is a NOTIFY request (QR clear, opcode 4).
@@ -48,18 +68,90 @@ impl Service {
         stats: &ServerStats,
     ) -> Option<Vec<u8>> {
         let Some(handler) = self.notify.as_ref().filter(|_| is_notify(msg)) else {
-            return contain::answer(engine, msg, transport, stats);
+            return self.query(engine, msg, peer, transport, stats);
         };
         let peer = canonical(peer?);
-        contain::contained(|| handler.notify(msg, peer, transport)).unwrap_or_else(|why| {
-            contain::note_panic(
-                stats,
-                format_args!("handling a NOTIFY from {peer} over {transport:?}, not answered"),
-                &why,
-            );
-            None
-        })
+        contained_or_none(
+            stats,
+            || handler.notify(msg, peer, transport),
+            || format!("handling a NOTIFY from {peer} over {transport:?}, not answered"),
+        )
     }
+
+    /// A message that is no NOTIFY: a transfer request (over UDP: one message), a signed
+    /// query (verified, answered signed), or a query for the engine.
+    fn query(
+        &self,
+        engine: &Engine,
+        msg: &[u8],
+        peer: Option<SocketAddr>,
+        transport: Transport,
+        stats: &ServerStats,
+    ) -> Option<Vec<u8>> {
+        let Some(t) = &self.transfers else {
+            return contain::answer(engine, msg, transport, stats);
+        };
+        if outbound::is_transfer(msg) {
+            return self
+                .transfer(msg, peer, transport, stats)
+                .and_then(|mut m| contained_next(&mut m, stats));
+        }
+        if !query::is_signed(msg) {
+            return contain::answer(engine, msg, transport, stats);
+        }
+        let answer = |q: &[u8]| contain::answer(engine, q, transport, stats);
+        contained_or_none(
+            stats,
+            || t.signed(msg, transport, &answer),
+            || format!("answering a signed query over {transport:?}"),
+        )
+    }
+
+    /// The messages answering `msg` when it is a zone transfer request and there is a transfer
+    /// handler (`None` otherwise: the message is for `answer`). Take each message with
+    /// [`contained_next`].
+    pub(crate) fn transfer(
+        &self,
+        msg: &[u8],
+        peer: Option<SocketAddr>,
+        transport: Transport,
+        stats: &ServerStats,
+    ) -> Option<TransferMessages> {
+        let t = self
+            .transfers
+            .as_ref()
+            .filter(|_| outbound::is_transfer(msg))?;
+        let peer = canonical(peer?);
+        contain::contained(|| t.transfer(msg, peer, transport))
+            .map_err(|why| {
+                contain::note_panic(
+                    stats,
+                    format_args!("a transfer request from {peer} over {transport:?}"),
+                    &why,
+                )
+            })
+            .ok()
+    }
+}
+
+/// `f`'s answer; a panic in it is counted and logged with `what`, and gives no answer.
+fn contained_or_none<T>(
+    stats: &ServerStats,
+    f: impl FnOnce() -> Option<T>,
+    what: impl FnOnce() -> String,
+) -> Option<T> {
+    contain::contained(f).unwrap_or_else(|why| {
+        contain::note_panic(stats, format_args!("{}", what()), &why);
+        None
+    })
+}
+
+/// The next message of a transfer; a panic while making it is counted and ends it.
+pub(crate) fn contained_next(m: &mut TransferMessages, stats: &ServerStats) -> Option<Vec<u8>> {
+    contain::contained(|| m.next()).unwrap_or_else(|why| {
+        contain::note_panic(stats, format_args!("making a transfer message"), &why);
+        None
+    })
 }
 
 #[cfg(test)]
@@ -85,6 +177,7 @@ mod tests {
         contain::install_hook();
         let seen = Arc::new(Seen(AtomicUsize::new(0)));
         let svc = Service {
+            transfers: None,
             engine: Default::default(),
             notify: Some(seen.clone()),
         };

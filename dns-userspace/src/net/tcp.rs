@@ -14,6 +14,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::engine::Transport;
 use crate::net::backoff::AcceptErrors;
+use crate::net::notify::contained_next;
 use crate::net::sources::{SourceSlot, Sources};
 use crate::net::{current, ServerStats, Service};
 
@@ -131,21 +132,47 @@ async fn connection(
             .await
             .context("tcp read timeout")??;
         stats.tcp_queries.fetch_add(1, Ordering::Relaxed);
-        let eng = current(&service.engine);
-        if let Some(resp) = service.answer(&eng, &msg, peer, Transport::Tcp, stats) {
-            let mut out = Vec::with_capacity(resp.len() + 2);
-            out.extend_from_slice(&(resp.len() as u16).to_be_bytes());
-            out.extend_from_slice(&resp);
-            match tokio::time::timeout(limits.write_timeout, stream.write_all(&out)).await {
-                Ok(written) => written?,
-                Err(_) => {
-                    // Dropping the stream closes it (with a reset: its queries are unread).
-                    stats.tcp_write_timeouts.fetch_add(1, Ordering::Relaxed);
+        if let Some(mut messages) = service.transfer(&msg, peer, Transport::Tcp, stats) {
+            // A zone transfer: each message made (off the runtime's other tasks) when the
+            // connection has taken the one before.
+            while let Some(m) = tokio::task::block_in_place(|| contained_next(&mut messages, stats))
+            {
+                if !write_framed(&mut stream, &m, limits, stats).await? {
                     return Ok(());
                 }
+            }
+            continue;
+        }
+        let eng = current(&service.engine);
+        if let Some(resp) = service.answer(&eng, &msg, peer, Transport::Tcp, stats) {
+            if !write_framed(&mut stream, &resp, limits, stats).await? {
+                return Ok(());
             }
         }
     }
     let _ = stream.shutdown().await;
     Ok(())
+}
+
+/// Writes one message with its length; false when the client took longer than the write
+/// timeout (the connection is then to be dropped, which closes it with a reset).
+async fn write_framed(
+    stream: &mut TcpStream,
+    msg: &[u8],
+    limits: TcpLimits,
+    stats: &ServerStats,
+) -> Result<bool> {
+    let mut out = Vec::with_capacity(msg.len() + 2);
+    out.extend_from_slice(&(msg.len() as u16).to_be_bytes());
+    out.extend_from_slice(msg);
+    match tokio::time::timeout(limits.write_timeout, stream.write_all(&out)).await {
+        Ok(written) => {
+            written?;
+            Ok(true)
+        }
+        Err(_) => {
+            stats.tcp_write_timeouts.fetch_add(1, Ordering::Relaxed);
+            Ok(false)
+        }
+    }
 }

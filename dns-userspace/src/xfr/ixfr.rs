@@ -63,7 +63,8 @@ pub struct IxfrReader {
     state: State,
 }
 
-fn serial(r: &Record) -> u32 {
+/// The serial of an SOA record (0 for anything else).
+pub(crate) fn serial(r: &Record) -> u32 {
     Soa::from_record(r).map_or(0, |s| s.serial)
 }
 

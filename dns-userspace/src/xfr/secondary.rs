@@ -4,6 +4,10 @@
 //! failed refresh changes nothing but the timers (the next retry). At start the newest good
 //! version on disk and the stored timers are restored, problems reported.
 //!
+//! With a journal (`keep_journal`), every new version's diff from the one before is kept, and
+//! `offer` gives what downstream secondaries may transfer: the version, the diffs leading to
+//! it and the time left before it expires.
+//!
 //! Refreshes block on the network (bounded by each primary's timeouts): a server runs them off
 //! its answering threads and swaps `serving()` into its catalog when they report `Updated`.
 
@@ -12,7 +16,10 @@ use std::sync::Arc;
 
 use anyhow::Result;
 
+use super::acl::Acl;
 use super::client::{Method, Primary, Refresh};
+use super::journal::{Journal, JournalLimits};
+use super::outbound::{Offer, Served};
 use super::soa::Soa;
 use super::store::Store;
 use super::timers::{Clock, ExpirePolicy, Timers};
@@ -23,7 +30,7 @@ use crate::zone::{Zone, ZoneSource};
 /// The version being served.
 #[derive(Debug)]
 struct Current {
-    records: Vec<Record>,
+    records: Arc<[Record]>,
     zone: Arc<Zone>,
     soa: Soa,
 }
@@ -51,6 +58,7 @@ pub struct Secondary {
     store: Store,
     timers: Timers,
     current: Option<Current>,
+    journal: Option<Journal>,
 }
 
 fn soa_of(zone: &Zone) -> Soa {
@@ -72,7 +80,7 @@ impl Secondary {
         let mut problems = loaded.problems;
         let current = loaded.version.map(|v| Current {
             soa: soa_of(&v.zone),
-            records: v.records,
+            records: v.records.into(),
             zone: Arc::new(v.zone),
         });
         let timers = match (loaded.timers, &current) {
@@ -110,6 +118,7 @@ impl Secondary {
                 store,
                 timers,
                 current,
+                journal: None,
             },
             problems,
         ))
@@ -144,12 +153,76 @@ impl Secondary {
         Ok(due)
     }
 
+    /// Keeps the diffs between versions in a journal beside the store (`journal/`), for IXFR
+    /// to downstreams. A journal that does not end at the version held is cleared. Returns
+    /// the problems met on disk.
+    pub fn keep_journal(&mut self, limits: JournalLimits) -> Result<Vec<String>> {
+        let (mut j, mut problems) =
+            Journal::open(&self.store.dir.join("journal"), &self.zone, limits)?;
+        let end = j.span().map(|s| s.1);
+        if end.is_some() && end != self.serial() {
+            problems.push(format!(
+                "zone {}: the journal ends at serial {end:?}, the version held is {:?}; cleared",
+                self.zone,
+                self.serial()
+            ));
+            j.clear();
+        }
+        self.journal = Some(j);
+        Ok(problems)
+    }
+
+    /// Records the diff to the new version `records` in the journal; what went wrong is a
+    /// warning (the journal is then cleared: transfers fall back to AXFR, never to a wrong
+    /// diff).
+    fn journal_change(&mut self, records: &[Record]) -> Option<String> {
+        let j = self.journal.as_mut()?;
+        let Some(old) = self.current.as_ref() else {
+            j.clear();
+            return None;
+        };
+        match j.record_versions(&old.records, records) {
+            Ok(note) => note,
+            Err(e) => {
+                j.clear();
+                Some(format!("{e:#}; the journal is cleared"))
+            }
+        }
+    }
+
+    /// What downstream secondaries may transfer now, under `acl`: the version served (none
+    /// before the first, nor once expired under the `honour` policy), the journal's diffs to
+    /// it, and the seconds left before it expires (for EDNS EXPIRE).
+    pub fn offer(&self, clock: &dyn Clock, acl: Arc<Acl>) -> Option<Offer> {
+        let c = self.current.as_ref()?;
+        let now = clock.now();
+        if !self.timers.serves(now) {
+            return None;
+        }
+        let history = self
+            .journal
+            .as_ref()
+            .map(Journal::diffs)
+            .unwrap_or_default();
+        let served = Served::new(self.zone.clone(), c.records.clone(), history).ok()?;
+        let expire = self
+            .timers
+            .state()
+            .expires_at
+            .map(|e| u32::try_from(e.saturating_sub(now)).unwrap_or(u32::MAX));
+        Some(Offer {
+            served,
+            acl,
+            expire,
+        })
+    }
+
     /// Refreshes from the primaries in order, the first success ending it. Errors are only
     /// those of the store (a version that cannot be written is not served).
     pub fn refresh(&mut self, clock: &dyn Clock) -> Result<Event> {
         let mut failures = Vec::new();
         for p in &self.primaries {
-            let current = self.current.as_ref().map(|c| c.records.as_slice());
+            let current = self.current.as_ref().map(|c| &c.records[..]);
             let outcome = p.refresh(&self.zone, current).map_err(|e| e.to_string());
             let outcome = outcome.and_then(|r| match r {
                 Refresh::UpToDate { serial, expire } => Ok((None, serial, expire)),
@@ -182,13 +255,14 @@ impl Secondary {
                     self.store.save_timers(self.timers.state())?;
                     return Ok(Event::UpToDate { serial });
                 }
-                Ok((Some((records, zone, method, warnings)), serial, expire)) => {
+                Ok((Some((records, zone, method, mut warnings)), serial, expire)) => {
                     // On disk first; served only once stored.
                     self.store.save_version(&records)?;
+                    warnings.extend(self.journal_change(&records));
                     let soa = soa_of(&zone);
                     self.timers.succeeded(clock.now(), &soa, expire);
                     self.current = Some(Current {
-                        records,
+                        records: records.into(),
                         zone: Arc::new(zone),
                         soa,
                     });

@@ -53,7 +53,7 @@ impl<W: Write> Write for Sealer<W> {
 }
 
 /// Writes `path` atomically with a seal over what `body` writes.
-fn write_sealed(
+pub(crate) fn write_sealed(
     path: &Path,
     body: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> Result<()> {
@@ -88,7 +88,7 @@ fn write_sealed(
 }
 
 /// The content of a sealed file, when its seal holds.
-fn read_sealed(path: &Path) -> Result<Vec<u8>> {
+pub(crate) fn read_sealed(path: &Path) -> Result<Vec<u8>> {
     let mut data = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     if data.len() < HEADER_LEN || !data.starts_with(MAGIC.as_bytes()) {
         bail!("no seal header (not written by xdpdns, or cut short)");

@@ -313,7 +313,7 @@ pub fn sign_rejection(msg: &mut Vec<u8>, r: &Rejection<'_>, now: u64) {
 /// Signs the messages of a response in order: the first with the request MAC, later ones with
 /// the prior MAC over the messages since (§5.3.1).
 pub struct ResponseSigner<'k> {
-    key: &'k Key,
+    key: std::borrow::Cow<'k, Key>,
     prior: Vec<u8>,
     /// HMAC fed with the prior MAC and the unsigned messages since it.
     pending: Option<Hm>,
@@ -322,7 +322,16 @@ pub struct ResponseSigner<'k> {
 impl<'k> ResponseSigner<'k> {
     pub fn new(key: &'k Key, request_mac: &[u8]) -> ResponseSigner<'k> {
         ResponseSigner {
-            key,
+            key: std::borrow::Cow::Borrowed(key),
+            prior: request_mac.to_vec(),
+            pending: None,
+        }
+    }
+
+    /// A signer that owns its key, for responses produced after the request is gone.
+    pub fn owned(key: Key, request_mac: &[u8]) -> ResponseSigner<'static> {
+        ResponseSigner {
+            key: std::borrow::Cow::Owned(key),
             prior: request_mac.to_vec(),
             pending: None,
         }
@@ -334,7 +343,7 @@ impl<'k> ResponseSigner<'k> {
         match self.pending.take() {
             // The first message is always signed, with the full variables after the request
             // MAC.
-            None => self.prior = append(msg, self.key, Some(&self.prior), 0, now),
+            None => self.prior = append(msg, &self.key, Some(&self.prior), 0, now),
             Some(mut h) if !sign => {
                 h.update(msg);
                 self.pending = Some(h);

@@ -17,6 +17,28 @@ pub struct Nsec3Chain {
     entries: Vec<(Vec<u8>, Name, RRset)>,
 }
 
+/// Chains are equal when they hold the same records (where they came from in the source aside).
+impl PartialEq for Nsec3Chain {
+    fn eq(&self, other: &Nsec3Chain) -> bool {
+        let same = |a: &(Vec<u8>, Name, RRset), b: &(Vec<u8>, Name, RRset)| {
+            a.0 == b.0
+                && a.1 == b.1
+                && (a.2.ttl, &a.2.rdatas, &a.2.sigs, a.2.sig_ttl)
+                    == (b.2.ttl, &b.2.rdatas, &b.2.sigs, b.2.sig_ttl)
+        };
+        (self.algorithm, self.iterations, &self.salt)
+            == (other.algorithm, other.iterations, &other.salt)
+            && self.entries.len() == other.entries.len()
+            && self
+                .entries
+                .iter()
+                .zip(&other.entries)
+                .all(|(a, b)| same(a, b))
+    }
+}
+
+impl Eq for Nsec3Chain {}
+
 /// NSEC3PARAM RDATA: algorithm, flags, iterations, salt.
 pub fn parse_param(rdata: &[u8]) -> Option<(u8, u16, Vec<u8>)> {
     let alg = *rdata.first()?;

@@ -1,13 +1,13 @@
 //! `cargo xtask bench`: the comparative benchmark. This module owns the options and the
 //! sequence — zone and queries, the namespace pair, the generator's ceiling against
 //! `xdp_reflect`, each server in turn (latency with dnsperf, then the kxdpgun rate search),
-//! the TEST_RUN micro-benchmark, zone load/compile figures, zone transfers (`--xfr`), and the
-//! report files.
+//! the TEST_RUN micro-benchmark, zone load/compile figures, the zone update figures
+//! (incremental against full XDP publication), zone transfers (`--xfr`), and the report files.
 //!
 //! Submodules: `zone` (data), `net` (namespaces, pinning), `servers`, `measure` (kxdpgun,
-//! dnsperf, CPU), `micro` (TEST_RUN, load times), `xfr` (AXFR and NOTIFY as a secondary,
-//! against knotd), `report` (table, SVG), `json`, `bpf` (a minimal loader for the
-//! self-contained XDP programs), `cleanup` (Ctrl-C safety).
+//! dnsperf, CPU), `micro` (TEST_RUN, load times), `update` (publishing a zone change), `xfr`
+//! (AXFR and NOTIFY as a secondary, against knotd), `report` (table, SVG), `json`, `bpf` (a
+//! minimal loader for the self-contained XDP programs), `cleanup` (Ctrl-C safety).
 
 pub mod bpf;
 pub mod cleanup;
@@ -17,6 +17,7 @@ pub mod micro;
 pub mod net;
 pub mod report;
 pub mod servers;
+pub mod update;
 pub mod xfr;
 pub mod zone;
 
@@ -54,6 +55,11 @@ pub struct Options {
     pub fixed_rate: Option<u64>,
     /// Zone sizes for the load/compile figures (empty: skipped).
     pub load_sizes: Vec<usize>,
+    /// Zone sizes for the update figures (empty: skipped), and the records per diff.
+    pub update_sizes: Vec<usize>,
+    pub update_changes: usize,
+    /// Only the update figures: no servers, no namespaces.
+    pub update_only: bool,
     /// Single TEST_RUN calls per probe.
     pub micro_runs: usize,
     /// Nice value for the server, its NAPI thread and the generator: the machine is shared,
@@ -93,6 +99,13 @@ impl Options {
             } else {
                 vec![10_000, 100_000, 1_000_000]
             },
+            update_sizes: if smoke {
+                vec![2_000]
+            } else {
+                vec![100_000, 1_000_000]
+            },
+            update_changes: 100,
+            update_only: false,
             micro_runs: if smoke { 2_000 } else { 20_000 },
             nice: -20,
             out_dir: target.join("bench").join(if smoke { "smoke" } else { "" }),
@@ -254,8 +267,74 @@ struct Files {
     dnsperf_do: PathBuf,
 }
 
+/// The update figures for every size: progress lines, and the JSON array.
+fn updates(b: &Bench) -> (Json, String) {
+    let o = &b.opts;
+    let mut out = Vec::new();
+    let mut text = String::new();
+    for n in &o.update_sizes {
+        b.progress(&format!(
+            "update: {n} delegations, diffs of {} records",
+            o.update_changes
+        ));
+        match update::measure(&b.work, *n, o.update_changes, o.seed) {
+            Ok(f) => {
+                b.progress(&f.line());
+                text.push_str(&format!("  {}\n", f.line()));
+                out.push(f.json());
+            }
+            Err(e) => {
+                b.progress(&format!("update {n}: FAILED: {e:#}"));
+                text.push_str(&format!("  update {n}: failed: {e:#}\n"));
+                out.push(obj([
+                    ("delegations", (*n).into()),
+                    ("error", format!("{e:#}").into()),
+                ]));
+            }
+        }
+    }
+    (Json::Arr(out), text)
+}
+
+/// The update figures alone (`--update-only`).
+fn run_updates(b: &Bench) -> Result<Json> {
+    let o = &b.opts;
+    let (json, text) = updates(b);
+    let doc = obj([
+        ("mode", "update-only".into()),
+        ("update_changes", o.update_changes.into()),
+        ("update", json),
+    ]);
+    write_reports(o, &[("bench.json", doc.pretty()), ("update.txt", text)])?;
+    Ok(doc)
+}
+
+fn write_reports(o: &Options, files: &[(&str, String)]) -> Result<()> {
+    std::fs::create_dir_all(&o.out_dir)
+        .with_context(|| format!("creating {}", o.out_dir.display()))?;
+    for (file, content) in files {
+        let p = o.out_dir.join(file);
+        std::fs::write(&p, content).with_context(|| format!("writing {}", p.display()))?;
+    }
+    Ok(())
+}
+
 /// Runs the benchmark; returns the JSON report (also written under `out_dir`).
 pub fn run(opts: Options) -> Result<Json> {
+    if opts.update_only {
+        let work = std::env::temp_dir().join(format!("xdpdns-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&work)?;
+        cleanup::add_dir(work.clone());
+        let b = Bench {
+            opts,
+            t0: Instant::now(),
+            work: work.clone(),
+        };
+        let result = run_updates(&b);
+        let _ = std::fs::remove_dir_all(&work);
+        cleanup::forget_dir(&work);
+        return result;
+    }
     if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
         bail!("the benchmark needs two CPUs (server and generator on separate cores)");
     }
@@ -359,6 +438,7 @@ fn run_in(b: &Bench) -> Result<Json> {
     }
     let xfr = o.xfr.then(|| xfr_section(b, &mut net));
     drop(net);
+    let (update_json, update_text) = updates(b);
 
     let table = report::table(&results, Some(&ceiling), o.fixed_rate.is_some());
     let micro_text = match &micro {
@@ -389,7 +469,9 @@ fn run_in(b: &Bench) -> Result<Json> {
          servers in this run.\n",
         o.duration, o.latency_rate, o.do_share
     );
-    let mut text = format!("{table}{legend}\nTEST_RUN (ns per query, single runs):\n{micro_text}");
+    let mut text = format!(
+        "{table}{legend}\nTEST_RUN (ns per query, single runs):\n{micro_text}\nzone updates (XDP maps):\n{update_text}"
+    );
     if let Some(x) = &xfr {
         text.push('\n');
         text.push_str(&x.text());
@@ -433,6 +515,7 @@ fn run_in(b: &Bench) -> Result<Json> {
             },
         ),
         ("load", Json::Arr(loads)),
+        ("update", update_json),
         ("xfr", xfr.as_ref().map_or(Json::Null, xfr::XfrResult::json)),
     ]);
     let title = format!(
@@ -442,14 +525,18 @@ fn run_in(b: &Bench) -> Result<Json> {
         o.mix.name,
         o.do_share
     );
-    write_files(
-        b,
+    write_reports(
+        o,
         &[
             ("bench.json", doc.pretty()),
             ("bench.svg", report::svg(&results, Some(&ceiling), &title)),
             ("bench.txt", text),
         ],
     )?;
+    b.progress(&format!(
+        "wrote bench.json, bench.svg and bench.txt in {}",
+        o.out_dir.display()
+    ));
     Ok(doc)
 }
 
@@ -484,21 +571,12 @@ fn xfr_only(b: &Bench) -> Result<Json> {
         ),
         ("xfr", x.json()),
     ]);
-    write_files(b, &[("bench.json", doc.pretty()), ("bench.txt", text)])?;
+    write_reports(o, &[("bench.json", doc.pretty()), ("bench.txt", text)])?;
+    b.progress(&format!(
+        "wrote bench.json and bench.txt in {}",
+        o.out_dir.display()
+    ));
     Ok(doc)
-}
-
-/// Writes the report files into the output directory.
-fn write_files(b: &Bench, files: &[(&str, String)]) -> Result<()> {
-    let dir = &b.opts.out_dir;
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    for (file, content) in files {
-        let p = dir.join(file);
-        std::fs::write(&p, content).with_context(|| format!("writing {}", p.display()))?;
-    }
-    let names: Vec<&str> = files.iter().map(|f| f.0).collect();
-    b.progress(&format!("wrote {} in {}", names.join(", "), dir.display()));
-    Ok(())
 }
 
 fn which(tool: &str) -> Result<PathBuf> {

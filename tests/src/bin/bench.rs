@@ -8,7 +8,8 @@ use xdpdns_tests::bench::{self, cleanup, servers::Kind, zone::Mix, Options};
 const USAGE: &str = "\
 usage: bench [--delegations N] [--signed] [--mix NAME] [--do-share PCT] [--duration S]
              [--servers LIST] [--smoke] [--seed N] [--queries N] [--latency-rate QPS]
-             [--steps N] [--rate QPS] [--load-sizes LIST|none] [--micro-runs N] [--nice N]
+             [--steps N] [--rate QPS] [--load-sizes LIST|none] [--update-sizes LIST|none]
+             [--update-changes N] [--update-only] [--micro-runs N] [--nice N]
              [--xfr] [--xfr-only] [--xfr-delegations N] [--out DIR]
 
   --delegations N    delegations in the synthetic TLD (default 10000; smoke 1000)
@@ -23,6 +24,11 @@ usage: bench [--delegations N] [--signed] [--mix NAME] [--do-share PCT] [--durat
                      loss stays <= 0.1%, then bisection (default 8)
   --rate QPS         no search: one kxdpgun run per server at this rate (smoke: 20000)
   --load-sizes LIST  zone sizes for the load/compile figures (default 10000,100000,1000000)
+  --update-sizes LIST
+                     zone sizes for the update figures: a diff published incrementally and
+                     in full, timed (default 100000,1000000; smoke 2000)
+  --update-changes N records per diff of the update figures (default 100)
+  --update-only      only the update figures (no servers, no namespaces)
   --nice N           nice value of servers, NAPI threads and generators (default -20)
   --xfr              also the zone-transfer section (on in smoke mode): xdpdns and knotd as
                      secondaries of a knotd primary, AXFR from the start to the serial answered,
@@ -39,6 +45,17 @@ where
         .next()
         .with_context(|| format!("{flag} needs a value"))?;
     v.parse().map_err(|e| anyhow::anyhow!("{flag} {v:?}: {e}"))
+}
+
+/// A comma-separated list of zone sizes, or `none`.
+fn sizes(args: &mut impl Iterator<Item = String>, flag: &str) -> Result<Vec<usize>> {
+    let v: String = value(args, flag)?;
+    if v == "none" {
+        return Ok(Vec::new());
+    }
+    v.split(',')
+        .map(|s| s.parse().with_context(|| format!("{flag} {s:?}")))
+        .collect()
 }
 
 fn parse(argv: Vec<String>) -> Result<Options> {
@@ -70,16 +87,10 @@ fn parse(argv: Vec<String>) -> Result<Options> {
                     .map(Kind::parse)
                     .collect::<Result<_>>()?;
             }
-            "--load-sizes" => {
-                let v: String = value(&mut args, &a)?;
-                o.load_sizes = if v == "none" {
-                    Vec::new()
-                } else {
-                    v.split(',')
-                        .map(|s| s.parse().with_context(|| format!("--load-sizes {s:?}")))
-                        .collect::<Result<_>>()?
-                };
-            }
+            "--load-sizes" => o.load_sizes = sizes(&mut args, &a)?,
+            "--update-sizes" => o.update_sizes = sizes(&mut args, &a)?,
+            "--update-changes" => o.update_changes = value(&mut args, &a)?,
+            "--update-only" => o.update_only = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
