@@ -254,7 +254,7 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
         .xdp()
         .and_then(|x| held(x).server.take_cold_ring());
     if let Some(ring) = ring {
-        let st = state.clone();
+        let (st, renew) = (state.clone(), state.clone());
         tasks.spawn(promote::run(
             ring,
             opts.promote,
@@ -263,6 +263,11 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
             move |ids| match st.served.xdp() {
                 Some(x) => tokio::task::block_in_place(|| held(x).server.promote(ids)),
                 None => Ok(0),
+            },
+            // Not waiting on a publication in progress: the next window asks again.
+            move || {
+                let x = renew.served.xdp()?;
+                x.try_lock().ok()?.server.take_cold_ring()
             },
         ));
     }

@@ -54,6 +54,10 @@ pub struct FastPath {
     deps: HashMap<Name, ZoneDeps>,
     /// Names whose exact and NODATA entries are under an epoch other than 0.
     epochs: HashMap<Name, u16>,
+    /// What it answers on, and the template cache size asked for (`None`: follow the zones),
+    /// to load the program again when the zones outgrow its maps.
+    addrs: Vec<IpAddr>,
+    templates: Option<u32>,
 }
 
 /// What one publication did.
@@ -86,6 +90,26 @@ pub enum Update {
 /// is served from XDP at once.
 pub fn default_template_capacity(templates: usize) -> u32 {
     (templates * 2 + 1024).min(u32::MAX as usize) as u32
+}
+
+/// Map sizes for `entries`: two generations of the index (a publication fills the new one
+/// before the old one goes) plus room for single-entry updates, and the template cache asked
+/// for or, by default, room for every template twice over.
+fn capacity_for(entries: &Entries, templates: Option<u32>) -> Capacity {
+    let templates =
+        templates.unwrap_or_else(|| default_template_capacity(distinct_templates(entries)));
+    let room = |n: usize| (n * 2 + 4096).min(u32::MAX as usize) as u32;
+    Capacity {
+        answers: room(entries.exact.len()),
+        suffixes: room(entries.suffix.len()),
+        templates,
+    }
+}
+
+/// Distinct templates the entries refer to.
+fn distinct_templates(entries: &Entries) -> usize {
+    let bodies = entries.exact.iter().map(|(_, v)| v);
+    templates::distinct(bodies.chain(entries.suffix.iter().map(|(_, v)| v)))
 }
 
 fn compile_all(engine: &Engine, generation: u16) -> Entries {
@@ -146,30 +170,32 @@ impl FastPath {
     ) -> Result<FastPath> {
         let generation = 1;
         let entries = compile_all(engine, generation);
-        // Room for two generations (a reload fills the new one before the old one goes).
-        let templates = templates.unwrap_or_else(|| {
-            let bodies = entries.exact.iter().map(|(_, v)| v);
-            let bodies = bodies.chain(entries.suffix.iter().map(|(_, v)| v));
-            default_template_capacity(templates::distinct(bodies))
-        });
-        if templates == 0 {
+        let mut fp = FastPath::sized(&entries, addrs, port, templates)?;
+        fp.install(engine, entries, generation)?;
+        Ok(fp)
+    }
+
+    /// The program loaded with maps sized for two generations of `entries`, nothing published.
+    fn sized(
+        entries: &Entries,
+        addrs: &[IpAddr],
+        port: u16,
+        templates: Option<u32>,
+    ) -> Result<FastPath> {
+        let cap = capacity_for(entries, templates);
+        if cap.templates == 0 {
             bail!("the XDP template cache needs room for at least one template");
         }
-        // Two generations, plus room for single-entry updates.
-        let room = |n: usize| (n * 2 + 4096).min(u32::MAX as usize) as u32;
-        let mut server = XdpServer::load_with_capacity(Capacity {
-            answers: room(entries.exact.len()),
-            suffixes: room(entries.suffix.len()),
-            templates,
-        })?;
+        let mut server = XdpServer::load_with_capacity(cap)?;
         log::info!(
-            "XDP template cache: {templates} templates, about {} MiB preallocated",
-            compile::template_cache_memory(templates) >> 20
+            "XDP template cache: {} templates, about {} MiB preallocated",
+            cap.templates,
+            compile::template_cache_memory(cap.templates) >> 20
         );
         for a in addrs {
             server.add_service_addr(*a)?;
         }
-        let mut fp = FastPath {
+        Ok(FastPath {
             server,
             generation: 0,
             port,
@@ -179,9 +205,9 @@ impl FastPath {
             last: Engine::default(),
             deps: HashMap::new(),
             epochs: HashMap::new(),
-        };
-        fp.install(engine, entries, generation)?;
-        Ok(fp)
+            addrs: addrs.to_vec(),
+            templates,
+        })
     }
 
     /// The generation the program answers from.
@@ -194,11 +220,42 @@ impl FastPath {
         self.deps.get(apex)
     }
 
-    /// Replaces what the maps hold with `engine`'s answers.
+    /// Replaces what the maps hold with `engine`'s answers. When they do not fit beside the
+    /// old generation (a secondary zone's first transfer into a program sized while it had no
+    /// copy, say), the program is loaded again sized for them, filled, and swapped in for the
+    /// old one on the interface.
     pub fn publish(&mut self, engine: &Engine) -> Result<Published> {
         let generation = next_generation(self.generation);
         let entries = compile_all(engine, generation);
-        self.install(engine, entries, generation)
+        let have = self.server.capacity();
+        // A cache sized by default follows the zones once it cannot hold one generation.
+        let templates = match self.templates {
+            Some(_) => 0,
+            None => distinct_templates(&entries),
+        };
+        let fits = self.exact_keys.len() + entries.exact.len() <= have.answers as usize
+            && self.suffix_keys.len() + entries.suffix.len() <= have.suffixes as usize
+            && templates <= have.templates as usize;
+        if fits {
+            return self.install(engine, entries, generation);
+        }
+        log::info!(
+            "XDP maps too small for the new generation ({} exact and {} suffix entries beside {} \
+             and {}, {templates} templates; room for {}, {} and {}): loading the program again, \
+             sized for it",
+            entries.exact.len(),
+            entries.suffix.len(),
+            self.exact_keys.len(),
+            self.suffix_keys.len(),
+            have.answers,
+            have.suffixes,
+            have.templates,
+        );
+        let mut next = FastPath::sized(&entries, &self.addrs, self.port, self.templates)?;
+        let p = next.install(engine, entries, generation)?;
+        next.server.take_over(&mut self.server)?;
+        *self = next;
+        Ok(p)
     }
 
     fn install(&mut self, engine: &Engine, entries: Entries, generation: u16) -> Result<Published> {

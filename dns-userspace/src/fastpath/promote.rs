@@ -74,27 +74,39 @@ impl Counter {
     }
 }
 
+fn register(ring: RingBuf<MapData>) -> Result<AsyncFd<RingBuf<MapData>>> {
+    // SAFETY: the ring owns its map fd, which stays open and the same until the AsyncFd drops
+    // the ring.
+    unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
+        .map_err(|e| anyhow::anyhow!("polling the COLD ring: {e}"))
+}
+
 /// Runs until cancelled: drains the ring and promotes with `promote` (which gets the ids and
-/// returns how many went in).
-pub async fn run<F>(
+/// returns how many went in). At each window it asks `renew` for the ring of a program loaded
+/// again meanwhile (the zones outgrew the maps), and reads that one from then on.
+pub async fn run<F, R>(
     ring: RingBuf<MapData>,
     policy: Policy,
     stats: Arc<PromoteStats>,
     mut promote: F,
+    mut renew: R,
 ) -> Result<()>
 where
     F: FnMut(&[u32]) -> Result<usize> + Send,
+    R: FnMut() -> Option<RingBuf<MapData>> + Send,
 {
-    // SAFETY: the ring owns its map fd, which stays open and the same until the AsyncFd drops
-    // the ring.
-    let mut ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
-        .map_err(|e| anyhow::anyhow!("polling the COLD ring: {e}"))?;
+    let mut ring = register(ring)?;
     let mut counter = Counter::default();
     let mut window = tokio::time::interval(policy.window);
     let mut batch = Vec::new();
     loop {
         tokio::select! {
-            _ = window.tick() => counter.reset(),
+            _ = window.tick() => {
+                counter.reset();
+                if let Some(r) = renew() {
+                    ring = register(r)?;
+                }
+            }
             guard = ring.readable_mut() => {
                 let mut guard = guard.context("polling the COLD ring")?;
                 let ring = guard.get_inner_mut();

@@ -86,9 +86,13 @@ pub struct XdpServer {
     /// `flush_retired`).
     retired: Vec<u32>,
     template_capacity: u32,
+    /// The index sizes it was loaded with.
+    index_capacity: (u32, u32),
     config: Array<MapData, Config>,
     service_addrs: HashMap<MapData, [u8; 16], u8>,
     counters: PerCpuArray<MapData, u64>,
+    /// Counts of the programs it took over from (`take_over`), added to its own.
+    carried: Vec<u64>,
     // Kept alive: dropping it closes the log map (aya-log 0.3).
     _logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
     attached: Option<(String, XdpLinkId)>,
@@ -116,9 +120,10 @@ impl XdpServer {
     pub fn load_with_capacity(cap: Capacity) -> Result<XdpServer> {
         bump_memlock_rlimit();
         let templates = cap.templates.max(1);
+        let index_capacity = (cap.answers.max(MIN_INDEX), cap.suffixes.max(MIN_INDEX));
         let mut ebpf = EbpfLoader::new()
-            .map_max_entries(maps::ANSWERS, cap.answers.max(MIN_INDEX))
-            .map_max_entries(maps::SUFFIXES, cap.suffixes.max(MIN_INDEX))
+            .map_max_entries(maps::ANSWERS, index_capacity.0)
+            .map_max_entries(maps::SUFFIXES, index_capacity.1)
             .map_max_entries(maps::TEMPLATES, templates)
             .load(PROGRAM_OBJECT)
             .context("loading the XDP object")?;
@@ -142,9 +147,11 @@ impl XdpServer {
             store: TemplateStore::default(),
             retired: Vec::new(),
             template_capacity: templates,
+            index_capacity,
             config: take(&mut ebpf, maps::CONFIG)?,
             service_addrs: take(&mut ebpf, maps::SERVICE_ADDRS)?,
             counters: take(&mut ebpf, maps::COUNTERS)?,
+            carried: vec![0; counter::COUNT as usize],
             _logger: logger,
             ebpf,
             attached: None,
@@ -182,6 +189,35 @@ impl XdpServer {
                 .with_context(|| format!("detaching XDP from {iface}"))?;
         }
         Ok(())
+    }
+
+    /// Takes the place of `old` on its interface, if it is attached (the kernel swaps the
+    /// programs atomically), and carries its counters over. If the swap fails the old program
+    /// may be detached (its link is consumed): userspace then answers everything.
+    pub fn take_over(&mut self, old: &mut XdpServer) -> Result<()> {
+        if let Some((iface, id)) = old.attached.take() {
+            let link = old
+                .program()?
+                .take_link(id)
+                .context("taking the XDP link")?;
+            let id = self
+                .program()?
+                .attach_to_link(link)
+                .with_context(|| format!("replacing the XDP program on {iface}"))?;
+            self.attached = Some((iface, id));
+        }
+        // After the swap: the old program counts nothing more.
+        self.carried = old.counters()?;
+        Ok(())
+    }
+
+    /// The sizes it was loaded with: index entries (`ANSWERS`, `SUFFIXES`) and templates.
+    pub fn capacity(&self) -> Capacity {
+        Capacity {
+            answers: self.index_capacity.0,
+            suffixes: self.index_capacity.1,
+            templates: self.template_capacity,
+        }
     }
 
     /// The index entry for `body`, interning the body; new ones are noted in `fresh` with the
@@ -367,12 +403,13 @@ impl XdpServer {
             .with_context(|| format!("adding service address {addr}"))
     }
 
-    /// Counters summed over CPUs, in `counter::NAMES` order.
+    /// Counters summed over CPUs, in `counter::NAMES` order (with those of the programs it took
+    /// over from).
     pub fn counters(&self) -> Result<Vec<u64>> {
         (0..counter::COUNT)
             .map(|i| {
                 let v = self.counters.get(&i, 0).context("reading counters")?;
-                Ok(v.iter().sum())
+                Ok(v.iter().sum::<u64>() + self.carried[i as usize])
             })
             .collect()
     }
