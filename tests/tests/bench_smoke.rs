@@ -81,7 +81,53 @@ fn bench_smoke_reports_every_server() {
             u.get("error")
         );
     }
+    check_xfr(doc.get("xfr").expect("xfr section"));
     let svg = std::fs::read_to_string(out.join("bench.svg")).expect("bench.svg");
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
     let _ = std::fs::remove_dir_all(&out);
+}
+
+/// The zone-transfer figures are there and positive (their values are the benchmark's, not the
+/// test's): AXFR for both secondaries and the ratio, NOTIFY to the new serial and referral, for
+/// xdpdns by XDP (referral counter +1, `udp.queries` +0 around a query) after an IXFR.
+fn check_xfr(x: &json::Json) {
+    let error = |v: &json::Json| format!("{:?}", v.get("error"));
+    assert_eq!(
+        x.get("ok"),
+        Some(&json::Json::Bool(true)),
+        "xfr: {}",
+        error(x)
+    );
+    let positive = |v: &json::Json, path: &[&str]| {
+        let got = path.iter().try_fold(v, |v, k| v.get(k));
+        let n = got.and_then(|n| n.as_f64()).unwrap_or(0.0);
+        assert!(n > 0.0, "xfr {path:?} = {got:?} ({})", error(v));
+    };
+    positive(x, &["client_axfr_s"]);
+    positive(x, &["ratios", "axfr_answered_vs_knotd"]);
+    positive(x, &["ratios", "notify_serial_vs_knotd"]);
+    positive(x, &["ratios", "notify_referral_xdp_vs_knotd"]);
+    for (who, keys) in [
+        ("xdpdns", &["transfer_build_store_s", "publish_s"][..]),
+        ("knotd", &["transferred_s"][..]),
+    ] {
+        let p = x.get(who).expect(who);
+        positive(p, &["axfr", "answered_s"]);
+        for k in keys {
+            positive(p, &["axfr", k]);
+        }
+        positive(p, &["notify", "serial_s"]);
+        positive(p, &["notify", "referral_s"]);
+    }
+    let n = x
+        .get("xdpdns")
+        .and_then(|p| p.get("notify"))
+        .expect("notify");
+    positive(n, &["referral_xdp_s"]);
+    positive(n, &["check_xdp_answered_referral"]);
+    assert_eq!(
+        n.get("check_udp_queries").and_then(|v| v.as_f64()),
+        Some(0.0)
+    );
+    assert_eq!(n.get("method").and_then(|v| v.as_str()), Some("IXFR"));
 }

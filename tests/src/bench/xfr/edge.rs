@@ -13,6 +13,7 @@ use anyhow::{bail, Context as _, Result};
 
 use super::super::net::{BenchNet, SERVER_CPU};
 use super::super::{cleanup, zone};
+use super::primary::key_and_remote;
 use super::probe::{LogWatch, Mark, Prober, POLL};
 use crate::knot::KnotServer;
 use crate::primary::TsigKey;
@@ -64,16 +65,9 @@ fn knot_config(dir: &Path, key: &TsigKey, primary: SocketAddr) -> String {
     let d = dir.display();
     let listen = [service(), SocketAddr::new(IpAddr::V4(EDGE_V4), 53)];
     let mut c = KnotServer::server_section_on(dir, &listen, "info");
+    c.push_str(&key_and_remote(key, "primary", primary));
     c.push_str(&format!(
-        "key:
-  - id: {name}
-    algorithm: {alg}
-    secret: {secret}
-remote:
-  - id: primary
-    address: {ip}@{port}
-    key: {name}
-acl:
+        "acl:
   - id: notify
     address: {ip}
     key: {name}
@@ -88,10 +82,7 @@ zone:
     acl: notify
 ",
         name = key.name,
-        alg = key.algorithm,
-        secret = key.secret,
         ip = primary.ip(),
-        port = primary.port(),
         origin = zone::ORIGIN,
     ));
     c
@@ -223,7 +214,8 @@ impl Edge {
             }
             std::thread::sleep(POLL);
         };
-        watch.poll(answered)?;
+        let t = || self.spawned.elapsed().as_secs_f64();
+        watch.finish(t, Duration::from_secs(5))?;
         let pid = self.pid()?;
         let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
             .with_context(|| format!("reading /proc/{pid}/status"))?;

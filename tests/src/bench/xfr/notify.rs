@@ -37,6 +37,8 @@ pub struct Notified {
     pub referral_s: Option<f64>,
     /// xdpdns: the new referral first answered by XDP (kernel counters around the query).
     pub referral_xdp_s: Option<f64>,
+    /// xdpdns: what answered the first new referral (`XDP`, or the counters that moved).
+    pub first_path: Option<String>,
     /// Log marks (name, seconds from the commit, line).
     pub marks: Vec<(&'static str, f64, String)>,
     /// xdpdns: the `xfr.*` counters that moved, and by how much.
@@ -122,8 +124,12 @@ pub fn measure(
         let after = xdp.as_ref().map(XdpCounters::read).transpose()?;
         if is_new(&ns) {
             let t = secs();
+            let first = n.referral_s.is_none();
             n.referral_s.get_or_insert(t);
             if let (Some(b), Some(a)) = (&before, &after) {
+                if first {
+                    n.first_path = Some(xdp_counters::path(b, a));
+                }
                 if n.referral_xdp_s.is_none() && xdp_counters::one_xdp_referral(b, a) {
                     n.referral_xdp_s = Some(t);
                 }
@@ -152,7 +158,7 @@ pub fn measure(
         .map_err(|_| anyhow::anyhow!("the knotc thread panicked"))?;
     r.context("knotc zone-commit")?;
     n.commit_s = took.as_secs_f64();
-    watch.poll(secs())?;
+    watch.finish(secs, Duration::from_secs(5))?;
     n.marks = watch.seen;
     if let Some(before) = before {
         confirm(edge, &mut probe, &name, &is_new, &before, &mut n)?;

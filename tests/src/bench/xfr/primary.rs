@@ -29,6 +29,19 @@ pub struct Primary {
     pub load_s: f64,
 }
 
+/// knotd's `key` section with `key`, and a `remote` section with `id` at `addr` using it.
+pub fn key_and_remote(key: &TsigKey, id: &str, addr: SocketAddr) -> String {
+    format!(
+        "key:\n  - id: {name}\n    algorithm: {}\n    secret: {}\n\
+         remote:\n  - id: {id}\n    address: {}@{}\n    key: {name}\n",
+        key.algorithm,
+        key.secret,
+        addr.ip(),
+        addr.port(),
+        name = key.name
+    )
+}
+
 fn config(
     dir: &Path,
     listen: SocketAddr,
@@ -38,16 +51,9 @@ fn config(
 ) -> String {
     let d = dir.display();
     let mut c = KnotServer::server_section_on(dir, &[listen], "info");
+    c.push_str(&key_and_remote(key, "edge", notify));
     c.push_str(&format!(
-        "key:
-  - id: {name}
-    algorithm: {alg}
-    secret: {secret}
-remote:
-  - id: edge
-    address: {}@{}
-    key: {name}
-acl:
+        "acl:
   - id: xfr
     key: {name}
     action: transfer
@@ -65,12 +71,8 @@ zone:
     file: \"{}\"
     notify: edge
 ",
-        notify.ip(),
-        notify.port(),
         zone.display(),
         name = key.name,
-        alg = key.algorithm,
-        secret = key.secret,
         origin = zone::ORIGIN,
     ));
     c

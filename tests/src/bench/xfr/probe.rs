@@ -55,20 +55,13 @@ impl Prober {
         let mut buf = vec![0u8; 65535];
         // Late replies to earlier queries are skipped.
         while Instant::now() < deadline {
-            match self.sock.recv_from(&mut buf) {
-                Ok((n, from)) if from == self.server && n >= 12 && buf[..2] == wire[..2] => {
-                    return Ok(Some(buf[..n].to_vec()));
-                }
-                Ok(_) => {}
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    break
-                }
+            let (n, from) = match self.sock.recv_from(&mut buf) {
+                Ok(got) => got,
+                Err(e) if timed_out(&e) => break,
                 Err(e) => return Err(e).context("receiving a reply"),
+            };
+            if from == self.server && n >= 12 && buf[..2] == wire[..2] {
+                return Ok(Some(buf[..n].to_vec()));
             }
         }
         Ok(None)
@@ -105,6 +98,11 @@ impl Prober {
             .collect();
         Ok((!ns.is_empty()).then_some(ns))
     }
+}
+
+fn timed_out(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{TimedOut, WouldBlock};
+    matches!(e.kind(), WouldBlock | TimedOut)
 }
 
 /// A domain name in lower case without the final dot.
@@ -174,17 +172,17 @@ impl LogWatch {
         Ok(())
     }
 
-    /// When `mark` appeared, if it has.
-    pub fn at(&self, mark: &str) -> Option<f64> {
-        self.seen.iter().find(|(n, _, _)| *n == mark).map(|s| s.1)
-    }
-
-    /// The line of `mark`, if it has appeared.
-    pub fn line(&self, mark: &str) -> Option<&str> {
-        self.seen
-            .iter()
-            .find(|(n, _, _)| *n == mark)
-            .map(|s| s.2.as_str())
+    /// Goes on looking (at most `max`) until every mark has appeared: a server may log what it
+    /// did just after its answers show it. Times come from `t`.
+    pub fn finish(&mut self, t: impl Fn() -> f64, max: Duration) -> Result<()> {
+        let deadline = Instant::now() + max;
+        loop {
+            self.poll(t())?;
+            if self.seen.len() == self.marks.len() || Instant::now() > deadline {
+                return Ok(());
+            }
+            std::thread::sleep(POLL);
+        }
     }
 }
 

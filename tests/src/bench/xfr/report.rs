@@ -144,6 +144,7 @@ impl Phase {
         if xdpdns {
             f.extend([
                 ("referral_xdp_s", n.referral_xdp_s.into()),
+                ("first_referral_path", n.first_path.clone().into()),
                 ("published_s", mark(m, "published").into()),
                 ("method", n.method.clone().into()),
                 ("last_refresh", n.last_refresh.clone().into()),
@@ -167,6 +168,11 @@ impl Phase {
 }
 
 impl XfrResult {
+    /// xdpdns' transfer client alone: (seconds, records), when it worked.
+    fn client(&self) -> Option<(f64, usize)> {
+        self.client_axfr.as_ref()?.as_ref().ok().copied()
+    }
+
     fn axfr_ratio(&self) -> Option<f64> {
         ratio(self.xdpdns.answered(), self.knot.answered())
     }
@@ -256,15 +262,17 @@ impl XfrResult {
             let m = p.notify_marks();
             let answered = if xdpdns {
                 format!(
-                    "referral by XDP {} (first seen {})",
+                    "referral by XDP {} (first seen {}, by {})",
                     s(n.referral_xdp_s),
-                    s(n.referral_s)
+                    s(n.referral_s),
+                    n.first_path.as_deref().unwrap_or("?")
                 )
             } else {
                 format!("referral {}", s(n.referral_s))
             };
             let mut line = format!(
-                "    {name:<7} serial {}, {answered}; NOTIFY in {}, transferred {}",
+                "    {name:<7} commit {}; serial {}, {answered}; NOTIFY in {}, transferred {}",
+                s(Some(n.commit_s)),
                 s(n.serial_s),
                 s(mark(m, "notify")),
                 s(mark(m, "transferred"))
@@ -316,20 +324,14 @@ impl XfrResult {
             ("serial", self.serial.map(u64::from).into()),
             ("tsig_algorithm", "hmac-sha256".into()),
             ("primary_load_s", self.primary_load_s.into()),
+            ("client_axfr_s", self.client().map(|c| c.0).into()),
+            ("client_axfr_records", self.client().map(|c| c.1).into()),
             (
-                "client_axfr_s",
+                "client_axfr_error",
                 self.client_axfr
                     .as_ref()
-                    .and_then(|r| r.as_ref().ok())
-                    .map(|r| r.0)
-                    .into(),
-            ),
-            (
-                "client_axfr_records",
-                self.client_axfr
-                    .as_ref()
-                    .and_then(|r| r.as_ref().ok())
-                    .map(|r| r.1)
+                    .and_then(|r| r.as_ref().err())
+                    .cloned()
                     .into(),
             ),
             (

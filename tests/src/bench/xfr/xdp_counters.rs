@@ -60,3 +60,18 @@ pub fn one_xdp_referral(before: &Values, after: &Values) -> bool {
     let passed: u64 = (counter::PASS_NOT_DNS..counter::COUNT).map(d).sum();
     d(counter::ANSWERED_REFERRAL) == 1 && passed == 0
 }
+
+/// What answered a query, from the counters around it: `XDP` for one referral answered and
+/// nothing passed, else the counters that moved (`pass_cold +1`, ...).
+pub fn path(before: &Values, after: &Values) -> String {
+    if one_xdp_referral(before, after) {
+        return "XDP".into();
+    }
+    let moved: Vec<String> = counter::NAMES
+        .iter()
+        .zip(before.iter().zip(after))
+        .filter(|(_, (b, a))| a != b)
+        .map(|(n, (b, a))| format!("{n} +{}", a.wrapping_sub(*b)))
+        .collect();
+    format!("not XDP alone ({})", moved.join(", "))
+}
