@@ -12,6 +12,7 @@ pub mod frame;
 pub mod knot;
 pub mod load;
 pub mod primary;
+pub mod scrape;
 pub mod stats;
 pub mod tld;
 pub mod upstream;

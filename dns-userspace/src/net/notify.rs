@@ -48,7 +48,9 @@ impl Service {
         stats: &ServerStats,
     ) -> Option<Vec<u8>> {
         let Some(handler) = self.notify.as_ref().filter(|_| is_notify(msg)) else {
-            return contain::answer(engine, msg, transport, stats);
+            let r = contain::answer(engine, msg, transport, stats);
+            r.iter().for_each(|r| stats.count_rcode(transport, r));
+            return r;
         };
         let peer = canonical(peer?);
         contain::contained(|| handler.notify(msg, peer, transport)).unwrap_or_else(|why| {
