@@ -13,6 +13,7 @@ pub mod knot;
 pub mod load;
 pub mod primary;
 pub mod scrape;
+pub mod seeded;
 pub mod stats;
 pub mod tld;
 pub mod upstream;

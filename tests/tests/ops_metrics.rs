@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use xdpdns::zone::load::{load_zone, ZoneSpec};
 use xdpdns_tests::client::{self, Q};
 use xdpdns_tests::scrape::{http_get, Samples};
+use xdpdns_tests::seeded::Seeded;
 use xdpdns_tests::{example_zone, workspace_root, TestNet, SERVER_V4, SERVER_V6};
 
 const METRICS: &str = "127.0.0.1:9153";
@@ -90,30 +91,10 @@ fn dashboard_metrics() -> BTreeSet<String> {
 #[test]
 fn scraped_counters_move_by_the_queries_sent_on_each_path_and_the_dashboard_is_covered() {
     let mut net = TestNet::new().unwrap();
-    let clock = net.dir.join("clock");
-    std::fs::write(&clock, T0.to_string()).unwrap();
-    let seed = net.dir.join("tld.zone");
-    std::fs::write(
-        &seed,
-        "$TTL 300\n@ SOA ns hostmaster 7 3600 600 86400 300\n@ NS ns\nns A 198.18.0.1\n",
-    )
-    .unwrap();
-    let storage = net.dir.join("storage").display().to_string();
-    let tld = format!("tld.={}", seed.display());
-    #[rustfmt::skip]
-    let args = [
-        "--listen", "[::]:53", "--metrics", METRICS, "--zone", &tld,
-        // Nothing listens there: every refresh fails at once.
-        "--primary", "tld.=127.0.0.1@5399", "--expire-policy", "serve-stale",
-        "--storage", &storage,
-    ];
-    let clock_env = clock.display().to_string();
-    net.start_server_with(
-        &[&example_zone()],
-        &args,
-        &[("XDPDNS_TEST_CLOCK_FILE", &clock_env)],
-    )
-    .unwrap();
+    let seeded = Seeded::new(&net, T0, "serve-stale").unwrap();
+    seeded
+        .start(&mut net, &["--listen", "[::]:53", "--metrics", METRICS])
+        .unwrap();
     // The seeded zone's first refresh (due at once) has failed.
     let before = wait_for(&net, "tld.'s first failed refresh", |s| {
         s.get("xdpdns_zone_refresh_failures", &[("zone", "tld.")])
@@ -240,7 +221,7 @@ fn scraped_counters_move_by_the_queries_sent_on_each_path_and_the_dashboard_is_c
     );
 
     // Past EXPIRE with no primary: still served (serve-stale), the expiry negative.
-    std::fs::write(&clock, (T0 + 86400 + 100).to_string()).unwrap();
+    seeded.advance_to(86400 + 100).unwrap();
     let stale = wait_for(&net, "tld. expired", |s| state(s, "expired") == 1.0);
     assert_eq!(
         stale
