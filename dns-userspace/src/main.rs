@@ -313,9 +313,10 @@ WatchdogSec= is set.")]
         #[arg(long, default_value = control::DEFAULT_PATH)]
         control: PathBuf,
     },
-    /// Whether this instance may be announced (anycast): exit 0 and `ok ...`, or 1 and the
-    /// reason (no zone served, a zone SERVFAIL, XDP detached), or 2 if the server does not
-    /// answer; one line on stdout either way.
+    /// Say whether this instance may be announced (anycast health check).
+    ///
+    /// Exits 0 with `ok ...`, or 1 with the reason (no zone served, a zone SERVFAIL, XDP
+    /// detached), or 2 if the server does not answer; one line on stdout either way.
     #[command(after_help = "Examples:
   xdpdns health
   xdpdns health --control /run/xdpdns/xdpdns.sock --timeout 2 || birdc disable anycast_dns")]
@@ -326,8 +327,9 @@ WatchdogSec= is set.")]
         #[arg(long, default_value_t = 5.0)]
         timeout: f64,
     },
-    /// Check zone files (or a configuration file and its zone files) as the server would load
-    /// them, without serving.
+    /// Check zone files, or a configuration file and its zone files, without serving.
+    ///
+    /// Both are read as `serve` reads them.
     #[command(after_help = "Examples:
   xdpdns check zones/example.zone
   xdpdns check --compile example.=zones/example.zone

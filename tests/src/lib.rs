@@ -11,6 +11,7 @@ pub mod corpus;
 pub mod frame;
 pub mod knot;
 pub mod load;
+pub mod ops;
 pub mod primary;
 pub mod scrape;
 pub mod seeded;

@@ -9,40 +9,20 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::os::unix::net::UnixDatagram;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use xdpdns_tests::client::{self, Q};
+use xdpdns_tests::ops::{verify_unit, Daemon};
 use xdpdns_tests::{example_zone, sh, workspace_root, xdpdns_bin, TestNet, SERVER_V4};
 
 fn unit_text() -> String {
     std::fs::read_to_string(workspace_root().join("dist/xdpdns.service")).unwrap()
 }
 
-/// `systemd-analyze verify` of `unit` (a copy in `dir` with ExecStart on the built binary):
-/// Ok, or what it said.
 fn verify(dir: &Path, unit: &str) -> Result<(), String> {
-    let path = dir.join("xdpdns.service");
-    let bin = xdpdns_bin().display().to_string();
-    std::fs::write(&path, unit.replace("/usr/sbin/xdpdns", &bin)).unwrap();
-    // --man=no: the man page is installed by the package, not on the test machine.
-    let out = Command::new("systemd-analyze")
-        .args(["verify", "--man=no"])
-        .arg(&path)
-        .output()
-        .expect("systemd-analyze (bootstrap installs systemd)");
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // It exits 0 on unknown or unparsable directives too: any message is a failure.
-    if out.status.success() && said.trim().is_empty() {
-        Ok(())
-    } else {
-        Err(said)
-    }
+    verify_unit(dir, unit, &xdpdns_bin())
 }
 
 #[test]
@@ -170,33 +150,17 @@ fn unit_capabilities() -> String {
     set
 }
 
-/// A daemon started by the test itself (under setpriv), stopped on drop.
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = xdpdns_tests::terminate_within(&mut self.0, Duration::from_secs(10));
-    }
-}
-
 /// Starts `xdpdns serve` in the server's namespace under `setpriv --bounding-set=caps`.
-fn serve_with_caps(net: &TestNet, caps: &str, log: &PathBuf) -> Daemon {
-    let log = std::fs::File::create(log).unwrap();
-    let child = net
-        .in_ns_cmd(&net.server_ns, Path::new("setpriv"))
-        .arg(format!("--bounding-set={caps}"))
-        .arg("--inh-caps=-all")
-        .arg(xdpdns_bin())
-        .args(["serve", "--listen", "[::]:53", "--iface", &net.server_if])
-        .arg("--control")
-        .arg(net.control())
-        .arg("--zone")
-        .arg(example_zone())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    Daemon(child)
+fn serve_with_caps(net: &TestNet, caps: &str, log: &Path) -> Daemon {
+    let bin = xdpdns_bin().display().to_string();
+    let control = net.control().display().to_string();
+    let bounding = format!("--bounding-set={caps}");
+    #[rustfmt::skip]
+    let args = [
+        &bounding, "--inh-caps=-all", &bin, "serve", "--listen", "[::]:53",
+        "--iface", &net.server_if, "--control", &control, "--zone", &example_zone(),
+    ];
+    Daemon::spawn(net, Path::new("setpriv"), &args, log).unwrap()
 }
 
 #[test]
@@ -206,16 +170,7 @@ fn the_units_capabilities_suffice_to_attach_xdp_and_cap_perfmon_is_needed() {
     assert_eq!(caps, "-all,+bpf,+perfmon,+net_admin,+net_bind_service");
     let log = net.dir.join("caps.log");
     let mut daemon = serve_with_caps(&net, &caps, &log);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while net.ctl("stats").is_err() {
-        let exited = daemon.0.try_wait().unwrap();
-        assert!(
-            exited.is_none() && Instant::now() < deadline,
-            "not serving ({exited:?}):\n{}",
-            std::fs::read_to_string(&log).unwrap()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    daemon.wait_ready(&net, &log).unwrap();
     let status = std::fs::read_to_string(format!("/proc/{}/status", daemon.0.id())).unwrap();
     // CAP_NET_BIND_SERVICE 10, CAP_NET_ADMIN 12, CAP_PERFMON 38, CAP_BPF 39.
     assert!(status.contains("CapEff:\t000000c000001400"), "{status}");
