@@ -295,11 +295,11 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
     sd_notify::tell(notifier.as_deref(), "READY=1");
-    if let Some((n, every)) = notifier
-        .iter()
-        .find_map(|n| Some((n, n.watchdog_interval()?)))
-    {
-        tasks.spawn(sd_notify::watchdog(n.clone(), every));
+    let watchdog = notifier
+        .as_ref()
+        .and_then(|n| Some((n.clone(), n.watchdog_interval()?)));
+    if let Some((n, every)) = watchdog {
+        tasks.spawn(sd_notify::watchdog(n, every));
     }
     loop {
         tokio::select! {
