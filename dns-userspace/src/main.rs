@@ -1,4 +1,4 @@
-//! `xdpdns`: the operator's command line — serve, status, stats and zone checks.
+//! `xdpdns`: the operator's command line — serve, status, stats, reload, health and checks.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -9,6 +9,8 @@ use anyhow::Result;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use xdpdns::daemon::config::ConfigFile;
 use xdpdns::daemon::control;
+use xdpdns::daemon::health;
+use xdpdns::daemon::logging::{self, LogFormat};
 use xdpdns::daemon::remote::{self, CliAllow, CliKey, CliNotify, CliPrimary};
 use xdpdns::daemon::{self, ServeOptions};
 use xdpdns::engine::EngineConfig;
@@ -21,9 +23,21 @@ use xdpdns::zone::load::{load_zone, ZoneSpec};
 #[command(
     name = "xdpdns",
     version,
-    about = "Authoritative DNS server with an XDP fast path"
+    about = "Authoritative DNS server with an XDP fast path",
+    after_help = "Examples:
+  xdpdns serve --config /etc/xdpdns/xdpdns.toml
+  xdpdns serve --iface eth0 --zone example.=zones/example.zone --metrics 127.0.0.1:9153
+  xdpdns status; xdpdns stats; xdpdns reload
+  xdpdns health || echo 'withdraw the anycast prefix'
+  xdpdns check --config /etc/xdpdns/xdpdns.toml
+
+Each command's --help has more (`xdpdns serve --help`)."
 )]
 struct Cli {
+    /// Log line format on stderr: text, json (one object a line: ts, level, target, msg) or
+    /// kv (logfmt). Default: [server] log-format of --config, else text.
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogFormat>,
     #[command(subcommand)]
     command: Command,
 }
@@ -141,15 +155,16 @@ struct ServeArgs {
     /// process may run on.
     #[arg(long)]
     udp_workers: Option<usize>,
+    /// Serve Prometheus metrics on ADDR (http://ADDR/metrics), e.g. 127.0.0.1:9153. Default:
+    /// off.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
 }
 
 impl ServeArgs {
     /// Merges the command line over the configuration file.
     fn options(self) -> Result<ServeOptions> {
-        let file = match &self.config {
-            Some(p) => ConfigFile::load(p)?,
-            None => ConfigFile::default(),
-        };
+        let file = self.config_file()?;
         let srv = &file.server;
         let mut secondaries = file.secondaries()?;
         let mut keys = remote::keys_from(&file.key)?;
@@ -267,7 +282,15 @@ impl ServeArgs {
                 .or(srv.udp_workers)
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
                 .max(1),
+            metrics: self.metrics.or(srv.metrics),
         })
+    }
+
+    fn config_file(&self) -> Result<ConfigFile> {
+        match &self.config {
+            Some(p) => ConfigFile::load(p),
+            None => Ok(ConfigFile::default()),
+        }
     }
 }
 
@@ -278,28 +301,65 @@ enum Command {
   xdpdns serve --iface eth0 --zone example.=zones/example.zone
   xdpdns serve --iface eth0 --key xfr:hmac-sha256:c2VjcmV0 \\
       --primary tld.=198.18.0.1@53,key=xfr --expire-policy serve-stale --storage /var/lib/xdpdns
-  xdpdns serve --config /etc/xdpdns.toml   (keys, remotes and zones: see the README)")]
+  xdpdns serve --config /etc/xdpdns/xdpdns.toml   (keys, remotes and zones: see the README)
+  xdpdns serve --iface eth0 --zone example.=zones/example.zone --metrics 127.0.0.1:9153 \\
+      --log-format json
+
+SIGHUP reloads the zone files (as `xdpdns reload`); SIGINT/SIGTERM stop. Under systemd
+(Type=notify) it sends READY=1 once the zones are served, and watchdog pings when
+WatchdogSec= is set.")]
     Serve(Box<ServeArgs>),
     /// Print the XDP and server counters of a running server.
+    #[command(after_help = "Example:
+  xdpdns stats --control /run/xdpdns/xdpdns.sock | grep ^xdp.answered")]
     Stats {
         #[arg(long, default_value = control::DEFAULT_PATH)]
         control: PathBuf,
     },
     /// Print the zones and XDP state of a running server.
+    #[command(after_help = "Example:
+  xdpdns status   # uptime, XDP, each zone's serial; each secondary zone's refreshes and expiry")]
     Status {
         #[arg(long, default_value = control::DEFAULT_PATH)]
         control: PathBuf,
     },
     /// Reload every zone of a running server from its file; on any error nothing changes.
+    #[command(after_help = "Examples:
+  xdpdns reload
+  systemctl reload xdpdns   (sends SIGHUP, which does the same)")]
     Reload {
         #[arg(long, default_value = control::DEFAULT_PATH)]
         control: PathBuf,
     },
-    /// Check zone files as the server would load them, without serving.
+    /// Say whether this instance may be announced (anycast health check).
+    ///
+    /// Exits 0 with `ok ...`, or 1 with the reason (no zone served, a zone SERVFAIL, XDP
+    /// detached), or 2 if the server does not answer; one line on stdout either way.
+    #[command(after_help = "Examples:
+  xdpdns health
+  xdpdns health --control /run/xdpdns/xdpdns.sock --timeout 2 || birdc disable anycast_dns")]
+    Health {
+        #[arg(long, default_value = control::DEFAULT_PATH)]
+        control: PathBuf,
+        /// Seconds to wait for the server's answer.
+        #[arg(long, default_value_t = 5.0)]
+        timeout: f64,
+    },
+    /// Check zone files, or a configuration file and its zone files, without serving.
+    ///
+    /// Both are read as `serve` reads them.
+    #[command(after_help = "Examples:
+  xdpdns check zones/example.zone
+  xdpdns check --compile example.=zones/example.zone
+  xdpdns check --config /etc/xdpdns/xdpdns.toml")]
     Check {
         /// FILE or NAME=FILE.
-        #[arg(required = true)]
+        #[arg(required_unless_present = "config")]
         zones: Vec<ZoneSpec>,
+        /// A configuration file: checked as `serve --config` reads it, and its zone files
+        /// loaded.
+        #[arg(long)]
+        config: Option<PathBuf>,
         /// Also compile the XDP map entries and report their number and memory.
         #[arg(long)]
         compile: bool,
@@ -312,8 +372,14 @@ enum Command {
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    if let Err(e) = run(Cli::parse()) {
+    let cli = Cli::parse();
+    // The configuration file's log-format, for `serve --config`; the file's errors come later.
+    let from_file = match &cli.command {
+        Command::Serve(args) => args.config_file().ok().and_then(|f| f.server.log_format),
+        _ => None,
+    };
+    logging::init(cli.log_format.or(from_file).unwrap_or_default());
+    if let Err(e) = run(cli) {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
@@ -343,7 +409,20 @@ fn run(cli: Cli) -> Result<()> {
             print!("{}", rt.block_on(control::request(&control, "reload"))?);
             Ok(())
         }
-        Command::Check { zones, compile } => {
+        Command::Health { control, timeout } => {
+            let wait = Duration::try_from_secs_f64(timeout)?;
+            let verdict = rt.block_on(health::ask(&control, wait));
+            println!("{}", verdict.line());
+            std::process::exit(verdict.exit_code());
+        }
+        Command::Check {
+            mut zones,
+            config,
+            compile,
+        } => {
+            if let Some(path) = config {
+                zones.extend(check_config(&path)?);
+            }
             let mut failed = false;
             for z in &zones {
                 match load_zone(z) {
@@ -395,4 +474,43 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// Reads `path` as `serve --config` would (servers settings, keys, remotes, zones); prints
+/// what it configures and returns its zone files, for checking.
+fn check_config(path: &std::path::Path) -> Result<Vec<ZoneSpec>> {
+    let cli = Cli::try_parse_from([
+        "xdpdns".as_ref(),
+        "serve".as_ref(),
+        "--config".as_ref(),
+        path.as_os_str(),
+    ])?;
+    let Command::Serve(args) = cli.command else {
+        bail!("internal error: not a serve command line");
+    };
+    let opts = args.options()?;
+    println!(
+        "config {}: OK, {} zone files, {} secondary zones, listen {}, xdp {}",
+        path.display(),
+        opts.zones.len(),
+        opts.secondaries.len(),
+        opts.listen
+            .iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(" "),
+        match (&opts.iface, opts.xdp_mode) {
+            (Some(i), Some(m)) => format!("{m:?} on {i}").to_lowercase(),
+            _ => "off".to_owned(),
+        }
+    );
+    for s in &opts.secondaries {
+        let primaries: Vec<String> = s.primaries.iter().map(|r| r.describe()).collect();
+        println!(
+            "secondary zone {}: primaries {}",
+            s.zone,
+            primaries.join(", ")
+        );
+    }
+    Ok(opts.zones)
 }

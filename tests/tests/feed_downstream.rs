@@ -104,6 +104,11 @@ fn a_downstream_follows_us_by_axfr_then_ixfr_and_others_are_refused() {
     let after = net.stats().unwrap();
     let d = |n| counter_delta(&before, &after, n).unwrap();
     assert_eq!(d("xfr.transfers_ixfr"), 1, "we took the change by IXFR");
+    assert_eq!(
+        (d("xfr.publish_incremental"), d("xfr.publish_full")),
+        (1, 0),
+        "the change reached the XDP maps alone, the zone not compiled again"
+    );
     assert!(d("xfr.notify_sent") >= 1, "we notified the downstream");
     assert_eq!(d("xfr.notify_failed"), 0);
     assert_eq!(d("xfr.outbound_ixfr"), 1, "{}", knot.knot.log());

@@ -133,6 +133,13 @@ fn a_signed_zone_is_transferred_and_served_with_the_primarys_signatures() {
     assert_eq!(d("xfr.transfers_ixfr"), 1, "{}", net.server_log());
     assert_eq!(d("xfr.transfers_axfr"), 0);
     assert_eq!(d("xfr.failures"), 0);
+    // The re-signed change reaches the XDP maps as a change to the zone alone (a small zone:
+    // the answers holding the SOA and its RRSIG are few); the answers below are then the
+    // incremental publication's.
+    assert_eq!(
+        (d("xfr.publish_incremental"), d("xfr.publish_full")),
+        (1, 0)
+    );
     let mut questions = questions.to_vec();
     questions.extend([("new.tld.", 1), ("www2.tld.", 28), ("new.tld.", 28)]);
     same_as_knot(&net, &up, &questions);

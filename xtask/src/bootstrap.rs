@@ -31,6 +31,12 @@ const PACKAGES: &[(&str, &str)] = &[
     ("ldnsutils", "/usr/bin/ldns-signzone"),
     ("bind9-utils", "/usr/bin/dnssec-signzone"),
     ("dnsperf", "/usr/bin/dnsperf"),
+    // Issue 14: `systemd-analyze verify` of the unit, detaching XDP links in the health test,
+    // building and unpacking the .deb, stripping its binary.
+    ("systemd", "/usr/bin/systemd-analyze"),
+    ("bpftool", "/usr/sbin/bpftool"),
+    ("dpkg-dev", "/usr/bin/dpkg-architecture"),
+    ("binutils", "/usr/bin/strip"),
 ];
 
 fn step(name: &str, f: impl FnOnce() -> Result<&'static str>) -> Result<()> {

@@ -1,7 +1,8 @@
 //! `cargo xtask`: the project's task runner — bootstrap the machine, run the whole test suite,
-//! run the demo, run the benchmark.
+//! run the demo, run the benchmark, build the Debian package.
 
 mod bootstrap;
+mod package;
 
 use std::process::Command;
 use std::time::Instant;
@@ -50,6 +51,16 @@ enum Cmd {
         /// e.g. --delegations N, --signed, --mix NAME, --duration S, --servers LIST, --smoke.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
+    },
+    /// Build the Debian package (release binary without test-support, the systemd unit, the
+    /// default configuration, man page and docs) into --out.
+    Package {
+        /// Build the dev profile instead of release (quicker; for the test suite).
+        #[arg(long)]
+        debug: bool,
+        /// Directory for the .deb.
+        #[arg(long, default_value = "target/package")]
+        out: std::path::PathBuf,
     },
 }
 
@@ -135,6 +146,7 @@ fn main() -> Result<()> {
         }
         Cmd::Demo => release_bin("demo", &[])?,
         Cmd::Bench { args } => release_bin("bench", &args)?,
+        Cmd::Package { debug, out } => drop(package::package(debug, &out)?),
     }
     println!("[xtask] done in {:.1}s", t.elapsed().as_secs_f64());
     Ok(())

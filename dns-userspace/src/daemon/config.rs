@@ -22,6 +22,8 @@
 //! tcp-max-per-source = 64      # of which from one IPv4 address or IPv6 /64
 //!
 //! storage = "/var/lib/xdpdns"  # received zone versions and timers (the default)
+//! metrics = "127.0.0.1:9153"   # Prometheus endpoint, GET /metrics (default: off)
+//! log-format = "json"          # text | json | kv
 //!
 //! [[zone]]
 //! domain = "example."
@@ -93,6 +95,9 @@ pub struct ServerSection {
     pub udp_workers: Option<usize>,
     /// Directory of the secondary zones' received versions (`remote::DEFAULT_STORAGE`).
     pub storage: Option<PathBuf>,
+    /// Address of the Prometheus endpoint (`--metrics`).
+    pub metrics: Option<SocketAddr>,
+    pub log_format: Option<super::logging::LogFormat>,
 }
 
 #[derive(Debug, Deserialize)]

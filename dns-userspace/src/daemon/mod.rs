@@ -5,17 +5,26 @@
 //!   names;
 //! - `served`: what is served, changed on both paths together (reload, secondary refreshes);
 //! - `secondary`, `notify_in`, `clock`: the secondary zones' tasks, NOTIFY in, their clock;
-//! - `report`: the text of `stats` and `status`; `control`: the control socket.
+//! - `report`: the text of `stats` and `status`; `control`: the control socket;
+//! - running it at an ISP: `metrics` and `metrics_http` (Prometheus), `health` and
+//!   `xdp_probe` (the anycast health check), `sd_notify` and `sighup` (systemd), `logging`.
 
 pub mod clock;
 pub mod config;
 pub mod control;
+pub mod health;
+pub mod logging;
+mod metrics;
+pub mod metrics_http;
 pub mod notify_in;
 pub mod remote;
 mod report;
+pub mod sd_notify;
 pub mod secondary;
 pub mod served;
+mod sighup;
 pub mod transfers;
+pub mod xdp_probe;
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
@@ -69,6 +78,8 @@ pub struct ServeOptions {
     pub promote: Policy,
     /// UDP worker threads per service address.
     pub udp_workers: usize,
+    /// Address of the Prometheus endpoint (`None`: off).
+    pub metrics: Option<SocketAddr>,
 }
 
 struct State {
@@ -192,6 +203,11 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
     }
     let engine = sources.engine(&opts.engine);
     let control = ControlSocket::bind(&opts.control)?;
+    let metrics = match opts.metrics {
+        Some(addr) => Some(metrics_http::bind(addr).await?),
+        None => None,
+    };
+    let notifier = sd_notify::Notifier::from_env()?.map(Arc::new);
     let mut sockets = Vec::new();
     for l in &opts.listen {
         sockets.push(net::bind(*l).await?);
@@ -249,6 +265,12 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
     }
     let (st, stats) = (state.clone(), state.stats.clone());
     tasks.spawn(async move { control.serve(move |cmd| command(&st, cmd), stats).await });
+    if let Some(listener) = metrics {
+        let st = state.clone();
+        tasks.spawn(metrics_http::serve(listener, move |om| {
+            metrics::render(&st, om)
+        }));
+    }
     let ring = state
         .served
         .xdp()
@@ -291,15 +313,31 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
     );
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => log::info!("SIGTERM: stopping"),
-        _ = int.recv() => log::info!("SIGINT: stopping"),
-        r = tasks.join_next() => {
-            if let Some(Ok(Err(e))) = r {
-                log::error!("{e:#}");
+    let mut hup = signal(SignalKind::hangup())?;
+    sd_notify::tell(notifier.as_deref(), "READY=1");
+    let watchdog = notifier
+        .as_ref()
+        .and_then(|n| Some((n.clone(), n.watchdog_interval()?)));
+    if let Some((n, every)) = watchdog {
+        tasks.spawn(sd_notify::watchdog(n, every));
+    }
+    loop {
+        tokio::select! {
+            _ = hup.recv() => {
+                sighup::reload(state.clone(), notifier.clone());
+                continue;
+            }
+            _ = term.recv() => log::info!("SIGTERM: stopping"),
+            _ = int.recv() => log::info!("SIGINT: stopping"),
+            r = tasks.join_next() => {
+                if let Some(Ok(Err(e))) = r {
+                    log::error!("{e:#}");
+                }
             }
         }
+        break;
     }
+    sd_notify::tell(notifier.as_deref(), "STOPPING=1");
     tasks.abort_all();
     zone_tasks.abort_all();
     while tasks.join_next().await.is_some() {}
@@ -318,11 +356,12 @@ fn command(state: &State, cmd: &str) -> Result<String> {
         "stats" => report::stats(state),
         "status" => Ok(report::status(state)),
         "reload" => reload(state),
+        "health" => health::verdict(state),
         // Fault injection for the tests (see engine::fault): the control task's panic is
         // contained like any other.
         #[cfg(feature = "test-support")]
         "test-panic" => panic!("fault injected for the tests: control command"),
-        other => bail!("unknown command {other:?} (known: stats, status, reload)"),
+        other => bail!("unknown command {other:?} (known: stats, status, reload, health)"),
     }
 }
 

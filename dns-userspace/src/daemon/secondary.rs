@@ -19,6 +19,7 @@ use super::held;
 use super::remote::SecondarySpec;
 use super::served::Served;
 use super::transfers::{notify, Outbound};
+use crate::fastpath::Update;
 use crate::net::backoff::{LogThrottle, LOG_INTERVAL};
 use crate::net::contain;
 use crate::wire::name::Name;
@@ -52,6 +53,10 @@ pub struct XfrStats {
     pub failures: AtomicU64,
     pub store_errors: AtomicU64,
     pub publish_errors: AtomicU64,
+    /// New versions that reached the XDP maps as a change to the zone alone, and as a whole
+    /// publication (the first version, or a change that could not be bounded).
+    pub publish_incremental: AtomicU64,
+    pub publish_full: AtomicU64,
     pub notify_accepted: AtomicU64,
     pub notify_refused: AtomicU64,
     /// Transfers to downstreams: whole zones (AXFR, or IXFR answered with the zone).
@@ -81,6 +86,8 @@ impl XfrStats {
             ("xfr.failures", &self.failures),
             ("xfr.store_errors", &self.store_errors),
             ("xfr.publish_errors", &self.publish_errors),
+            ("xfr.publish_incremental", &self.publish_incremental),
+            ("xfr.publish_full", &self.publish_full),
             ("xfr.notify_accepted", &self.notify_accepted),
             ("xfr.notify_refused", &self.notify_refused),
             ("xfr.outbound_axfr", &self.outbound_axfr),
@@ -210,6 +217,11 @@ pub fn zone_dir(storage: &Path, zone: &Name) -> PathBuf {
         })
         .collect();
     storage.join(labels.join("."))
+}
+
+/// The SOA serial of `zone`.
+fn zone_serial(zone: &Zone) -> Option<u32> {
+    crate::xfr::soa::Soa::from_rdata(&zone.soa().rdatas[0]).map(|s| s.serial)
 }
 
 /// Stores the version in `file` as the first one of the zone.
@@ -357,23 +369,38 @@ impl Task {
     /// Serves `want` for the zone (a version, or none: SERVFAIL) unless it is served already.
     /// A publication that fails is counted and logged; the next look tries again. `None` when
     /// the server is stopping.
-    async fn serve(&self, want: Option<Arc<Zone>>, serial: Option<u32>) -> Option<()> {
-        let same = match (&want, self.served.secondary(self.zone()).flatten()) {
-            (Some(a), Some(b)) => Arc::ptr_eq(a, &b),
+    /// `secondary` gives the serial and the journal's diffs (none: stop serving the zone).
+    async fn serve(&self, want: Option<Arc<Zone>>, secondary: Option<&Secondary>) -> Option<()> {
+        let serial = secondary.and_then(Secondary::serial);
+        let current = self.served.secondary(self.zone()).flatten();
+        let same = match (&want, &current) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
             (None, None) => true,
             _ => false,
         };
         if same {
             return Some(());
         }
+        // The journal's diffs from the version served to this one, when it has them.
+        let diffs = current
+            .as_deref()
+            .and_then(zone_serial)
+            .zip(secondary)
+            .and_then(|(from, sec)| sec.chain_from(from));
         let (s, name, w) = (self.served.clone(), self.zone().clone(), want.clone());
-        let r = tokio::task::spawn_blocking(move || {
-            s.change(|src| {
-                src.secondaries.insert(name, w);
-            })
-        })
-        .await
-        .ok()?;
+        let r = tokio::task::spawn_blocking(move || s.change_secondary(&name, w, diffs.as_deref()))
+            .await
+            .ok()?;
+        if let Ok((Some(p), _)) = &r {
+            let c = match &p.update {
+                Update::Incremental { .. } => &self.stats.publish_incremental,
+                Update::Full { .. } => &self.stats.publish_full,
+            };
+            c.fetch_add(1, Relaxed);
+            if let Update::Full { reason: Some(why) } = &p.update {
+                log::info!("zone {}: whole XDP publication: {why}", self.zone());
+            }
+        }
         let zone = self.zone();
         match r {
             Ok((p, zones)) => log::info!(
@@ -493,7 +520,7 @@ pub async fn run(opened: Opened, served: Arc<Served>, stats: Arc<XfrStats>, cloc
         // Serve what the secondary says may be served now (a new version, or none once
         // expired under `honour`).
         let want = secondary.serving(&*clock.clock);
-        if task.serve(want, secondary.serial()).await.is_none() {
+        if task.serve(want, Some(&secondary)).await.is_none() {
             return;
         }
         if let Some(soa) = task.z.note(&secondary, clock) {

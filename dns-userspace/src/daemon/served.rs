@@ -4,7 +4,8 @@
 //! every change builds one engine from both, publishes it to the XDP fast path and swaps it in
 //! for userspace, together, under one lock: XDP and userspace never serve different zones, and a
 //! change that fails (the XDP maps full, say) leaves everything as it was. At start userspace
-//! serves first, the fast path joins once its program is loaded and its maps filled.
+//! serves first, the fast path joins once its program is loaded and its maps filled. A new
+//! version of a secondary zone reaches the fast path as a change to that zone only.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -13,9 +14,11 @@ use anyhow::{anyhow, Result};
 
 use super::held;
 use crate::engine::{Catalog, Engine, EngineConfig};
+use crate::fastpath::change::ZoneChange;
 use crate::fastpath::{FastPath, Published};
 use crate::net::SharedEngine;
 use crate::wire::name::Name;
+use crate::xfr::ixfr::Diff;
 use crate::zone::Zone;
 
 /// The zones, by where they come from.
@@ -96,8 +99,42 @@ impl Served {
         Ok((published, zones))
     }
 
-    /// Publishes `engine` to the fast path: the whole of it, as a new generation. The one place
-    /// where an incremental update would go.
+    /// Serves `zone` (or none: SERVFAIL) as the version of secondary zone `apex`, on both
+    /// paths; on error nothing changes. When a version replaces another, the fast path takes
+    /// only the change (`FastPath::publish_change`, which falls back to a whole publication
+    /// when the change cannot be bounded): the names of `diffs` when given (the journal's diffs
+    /// from the old serial to the new), else the names that differ between the two zones.
+    pub fn change_secondary(
+        &self,
+        apex: &Name,
+        zone: Option<Arc<Zone>>,
+        diffs: Option<&[Arc<Diff>]>,
+    ) -> Result<(Option<Published>, usize)> {
+        let mut sources = held(&self.sources);
+        let old = sources.secondaries.get(apex).cloned().flatten();
+        let mut next = sources.clone();
+        next.secondaries.insert(apex.clone(), zone.clone());
+        let engine = next.engine(&self.config);
+        let published = match (self.xdp.get(), old, &zone) {
+            (Some(x), Some(old), Some(new)) => {
+                let change = match diffs {
+                    Some(d) => {
+                        let d: Vec<Diff> = d.iter().map(|d| (**d).clone()).collect();
+                        ZoneChange::from_diffs(apex.clone(), &d)
+                    }
+                    None => ZoneChange::between(&old, new),
+                };
+                Some(held(x).publish_change(&engine, &change)?)
+            }
+            _ => self.publish(&engine)?,
+        };
+        let zones = engine.catalog.zones().count();
+        *self.engine.write().expect("engine lock") = Arc::new(engine);
+        *sources = next;
+        Ok((published, zones))
+    }
+
+    /// Publishes `engine` to the fast path: the whole of it, as a new generation.
     fn publish(&self, engine: &Engine) -> Result<Option<Published>> {
         match self.xdp.get() {
             Some(x) => Ok(Some(held(x).publish(engine)?)),

@@ -21,7 +21,7 @@ use std::sync::{Arc, RwLock};
 use anyhow::{Context as _, Result};
 use tokio::net::TcpListener;
 
-use crate::engine::Engine;
+use crate::engine::{Engine, Transport};
 
 pub use notify::{Notifications, Service, TransferMessages, Transfers};
 pub use tcp::{serve_tcp, TcpLimits};
@@ -50,6 +50,19 @@ pub struct ServerStats {
     pub control_accept_errors: AtomicU64,
     /// Panics contained while answering a query or running a control command.
     pub panics: AtomicU64,
+    /// Responses made, by the header RCODE (low 4 bits), over UDP ([0]) and TCP ([1]).
+    pub rcodes: [[AtomicU64; 16]; 2],
+}
+
+impl ServerStats {
+    /// Counts `response` by its header RCODE.
+    pub fn count_rcode(&self, transport: Transport, response: &[u8]) {
+        if let Some(&b) = response.get(3) {
+            let t = usize::from(transport == Transport::Tcp);
+            self.rcodes[t][usize::from(b & 0x0f)]
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
 }
 
 pub(crate) fn current(engine: &SharedEngine) -> Arc<Engine> {

@@ -68,7 +68,9 @@ impl Service {
         stats: &ServerStats,
     ) -> Option<Vec<u8>> {
         let Some(handler) = self.notify.as_ref().filter(|_| is_notify(msg)) else {
-            return self.query(engine, msg, peer, transport, stats);
+            let r = self.query(engine, msg, peer, transport, stats);
+            r.iter().for_each(|r| stats.count_rcode(transport, r));
+            return r;
         };
         let peer = canonical(peer?);
         contained_or_none(

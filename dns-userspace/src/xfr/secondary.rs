@@ -18,6 +18,7 @@ use anyhow::Result;
 
 use super::acl::Acl;
 use super::client::{Method, Primary, Refresh};
+use super::ixfr::Diff;
 use super::journal::{Journal, JournalLimits};
 use super::outbound::{Offer, Served};
 use super::soa::Soa;
@@ -170,6 +171,11 @@ impl Secondary {
         }
         self.journal = Some(j);
         Ok(problems)
+    }
+
+    /// The journal's diffs from serial `from` to the version held, when it has them.
+    pub fn chain_from(&self, from: u32) -> Option<Vec<Arc<Diff>>> {
+        self.journal.as_ref()?.chain_from(from)
     }
 
     /// Records the diff to the new version `records` in the journal; what went wrong is a
