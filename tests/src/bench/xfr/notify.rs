@@ -51,6 +51,20 @@ pub struct Notified {
     pub confirm: Option<(u64, u64)>,
 }
 
+impl Notified {
+    /// xdpdns: how the new version reached the XDP maps (`incremental`, `full`), from the
+    /// `xfr.publish_*` counters.
+    pub fn xdp_update(&self) -> Option<&'static str> {
+        let moved = |k: &str| self.xfr.iter().any(|(name, _)| name == k);
+        match (moved("xfr.publish_incremental"), moved("xfr.publish_full")) {
+            (true, false) => Some("incremental"),
+            (false, true) => Some("full"),
+            (true, true) => Some("incremental and full"),
+            (false, false) => None,
+        }
+    }
+}
+
 fn marks(kind: EdgeKind) -> Vec<Mark> {
     match kind {
         EdgeKind::Xdpdns => vec![

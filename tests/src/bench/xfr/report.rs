@@ -147,6 +147,7 @@ impl Phase {
                 ("first_referral_path", n.first_path.clone().into()),
                 ("published_s", mark(m, "published").into()),
                 ("method", n.method.clone().into()),
+                ("xdp_update", n.xdp_update().into()),
                 ("last_refresh", n.last_refresh.clone().into()),
                 (
                     "xfr_counters",
@@ -223,10 +224,8 @@ impl XfrResult {
                 )
             } else {
                 format!(
-                    "transfer {} (knotd's figure {}), load {}",
-                    s(span(mark(m, "transfer_started"), mark(m, "transferred"))),
-                    s(mark_line(m, "transferred").and_then(knot_seconds)),
-                    s(span(mark(m, "transferred"), mark(m, "loaded")))
+                    "AXFR {} by knotd's log",
+                    s(mark_line(m, "transferred").and_then(knot_seconds))
                 )
             };
             let _ = writeln!(
@@ -280,10 +279,11 @@ impl XfrResult {
             if xdpdns {
                 let _ = write!(
                     line,
-                    ", published {}; method {} ({}); check: xdp.answered_referral +{}, \
-                     udp.queries +{}",
+                    ", served (logged) {}; method {}, XDP {} ({}); check: \
+                     xdp.answered_referral +{}, udp.queries +{}",
                     s(mark(m, "published")),
                     n.method.as_deref().unwrap_or("?"),
+                    n.xdp_update().unwrap_or("?"),
                     n.last_refresh.as_deref().unwrap_or("?"),
                     n.confirm.map_or("?".into(), |c| c.0.to_string()),
                     n.confirm.map_or("?".into(), |c| c.1.to_string()),
