@@ -130,5 +130,8 @@ fn check_xfr(x: &json::Json) {
         Some(0.0)
     );
     assert_eq!(n.get("method").and_then(|v| v.as_str()), Some("IXFR"));
-    assert!(n.get("xdp_update").and_then(|v| v.as_str()).is_some(), "{n:?}");
+    assert!(
+        n.get("xdp_update").and_then(|v| v.as_str()).is_some(),
+        "{n:?}"
+    );
 }

@@ -81,6 +81,7 @@ fn run_in(
     ));
     let z = zone::generate(&dir.join("zone"), o.delegations, false, o.seed)?;
     res.zone_bytes = std::fs::metadata(&z.path)?.len();
+    room_for(dir, res.zone_bytes)?;
     let up = Upstream::behind(&net.server_ns)?;
     cleanup::add_netns(&up.ns);
     let r = with_upstream(net, &up, dir, &z, progress, res);
@@ -125,6 +126,24 @@ fn with_upstream(
             EdgeKind::Xdpdns => res.xdpdns = p,
             EdgeKind::Knot => res.knot = p,
         }
+    }
+    Ok(())
+}
+
+/// Fails unless `dir`'s file system has room for the copies of the zone the section writes
+/// (xdpdns stores two versions during an IXFR, knotd flushes its own, the journals).
+fn room_for(dir: &Path, zone_bytes: u64) -> Result<()> {
+    let st =
+        nix::sys::statvfs::statvfs(dir).with_context(|| format!("statvfs {}", dir.display()))?;
+    let free = st.blocks_available() as u64 * st.fragment_size() as u64;
+    let need = zone_bytes * 4 + (64 << 20);
+    if free < need {
+        anyhow::bail!(
+            "{} has {} MiB free, the transfers need about {} MiB (TMPDIR=/dev/shm puts them in memory)",
+            dir.display(),
+            free >> 20,
+            need >> 20
+        );
     }
     Ok(())
 }
