@@ -215,6 +215,18 @@ fn scraped_counters_move_by_the_queries_sent_on_each_path_and_the_dashboard_is_c
         .unwrap()
     };
     assert_eq!(state(&after, "refreshing"), 1.0);
+    // Feeding downstreams and the XDP publications of secondary zones are exported (their
+    // values are checked through `xdpdns stats` in feed_downstream.rs); none happened here.
+    for (name, label, value) in [
+        ("xdpdns_xfr_outbound_transfers_total", "result", "axfr"),
+        ("xdpdns_xfr_outbound_transfers_total", "result", "refused"),
+        ("xdpdns_xfr_signed_queries_total", "result", "answered"),
+        ("xdpdns_xfr_notifies_sent_total", "result", "answered"),
+        ("xdpdns_xfr_publications_total", "update", "incremental"),
+        ("xdpdns_xfr_publications_total", "update", "full"),
+    ] {
+        assert_eq!(g(name, &[(label, value)]), 0.0, "{name}{{{label}={value}}}");
+    }
     assert_eq!(
         state(&after, "fresh") + state(&after, "expired") + state(&after, "empty"),
         0.0

@@ -357,7 +357,7 @@ fn userspace(state: &State, f: &mut Families) {
         &'static str,
         Vec<(&'static str, &'a AtomicU64)>,
     );
-    let labelled: [Labelled; 3] = [
+    let labelled: [Labelled; 7] = [
         (
             "xdpdns_tcp_refused_connections",
             "TCP connections closed at once, by the limit they met.",
@@ -384,6 +384,41 @@ fn userspace(state: &State, f: &mut Families) {
             vec![
                 ("accepted", &x.notify_accepted),
                 ("refused", &x.notify_refused),
+            ],
+        ),
+        (
+            "xdpdns_xfr_outbound_transfers",
+            "Zone transfer requests from downstream secondaries, by what they got.",
+            "result",
+            vec![
+                ("axfr", &x.outbound_axfr),
+                ("ixfr", &x.outbound_ixfr),
+                ("up_to_date", &x.outbound_up_to_date),
+                ("refused", &x.outbound_refused),
+            ],
+        ),
+        (
+            "xdpdns_xfr_signed_queries",
+            "TSIG-signed queries (downstreams' SOA checks), by outcome.",
+            "result",
+            vec![
+                ("answered", &x.signed_queries),
+                ("refused", &x.signed_queries_refused),
+            ],
+        ),
+        (
+            "xdpdns_xfr_notifies_sent",
+            "NOTIFY to downstream secondaries, by outcome.",
+            "result",
+            vec![("answered", &x.notify_sent), ("failed", &x.notify_failed)],
+        ),
+        (
+            "xdpdns_xfr_publications",
+            "New versions of secondary zones put into the XDP maps, by how.",
+            "update",
+            vec![
+                ("incremental", &x.publish_incremental),
+                ("full", &x.publish_full),
             ],
         ),
     ];
