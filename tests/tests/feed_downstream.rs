@@ -3,12 +3,16 @@
 //! a downstream secondary of xdpdns. The downstream bootstraps by AXFR from us (its TSIG-signed
 //! SOA check answered signed); a change at the registry reaches us by IXFR, we NOTIFY the
 //! downstream, and it takes the change from us by IXFR from our journal. A request from an
-//! address outside the zone's ACL, or signed with a wrong key, is refused and counted.
+//! address outside the zone's ACL, or signed with a wrong key, is refused and counted. SOA
+//! queries asking for EDNS EXPIRE learn the time left here.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use xdpdns::wire::name::Name;
+use xdpdns::wire::record::rtype;
+use xdpdns::xfr::message;
+use xdpdns_tests::client::{self, Q};
 use xdpdns_tests::downstream::{wait_serial, KnotSecondary};
 use xdpdns_tests::primary::{KnotPrimary, TsigKey};
 use xdpdns_tests::upstream::{primary_options, secondary_args, Upstream};
@@ -66,6 +70,26 @@ fn a_downstream_follows_us_by_axfr_then_ixfr_and_others_are_refused() {
         s.contains("secondary tld. serial 1 ")
     })
     .unwrap();
+
+    // EDNS EXPIRE (RFC 7314 §4): an SOA query asking for it learns the time left here, over
+    // UDP and TCP; one that does not ask gets none.
+    let (udp, tcp, plain) = net
+        .in_client(|| {
+            let tld = Name::parse("tld.", None).unwrap();
+            let ask = message::query(0x7e57, &tld, rtype::SOA, None);
+            let to = SocketAddr::new(IpAddr::V4(SERVER_V4), 53);
+            let expire = |r: &[u8]| message::parse(r).unwrap().opt.and_then(|o| o.expire());
+            let udp = expire(&client::udp(to, &ask).unwrap());
+            let tcp = expire(&client::tcp(to, &[ask]).unwrap()[0]);
+            let plain = expire(&client::udp(to, &Q::new("tld.", 6).wire()).unwrap());
+            (udp, tcp, plain)
+        })
+        .unwrap();
+    for e in [udp, tcp] {
+        let e = e.expect("EXPIRE in the answer");
+        assert!((86_000..=86_400).contains(&e), "{e}");
+    }
+    assert_eq!(plain, None);
 
     // Bootstrap: the downstream's signed SOA check, then AXFR from us.
     let before = net.stats().unwrap();

@@ -159,6 +159,13 @@ impl Transfers for Outgoing {
         Box::new(reply.messages)
     }
 
+    fn expire_left(&self, apex: &Name) -> Option<u32> {
+        let zone = self.zones.get(apex)?;
+        zone.outbound
+            .offer(self.clock.now(), zone.acl.clone())?
+            .expire
+    }
+
     fn signed(
         &self,
         msg: &[u8],

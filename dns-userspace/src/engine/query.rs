@@ -104,24 +104,33 @@ fn skip_rr(msg: &[u8], pos: usize) -> Option<(usize, u16, u16, u32, usize, usize
 /// additional section), found by walking the records; false for anything that cannot be walked.
 /// Cheap: a query without additional records is never walked.
 pub fn is_signed(msg: &[u8]) -> bool {
+    last_record(msg).is_some_and(|(t, _)| t == rtype::TSIG)
+}
+
+/// The type of the last record of a message with one question and additional records, and
+/// the offset of its RDLENGTH; `None` when there is none or the message cannot be walked to
+/// its end.
+pub fn last_record(msg: &[u8]) -> Option<(u16, usize)> {
     let count = |at| be16(msg, at).unwrap_or(0) as usize;
     if count(10) == 0 || count(4) != 1 {
-        return false;
+        return None;
     }
-    let Some(mut pos) = skip_name(msg, 12).map(|p| p + 4) else {
-        return false;
-    };
-    let mut last = 0;
+    let mut pos = skip_name(msg, 12)? + 4;
+    let mut last = None;
     for _ in 0..count(6) + count(8) + count(10) {
-        match skip_rr(msg, pos) {
-            Some((_, t, _, _, _, end)) => {
-                last = t;
-                pos = end;
-            }
-            None => return false,
-        }
+        let (_, t, _, _, rdata, end) = skip_rr(msg, pos)?;
+        last = Some((t, rdata - 2));
+        pos = end;
     }
-    last == rtype::TSIG
+    last.filter(|_| pos == msg.len())
+}
+
+/// The QTYPE of a message's one question, read without parsing the rest.
+pub fn qtype(msg: &[u8]) -> Option<u16> {
+    if be16(msg, 4)? != 1 {
+        return None;
+    }
+    be16(msg, skip_name(msg, 12)?)
 }
 
 /// Parses the EDNS OPT record's fields.

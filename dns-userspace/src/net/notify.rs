@@ -10,6 +10,9 @@ use std::sync::Arc;
 
 use crate::engine::{query, Engine, Transport};
 use crate::net::{contain, ServerStats, SharedEngine};
+use crate::wire::name::Name;
+use crate::wire::record::rtype;
+use crate::xfr::message::OPTION_EXPIRE;
 use crate::xfr::outbound;
 
 /// The NOTIFY opcode.
@@ -28,6 +31,9 @@ pub type TransferMessages = Box<dyn Iterator<Item = Vec<u8>> + Send>;
 pub trait Transfers: Send + Sync {
     /// The messages answering the AXFR or IXFR request `msg` from `peer` (none: no answer).
     fn transfer(&self, msg: &[u8], peer: SocketAddr, transport: Transport) -> TransferMessages;
+    /// Seconds until zone `apex` expires here, for EDNS EXPIRE in answers to its SOA (RFC
+    /// 7314 §4); `None` when it is no secondary zone of ours or is not served.
+    fn expire_left(&self, apex: &Name) -> Option<u32>;
     /// The answer to the TSIG-signed query `msg`, the query itself answered by `engine`.
     fn signed(
         &self,
@@ -93,15 +99,18 @@ impl Service {
         let Some(t) = &self.transfers else {
             return contain::answer(engine, msg, transport, stats);
         };
+        let answer = |q: &[u8]| {
+            let r = contain::answer(engine, q, transport, stats)?;
+            Some(with_expire(t.as_ref(), q, r, transport))
+        };
         if outbound::is_transfer(msg) {
             return self
                 .transfer(msg, peer, transport, stats)
                 .and_then(|mut m| contained_next(&mut m, stats));
         }
         if !query::is_signed(msg) {
-            return contain::answer(engine, msg, transport, stats);
+            return answer(msg);
         }
-        let answer = |q: &[u8]| contain::answer(engine, q, transport, stats);
         contained_or_none(
             stats,
             || t.signed(msg, transport, &answer),
@@ -134,6 +143,49 @@ impl Service {
             })
             .ok()
     }
+}
+
+/// `resp`, the engine's answer to `query`, with EDNS EXPIRE (RFC 7314) added when the query is
+/// an SOA query that asked for it, for a secondary zone of ours with time left, and the option
+/// fits: the option goes at the end of the answer's OPT record, its last record.
+fn with_expire(
+    t: &dyn Transfers,
+    query: &[u8],
+    mut resp: Vec<u8>,
+    transport: Transport,
+) -> Vec<u8> {
+    if query::qtype(query) != Some(rtype::SOA) {
+        return resp;
+    }
+    let query::Parsed::Query(q) = query::parse(query) else {
+        return resp;
+    };
+    let Some(edns) = q
+        .edns
+        .as_ref()
+        .filter(|e| e.options.contains(&OPTION_EXPIRE))
+    else {
+        return resp;
+    };
+    let limit = match transport {
+        Transport::Udp => usize::from(edns.payload.max(512)),
+        Transport::Tcp => usize::from(u16::MAX),
+    };
+    let Some((rtype::OPT, rdlen_at)) = query::last_record(&resp) else {
+        return resp;
+    };
+    let Some(left) = t.expire_left(&q.qname) else {
+        return resp;
+    };
+    if resp.len() + 8 > limit {
+        return resp;
+    }
+    let rdlen = u16::from_be_bytes([resp[rdlen_at], resp[rdlen_at + 1]]) + 8;
+    resp[rdlen_at..rdlen_at + 2].copy_from_slice(&rdlen.to_be_bytes());
+    resp.extend_from_slice(&OPTION_EXPIRE.to_be_bytes());
+    resp.extend_from_slice(&4u16.to_be_bytes());
+    resp.extend_from_slice(&left.to_be_bytes());
+    resp
 }
 
 /// `f`'s answer; a panic in it is counted and logged with `what`, and gives no answer.
