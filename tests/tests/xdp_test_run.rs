@@ -49,8 +49,12 @@ fn extra_zone(dir: &std::path::Path) -> String {
         "$ORIGIN big.test.\n$TTL 300\n@ SOA ns hostmaster 1 7200 3600 1209600 300\n@ NS ns\nns A 198.18.0.53\n{long} TXT {txt}\n{} A 198.18.0.7\n",
         longest_name().trim_end_matches(".big.test.")
     );
+    // Tests run in parallel and each writes this file: written beside it and renamed over it,
+    // so that a test loading it never reads one half written.
     let path = dir.join("big.test.zone");
-    std::fs::write(&path, text).unwrap();
+    let tmp = dir.join(format!("big.test.zone.{:?}", std::thread::current().id()));
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, &path).unwrap();
     path.display().to_string()
 }
 
