@@ -36,6 +36,7 @@ pub mod maps {
     pub const SUFFIXES: &str = "SUFFIXES";
     pub const TEMPLATES: &str = "TEMPLATES";
     pub const COLD: &str = "COLD";
+    pub const EDNS: &str = "EDNS";
 }
 
 /// Default capacity of the answer map (entries), for programs loaded without sizes (tests and
@@ -266,7 +267,9 @@ pub mod counter {
     pub const PASS_ERROR: u32 = 17;
     pub const PASS_COLD: u32 = 18;
     pub const PASS_OTHER: u32 = 19;
-    pub const COUNT: u32 = 20;
+    /// A COOKIE option the engine answers with FORMERR or BADCOOKIE, or more than one.
+    pub const PASS_COOKIE: u32 = 20;
+    pub const COUNT: u32 = 21;
 
     /// Names for display, in index order.
     pub const NAMES: [&str; COUNT as usize] = [
@@ -290,6 +293,7 @@ pub mod counter {
         "pass_error",
         "pass_cold",
         "pass_other",
+        "pass_cookie",
     ];
 
     /// Counter index for an answer of the given `AnswerKind` value.
@@ -311,6 +315,7 @@ mod user {
     unsafe impl aya::Pod for super::Answer {}
     unsafe impl aya::Pod for super::AnswerRef {}
     unsafe impl aya::Pod for super::Config {}
+    unsafe impl aya::Pod for super::EdnsConfig {}
 }
 
 /// ASCII lower-casing of eight bytes at once (SWAR); other bytes (length octets, non-ASCII)
@@ -328,3 +333,83 @@ pub const fn ascii_lower8(w: u64) -> u64 {
 /// `BPF_F_NO_PREALLOC`: hash map entries are allocated on insert, so a big capacity costs nothing
 /// until it is used.
 pub const BPF_F_NO_PREALLOC: u32 = 1;
+
+/// EDNS option code of NSID (RFC 5001).
+pub const OPTION_NSID: u16 = 3;
+/// EDNS option code of EXPIRE (RFC 7314).
+pub const OPTION_EXPIRE: u16 = 9;
+/// EDNS option code of COOKIE (RFC 7873).
+pub const OPTION_COOKIE: u16 = 10;
+/// Length of a client cookie (RFC 7873 §4.1).
+pub const CLIENT_COOKIE_LEN: usize = 8;
+/// Length of an RFC 9018 server cookie: version, 3 reserved octets, timestamp, hash.
+pub const SERVER_COOKIE_LEN: usize = 16;
+/// Longest COOKIE option data (RFC 7873 §4.2: 8 + 8..=32).
+pub const COOKIE_MAX: usize = 40;
+/// The server cookie version of RFC 9018 §4.
+pub const SERVER_COOKIE_VERSION: u8 = 1;
+/// A server cookie is valid for this many seconds after its timestamp (RFC 9018 §4.3)...
+pub const COOKIE_MAX_AGE: u32 = 3600;
+/// ... and from this many seconds before it (clocks of anycast instances differ a little).
+pub const COOKIE_MAX_AHEAD: u32 = 300;
+/// Most EDNS options the XDP program walks in one OPT record; a query with more is passed.
+pub const EDNS_MAX_OPTIONS: usize = 8;
+/// Longest NSID the XDP program writes; a longer one leaves NSID queries to userspace.
+pub const NSID_MAX: usize = 64;
+/// Longest options part of an XDP answer's OPT: NSID, then COOKIE (client + server cookie).
+pub const OPT_OPTIONS_MAX: usize = 4 + NSID_MAX + 4 + CLIENT_COOKIE_LEN + SERVER_COOKIE_LEN;
+
+/// `EdnsConfig::flags` bit: answer DNS COOKIE options (RFC 7873, RFC 9018) with `secret`.
+pub const EDNS_COOKIES: u32 = 1;
+/// `EdnsConfig::flags` bit: `previous` holds the secret before the last rollover, also accepted.
+pub const EDNS_COOKIE_PREVIOUS: u32 = 2;
+/// `EdnsConfig::flags` bit: a UDP query with a COOKIE option but no valid server cookie gets
+/// BADCOOKIE (the engine's answer; the XDP program passes such queries).
+pub const EDNS_REQUIRE_COOKIE: u32 = 4;
+/// `EdnsConfig::flags` bit: an NSID is configured (`nsid[..nsid_len]`).
+pub const EDNS_NSID: u32 = 8;
+/// `EdnsConfig::flags` bit: an NSID is configured that is longer than `NSID_MAX`: queries
+/// asking for it are passed.
+pub const EDNS_NSID_TOO_LONG: u32 = 16;
+/// `EdnsConfig::flags` bit, honoured only by the test build of the program (`test-programs`):
+/// the cookies' clock is `test_time`, not the kernel's clock plus `clock_offset_ns`.
+pub const EDNS_TEST_FIXED_TIME: u32 = 32;
+
+/// EDNS option settings of the XDP program (index 0 of the `EDNS` array), written by userspace
+/// from the engine's configuration, so that both paths answer NSID and COOKIE alike.
+///
+/// The cookies' clock is `bpf_ktime_get_ns()` (CLOCK_MONOTONIC) plus `clock_offset_ns`, which
+/// userspace sets to the wall clock minus CLOCK_MONOTONIC and keeps current (a stepped wall
+/// clock moves it), so that the seconds XDP writes into server cookies are the engine's.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct EdnsConfig {
+    /// `EDNS_*` bits.
+    pub flags: u32,
+    /// The cookies' clock in the test build with `EDNS_TEST_FIXED_TIME`: seconds since the epoch.
+    pub test_time: u32,
+    /// Wall clock minus CLOCK_MONOTONIC, in nanoseconds.
+    pub clock_offset_ns: u64,
+    /// The SipHash-2-4 key of the server cookies made now.
+    pub secret: [u8; 16],
+    /// The previous secret (`EDNS_COOKIE_PREVIOUS`), accepted in cookies that come back.
+    pub previous: [u8; 16],
+    pub nsid_len: u32,
+    pub _pad: u32,
+    pub nsid: [u8; NSID_MAX],
+}
+
+impl EdnsConfig {
+    pub const fn zeroed() -> Self {
+        EdnsConfig {
+            flags: 0,
+            test_time: 0,
+            clock_offset_ns: 0,
+            secret: [0; 16],
+            previous: [0; 16],
+            nsid_len: 0,
+            _pad: 0,
+            nsid: [0; NSID_MAX],
+        }
+    }
+}

@@ -11,6 +11,9 @@
 //! identity = "anycast-node-7"  # CH TXT id.server / hostname.bind
 //! version = "xdpdns"           # CH TXT version.bind (omit to refuse)
 //! nsid = "node-7"
+//! cookie-secret = "e5e973e5a6b2a43f48e7dc849e37bfcf"  # shared by the anycast instances
+//! cookie-secret-previous = "445536bcd2513298075a5d379663c962"  # still accepted (rollover)
+//! require-cookie = false       # BADCOOKIE over UDP without a valid server cookie
 //! server-payload = 1232
 //! xdp-capacity = 200000        # templates in the XDP cache (default: all, twice over)
 //! xdp-promote-after = 2        # cold misses per second that promote an answer
@@ -85,6 +88,12 @@ pub struct ServerSection {
     pub identity: Option<String>,
     pub version: Option<String>,
     pub nsid: Option<String>,
+    /// DNS Cookie secret, 32 hex digits (`--cookie-secret`).
+    pub cookie_secret: Option<String>,
+    /// The secret before the last rollover (`--cookie-secret-previous`).
+    pub cookie_secret_previous: Option<String>,
+    /// BADCOOKIE without a valid server cookie over UDP (`--require-cookie`).
+    pub require_cookie: Option<bool>,
     pub server_payload: Option<u16>,
     pub tcp_idle_timeout: Option<u64>,
     pub tcp_write_timeout: Option<u64>,

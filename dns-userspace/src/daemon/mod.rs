@@ -192,6 +192,11 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
     }
     // Secondary zones: what storage holds is served from the start, primaries or not.
     let clock = DaemonClock::from_env()?;
+    // Server cookies' timestamps follow the daemon's clock (the test clock in tests).
+    let mut opts = opts;
+    if let Some(c) = opts.engine.cookies.as_mut() {
+        c.clock = clock.clock.clone();
+    }
     let opened = secondary::open(&opts.secondaries, &opts.storage, &clock)?;
     let mut sources = Sources {
         files: catalog,
