@@ -238,7 +238,15 @@ pub struct Scratch {
     /// The response's headers and question, when they must move to the front of the buffer
     /// (see `FRAME_PREFIX_MAX`).
     pub frame: [u8; FRAME_PREFIX_MAX],
+    /// The query's COOKIE option data.
+    pub cookie: [u8; COOKIE_MAX],
+    /// The answer's OPT record (header, NSID, COOKIE), zero padded after it.
+    pub opt: [u8; OPT_BUF],
 }
+
+/// Size of the scratch buffer holding the answer's OPT record: the longest, rounded up to a
+/// whole number of 8-octet words.
+pub const OPT_BUF: usize = (OPT_LEN + OPT_OPTIONS_MAX + 7) & !7;
 
 /// Longest frame prefix before the answer data: Ethernet with two VLAN tags, IPv6, UDP, the DNS
 /// header and the longest question. When the driver's buffer has no tailroom, the XDP program
@@ -359,6 +367,10 @@ pub const NSID_MAX: usize = 64;
 /// Longest options part of an XDP answer's OPT: NSID, then COOKIE (client + server cookie).
 pub const OPT_OPTIONS_MAX: usize = 4 + NSID_MAX + 4 + CLIENT_COOKIE_LEN + SERVER_COOKIE_LEN;
 
+/// `EdnsConfig::flags` bit: userspace wrote this configuration. Without it the XDP program
+/// passes every query with EDNS options (`pass_edns_option`), as it cannot know the engine's
+/// NSID or cookie settings.
+pub const EDNS_CONFIGURED: u32 = 64;
 /// `EdnsConfig::flags` bit: answer DNS COOKIE options (RFC 7873, RFC 9018) with `secret`.
 pub const EDNS_COOKIES: u32 = 1;
 /// `EdnsConfig::flags` bit: `previous` holds the secret before the last rollover, also accepted.

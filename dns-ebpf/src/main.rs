@@ -8,11 +8,14 @@
 #![no_main]
 
 mod checksum;
+mod cookie;
+mod edns;
 mod lookup;
 mod packet;
 mod question;
 #[cfg(feature = "test-programs")]
 mod reflect;
+mod siphash;
 
 use aya_ebpf::{
     bindings::xdp_action,
@@ -22,8 +25,9 @@ use aya_ebpf::{
 };
 use aya_log_ebpf::debug;
 use dns_common::{
-    counter, Answer, AnswerKey, AnswerRef, Config, Scratch, ANSWERS_CAPACITY, BPF_F_NO_PREALLOC,
-    COLD_RING_BYTES, SERVICE_ADDRS_CAPACITY, SUFFIXES_CAPACITY, SUFFIX_DATA, TEMPLATES_CAPACITY,
+    counter, Answer, AnswerKey, AnswerRef, Config, EdnsConfig, Scratch, ANSWERS_CAPACITY,
+    BPF_F_NO_PREALLOC, COLD_RING_BYTES, SERVICE_ADDRS_CAPACITY, SUFFIXES_CAPACITY, SUFFIX_DATA,
+    TEMPLATES_CAPACITY,
 };
 
 /// Index of exact and NODATA answers, by (generation, name, type, flags).
@@ -48,6 +52,10 @@ static COLD: RingBuf = RingBuf::with_byte_size(COLD_RING_BYTES, 0);
 
 #[map]
 static CONFIG: Array<Config> = Array::with_max_entries(1, 0);
+
+/// NSID, cookie secrets and the cookies' clock (see `edns`).
+#[map]
+static EDNS: Array<EdnsConfig> = Array::with_max_entries(1, 0);
 
 /// Service addresses: IPv6, or IPv4 mapped into IPv6 (`::ffff:a.b.c.d`).
 #[map]

@@ -9,11 +9,11 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use dns_common::{
-    counter, opt_record, Answer, Config, Scratch, ANSWER_MAX, CONFIG_NO_DNSSEC, FRAME_PREFIX_MAX,
-    KEY_FLAG_DO, NAME_BUF, OPT_LEN,
+    counter, Answer, Config, Scratch, ANSWER_MAX, CONFIG_NO_DNSSEC, FRAME_PREFIX_MAX, KEY_FLAG_DO,
+    NAME_BUF, OPT_BUF,
 };
 
-use crate::{checksum, lookup, question, CONFIG, SCRATCH, SERVICE_ADDRS};
+use crate::{checksum, edns, lookup, question, CONFIG, SCRATCH, SERVICE_ADDRS};
 
 const ETH_P_IPV4: u16 = 0x0800;
 const ETH_P_IPV6: u16 = 0x86dd;
@@ -118,7 +118,22 @@ pub fn handle(ctx: &XdpContext) -> Result<u16, u32> {
         Some(shift) => (scratch.tpl.as_ptr(), lookup::patch(scratch, answer, shift)?),
         None => (answer.data.as_ptr(), answer.csum),
     };
-    let opt_len = if q.edns { OPT_LEN } else { 0 };
+    let opt_len = if q.edns {
+        edns::answer_opt(
+            ctx,
+            scratch,
+            &q.options,
+            q.dnssec_ok,
+            cfg.server_payload,
+            (flow.l3, flow.v6),
+        )?
+    } else {
+        0
+    };
+    let opt_len = question::opaque(&mut scratch.opaque, opt_len);
+    if opt_len > OPT_BUF {
+        return Err(counter::PASS_ERROR);
+    }
     let resp_len = DNS_HEADER + q.name_len + 4 + len + opt_len;
     if resp_len > q.limit {
         return Err(counter::PASS_TOO_BIG);
@@ -142,16 +157,9 @@ pub fn handle(ctx: &XdpContext) -> Result<u16, u32> {
         + checksum::field(arcount_out);
     let tpl_odd = q.name_len & 1 == 1;
     sum += checksum::at_parity(tpl_csum, tpl_odd);
-    let opt = opt_record(cfg.server_payload, q.dnssec_ok);
     if q.edns {
-        let mut s = 0u64;
-        let mut i = 0;
-        while i < OPT_LEN {
-            let next = if i + 1 < OPT_LEN { opt[i + 1] } else { 0 };
-            s += checksum::bytes(opt[i], next);
-            i += 2;
-        }
-        sum += checksum::at_parity(checksum::fold(s), (q.name_len + len) & 1 == 1);
+        let s = checksum::words(scratch.opt.as_mut_ptr(), opt_len, OPT_BUF as u32)?;
+        sum += checksum::at_parity(s, (q.name_len + len) & 1 == 1);
     }
 
     // Resize the packet to the response (this also drops any Ethernet padding).
@@ -173,13 +181,17 @@ pub fn handle(ctx: &XdpContext) -> Result<u16, u32> {
         }
     }
     if q.edns {
-        // SAFETY: as above, 11 bytes from a stack buffer.
+        let opt_len = question::opaque(&mut scratch.opaque, opt_len);
+        if opt_len == 0 || opt_len > OPT_BUF {
+            return Err(counter::PASS_ERROR);
+        }
+        // SAFETY: as above, from the scratch OPT buffer, opt_len ≤ OPT_BUF.
         let r = unsafe {
             bpf_xdp_store_bytes(
                 ctx.ctx,
                 (l7 + len) as u32,
-                opt.as_ptr() as *mut _,
-                OPT_LEN as u32,
+                scratch.opt.as_mut_ptr() as *mut _,
+                opt_len as u32,
             )
         };
         if r != 0 {

@@ -13,6 +13,7 @@ pub mod affected;
 pub mod change;
 pub mod compile;
 pub mod deps;
+pub mod edns;
 mod incremental;
 pub mod keyset;
 pub mod promote;
@@ -272,6 +273,7 @@ impl FastPath {
                 return Err(e);
             }
         };
+        self.server.set_edns(edns::config(&engine.config))?;
         self.server.set_config(Config {
             port: self.port,
             server_payload: engine.config.server_payload,
@@ -317,6 +319,12 @@ impl FastPath {
             p.seconds
         );
         Ok(p)
+    }
+
+    /// Writes the program's EDNS settings again with the cookies' clock offset as it is now
+    /// (the wall clock may have been stepped or slewed).
+    pub fn refresh_clock(&mut self) -> Result<()> {
+        self.server.set_edns(edns::config(&self.last.config))
     }
 
     /// Remembers `engine` as the one the maps answer for, and indexes its zones (those it

@@ -16,8 +16,8 @@ use aya::{
     Ebpf, EbpfLoader,
 };
 use dns_common::{
-    counter, maps, Answer, AnswerKey, AnswerKind, AnswerRef, Config, ANSWERS_CAPACITY, NAME_BUF,
-    SUFFIXES_CAPACITY, SUFFIX_DATA, TEMPLATES_CAPACITY,
+    counter, maps, Answer, AnswerKey, AnswerKind, AnswerRef, Config, EdnsConfig, ANSWERS_CAPACITY,
+    NAME_BUF, SUFFIXES_CAPACITY, SUFFIX_DATA, TEMPLATES_CAPACITY,
 };
 
 use super::compile::Entries;
@@ -89,6 +89,7 @@ pub struct XdpServer {
     /// The index sizes it was loaded with.
     index_capacity: (u32, u32),
     config: Array<MapData, Config>,
+    edns: Array<MapData, EdnsConfig>,
     service_addrs: HashMap<MapData, [u8; 16], u8>,
     counters: PerCpuArray<MapData, u64>,
     /// Counts of the programs it took over from (`take_over`), added to its own.
@@ -149,6 +150,7 @@ impl XdpServer {
             template_capacity: templates,
             index_capacity,
             config: take(&mut ebpf, maps::CONFIG)?,
+            edns: take(&mut ebpf, maps::EDNS)?,
             service_addrs: take(&mut ebpf, maps::SERVICE_ADDRS)?,
             counters: take(&mut ebpf, maps::COUNTERS)?,
             carried: vec![0; counter::COUNT as usize],
@@ -390,6 +392,13 @@ impl XdpServer {
 
     pub fn set_config(&mut self, cfg: Config) -> Result<()> {
         self.config.set(0, cfg, 0).context("writing XDP config")
+    }
+
+    /// Writes the EDNS settings (NSID, cookie secrets, the cookies' clock offset).
+    pub fn set_edns(&mut self, cfg: EdnsConfig) -> Result<()> {
+        self.edns
+            .set(0, cfg, 0)
+            .context("writing XDP EDNS settings")
     }
 
     pub fn config(&self) -> Result<Config> {
