@@ -31,7 +31,7 @@ use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context as _, Result};
 use tokio::signal::unix::{signal, SignalKind};
@@ -297,6 +297,23 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
                 x.try_lock().ok()?.server.take_cold_ring()
             },
         ));
+    }
+    if state.served.xdp().is_some() {
+        // The XDP cookies' clock: CLOCK_MONOTONIC plus an offset to the wall clock, written
+        // again every second so that a stepped or slewed wall clock is followed.
+        let st = state.clone();
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                // Not waiting on a publication in progress: it writes the offset itself.
+                let Some(x) = st.served.xdp() else { continue };
+                let Ok(mut fp) = x.try_lock() else { continue };
+                if let Err(e) = fp.refresh_clock() {
+                    log::warn!("{e:#}");
+                }
+            }
+        });
     }
     // The zones' tasks run beside the others; they never end by themselves.
     let mut zone_tasks = tokio::task::JoinSet::new();
