@@ -125,3 +125,24 @@ pub fn corpus_q(rng: &mut Rng, names: &[Name]) -> Q {
 pub fn corpus_query(rng: &mut Rng, names: &[Name]) -> Vec<u8> {
     corpus_q(rng, names).wire()
 }
+
+/// Mutates a packet: flips, overwrites, truncates or extends bytes.
+pub fn mutate(rng: &mut Rng, f: &mut Vec<u8>) {
+    for _ in 0..1 + rng.below(4) {
+        if f.is_empty() {
+            return;
+        }
+        let i = rng.below(f.len() as u64) as usize;
+        match rng.below(6) {
+            0 => f[i] ^= 1 << rng.below(8),
+            1 => f[i] = rng.next_u64() as u8,
+            2 => f.truncate(i.max(14)),
+            3 => f.extend((0..rng.below(40)).map(|_| rng.next_u64() as u8)),
+            4 => f[i] = [0, 0xff, 0xc0, 0x3f, 0x40][rng.below(5) as usize],
+            _ => {
+                let j = rng.below(f.len() as u64) as usize;
+                f.swap(i, j);
+            }
+        }
+    }
+}

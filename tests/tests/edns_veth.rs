@@ -48,7 +48,11 @@ fn dig_cookie(out: &str) -> String {
         .find(|l| l.starts_with("; COOKIE: "))
         .unwrap_or_else(|| panic!("no COOKIE in {out}"));
     assert!(line.ends_with("(good)"), "{line}");
-    line["; COOKIE: ".len()..].split(' ').next().unwrap().to_owned()
+    line["; COOKIE: ".len()..]
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_owned()
 }
 
 fn unhex(s: &str) -> Vec<u8> {
@@ -81,8 +85,14 @@ fn dig_cookies_are_answered_in_xdp_and_validate_when_sent_back() {
         assert_eq!(delta(&before, &after, "udp.queries"), 1);
         // Sent back: answered, in XDP, with a fresh good cookie.
         let before = net.stats().unwrap();
-        let out = dig(&net, &[server, &format!("+cookie={first}"), "www.example.", "A"]);
-        assert!(out.contains("status: NOERROR") && out.contains("198.18.0.80"), "{out}");
+        let out = dig(
+            &net,
+            &[server, &format!("+cookie={first}"), "www.example.", "A"],
+        );
+        assert!(
+            out.contains("status: NOERROR") && out.contains("198.18.0.80"),
+            "{out}"
+        );
         let second = dig_cookie(&out);
         assert_eq!(second[..16], first[..16], "the client cookie is echoed");
         let after = net.stats().unwrap();
@@ -100,7 +110,10 @@ fn dig_cookies_are_answered_in_xdp_and_validate_when_sent_back() {
         let old = cookie::make(&previous, &cc, client, now() - 3540);
         let old = data_encoding::HEXLOWER.encode(&old);
         let before = net.stats().unwrap();
-        let out = dig(&net, &[server, &format!("+cookie={old}"), "www.example.", "A"]);
+        let out = dig(
+            &net,
+            &[server, &format!("+cookie={old}"), "www.example.", "A"],
+        );
         assert!(out.contains("status: NOERROR"), "{out}");
         dig_cookie(&out);
         let after = net.stats().unwrap();
@@ -108,7 +121,10 @@ fn dig_cookies_are_answered_in_xdp_and_validate_when_sent_back() {
         // Made with a secret never configured: BADCOOKIE.
         let stranger = cookie::make(&[7; 16], &cc, client, now());
         let stranger = data_encoding::HEXLOWER.encode(&stranger);
-        let out = dig(&net, &[server, &format!("+cookie={stranger}"), "www.example.", "A"]);
+        let out = dig(
+            &net,
+            &[server, &format!("+cookie={stranger}"), "www.example.", "A"],
+        );
         assert!(out.contains("status: BADCOOKIE"), "{out}");
     }
 }
@@ -119,7 +135,10 @@ fn dig_and_kdig_with_cookie_and_nsid_are_answered_in_xdp() {
     let before = net.stats().unwrap();
     // dig's default: a cookie on every query.
     let out = dig(&net, &["@198.18.0.1", "www.example.", "A"]);
-    assert!(out.contains("status: NOERROR") && out.contains("198.18.0.80"), "{out}");
+    assert!(
+        out.contains("status: NOERROR") && out.contains("198.18.0.80"),
+        "{out}"
+    );
     dig_cookie(&out);
     let out = dig(&net, &["@fd00::1", "+nsid", "nope.example.", "A"]);
     assert!(out.contains("status: NXDOMAIN"), "{out}");

@@ -22,7 +22,7 @@ use xdpdns::wire::name::Name;
 use xdpdns::zone::load::{load_catalog, ZoneSpec};
 use xdpdns_tests::client::Q;
 use xdpdns_tests::frame::{self, FrameSpec};
-use xdpdns_tests::oracle::{self, corpus_query, spec, udp_payload, XDP_PASS, XDP_TX};
+use xdpdns_tests::oracle::{self, corpus_query, mutate, spec, udp_payload, XDP_PASS, XDP_TX};
 use xdpdns_tests::tld::{self, Rng};
 use xdpdns_tests::zone_file;
 
@@ -162,27 +162,6 @@ fn xdp_answers_equal_the_engine_at_every_server_payload() {
             answered > n / 4 && with_opt > n / 8,
             "server payload {payload}: XDP answers ({answered} of {n}, {with_opt} with OPT)"
         );
-    }
-}
-
-/// Mutates a packet: flips, overwrites, truncates or extends bytes.
-fn mutate(rng: &mut Rng, f: &mut Vec<u8>) {
-    for _ in 0..1 + rng.below(4) {
-        if f.is_empty() {
-            return;
-        }
-        let i = rng.below(f.len() as u64) as usize;
-        match rng.below(6) {
-            0 => f[i] ^= 1 << rng.below(8),
-            1 => f[i] = rng.next_u64() as u8,
-            2 => f.truncate(i.max(14)),
-            3 => f.extend((0..rng.below(40)).map(|_| rng.next_u64() as u8)),
-            4 => f[i] = [0, 0xff, 0xc0, 0x3f, 0x40][rng.below(5) as usize],
-            _ => {
-                let j = rng.below(f.len() as u64) as usize;
-                f.swap(i, j);
-            }
-        }
     }
 }
 

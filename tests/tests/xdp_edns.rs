@@ -28,7 +28,7 @@ use xdpdns::wire::name::Name;
 use xdpdns::xfr::timers::Clock;
 use xdpdns::zone::load::{load_catalog, ZoneSpec};
 use xdpdns_tests::client::Q;
-use xdpdns_tests::frame::FrameSpec;
+use xdpdns_tests::frame::{self, FrameSpec};
 use xdpdns_tests::oracle::{self, corpus_q, spec};
 use xdpdns_tests::tld::{self, Rng};
 use xdpdns_tests::zone_file;
@@ -359,4 +359,60 @@ fn long_nsids_and_unwritten_settings_leave_option_queries_to_userspace() {
         "padding alone changes nothing"
     );
     assert!(r.run(&s, &www(vec![])).0);
+}
+
+#[test]
+fn fuzzed_option_queries_never_get_a_wrong_answer() {
+    let mut r = rig(
+        &[
+            zone_file("example.zone"),
+            format!("nsec.example.={}", zone_file("signed/nsec.example.zone")),
+        ],
+        config(false, b"fuzz-node"),
+        true,
+    );
+    let n = std::env::var("XDPDNS_EDNS_FUZZ_PACKETS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000usize);
+    let mut rng = Rng::new(0xc00c);
+    let (mut tx, mut with_cookie) = (0usize, 0usize);
+    for _ in 0..n {
+        let s = spec(&mut rng);
+        let mut q = corpus_q(&mut rng, &r.names);
+        q.edns = Some(1232);
+        q.options = options(&mut rng, s.src).0;
+        let mut f = frame::build(&s, &q.wire());
+        oracle::mutate(&mut rng, &mut f);
+        if f.len() < 14 {
+            continue;
+        }
+        let (action, out) = r.xdp.test_run(&f).unwrap();
+        if action != oracle::XDP_TX {
+            assert_eq!((action, &out), (oracle::XDP_PASS, &f));
+            continue;
+        }
+        tx += 1;
+        // The engine's answer to the query as the program saw it, from the address it
+        // answered (the mutation may have changed the source).
+        let p = frame::parse(&out).expect("valid output frame");
+        let query = match frame::parse(&f) {
+            Ok(q) => q.payload,
+            Err(_) => oracle::udp_payload(&s, &f),
+        };
+        let expected = r.engine.answer_to(&query, Transport::Udp, p.dst);
+        assert_eq!(
+            Some(&p.payload),
+            expected.as_ref(),
+            "fuzzed packet {f:02x?}"
+        );
+        with_cookie += p.payload.windows(4).any(|w| w == [0, 10, 0, 24]) as usize;
+    }
+    println!(
+        "EDNS fuzz: {n} packets, {tx} answered ({with_cookie} with a cookie), all the engine's"
+    );
+    assert!(
+        tx > n / 20 && with_cookie > n / 50,
+        "the fuzz exercises XDP: {tx}, {with_cookie}"
+    );
 }
