@@ -15,6 +15,7 @@ pub mod json;
 pub mod measure;
 pub mod micro;
 pub mod net;
+pub mod profiles;
 pub mod report;
 pub mod servers;
 pub mod update;
@@ -405,6 +406,14 @@ fn run_in(b: &Bench) -> Result<Json> {
     if let Err(e) = &micro {
         b.progress(&format!("TEST_RUN: FAILED: {e:#}"));
     }
+    b.progress("sender profiles in TEST_RUN, unsigned and NSEC3 zones");
+    let (profiles_json, profiles_text) = profiles::section(
+        &b.work,
+        o.delegations.min(2000),
+        &o.mix,
+        o.queries.min(20_000),
+        o.seed,
+    );
     let mut loads = Vec::new();
     for n in &o.load_sizes {
         b.progress(&format!("load/compile: xdpdns serve with {n} delegations"));
@@ -470,7 +479,7 @@ fn run_in(b: &Bench) -> Result<Json> {
         o.duration, o.latency_rate, o.do_share
     );
     let mut text = format!(
-        "{table}{legend}\nTEST_RUN (ns per query, single runs):\n{micro_text}\nzone updates (XDP maps):\n{update_text}"
+        "{table}{legend}\nTEST_RUN (ns per query, single runs):\n{micro_text}\n{profiles_text}\nzone updates (XDP maps):\n{update_text}"
     );
     if let Some(x) = &xfr {
         text.push('\n');
@@ -514,6 +523,7 @@ fn run_in(b: &Bench) -> Result<Json> {
                 Err(e) => obj([("error", format!("{e:#}").into())]),
             },
         ),
+        ("profiles", profiles_json),
         ("load", Json::Arr(loads)),
         ("update", update_json),
         ("xfr", xfr.as_ref().map_or(Json::Null, xfr::XfrResult::json)),
