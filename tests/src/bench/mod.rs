@@ -407,13 +407,7 @@ fn run_in(b: &Bench) -> Result<Json> {
         b.progress(&format!("TEST_RUN: FAILED: {e:#}"));
     }
     b.progress("sender profiles in TEST_RUN, unsigned and NSEC3 zones");
-    let (profiles_json, profiles_text) = profiles::section(
-        &b.work,
-        o.delegations.min(2000),
-        &o.mix,
-        o.queries.min(20_000),
-        o.seed,
-    );
+    let (profiles_json, profiles_text) = profiles::section(&mut net, &b.work, o);
     let mut loads = Vec::new();
     for n in &o.load_sizes {
         b.progress(&format!("load/compile: xdpdns serve with {n} delegations"));
