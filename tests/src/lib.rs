@@ -20,6 +20,7 @@ pub mod primary;
 pub mod scrape;
 pub mod seeded;
 pub mod stats;
+pub mod testrun;
 pub mod tld;
 pub mod upstream;
 pub mod xfr_proxy;

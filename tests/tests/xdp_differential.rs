@@ -13,9 +13,7 @@
 //! `XDPDNS_PAYLOAD_PACKETS` (default 4 000 per payload size);
 //! `cargo xtask xdp-check` runs long versions.
 
-use dns_common::{Config, CONFIG_NO_DNSSEC};
 use xdpdns::engine::{Engine, EngineConfig, Transport};
-use xdpdns::fastpath::compile;
 use xdpdns::fastpath::promote::{Counter, Policy, PromoteStats};
 use xdpdns::fastpath::xdp::{Capacity, XdpServer};
 use xdpdns::wire::name::Name;
@@ -48,28 +46,7 @@ fn rig_with(specs: &[String], capacity: Capacity, config: EngineConfig) -> Rig {
     let specs: Vec<ZoneSpec> = specs.iter().map(|s| s.parse().unwrap()).collect();
     let (catalog, _) = load_catalog(&specs).unwrap();
     let engine = Engine::new(catalog, config);
-    let mut xdp = XdpServer::load_with_capacity(capacity).unwrap();
-    xdp.add_service_addr("198.18.0.1".parse().unwrap()).unwrap();
-    xdp.add_service_addr("fd00::1".parse().unwrap()).unwrap();
-    let mut entries = compile::Entries::default();
-    compile::compile_refused(&engine, 3, &mut entries);
-    let mut names = Vec::new();
-    for z in engine.catalog.zones() {
-        let st = compile::compile_zone(&engine, z, 3, &mut entries);
-        println!("compiled {}: {st:?}", z.apex());
-        names.extend(z.nodes().map(|(n, _)| n.clone()));
-    }
-    xdp.insert(&entries).unwrap();
-    // As `xdpdns serve` does: without signed zones, DO=1 is looked up under DO=0 directly.
-    let unsigned = engine.catalog.zones().all(|z| !z.is_signed());
-    xdp.set_config(Config {
-        port: 53,
-        server_payload: engine.config.server_payload,
-        generation: 3,
-        flags: if unsigned { CONFIG_NO_DNSSEC } else { 0 },
-    })
-    .unwrap();
-    names.sort();
+    let (xdp, names) = xdpdns_tests::testrun::load(&engine, capacity, 3).unwrap();
     Rig { xdp, engine, names }
 }
 

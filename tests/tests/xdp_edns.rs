@@ -19,10 +19,10 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use dns_common::{counter, Config, CONFIG_NO_DNSSEC, EDNS_TEST_FIXED_TIME};
+use dns_common::{counter, EDNS_TEST_FIXED_TIME};
 use xdpdns::engine::cookie::{self, Cookies, Secret};
 use xdpdns::engine::{Engine, EngineConfig, Transport};
-use xdpdns::fastpath::compile;
+use xdpdns::fastpath::xdp::Capacity;
 use xdpdns::fastpath::xdp::XdpServer;
 use xdpdns::wire::name::Name;
 use xdpdns::xfr::timers::Clock;
@@ -31,7 +31,7 @@ use xdpdns_tests::client::Q;
 use xdpdns_tests::frame::{self, FrameSpec};
 use xdpdns_tests::oracle::{self, corpus_q, spec};
 use xdpdns_tests::tld::{self, Rng};
-use xdpdns_tests::zone_file;
+use xdpdns_tests::{zone_file, CLIENT_V4, CLIENT_V6, SERVER_V4, SERVER_V6};
 
 /// The second both paths see.
 const NOW: u32 = 1_800_000_000;
@@ -76,33 +76,15 @@ fn rig(specs: &[String], config: EngineConfig, edns: bool) -> Rig {
     let specs: Vec<ZoneSpec> = specs.iter().map(|s| s.parse().unwrap()).collect();
     let (catalog, _) = load_catalog(&specs).unwrap();
     let engine = Engine::new(catalog, config);
-    let mut xdp = XdpServer::load().unwrap();
-    xdp.add_service_addr("198.18.0.1".parse().unwrap()).unwrap();
-    xdp.add_service_addr("fd00::1".parse().unwrap()).unwrap();
-    let mut entries = compile::Entries::default();
-    compile::compile_chaos(&engine, 5, &mut entries);
-    compile::compile_refused(&engine, 5, &mut entries);
-    let mut names = Vec::new();
-    for z in engine.catalog.zones() {
-        compile::compile_zone(&engine, z, 5, &mut entries);
-        names.extend(z.nodes().map(|(n, _)| n.clone()));
-    }
-    xdp.insert(&entries).unwrap();
-    let unsigned = engine.catalog.zones().all(|z| !z.is_signed());
-    xdp.set_config(Config {
-        port: 53,
-        server_payload: engine.config.server_payload,
-        generation: 5,
-        flags: if unsigned { CONFIG_NO_DNSSEC } else { 0 },
-    })
-    .unwrap();
+    let (mut xdp, names) = xdpdns_tests::testrun::load(&engine, Capacity::default(), 5).unwrap();
+    let mut e = xdpdns::fastpath::edns::config(&engine.config);
     if edns {
-        let mut e = xdpdns::fastpath::edns::config(&engine.config);
         e.flags |= EDNS_TEST_FIXED_TIME;
         e.test_time = NOW;
-        xdp.set_edns(e).unwrap();
+    } else {
+        e.flags = 0;
     }
-    names.sort();
+    xdp.set_edns(e).unwrap();
     Rig { xdp, engine, names }
 }
 
@@ -271,6 +253,15 @@ fn edns_options_are_answered_in_xdp_exactly_as_the_engine_answers_them() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// A query frame from the test client to the test server, over IPv6 or IPv4.
+fn addressing(v6: bool) -> FrameSpec {
+    if v6 {
+        FrameSpec::udp(CLIENT_V6.into(), SERVER_V6.into(), 53)
+    } else {
+        FrameSpec::udp(CLIENT_V4.into(), SERVER_V4.into(), 53)
+    }
+}
+
 fn www(options: Vec<(u16, Vec<u8>)>) -> Q {
     let mut q = Q::new("www.example.", 1);
     q.options = options;
@@ -288,15 +279,7 @@ fn answer_cookie(answer: &[u8]) -> Vec<u8> {
 fn require_cookie_passes_what_gets_badcookie_and_answers_valid_cookies() {
     let mut r = rig(&[zone_file("example.zone")], config(true, b"n"), true);
     for v6 in [false, true] {
-        let s = if v6 {
-            FrameSpec::udp("fd00::2".parse().unwrap(), "fd00::1".parse().unwrap(), 53)
-        } else {
-            FrameSpec::udp(
-                "198.18.0.2".parse().unwrap(),
-                "198.18.0.1".parse().unwrap(),
-                53,
-            )
-        };
+        let s = addressing(v6);
         let first = www(vec![(10, b"clientck".to_vec())]);
         assert_eq!(r.run(&s, &first), (false, counter::PASS_COOKIE as usize));
         let bad = r.engine_answer(&s, &first);
@@ -336,11 +319,7 @@ fn long_nsids_and_unwritten_settings_leave_option_queries_to_userspace() {
         config(false, &[b'n'; 100]),
         true,
     );
-    let s = FrameSpec::udp(
-        "198.18.0.2".parse().unwrap(),
-        "198.18.0.1".parse().unwrap(),
-        53,
-    );
+    let s = addressing(false);
     let nsid = www(vec![(3, vec![])]);
     assert_eq!(
         r.run(&s, &nsid),
@@ -435,4 +414,40 @@ fn sender_profiles_of_real_resolvers_are_answered_in_xdp() {
         }
     }
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn refused_and_chaos_answers_carry_nsid_and_cookie_like_the_engine() {
+    let mut r = rig(
+        &[zone_file("example.zone")],
+        config(false, b"node-ch"),
+        true,
+    );
+    let options = vec![(3, vec![]), (10, b"clientck".to_vec())];
+    for v6 in [false, true] {
+        let s = addressing(v6);
+        let mut refused = Q::new("www.not-served.test.", 1);
+        refused.options = options.clone();
+        assert_eq!(
+            r.run(&s, &refused),
+            (true, counter::ANSWERED_REFUSED as usize)
+        );
+        // CH TXT id.server: the chaos class is in the query's class field.
+        let mut chaos = Q::new("id.server.", 16);
+        chaos.options = options.clone();
+        let mut wire = chaos.wire();
+        let at = 12 + "id.server.".len() + 1 + 2;
+        wire[at..at + 2].copy_from_slice(&3u16.to_be_bytes());
+        let f = frame::build(&s, &wire);
+        let (action, out) = r.xdp.test_run(&f).unwrap();
+        assert_eq!(action, oracle::XDP_TX);
+        let p = frame::parse(&out).unwrap();
+        let expected = r.engine.answer_to(&wire, Transport::Udp, s.src).unwrap();
+        assert_eq!(p.payload, expected);
+        assert!(
+            expected.windows(7).any(|w| w == b"node-ch"),
+            "NSID in the answer"
+        );
+        assert_eq!(answer_cookie(&expected)[..8], *b"clientck");
+    }
 }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::frame::{self, FrameSpec};
 use anyhow::{bail, Context as _, Result};
-use dns_common::{counter, Answer, AnswerKey, AnswerRef, Config, CONFIG_NO_DNSSEC};
+use dns_common::{counter, Answer, AnswerKey, AnswerRef};
 use xdpdns::engine::{Engine, EngineConfig};
 use xdpdns::fastpath::xdp::XdpServer;
 use xdpdns::zone::load::{load_catalog, ZoneSpec};
@@ -124,26 +124,9 @@ pub fn engine_for(z: &zone::Zone) -> Result<Engine> {
     Ok(Engine::new(catalog, config))
 }
 
-/// The XDP program loaded with `engine`'s answers and settings, answering on the bench's
-/// server address, as `xdpdns serve` fills it.
+/// The XDP program loaded with `engine`'s answers and settings, as `xdpdns serve` fills it.
 pub fn xdp_for(engine: &Engine) -> Result<XdpServer> {
-    let mut xdp = XdpServer::load()?;
-    xdp.add_service_addr(crate::SERVER_V4.into())?;
-    let mut entries = xdpdns::fastpath::compile::Entries::default();
-    xdpdns::fastpath::compile::compile_refused(engine, 7, &mut entries);
-    for zone in engine.catalog.zones() {
-        xdpdns::fastpath::compile::compile_zone(engine, zone, 7, &mut entries);
-    }
-    xdp.insert(&entries).context("filling the maps")?;
-    let unsigned = engine.catalog.zones().all(|z| !z.is_signed());
-    xdp.set_config(Config {
-        port: 53,
-        server_payload: engine.config.server_payload,
-        generation: 7,
-        flags: if unsigned { CONFIG_NO_DNSSEC } else { 0 },
-    })?;
-    xdp.set_edns(xdpdns::fastpath::edns::config(&engine.config))?;
-    Ok(xdp)
+    Ok(crate::testrun::load(engine, Default::default(), 7)?.0)
 }
 
 /// A query with EDNS options.
