@@ -2,7 +2,9 @@
 //! use: `dig` (which sends a cookie by default) and `kdig +cookie +nsid` are answered in XDP;
 //! the server cookie they get validates when sent back (under `--require-cookie`, where an
 //! invalid one would get BADCOOKIE); a cookie made with the previous secret is accepted
-//! (rollover); a client cookie alone gets BADCOOKIE from userspace, counted `pass_cookie`.
+//! (rollover); a client cookie alone gets BADCOOKIE from userspace, counted `pass_cookie`;
+//! the cookies' timestamps in XDP follow the daemon's clock (the test clock file) when it
+//! moves.
 
 use std::net::IpAddr;
 
@@ -160,4 +162,45 @@ fn dig_and_kdig_with_cookie_and_nsid_are_answered_in_xdp() {
     let after = net.stats().unwrap();
     assert_eq!(delta(&before, &after, "xdp.answered"), 3);
     assert_eq!(delta(&before, &after, "udp.queries"), 0);
+}
+
+/// The timestamp of the server cookie dig got.
+fn cookie_time(out: &str) -> u32 {
+    let c = unhex(&dig_cookie(out));
+    u32::from_be_bytes(c[12..16].try_into().unwrap())
+}
+
+#[test]
+fn xdp_cookie_timestamps_follow_the_daemons_clock() {
+    let dir = std::env::temp_dir().join(format!("xdpdns-edns-clock-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let clock = dir.join("clock");
+    let day_ahead = now() + 86_400;
+    std::fs::write(&clock, day_ahead.to_string()).unwrap();
+    let mut net = TestNet::new().expect("test namespaces");
+    let env = [("XDPDNS_TEST_CLOCK_FILE", clock.to_str().unwrap())];
+    let args = ["--listen", "[::]:53", "--cookie-secret", SECRET];
+    net.start_server_with(&[&xdpdns_tests::example_zone()], &args, &env)
+        .expect("server starts");
+    let before = net.stats().unwrap();
+    let out = dig(&net, &["@198.18.0.1", "www.example.", "A"]);
+    assert!(cookie_time(&out).abs_diff(day_ahead) <= 2, "{out}");
+    // The clock jumps a week: within a second or two XDP's cookies follow.
+    let week_ahead = day_ahead + 7 * 86_400;
+    std::fs::write(&clock, week_ahead.to_string()).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let out = dig(&net, &["@198.18.0.1", "www.example.", "A"]);
+        if cookie_time(&out).abs_diff(week_ahead) <= 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "XDP's clock stayed behind: {out}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let after = net.stats().unwrap();
+    assert_eq!(delta(&before, &after, "udp.queries"), 0, "all in XDP");
+    let _ = std::fs::remove_dir_all(dir);
 }
