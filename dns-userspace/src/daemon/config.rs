@@ -335,11 +335,19 @@ mod tests {
             &path,
             "[server]\nlisten = [\"198.18.0.1:53\"]\nxdp-mode = \"off\"\nidentity = \"n1\"\n\
              service-addrs = [\"198.19.0.53\", \"fd00:ff::53\"]\ntcp-write-timeout = 2\n\
-             tcp-max-per-source = 3\n\n[[zone]]\ndomain = \"example\"\nfile = \"example.zone\"\n",
+             tcp-max-per-source = 3\ncookie-secret = \"e5e973e5a6b2a43f48e7dc849e37bfcf\"\n\
+             cookie-secret-previous = \"445536bcd2513298075a5d379663c962\"\n\
+             require-cookie = true\n\n[[zone]]\ndomain = \"example\"\nfile = \"example.zone\"\n",
         )
         .unwrap();
         let c = ConfigFile::load(&path).unwrap();
         assert_eq!(c.server.identity.as_deref(), Some("n1"));
+        assert_eq!(
+            c.server.cookie_secret.as_deref(),
+            Some("e5e973e5a6b2a43f48e7dc849e37bfcf")
+        );
+        assert!(c.server.cookie_secret_previous.is_some());
+        assert_eq!(c.server.require_cookie, Some(true));
         let service: Vec<IpAddr> = vec![
             "198.19.0.53".parse().unwrap(),
             "fd00:ff::53".parse().unwrap(),

@@ -158,7 +158,8 @@ impl Cookies {
 pub fn parse_secret(text: &str) -> anyhow::Result<Secret> {
     let bytes = data_encoding::HEXLOWER_PERMISSIVE
         .decode(text.trim().as_bytes())
-        .map_err(|e| anyhow::anyhow!("cookie secret {text:?} is not hex: {e}"))?;
+        // The text stays out of the message: it may be a secret with a typo.
+        .map_err(|e| anyhow::anyhow!("cookie secret is not 32 hex digits: {e}"))?;
     bytes.try_into().map_err(|b: Vec<u8>| {
         anyhow::anyhow!(
             "cookie secret has {} octets, not 16 (32 hex digits)",
