@@ -13,6 +13,9 @@
 //! - an NSID longer than the program holds, and a program whose EDNS settings were never
 //!   written, leave option queries to userspace.
 //!
+//! Sizes: `XDPDNS_EDNS_PACKETS` (default 6 000), `XDPDNS_EDNS_FUZZ_PACKETS` (default 200 000);
+//! `cargo xtask xdp-check` runs long versions.
+//!
 //! The program and the engine see the same second: the test build takes it from the EDNS
 //! settings (`EDNS_TEST_FIXED_TIME`), the engine from a fixed clock.
 
@@ -44,6 +47,13 @@ impl Clock for FixedClock {
     fn now(&self) -> u64 {
         NOW as u64
     }
+}
+
+fn env_count(var: &str, default: usize) -> usize {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn secret(s: &str) -> Secret {
@@ -205,7 +215,7 @@ fn edns_options_are_answered_in_xdp_exactly_as_the_engine_answers_them() {
         config(false, b"edns-node-1"),
         true,
     );
-    let n = 6000;
+    let n = env_count("XDPDNS_EDNS_PACKETS", 6000);
     let mut rng = Rng::new(0xed45);
     let (mut with_cookie, mut cookie_answered, mut plain_answered, mut too_big) = (0, 0, 0, 0);
     for _ in 0..n {
@@ -350,10 +360,7 @@ fn fuzzed_option_queries_never_get_a_wrong_answer() {
         config(false, b"fuzz-node"),
         true,
     );
-    let n = std::env::var("XDPDNS_EDNS_FUZZ_PACKETS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(200_000usize);
+    let n = env_count("XDPDNS_EDNS_FUZZ_PACKETS", 200_000);
     let mut rng = Rng::new(0xc00c);
     let (mut tx, mut with_cookie) = (0usize, 0usize);
     for _ in 0..n {

@@ -137,10 +137,14 @@ fn main() -> Result<()> {
                         "xdpdns-tests",
                         "--test",
                         "xdp_differential",
+                        "--test",
+                        "xdp_edns",
                     ])
                     .args(["--", "--nocapture", "--test-threads", "1"])
                     .env("XDPDNS_DIFF_PACKETS", packets.to_string())
+                    .env("XDPDNS_EDNS_PACKETS", packets.to_string())
                     .env("XDPDNS_FUZZ_PACKETS", fuzz.to_string())
+                    .env("XDPDNS_EDNS_FUZZ_PACKETS", fuzz.to_string())
                     .env("XDPDNS_PAYLOAD_PACKETS", payload_packets.to_string()),
             )?;
         }
