@@ -120,6 +120,10 @@ fn dig_cookies_are_answered_in_xdp_and_validate_when_sent_back() {
         dig_cookie(&out);
         let after = net.stats().unwrap();
         assert_eq!(delta(&before, &after, "xdp.answered_exact"), 1);
+        // Over TCP a client cookie alone is answered (BADCOOKIE is for UDP), with a cookie.
+        let out = dig(&net, &[server, "+tcp", "+cookie", "www.example.", "A"]);
+        assert!(out.contains("status: NOERROR"), "{out}");
+        dig_cookie(&out);
         // Made with a secret never configured: BADCOOKIE.
         let stranger = cookie::make(&[7; 16], &cc, client, now());
         let stranger = data_encoding::HEXLOWER.encode(&stranger);
