@@ -8,12 +8,15 @@
 //!   answers queries for its names and random ones (DO 0/1, with and without EDNS, UDP and
 //!   TCP) with well-formed messages (`response`), and compiles to XDP entries — without a panic
 //!   anywhere.
+//! - The fuzz targets (`targets`): `xdpdns::fuzz_support`, the bodies `cargo xtask fuzz` runs
+//!   under libFuzzer, over `fuzz/corpus/` and its mutations.
 //! - Query bytes (`query_bytes`): queries of the corpus for those zones, mutated. The engine
 //!   answers every message that has an ID and is not a response, with a well-formed message
 //!   carrying that ID.
 
 mod query_bytes;
 mod response;
+mod targets;
 mod zone_text;
 
 use std::sync::Arc;
