@@ -24,7 +24,8 @@ pub const TARGETS: &[&str] = &[
 ];
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    here.canonicalize().unwrap_or(here)
 }
 
 fn cargo_fuzz_version() -> Option<String> {
@@ -59,7 +60,7 @@ fn done_line(log: &str) -> Option<(u64, u64)> {
     let line = log.lines().rev().find(|l| l.starts_with("Done "))?;
     let mut w = line.split_whitespace();
     let runs = w.nth(1)?.parse().ok()?;
-    let secs = w.nth(1)?.parse().ok()?;
+    let secs = w.nth(2)?.parse().ok()?;
     Some((runs, secs))
 }
 
@@ -135,4 +136,14 @@ pub fn fuzz(target: Option<String>, secs: u64) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reads_libfuzzers_closing_line() {
+        let log = "#1000 DONE cov: 12\nDone 73427 runs in 61 second(s)\nstat::x: 1\n";
+        assert_eq!(super::done_line(log), Some((73427, 61)));
+        assert_eq!(super::done_line("crashed"), None);
+    }
 }

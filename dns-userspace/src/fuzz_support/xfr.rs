@@ -6,7 +6,7 @@
 
 use super::frames;
 use crate::wire::name::Name;
-use crate::wire::record::Record;
+use crate::wire::record::{same_rdata, Record};
 use crate::xfr::axfr::{AxfrReader, Limits};
 use crate::xfr::ixfr::{apply, Ixfr, IxfrReader};
 use crate::xfr::message::{self, opcode, rcode, FLAG_QR};
@@ -118,7 +118,15 @@ fn resend(records: &[Record]) -> &'static str {
     }
     if let Some(again) = send_axfr(records, 4096) {
         let back = read_axfr(&again).unwrap_or_else(|c| panic!("our AXFR reads back as {c}"));
-        assert_eq!(back, records, "our AXFR reads back differently");
+        // Compression may spell a name in RDATA as an earlier one is (`same_rdata`).
+        let same = |(a, b): (&Record, &Record)| {
+            (&a.owner, a.rtype, a.class, a.ttl) == (&b.owner, b.rtype, b.class, b.ttl)
+                && same_rdata(a.rtype, &a.rdata, &b.rdata)
+        };
+        assert!(
+            back.len() == records.len() && back.iter().zip(records).all(same),
+            "our AXFR reads back differently: {back:?}\nnot {records:?}"
+        );
     }
     "built"
 }
