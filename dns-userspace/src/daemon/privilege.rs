@@ -12,12 +12,15 @@
 //! which never runs half dropped. `libc` is used for this rather than the `caps` crate, whose
 //! calls change only the calling thread.
 //!
-//! What the capabilities are for, found by testing on kernel 6.18 (`tests/privilege.rs`):
-//! updating the maps through their descriptors needs none; loading the program again when the
-//! zones outgrow the maps (`fastpath::FastPath::publish`) needs `CAP_BPF` and `CAP_PERFMON`
-//! (the verifier's pointer arithmetic) to create maps and load, and `CAP_NET_ADMIN` to swap it
-//! in on the interface. Reading the ring buffer and detaching at stop use descriptors opened
-//! before.
+//! What the capabilities are for, found by testing on kernel 6.18 (`tests/privilege.rs`, and
+//! the same test run with each of them left out): serving, reloads and secondary zones'
+//! publications into the maps (updates through the maps' descriptors), reading the promotion
+//! ring buffer and detaching at stop need none of them. Loading the program again when the
+//! zones outgrow its maps (`fastpath::FastPath::publish`) needs all three: `CAP_BPF` to create
+//! maps and load, `CAP_PERFMON` for the verifier to take the program's pointer arithmetic
+//! (EACCES without it), and `CAP_NET_ADMIN` because XDP is a networking program type (EPERM
+//! at load without it). Without them that publication would fail — logged, the old version
+//! still served on both paths — so they are kept.
 
 use std::ffi::CString;
 use std::os::fd::AsRawFd;
@@ -181,13 +184,7 @@ fn apply_here() {
             &|| libc::syscall(libc::SYS_setresgid, gid, gid, gid),
             &|| libc::syscall(libc::SYS_setresuid, uid, uid, uid),
             &|| libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0).into(),
-            &|| {
-                libc::syscall(
-                    libc::SYS_capset,
-                    &header as *const CapHeader,
-                    data.as_ptr(),
-                )
-            },
+            &|| libc::syscall(libc::SYS_capset, &header as *const CapHeader, data.as_ptr()),
             &|| libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0).into(),
         ];
         for step in steps {
