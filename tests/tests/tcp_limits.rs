@@ -87,18 +87,7 @@ fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
 
 /// Waits (at most `within`) until the server's counter `name` is `value`.
 fn wait_for(net: &TestNet, name: &str, value: u64, within: Duration) {
-    let deadline = Instant::now() + within;
-    loop {
-        let now = net.counter(name).unwrap();
-        if now == value {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{name} is {now}, not {value}, after {within:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    net.wait_for_counter(name, value, within).unwrap();
 }
 
 #[test]

@@ -12,8 +12,8 @@ use crate::xfr::message::{self, FLAG_QR};
 use crate::zone::{Zone, ZoneSource};
 use crate::zonefile;
 
-/// The zones the engine target answers from: (origin, text).
-const ZONES: &[(&str, &str)] = &[
+/// The zones the engine target answers from: (origin, text); the repository's zone files.
+pub const ZONES: &[(&str, &str)] = &[
     ("example.", include_str!("../../../zones/example.zone")),
     (
         "nsec.example.",
@@ -37,10 +37,30 @@ const ZONES: &[(&str, &str)] = &[
     ),
 ];
 
-/// Builds a zone from text; `Err` says which step refused it.
-pub(super) fn build(origin: &Name, text: &[u8]) -> Result<Zone, &'static str> {
-    let parsed =
-        zonefile::parse_bytes(text, origin, "/nonexistent/fuzz.zone").map_err(|_| "unparsed")?;
+/// Why zone text did not make a zone.
+#[derive(Debug)]
+pub enum Refused {
+    /// The zone-file parser refused it.
+    Parse,
+    /// The zone checks refused it (the message).
+    Build(String),
+}
+
+impl Refused {
+    /// The outcome class of the fuzz targets.
+    pub fn class(&self) -> &'static str {
+        match self {
+            Refused::Parse => "unparsed",
+            Refused::Build(_) => "refused",
+        }
+    }
+}
+
+/// Builds a zone from text (`$INCLUDE`s relative to a directory that does not exist); every
+/// refusal by the zone checks names its place.
+pub fn build_zone(origin: &Name, text: &[u8]) -> Result<Zone, Refused> {
+    let parsed = zonefile::parse_bytes(text, origin, "/nonexistent/fuzz.zone")
+        .map_err(|_| Refused::Parse)?;
     let src = ZoneSource {
         name: "fuzz.zone",
         locations: parsed.locations.as_deref(),
@@ -52,13 +72,13 @@ pub(super) fn build(origin: &Name, text: &[u8]) -> Result<Zone, &'static str> {
                 e.location.contains("fuzz.zone"),
                 "error without its place: {e}"
             );
-            Err("refused")
+            Err(Refused::Build(e.message))
         }
     }
 }
 
-/// An engine over these zones, as the daemon configures one.
-pub(super) fn engine_of(zones: Vec<Zone>) -> Engine {
+/// An engine over these zones, with NSID and an identity (no version).
+pub fn engine_of(zones: Vec<Zone>) -> Engine {
     let mut c = Catalog::new();
     for z in zones {
         c.insert(Arc::new(z));
@@ -66,7 +86,6 @@ pub(super) fn engine_of(zones: Vec<Zone>) -> Engine {
     let config = EngineConfig {
         nsid: Some(b"fuzz".to_vec()),
         identity: Some("fuzz".into()),
-        version: Some("xdpdns".into()),
         ..Default::default()
     };
     Engine::new(c, config)
@@ -79,7 +98,7 @@ fn builtin() -> &'static Engine {
             .iter()
             .map(|(o, t)| {
                 let origin = Name::parse(o, None).expect("origin");
-                build(&origin, t.as_bytes()).unwrap_or_else(|e| panic!("{o}: {e}"))
+                build_zone(&origin, t.as_bytes()).unwrap_or_else(|e| panic!("{o}: {e:?}"))
             })
             .collect();
         engine_of(zones)

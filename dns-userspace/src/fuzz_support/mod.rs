@@ -23,7 +23,7 @@ mod wire;
 mod xfr;
 mod zonefile;
 
-pub use engine::engine;
+pub use engine::{build_zone, engine, engine_of, Refused, ZONES};
 pub use wire::{message, wire};
 pub use xfr::{axfr, ixfr, notify, tsig, FUZZ_KEY, FUZZ_NOW};
 pub use zonefile::zonefile;

@@ -2,7 +2,7 @@
 //! answers queries for every name it holds (checked as in the `engine` target) and compiles to
 //! XDP map entries.
 
-use super::engine::{answer_checked, build, engine_of};
+use super::engine::{answer_checked, build_zone, engine_of};
 use crate::engine::Transport;
 use crate::fastpath::compile;
 use crate::wire::name::Name;
@@ -27,9 +27,9 @@ pub fn zonefile(data: &[u8]) -> &'static str {
     if text.windows(8).any(|w| w.eq_ignore_ascii_case(b"$include")) {
         return "include";
     }
-    let zone = match build(&origin, text) {
+    let zone = match build_zone(&origin, text) {
         Ok(z) => z,
-        Err(class) => return class,
+        Err(r) => return r.class(),
     };
     let names: Vec<Name> = zone
         .nodes()

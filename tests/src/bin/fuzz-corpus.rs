@@ -5,8 +5,8 @@
 //! server's own transfer code (the code Knot and NSD take transfers from in the suite).
 //! Deterministic but for the captured queries' IDs and cookies.
 //!
-//! `cargo run -p xdpdns-tests --bin fuzz-corpus` (the files are in the repository; run it
-//! again when the targets' inputs change).
+//! `cargo run -p xdpdns-tests --bin fuzz-corpus [DIR]` (the files are in the repository; run
+//! it again when the targets' inputs change). Regression inputs (`regress-*`) are kept.
 
 use std::net::UdpSocket;
 use std::path::Path;
@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
-use xdpdns::fuzz_support::{framed, FUZZ_KEY, FUZZ_NOW};
+use xdpdns::fuzz_support::{build_zone, framed, FUZZ_KEY, FUZZ_NOW, ZONES};
 use xdpdns::wire::name::Name;
 use xdpdns::wire::record::{class, rtype, Record};
 use xdpdns::xfr::ixfr::Diff;
@@ -23,18 +23,8 @@ use xdpdns::xfr::message::{opcode, Builder, FLAG_QR};
 use xdpdns::xfr::notify;
 use xdpdns::xfr::response::{axfr_segments, ixfr_segments, Head, Stream};
 use xdpdns::xfr::tsig::{self, Key, ResponseSigner};
-use xdpdns::zone::load::load_zone_file;
 use xdpdns_tests::corpus::{names_for, queries_for_names, Params, Rng};
 use xdpdns_tests::workspace_root;
-
-const ZONES: &[(&str, &str)] = &[
-    ("example.", "zones/example.zone"),
-    ("nsec.example.", "zones/signed/nsec.example.zone"),
-    ("nsec3.example.", "zones/signed/nsec3.example.zone"),
-    ("knot.example.", "zones/signed/knot.example.zone"),
-    ("diff.example.", "tests/zones/diff.example.zone"),
-    ("types.example.", "tests/zones/types.example.zone"),
-];
 
 fn write(dir: &Path, target: &str, name: &str, data: &[u8]) -> Result<()> {
     let d = dir.join(target);
@@ -99,21 +89,31 @@ fn soa_with_serial(soa: &Record, serial: u32) -> Record {
 
 fn main() -> Result<()> {
     let root = workspace_root();
-    let dir = root.join("fuzz/corpus");
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir)?;
+    let dir = std::env::args()
+        .nth(1)
+        .map_or_else(|| root.join("fuzz/corpus"), std::path::PathBuf::from);
+    // The seeds are made again; regression inputs (`regress-*`, found by libFuzzer) stay.
+    for d in std::fs::read_dir(&dir).into_iter().flatten() {
+        for f in std::fs::read_dir(d?.path())? {
+            let f = f?.path();
+            if f.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("seed-"))
+            {
+                std::fs::remove_file(f)?;
+            }
+        }
     }
-    let mut rng = Rng::new(0xf0_2_2);
+    let mut rng = Rng::new(0xf022);
     let mut queries = Vec::new();
     let mut example = Vec::new();
-    for (origin, file) in ZONES {
-        let text = std::fs::read(root.join(file))?;
-        let mut seed = format!("{origin}\n").into_bytes();
-        seed.extend_from_slice(&text);
+    // The repository's zone files, as the engine target serves them.
+    for (origin, text) in ZONES {
+        let seed = format!("{origin}\n{text}").into_bytes();
         let stem = origin.trim_end_matches('.');
         write(&dir, "zonefile", stem, &seed)?;
         let o = Name::parse(origin, None)?;
-        let (zone, _) = load_zone_file(&root.join(file), &o)?;
+        let zone =
+            build_zone(&o, text.as_bytes()).map_err(|e| anyhow::anyhow!("{origin}: {e:?}"))?;
         // Type and RDATA of each distinct type, for `wire`.
         let mut seen = std::collections::BTreeSet::new();
         for (_, node) in zone.nodes() {

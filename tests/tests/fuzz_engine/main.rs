@@ -19,12 +19,12 @@ mod response;
 mod targets;
 mod zone_text;
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use hickory_proto::op::ResponseCode;
-use xdpdns::engine::{Catalog, Engine, EngineConfig, Transport};
+use xdpdns::engine::Transport;
 use xdpdns::fastpath::compile;
+use xdpdns::fuzz_support::engine_of;
 use xdpdns::zone::Zone;
 use xdpdns_tests::corpus::{names_for, queries_for_names, NameKind, Params, Rng};
 
@@ -47,19 +47,6 @@ fn random_bytes(rng: &mut Rng, max: usize) -> Vec<u8> {
     (0..rng.below(max + 1))
         .map(|_| rng.next_u64() as u8)
         .collect()
-}
-
-fn engine_of(zones: Vec<Zone>) -> Engine {
-    let mut c = Catalog::new();
-    for z in zones {
-        c.insert(Arc::new(z));
-    }
-    let config = EngineConfig {
-        nsid: Some(b"fuzz".to_vec()),
-        identity: Some("fuzz".into()),
-        ..Default::default()
-    };
-    Engine::new(c, config)
 }
 
 /// Queries for a built zone: a sample of the corpus for its names and random names below it.
