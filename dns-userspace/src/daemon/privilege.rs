@@ -26,7 +26,7 @@ use std::ffi::CString;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
-use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context as _, Result};
@@ -124,7 +124,6 @@ static GID: AtomicU32 = AtomicU32::new(0);
 static CAPS: AtomicU64 = AtomicU64::new(0);
 /// The first errno a thread met (0: none).
 static FAILED: AtomicI32 = AtomicI32::new(0);
-static APPLIED: AtomicUsize = AtomicUsize::new(0);
 
 #[repr(C)]
 struct CapHeader {
@@ -159,7 +158,6 @@ fn apply_here() {
     unsafe {
         // A thread made by one that changed already has changed too.
         if libc::syscall(libc::SYS_getuid) as u32 == uid {
-            APPLIED.fetch_add(1, Ordering::SeqCst);
             return;
         }
         let data = [
@@ -194,7 +192,6 @@ fn apply_here() {
             }
         }
     }
-    APPLIED.fetch_add(1, Ordering::SeqCst);
 }
 
 extern "C" fn on_signal(_: libc::c_int) {
