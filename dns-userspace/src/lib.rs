@@ -10,10 +10,14 @@
 //! - `net`: the userspace UDP and TCP service;
 //! - `daemon`: configuration, the running server and its control socket;
 //! - `xfr`: the secondary service: zone transfers, NOTIFY, TSIG, refresh timers, storage.
+//! - `fuzz_support`: the bodies of the fuzz targets, shared by `fuzz/` and the test suite
+//!   (feature `fuzz-support`).
 
 pub mod daemon;
 pub mod engine;
 pub mod fastpath;
+#[cfg(any(test, feature = "fuzz-support"))]
+pub mod fuzz_support;
 pub mod net;
 pub mod wire;
 pub mod xfr;

@@ -171,6 +171,11 @@ struct ServeArgs {
     /// off.
     #[arg(long, value_name = "ADDR")]
     metrics: Option<SocketAddr>,
+    /// Once XDP is attached and every socket bound, run as this user (its group, no
+    /// supplementary groups) with only CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN, no_new_privs.
+    /// The storage directory is given to the user. Default: stay as started.
+    #[arg(long, value_name = "NAME")]
+    user: Option<String>,
 }
 
 /// The cookie settings from the secrets as written (32 hex digits each); without a secret, a
@@ -330,6 +335,7 @@ impl ServeArgs {
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
                 .max(1),
             metrics: self.metrics.or(srv.metrics),
+            user: self.user.or_else(|| srv.user.clone()),
         })
     }
 

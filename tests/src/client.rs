@@ -103,6 +103,11 @@ pub fn udp(server: SocketAddr, msg: &[u8]) -> Result<Vec<u8>> {
 pub fn tcp(server: SocketAddr, msgs: &[Vec<u8>]) -> Result<Vec<Vec<u8>>> {
     let mut s = TcpStream::connect_timeout(&server, Duration::from_secs(2))?;
     s.set_read_timeout(Some(Duration::from_secs(2)))?;
+    tcp_on(&mut s, msgs)
+}
+
+/// Sends the messages on an open connection (pipelined) and reads as many replies.
+pub fn tcp_on(s: &mut TcpStream, msgs: &[Vec<u8>]) -> Result<Vec<Vec<u8>>> {
     let mut out = Vec::new();
     for m in msgs {
         out.extend_from_slice(&(m.len() as u16).to_be_bytes());

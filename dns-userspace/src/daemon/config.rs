@@ -26,6 +26,7 @@
 //!
 //! storage = "/var/lib/xdpdns"  # received zone versions and timers (the default)
 //! metrics = "127.0.0.1:9153"   # Prometheus endpoint, GET /metrics (default: off)
+//! user = "xdpdns"              # run as this user once bound and attached (default: stay root)
 //! log-format = "json"          # text | json | kv
 //!
 //! [[zone]]
@@ -106,6 +107,8 @@ pub struct ServerSection {
     pub storage: Option<PathBuf>,
     /// Address of the Prometheus endpoint (`--metrics`).
     pub metrics: Option<SocketAddr>,
+    /// The user to run as once everything is bound (`--user`).
+    pub user: Option<String>,
     pub log_format: Option<super::logging::LogFormat>,
 }
 

@@ -297,6 +297,11 @@ fn userspace(state: &State, f: &mut Families) {
             &s.tcp_write_timeouts,
         ),
         (
+            "xdpdns_tcp_evicted_idle",
+            "Idle TCP connections closed at the connection limit to make room for a new one.",
+            &s.tcp_evicted_idle,
+        ),
+        (
             "xdpdns_udp_recv_errors",
             "Failed UDP receive calls.",
             &s.udp_recv_errors,

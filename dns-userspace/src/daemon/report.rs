@@ -43,6 +43,7 @@ pub(super) fn stats(state: &State) -> Result<String> {
         ("tcp.open_connections", &s.tcp_open),
         ("tcp.refused_connections", &s.tcp_refused_connections),
         ("tcp.refused_per_source", &s.tcp_refused_per_source),
+        ("tcp.evicted_idle", &s.tcp_evicted_idle),
         ("tcp.accept_errors", &s.tcp_accept_errors),
         ("tcp.write_timeouts", &s.tcp_write_timeouts),
         ("udp.recv_errors", &s.udp_recv_errors),

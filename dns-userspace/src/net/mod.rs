@@ -8,6 +8,7 @@
 pub mod backoff;
 mod batch;
 pub mod contain;
+pub mod idle;
 pub mod notify;
 pub mod pktinfo;
 mod sources;
@@ -42,6 +43,8 @@ pub struct ServerStats {
     pub tcp_refused_connections: AtomicU64,
     /// Refused at the per-source connection limit.
     pub tcp_refused_per_source: AtomicU64,
+    /// Idle connections closed at the global limit to make room for a new one.
+    pub tcp_evicted_idle: AtomicU64,
     pub tcp_accept_errors: AtomicU64,
     /// Connections closed because the client did not take an answer within the write timeout.
     pub tcp_write_timeouts: AtomicU64,

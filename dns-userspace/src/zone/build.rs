@@ -9,7 +9,7 @@ use super::nsec3::{parse_param, Nsec3Chain};
 use super::{Node, NodeMap, RRset, Zone};
 use crate::wire::name::{Name, NameRef};
 use crate::wire::rdata;
-use crate::wire::record::{rtype, Record};
+use crate::wire::record::{rtype, same_rdata, Record};
 
 /// A zone that cannot be served, with the place in the source that is wrong.
 #[derive(Debug, Error)]
@@ -106,7 +106,7 @@ impl Zone {
                         ));
                         set.ttl = keep;
                     }
-                    if !set.rdatas.contains(&r.rdata) {
+                    if !set.rdatas.iter().any(|d| same_rdata(r.rtype, d, &r.rdata)) {
                         set.rdatas.push(r.rdata);
                     }
                 }
@@ -385,6 +385,26 @@ mod tests {
         assert!(e.message.contains("2 SOA records"), "{e}");
         let e = build("$TTL 60\n@ SOA ns h 1 2 3 4 5\nns A 198.18.0.1\n").unwrap_err();
         assert!(e.message.contains("no NS"), "{e}");
+    }
+
+    #[test]
+    fn records_that_differ_only_in_the_case_of_a_name_are_one() {
+        // Found by the `axfr` fuzz target: two NS records, `ns2.shop` and `nS2.shop`, were
+        // both kept and answered (RFC 2181 §5: duplicates; RFC 4343: the same name).
+        let (z, _) = build(&format!(
+            "{HEAD}shop NS ns2.shop\nshop NS nS2.shop\nshop NS ns3.shop\n"
+        ))
+        .unwrap();
+        let shop = Name::parse("shop.example.", None).unwrap();
+        let (_, node) = z.node(&shop).unwrap();
+        assert_eq!(node.get(rtype::NS).unwrap().rdatas.len(), 2);
+        // Other types' RDATA is compared as octets (TXT keeps its case).
+        let (z, _) = build(&format!("{HEAD}t TXT \"a\"\nt TXT \"A\"\n")).unwrap();
+        let t = Name::parse("t.example.", None).unwrap();
+        assert_eq!(
+            z.node(&t).unwrap().1.get(rtype::TXT).unwrap().rdatas.len(),
+            2
+        );
     }
 
     #[test]
