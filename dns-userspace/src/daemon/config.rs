@@ -28,6 +28,9 @@
 //! metrics = "127.0.0.1:9153"   # Prometheus endpoint, GET /metrics (default: off)
 //! log-format = "json"          # text | json | kv
 //!
+//! [rrl]                        # response rate limiting, off without this (see `rrl::config`)
+//! rate-limit = 20
+//!
 //! [[zone]]
 //! domain = "example."
 //! file = "zones/example.zone"  # relative to the configuration file
@@ -187,6 +190,8 @@ pub struct ConfigFile {
     pub acl: Vec<AclSection>,
     #[serde(default)]
     pub zone: Vec<ZoneSection>,
+    /// Response rate limiting (`rrl::config`); none: off.
+    pub rrl: Option<crate::rrl::config::RrlSection>,
 }
 
 impl ConfigFile {
@@ -196,6 +201,10 @@ impl ConfigFile {
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let mut cfg: ConfigFile =
             toml::from_str(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        if let Some(r) = &cfg.rrl {
+            r.settings()
+                .with_context(|| format!("{}: [rrl]", path.display()))?;
+        }
         let base = path.parent().unwrap_or(Path::new("."));
         let files = cfg.zone.iter_mut().filter_map(|z| z.file.as_mut());
         for f in files.chain(cfg.server.storage.as_mut()) {

@@ -143,7 +143,7 @@ pub fn test_run(z: &zone::Zone, label: &str, qs: &[zone::Query]) -> Result<Vec<S
             queries: (0..after.len()).map(moved).sum(),
             answered: (0..pass).map(moved).sum(),
             passed: (pass..after.len())
-                .filter(|&i| moved(i) > 0)
+                .filter(|&i| moved(i) > 0 && counter::is_pass(i as u32))
                 .map(|i| (counter::NAMES[i], moved(i)))
                 .collect(),
         });
