@@ -6,7 +6,10 @@
 //!   `rrl_limited`, `rrl_slipped`, `rrl_dropped`;
 //! - the bucket refills at the rate; other prefixes and other response classes are not
 //!   affected; an exempt prefix and a valid server cookie are never limited, a client cookie
-//!   alone is; `dry-run` counts and answers; RRL off (the default) limits nothing.
+//!   alone is; `dry-run` counts and answers; RRL off (the default) limits nothing;
+//! - fuzz: corpus queries (some with cookies, some mutated) from a few prefixes, the clock
+//!   moving on: every `XDP_TX` is the engine's answer or its slip, every pass unchanged, and
+//!   the counters add up (`XDPDNS_RRL_FUZZ_PACKETS`, default 20 000).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -17,10 +20,13 @@ use xdpdns::engine::cookie::{self, Cookies};
 use xdpdns::engine::{Engine, EngineConfig, Transport};
 use xdpdns::fastpath::xdp::{Capacity, XdpServer};
 use xdpdns::rrl::{slip, Settings};
+use xdpdns::wire::name::Name;
 use xdpdns::xfr::timers::Clock;
 use xdpdns::zone::load::{load_catalog, ZoneSpec};
 use xdpdns_tests::client::Q;
 use xdpdns_tests::frame::{self, FrameSpec};
+use xdpdns_tests::oracle::{self, corpus_q};
+use xdpdns_tests::tld::Rng;
 use xdpdns_tests::{zone_file, SERVER_V4, SERVER_V6};
 
 /// XDP actions (linux/bpf.h).
@@ -43,6 +49,7 @@ struct Rig {
     xdp: XdpServer,
     engine: Engine,
     settings: Settings,
+    names: Vec<Name>,
 }
 
 /// The program with the example zone, cookies, NSID, and RRL at 10/s with a 2 s window.
@@ -62,7 +69,7 @@ fn rig(f: impl FnOnce(&mut Settings)) -> Rig {
             ..Default::default()
         },
     );
-    let (mut xdp, _) = xdpdns_tests::testrun::load(&engine, Capacity::default(), 3).unwrap();
+    let (mut xdp, names) = xdpdns_tests::testrun::load(&engine, Capacity::default(), 3).unwrap();
     let mut e = xdpdns::fastpath::edns::config(&engine.config);
     e.flags |= EDNS_TEST_FIXED_TIME;
     e.test_time = NOW;
@@ -74,6 +81,7 @@ fn rig(f: impl FnOnce(&mut Settings)) -> Rig {
         xdp,
         engine,
         settings,
+        names,
     };
     r.at(T0);
     r
@@ -220,4 +228,90 @@ fn exempt_prefixes_valid_cookies_dry_run_and_rrl_off_are_never_limited() {
     r.xdp.set_rrl(RrlConfig::default(), &[]).unwrap();
     assert_eq!(r.flood("198.18.7.1", &www, 60), [60, 0, 0, 0]);
     assert_eq!(r.counters(), [0, 0, 0]);
+}
+
+#[test]
+fn fuzzed_queries_under_rate_limits_get_the_engines_answer_or_its_slip() {
+    let mut r = rig(|s| {
+        s.rate = 50;
+        s.window = 1;
+        s.slip = 3;
+    });
+    let n: usize = std::env::var("XDPDNS_RRL_FUZZ_PACKETS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    let sources = [
+        "198.18.7.1",
+        "198.18.7.2",
+        "198.18.8.1",
+        "fd00::2",
+        "fd00:0:0:1ff::9",
+    ];
+    let mut rng = Rng::new(0x5117);
+    let before = r.xdp.counters().unwrap();
+    let mut got = [0u64; 4];
+    let mut now = T0;
+    for i in 0..n {
+        if i % 100 == 0 {
+            // 0 to 20 ms on (a token or so), and now and then 2 s (a full bucket again).
+            now += rng.below(20) * 1_000_000 + (i % 5_000 == 0) as u64 * 2_000_000_000;
+            r.at(now);
+        }
+        let src: IpAddr = sources[rng.below(sources.len() as u64) as usize]
+            .parse()
+            .unwrap();
+        let mut spec = oracle::spec(&mut rng);
+        spec.src = src;
+        spec.dst = if src.is_ipv4() {
+            SERVER_V4.into()
+        } else {
+            SERVER_V6.into()
+        };
+        let mut q = corpus_q(&mut rng, &r.names);
+        if q.edns.is_some() && rng.chance(30) {
+            q.options = vec![(10, (0..8).map(|_| rng.next_u64() as u8).collect())];
+        }
+        let mut f = frame::build(&spec, &q.wire());
+        if rng.chance(10) {
+            oracle::mutate(&mut rng, &mut f);
+        }
+        let (action, out) = r.xdp.test_run(&f).unwrap();
+        match action {
+            XDP_TX => {
+                let p = frame::parse(&out).expect("valid output frame");
+                let query = match frame::parse(&f) {
+                    Ok(q) => q.payload,
+                    Err(_) => oracle::udp_payload(&spec, &f),
+                };
+                let expected = r.engine.answer_to(&query, Transport::Udp, p.dst).unwrap();
+                if p.payload == expected {
+                    got[0] += 1;
+                } else {
+                    let slip = slip::truncated(&expected).unwrap();
+                    assert_eq!(p.payload, slip, "neither answer nor slip: {f:02x?}");
+                    got[1] += 1;
+                }
+            }
+            XDP_DROP => got[2] += 1,
+            XDP_PASS => {
+                assert_eq!(out, f, "passed packets are unchanged");
+                got[3] += 1;
+            }
+            other => panic!("unexpected XDP action {other}"),
+        }
+    }
+    let after = r.xdp.counters().unwrap();
+    let d = |i: u32| after[i as usize] - before[i as usize];
+    let answered: u64 = (0..counter::PASS_NOT_DNS).map(d).sum();
+    assert_eq!(
+        [answered, d(counter::RRL_SLIPPED), d(counter::RRL_DROPPED)],
+        [got[0], got[1], got[2]]
+    );
+    assert_eq!(d(counter::RRL_LIMITED), got[1] + got[2]);
+    println!("RRL fuzz: {n} packets: {got:?} (answered, slipped, dropped, passed)");
+    assert!(
+        got[0] > n as u64 / 10 && got[1] > 100 && got[2] > 100,
+        "the fuzz exercises every verdict: {got:?}"
+    );
 }
