@@ -9,7 +9,11 @@
 //!   alone is; `dry-run` counts and answers; RRL off (the default) limits nothing;
 //! - fuzz: corpus queries (some with cookies, some mutated) from a few prefixes, the clock
 //!   moving on: every `XDP_TX` is the engine's answer or its slip, every pass unchanged, and
-//!   the counters add up (`XDPDNS_RRL_FUZZ_PACKETS`, default 20 000).
+//!   the counters add up (`XDPDNS_RRL_FUZZ_PACKETS`, default 20 000);
+//! - the bench's spoofed flood (`bench::rrl`, 1 s of 100 000 q/s from one /24 on a generated
+//!   TLD zone): with RRL the server sends the victim fewer bytes than it gets (slip 2: half
+//!   the limited answers go out truncated, about a query's size), and it answers
+//!   every legitimate query from the other prefixes in full (the bench reports the figures).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -313,5 +317,44 @@ fn fuzzed_queries_under_rate_limits_get_the_engines_answer_or_its_slip() {
     assert!(
         got[0] > n as u64 / 10 && got[1] > 100 && got[2] > 100,
         "the fuzz exercises every verdict: {got:?}"
+    );
+}
+
+#[test]
+fn the_benchs_spoofed_flood_is_cut_and_legitimate_queries_are_answered() {
+    use xdpdns_tests::bench::{rrl, zone};
+    let dir = std::env::temp_dir().join(format!("xdpdns-rrl-bench-{}", std::process::id()));
+    let z = zone::generate(&dir, 1000, false, 7).unwrap();
+    let qs = zone::queries(&z, &zone::Mix::parse("tld").unwrap(), 0, 5000, 7);
+    let f = rrl::figures(&z, &qs, 200, 1).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    println!(
+        "amplification off {:.2}, on {:.4}; legitimate answered off {:.4}, on {:.4}; {:?}",
+        f.off.amplification(),
+        f.on.amplification(),
+        f.off.legit_share(),
+        f.on.legit_share(),
+        f.cost
+    );
+    assert!(
+        f.off.amplification() > 1.0,
+        "a referral is bigger than its query"
+    );
+    assert_eq!((f.off.limited, f.off.legit_share()), (0, 1.0));
+    // With slip 2 half the limited answers still go out, truncated (about a query's size):
+    // the server is no amplifier any more.
+    assert!(f.on.amplification() < 1.0, "{}", f.on.amplification());
+    assert!(f.on.amplification() * 3.0 < f.off.amplification());
+    assert_eq!(
+        f.on.legit_share(),
+        1.0,
+        "{} of {}",
+        f.on.legit_answered,
+        f.on.legit_sent
+    );
+    assert_eq!(f.on.limited, f.on.slipped + f.on.dropped);
+    assert!(
+        f.on.slipped.abs_diff(f.on.dropped) <= 4 * 4,
+        "slip 2: half and half per bucket"
     );
 }

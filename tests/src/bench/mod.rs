@@ -17,6 +17,7 @@ pub mod micro;
 pub mod net;
 pub mod profiles;
 pub mod report;
+pub mod rrl;
 pub mod servers;
 pub mod update;
 pub mod xfr;
@@ -406,6 +407,15 @@ fn run_in(b: &Bench) -> Result<Json> {
     if let Err(e) = &micro {
         b.progress(&format!("TEST_RUN: FAILED: {e:#}"));
     }
+    b.progress("response rate limiting in TEST_RUN: a spoofed flood, RRL off and on");
+    let (rrl_json, rrl_text) =
+        match rrl::section(&zone, &qs, o.micro_runs, if o.smoke { 1 } else { 2 }) {
+            Ok(r) => r,
+            Err(e) => (
+                obj([("error", format!("{e:#}").into())]),
+                format!("response rate limiting: FAILED: {e:#}\n"),
+            ),
+        };
     b.progress("sender profiles in TEST_RUN, unsigned and NSEC3 zones");
     let (profiles_json, profiles_text) = profiles::section(&mut net, &b.work, o);
     let mut loads = Vec::new();
@@ -473,7 +483,7 @@ fn run_in(b: &Bench) -> Result<Json> {
         o.duration, o.latency_rate, o.do_share
     );
     let mut text = format!(
-        "{table}{legend}\nTEST_RUN (ns per query, single runs):\n{micro_text}\n{profiles_text}\nzone updates (XDP maps):\n{update_text}"
+        "{table}{legend}\nTEST_RUN (ns per query, single runs):\n{micro_text}\n{rrl_text}\n{profiles_text}\nzone updates (XDP maps):\n{update_text}"
     );
     if let Some(x) = &xfr {
         text.push('\n');
@@ -517,6 +527,7 @@ fn run_in(b: &Bench) -> Result<Json> {
                 Err(e) => obj([("error", format!("{e:#}").into())]),
             },
         ),
+        ("rrl", rrl_json),
         ("profiles", profiles_json),
         ("load", Json::Arr(loads)),
         ("update", update_json),
