@@ -114,7 +114,7 @@ pub fn account(
         return Verdict::Send;
     }
     b.limited = b.limited.wrapping_add(1);
-    if slip != 0 && b.limited % slip == 0 {
+    if slip != 0 && b.limited.is_multiple_of(slip) {
         Verdict::Slip
     } else {
         Verdict::Drop

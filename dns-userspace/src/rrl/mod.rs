@@ -265,10 +265,8 @@ impl Limiter {
 }
 
 fn shard_of(k: &RrlKey) -> usize {
-    use std::hash::{BuildHasher, Hash, Hasher};
-    let mut h = rustc_hash::FxBuildHasher.build_hasher();
-    k.hash(&mut h);
-    (h.finish() as usize) % SHARDS
+    use std::hash::BuildHasher;
+    (rustc_hash::FxBuildHasher.hash_one(k) as usize) % SHARDS
 }
 
 #[cfg(test)]
