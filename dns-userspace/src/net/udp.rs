@@ -159,7 +159,7 @@ fn worker(sock: UdpSocket, service: Service, stats: Arc<ServerStats>, stop: Arc<
             let reply = b.query(i).and_then(|q| {
                 let r = service.answer(&eng, q, peer, Transport::Udp, &stats)?;
                 match (&eng.config.rrl, peer) {
-                    (Some(l), Some(p)) => l.apply(&eng, q, p.ip(), r, &stats),
+                    (Some(l), Some(p)) => l.apply(&eng, q, p.ip(), r, &stats, l.now_ns()),
                     _ => Some(r),
                 }
             });

@@ -158,7 +158,8 @@ impl Limiter {
         })
     }
 
-    fn now_ns(&self) -> u64 {
+    /// The limiter's clock: nanoseconds since it was made.
+    pub fn now_ns(&self) -> u64 {
         self.epoch.elapsed().as_nanos() as u64
     }
 
@@ -207,21 +208,10 @@ impl Limiter {
             .is_valid()
     }
 
-    /// What to send to `client` for `response`, the engine's answer to `query` over UDP: the
-    /// response, its truncated form (`slip`), or nothing; counted in `stats`.
+    /// What to send to `client` for `response`, the engine's answer to `query` over UDP, at
+    /// `now_ns` of the limiter's clock (`now_ns()`): the response, its truncated form
+    /// (`slip`), or nothing; counted in `stats`.
     pub fn apply(
-        &self,
-        engine: &Engine,
-        query: &[u8],
-        client: IpAddr,
-        response: Vec<u8>,
-        stats: &ServerStats,
-    ) -> Option<Vec<u8>> {
-        self.apply_at(engine, query, client, response, stats, self.now_ns())
-    }
-
-    /// `apply` at `now_ns` of the limiter's clock.
-    pub fn apply_at(
         &self,
         engine: &Engine,
         query: &[u8],

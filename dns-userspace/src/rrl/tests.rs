@@ -7,9 +7,7 @@ use std::sync::Arc;
 use super::*;
 use crate::engine::cookie::{self as ck, Cookies};
 use crate::engine::{Catalog, EngineConfig, Transport};
-use crate::wire::name::Name;
 use crate::xfr::timers::Clock;
-use crate::zone::{Zone, ZoneSource};
 use dns_common::rrl::{CLASS_ANSWER, CLASS_NXDOMAIN, CLASS_REFERRAL};
 
 const ZONE: &str = "$TTL 300\n\
@@ -31,15 +29,8 @@ impl Clock for Fixed {
 }
 
 fn engine() -> Engine {
-    let origin = Name::parse("example.", None).unwrap();
-    let parsed = crate::zonefile::parse_str(ZONE, &origin, "test.zone").unwrap();
-    let src = ZoneSource {
-        name: "test.zone",
-        locations: None,
-    };
-    let zone = Zone::build(origin, parsed.records, &src).unwrap().0;
     let mut c = Catalog::new();
-    c.insert(Arc::new(zone));
+    c.insert(Arc::new(crate::engine::tests::zone_from(ZONE, "example.")));
     Engine::new(
         c,
         EngineConfig {
@@ -97,7 +88,7 @@ fn flood(
     let mut out = [0; 3];
     for _ in 0..n {
         let r = e.answer_to(q, Transport::Udp, ip(client)).unwrap();
-        match l.apply_at(e, q, ip(client), r.clone(), st, 7_000_000_000) {
+        match l.apply(e, q, ip(client), r.clone(), st, 7_000_000_000) {
             Some(x) if x == r => out[0] += 1,
             Some(x) => {
                 assert_eq!(x, slip::truncated(&r).unwrap());

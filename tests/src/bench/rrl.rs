@@ -117,7 +117,7 @@ fn served(
                 return Ok(None);
             };
             let r = match limiter {
-                Some(l) => l.apply_at(engine, dns, src, r, stats, now - T0),
+                Some(l) => l.apply(engine, dns, src, r, stats, now - T0),
                 None => Some(r),
             };
             // The userspace answer in a frame of the query's addressing.
