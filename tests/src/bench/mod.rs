@@ -72,6 +72,8 @@ pub struct Options {
     pub xfr: bool,
     /// Run only the zone-transfer section.
     pub xfr_only: bool,
+    /// Run only the rate limiting section (TEST_RUN: no servers, no namespaces).
+    pub rrl_only: bool,
     /// Delegations of the zone the transfer section transfers.
     pub xfr_delegations: usize,
 }
@@ -113,6 +115,7 @@ impl Options {
             out_dir: target.join("bench").join(if smoke { "smoke" } else { "" }),
             xfr: smoke,
             xfr_only: false,
+            rrl_only: false,
             xfr_delegations: if smoke { 2_000 } else { 1_000_000 },
         }
     }
@@ -323,6 +326,9 @@ fn write_reports(o: &Options, files: &[(&str, String)]) -> Result<()> {
 
 /// Runs the benchmark; returns the JSON report (also written under `out_dir`).
 pub fn run(opts: Options) -> Result<Json> {
+    if opts.rrl_only {
+        return rrl_only(&opts);
+    }
     if opts.update_only {
         let work = std::env::temp_dir().join(format!("xdpdns-bench-{}", std::process::id()));
         std::fs::create_dir_all(&work)?;
@@ -552,6 +558,25 @@ fn run_in(b: &Bench) -> Result<Json> {
         "wrote bench.json, bench.svg and bench.txt in {}",
         o.out_dir.display()
     ));
+    Ok(doc)
+}
+
+/// `--rrl-only`: the rate limiting section alone, on the bench zone and mix.
+fn rrl_only(o: &Options) -> Result<Json> {
+    let work = std::env::temp_dir().join(format!("xdpdns-bench-rrl-{}", std::process::id()));
+    cleanup::add_dir(work.clone());
+    let zone = zone::generate(&work.join("zone"), o.delegations, o.signed, o.seed)?;
+    let qs = zone::queries(&zone, &o.mix, o.do_share, o.queries, o.seed);
+    let r = rrl::section(&zone, &qs, o.micro_runs, if o.smoke { 1 } else { 2 });
+    let _ = std::fs::remove_dir_all(&work);
+    cleanup::forget_dir(&work);
+    let (json, text) = r?;
+    println!("\n{text}");
+    let doc = obj([
+        ("mode", if o.smoke { "smoke" } else { "full" }.into()),
+        ("rrl", json),
+    ]);
+    write_reports(o, &[("bench.json", doc.pretty()), ("bench.txt", text)])?;
     Ok(doc)
 }
 
