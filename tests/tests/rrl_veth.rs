@@ -2,7 +2,7 @@
 //! (5 a second, window 2: a burst of 10, slip 2, IPv6 test prefix exempt): a bounded flood of
 //! UDP queries from the client's /24 is answered up to the burst (and the refill), then every
 //! 2nd limited answer arrives truncated (TC=1, header and question) and the others not at all,
-//! counted `xdp.rrl_*`; queries XDP leaves to userspace (ANY) are limited there the same way
+//! counted `xdp.rrl_*`, while another /24 of the client is answered in full; queries XDP leaves to userspace (ANY) are limited there the same way
 //! (`userspace.rrl_*`); TCP is never limited; the exempt prefix never is.
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -37,6 +37,26 @@ fn started() -> TestNet {
 struct Got {
     full: u64,
     truncated: u64,
+}
+
+/// Sends `n` copies of `q` from `src` in the client namespace to `server` one at a time;
+/// returns how many got the full answer.
+fn one_by_one(net: &TestNet, src: IpAddr, server: IpAddr, q: &Q, n: usize) -> usize {
+    let q = q.wire();
+    net.in_client(move || {
+        let sock = UdpSocket::bind(SocketAddr::new(src, 0)).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let mut buf = [0u8; 4096];
+        (0..n)
+            .filter(|_| {
+                sock.send_to(&q, SocketAddr::new(server, 53)).unwrap();
+                sock.recv(&mut buf)
+                    .is_ok_and(|n| n > 12 && buf[2] & 0x02 == 0)
+            })
+            .count()
+    })
+    .unwrap()
 }
 
 /// Sends `FLOOD` copies of `q` (IDs 0..FLOOD) from the client namespace to `server`, then
@@ -132,6 +152,24 @@ fn a_flood_is_limited_in_xdp_and_userspace_and_tcp_and_exempt_prefixes_are_not()
         d("xdp.answered_exact"),
     );
     assert_eq!(d("udp.queries"), 0, "all in XDP");
+    // Another /24 of the client is answered in full meanwhile; the flooded one is not.
+    xdpdns_tests::ip(&[
+        "-n",
+        &net.client_ns,
+        "addr",
+        "add",
+        "198.18.5.2/32",
+        "dev",
+        &net.client_if,
+    ])
+    .unwrap();
+    let www = Q::new("www.example.", 1);
+    assert_eq!(
+        one_by_one(&net, "198.18.5.2".parse().unwrap(), v4, &www, 5),
+        5
+    );
+    // More than a full burst (10), however long the flood is past: some are limited.
+    assert!(one_by_one(&net, "198.18.0.2".parse().unwrap(), v4, &www, 15) < 15);
 
     // ANY goes to userspace: limited there, in its own bucket table.
     let before = net.stats().unwrap();
