@@ -1,8 +1,8 @@
 //! `cargo xtask bench --smoke` inside the test suite: runs the bench binary in smoke mode (small
 //! zone, one short fixed-rate run per server, every server and the reflector, TEST_RUN probes,
 //! the zone update figures on a small zone) and checks that the JSON report lists every server
-//! with answers, has the update figures, the sender profiles and the rate limiting section (RRL cuts the
-//! amplification below 1, legitimate queries answered), and that the chart exists.
+//! with answers, has the update figures, the sender profiles and the rate limiting section (RRL
+//! cuts the amplification below 1, legitimate queries answered), and that the chart exists.
 
 use std::collections::BTreeSet;
 use std::process::Command;
