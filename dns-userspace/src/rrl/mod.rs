@@ -33,8 +33,10 @@ pub const DEFAULT_IPV4_PREFIX: u8 = 24;
 /// Default IPv6 prefix length of a bucket.
 pub const DEFAULT_IPV6_PREFIX: u8 = 56;
 /// Buckets userspace keeps per shard; beyond that, buckets that have caught up (the same as
-/// new ones) are forgotten, and when none has, a new prefix is not limited until one has.
+/// new ones) are forgotten, at most once per `SWEEP_NS` (a sweep reads the whole shard), and
+/// while none has, a new prefix is not limited.
 const SHARD_CAPACITY: usize = 1 << 14;
+const SWEEP_NS: u64 = 1_000_000_000;
 const SHARDS: usize = 16;
 
 /// The `[rrl]` settings.
@@ -144,7 +146,7 @@ pub fn response_class(response: &[u8]) -> u32 {
 #[derive(Debug)]
 pub struct Limiter {
     pub settings: Settings,
-    shards: Vec<Mutex<HashMap<RrlKey, RrlBucket>>>,
+    shards: Vec<Mutex<Shard>>,
     epoch: Instant,
 }
 
@@ -153,7 +155,7 @@ impl Limiter {
         settings.check()?;
         Ok(Limiter {
             settings,
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             epoch: Instant::now(),
         })
     }
@@ -176,9 +178,16 @@ impl Limiter {
         };
         let k = key(&addr, &mask, class);
         let shard = &self.shards[shard_of(&k)];
-        let mut table = shard.lock().unwrap_or_else(|e| e.into_inner());
+        let mut shard = shard.lock().unwrap_or_else(|e| e.into_inner());
+        let Shard {
+            buckets: table,
+            swept_at,
+        } = &mut *shard;
         if table.len() >= SHARD_CAPACITY && !table.contains_key(&k) {
-            table.retain(|_, b| b.tat > now_ns);
+            if now_ns.saturating_sub(*swept_at) >= SWEEP_NS {
+                table.retain(|_, b| b.tat > now_ns);
+                *swept_at = now_ns;
+            }
             if table.len() >= SHARD_CAPACITY {
                 return Verdict::Send;
             }
@@ -252,6 +261,14 @@ impl Limiter {
             }
         }
     }
+}
+
+/// One lock's share of the buckets.
+#[derive(Debug, Default)]
+struct Shard {
+    buckets: HashMap<RrlKey, RrlBucket>,
+    /// When the buckets that had caught up were last forgotten.
+    swept_at: u64,
 }
 
 fn shard_of(k: &RrlKey) -> usize {

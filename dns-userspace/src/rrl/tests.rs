@@ -234,3 +234,35 @@ fn settings_are_checked_and_made_into_the_programs() {
     assert_eq!(&keys[0].1[10..14], &[0xff, 0xff, 198, 18]);
     assert_eq!(keys[1], (8, mapped(ip("fd00::"))));
 }
+
+#[test]
+fn a_full_table_forgets_caught_up_buckets_and_never_limits_a_new_prefix() {
+    let l = limiter(|s| s.slip = 0);
+    let count = |l: &Limiter| -> usize {
+        l.shards
+            .iter()
+            .map(|s| s.lock().unwrap().buckets.len())
+            .sum()
+    };
+    // Twice as many /24s as the table holds, at one instant: every shard fills up, no more.
+    let n = SHARD_CAPACITY * SHARDS * 2;
+    let addr = |i: usize| IpAddr::from([10 + (i >> 16) as u8, (i >> 8) as u8, i as u8, 1]);
+    for i in 0..n {
+        assert_eq!(l.account_at(addr(i), CLASS_ANSWER, 1_000), Verdict::Send);
+    }
+    let held = count(&l);
+    assert_eq!(held, SHARD_CAPACITY * SHARDS);
+    // A prefix that is held is still limited once its burst is spent.
+    for _ in 0..19 {
+        assert_eq!(l.account_at(addr(0), CLASS_ANSWER, 1_000), Verdict::Send);
+    }
+    assert_eq!(l.account_at(addr(0), CLASS_ANSWER, 1_000), Verdict::Drop);
+    // Past the window every bucket has caught up: the new prefix's shard is swept and the
+    // new bucket held.
+    let later = 10_000_000_000;
+    assert_eq!(
+        l.account_at(addr(n + 1), CLASS_ANSWER, later),
+        Verdict::Send
+    );
+    assert_eq!(count(&l), held - SHARD_CAPACITY + 1);
+}
