@@ -135,6 +135,11 @@ pub fn handle(ctx: &XdpContext) -> Result<u16, u32> {
     } else {
         (0, false)
     };
+    // An answer too big for the client is userspace's (a TC answer there, rate limited
+    // there): it takes no token here.
+    if DNS_HEADER + q.name_len + 4 + len + opt_len > q.limit {
+        return Err(counter::PASS_TOO_BIG);
+    }
     // Rate limiting: a slipped answer is the header and question (and OPT) with TC=1. The
     // verdict goes through memory and is applied without branches, so that the verifier
     // walks the rest once, not once for each verdict.
