@@ -2,7 +2,8 @@
 //! (5 a second, window 2: a burst of 10, slip 2, IPv6 test prefix exempt): a bounded flood of
 //! UDP queries from the client's /24 is answered up to the burst (and the refill), then every
 //! 2nd limited answer arrives truncated (TC=1, header and question) and the others not at all,
-//! counted `xdp.rrl_*`, while another /24 of the client is answered in full; queries XDP leaves to userspace (ANY) are limited there the same way
+//! counted `xdp.rrl_*`, while another /24 of the client is answered in full, and so is a query
+//! from the flooded one with a valid server cookie; queries XDP leaves to userspace (ANY) are limited there the same way
 //! (`userspace.rrl_*`); TCP is never limited; the exempt prefix never is.
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -12,6 +13,8 @@ use xdpdns_tests::client::Q;
 use xdpdns_tests::stats::delta;
 use xdpdns_tests::{sh, TestNet};
 
+const SECRET: &str = "445536bcd2513298075a5d379663c962";
+
 /// Queries of a flood (bounded).
 const FLOOD: usize = 200;
 
@@ -20,7 +23,10 @@ fn started() -> TestNet {
     let cfg = net.dir.join("rrl.toml");
     std::fs::write(
         &cfg,
-        "[rrl]\nrate-limit = 5\nwindow = 2\nslip = 2\nexempt = [\"fd00::/8\"]\n",
+        format!(
+            "[server]\ncookie-secret = \"{SECRET}\"\n\
+             [rrl]\nrate-limit = 5\nwindow = 2\nslip = 2\nexempt = [\"fd00::/8\"]\n"
+        ),
     )
     .unwrap();
     let cfg = cfg.to_str().unwrap().to_owned();
@@ -170,6 +176,22 @@ fn a_flood_is_limited_in_xdp_and_userspace_and_tcp_and_exempt_prefixes_are_not()
     );
     // More than a full burst (10), however long the flood is past: some are limited.
     assert!(one_by_one(&net, "198.18.0.2".parse().unwrap(), v4, &www, 15) < 15);
+    // From the flooded prefix, a valid server cookie (as the server makes them for this
+    // address, now) is exempt: all answered in full, in XDP.
+    let client: IpAddr = "198.18.0.2".parse().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as u32;
+    let secret = xdpdns::engine::cookie::parse_secret(SECRET).unwrap();
+    let valid = xdpdns::engine::cookie::make(&secret, &[5; 8], client, now);
+    let mut with_cookie = Q::new("www.example.", 1);
+    with_cookie.options = vec![(10, valid.to_vec())];
+    let before = net.stats().unwrap();
+    assert_eq!(one_by_one(&net, client, v4, &with_cookie, 15), 15);
+    let after = net.stats().unwrap();
+    assert_eq!(delta(&before, &after, "xdp.answered_exact"), 15);
+    assert_eq!(delta(&before, &after, "xdp.rrl_limited"), 0);
 
     // ANY goes to userspace: limited there, in its own bucket table.
     let before = net.stats().unwrap();
