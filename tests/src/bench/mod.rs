@@ -327,7 +327,7 @@ fn write_reports(o: &Options, files: &[(&str, String)]) -> Result<()> {
 /// Runs the benchmark; returns the JSON report (also written under `out_dir`).
 pub fn run(opts: Options) -> Result<Json> {
     if opts.rrl_only {
-        return rrl_only(&opts);
+        return rrl::only(&opts);
     }
     if opts.update_only {
         let work = std::env::temp_dir().join(format!("xdpdns-bench-{}", std::process::id()));
@@ -558,25 +558,6 @@ fn run_in(b: &Bench) -> Result<Json> {
         "wrote bench.json, bench.svg and bench.txt in {}",
         o.out_dir.display()
     ));
-    Ok(doc)
-}
-
-/// `--rrl-only`: the rate limiting section alone, on the bench zone and mix.
-fn rrl_only(o: &Options) -> Result<Json> {
-    let work = std::env::temp_dir().join(format!("xdpdns-bench-rrl-{}", std::process::id()));
-    cleanup::add_dir(work.clone());
-    let zone = zone::generate(&work.join("zone"), o.delegations, o.signed, o.seed)?;
-    let qs = zone::queries(&zone, &o.mix, o.do_share, o.queries, o.seed);
-    let r = rrl::section(&zone, &qs, o.micro_runs, if o.smoke { 1 } else { 2 });
-    let _ = std::fs::remove_dir_all(&work);
-    cleanup::forget_dir(&work);
-    let (json, text) = r?;
-    println!("\n{text}");
-    let doc = obj([
-        ("mode", if o.smoke { "smoke" } else { "full" }.into()),
-        ("rrl", json),
-    ]);
-    write_reports(o, &[("bench.json", doc.pretty()), ("bench.txt", text)])?;
     Ok(doc)
 }
 

@@ -312,3 +312,22 @@ pub fn section(
     ]);
     Ok((json, text))
 }
+
+/// `--rrl-only`: the rate limiting section alone, on the bench zone and mix.
+pub fn only(o: &super::Options) -> Result<Json> {
+    let work = std::env::temp_dir().join(format!("xdpdns-bench-rrl-{}", std::process::id()));
+    super::cleanup::add_dir(work.clone());
+    let zone = zone::generate(&work.join("zone"), o.delegations, o.signed, o.seed)?;
+    let qs = zone::queries(&zone, &o.mix, o.do_share, o.queries, o.seed);
+    let r = section(&zone, &qs, o.micro_runs, if o.smoke { 1 } else { 2 });
+    let _ = std::fs::remove_dir_all(&work);
+    super::cleanup::forget_dir(&work);
+    let (json, text) = r?;
+    println!("\n{text}");
+    let doc = obj([
+        ("mode", if o.smoke { "smoke" } else { "full" }.into()),
+        ("rrl", json),
+    ]);
+    super::write_reports(o, &[("bench.json", doc.pretty()), ("bench.txt", text)])?;
+    Ok(doc)
+}
