@@ -4,6 +4,8 @@
 //! BPF maps, and userspace writes them. Change a layout here and both sides follow.
 #![no_std]
 
+pub mod rrl;
+
 /// Longest DNS name in wire form (RFC 1035 §3.1), including the root label.
 pub const NAME_MAX: usize = 255;
 /// Size of the name buffer in a key: the longest name, zero padded to a multiple of 8.
@@ -37,6 +39,9 @@ pub mod maps {
     pub const TEMPLATES: &str = "TEMPLATES";
     pub const COLD: &str = "COLD";
     pub const EDNS: &str = "EDNS";
+    pub const RRL: &str = "RRL";
+    pub const RRL_BUCKETS: &str = "RRL_BUCKETS";
+    pub const RRL_EXEMPT: &str = "RRL_EXEMPT";
 }
 
 /// Default capacity of the answer map (entries), for programs loaded without sizes (tests and
@@ -277,7 +282,13 @@ pub mod counter {
     pub const PASS_OTHER: u32 = 19;
     /// A COOKIE option the engine answers with FORMERR or BADCOOKIE, or more than one.
     pub const PASS_COOKIE: u32 = 20;
-    pub const COUNT: u32 = 21;
+    /// Responses over their rate limit (sent anyway under `dry-run`; see `rrl`).
+    pub const RRL_LIMITED: u32 = 21;
+    /// Limited responses sent truncated (TC=1) instead.
+    pub const RRL_SLIPPED: u32 = 22;
+    /// Limited responses dropped (`XDP_DROP`).
+    pub const RRL_DROPPED: u32 = 23;
+    pub const COUNT: u32 = 24;
 
     /// Names for display, in index order.
     pub const NAMES: [&str; COUNT as usize] = [
@@ -302,7 +313,21 @@ pub mod counter {
         "pass_cold",
         "pass_other",
         "pass_cookie",
+        "rrl_limited",
+        "rrl_slipped",
+        "rrl_dropped",
     ];
+
+    /// Whether counter `i` counts packets passed up the stack (the rate limiting counters,
+    /// though after them, do not).
+    pub const fn is_pass(i: u32) -> bool {
+        i >= PASS_NOT_DNS && !is_rrl(i)
+    }
+
+    /// Whether counter `i` is one of the rate limiting counters.
+    pub const fn is_rrl(i: u32) -> bool {
+        i >= RRL_LIMITED && i <= RRL_DROPPED
+    }
 
     /// Counter index for an answer of the given `AnswerKind` value.
     pub const fn answered(kind: u16) -> u32 {
@@ -324,6 +349,9 @@ mod user {
     unsafe impl aya::Pod for super::AnswerRef {}
     unsafe impl aya::Pod for super::Config {}
     unsafe impl aya::Pod for super::EdnsConfig {}
+    unsafe impl aya::Pod for super::rrl::RrlConfig {}
+    unsafe impl aya::Pod for super::rrl::RrlKey {}
+    unsafe impl aya::Pod for super::rrl::RrlBucket {}
 }
 
 /// ASCII lower-casing of eight bytes at once (SWAR); other bytes (length octets, non-ASCII)

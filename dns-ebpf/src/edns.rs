@@ -121,6 +121,8 @@ fn now(cfg: &EdnsConfig) -> u32 {
 /// Writes the answer's OPT record into `scratch.opt` (zero padded after it) and returns its
 /// length: the server's payload size, DO as the query's, then NSID and COOKIE when the query
 /// asked and the engine would write them. `Err` (pass) where the engine answers otherwise.
+/// Also says whether the query brought back a valid server cookie, which is checked under
+/// `require-cookie` and when `validate` asks (rate limiting exempts such clients).
 #[inline(always)]
 pub fn answer_opt(
     ctx: &XdpContext,
@@ -129,7 +131,8 @@ pub fn answer_opt(
     dnssec_ok: bool,
     server_payload: u16,
     client: (usize, bool),
-) -> Result<usize, u32> {
+    validate: bool,
+) -> Result<(usize, bool), u32> {
     let Some(cfg) = EDNS.get(0) else {
         return Err(counter::PASS_ERROR);
     };
@@ -141,6 +144,7 @@ pub fn answer_opt(
     let head = opt_record(server_payload, dnssec_ok);
     scratch.opt[..OPT_LEN].copy_from_slice(&head);
     let mut len = OPT_LEN;
+    let mut valid = false;
     if o.nsid && cfg.flags & EDNS_NSID_TOO_LONG != 0 {
         return Err(counter::PASS_EDNS_OPTION);
     }
@@ -158,9 +162,11 @@ pub fn answer_opt(
     if o.cookie_len != 0 && cfg.flags & EDNS_COOKIES != 0 {
         let t = now(cfg);
         let c = cookie::client(ctx, client.0, client.1)?;
-        if cfg.flags & EDNS_REQUIRE_COOKIE != 0
-            && !cookie::valid(cfg, &scratch.cookie, o.cookie_len, &c, t)
-        {
+        let require = cfg.flags & EDNS_REQUIRE_COOKIE != 0;
+        if require || validate {
+            valid = cookie::valid(cfg, &scratch.cookie, o.cookie_len, &c, t);
+        }
+        if require && !valid {
             return Err(counter::PASS_COOKIE);
         }
         let reply = cookie::reply(cfg, &scratch.cookie, &c, t);
@@ -178,5 +184,5 @@ pub fn answer_opt(
     let rdlen = ((len - OPT_LEN) as u16).to_be_bytes();
     scratch.opt[9] = rdlen[0];
     scratch.opt[10] = rdlen[1];
-    Ok(len)
+    Ok((len, valid))
 }

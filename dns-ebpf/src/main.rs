@@ -15,6 +15,7 @@ mod packet;
 mod question;
 #[cfg(feature = "test-programs")]
 mod reflect;
+mod rrl;
 mod siphash;
 
 use aya_ebpf::{
@@ -69,9 +70,11 @@ static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
 
 #[xdp]
 pub fn xdp_dns(ctx: XdpContext) -> u32 {
-    let index = match packet::handle(&ctx) {
-        Ok(kind) => counter::answered(kind),
-        Err(reason) => reason,
+    let (index, action) = match packet::handle(&ctx) {
+        Ok(dns_common::rrl::KIND_SLIPPED) => (counter::RRL_SLIPPED, xdp_action::XDP_TX),
+        Ok(kind) => (counter::answered(kind), xdp_action::XDP_TX),
+        Err(counter::RRL_DROPPED) => (counter::RRL_DROPPED, xdp_action::XDP_DROP),
+        Err(reason) => (reason, xdp_action::XDP_PASS),
     };
     if let Some(c) = COUNTERS.get_ptr_mut(index) {
         // SAFETY: per-CPU slot, no concurrent writer on this CPU.
@@ -80,11 +83,7 @@ pub fn xdp_dns(ctx: XdpContext) -> u32 {
     if index == counter::PASS_ERROR {
         debug!(&ctx, "xdp_dns: could not build a response, passed");
     }
-    if index < counter::PASS_NOT_DNS {
-        xdp_action::XDP_TX
-    } else {
-        xdp_action::XDP_PASS
-    }
+    action
 }
 
 /// Passes everything. Attached on the client side of test veth pairs, where XDP_TX replies from

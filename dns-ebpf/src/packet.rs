@@ -9,11 +9,11 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use dns_common::{
-    counter, Answer, Config, Scratch, ANSWER_MAX, CONFIG_NO_DNSSEC, FRAME_PREFIX_MAX, KEY_FLAG_DO,
-    NAME_BUF, OPT_BUF,
+    counter, rrl::KIND_SLIPPED, Answer, AnswerKind, Config, Scratch, ANSWER_MAX, CONFIG_NO_DNSSEC,
+    FRAME_PREFIX_MAX, KEY_FLAG_DO, NAME_BUF, OPT_BUF,
 };
 
-use crate::{checksum, edns, lookup, question, CONFIG, SCRATCH, SERVICE_ADDRS};
+use crate::{checksum, edns, lookup, question, rrl, CONFIG, SCRATCH, SERVICE_ADDRS};
 
 const ETH_P_IPV4: u16 = 0x0800;
 const ETH_P_IPV6: u16 = 0x86dd;
@@ -26,6 +26,8 @@ const DNS_HEADER: usize = 12;
 const UDP_HEADER: usize = 8;
 /// Header bits copied from the query: RD and CD.
 const COPIED_FLAGS: u16 = 0x0100 | 0x0010;
+/// Header bit TC.
+const FLAG_TC: u16 = 0x0200;
 
 #[inline(always)]
 fn ptr_at<T>(ctx: &XdpContext, offset: usize) -> Result<*mut T, u32> {
@@ -59,7 +61,8 @@ struct Flow {
 }
 
 /// Handles one packet. `Ok(kind)`: the packet now holds a response of that `AnswerKind`.
-/// `Err(reason)`: the packet is unchanged and goes up the stack; `reason` is a counter index.
+/// `Err(reason)`: the packet is unchanged and goes up the stack; `reason` is a counter index
+/// (`RRL_DROPPED`: it is dropped). `Ok(KIND_SLIPPED)`: a rate-limited response, truncated.
 #[inline(always)]
 pub fn handle(ctx: &XdpContext) -> Result<u16, u32> {
     let cfg = match CONFIG.get(0) {
@@ -118,7 +121,8 @@ pub fn handle(ctx: &XdpContext) -> Result<u16, u32> {
         Some(shift) => (scratch.tpl.as_ptr(), lookup::patch(scratch, answer, shift)?),
         None => (answer.data.as_ptr(), answer.csum),
     };
-    let opt_len = if q.edns {
+    let validate = question::opaque(&mut scratch.opaque, rrl::enabled() as usize) != 0;
+    let (opt_len, cookie_valid) = if q.edns {
         edns::answer_opt(
             ctx,
             scratch,
@@ -126,10 +130,34 @@ pub fn handle(ctx: &XdpContext) -> Result<u16, u32> {
             q.dnssec_ok,
             cfg.server_payload,
             (flow.l3, flow.v6),
+            validate,
         )?
     } else {
-        0
+        (0, false)
     };
+    // An answer too big for the client is userspace's (a TC answer there, rate limited
+    // there): it takes no token here.
+    if DNS_HEADER + q.name_len + 4 + len + opt_len > q.limit {
+        return Err(counter::PASS_TOO_BIG);
+    }
+    // Rate limiting: a slipped answer is the header and question (and OPT) with TC=1. The
+    // verdict goes through memory and is applied without branches, so that the verifier
+    // walks the rest once, not once for each verdict.
+    let cookie_valid = question::opaque(&mut scratch.opaque, cookie_valid as usize) != 0;
+    let referral = answer.kind & 0xff == AnswerKind::Referral as u16;
+    let class = dns_common::rrl::class(answer.header_flags, referral);
+    let verdict = rrl::check(ctx, flow.l3, flow.v6, class, cookie_valid);
+    if verdict > rrl::SLIP {
+        return Err(verdict);
+    }
+    let slip = question::opaque(&mut scratch.opaque, verdict as usize) & 1;
+    // All ones to keep the answer, zero for a slip.
+    let keep = slip.wrapping_sub(1);
+    let len = len & keep;
+    let tpl_csum = tpl_csum & keep as u16;
+    let (ancount, nscount) = (answer.ancount & keep as u16, answer.nscount & keep as u16);
+    let arcount = answer.arcount & keep as u16;
+    let extra_flags = FLAG_TC & !(keep as u16);
     let opt_len = question::opaque(&mut scratch.opaque, opt_len);
     if opt_len > OPT_BUF {
         return Err(counter::PASS_ERROR);
@@ -146,14 +174,14 @@ pub fn handle(ctx: &XdpContext) -> Result<u16, u32> {
         q.name_len + 4,
         (NAME_BUF + 8) as u32,
     )?;
-    let resp_flags = answer.header_flags | (flags & COPIED_FLAGS);
-    let arcount_out = answer.arcount + q.edns as u16;
+    let resp_flags = answer.header_flags | (flags & COPIED_FLAGS) | extra_flags;
+    let arcount_out = arcount + q.edns as u16;
     let mut sum = qsum as u64
         + checksum::bytes(id[0], id[1])
         + checksum::field(resp_flags)
         + checksum::field(1)
-        + checksum::field(answer.ancount)
-        + checksum::field(answer.nscount)
+        + checksum::field(ancount)
+        + checksum::field(nscount)
         + checksum::field(arcount_out);
     let tpl_odd = q.name_len & 1 == 1;
     sum += checksum::at_parity(tpl_csum, tpl_odd);
@@ -202,8 +230,8 @@ pub fn handle(ctx: &XdpContext) -> Result<u16, u32> {
     // DNS header: ID and question stay as sent.
     let hdr: *mut [u8; 10] = ptr_at(ctx, dns + 2)?;
     let f = resp_flags.to_be_bytes();
-    let an = answer.ancount.to_be_bytes();
-    let ns = answer.nscount.to_be_bytes();
+    let an = ancount.to_be_bytes();
+    let ns = nscount.to_be_bytes();
     let ar = arcount_out.to_be_bytes();
     // SAFETY: bounds checked by ptr_at.
     unsafe {
@@ -220,6 +248,9 @@ pub fn handle(ctx: &XdpContext) -> Result<u16, u32> {
         sum += swap_ipv4(ctx, flow.l3, udp_len)?;
     }
     swap_udp(ctx, flow.l4, udp_len, sum)?;
+    if slip != 0 {
+        return Ok(KIND_SLIPPED);
+    }
     Ok(answer.kind & 0xff)
 }
 

@@ -299,6 +299,7 @@ impl ServeArgs {
                         .or_else(|| srv.cookie_secret_previous.clone()),
                     self.require_cookie || srv.require_cookie.unwrap_or(false),
                 )?),
+                rrl: file.rrl.as_ref().map(|r| r.limiter()).transpose()?,
             },
             tcp: TcpLimits {
                 idle_timeout: Duration::from_secs(

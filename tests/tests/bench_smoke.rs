@@ -1,7 +1,8 @@
 //! `cargo xtask bench --smoke` inside the test suite: runs the bench binary in smoke mode (small
 //! zone, one short fixed-rate run per server, every server and the reflector, TEST_RUN probes,
 //! the zone update figures on a small zone) and checks that the JSON report lists every server
-//! with answers, has the update figures and the sender profiles, and that the chart exists.
+//! with answers, has the update figures, the sender profiles and the rate limiting section (RRL
+//! cuts the amplification below 1, legitimate queries answered), and that the chart exists.
 
 use std::collections::BTreeSet;
 use std::process::Command;
@@ -67,6 +68,21 @@ fn bench_smoke_reports_every_server() {
         .and_then(|p| p.as_array())
         .expect("test_run probes");
     assert!(!probes.is_empty());
+    // The rate limiting section: the spoofed flood with RRL off and on, the cost probes.
+    let rrl = doc.get("rrl").expect("rrl section");
+    let flood = |k: &str, f: &str| {
+        rrl.get(k)
+            .and_then(|r| r.get(f))
+            .and_then(|v| v.as_f64())
+            .unwrap_or_else(|| panic!("rrl {k}.{f}: {rrl:?}"))
+    };
+    assert!(flood("on", "amplification") < 1.0 && flood("off", "amplification") > 1.0);
+    assert!(flood("on", "legit_share") >= 0.99, "{rrl:?}");
+    let costs = rrl
+        .get("cost_ns")
+        .and_then(|c| c.as_array())
+        .expect("cost_ns");
+    assert_eq!(costs.len(), 4);
     // The zone update figures: a diff published incrementally, and in full, both timed.
     let updates = doc
         .get("update")

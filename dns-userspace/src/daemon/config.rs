@@ -29,6 +29,9 @@
 //! user = "xdpdns"              # run as this user once bound and attached (default: stay root)
 //! log-format = "json"          # text | json | kv
 //!
+//! [rrl]                        # response rate limiting, off without this (see `rrl::config`)
+//! rate-limit = 20
+//!
 //! [[zone]]
 //! domain = "example."
 //! file = "zones/example.zone"  # relative to the configuration file
@@ -190,6 +193,8 @@ pub struct ConfigFile {
     pub acl: Vec<AclSection>,
     #[serde(default)]
     pub zone: Vec<ZoneSection>,
+    /// Response rate limiting (`rrl::config`); none: off.
+    pub rrl: Option<crate::rrl::config::RrlSection>,
 }
 
 impl ConfigFile {
@@ -199,6 +204,10 @@ impl ConfigFile {
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let mut cfg: ConfigFile =
             toml::from_str(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        if let Some(r) = &cfg.rrl {
+            r.settings()
+                .with_context(|| format!("{}: [rrl]", path.display()))?;
+        }
         let base = path.parent().unwrap_or(Path::new("."));
         let files = cfg.zone.iter_mut().filter_map(|z| z.file.as_mut());
         for f in files.chain(cfg.server.storage.as_mut()) {
@@ -340,10 +349,18 @@ mod tests {
              service-addrs = [\"198.19.0.53\", \"fd00:ff::53\"]\ntcp-write-timeout = 2\n\
              tcp-max-per-source = 3\ncookie-secret = \"e5e973e5a6b2a43f48e7dc849e37bfcf\"\n\
              cookie-secret-previous = \"445536bcd2513298075a5d379663c962\"\n\
-             require-cookie = true\n\n[[zone]]\ndomain = \"example\"\nfile = \"example.zone\"\n",
+             require-cookie = true\n\n[rrl]\nrate-limit = 5\nslip = 0\nexempt = [\"fd00::/8\"]\n\n\
+             [[zone]]\ndomain = \"example\"\nfile = \"example.zone\"\n",
         )
         .unwrap();
         let c = ConfigFile::load(&path).unwrap();
+        let rrl = c.rrl.as_ref().unwrap().settings().unwrap();
+        assert_eq!(
+            (rrl.rate, rrl.slip, rrl.window, rrl.ipv4_prefix),
+            (5, 0, 15, 24)
+        );
+        assert_eq!(rrl.exempt, vec!["fd00::/8".parse().unwrap()]);
+        assert!(!rrl.dry_run);
         assert_eq!(c.server.identity.as_deref(), Some("n1"));
         assert_eq!(
             c.server.cookie_secret.as_deref(),
@@ -364,6 +381,19 @@ mod tests {
         std::fs::write(&path, "[server]\nlisten-typo = []\n").unwrap();
         let e = ConfigFile::load(&path).unwrap_err().to_string();
         assert!(e.contains("listen-typo"), "{e}");
+        for (bad, says) in [
+            ("rate-limit = 0", "rate-limit"),
+            ("rate-limit = 5\nipv4-prefix = 33", "ipv4-prefix"),
+            (
+                "rate-limit = 5\nexempt = [\"198.18.0.1/8\"]",
+                "198.18.0.1/8",
+            ),
+            ("slip = 2", "rate-limit"),
+        ] {
+            std::fs::write(&path, format!("[rrl]\n{bad}\n")).unwrap();
+            let e = format!("{:#}", ConfigFile::load(&path).unwrap_err());
+            assert!(e.contains(says), "{bad}: {e}");
+        }
         let _ = std::fs::remove_dir_all(dir);
     }
 

@@ -49,6 +49,9 @@ pub struct EngineConfig {
     /// DNS Cookies (RFC 7873, RFC 9018); `None` ignores COOKIE options, as a server without
     /// cookie support does (RFC 7873 §5.2.1).
     pub cookies: Option<Cookies>,
+    /// Response rate limiting (`[rrl]`): applied to UDP answers, by the XDP program and the
+    /// UDP workers alike; `None` (the default) limits nothing. Shared across reloads.
+    pub rrl: Option<Arc<crate::rrl::Limiter>>,
 }
 
 impl Default for EngineConfig {
@@ -59,6 +62,7 @@ impl Default for EngineConfig {
             identity: None,
             version: None,
             cookies: None,
+            rrl: None,
         }
     }
 }
@@ -453,4 +457,4 @@ impl Engine {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -274,6 +274,12 @@ impl FastPath {
             }
         };
         self.server.set_edns(edns::config(&engine.config))?;
+        match &engine.config.rrl {
+            Some(l) => self
+                .server
+                .set_rrl(l.settings.xdp_config(), &l.settings.exempt_keys())?,
+            None => self.server.set_rrl(Default::default(), &[])?,
+        }
         self.server.set_config(Config {
             port: self.port,
             server_payload: engine.config.server_payload,

@@ -16,8 +16,8 @@ use aya::{
     Ebpf, EbpfLoader,
 };
 use dns_common::{
-    counter, maps, Answer, AnswerKey, AnswerKind, AnswerRef, Config, EdnsConfig, ANSWERS_CAPACITY,
-    NAME_BUF, SUFFIXES_CAPACITY, SUFFIX_DATA, TEMPLATES_CAPACITY,
+    counter, maps, rrl::RrlConfig, Answer, AnswerKey, AnswerKind, AnswerRef, Config, EdnsConfig,
+    ANSWERS_CAPACITY, NAME_BUF, SUFFIXES_CAPACITY, SUFFIX_DATA, TEMPLATES_CAPACITY,
 };
 
 use super::compile::Entries;
@@ -399,6 +399,33 @@ impl XdpServer {
         self.edns
             .set(0, cfg, 0)
             .context("writing XDP EDNS settings")
+    }
+
+    /// Writes the rate limiting settings (`RRL`; all zero: off) and makes the exempt prefix
+    /// trie hold exactly `exempt` ((bits, IPv6 or IPv4-mapped address) keys).
+    pub fn set_rrl(&mut self, cfg: RrlConfig, exempt: &[(u32, [u8; 16])]) -> Result<()> {
+        fn map<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut aya::maps::Map> {
+            ebpf.map_mut(name)
+                .ok_or_else(|| anyhow!("map {name} missing from the XDP object"))
+        }
+        let mut trie: LpmTrie<&mut MapData, [u8; 16], u8> =
+            LpmTrie::try_from(map(&mut self.ebpf, maps::RRL_EXEMPT)?)?;
+        let old: Vec<(u32, [u8; 16])> = trie
+            .keys()
+            .filter_map(|k| k.ok())
+            .map(|k| (k.prefix_len(), k.data()))
+            .collect();
+        for (bits, addr) in exempt {
+            trie.insert(&LpmKey::new(*bits, *addr), 1, 0)
+                .context("writing the RRL exempt prefixes")?;
+        }
+        for (bits, addr) in old.iter().filter(|k| !exempt.contains(k)) {
+            trie.remove(&LpmKey::new(*bits, *addr))
+                .context("removing an RRL exempt prefix")?;
+        }
+        let mut a: Array<&mut MapData, RrlConfig> =
+            Array::try_from(map(&mut self.ebpf, maps::RRL)?)?;
+        a.set(0, cfg, 0).context("writing the XDP RRL settings")
     }
 
     pub fn config(&self) -> Result<Config> {

@@ -55,6 +55,12 @@ pub struct ServerStats {
     pub panics: AtomicU64,
     /// Responses made, by the header RCODE (low 4 bits), over UDP ([0]) and TCP ([1]).
     pub rcodes: [[AtomicU64; 16]; 2],
+    /// UDP answers over their rate limit (sent anyway under `dry-run`).
+    pub rrl_limited: AtomicU64,
+    /// Limited answers sent truncated (TC=1).
+    pub rrl_slipped: AtomicU64,
+    /// Limited answers not sent.
+    pub rrl_dropped: AtomicU64,
 }
 
 impl ServerStats {

@@ -17,6 +17,7 @@ pub mod micro;
 pub mod net;
 pub mod profiles;
 pub mod report;
+pub mod rrl;
 pub mod servers;
 pub mod update;
 pub mod xfr;
@@ -71,6 +72,8 @@ pub struct Options {
     pub xfr: bool,
     /// Run only the zone-transfer section.
     pub xfr_only: bool,
+    /// Run only the rate limiting section (TEST_RUN: no servers, no namespaces).
+    pub rrl_only: bool,
     /// Delegations of the zone the transfer section transfers.
     pub xfr_delegations: usize,
 }
@@ -112,6 +115,7 @@ impl Options {
             out_dir: target.join("bench").join(if smoke { "smoke" } else { "" }),
             xfr: smoke,
             xfr_only: false,
+            rrl_only: false,
             xfr_delegations: if smoke { 2_000 } else { 1_000_000 },
         }
     }
@@ -322,6 +326,9 @@ fn write_reports(o: &Options, files: &[(&str, String)]) -> Result<()> {
 
 /// Runs the benchmark; returns the JSON report (also written under `out_dir`).
 pub fn run(opts: Options) -> Result<Json> {
+    if opts.rrl_only {
+        return rrl::only(&opts);
+    }
     if opts.update_only {
         let work = std::env::temp_dir().join(format!("xdpdns-bench-{}", std::process::id()));
         std::fs::create_dir_all(&work)?;
@@ -406,6 +413,15 @@ fn run_in(b: &Bench) -> Result<Json> {
     if let Err(e) = &micro {
         b.progress(&format!("TEST_RUN: FAILED: {e:#}"));
     }
+    b.progress("response rate limiting in TEST_RUN: a spoofed flood, RRL off and on");
+    let (rrl_json, rrl_text) =
+        match rrl::section(&zone, &qs, o.micro_runs, if o.smoke { 1 } else { 2 }) {
+            Ok(r) => r,
+            Err(e) => (
+                obj([("error", format!("{e:#}").into())]),
+                format!("response rate limiting: FAILED: {e:#}\n"),
+            ),
+        };
     b.progress("sender profiles in TEST_RUN, unsigned and NSEC3 zones");
     let (profiles_json, profiles_text) = profiles::section(&mut net, &b.work, o);
     let mut loads = Vec::new();
@@ -473,7 +489,7 @@ fn run_in(b: &Bench) -> Result<Json> {
         o.duration, o.latency_rate, o.do_share
     );
     let mut text = format!(
-        "{table}{legend}\nTEST_RUN (ns per query, single runs):\n{micro_text}\n{profiles_text}\nzone updates (XDP maps):\n{update_text}"
+        "{table}{legend}\nTEST_RUN (ns per query, single runs):\n{micro_text}\n{rrl_text}\n{profiles_text}\nzone updates (XDP maps):\n{update_text}"
     );
     if let Some(x) = &xfr {
         text.push('\n');
@@ -517,6 +533,7 @@ fn run_in(b: &Bench) -> Result<Json> {
                 Err(e) => obj([("error", format!("{e:#}").into())]),
             },
         ),
+        ("rrl", rrl_json),
         ("profiles", profiles_json),
         ("load", Json::Arr(loads)),
         ("update", update_json),

@@ -143,7 +143,7 @@ pub fn test_run(z: &zone::Zone, label: &str, qs: &[zone::Query]) -> Result<Vec<S
             queries: (0..after.len()).map(moved).sum(),
             answered: (0..pass).map(moved).sum(),
             passed: (pass..after.len())
-                .filter(|&i| moved(i) > 0)
+                .filter(|&i| moved(i) > 0 && counter::is_pass(i as u32))
                 .map(|i| (counter::NAMES[i], moved(i)))
                 .collect(),
         });
@@ -183,10 +183,11 @@ fn share_of(label: &str, profile: Profile, before: &Counters, after: &Counters) 
         .map(|i| d(counter::NAMES[i]))
         .sum::<Result<u64>>()?;
     let mut passed = Vec::new();
-    for name in &counter::NAMES[pass + 1..] {
+    let passes = (pass + 1..counter::NAMES.len()).filter(|&i| counter::is_pass(i as u32));
+    for name in passes.map(|i| counter::NAMES[i]) {
         let n = d(name)?;
         if n > 0 {
-            passed.push((*name, n));
+            passed.push((name, n));
         }
     }
     Ok(Share {
