@@ -68,6 +68,7 @@ impl Zone {
         let mut nodes: NodeMap = NodeMap::default();
         // RRSIGs wait until all RRsets exist.
         let mut sigs: Vec<(usize, Record)> = Vec::new();
+        let mut unattached = Vec::new();
         for (i, r) in records.into_iter().enumerate() {
             if !r.owner.is_subdomain_of(&apex) {
                 return Err(err(i, format!("{} is outside the zone {apex}", r.owner)));
@@ -140,18 +141,21 @@ impl Zone {
                         set.sigs.push(r.rdata);
                     }
                 }
-                None => warnings.push(format!(
-                    "{}: RRSIG at {} covers {}, which does not exist there; ignored",
-                    source.at(i),
-                    r.owner,
-                    rtype::to_string(covered)
-                )),
+                None => {
+                    warnings.push(format!(
+                        "{}: RRSIG at {} covers {}, which does not exist there; ignored",
+                        source.at(i),
+                        r.owner,
+                        rtype::to_string(covered)
+                    ));
+                    unattached.push(r);
+                }
             }
         }
-        for node in nodes.values_mut() {
+        for (_, node) in nodes.iter_mut() {
             node.rrsets.sort_by_key(|s| s.rtype);
         }
-        let nsec3 = extract_nsec3(&apex, &mut nodes, &mut warnings);
+        let nsec3 = extract_nsec3(&apex, &mut nodes, &mut warnings, &mut unattached);
 
         let at = |name: &Name, t: u16| {
             nodes
@@ -280,12 +284,12 @@ impl Zone {
         for p in ents {
             nodes.insert(p, Node::default());
         }
-        let mut nsec_chain: Vec<Name> = nodes
+        count_children(&apex, &mut nodes);
+        let nsec_chain: imbl::OrdSet<Name> = nodes
             .iter()
             .filter(|(_, n)| n.get(rtype::NSEC).is_some())
             .map(|(n, _)| n.clone())
             .collect();
-        nsec_chain.sort();
         let negative_ttl = nodes
             .get(&apex)
             .and_then(|n| n.get(rtype::SOA))
@@ -295,6 +299,7 @@ impl Zone {
                 apex,
                 nodes,
                 nsec_chain,
+                unattached: std::sync::Arc::new(unattached),
                 nsec3,
                 negative_ttl,
                 source: source.name.to_owned(),
@@ -304,8 +309,31 @@ impl Zone {
     }
 }
 
+/// Sets every node's count of children (each node but the apex has its parent among the nodes,
+/// empty non-terminals being added first).
+fn count_children(apex: &Name, nodes: &mut NodeMap) {
+    let mut counts: rustc_hash::FxHashMap<Name, u32> = Default::default();
+    for name in nodes.keys() {
+        if name == apex {
+            continue;
+        }
+        let parent = name.suffix_ref(name.label_count() - 1);
+        match counts.get_mut(parent) {
+            Some(c) => *c += 1,
+            None => {
+                counts.insert(parent.to_name(), 1);
+            }
+        }
+    }
+    for (parent, c) in counts {
+        if let Some(n) = nodes.get_mut(&parent) {
+            n.children = c;
+        }
+    }
+}
+
 /// Why records of type `t` are not zone data, when they are not.
-fn not_zone_data(t: u16) -> Option<&'static str> {
+pub(super) fn not_zone_data(t: u16) -> Option<&'static str> {
     match t {
         0 => Some("type 0 is reserved (RFC 6895 §3.1)"),
         // Clients refuse SIG outside the additional section.
@@ -323,6 +351,7 @@ fn extract_nsec3(
     apex: &Name,
     nodes: &mut NodeMap,
     warnings: &mut Vec<String>,
+    unattached: &mut Vec<Record>,
 ) -> Option<Nsec3Chain> {
     let param = nodes
         .get(apex)
@@ -348,12 +377,24 @@ fn extract_nsec3(
             nodes.remove(&owner);
         }
         let mut set = set;
-        set.rdatas.retain(|rd| chain.same_params(rd));
+        let (keep, other): (Vec<_>, Vec<_>) =
+            set.rdatas.drain(..).partition(|rd| chain.same_params(rd));
+        set.rdatas = keep;
+        unattached.extend(other.into_iter().map(|rdata| Record {
+            owner: name.clone(),
+            rtype: rtype::NSEC3,
+            class: crate::wire::record::class::IN,
+            ttl: set.ttl,
+            rdata,
+        }));
         if set.rdatas.is_empty() {
+            unattached.extend(set.sig_records(&name));
             continue;
         }
-        if let Err(e) = chain.insert(name, set) {
+        if let Err(e) = chain.insert(name.clone(), set.clone()) {
             warnings.push(e);
+            unattached.extend(set.records(&name));
+            unattached.extend(set.sig_records(&name));
         }
     }
     chain.finish();
