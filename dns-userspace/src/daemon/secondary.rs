@@ -388,9 +388,15 @@ impl Task {
             .zip(secondary)
             .and_then(|(from, sec)| sec.chain_from(from));
         let (s, name, w) = (self.served.clone(), self.zone().clone(), want.clone());
+        let t = Instant::now();
         let r = tokio::task::spawn_blocking(move || s.change_secondary(&name, w, diffs.as_deref()))
             .await
             .ok()?;
+        log::debug!(
+            "zone {}: engine and XDP publication in {:.3} s",
+            self.zone(),
+            t.elapsed().as_secs_f64()
+        );
         if let Ok((Some(p), _)) = &r {
             let c = match &p.update {
                 Update::Incremental { .. } => &self.stats.publish_incremental,

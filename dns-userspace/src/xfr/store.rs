@@ -87,6 +87,22 @@ pub(crate) fn write_sealed(
     })
 }
 
+/// One record as a zone file line.
+fn write_record(
+    w: &mut dyn Write,
+    owner: &Name,
+    ttl: u32,
+    t: u16,
+    rdata: &[u8],
+) -> std::io::Result<()> {
+    writeln!(
+        w,
+        "{owner} {ttl} IN {} {}",
+        rtype::to_string(t),
+        rdata_to_text(t, rdata)
+    )
+}
+
 /// The content of a sealed file, when its seal holds.
 pub(crate) fn read_sealed(path: &Path) -> Result<Vec<u8>> {
     let mut data = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
@@ -194,22 +210,41 @@ impl Store {
             .find(|r| r.rtype == rtype::SOA && r.owner == self.zone)
             .and_then(Soa::from_record)
             .ok_or_else(|| anyhow!("zone {}: no SOA to store", self.zone))?;
-        let seq = self.versions(true)?.first().map_or(1, |v| v.0 + 1);
-        let versions = self.versions(false)?;
-        let path = self.dir.join(format!("v{seq:010}-s{}.zone", soa.serial));
-        write_sealed(&path, |w| {
-            writeln!(w, "$ORIGIN {}", self.zone)?;
+        self.write_version(soa.serial, |w| {
             for r in records {
-                writeln!(
-                    w,
-                    "{} {} IN {} {}",
-                    r.owner,
-                    r.ttl,
-                    rtype::to_string(r.rtype),
-                    rdata_to_text(r.rtype, &r.rdata)
-                )?;
+                write_record(w, &r.owner, r.ttl, r.rtype, &r.rdata)?;
             }
             Ok(())
+        })
+    }
+
+    /// `save_version` of a zone in memory, written from its nodes (a snapshot).
+    pub fn save_zone(&self, zone: &Zone) -> Result<PathBuf> {
+        let serial = Soa::from_rdata(&zone.soa().rdatas[0])
+            .ok_or_else(|| anyhow!("zone {}: no SOA to store", self.zone))?
+            .serial;
+        self.write_version(serial, |w| {
+            let mut res = Ok(());
+            zone.visit_records(|owner, t, ttl, rdata| {
+                if res.is_ok() {
+                    res = write_record(w, owner, ttl, t, rdata);
+                }
+            });
+            res
+        })
+    }
+
+    fn write_version(
+        &self,
+        serial: u32,
+        records: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+    ) -> Result<PathBuf> {
+        let seq = self.versions(true)?.first().map_or(1, |v| v.0 + 1);
+        let versions = self.versions(false)?;
+        let path = self.dir.join(format!("v{seq:010}-s{serial}.zone"));
+        write_sealed(&path, |w| {
+            writeln!(w, "$ORIGIN {}", self.zone)?;
+            records(w)
         })?;
         for (_, old) in versions.iter().skip(self.keep.max(2) - 1) {
             let _ = fs::remove_file(old);

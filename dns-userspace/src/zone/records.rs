@@ -36,21 +36,45 @@ impl Zone {
     /// records given twice) come once.
     pub fn records(&self) -> Vec<Record> {
         let mut out = Vec::with_capacity(self.nodes.len() * 2 + self.unattached.len());
-        let apex = &self.apex;
-        out.extend(self.soa().records(apex));
-        let node_sets = self
-            .nodes
-            .iter()
-            .flat_map(|(n, node)| node.rrsets.iter().map(move |s| (n, s)));
-        let chain = self.nsec3.iter().flat_map(|c| c.iter());
-        for (owner, set) in node_sets.chain(chain) {
-            if !(set.rtype == rtype::SOA && owner == apex) {
-                out.extend(set.records(owner));
-            }
-            out.extend(set.sig_records(owner));
-        }
-        out.extend(self.unattached.iter().cloned());
+        self.visit_records(|owner, rtype, ttl, rdata| {
+            out.push(Record {
+                owner: owner.clone(),
+                rtype,
+                class: class::IN,
+                ttl,
+                rdata: rdata.to_vec(),
+            })
+        });
         out
+    }
+
+    /// Calls `f` with (owner, type, TTL, RDATA) of every record, in the order of `records`,
+    /// without making records (for writing the zone out).
+    pub fn visit_records(&self, mut f: impl FnMut(&Name, u16, u32, &[u8])) {
+        let apex = &self.apex;
+        let soa = self.soa();
+        f(apex, rtype::SOA, soa.ttl, &soa.rdatas[0]);
+        let mut set = |owner: &Name, s: &RRset, skip_data: bool| {
+            if !skip_data {
+                for rd in &s.rdatas {
+                    f(owner, s.rtype, s.ttl, rd);
+                }
+            }
+            for rd in &s.sigs {
+                f(owner, rtype::RRSIG, s.sig_ttl, rd);
+            }
+        };
+        for (owner, node) in self.nodes.iter() {
+            for s in &node.rrsets {
+                set(owner, s, s.rtype == rtype::SOA && owner == apex);
+            }
+        }
+        for (owner, s) in self.nsec3.iter().flat_map(|c| c.iter()) {
+            set(owner, s, false);
+        }
+        for r in self.unattached.iter() {
+            f(&r.owner, r.rtype, r.ttl, &r.rdata);
+        }
     }
 
     /// The records `build` keeps but does not serve (RRSIGs covering nothing, NSEC3 records of
