@@ -281,19 +281,17 @@ impl Primary {
                 method,
                 expire,
             } => Ok(updated(records, zone, method, expire)),
-            Fetched::Diffs { diffs, expire } => {
-                match apply(current.unwrap_or_default(), &diffs) {
-                    Ok(records) => {
-                        let method = Method::Ixfr { diffs: diffs.len() };
-                        Ok(updated(records, zone, method, expire))
-                    }
-                    Err(kind) => {
-                        let why = self.error(Exchange::Ixfr, zone, kind).to_string();
-                        let (records, expire) = self.axfr(zone)?;
-                        Ok(updated(records, zone, Method::AxfrAfterIxfr(why), expire))
-                    }
+            Fetched::Diffs { diffs, expire } => match apply(current.unwrap_or_default(), &diffs) {
+                Ok(records) => {
+                    let method = Method::Ixfr { diffs: diffs.len() };
+                    Ok(updated(records, zone, method, expire))
                 }
-            }
+                Err(kind) => {
+                    let why = self.error(Exchange::Ixfr, zone, kind).to_string();
+                    let (records, expire) = self.axfr(zone)?;
+                    Ok(updated(records, zone, Method::AxfrAfterIxfr(why), expire))
+                }
+            },
         }
     }
 
@@ -318,9 +316,7 @@ impl Primary {
         let mut reason = None;
         if let Some((serial, soa)) = ours.and_then(|r| Some((Soa::from_record(r)?.serial, r))) {
             match self.ixfr(zone, soa) {
-                Ok((Ixfr::UpToDate(_), expire)) => {
-                    return Ok(Fetched::UpToDate { serial, expire })
-                }
+                Ok((Ixfr::UpToDate(_), expire)) => return Ok(Fetched::UpToDate { serial, expire }),
                 Ok((Ixfr::Full(records), expire)) => {
                     return Ok(Fetched::Whole {
                         records,

@@ -133,7 +133,8 @@ impl Secondary {
         let jdir = dir.join("journal");
         let mut journal = None;
         if jdir.is_dir() {
-            let (mut j, p) = Journal::open_at(&jdir, &zone, JournalLimits::default(), snapshots.serial)?;
+            let (mut j, p) =
+                Journal::open_at(&jdir, &zone, JournalLimits::default(), snapshots.serial)?;
             problems.extend(p);
             if let Some(c) = current.take() {
                 let chain = j.chain_from(c.soa.serial).unwrap_or_default();
@@ -296,9 +297,7 @@ impl Secondary {
         if let Some((serial, job)) = self.snapshots.writing.take() {
             job.join()
                 .map_err(|_| anyhow!("zone {}: the snapshot writer panicked", self.zone))??;
-            self.snapshots.since = self
-                .chain_from(serial)
-                .map_or(self.snapshots.since, |c| c.len());
+            self.snapshots.since = self.chain_from(serial).map_or(0, |c| c.len());
             self.snapshots.serial = Some(serial);
         }
         Ok(())
@@ -532,3 +531,7 @@ impl Secondary {
         })
     }
 }
+
+#[cfg(test)]
+#[path = "secondary_tests.rs"]
+mod tests;

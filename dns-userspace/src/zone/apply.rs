@@ -118,7 +118,10 @@ impl Zone {
             }
             for r in &c.added {
                 if index.contains_key(&key(r)) {
-                    return Err(err(format!("adds {}, which the zone has already", describe(r))));
+                    return Err(err(format!(
+                        "adds {}, which the zone has already",
+                        describe(r)
+                    )));
                 }
                 index.insert(key(r), records.len());
                 records.push(Some((*r).clone()));
@@ -128,7 +131,11 @@ impl Zone {
             name: source,
             locations: None,
         };
-        Zone::build(self.apex.clone(), records.into_iter().flatten().collect(), &src)
+        Zone::build(
+            self.apex.clone(),
+            records.into_iter().flatten().collect(),
+            &src,
+        )
     }
 }
 
@@ -424,8 +431,7 @@ impl Patch {
                 )))
             }
             Some(soa) => {
-                z.negative_ttl =
-                    rdata::soa_timers(&soa.rdatas[0]).map(|t| soa.ttl.min(t[4]));
+                z.negative_ttl = rdata::soa_timers(&soa.rdatas[0]).map(|t| soa.ttl.min(t[4]));
             }
         }
         if apex_node.get(rtype::NS).is_none() {

@@ -210,7 +210,15 @@ fn same_answers(a: &Zone, b: &Zone, names: &[Name]) {
 /// Query names: every owner of the universe, names below and beside them.
 fn query_names(universe: &[Record]) -> Vec<Name> {
     let mut names: Vec<Name> = universe.iter().map(|r| r.owner.clone()).collect();
-    for extra in ["nx", "q.a.b.ent", "b.ent", "z.deep", "x.sub", "a.dn", "q.wild"] {
+    for extra in [
+        "nx",
+        "q.a.b.ent",
+        "b.ent",
+        "z.deep",
+        "x.sub",
+        "a.dn",
+        "q.wild",
+    ] {
         names.push(Name::parse(extra, Some(&origin())).unwrap());
     }
     names.sort();
@@ -329,9 +337,24 @@ fn a_change_that_does_not_apply_is_an_error_and_changes_nothing() {
     outside[0].owner = Name::parse("other.test.", None).unwrap();
     let step = "IXFR, step 1";
     let cases: [(&[Record], &[Record], &str, &str); 4] = [
-        (&absent, &[], "removes www.example. A, which the zone does not have", step),
-        (&[], &present, "adds www.example. A, which the zone has already", step),
-        (&[], &cname, "www.example. has a CNAME and other data (A)", "IXFR"),
+        (
+            &absent,
+            &[],
+            "removes www.example. A, which the zone does not have",
+            step,
+        ),
+        (
+            &[],
+            &present,
+            "adds www.example. A, which the zone has already",
+            step,
+        ),
+        (
+            &[],
+            &cname,
+            "www.example. has a CNAME and other data (A)",
+            "IXFR",
+        ),
         (&[], &outside, "outside the zone", step),
     ];
     for (removed, added, why, at) in cases {
@@ -406,7 +429,11 @@ fn a_new_nsec3_parameter_set_rebuilds_the_chain() {
 #[test]
 fn records_build_the_same_zone_again() {
     let mut records = vec![soa(1)];
-    records.extend(parse(UNIVERSE).into_iter().filter(|r| r.rtype != rtype::CNAME));
+    records.extend(
+        parse(UNIVERSE)
+            .into_iter()
+            .filter(|r| r.rtype != rtype::CNAME),
+    );
     let zone = build(&records).unwrap();
     let again = build(&zone.records()).unwrap();
     assert!(differences(&again, &zone).is_empty());

@@ -104,7 +104,9 @@ impl Zone {
     }
 
     pub fn apex_node(&self) -> &Node {
-        self.nodes.get(&self.apex).expect("zone checks guarantee an apex")
+        self.nodes
+            .get(&self.apex)
+            .expect("zone checks guarantee an apex")
     }
 
     pub fn soa(&self) -> &RRset {
