@@ -34,7 +34,7 @@ impl PartialEq for Nsec3Chain {
                 .entries
                 .iter()
                 .zip(other.entries.iter())
-                .all(|(a, b)| same((&a.0, &a.1), (&b.0, &b.1)))
+                .all(|(a, b)| same(a, b))
     }
 }
 
