@@ -269,14 +269,19 @@ impl Secondary {
     /// Whether a restart would come back to the version held: the newest snapshot is it, or
     /// the journal leads from the snapshot to it.
     fn replayable(&self) -> bool {
-        let (Some(c), Some(snap)) = (&self.current, self.snapshots.serial) else {
-            return self.current.is_none();
+        self.serial().is_none_or(|s| self.replayable_to(s))
+    }
+
+    /// Whether a restart would come back to serial `to`.
+    fn replayable_to(&self, to: u32) -> bool {
+        let Some(snap) = self.snapshots.serial else {
+            return false;
         };
-        snap == c.soa.serial
+        snap == to
             || self
                 .chain_from(snap)
                 .and_then(|ch| ch.last().map(|d| serial(&d.to)))
-                == Some(c.soa.serial)
+                == Some(to)
     }
 
     /// Writes a snapshot of the version held now, unless a restart would come back to it.
@@ -458,12 +463,16 @@ impl Secondary {
         }
         let journal_s = t.elapsed().as_secs_f64();
         let method = Method::Ixfr { diffs: n };
-        self.current = Some(Current::of(Arc::new(zone)));
-        self.snapshots.since += n;
-        if !kept || !self.replayable() {
+        let next = Current::of(Arc::new(zone));
+        if kept && self.replayable_to(next.soa.serial) {
+            self.snapshots.since += n;
+        } else {
             // Not durable by the journal: a snapshot, before it is served.
-            self.make_replayable()?;
+            self.store.save_zone(&next.zone)?;
+            self.snapshots.serial = Some(next.soa.serial);
+            self.snapshots.since = 0;
         }
+        self.current = Some(next);
         let serial = self.serial().expect("just set");
         let soa = self.current.as_ref().expect("just set").soa.clone();
         self.timers.succeeded(clock.now(), &soa, expire);

@@ -190,3 +190,26 @@ fn a_bad_snapshot_falls_back_to_the_one_before_and_the_journal_replays_from_it()
     assert!(host(&s, &clock, 6));
     let _ = fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn without_a_journal_every_version_is_a_snapshot_before_it_serves() {
+    let dir = tmpdir("no-journal");
+    Store::open(&dir, &apex())
+        .unwrap()
+        .save_version(&version(1))
+        .unwrap();
+    let clock = ManualClock::new(1_000_000);
+    let (mut s, _) = Secondary::open(apex(), vec![], &dir, ExpirePolicy::Honour, &clock).unwrap();
+    let d = diff(1, 2);
+    let (next, _) = s
+        .serving(&clock)
+        .unwrap()
+        .apply(&[d.change()], "t")
+        .unwrap();
+    s.install_diffs(&clock, next, vec![d], vec![], None)
+        .unwrap();
+    assert_eq!(s.snapshot(), (Some(2), 0));
+    assert_eq!(files(&dir), ["v0000000001-s1.zone", "v0000000002-s2.zone"]);
+    assert!(!dir.join("journal").exists());
+    let _ = fs::remove_dir_all(&dir);
+}
