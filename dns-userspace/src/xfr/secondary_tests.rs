@@ -65,6 +65,18 @@ fn stored(tag: &str, snap: u32, to: u32) -> PathBuf {
     dir
 }
 
+/// A store with the snapshot of version 1 only.
+fn first_snapshot(tag: &str) -> PathBuf {
+    stored(tag, 1, 1)
+}
+
+/// Takes the IXFR from the version served to version `to`, as a refresh does.
+fn ixfr(s: &mut Secondary, clock: &ManualClock, to: u32) -> Event {
+    let d = diff(s.serial().unwrap(), to);
+    let (next, _) = s.serving(clock).unwrap().apply(&[d.change()], "t").unwrap();
+    s.install_diffs(clock, next, vec![d], vec![], None).unwrap()
+}
+
 fn host(s: &Secondary, clock: &ManualClock, i: u32) -> bool {
     let z = s.serving(clock).unwrap();
     let name = Name::parse(&format!("h{i}.example."), None).unwrap();
@@ -135,21 +147,12 @@ fn a_corrupt_diff_in_the_middle_ends_the_replay_at_the_newest_good_state() {
 
 #[test]
 fn a_snapshot_is_written_after_n_diffs_and_not_before() {
-    let dir = tmpdir("snapshot-every");
-    Store::open(&dir, &apex())
-        .unwrap()
-        .save_version(&version(1))
-        .unwrap();
+    let dir = first_snapshot("snapshot-every");
     let clock = ManualClock::new(1_000_000);
     let (mut s, _) = open(&dir, &clock);
     s.set_snapshot_every(3);
     for to in 2..=4 {
-        let zone = s.serving(&clock).unwrap();
-        let d = diff(to - 1, to);
-        let (next, _) = zone.apply(&[d.change()], "test IXFR").unwrap();
-        let ev = s
-            .install_diffs(&clock, next, vec![d], vec![], None)
-            .unwrap();
+        let ev = ixfr(&mut s, &clock, to);
         assert!(
             matches!(ev, Event::Updated { serial, .. } if serial == to),
             "{ev:?}"
@@ -193,21 +196,11 @@ fn a_bad_snapshot_falls_back_to_the_one_before_and_the_journal_replays_from_it()
 
 #[test]
 fn without_a_journal_every_version_is_a_snapshot_before_it_serves() {
-    let dir = tmpdir("no-journal");
-    Store::open(&dir, &apex())
-        .unwrap()
-        .save_version(&version(1))
-        .unwrap();
+    let dir = first_snapshot("no-journal");
+    let _ = fs::remove_dir_all(dir.join("journal"));
     let clock = ManualClock::new(1_000_000);
     let (mut s, _) = Secondary::open(apex(), vec![], &dir, ExpirePolicy::Honour, &clock).unwrap();
-    let d = diff(1, 2);
-    let (next, _) = s
-        .serving(&clock)
-        .unwrap()
-        .apply(&[d.change()], "t")
-        .unwrap();
-    s.install_diffs(&clock, next, vec![d], vec![], None)
-        .unwrap();
+    ixfr(&mut s, &clock, 2);
     assert_eq!(s.snapshot(), (Some(2), 0));
     assert_eq!(files(&dir), ["v0000000001-s1.zone", "v0000000002-s2.zone"]);
     assert!(!dir.join("journal").exists());

@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashSet;
 
-use super::build::not_zone_data;
+use super::build::{node_error, not_zone_data};
 use super::nsec3::owner_hash;
 use super::{Node, RRset, Zone, ZoneError, ZoneSource};
 use crate::wire::name::Name;
@@ -443,23 +443,8 @@ impl Patch {
                 z.nsec_chain.remove(name);
                 continue;
             };
-            if node.get(rtype::CNAME).is_some() {
-                let other = node
-                    .rrsets
-                    .iter()
-                    .find(|s| !matches!(s.rtype, rtype::CNAME | rtype::RRSIG | rtype::NSEC));
-                if let Some(o) = other {
-                    return Err(whole(format!(
-                        "{name} has a CNAME and other data ({})",
-                        rtype::to_string(o.rtype)
-                    )));
-                }
-                if node.get(rtype::CNAME).map(|s| s.rdatas.len()) > Some(1) {
-                    return Err(whole(format!("{name} has more than one CNAME")));
-                }
-            }
-            if *name != apex && node.get(rtype::SOA).is_some() {
-                return Err(whole(format!("SOA at {name}, which is not the zone apex")));
+            if let Some((_, message)) = node_error(&apex, name, node) {
+                return Err(whole(message));
             }
             if node.get(rtype::NSEC).is_some() {
                 z.nsec_chain.insert(name.clone());

@@ -194,32 +194,8 @@ impl Zone {
             });
         }
         for (name, node) in nodes.iter() {
-            if node.get(rtype::CNAME).is_some() {
-                let other = node
-                    .rrsets
-                    .iter()
-                    .find(|s| !matches!(s.rtype, rtype::CNAME | rtype::RRSIG | rtype::NSEC));
-                if let Some(o) = other {
-                    return Err(err(
-                        at(name, rtype::CNAME),
-                        format!(
-                            "{name} has a CNAME and other data ({})",
-                            rtype::to_string(o.rtype)
-                        ),
-                    ));
-                }
-                if node.get(rtype::CNAME).map(|s| s.rdatas.len()) > Some(1) {
-                    return Err(err(
-                        at(name, rtype::CNAME),
-                        format!("{name} has more than one CNAME"),
-                    ));
-                }
-            }
-            if *name != apex && node.get(rtype::SOA).is_some() {
-                return Err(err(
-                    at(name, rtype::SOA),
-                    format!("SOA at {name}, which is not the zone apex"),
-                ));
+            if let Some((t, message)) = node_error(&apex, name, node) {
+                return Err(err(at(name, t), message));
             }
         }
 
@@ -335,6 +311,34 @@ fn count_children(apex: &Name, nodes: &mut Building) {
             n.children = c;
         }
     }
+}
+
+/// What is wrong with the node `name` of the zone `apex`, with the type whose record it is
+/// at: a CNAME beside other data, two CNAMEs, an SOA but at the apex.
+pub(super) fn node_error(apex: &Name, name: &Name, node: &Node) -> Option<(u16, String)> {
+    if node.get(rtype::CNAME).is_some() {
+        let other = node
+            .rrsets
+            .iter()
+            .find(|s| !matches!(s.rtype, rtype::CNAME | rtype::RRSIG | rtype::NSEC));
+        if let Some(o) = other {
+            let what = format!(
+                "{name} has a CNAME and other data ({})",
+                rtype::to_string(o.rtype)
+            );
+            return Some((rtype::CNAME, what));
+        }
+        if node.get(rtype::CNAME).map(|s| s.rdatas.len()) > Some(1) {
+            return Some((rtype::CNAME, format!("{name} has more than one CNAME")));
+        }
+    }
+    if name != apex && node.get(rtype::SOA).is_some() {
+        return Some((
+            rtype::SOA,
+            format!("SOA at {name}, which is not the zone apex"),
+        ));
+    }
+    None
 }
 
 /// Why records of type `t` are not zone data, when they are not.
