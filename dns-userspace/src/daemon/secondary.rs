@@ -234,9 +234,9 @@ fn seed(dir: &Path, zone: &Name, file: &Path) -> Result<u32> {
         name: &label,
         locations: parsed.locations.as_deref(),
     };
-    let (z, _) = Zone::build(zone.clone(), parsed.records.clone(), &src)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    Store::open(dir, zone)?.save_version(&parsed.records)?;
+    let (z, _) =
+        Zone::build(zone.clone(), parsed.records, &src).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Store::open(dir, zone)?.save_zone(&z)?;
     Ok(crate::xfr::soa::Soa::from_rdata(&z.soa().rdatas[0]).map_or(0, |s| s.serial))
 }
 

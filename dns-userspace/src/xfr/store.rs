@@ -140,7 +140,6 @@ pub(crate) fn read_sealed(path: &Path) -> Result<Vec<u8>> {
 pub struct Version {
     pub path: PathBuf,
     pub serial: u32,
-    pub records: Vec<Record>,
     pub zone: Zone,
 }
 
@@ -262,17 +261,15 @@ impl Store {
         let body = read_sealed(path)?;
         let label = path.display().to_string();
         let parsed = crate::zonefile::parse_bytes(&body, &self.zone, &label)?;
-        let records = parsed.records;
         let src = ZoneSource {
             name: &label,
             locations: None,
         };
-        let (zone, _) = Zone::build(self.zone.clone(), records.clone(), &src)?;
+        let (zone, _) = Zone::build(self.zone.clone(), parsed.records, &src)?;
         let serial = Soa::from_rdata(&zone.soa().rdatas[0]).map_or(0, |s| s.serial);
         Ok(Version {
             path: path.to_path_buf(),
             serial,
-            records,
             zone,
         })
     }
