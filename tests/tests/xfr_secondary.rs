@@ -75,15 +75,20 @@ fn open(
     Secondary::open(origin(), primaries, dir, policy, clock).unwrap()
 }
 
+/// A knotd primary requiring the key, with an IXFR journal.
+fn knot_options() -> KnotOptions {
+    KnotOptions {
+        keys: vec![key()],
+        journal: true,
+        ..KnotOptions::default()
+    }
+}
+
 #[test]
 fn secondary_transfers_stores_restarts_and_expires() {
     let net = TestNet::new().unwrap();
     let dir = net.dir.join("secondary");
-    let opts = KnotOptions {
-        keys: vec![key()],
-        journal: true,
-        ..KnotOptions::default()
-    };
+    let opts = knot_options();
     let mut knot = KnotPrimary::start(&net, 5310, "example.", &zone(1, ""), &opts).unwrap();
     let clock = std::sync::Arc::new(ManualClock::new(unix_now()));
     let t0 = clock.now();
@@ -198,11 +203,7 @@ fn secondary_transfers_stores_restarts_and_expires() {
 fn an_ixfr_that_does_not_apply_falls_back_to_axfr() {
     let net = TestNet::new().unwrap();
     let dir = net.dir.join("secondary-fallback");
-    let opts = KnotOptions {
-        keys: vec![key()],
-        journal: true,
-        ..KnotOptions::default()
-    };
+    let opts = knot_options();
     let v1 = zone(1, "old A 198.18.0.7\n");
     let knot = KnotPrimary::start(&net, 5311, "example.", &v1, &opts).unwrap();
     knot.update(&zone(2, "")).unwrap();
