@@ -63,15 +63,16 @@ pub(crate) fn write_sealed(
         let mut f = File::create(&tmp)?;
         f.write_all(&[b' '; HEADER_LEN])?;
         let (sha, len) = {
-            let mut s = Sealer {
-                inner: BufWriter::with_capacity(1 << 20, &mut f),
+            // Buffered before the seal: the hash and the file take 1 MiB at a time, not every
+            // fragment a record is formatted in.
+            let sealer = Sealer {
+                inner: &mut f,
                 sha: Sha256::new(),
                 len: 0,
             };
+            let mut s = BufWriter::with_capacity(1 << 20, sealer);
             body(&mut s)?;
-            s.flush()?;
-            let Sealer { inner, sha, len } = s;
-            drop(inner);
+            let Sealer { sha, len, .. } = s.into_inner().map_err(|e| e.into_error())?;
             (sha.finalize(), len)
         };
         f.seek(SeekFrom::Start(0))?;
