@@ -14,6 +14,10 @@
 //! record as owner (uncompressed wire name), type, class, TTL, RDATA length and RDATA. At load
 //! the newest unbroken chain of good files is kept: a file whose seal or content fails is
 //! renamed `….corrupt`, and the diffs before a gap are dropped, since no chain crosses it.
+//!
+//! The journal is also the durable form of a secondary's IXFR updates: its versions after the
+//! newest snapshot exist only as diffs here, replayed at start (`open_at` reads the journal for
+//! that: past the snapshot's serial, a gap ends the journal instead of starting it anew).
 
 use std::collections::{HashSet, VecDeque};
 use std::fs;
