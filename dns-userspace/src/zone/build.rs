@@ -265,12 +265,12 @@ impl Zone {
             nodes.insert(p, Node::default());
         }
         count_children(&apex, &mut nodes);
-        let nodes: NodeMap = nodes.into_iter().collect();
         let nsec_chain: imbl::OrdSet<Name> = nodes
             .iter()
             .filter(|(_, n)| n.get(rtype::NSEC).is_some())
             .map(|(n, _)| n.clone())
             .collect();
+        let nodes: NodeMap = nodes.into_iter().collect();
         let negative_ttl = nodes
             .get(&apex)
             .and_then(|n| n.get(rtype::SOA))
