@@ -281,6 +281,12 @@ fn random_rounds(universe: &[Record], seed: u64, rounds: usize, extra: &[Record]
             added: added.iter().collect(),
         };
         let got = zone.apply(&[change], "test change");
+        // The version applied to is as it was (its maps are shared, never changed).
+        let d = differences(&zone, &build(&current).unwrap());
+        assert!(
+            d.is_empty(),
+            "round {round} (seed {seed}), old version: {d:#?}"
+        );
         match (got, build(&next)) {
             (Ok((z, _)), Ok(want)) => {
                 let d = differences(&z, &want);
