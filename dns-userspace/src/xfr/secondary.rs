@@ -28,7 +28,7 @@ use anyhow::{anyhow, Result};
 use super::acl::Acl;
 use super::client::{Fetched, Method, Primary};
 use super::ixfr::{serial, Diff};
-use super::journal::{self, Journal, JournalLimits};
+use super::journal::{Journal, JournalLimits};
 use super::outbound::{Offer, Served};
 use super::soa::Soa;
 use super::store::Store;
@@ -509,8 +509,14 @@ impl Secondary {
         let zone = Arc::new(zone);
         let old = self.current.as_ref().map(|c| c.zone.clone());
         if let (Some(j), Some(old)) = (self.journal.as_mut(), old) {
-            let change = journal::diff(&self.zone, &old.records(), &zone.records())
-                .and_then(|d| j.record_diff(d));
+            let (removed, added) = zone.changes_from(&old);
+            let d = Diff {
+                from: Current::of(old).soa_record,
+                to: zone.soa().records(zone.apex()).next().expect("one SOA"),
+                removed,
+                added,
+            };
+            let change = j.record_diff(d);
             match change {
                 Ok(note) => warnings.extend(note),
                 Err(e) => {

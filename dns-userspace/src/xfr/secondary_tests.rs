@@ -33,7 +33,7 @@ fn version(serial: u32) -> Vec<Record> {
 }
 
 fn diff(from: u32, to: u32) -> Diff {
-    journal::diff(&apex(), &version(from), &version(to)).unwrap()
+    crate::xfr::journal::diff(&apex(), &version(from), &version(to)).unwrap()
 }
 
 fn files(dir: &Path) -> Vec<String> {

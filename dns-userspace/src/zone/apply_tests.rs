@@ -292,6 +292,24 @@ fn random_rounds(universe: &[Record], seed: u64, rounds: usize, extra: &[Record]
                 let d = differences(&z, &want);
                 assert!(d.is_empty(), "round {round} (seed {seed}): {d:#?}");
                 same_answers(&z, &want, &names);
+                // The diff between the versions, owner by owner, is the one between their
+                // whole record sets.
+                let key = |mut v: Vec<Record>| {
+                    v.sort_by(|a, b| {
+                        (a.owner.lower_wire(), a.rtype, &a.rdata, a.ttl).cmp(&(
+                            b.owner.lower_wire(),
+                            b.rtype,
+                            &b.rdata,
+                            b.ttl,
+                        ))
+                    });
+                    v
+                };
+                let (removed, added) = z.changes_from(&zone);
+                let whole =
+                    crate::xfr::journal::diff(&origin(), &zone.records(), &z.records()).unwrap();
+                assert_eq!(key(removed), key(whole.removed), "round {round}");
+                assert_eq!(key(added), key(whole.added), "round {round}");
                 // The next round starts from what the zone holds (TTLs as served).
                 current = z.records();
                 zone = z;

@@ -30,6 +30,22 @@ impl RRset {
     }
 }
 
+/// A record of an owner: type, TTL, RDATA.
+#[derive(PartialEq, Eq)]
+struct Rr<'a>(u16, u32, &'a [u8]);
+
+impl Rr<'_> {
+    fn record(&self, owner: &Name) -> Record {
+        Record {
+            owner: owner.clone(),
+            rtype: self.0,
+            class: class::IN,
+            ttl: self.1,
+            rdata: self.2.to_vec(),
+        }
+    }
+}
+
 impl Zone {
     /// Every record of the zone, the apex SOA first; then the nodes' RRsets with their RRSIGs,
     /// the NSEC3 chain's, and the records `build` set aside. Records `build` merged (equal
@@ -75,6 +91,55 @@ impl Zone {
         for r in self.unattached.iter() {
             f(&r.owner, r.rtype, r.ttl, &r.rdata);
         }
+    }
+
+    /// The records of `old` that this zone lacks, and the records of this zone that `old`
+    /// lacks (the apex SOAs aside), compared owner by owner without making either whole record
+    /// set: a diff between two versions. A TTL changed is a record removed and added.
+    pub fn changes_from(&self, old: &Zone) -> (Vec<Record>, Vec<Record>) {
+        let (mut removed, mut added) = (Vec::new(), Vec::new());
+        let (mine, theirs) = (self.by_owner(), old.by_owner());
+        for (owner, recs) in &theirs {
+            let new = mine.get(owner).map_or(&[][..], Vec::as_slice);
+            removed.extend(
+                recs.iter()
+                    .filter(|r| !new.contains(r))
+                    .map(|r| r.record(owner)),
+            );
+        }
+        for (owner, recs) in &mine {
+            let was = theirs.get(owner).map_or(&[][..], Vec::as_slice);
+            added.extend(
+                recs.iter()
+                    .filter(|r| !was.contains(r))
+                    .map(|r| r.record(owner)),
+            );
+        }
+        (removed, added)
+    }
+
+    /// Every record but the apex SOA, by owner, borrowed.
+    fn by_owner(&self) -> rustc_hash::FxHashMap<&Name, Vec<Rr<'_>>> {
+        let mut out: rustc_hash::FxHashMap<&Name, Vec<Rr<'_>>> = Default::default();
+        let apex = &self.apex;
+        let node_sets = self
+            .nodes
+            .iter()
+            .flat_map(|(n, node)| node.rrsets.iter().map(move |s| (n, s)));
+        let chain = self.nsec3.iter().flat_map(|c| c.iter());
+        for (owner, s) in node_sets.chain(chain) {
+            let v = out.entry(owner).or_default();
+            if !(s.rtype == rtype::SOA && owner == apex) {
+                v.extend(s.rdatas.iter().map(|rd| Rr(s.rtype, s.ttl, rd)));
+            }
+            v.extend(s.sigs.iter().map(|rd| Rr(rtype::RRSIG, s.sig_ttl, rd)));
+        }
+        for r in self.unattached.iter() {
+            out.entry(&r.owner)
+                .or_default()
+                .push(Rr(r.rtype, r.ttl, &r.rdata));
+        }
+        out
     }
 
     /// The records `build` keeps but does not serve (RRSIGs covering nothing, NSEC3 records of
