@@ -34,6 +34,9 @@ impl RRset {
 #[derive(PartialEq, Eq)]
 struct Rr<'a>(u16, u32, &'a [u8]);
 
+/// Records by owner.
+type ByOwner<'a> = rustc_hash::FxHashMap<&'a Name, Vec<Rr<'a>>>;
+
 impl Rr<'_> {
     fn record(&self, owner: &Name) -> Record {
         Record {
@@ -97,30 +100,26 @@ impl Zone {
     /// lacks (the apex SOAs aside), compared owner by owner without making either whole record
     /// set: a diff between two versions. A TTL changed is a record removed and added.
     pub fn changes_from(&self, old: &Zone) -> (Vec<Record>, Vec<Record>) {
-        let (mut removed, mut added) = (Vec::new(), Vec::new());
         let (mine, theirs) = (self.by_owner(), old.by_owner());
-        for (owner, recs) in &theirs {
-            let new = mine.get(owner).map_or(&[][..], Vec::as_slice);
-            removed.extend(
-                recs.iter()
-                    .filter(|r| !new.contains(r))
-                    .map(|r| r.record(owner)),
-            );
-        }
-        for (owner, recs) in &mine {
-            let was = theirs.get(owner).map_or(&[][..], Vec::as_slice);
-            added.extend(
-                recs.iter()
-                    .filter(|r| !was.contains(r))
-                    .map(|r| r.record(owner)),
-            );
-        }
-        (removed, added)
+        // The records of `a` that `b` lacks.
+        let only_in = |a: &ByOwner<'_>, b: &ByOwner<'_>| -> Vec<Record> {
+            let mut out = Vec::new();
+            for (owner, recs) in a {
+                let other = b.get(owner).map_or(&[][..], Vec::as_slice);
+                out.extend(
+                    recs.iter()
+                        .filter(|r| !other.contains(r))
+                        .map(|r| r.record(owner)),
+                );
+            }
+            out
+        };
+        (only_in(&theirs, &mine), only_in(&mine, &theirs))
     }
 
     /// Every record but the apex SOA, by owner, borrowed.
-    fn by_owner(&self) -> rustc_hash::FxHashMap<&Name, Vec<Rr<'_>>> {
-        let mut out: rustc_hash::FxHashMap<&Name, Vec<Rr<'_>>> = Default::default();
+    fn by_owner(&self) -> ByOwner<'_> {
+        let mut out = ByOwner::default();
         let apex = &self.apex;
         let node_sets = self
             .nodes
