@@ -151,6 +151,24 @@ fn check_xfr(x: &json::Json) {
         n.get("xdp_update").and_then(|v| v.as_str()).is_some(),
         "{n:?}"
     );
+    // xdpdns' own timing of its steps: the AXFR built, the IXFR applied in place.
+    let steps: Vec<&str> = x
+        .get("xdpdns")
+        .and_then(|p| p.get("axfr"))
+        .and_then(|a| a.get("breakdown"))
+        .and_then(|b| b.as_array())
+        .expect("breakdown")
+        .iter()
+        .filter_map(|l| l.as_str())
+        .collect();
+    for want in [
+        "built in",
+        "applied in place in",
+        "durable in",
+        "publication in",
+    ] {
+        assert!(steps.iter().any(|l| l.contains(want)), "{want}: {steps:?}");
+    }
 }
 
 /// The sender profiles are there for both zones, in TEST_RUN and over the veth, each with
