@@ -5,11 +5,15 @@
 //!   names;
 //! - `served`: what is served, changed on both paths together (reload, secondary refreshes);
 //! - `secondary`, `notify_in`, `clock`: the secondary zones' tasks, NOTIFY in, their clock;
-//! - `report`: the text of `stats` and `status`; `control`: the control socket;
+//! - `report`: the replies of `stats` and `status`; `control`: the control socket;
+//!   `commands`: the control commands; `record` and `changes`: live record changes to zones
+//!   served from files, and their journal;
 //! - running it at an ISP: `metrics` and `metrics_http` (Prometheus), `health` and
 //!   `xdp_probe` (the anycast health check), `sd_notify` and `sighup` (systemd), `logging`.
 
+pub mod changes;
 pub mod clock;
+pub mod commands;
 pub mod config;
 pub mod control;
 pub mod health;
@@ -17,6 +21,7 @@ pub mod logging;
 mod metrics;
 pub mod metrics_http;
 pub mod notify_in;
+pub mod record;
 pub mod remote;
 mod report;
 pub mod sd_notify;
@@ -24,10 +29,10 @@ pub mod secondary;
 pub mod served;
 mod sighup;
 pub mod transfers;
+pub mod watch;
 pub mod xdp_probe;
 
 use std::collections::HashSet;
-use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -50,7 +55,7 @@ use crate::fastpath::FastPath;
 use crate::net::udp::Workers;
 use crate::net::{self, Notifications, ServerStats, Service, TcpLimits, Transfers};
 use crate::xfr::tsig::Key;
-use crate::zone::load::{load_catalog, ZoneSpec};
+use crate::zone::load::ZoneSpec;
 
 /// Everything `serve` needs.
 #[derive(Clone, Debug)]
@@ -80,6 +85,8 @@ pub struct ServeOptions {
     pub udp_workers: usize,
     /// Address of the Prometheus endpoint (`None`: off).
     pub metrics: Option<SocketAddr>,
+    /// How SIGHUP reads the configuration again (`None`: it reloads the zone files only).
+    pub reconfigure: Option<commands::Reconfigure>,
 }
 
 struct State {
@@ -91,6 +98,7 @@ struct State {
     clock: DaemonClock,
     started: Instant,
     opts: ServeOptions,
+    control: commands::Control,
 }
 
 /// Locks `m`, also after a panic while it was held: a control command that panics is
@@ -178,7 +186,7 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
     }
     check_unique(&opts)?;
     net::contain::install_hook();
-    let (catalog, warnings) = load_catalog(&opts.zones)?;
+    let (catalog, warnings) = changes::load_files(&opts.zones, &opts.storage)?;
     for w in &warnings {
         log::warn!("{w}");
     }
@@ -227,6 +235,7 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
         clock: clock.clone(),
         started: Instant::now(),
         opts: opts.clone(),
+        control: commands::Control::new(opts.zones.clone()),
     });
     let notify: Option<Arc<dyn Notifications>> = (!state.secondaries.is_empty())
         .then(|| Arc::new(NotifyIn::new(&state.secondaries, xfr.clone())) as _);
@@ -242,6 +251,7 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
         engine: state.served.engine.clone(),
         notify,
         transfers,
+        tally: Some(state.control.tally.clone()),
     };
     let mut tasks = tokio::task::JoinSet::new();
     let mut udp_sockets = Vec::new();
@@ -262,9 +272,14 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
                 FastPath::start(engine, &iface, mode, &addrs, port, opts.xdp_capacity)
             })
         })?;
+        state.control.xdp_started();
     }
     let (st, stats) = (state.clone(), state.stats.clone());
-    tasks.spawn(async move { control.serve(move |cmd| command(&st, cmd), stats).await });
+    tasks.spawn(async move {
+        control
+            .serve(move |cmd| commands::command(&st, cmd), stats)
+            .await
+    });
     if let Some(listener) = metrics {
         let st = state.clone();
         tasks.spawn(metrics_http::serve(listener, move |om| {
@@ -348,46 +363,4 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
         log::info!("XDP detached");
     }
     Ok(())
-}
-
-/// Handles one control command.
-fn command(state: &State, cmd: &str) -> Result<String> {
-    match cmd {
-        "stats" => report::stats(state),
-        "status" => Ok(report::status(state)),
-        "reload" => reload(state),
-        "health" => health::verdict(state),
-        // Fault injection for the tests (see engine::fault): the control task's panic is
-        // contained like any other.
-        #[cfg(feature = "test-support")]
-        "test-panic" => panic!("fault injected for the tests: control command"),
-        other => bail!("unknown command {other:?} (known: stats, status, reload, health)"),
-    }
-}
-
-/// Reloads every zone file; the secondary zones stay as they are. Any error leaves everything
-/// as it was.
-fn reload(state: &State) -> Result<String> {
-    let (catalog, warnings) = load_catalog(&state.opts.zones)?;
-    let mut out = String::new();
-    for w in &warnings {
-        log::warn!("{w}");
-        writeln!(out, "warning: {w}")?;
-    }
-    let files = catalog.zones().count();
-    let (published, zones) = state.served.change(|s| s.files = catalog)?;
-    if let Some(p) = published {
-        writeln!(
-            out,
-            "xdp generation {} with {} entries, {} templates ({} new, {} cached)",
-            p.generation, p.entries, p.templates, p.new_templates, p.cached
-        )?;
-    }
-    let secondaries = zones - files;
-    writeln!(
-        out,
-        "reloaded {files} zones from files ({secondaries} secondary zones kept)"
-    )?;
-    log::info!("reloaded {files} zones from files ({secondaries} secondary zones kept)");
-    Ok(out)
 }

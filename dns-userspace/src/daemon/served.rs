@@ -43,6 +43,15 @@ impl Sources {
     }
 }
 
+/// A new version of a zone served from a file (`Served::change_file_zone`).
+pub struct FileEdit {
+    pub zone: Arc<Zone>,
+    /// The names it changes.
+    pub change: ZoneChange,
+    /// Run when the version cannot be served (the journal entry taken back, say).
+    pub undo: Box<dyn FnOnce()>,
+}
+
 /// The engine being served, the fast path, and the sources both were built from.
 pub struct Served {
     pub engine: SharedEngine,
@@ -132,6 +141,47 @@ impl Served {
         *self.engine.write().expect("engine lock") = Arc::new(engine);
         *sources = next;
         Ok((published, zones))
+    }
+
+    /// Replaces zone `apex`, served from a file, by what `edit` makes of it (the new zone, the
+    /// names it changes, and what to undo when it cannot be served), on both paths: the fast
+    /// path takes only the change (`FastPath::publish_change`). `edit` runs under the lock, so
+    /// that changes to a zone follow each other; on any error nothing changes (and `undo` has
+    /// run when `edit` succeeded).
+    pub fn change_file_zone(
+        &self,
+        apex: &Name,
+        edit: impl FnOnce(&Arc<Zone>) -> Result<FileEdit>,
+    ) -> Result<Option<Published>> {
+        let mut sources = held(&self.sources);
+        let old = sources
+            .files
+            .get(apex)
+            .cloned()
+            .ok_or_else(|| anyhow!("no zone {apex} is served from a file"))?;
+        let FileEdit { zone, change, undo } = edit(&old)?;
+        let mut next = sources.clone();
+        next.files.insert(zone);
+        let engine = next.engine(&self.config);
+        let published = match self.xdp.get() {
+            Some(x) => held(x).publish_change(&engine, &change).map(Some),
+            None => Ok(None),
+        };
+        let published = match published {
+            Ok(p) => p,
+            Err(e) => {
+                undo();
+                return Err(e);
+            }
+        };
+        *self.engine.write().expect("engine lock") = Arc::new(engine);
+        *sources = next;
+        Ok(published)
+    }
+
+    /// The zone served from a file at `apex`, if any.
+    pub fn file_zone(&self, apex: &Name) -> Option<Arc<Zone>> {
+        held(&self.sources).files.get(apex).cloned()
     }
 
     /// Publishes `engine` to the fast path: the whole of it, as a new generation.
