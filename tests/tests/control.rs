@@ -11,6 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use xdpdns::daemon::control::PROTOCOL;
+use xdpdns_tests::ctl::cli;
 use xdpdns_tests::TestNet;
 
 fn started() -> TestNet {
@@ -122,18 +123,6 @@ fn requests_of_another_protocol_version_are_refused_and_the_socket_is_roots_only
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o600, "{mode:o}");
-}
-
-/// `xdpdns ARGS --control ...`: (exit success, stdout, stderr).
-fn cli(net: &TestNet, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(xdpdns_tests::xdpdns_bin())
-        .args(args)
-        .arg("--control")
-        .arg(net.control())
-        .output()
-        .unwrap();
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    (out.status.success(), text(&out.stdout), text(&out.stderr))
 }
 
 #[test]

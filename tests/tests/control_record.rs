@@ -5,42 +5,10 @@
 //! secondary zones refuse changes.
 
 use std::path::Path;
-use std::process::Command;
 
+use xdpdns_tests::ctl::{kdig, xdpdns};
 use xdpdns_tests::stats::delta;
-use xdpdns_tests::{sh, zone_file, TestNet};
-
-/// `xdpdns ARGS --control ...`: its stdout, or its stderr as the error.
-fn xdpdns(net: &TestNet, args: &[&str]) -> Result<String, String> {
-    let out = Command::new(xdpdns_tests::xdpdns_bin())
-        .args(args)
-        .arg("--control")
-        .arg(net.control())
-        .output()
-        .unwrap();
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    if out.status.success() {
-        Ok(text(&out.stdout))
-    } else {
-        Err(text(&out.stderr))
-    }
-}
-
-/// kdig's short answer for NAME TYPE from the client namespace (`+tcp` in `extra` for TCP).
-fn kdig(net: &TestNet, name: &str, rtype: &str, extra: &[&str]) -> String {
-    sh(net
-        .client_cmd("kdig")
-        .args([
-            "@198.18.0.1",
-            "+norec",
-            "+timeout=2",
-            "+retry=0",
-            name,
-            rtype,
-        ])
-        .args(extra))
-    .unwrap()
-}
+use xdpdns_tests::{zone_file, TestNet};
 
 fn serial(net: &TestNet) -> u32 {
     let out = kdig(net, "example.", "SOA", &["+short"]);
