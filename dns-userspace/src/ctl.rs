@@ -50,6 +50,12 @@ pub enum ZoneCommand {
     Remove { name: String },
 }
 
+#[derive(Subcommand, Clone)]
+pub enum MapCommand {
+    /// Compare every map entry with the engine's answer.
+    Check,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum RecordOp {
     Add,

@@ -21,7 +21,7 @@ use xdpdns::zone::load::ZoneSpec;
 
 mod check;
 mod ctl;
-use ctl::{Ctl, RecordOp, ZoneCommand};
+use ctl::{Ctl, MapCommand, RecordOp, ZoneCommand};
 
 #[derive(Parser)]
 #[command(
@@ -406,6 +406,19 @@ configuration file): put the zone in the configuration file to keep it.")]
         #[command(flatten)]
         ctl: Ctl,
     },
+    /// Compare every XDP map entry with what the engine answers now (`map check`).
+    ///
+    /// Lists each difference (an entry missing, unexpected, or with another answer) and exits
+    /// 1 when there is one; templates not in the kernel's cache are passed, never wrong, and
+    /// only counted.
+    #[command(after_help = "Example:
+  xdpdns map check || echo 'the fast path differs from the engine'")]
+    Map {
+        #[command(subcommand)]
+        what: MapCommand,
+        #[command(flatten)]
+        ctl: Ctl,
+    },
     /// Detach the XDP program: userspace answers every query until the next start.
     #[command(after_help = "Example:
   xdpdns detach   # e.g. to rule the fast path out while debugging an answer")]
@@ -499,6 +512,10 @@ fn run(cli: Cli) -> Result<()> {
         Command::Status { ctl } => ctl.run(&rt, "status"),
         Command::Top { n, ctl } => ctl.run(&rt, &format!("top {n}")),
         Command::Detach { ctl } => ctl.run(&rt, "detach"),
+        Command::Map {
+            what: MapCommand::Check,
+            ctl,
+        } => ctl.run(&rt, "map check"),
         Command::Reload { ctl } => ctl.run(&rt, "reload"),
         Command::Zone { what, ctl } => ctl.run(&rt, &ctl::zone_line(what)?),
         Command::Record {

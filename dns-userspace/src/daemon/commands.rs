@@ -79,7 +79,7 @@ impl Reply {
 
 /// The commands, for the unknown-command error.
 const KNOWN: &str =
-    "stats, status, health, reload, zone reload|add|remove, record add|del, top [N], detach";
+    "stats, status, health, reload, zone reload|add|remove, record add|del, top [N], map check, detach";
 
 /// Runs one command line (after the protocol version): `[--json] COMMAND [ARGS]`.
 pub(super) fn command(state: &State, line: &str) -> Result<String> {
@@ -116,6 +116,7 @@ fn dispatch(state: &State, line: &str) -> Result<Reply> {
                 .map_err(|_| anyhow!("top {n:?}: expected a number of names"))?,
         )),
         ["detach"] => detach(state),
+        ["map", "check"] => map_check(state),
         ["zone", "reload", name] => reload_zone(state, &zone_name(name)?),
         ["zone", "add", name, file] => zone_add(state, &zone_name(name)?, file),
         ["zone", "remove", name] => zone_remove(state, &zone_name(name)?),
@@ -434,4 +435,26 @@ fn detach(state: &State) -> Result<Reply> {
     Ok(Reply::message(format!(
         "XDP detached from {iface}: userspace answers every query until the next start\n"
     )))
+}
+
+/// `map check`: the XDP maps against the engine's answers; an error listing the differences
+/// when there are any.
+fn map_check(state: &State) -> Result<Reply> {
+    let c = state
+        .served
+        .with_xdp(|engine, fp| fp.check(engine))
+        .ok_or_else(|| anyhow!("XDP is off: no maps to check"))??;
+    let text = c.text();
+    if c.differences() > 0 {
+        log::warn!("map check: {} differences", c.differences());
+        bail!("{}", text.trim_end());
+    }
+    Ok(Reply {
+        text,
+        json: json!({
+            "generation": c.generation, "expected": c.expected, "matching": c.matching,
+            "missing": 0, "unexpected": 0, "different": 0, "cold": c.cold,
+            "other_generations": c.other_generations,
+        }),
+    })
 }

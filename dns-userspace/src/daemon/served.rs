@@ -179,6 +179,14 @@ impl Served {
         Ok(published)
     }
 
+    /// Runs `f` on the engine being served and the fast path, with no change in progress.
+    pub fn with_xdp<T>(&self, f: impl FnOnce(&Engine, &FastPath) -> T) -> Option<T> {
+        let _no_change = held(&self.sources);
+        let x = self.xdp.get()?;
+        let engine = self.engine.read().expect("engine lock").clone();
+        Some(f(&engine, &held(x)))
+    }
+
     /// The zone served from a file at `apex`, if any.
     pub fn file_zone(&self, apex: &Name) -> Option<Arc<Zone>> {
         held(&self.sources).files.get(apex).cloned()

@@ -11,6 +11,7 @@
 
 pub mod affected;
 pub mod change;
+pub mod check;
 pub mod compile;
 pub mod deps;
 mod incremental;
