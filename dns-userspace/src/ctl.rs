@@ -105,3 +105,17 @@ pub fn record_line(
     }
     Ok(line)
 }
+
+/// `xdpdns health`'s line, or with `--json` `{"healthy", "exit_code", "verdict"}`.
+pub fn print_health(verdict: &xdpdns::daemon::health::Verdict, json: bool) {
+    if json {
+        let j = serde_json::json!({
+            "healthy": verdict.exit_code() == 0,
+            "exit_code": verdict.exit_code(),
+            "verdict": verdict.line(),
+        });
+        println!("{j}");
+    } else {
+        println!("{}", verdict.line());
+    }
+}

@@ -159,6 +159,15 @@ struct ServeArgs {
     /// process may run on.
     #[arg(long)]
     udp_workers: Option<usize>,
+    /// Pin the XDP program's link at /sys/fs/bpf/xdpdns/NAME/link: the XDP path keeps
+    /// answering while the daemon is down (even after SIGKILL), and the next start takes the
+    /// link over atomically once its maps are filled. Default: no pinning.
+    #[arg(long, value_name = "NAME")]
+    xdp_pin: Option<String>,
+    /// With --xdp-pin: a clean stop leaves the program attached and pinned, for the next
+    /// start (an upgrade, say) to take over.
+    #[arg(long)]
+    keep_xdp: bool,
     /// Serve Prometheus metrics on ADDR (http://ADDR/metrics), e.g. 127.0.0.1:9153. Default:
     /// off.
     #[arg(long, value_name = "ADDR")]
@@ -213,6 +222,10 @@ impl ServeArgs {
             XdpModeArg::Off => None,
         };
         let iface = self.iface.or_else(|| srv.iface.clone());
+        let xdp_pin = self.xdp_pin.or_else(|| srv.xdp_pin.clone());
+        if self.keep_xdp && xdp_pin.is_none() {
+            bail!("--keep-xdp needs --xdp-pin: without a pin the program goes with the daemon");
+        }
         let mut listen = self.listen;
         if listen.is_empty() {
             listen = srv.listen.clone().unwrap_or_default();
@@ -287,6 +300,8 @@ impl ServeArgs {
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
                 .max(1),
             metrics: self.metrics.or(srv.metrics),
+            xdp_pin,
+            keep_xdp: self.keep_xdp,
             reconfigure: None,
         })
     }
@@ -537,16 +552,7 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             let wait = Duration::try_from_secs_f64(timeout)?;
             let verdict = rt.block_on(health::ask(&control, wait));
-            if json {
-                let j = serde_json::json!({
-                    "healthy": verdict.exit_code() == 0,
-                    "exit_code": verdict.exit_code(),
-                    "verdict": verdict.line(),
-                });
-                println!("{j}");
-            } else {
-                println!("{}", verdict.line());
-            }
+            ctl::print_health(&verdict, json);
             std::process::exit(verdict.exit_code());
         }
         Command::Check {

@@ -420,7 +420,14 @@ fn detach(state: &State) -> Result<Reply> {
     let Some(x) = state.served.xdp() else {
         bail!("XDP is off: nothing to detach");
     };
-    held(x).server.detach()?;
+    {
+        let mut fp = held(x);
+        if let Some(name) = &state.opts.xdp_pin {
+            // The pin would keep the program attached.
+            fp.server.unpin(&crate::fastpath::pin::link_path(name)?);
+        }
+        fp.server.detach()?;
+    }
     state
         .control
         .tally

@@ -51,7 +51,7 @@ use crate::daemon::transfers::Outgoing;
 use crate::engine::EngineConfig;
 use crate::fastpath::promote::{self, Policy, PromoteStats};
 use crate::fastpath::xdp::AttachMode;
-use crate::fastpath::FastPath;
+use crate::fastpath::{pin, FastPath};
 use crate::net::udp::Workers;
 use crate::net::{self, Notifications, ServerStats, Service, TcpLimits, Transfers};
 use crate::xfr::tsig::Key;
@@ -85,6 +85,10 @@ pub struct ServeOptions {
     pub udp_workers: usize,
     /// Address of the Prometheus endpoint (`None`: off).
     pub metrics: Option<SocketAddr>,
+    /// Pin name of the XDP link (`fastpath::pin`): restarts keep the XDP path answering.
+    pub xdp_pin: Option<String>,
+    /// A clean stop leaves the pinned XDP program attached (for the next start to adopt).
+    pub keep_xdp: bool,
     /// How SIGHUP reads the configuration again (`None`: it reloads the zone files only).
     pub reconfigure: Option<commands::Reconfigure>,
 }
@@ -268,8 +272,11 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
     // Userspace answers already (from storage too); XDP joins when its maps are filled.
     if let Some((iface, mode, (addrs, port))) = xdp {
         tokio::task::block_in_place(|| {
-            state.served.start_xdp(|engine| {
-                FastPath::start(engine, &iface, mode, &addrs, port, opts.xdp_capacity)
+            state.served.start_xdp(|engine| match &opts.xdp_pin {
+                Some(name) => {
+                    pin::start(engine, &iface, mode, &addrs, port, opts.xdp_capacity, name)
+                }
+                None => FastPath::start(engine, &iface, mode, &addrs, port, opts.xdp_capacity),
             })
         })?;
         state.control.xdp_started();
@@ -359,8 +366,8 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
     while zone_tasks.join_next().await.is_some() {}
     udp.stop();
     if let Some(x) = state.served.xdp() {
-        held(x).server.detach()?;
-        log::info!("XDP detached");
+        let what = pin::stop(&mut held(x).server, opts.xdp_pin.as_deref(), opts.keep_xdp)?;
+        log::info!("{what}");
     }
     Ok(())
 }

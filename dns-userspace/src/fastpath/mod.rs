@@ -16,6 +16,7 @@ pub mod compile;
 pub mod deps;
 mod incremental;
 pub mod keyset;
+pub mod pin;
 pub mod promote;
 pub mod render;
 pub mod templates;
