@@ -25,6 +25,28 @@ pub fn xdpdns(net: &TestNet, args: &[&str]) -> Result<String, String> {
     }
 }
 
+/// `xdpdns` with the words of `line` as arguments (for commands without blanks in them).
+pub fn run(net: &TestNet, line: &str) -> Result<String, String> {
+    xdpdns(net, &line.split_whitespace().collect::<Vec<_>>())
+}
+
+/// The id of the XDP program the kernel runs on the server's interface, if any.
+pub fn server_xdp_prog(net: &TestNet) -> Option<u64> {
+    let out = crate::ip(&[
+        "-n",
+        &net.server_ns,
+        "-j",
+        "-d",
+        "link",
+        "show",
+        "dev",
+        &net.server_if,
+    ])
+    .expect("ip link show");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("ip -j output");
+    v[0]["xdp"]["prog"]["id"].as_u64()
+}
+
 /// kdig's answer for NAME TYPE to the server's IPv4 address, from the client namespace
 /// (`+tcp` in `extra` for TCP).
 pub fn kdig(net: &TestNet, name: &str, rtype: &str, extra: &[&str]) -> String {

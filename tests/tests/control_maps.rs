@@ -4,8 +4,8 @@
 
 use std::process::Command;
 
-use xdpdns_tests::ctl::{cli, xdpdns};
-use xdpdns_tests::{ip, sh, zone_file, TestNet};
+use xdpdns_tests::ctl::{cli, run, server_xdp_prog, xdpdns};
+use xdpdns_tests::{sh, zone_file, TestNet};
 
 fn bpftool(args: &[&str]) -> serde_json::Value {
     let out = sh(Command::new("bpftool").arg("-j").args(args)).unwrap();
@@ -14,19 +14,7 @@ fn bpftool(args: &[&str]) -> serde_json::Value {
 
 /// The id of map `name` of the XDP program on the server's interface.
 fn map_of_server(net: &TestNet, name: &str) -> u64 {
-    let link = ip(&[
-        "-n",
-        &net.server_ns,
-        "-j",
-        "-d",
-        "link",
-        "show",
-        "dev",
-        &net.server_if,
-    ])
-    .unwrap();
-    let link: serde_json::Value = serde_json::from_str(&link).unwrap();
-    let prog = link[0]["xdp"]["prog"]["id"].as_u64().expect("XDP attached");
+    let prog = server_xdp_prog(net).expect("XDP attached");
     let prog = bpftool(&["prog", "show", "id", &prog.to_string()]);
     let ids = prog["map_ids"].as_array().expect("map ids");
     ids.iter()
@@ -53,38 +41,12 @@ fn the_maps_equal_the_engine_after_changes_and_a_deleted_entry_is_found() {
         "{out}"
     );
     for change in [
-        &[
-            "record",
-            "add",
-            "example.",
-            "new",
-            "300",
-            "A",
-            "198.18.0.77",
-        ][..],
-        &[
-            "record", "add", "example.", "deep.new", "300", "TXT", "\"x\"",
-        ],
-        &[
-            "record",
-            "del",
-            "example.",
-            "www",
-            "3600",
-            "A",
-            "198.18.0.81",
-        ],
-        &[
-            "record",
-            "add",
-            "example.",
-            "shop",
-            "3600",
-            "NS",
-            "ns3.shop.example.",
-        ],
+        "record add example. new 300 A 198.18.0.77",
+        "record add example. deep.new 300 TXT \"x\"",
+        "record del example. www 3600 A 198.18.0.81",
+        "record add example. shop 3600 NS ns3.shop.example.",
     ] {
-        xdpdns(&net, change).unwrap();
+        run(&net, change).unwrap();
     }
     let out = xdpdns(&net, &["map", "check", "--json"]).unwrap();
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use xdpdns_tests::ctl::{kdig, xdpdns};
+use xdpdns_tests::ctl::{kdig, run, xdpdns};
 use xdpdns_tests::stats::delta;
 use xdpdns_tests::{zone_file, TestNet};
 
@@ -46,19 +46,7 @@ fn a_record_change_is_served_on_both_paths_journaled_and_kept_across_a_restart()
     assert!(kdig(&net, "new.example.", "A", &[]).contains("NXDOMAIN"));
     assert_eq!(serial(&net), 2026112701);
 
-    let out = xdpdns(
-        &net,
-        &[
-            "record",
-            "add",
-            "example.",
-            "new",
-            "300",
-            "A",
-            "198.18.0.77",
-        ],
-    )
-    .unwrap();
+    let out = run(&net, "record add example. new 300 A 198.18.0.77").unwrap();
     assert!(out.contains("serial 2026112701 -> 2026112702"), "{out}");
     let before = net.stats().unwrap();
     let udp = kdig(&net, "new.example.", "A", &[]);
@@ -138,19 +126,7 @@ fn a_record_change_is_served_on_both_paths_journaled_and_kept_across_a_restart()
     assert_eq!(serial(&net), 2026112703);
     assert!(kdig(&net, "new.example.", "A", &[]).contains("198.18.0.77"));
     // Deleting takes the record out of both paths.
-    let out = xdpdns(
-        &net,
-        &[
-            "record",
-            "del",
-            "example.",
-            "new",
-            "300",
-            "A",
-            "198.18.0.77",
-        ],
-    )
-    .unwrap();
+    let out = run(&net, "record del example. new 300 A 198.18.0.77").unwrap();
     assert!(out.contains("-> 2026112704"), "{out}");
     assert!(kdig(&net, "new.example.", "A", &[]).contains("NXDOMAIN"));
     assert!(kdig(&net, "new.example.", "A", &["+tcp"]).contains("NXDOMAIN"));

@@ -11,24 +11,9 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
+use xdpdns_tests::ctl::server_xdp_prog;
 use xdpdns_tests::load::{Expect, Load};
-use xdpdns_tests::{example_zone, ip, TestNet, SERVER_V4, SERVER_V6};
-
-fn prog_on(net: &TestNet) -> Option<u64> {
-    let out = ip(&[
-        "-n",
-        &net.server_ns,
-        "-j",
-        "-d",
-        "link",
-        "show",
-        "dev",
-        &net.server_if,
-    ])
-    .unwrap();
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    v[0]["xdp"]["prog"]["id"].as_u64()
-}
+use xdpdns_tests::{example_zone, TestNet, SERVER_V4, SERVER_V6};
 
 /// Whether userspace answers the wildcard name (XDP passes it).
 fn userspace_answers(net: &TestNet) -> bool {
@@ -85,7 +70,7 @@ fn a_killed_daemon_leaves_xdp_answering_and_the_next_start_takes_over_atomically
     let mut p = Pinned::new();
     p.start(&[]);
     assert!(p.link.exists(), "pinned at {}", p.link.display());
-    let first = prog_on(&p.net).expect("attached");
+    let first = server_xdp_prog(&p.net).expect("attached");
     assert!(userspace_answers(&p.net));
 
     let q = |n: &str, t, rc| Expect::new(n, t, rc);
@@ -110,11 +95,15 @@ fn a_killed_daemon_leaves_xdp_answering_and_the_next_start_takes_over_atomically
     std::thread::sleep(Duration::from_millis(500));
     p.net.kill_server().unwrap();
     // Down: the program stays attached, the misses it passes go unanswered.
-    assert_eq!(prog_on(&p.net), Some(first), "still attached after SIGKILL");
+    assert_eq!(
+        server_xdp_prog(&p.net),
+        Some(first),
+        "still attached after SIGKILL"
+    );
     assert!(!userspace_answers(&p.net));
     std::thread::sleep(Duration::from_millis(500));
     p.start(&[]);
-    let second = prog_on(&p.net).expect("attached");
+    let second = server_xdp_prog(&p.net).expect("attached");
     assert_ne!(first, second, "the new program took the old one's place");
     assert!(userspace_answers(&p.net), "misses resume with the daemon");
     std::thread::sleep(Duration::from_millis(500));
@@ -129,7 +118,7 @@ fn a_killed_daemon_leaves_xdp_answering_and_the_next_start_takes_over_atomically
 
     // A clean stop detaches and unpins.
     assert!(p.net.stop_server().unwrap());
-    assert_eq!(prog_on(&p.net), None);
+    assert_eq!(server_xdp_prog(&p.net), None);
     assert!(!p.link.exists());
 }
 
@@ -137,14 +126,14 @@ fn a_killed_daemon_leaves_xdp_answering_and_the_next_start_takes_over_atomically
 fn keep_xdp_leaves_the_program_attached_for_the_next_start() {
     let mut p = Pinned::new();
     p.start(&["--keep-xdp"]);
-    let first = prog_on(&p.net).expect("attached");
+    let first = server_xdp_prog(&p.net).expect("attached");
     assert!(p.net.stop_server().unwrap());
-    assert_eq!(prog_on(&p.net), Some(first), "kept attached");
+    assert_eq!(server_xdp_prog(&p.net), Some(first), "kept attached");
     assert!(p.link.exists());
     p.start(&[]);
-    let second = prog_on(&p.net).expect("attached");
+    let second = server_xdp_prog(&p.net).expect("attached");
     assert_ne!(first, second);
     assert!(p.net.stop_server().unwrap());
-    assert_eq!(prog_on(&p.net), None);
+    assert_eq!(server_xdp_prog(&p.net), None);
     assert!(!p.link.exists());
 }

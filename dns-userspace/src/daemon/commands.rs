@@ -165,6 +165,16 @@ fn published_line(p: &Published) -> String {
     )
 }
 
+/// A change's reply text: the XDP publication's line, when there was one, then `what` (also
+/// logged).
+fn done(published: Option<&Published>, what: &str) -> String {
+    log::info!("{what}");
+    match published {
+        Some(p) => format!("{}\n{what}\n", published_line(p)),
+        None => format!("{what}\n"),
+    }
+}
+
 /// Reloads every zone file (each with its journal); the secondary zones stay as they are. Any
 /// error leaves everything as it was.
 pub(super) fn reload(state: &State) -> Result<Reply> {
@@ -302,12 +312,8 @@ fn zone_add(state: &State, apex: &Name, file: &str) -> Result<Reply> {
     let zone = Arc::new(zone);
     let (published, _) = state.served.change(|s| s.files.insert(zone))?;
     zones.push(spec);
-    let mut text = String::new();
-    if let Some(p) = &published {
-        writeln!(text, "{}", published_line(p))?;
-    }
-    writeln!(text, "added zone {apex} serial {serial} from {file}")?;
-    log::info!("added zone {apex} serial {serial} from {file}");
+    let what = format!("added zone {apex} serial {serial} from {file}");
+    let text = done(published.as_ref(), &what);
     Ok(Reply {
         text,
         json: json!({ "zone": apex.to_string(), "serial": serial, "file": file }),
@@ -328,13 +334,10 @@ fn zone_remove(state: &State, apex: &Name) -> Result<Reply> {
         s.files = files;
     })?;
     zones.remove(at);
-    let mut text = String::new();
-    if let Some(p) = &published {
-        writeln!(text, "{}", published_line(p))?;
-    }
-    writeln!(text, "removed zone {apex}")?;
-    log::info!("removed zone {apex}");
-    Ok(Reply::message(text))
+    Ok(Reply::message(done(
+        published.as_ref(),
+        &format!("removed zone {apex}"),
+    )))
 }
 
 /// `record add|del ZONE NAME TTL TYPE RDATA`: the change, journaled, on both paths at once.
@@ -345,24 +348,20 @@ fn record_change(state: &State, op: Op, apex: &Name, text: &str) -> Result<Reply
     }
     let change = RecordChange::parse(op, apex, text)?;
     let journal = changes::journal_path(&state.opts.storage, apex);
-    let mut done = None;
+    let mut made = None;
     let published = state.served.change_file_zone(apex, |old| {
         let (zone, applied, _) = record::changed(old, &change)?;
         let len = changes::append(&journal, apex, &change, &applied)?;
         let names = ZoneChange::from_records(apex.clone(), &applied.removed, &applied.added);
         let path = journal.clone();
-        done = Some(applied);
+        made = Some(applied);
         Ok(FileEdit {
             zone: Arc::new(zone),
             change: names,
             undo: Box::new(move || changes::truncate(&path, len)),
         })
     })?;
-    let applied = done.expect("the edit ran");
-    let mut out = String::new();
-    if let Some(p) = &published {
-        writeln!(out, "{}", published_line(p))?;
-    }
+    let applied = made.expect("the edit ran");
     let what = format!(
         "{} {}: zone {apex} serial {} -> {}",
         if op == Op::Add { "added" } else { "deleted" },
@@ -370,10 +369,8 @@ fn record_change(state: &State, op: Op, apex: &Name, text: &str) -> Result<Reply
         applied.from,
         applied.to
     );
-    writeln!(out, "{what}")?;
-    log::info!("{what}");
     Ok(Reply {
-        text: out,
+        text: done(published.as_ref(), &what),
         json: json!({
             "zone": apex.to_string(),
             "op": op.word(),

@@ -283,11 +283,9 @@ pub fn changed(zone: &Zone, change: &RecordChange) -> Result<(Zone, Applied, Vec
     Ok((next, applied, warnings))
 }
 
+/// A zone for the tests of this module and `changes`: `example.`, serial 10.
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const ZONE: &str = "$TTL 300
+pub(crate) const TEST_ZONE: &str = "$TTL 300
 @ IN SOA ns1 hostmaster 10 3600 600 86400 300
 @ IN NS ns1
 ns1 IN A 192.0.2.1
@@ -295,10 +293,24 @@ www IN A 192.0.2.10
 alias IN CNAME www
 ";
 
+/// `text` (a variant of `TEST_ZONE`) as zone `example.`.
+#[cfg(test)]
+pub(crate) fn test_zone(text: &str) -> Zone {
+    let apex = Name::parse("example.", None).unwrap();
+    let parsed = zonefile::parse_str(text, &apex, "example.zone").unwrap();
+    next_version(&apex, parsed.records, "example.zone")
+        .unwrap()
+        .0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ZONE: &str = TEST_ZONE;
+
     fn zone() -> Zone {
-        let apex = Name::parse("example.", None).unwrap();
-        let parsed = zonefile::parse_str(ZONE, &apex, "test").unwrap();
-        next_version(&apex, parsed.records, "test").unwrap().0
+        test_zone(TEST_ZONE)
     }
 
     fn change(op: Op, text: &str) -> RecordChange {
@@ -340,10 +352,7 @@ alias IN CNAME www
 
     #[test]
     fn the_serial_wraps_as_rfc_1982_counts() {
-        let apex = Name::parse("example.", None).unwrap();
-        let text = ZONE.replace(" 10 3600", " 4294967295 3600");
-        let parsed = zonefile::parse_str(&text, &apex, "test").unwrap();
-        let z = next_version(&apex, parsed.records, "test").unwrap().0;
+        let z = test_zone(&ZONE.replace(" 10 3600", " 4294967295 3600"));
         let (next, ..) = changed(&z, &change(Op::Add, "new 60 TXT \"x y\"")).unwrap();
         assert_eq!(serial(&next).unwrap(), 0);
     }
