@@ -246,7 +246,7 @@ pub(super) fn reconfigure(state: &State) -> Result<String> {
     r.map(|r| r.text)
 }
 
-/// `zone reload NAME`: the zone's file (and journal) again; the fast path takes the change.
+/// `zone reload NAME`: the zone's file (and journal) again, on both paths at one instant.
 fn reload_zone(state: &State, apex: &Name) -> Result<Reply> {
     let zones = held(&state.control.zones);
     let spec = zones
@@ -256,14 +256,11 @@ fn reload_zone(state: &State, apex: &Name) -> Result<Reply> {
     let r = (|| {
         let (zone, notes) = load_one(state, spec)?;
         let serial = record::serial(&zone)?;
+        // A whole new generation, not an incremental update: XDP switches from the old
+        // version to the new at one instant (an incremental update is atomic per name only),
+        // and userspace with it.
         let zone = Arc::new(zone);
-        let published = state.served.change_file_zone(apex, |old| {
-            Ok(FileEdit {
-                change: ZoneChange::between(old, &zone),
-                zone: zone.clone(),
-                undo: Box::new(|| {}),
-            })
-        })?;
+        let (published, _) = state.served.change(|s| s.files.insert(zone))?;
         let mut text = String::new();
         for n in &notes {
             writeln!(text, "warning: {n}")?;

@@ -2,7 +2,8 @@
 //! sources — zone files (replaced by `reload`) and secondary zones (replaced by their refresh
 //! tasks, or marked unavailable: before the first transfer, or expired under `honour`) — and
 //! every change builds one engine from both, publishes it to the XDP fast path and swaps it in
-//! for userspace, together, under one lock: XDP and userspace never serve different zones, and a
+//! for userspace at the moment the fast path switches to it (`publish_switching`), under one
+//! lock: XDP and userspace never serve different zones, and a
 //! change that fails (the XDP maps full, say) leaves everything as it was. At start userspace
 //! serves first, the fast path joins once its program is loaded and its maps filled. A new
 //! version of a secondary zone reaches the fast path as a change to that zone only.
@@ -100,10 +101,10 @@ impl Served {
         let mut sources = held(&self.sources);
         let mut next = sources.clone();
         edit(&mut next);
-        let engine = next.engine(&self.config);
+        let engine = Arc::new(next.engine(&self.config));
         let published = self.publish(&engine)?;
         let zones = engine.catalog.zones().count();
-        *self.engine.write().expect("engine lock") = Arc::new(engine);
+        self.serve(engine);
         *sources = next;
         Ok((published, zones))
     }
@@ -123,7 +124,7 @@ impl Served {
         let old = sources.secondaries.get(apex).cloned().flatten();
         let mut next = sources.clone();
         next.secondaries.insert(apex.clone(), zone.clone());
-        let engine = next.engine(&self.config);
+        let engine = Arc::new(next.engine(&self.config));
         let published = match (self.xdp.get(), old, &zone) {
             (Some(x), Some(old), Some(new)) => {
                 let change = match diffs {
@@ -133,12 +134,13 @@ impl Served {
                     }
                     None => ZoneChange::between(&old, new),
                 };
-                Some(held(x).publish_change(&engine, &change)?)
+                let switched = &mut || self.serve(engine.clone());
+                Some(held(x).publish_change_switching(&engine, &change, switched)?)
             }
             _ => self.publish(&engine)?,
         };
         let zones = engine.catalog.zones().count();
-        *self.engine.write().expect("engine lock") = Arc::new(engine);
+        self.serve(engine);
         *sources = next;
         Ok((published, zones))
     }
@@ -162,9 +164,11 @@ impl Served {
         let FileEdit { zone, change, undo } = edit(&old)?;
         let mut next = sources.clone();
         next.files.insert(zone);
-        let engine = next.engine(&self.config);
+        let engine = Arc::new(next.engine(&self.config));
         let published = match self.xdp.get() {
-            Some(x) => held(x).publish_change(&engine, &change).map(Some),
+            Some(x) => held(x)
+                .publish_change_switching(&engine, &change, &mut || self.serve(engine.clone()))
+                .map(Some),
             None => Ok(None),
         };
         let published = match published {
@@ -174,7 +178,7 @@ impl Served {
                 return Err(e);
             }
         };
-        *self.engine.write().expect("engine lock") = Arc::new(engine);
+        self.serve(engine);
         *sources = next;
         Ok(published)
     }
@@ -192,11 +196,24 @@ impl Served {
         held(&self.sources).files.get(apex).cloned()
     }
 
-    /// Publishes `engine` to the fast path: the whole of it, as a new generation.
-    fn publish(&self, engine: &Engine) -> Result<Option<Published>> {
+    /// Publishes `engine` to the fast path, the whole of it as a new generation, and serves
+    /// it from userspace at the moment XDP switches to it.
+    fn publish(&self, engine: &Arc<Engine>) -> Result<Option<Published>> {
         match self.xdp.get() {
-            Some(x) => Ok(Some(held(x).publish(engine)?)),
+            Some(x) => {
+                Ok(Some(held(x).publish_switching(engine, &mut || {
+                    self.serve(engine.clone())
+                })?))
+            }
             None => Ok(None),
+        }
+    }
+
+    /// Serves `engine` from userspace (again, when the fast path's switch did already).
+    fn serve(&self, engine: Arc<Engine>) {
+        let mut served = self.engine.write().expect("engine lock");
+        if !Arc::ptr_eq(&served, &engine) {
+            *served = engine;
         }
     }
 }
