@@ -107,14 +107,21 @@ pub(super) fn status(state: &State) -> Reply {
                 let x = held(x);
                 (x.entries, x.server.template_counts())
             });
+            let mode = state
+                .opts
+                .xdp_mode
+                .map_or("off".to_owned(), |m| format!("{m:?}").to_lowercase());
+            let pin = state.opts.xdp_pin.as_deref();
             let _ = writeln!(
                 out,
-                "xdp attached {i} ({entries} entries, {templates} templates, cache {cache})"
+                "xdp attached {i} ({entries} entries, {templates} templates, cache {cache}) \
+                 mode {mode}{}",
+                pin.map_or(String::new(), |p| format!(" pinned as {p}"))
             );
             json.insert(
                 "xdp".into(),
                 json!({ "iface": i, "entries": entries, "templates": templates,
-                        "template_cache": cache }),
+                        "template_cache": cache, "mode": mode, "pin": pin }),
             );
         }
         _ => {
