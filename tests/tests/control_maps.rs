@@ -44,10 +44,12 @@ fn the_maps_equal_the_engine_after_changes_and_a_deleted_entry_is_found() {
         "record add example. new 300 A 198.18.0.77",
         "record add example. deep.new 300 TXT \"x\"",
         "record del example. www 3600 A 198.18.0.81",
-        "record add example. shop 3600 NS ns3.shop.example.",
     ] {
         run(&net, change).unwrap();
     }
+    // A change the zone checks warn of is made, and the reply passes the warning on.
+    let out = run(&net, "record add example. shop 3600 NS ns3.shop.example.").unwrap();
+    assert!(out.contains("warning:") && out.contains("no glue"), "{out}");
     let out = xdpdns(&net, &["map", "check", "--json"]).unwrap();
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert!(v["matching"].as_u64().unwrap() > 40, "{out}");

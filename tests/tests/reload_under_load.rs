@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use hickory_proto::rr::RData;
 use xdpdns_tests::client::{self, Q};
 use xdpdns_tests::ctl::xdpdns;
+use xdpdns_tests::load::udp_exchange;
 use xdpdns_tests::stats::delta;
 use xdpdns_tests::{tld, TestNet, SERVER_V4};
 
@@ -40,24 +41,40 @@ fn version(n: usize, k: u32) -> String {
 struct Seen {
     sent: u64,
     lost: u64,
+    /// Of them over TCP.
+    lost_tcp: u64,
     wrong: Vec<String>,
     /// Distinct serials in the order seen.
     serials: Vec<u32>,
 }
 
-fn tcp_exchange(to: SocketAddr, msg: &[u8]) -> Option<Vec<u8>> {
+/// The answer to `msg` over the client's TCP connection (one for the whole run, as a resolver
+/// keeps one: a connection per query would run the client out of ports in TIME_WAIT), opened
+/// again when the server closed it.
+fn tcp_exchange(conn: &mut Option<TcpStream>, to: SocketAddr, msg: &[u8]) -> Option<Vec<u8>> {
     use std::io::{Read, Write};
     let t = Duration::from_secs(2);
-    let mut s = TcpStream::connect_timeout(&to, t).ok()?;
-    s.set_read_timeout(Some(t)).ok()?;
     let mut out = (msg.len() as u16).to_be_bytes().to_vec();
     out.extend_from_slice(msg);
-    s.write_all(&out).ok()?;
-    let mut len = [0u8; 2];
-    s.read_exact(&mut len).ok()?;
-    let mut r = vec![0u8; u16::from_be_bytes(len) as usize];
-    s.read_exact(&mut r).ok()?;
-    Some(r)
+    for fresh in [false, true] {
+        if fresh || conn.is_none() {
+            let s = TcpStream::connect_timeout(&to, t).ok()?;
+            s.set_read_timeout(Some(t)).ok()?;
+            *conn = Some(s);
+        }
+        let s = conn.as_mut()?;
+        let mut len = [0u8; 2];
+        let sent = s.write_all(&out).and_then(|_| s.read_exact(&mut len));
+        if sent.is_err() {
+            // Closed by the server since the last query (idle): once more on a new one.
+            *conn = None;
+            continue;
+        }
+        let mut r = vec![0u8; u16::from_be_bytes(len) as usize];
+        s.read_exact(&mut r).ok()?;
+        return Some(r);
+    }
+    None
 }
 
 /// The version an answer belongs to (`None`: it names none), or why it is wrong.
@@ -85,9 +102,9 @@ fn serial_of(name: &str, r: &[u8]) -> Result<Option<u32>, String> {
 fn ask(stop: &AtomicBool, delegations: usize) -> Seen {
     let to = SocketAddr::new(SERVER_V4.into(), 53);
     let sock = UdpSocket::bind("0.0.0.0:0").unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
     sock.connect(to).unwrap();
     let mut seen = Seen::default();
+    let mut conn = None;
     let mut last = 0u32;
     let mut i = 0usize;
     while !stop.load(Ordering::Relaxed) {
@@ -104,16 +121,13 @@ fn ask(stop: &AtomicBool, delegations: usize) -> Seen {
         let msg = q.wire();
         seen.sent += 1;
         let reply = if tcp {
-            tcp_exchange(to, &msg)
+            tcp_exchange(&mut conn, to, &msg)
         } else {
-            let mut buf = vec![0u8; 4096];
-            sock.send(&msg)
-                .ok()
-                .and_then(|_| sock.recv(&mut buf).ok())
-                .map(|n| buf[..n].to_vec())
+            udp_exchange(&sock, &msg, Duration::from_secs(2))
         };
         let Some(r) = reply.filter(|r| r.len() >= 12 && r[..2] == msg[..2]) else {
             seen.lost += 1;
+            seen.lost_tcp += u64::from(tcp);
             continue;
         };
         match serial_of(&name, &r) {
@@ -171,9 +185,10 @@ fn consecutive_reloads_under_load_lose_nothing_and_never_go_back() {
     let after = net.stats().unwrap();
     println!(
         "{reloads} reloads of {n} delegations in {took:?} (slowest {slowest:?}): {} queries, {} \
-         lost, {} wrong, {} versions seen; XDP answered {}, userspace {}",
+         lost ({} over TCP), {} wrong, {} versions seen; XDP answered {}, userspace {}",
         seen.sent,
         seen.lost,
+        seen.lost_tcp,
         seen.wrong.len(),
         seen.serials.len(),
         delta(&before, &after, "xdp.answered"),

@@ -347,18 +347,23 @@ fn record_change(state: &State, op: Op, apex: &Name, text: &str) -> Result<Reply
     let journal = changes::journal_path(&state.opts.storage, apex);
     let mut made = None;
     let published = state.served.change_file_zone(apex, |old| {
-        let (zone, applied, _) = record::changed(old, &change)?;
+        let (zone, applied, warnings) = record::changed(old, &change)?;
         let len = changes::append(&journal, apex, &change, &applied)?;
         let names = ZoneChange::from_records(apex.clone(), &applied.removed, &applied.added);
         let path = journal.clone();
-        made = Some(applied);
+        made = Some((applied, warnings));
         Ok(FileEdit {
             zone: Arc::new(zone),
             change: names,
             undo: Box::new(move || changes::truncate(&path, len)),
         })
     })?;
-    let applied = made.expect("the edit ran");
+    let (applied, warnings) = made.expect("the edit ran");
+    let mut text = String::new();
+    for w in &warnings {
+        log::warn!("{w}");
+        let _ = writeln!(text, "warning: {w}");
+    }
     let what = format!(
         "{} {}: zone {apex} serial {} -> {}",
         if op == Op::Add { "added" } else { "deleted" },
@@ -366,11 +371,13 @@ fn record_change(state: &State, op: Op, apex: &Name, text: &str) -> Result<Reply
         applied.from,
         applied.to
     );
+    text.push_str(&done(published.as_ref(), &what));
     Ok(Reply {
-        text: done(published.as_ref(), &what),
+        text,
         json: json!({
             "zone": apex.to_string(),
             "op": op.word(),
+            "warnings": warnings,
             "record": record::present(&change.record),
             "serial_from": applied.from,
             "serial_to": applied.to,
