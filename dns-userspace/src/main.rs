@@ -18,7 +18,11 @@ use xdpdns::engine::EngineConfig;
 use xdpdns::fastpath::xdp::AttachMode;
 use xdpdns::net::TcpLimits;
 use xdpdns::xfr::timers::ExpirePolicy;
-use xdpdns::zone::load::{load_zone, ZoneSpec};
+use xdpdns::zone::load::ZoneSpec;
+
+mod check;
+mod ctl;
+use ctl::{Ctl, MapCommand, RecordOp, ZoneCommand};
 
 #[derive(Parser)]
 #[command(
@@ -58,7 +62,7 @@ enum PolicyArg {
 }
 
 /// `serve` options; each overrides the configuration file's setting.
-#[derive(Args)]
+#[derive(Args, Clone)]
 struct ServeArgs {
     /// Configuration file (TOML, see the README): server settings and zones.
     #[arg(long)]
@@ -167,6 +171,15 @@ struct ServeArgs {
     /// process may run on.
     #[arg(long)]
     udp_workers: Option<usize>,
+    /// Pin the XDP program's link at /sys/fs/bpf/xdpdns/NAME/link: the XDP path keeps
+    /// answering while the daemon is down (even after SIGKILL), and the next start takes the
+    /// link over atomically once its maps are filled. Default: no pinning.
+    #[arg(long, value_name = "NAME")]
+    xdp_pin: Option<String>,
+    /// With --xdp-pin: a clean stop leaves the program attached and pinned, for the next
+    /// start (an upgrade, say) to take over.
+    #[arg(long)]
+    keep_xdp: bool,
     /// Serve Prometheus metrics on ADDR (http://ADDR/metrics), e.g. 127.0.0.1:9153. Default:
     /// off.
     #[arg(long, value_name = "ADDR")]
@@ -255,6 +268,10 @@ impl ServeArgs {
             XdpModeArg::Off => None,
         };
         let iface = self.iface.or_else(|| srv.iface.clone());
+        let xdp_pin = self.xdp_pin.or_else(|| srv.xdp_pin.clone());
+        if self.keep_xdp && xdp_pin.is_none() {
+            bail!("--keep-xdp needs --xdp-pin: without a pin the program goes with the daemon");
+        }
         let mut listen = self.listen;
         if listen.is_empty() {
             listen = srv.listen.clone().unwrap_or_default();
@@ -337,6 +354,9 @@ impl ServeArgs {
                 .max(1),
             metrics: self.metrics.or(srv.metrics),
             user: self.user.or_else(|| srv.user.clone()),
+            xdp_pin,
+            keep_xdp: self.keep_xdp,
+            reconfigure: None,
         })
     }
 
@@ -364,26 +384,116 @@ SIGHUP reloads the zone files (as `xdpdns reload`); SIGINT/SIGTERM stop. Under s
 WatchdogSec= is set.")]
     Serve(Box<ServeArgs>),
     /// Print the XDP and server counters of a running server.
-    #[command(after_help = "Example:
-  xdpdns stats --control /run/xdpdns/xdpdns.sock | grep ^xdp.answered")]
+    #[command(after_help = "Examples:
+  xdpdns stats --control /run/xdpdns/xdpdns.sock | grep ^xdp.answered
+  xdpdns stats --json | jq '.\"udp.queries\"'
+  xdpdns stats --watch --interval 2   # rates per second: paths, answers by kind, passes by reason")]
     Stats {
-        #[arg(long, default_value = control::DEFAULT_PATH)]
-        control: PathBuf,
+        #[command(flatten)]
+        ctl: Ctl,
+        /// Print rates every --interval seconds instead (per path, XDP answers by kind and
+        /// passes by reason), until interrupted or --count lines.
+        #[arg(long)]
+        watch: bool,
+        /// Seconds between --watch lines.
+        #[arg(long, default_value_t = 1.0)]
+        interval: f64,
+        /// Stop --watch after this many lines.
+        #[arg(long)]
+        count: Option<u64>,
     },
     /// Print the zones and XDP state of a running server.
-    #[command(after_help = "Example:
-  xdpdns status   # uptime, XDP, each zone's serial; each secondary zone's refreshes and expiry")]
+    #[command(after_help = "Examples:
+  xdpdns status   # uptime, XDP, last reload, each zone's serial; secondary zones' refreshes
+  xdpdns status --json | jq '.zones[].serial'")]
     Status {
-        #[arg(long, default_value = control::DEFAULT_PATH)]
-        control: PathBuf,
+        #[command(flatten)]
+        ctl: Ctl,
     },
     /// Reload every zone of a running server from its file; on any error nothing changes.
     #[command(after_help = "Examples:
   xdpdns reload
-  systemctl reload xdpdns   (sends SIGHUP, which does the same)")]
+  systemctl reload xdpdns   (sends SIGHUP, which also reads the configuration file again)")]
     Reload {
-        #[arg(long, default_value = control::DEFAULT_PATH)]
-        control: PathBuf,
+        #[command(flatten)]
+        ctl: Ctl,
+    },
+    /// Zones served from files: reload one or all, add one, remove one.
+    #[command(after_help = "Examples:
+  xdpdns zone reload example.
+  xdpdns zone add example.net. /etc/xdpdns/example.net.zone
+  xdpdns zone remove example.net.
+
+`zone add` and `zone remove` last until the next restart or SIGHUP (which read the
+configuration file): put the zone in the configuration file to keep it.")]
+    Zone {
+        #[command(subcommand)]
+        what: ZoneCommand,
+        #[command(flatten)]
+        ctl: Ctl,
+    },
+    /// Add or delete one record of a zone served from a file, on both paths at once.
+    ///
+    /// The SOA serial is incremented and the change written to the zone's journal (under
+    /// --storage), which every load of the zone file replays. Refused on signed zones and
+    /// secondary zones; a refused change changes nothing and says why.
+    #[command(after_help = "Examples:
+  xdpdns record add example. www 300 A 192.0.2.80
+  xdpdns record add example. @ 3600 MX 10 mail.example.
+  xdpdns record del example. www 300 A 192.0.2.80
+  xdpdns record add example. txt 300 TXT '\"v=spf1 -all\"'")]
+    Record {
+        /// add or del.
+        op: RecordOp,
+        /// The zone.
+        zone: String,
+        /// NAME (relative to the zone unless it ends in a dot; @: the apex).
+        name: String,
+        /// TTL in seconds (ignored by del).
+        ttl: u32,
+        /// Record type (A, AAAA, NS, MX, TXT, ...).
+        rtype: String,
+        /// RDATA, in zone-file syntax (several words are joined by blanks).
+        #[arg(required = true, num_args = 1..)]
+        rdata: Vec<String>,
+        #[command(flatten)]
+        ctl: Ctl,
+    },
+    /// The names userspace is asked most often, with the reason XDP left them to it.
+    ///
+    /// Counted in the userspace path (one query in 4 sampled into a bounded table: the counts
+    /// are estimates, the ± column the most each may be over). Reasons: tcp, xdp_off, class,
+    /// edns_version, edns_option, not_query, no_xdp_answer (a name XDP has no answer for —
+    /// wildcards, DNAME, ANY, NSEC3 denial —, a cold template, or an answer too big).
+    #[command(after_help = "Examples:
+  xdpdns top
+  xdpdns top 5 --json")]
+    Top {
+        /// How many names.
+        #[arg(default_value_t = 20)]
+        n: usize,
+        #[command(flatten)]
+        ctl: Ctl,
+    },
+    /// Compare every XDP map entry with what the engine answers now (`map check`).
+    ///
+    /// Lists each difference (an entry missing, unexpected, or with another answer) and exits
+    /// 1 when there is one; templates not in the kernel's cache are passed, never wrong, and
+    /// only counted.
+    #[command(after_help = "Example:
+  xdpdns map check || echo 'the fast path differs from the engine'")]
+    Map {
+        #[command(subcommand)]
+        what: MapCommand,
+        #[command(flatten)]
+        ctl: Ctl,
+    },
+    /// Detach the XDP program: userspace answers every query until the next start.
+    #[command(after_help = "Example:
+  xdpdns detach   # e.g. to rule the fast path out while debugging an answer")]
+    Detach {
+        #[command(flatten)]
+        ctl: Ctl,
     },
     /// Say whether this instance may be announced (anycast health check).
     ///
@@ -395,6 +505,9 @@ WatchdogSec= is set.")]
     Health {
         #[arg(long, default_value = control::DEFAULT_PATH)]
         control: PathBuf,
+        /// One JSON object instead of the line: {"healthy": bool, "verdict": line}.
+        #[arg(long)]
+        json: bool,
         /// Seconds to wait for the server's answer.
         #[arg(long, default_value_t = 5.0)]
         timeout: f64,
@@ -445,28 +558,55 @@ fn run(cli: Cli) -> Result<()> {
         .build()?;
     match cli.command {
         Command::Serve(args) => {
-            let opts = args.options()?;
+            let again = (*args).clone();
+            let mut opts = args.options()?;
+            if again.config.is_some() {
+                let again = std::sync::Arc::new(move || again.clone().options());
+                opts.reconfigure = Some(daemon::commands::Reconfigure(again));
+            }
             let r = rt.block_on(daemon::serve(opts));
             // A transfer still running on the blocking pool does not hold up the exit.
             rt.shutdown_timeout(Duration::from_secs(2));
             r
         }
-        Command::Stats { control } => {
-            print!("{}", rt.block_on(control::request(&control, "stats"))?);
-            Ok(())
-        }
-        Command::Status { control } => {
-            print!("{}", rt.block_on(control::request(&control, "status"))?);
-            Ok(())
-        }
-        Command::Reload { control } => {
-            print!("{}", rt.block_on(control::request(&control, "reload"))?);
-            Ok(())
-        }
-        Command::Health { control, timeout } => {
+        Command::Stats {
+            ctl, watch: false, ..
+        } => ctl.run(&rt, "stats"),
+        Command::Stats {
+            ctl,
+            interval,
+            count,
+            ..
+        } => xdpdns::daemon::watch::run(&rt, &ctl.control, ctl.json, interval, count),
+        Command::Status { ctl } => ctl.run(&rt, "status"),
+        Command::Top { n, ctl } => ctl.run(&rt, &format!("top {n}")),
+        Command::Detach { ctl } => ctl.run(&rt, "detach"),
+        Command::Map {
+            what: MapCommand::Check,
+            ctl,
+        } => ctl.run(&rt, "map check"),
+        Command::Reload { ctl } => ctl.run(&rt, "reload"),
+        Command::Zone { what, ctl } => ctl.run(&rt, &ctl::zone_line(what)?),
+        Command::Record {
+            op,
+            zone,
+            name,
+            ttl,
+            rtype,
+            rdata,
+            ctl,
+        } => ctl.run(
+            &rt,
+            &ctl::record_line(op, &zone, &name, ttl, &rtype, &rdata)?,
+        ),
+        Command::Health {
+            control,
+            timeout,
+            json,
+        } => {
             let wait = Duration::try_from_secs_f64(timeout)?;
             let verdict = rt.block_on(health::ask(&control, wait));
-            println!("{}", verdict.line());
+            ctl::print_health(&verdict, json);
             std::process::exit(verdict.exit_code());
         }
         Command::Check {
@@ -477,52 +617,7 @@ fn run(cli: Cli) -> Result<()> {
             if let Some(path) = config {
                 zones.extend(check_config(&path)?);
             }
-            let mut failed = false;
-            for z in &zones {
-                match load_zone(z) {
-                    Ok((zone, warnings)) => {
-                        for w in warnings {
-                            eprintln!("warning: {w}");
-                        }
-                        println!("zone {}: OK, {} names", zone.apex(), zone.len());
-                        if compile {
-                            let mut catalog = xdpdns::engine::Catalog::new();
-                            catalog.insert(std::sync::Arc::new(zone));
-                            let engine =
-                                xdpdns::engine::Engine::new(catalog, EngineConfig::default());
-                            let t = std::time::Instant::now();
-                            let mut entries = xdpdns::fastpath::compile::Entries::default();
-                            let zone = engine.catalog.zones().next().expect("one zone");
-                            let st = xdpdns::fastpath::compile::compile_zone(
-                                &engine,
-                                zone,
-                                1,
-                                &mut entries,
-                            );
-                            println!(
-                                "  XDP: {} entries ({} exact, {} NODATA, {} referral, {} NXDOMAIN, {} pass markers), \
-                                 {} answers left to userspace; compiled in {:.2}s; map memory about {} MiB \
-                                 ({} bytes per entry)",
-                                st.entries(),
-                                st.exact,
-                                st.nodata,
-                                st.referral,
-                                st.negative,
-                                st.pass,
-                                st.skipped,
-                                t.elapsed().as_secs_f64(),
-                                entries.memory() >> 20,
-                                entries.memory() / entries.len().max(1)
-                            );
-                        }
-                    }
-                    Err(e) => {
-                        eprintln!("zone {}: {e:#}", z.origin);
-                        failed = true;
-                    }
-                }
-            }
-            if failed {
+            if !check::zones(&zones, compile) {
                 std::process::exit(1);
             }
             Ok(())

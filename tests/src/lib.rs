@@ -8,6 +8,7 @@ pub mod bench;
 pub mod client;
 pub mod compare;
 pub mod corpus;
+pub mod ctl;
 pub mod downstream;
 pub mod feeder;
 pub mod frame;

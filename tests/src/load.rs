@@ -65,7 +65,9 @@ pub struct Tally {
     pub elapsed: Duration,
 }
 
-fn udp_exchange(sock: &UdpSocket, msg: &[u8], timeout: Duration) -> Option<Vec<u8>> {
+/// The answer to `msg` on the connected `sock` within `timeout` (answers with another ID, late
+/// ones to earlier queries, are skipped).
+pub fn udp_exchange(sock: &UdpSocket, msg: &[u8], timeout: Duration) -> Option<Vec<u8>> {
     let deadline = Instant::now() + timeout;
     let _ = sock.send(msg).ok()?;
     let mut buf = vec![0u8; 4096];

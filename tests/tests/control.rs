@@ -1,12 +1,17 @@
 //! The control socket under misbehaving clients: one that connects and sends nothing must not
 //! hold up `xdpdns stats` from another (and is itself answered with an error after the read
-//! timeout), and an over-long request is rejected.
+//! timeout), and an over-long request is rejected. The protocol: a request of another version
+//! (or none) is refused naming the versions, the socket is root's only (0600), every command
+//! answers in JSON with `--json`, `stats --watch` prints rates, and a CLI that cannot reach the
+//! daemon says so.
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use xdpdns::daemon::control::PROTOCOL;
+use xdpdns_tests::ctl::cli;
 use xdpdns_tests::TestNet;
 
 fn started() -> TestNet {
@@ -95,8 +100,109 @@ fn an_over_long_request_is_rejected() {
         "{r}"
     );
     // A command right at the limit (newline included) still works.
-    let r = send(&net, format!("{:<1023}\n", "stats").as_bytes());
+    let line = format!("{PROTOCOL} stats");
+    let r = send(&net, format!("{line:<1023}\n").as_bytes());
     assert!(r.starts_with("ok\n") && r.contains("udp.queries "), "{r}");
-    let r = send(&net, b"no-such-command\n");
+    let r = send(&net, format!("{PROTOCOL} no-such-command\n").as_bytes());
     assert!(r.starts_with("error\nunknown command"), "{r}");
+}
+
+#[test]
+fn requests_of_another_protocol_version_are_refused_and_the_socket_is_roots_only() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let net = started();
+    let r = send(&net, b"xdpdns-control/9 stats\n");
+    assert!(
+        r.starts_with("error\ncontrol protocol mismatch") && r.contains(PROTOCOL),
+        "{r}"
+    );
+    let r = send(&net, b"stats\n");
+    assert!(r.starts_with("error\nnot a control request"), "{r}");
+    let mode = std::fs::metadata(net.control())
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+}
+
+#[test]
+fn every_command_answers_in_json_and_stats_watch_prints_rates() {
+    let net = started();
+    let json = |args: &[&str]| -> serde_json::Value {
+        let (ok, out, err) = cli(&net, args);
+        assert!(ok, "{args:?}: {err}");
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: {e}: {out}"))
+    };
+    let stats = json(&["stats", "--json"]);
+    assert!(stats["udp.queries"].is_u64(), "{stats}");
+    let status = json(&["status", "--json"]);
+    assert_eq!(status["zones"][0]["zone"], "example.", "{status}");
+    assert_eq!(status["zones"][0]["serial"], 2026112701, "{status}");
+    assert!(status["uptime_seconds"].is_u64(), "{status}");
+    let reload = json(&["reload", "--json"]);
+    assert_eq!(reload["zones_from_files"], 1, "{reload}");
+    let health = json(&["health", "--json"]);
+    assert_eq!(health["healthy"], true, "{health}");
+    // A failing command: the error as JSON, exit 1.
+    let (ok, out, _) = cli(&net, &["zone", "reload", "nosuch.", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        !ok && v["error"].as_str().unwrap().contains("nosuch."),
+        "{out}"
+    );
+    // Three watch lines, bounded, with the userspace path's rate (queries sent meanwhile).
+    let net = std::sync::Arc::new(net);
+    let asker = {
+        let n = net.clone();
+        std::thread::spawn(move || {
+            for _ in 0..10 {
+                let _ = xdpdns_tests::sh(n.client_cmd("kdig").args([
+                    "@198.18.0.1",
+                    "+timeout=1",
+                    "+retry=0",
+                    "www.example.",
+                    "A",
+                ]));
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    let (ok, out, err) = cli(
+        &net,
+        &["stats", "--watch", "--interval", "0.3", "--count", "3"],
+    );
+    asker.join().unwrap();
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(lines.iter().all(|l| l.starts_with("q/s: tcp ")), "{out}");
+    assert!(out.contains("userspace by zone: example. "), "{out}");
+    let (ok, out, _) = cli(
+        &net,
+        &[
+            "stats",
+            "--watch",
+            "--json",
+            "--interval",
+            "0.2",
+            "--count",
+            "1",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert!(ok && v["rates"]["path"]["udp"].is_number(), "{out}");
+}
+
+#[test]
+fn a_cli_that_cannot_reach_the_daemon_says_so() {
+    let out = Command::new(xdpdns_tests::xdpdns_bin())
+        .args(["status", "--control", "/nonexistent/xdpdns.sock"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("/nonexistent/xdpdns.sock") && err.contains("is `xdpdns serve` running?"),
+        "{err}"
+    );
 }

@@ -54,7 +54,9 @@ fn raw_control(net: &TestNet, command: &str) -> String {
     let mut s = std::os::unix::net::UnixStream::connect(net.control()).unwrap();
     s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
         .unwrap();
-    s.write_all(format!("{command}\n").as_bytes()).unwrap();
+    let protocol = xdpdns::daemon::control::PROTOCOL;
+    s.write_all(format!("{protocol} {command}\n").as_bytes())
+        .unwrap();
     let mut reply = String::new();
     s.read_to_string(&mut reply).unwrap();
     reply

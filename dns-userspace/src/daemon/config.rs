@@ -104,6 +104,8 @@ pub struct ServerSection {
     pub tcp_max_connections: Option<usize>,
     pub tcp_max_per_source: Option<usize>,
     pub xdp_capacity: Option<u32>,
+    /// Pin the XDP link at /sys/fs/bpf/xdpdns/NAME/link (restarts keep XDP answering).
+    pub xdp_pin: Option<String>,
     pub xdp_promote_after: Option<u32>,
     pub udp_workers: Option<usize>,
     /// Directory of the secondary zones' received versions (`remote::DEFAULT_STORAGE`).

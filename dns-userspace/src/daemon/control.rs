@@ -1,8 +1,15 @@
-//! The control socket: a Unix stream socket on which the running server takes one command line
-//! (`stats`, `status`, ...) and answers with text, then closes. `xdpdns stats` and friends are
-//! its clients. Clients are served at once, each on its own task; one that sends nothing, or
-//! more than a line of `REQUEST_MAX` bytes, gets an error after at most `IO_TIMEOUT`.
+//! The control socket: a Unix stream socket (mode 0600: root's only) on which the running
+//! server takes one request line and answers with text, then closes. `xdpdns stats` and
+//! friends are its clients. Clients are served at once, each on its own task; one that sends
+//! nothing, or more than a line of `REQUEST_MAX` bytes, gets an error after at most
+//! `IO_TIMEOUT`.
+//!
+//! The protocol is versioned: a request line is `xdpdns-control/1 [--json] COMMAND [ARGS]`
+//! (`PROTOCOL`), and the reply is `ok` or `error` on the first line, then the body (text, or
+//! one JSON document with `--json`). A request of another version, or without one, is
+//! answered with an error saying which version this server speaks, and runs nothing.
 
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +26,9 @@ use crate::net::{contain, ServerStats};
 /// Default control socket path.
 pub const DEFAULT_PATH: &str = "/run/xdpdns/xdpdns.sock";
 
+/// The protocol version, the first word of every request line.
+pub const PROTOCOL: &str = "xdpdns-control/1";
+
 /// First line of a reply: `ok` or `error`.
 const OK: &str = "ok\n";
 
@@ -29,7 +39,8 @@ pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
 /// Clients served at once; more are answered `busy`.
 const CLIENTS_MAX: usize = 16;
 
-/// Sends `command` to the server at `path`; returns its reply text.
+/// Sends `command` (with its arguments, without the version) to the server at `path`; returns
+/// its reply text, or the server's error.
 pub async fn request(path: &Path, command: &str) -> Result<String> {
     let mut s = UnixStream::connect(path).await.with_context(|| {
         format!(
@@ -37,8 +48,8 @@ pub async fn request(path: &Path, command: &str) -> Result<String> {
             path.display()
         )
     })?;
-    s.write_all(command.as_bytes()).await?;
-    s.write_all(b"\n").await?;
+    s.write_all(format!("{PROTOCOL} {command}\n").as_bytes())
+        .await?;
     let mut reply = String::new();
     s.read_to_string(&mut reply).await?;
     match reply.strip_prefix(OK) {
@@ -73,6 +84,9 @@ impl ControlSocket {
         }
         let listener = UnixListener::bind(path)
             .with_context(|| format!("binding control socket {}", path.display()))?;
+        // Root's only: the commands change what is served.
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("making control socket {} mode 0600", path.display()))?;
         Ok(ControlSocket {
             listener,
             path: path.to_owned(),
@@ -121,7 +135,7 @@ async fn reply<F>(r: &mut OwnedReadHalf, handler: &F, stats: &ServerStats) -> St
 where
     F: Fn(&str) -> Result<String>,
 {
-    let command = match read_command(r).await {
+    let command = match read_command(r).await.and_then(|line| unversioned(&line)) {
         Ok(c) => c,
         Err(e) => return format!("error\n{e:#}\n"),
     };
@@ -157,6 +171,25 @@ async fn read_command(r: &mut OwnedReadHalf) -> Result<String> {
     Ok(line.trim().to_owned())
 }
 
+/// The request line without its protocol version; an error naming both versions when the
+/// client speaks another one.
+fn unversioned(line: &str) -> Result<String> {
+    let (version, command) = line.split_once(' ').unwrap_or((line, ""));
+    if version == PROTOCOL {
+        return Ok(command.trim().to_owned());
+    }
+    match version.strip_prefix("xdpdns-control/") {
+        Some(v) => bail!(
+            "control protocol mismatch: the client speaks xdpdns-control/{v}, this server \
+             {PROTOCOL} (use the xdpdns binary of the running server's version)"
+        ),
+        None => bail!(
+            "not a control request (expected `{PROTOCOL} COMMAND`): {:?}",
+            line.chars().take(40).collect::<String>()
+        ),
+    }
+}
+
 /// Reads and drops what the client sent beyond its command line and is already here (the
 /// rest of an over-long request, say; at most 1 MiB, without waiting): closing a Unix socket
 /// with unread data resets it, and the client would not see its reply.
@@ -172,5 +205,28 @@ fn discard_unread(r: &OwnedReadHalf) {
 impl Drop for ControlSocket {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_of_another_version_or_none_are_refused_naming_the_versions() {
+        assert_eq!(
+            unversioned("xdpdns-control/1 stats --json").unwrap(),
+            "stats --json"
+        );
+        assert_eq!(unversioned("xdpdns-control/1").unwrap(), "");
+        let e = unversioned("xdpdns-control/2 stats")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("xdpdns-control/2") && e.contains(PROTOCOL),
+            "{e}"
+        );
+        let e = unversioned("stats").unwrap_err().to_string();
+        assert!(e.starts_with("not a control request"), "{e}");
     }
 }

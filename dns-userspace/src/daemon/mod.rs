@@ -5,12 +5,16 @@
 //!   names;
 //! - `served`: what is served, changed on both paths together (reload, secondary refreshes);
 //! - `secondary`, `notify_in`, `clock`: the secondary zones' tasks, NOTIFY in, their clock;
-//! - `report`: the text of `stats` and `status`; `control`: the control socket;
+//! - `report`: the replies of `stats` and `status`; `control`: the control socket;
+//!   `commands`: the control commands; `record` and `changes`: live record changes to zones
+//!   served from files, and their journal;
 //! - `privilege`: dropping root (`--user`) once everything is bound and attached;
 //! - running it at an ISP: `metrics` and `metrics_http` (Prometheus), `health` and
 //!   `xdp_probe` (the anycast health check), `sd_notify` and `sighup` (systemd), `logging`.
 
+pub mod changes;
 pub mod clock;
+pub mod commands;
 pub mod config;
 pub mod control;
 pub mod health;
@@ -19,6 +23,7 @@ mod metrics;
 pub mod metrics_http;
 pub mod notify_in;
 pub mod privilege;
+pub mod record;
 pub mod remote;
 mod report;
 pub mod sd_notify;
@@ -26,10 +31,10 @@ pub mod secondary;
 pub mod served;
 mod sighup;
 pub mod transfers;
+pub mod watch;
 pub mod xdp_probe;
 
 use std::collections::HashSet;
-use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -49,11 +54,11 @@ use crate::daemon::transfers::Outgoing;
 use crate::engine::EngineConfig;
 use crate::fastpath::promote::{self, Policy, PromoteStats};
 use crate::fastpath::xdp::AttachMode;
-use crate::fastpath::FastPath;
+use crate::fastpath::{pin, FastPath};
 use crate::net::udp::Workers;
 use crate::net::{self, Notifications, ServerStats, Service, TcpLimits, Transfers};
 use crate::xfr::tsig::Key;
-use crate::zone::load::{load_catalog, ZoneSpec};
+use crate::zone::load::ZoneSpec;
 
 /// Everything `serve` needs.
 #[derive(Clone, Debug)]
@@ -85,6 +90,12 @@ pub struct ServeOptions {
     pub metrics: Option<SocketAddr>,
     /// The user to run as once everything is bound and attached (`None`: stay as started).
     pub user: Option<String>,
+    /// Pin name of the XDP link (`fastpath::pin`): restarts keep the XDP path answering.
+    pub xdp_pin: Option<String>,
+    /// A clean stop leaves the pinned XDP program attached (for the next start to adopt).
+    pub keep_xdp: bool,
+    /// How SIGHUP reads the configuration again (`None`: it reloads the zone files only).
+    pub reconfigure: Option<commands::Reconfigure>,
 }
 
 struct State {
@@ -96,6 +107,7 @@ struct State {
     clock: DaemonClock,
     started: Instant,
     opts: ServeOptions,
+    control: commands::Control,
 }
 
 /// Locks `m`, also after a panic while it was held: a control command that panics is
@@ -184,7 +196,7 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
     check_unique(&opts)?;
     let account = opts.user.as_deref().map(Account::lookup).transpose()?;
     net::contain::install_hook();
-    let (catalog, warnings) = load_catalog(&opts.zones)?;
+    let (catalog, warnings) = changes::load_files(&opts.zones, &opts.storage)?;
     for w in &warnings {
         log::warn!("{w}");
     }
@@ -242,6 +254,7 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
         clock: clock.clone(),
         started: Instant::now(),
         opts: opts.clone(),
+        control: commands::Control::new(opts.zones.clone()),
     });
     let notify: Option<Arc<dyn Notifications>> = (!state.secondaries.is_empty())
         .then(|| Arc::new(NotifyIn::new(&state.secondaries, xfr.clone())) as _);
@@ -257,6 +270,7 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
         engine: state.served.engine.clone(),
         notify,
         transfers,
+        tally: Some(state.control.tally.clone()),
     };
     let mut tasks = tokio::task::JoinSet::new();
     let mut udp_sockets = Vec::new();
@@ -273,10 +287,14 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
     // Userspace answers already (from storage too); XDP joins when its maps are filled.
     if let Some((iface, mode, (addrs, port))) = xdp {
         tokio::task::block_in_place(|| {
-            state.served.start_xdp(|engine| {
-                FastPath::start(engine, &iface, mode, &addrs, port, opts.xdp_capacity)
+            state.served.start_xdp(|engine| match &opts.xdp_pin {
+                Some(name) => {
+                    pin::start(engine, &iface, mode, &addrs, port, opts.xdp_capacity, name)
+                }
+                None => FastPath::start(engine, &iface, mode, &addrs, port, opts.xdp_capacity),
             })
         })?;
+        state.control.xdp_started();
     }
     if let Some(a) = &account {
         privilege::drop_to(a)?;
@@ -285,7 +303,11 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
         privilege::check_access(storage, &files, a)?;
     }
     let (st, stats) = (state.clone(), state.stats.clone());
-    tasks.spawn(async move { control.serve(move |cmd| command(&st, cmd), stats).await });
+    tasks.spawn(async move {
+        control
+            .serve(move |cmd| commands::command(&st, cmd), stats)
+            .await
+    });
     if let Some(listener) = metrics {
         let st = state.clone();
         tasks.spawn(metrics_http::serve(listener, move |om| {
@@ -382,50 +404,8 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
     while zone_tasks.join_next().await.is_some() {}
     udp.stop();
     if let Some(x) = state.served.xdp() {
-        held(x).server.detach()?;
-        log::info!("XDP detached");
+        let what = pin::stop(&mut held(x).server, opts.xdp_pin.as_deref(), opts.keep_xdp)?;
+        log::info!("{what}");
     }
     Ok(())
-}
-
-/// Handles one control command.
-fn command(state: &State, cmd: &str) -> Result<String> {
-    match cmd {
-        "stats" => report::stats(state),
-        "status" => Ok(report::status(state)),
-        "reload" => reload(state),
-        "health" => health::verdict(state),
-        // Fault injection for the tests (see engine::fault): the control task's panic is
-        // contained like any other.
-        #[cfg(feature = "test-support")]
-        "test-panic" => panic!("fault injected for the tests: control command"),
-        other => bail!("unknown command {other:?} (known: stats, status, reload, health)"),
-    }
-}
-
-/// Reloads every zone file; the secondary zones stay as they are. Any error leaves everything
-/// as it was.
-fn reload(state: &State) -> Result<String> {
-    let (catalog, warnings) = load_catalog(&state.opts.zones)?;
-    let mut out = String::new();
-    for w in &warnings {
-        log::warn!("{w}");
-        writeln!(out, "warning: {w}")?;
-    }
-    let files = catalog.zones().count();
-    let (published, zones) = state.served.change(|s| s.files = catalog)?;
-    if let Some(p) = published {
-        writeln!(
-            out,
-            "xdp generation {} with {} entries, {} templates ({} new, {} cached)",
-            p.generation, p.entries, p.templates, p.new_templates, p.cached
-        )?;
-    }
-    let secondaries = zones - files;
-    writeln!(
-        out,
-        "reloaded {files} zones from files ({secondaries} secondary zones kept)"
-    )?;
-    log::info!("reloaded {files} zones from files ({secondaries} secondary zones kept)");
-    Ok(out)
 }

@@ -1,18 +1,36 @@
-//! The text of `xdpdns stats` (every counter, `name value`; a counter is always printed, 0 or
-//! not, so that a missing one is a bug the tests catch) and `xdpdns status`.
+//! The replies of `xdpdns stats` (every counter, `name value`; a counter is always printed, 0
+//! or not, so that a missing one is a bug the tests catch; with `--json` one object of them)
+//! and `xdpdns status` (text, or the same as a JSON object).
 
 use std::fmt::Write as _;
 
 use anyhow::Result;
 use dns_common::counter;
+use serde_json::{json, Map, Value};
 
+use super::commands::Reply;
 use super::secondary::ZoneHandle;
 use super::{held, State};
 use crate::xfr::soa::Soa;
 use crate::xfr::timers::{ExpirePolicy, Status, Timers};
 
-/// `xdpdns stats`: every counter, `name value` a line.
-pub(super) fn stats(state: &State) -> Result<String> {
+/// `xdpdns stats`: every counter, `name value` a line; in JSON an object of them.
+pub(super) fn stats(state: &State) -> Result<Reply> {
+    let text = stats_text(state)?;
+    let mut map = Map::new();
+    for line in text.lines() {
+        if let Some((name, value)) = line.split_once(' ') {
+            let v: u64 = value.parse()?;
+            map.insert(name.to_owned(), Value::from(v));
+        }
+    }
+    Ok(Reply {
+        text,
+        json: Value::Object(map),
+    })
+}
+
+fn stats_text(state: &State) -> Result<String> {
     let mut out = String::new();
     if let Some(x) = state.served.xdp() {
         let c = held(x).server.counters()?;
@@ -62,34 +80,80 @@ pub(super) fn stats(state: &State) -> Result<String> {
     for (name, value) in state.xfr.lines() {
         writeln!(out, "{name} {value}")?;
     }
+    // Userspace queries per zone served (with XDP on: the ones it passed).
+    let engine = state.served.engine.read().expect("engine lock").clone();
+    let mut zones: Vec<_> = engine.catalog.zones().map(|z| z.apex().clone()).collect();
+    zones.sort();
+    for apex in zones {
+        let n = state.control.tally.zone_queries(&apex);
+        writeln!(out, "zone.{apex}.queries {n}")?;
+    }
     Ok(out)
 }
 
-/// `xdpdns status`: uptime, the fast path, the zones served, and each secondary zone.
-pub(super) fn status(state: &State) -> String {
+/// `xdpdns status`: uptime, the fast path, the last reload, the zones served, and each
+/// secondary zone.
+pub(super) fn status(state: &State) -> Reply {
     let mut out = String::new();
+    let mut json = Map::new();
     let engine = state.served.engine.read().expect("engine lock").clone();
-    let _ = writeln!(out, "uptime {}s", state.started.elapsed().as_secs());
+    let uptime = state.started.elapsed().as_secs();
+    let _ = writeln!(out, "uptime {uptime}s");
+    json.insert("uptime_seconds".into(), uptime.into());
+    let detached = state
+        .control
+        .detached
+        .load(std::sync::atomic::Ordering::Relaxed);
     match (&state.opts.iface, state.served.xdp().is_some()) {
+        (Some(i), true) if detached => {
+            let _ = writeln!(out, "xdp detached from {i} by `xdpdns detach`");
+            json.insert("xdp".into(), json!({ "iface": i, "detached": true }));
+        }
         (Some(i), true) => {
             let (entries, (templates, cache)) = state.served.xdp().map_or((0, (0, 0)), |x| {
                 let x = held(x);
                 (x.entries, x.server.template_counts())
             });
+            let mode = state
+                .opts
+                .xdp_mode
+                .map_or("off".to_owned(), |m| format!("{m:?}").to_lowercase());
+            let pin = state.opts.xdp_pin.as_deref();
             let _ = writeln!(
                 out,
-                "xdp attached {i} ({entries} entries, {templates} templates, cache {cache})"
+                "xdp attached {i} ({entries} entries, {templates} templates, cache {cache}) \
+                 mode {mode}{}",
+                pin.map_or(String::new(), |p| format!(" pinned as {p}"))
+            );
+            json.insert(
+                "xdp".into(),
+                json!({ "iface": i, "entries": entries, "templates": templates,
+                        "template_cache": cache, "mode": mode, "pin": pin }),
             );
         }
         _ => {
             let _ = writeln!(out, "xdp off");
+            json.insert("xdp".into(), Value::Null);
         }
+    }
+    match &*held(&state.control.last_reload) {
+        Some(Ok(what)) => {
+            let _ = writeln!(out, "last reload ok: {what}");
+            json.insert("last_reload".into(), json!({ "ok": true, "message": what }));
+        }
+        Some(Err(why)) => {
+            let _ = writeln!(out, "last reload failed, nothing changed: {why}");
+            json.insert("last_reload".into(), json!({ "ok": false, "error": why }));
+        }
+        None => {}
     }
     let mut zones: Vec<_> = engine.catalog.zones().collect();
     zones.sort_by(|a, b| a.apex().cmp(b.apex()));
+    let mut zones_json = Vec::new();
     for z in zones {
         if !engine.catalog.is_available(z.apex()) {
             let _ = writeln!(out, "zone {} not served (SERVFAIL)", z.apex());
+            zones_json.push(json!({ "zone": z.apex().to_string(), "served": false }));
             continue;
         }
         let serial = Soa::from_rdata(&z.soa().rdatas[0]).map_or(0, |s| s.serial);
@@ -106,12 +170,29 @@ pub(super) fn status(state: &State) -> String {
             z.len(),
             z.is_signed(),
         );
+        zones_json.push(json!({
+            "zone": z.apex().to_string(), "served": true, "serial": serial, "names": z.len(),
+            "signed": z.is_signed(),
+            "source": if secondary { "secondary".to_owned() } else { z.source.clone() },
+        }));
     }
+    json.insert("zones".into(), Value::Array(zones_json));
     let now = state.clock.now();
+    let mut secondaries = Vec::new();
     for z in &state.secondaries {
-        out.push_str(&secondary(z, now));
+        let text = secondary(z, now);
+        out.push_str(&text);
+        let lines: Vec<&str> = text.lines().map(str::trim).collect();
+        secondaries.push(
+            json!({ "zone": z.spec.zone.to_string(), "serial": z.view().serial,
+                                  "lines": lines }),
+        );
     }
-    out
+    json.insert("secondaries".into(), Value::Array(secondaries));
+    Reply {
+        text: out,
+        json: Value::Object(json),
+    }
 }
 
 /// A secondary zone's lines in `xdpdns status`.

@@ -2,7 +2,8 @@
 //! sources — zone files (replaced by `reload`) and secondary zones (replaced by their refresh
 //! tasks, or marked unavailable: before the first transfer, or expired under `honour`) — and
 //! every change builds one engine from both, publishes it to the XDP fast path and swaps it in
-//! for userspace, together, under one lock: XDP and userspace never serve different zones, and a
+//! for userspace at the moment the fast path switches to it (`publish_switching`), under one
+//! lock: XDP and userspace never serve different zones, and a
 //! change that fails (the XDP maps full, say) leaves everything as it was. At start userspace
 //! serves first, the fast path joins once its program is loaded and its maps filled. A new
 //! version of a secondary zone reaches the fast path as a change to that zone only.
@@ -41,6 +42,15 @@ impl Sources {
         }
         Engine::new(catalog, config.clone())
     }
+}
+
+/// A new version of a zone served from a file (`Served::change_file_zone`).
+pub struct FileEdit {
+    pub zone: Arc<Zone>,
+    /// The names it changes.
+    pub change: ZoneChange,
+    /// Run when the version cannot be served (the journal entry taken back, say).
+    pub undo: Box<dyn FnOnce()>,
 }
 
 /// The engine being served, the fast path, and the sources both were built from.
@@ -91,10 +101,10 @@ impl Served {
         let mut sources = held(&self.sources);
         let mut next = sources.clone();
         edit(&mut next);
-        let engine = next.engine(&self.config);
+        let engine = Arc::new(next.engine(&self.config));
         let published = self.publish(&engine)?;
         let zones = engine.catalog.zones().count();
-        *self.engine.write().expect("engine lock") = Arc::new(engine);
+        self.serve(engine);
         *sources = next;
         Ok((published, zones))
     }
@@ -114,7 +124,7 @@ impl Served {
         let old = sources.secondaries.get(apex).cloned().flatten();
         let mut next = sources.clone();
         next.secondaries.insert(apex.clone(), zone.clone());
-        let engine = next.engine(&self.config);
+        let engine = Arc::new(next.engine(&self.config));
         let published = match (self.xdp.get(), old, &zone) {
             (Some(x), Some(old), Some(new)) => {
                 let change = match diffs {
@@ -124,21 +134,86 @@ impl Served {
                     }
                     None => ZoneChange::between(&old, new),
                 };
-                Some(held(x).publish_change(&engine, &change)?)
+                let switched = &mut || self.serve(engine.clone());
+                Some(held(x).publish_change_switching(&engine, &change, switched)?)
             }
             _ => self.publish(&engine)?,
         };
         let zones = engine.catalog.zones().count();
-        *self.engine.write().expect("engine lock") = Arc::new(engine);
+        self.serve(engine);
         *sources = next;
         Ok((published, zones))
     }
 
-    /// Publishes `engine` to the fast path: the whole of it, as a new generation.
-    fn publish(&self, engine: &Engine) -> Result<Option<Published>> {
-        match self.xdp.get() {
-            Some(x) => Ok(Some(held(x).publish(engine)?)),
+    /// Replaces zone `apex`, served from a file, by what `edit` makes of it (the new zone, the
+    /// names it changes, and what to undo when it cannot be served), on both paths: the fast
+    /// path takes only the change (`FastPath::publish_change`). `edit` runs under the lock, so
+    /// that changes to a zone follow each other; on any error nothing changes (and `undo` has
+    /// run when `edit` succeeded).
+    pub fn change_file_zone(
+        &self,
+        apex: &Name,
+        edit: impl FnOnce(&Arc<Zone>) -> Result<FileEdit>,
+    ) -> Result<Option<Published>> {
+        let mut sources = held(&self.sources);
+        let old = sources
+            .files
+            .get(apex)
+            .cloned()
+            .ok_or_else(|| anyhow!("no zone {apex} is served from a file"))?;
+        let FileEdit { zone, change, undo } = edit(&old)?;
+        let mut next = sources.clone();
+        next.files.insert(zone);
+        let engine = Arc::new(next.engine(&self.config));
+        let published = match self.xdp.get() {
+            Some(x) => held(x)
+                .publish_change_switching(&engine, &change, &mut || self.serve(engine.clone()))
+                .map(Some),
             None => Ok(None),
+        };
+        let published = match published {
+            Ok(p) => p,
+            Err(e) => {
+                undo();
+                return Err(e);
+            }
+        };
+        self.serve(engine);
+        *sources = next;
+        Ok(published)
+    }
+
+    /// Runs `f` on the engine being served and the fast path, with no change in progress.
+    pub fn with_xdp<T>(&self, f: impl FnOnce(&Engine, &FastPath) -> T) -> Option<T> {
+        let _no_change = held(&self.sources);
+        let x = self.xdp.get()?;
+        let engine = self.engine.read().expect("engine lock").clone();
+        Some(f(&engine, &held(x)))
+    }
+
+    /// The zone served from a file at `apex`, if any.
+    pub fn file_zone(&self, apex: &Name) -> Option<Arc<Zone>> {
+        held(&self.sources).files.get(apex).cloned()
+    }
+
+    /// Publishes `engine` to the fast path, the whole of it as a new generation, and serves
+    /// it from userspace at the moment XDP switches to it.
+    fn publish(&self, engine: &Arc<Engine>) -> Result<Option<Published>> {
+        match self.xdp.get() {
+            Some(x) => {
+                Ok(Some(held(x).publish_switching(engine, &mut || {
+                    self.serve(engine.clone())
+                })?))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Serves `engine` from userspace (again, when the fast path's switch did already).
+    fn serve(&self, engine: Arc<Engine>) {
+        let mut served = self.engine.write().expect("engine lock");
+        if !Arc::ptr_eq(&served, &engine) {
+            *served = engine;
         }
     }
 }

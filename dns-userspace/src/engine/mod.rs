@@ -116,6 +116,19 @@ impl Catalog {
     pub fn find(&self, qname: &Name) -> Option<&Arc<Zone>> {
         qname.ancestors().find_map(|n| self.zones.get(n))
     }
+
+    /// `find` for a borrowed name (a query's question, say), without allocating.
+    pub fn find_wire(&self, qname: &crate::wire::name::NameRef) -> Option<&Arc<Zone>> {
+        let wire = qname.wire();
+        let mut at = 0;
+        while at < wire.len() {
+            if let Some(z) = self.zones.get(crate::wire::name::NameRef::new(&wire[at..])) {
+                return Some(z);
+            }
+            at += 1 + wire[at] as usize;
+        }
+        None
+    }
 }
 
 /// The placeholder of an unavailable zone: `apex SOA . . 0 0 0 0 0` and `apex NS .`.

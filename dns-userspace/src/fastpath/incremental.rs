@@ -129,7 +129,19 @@ impl FastPath {
     /// not cheaper. On success the caller switches its userspace engine to `engine`; on an
     /// error the maps are as they were, and the caller keeps its engine.
     pub fn publish_change(&mut self, engine: &Engine, change: &ZoneChange) -> Result<Published> {
-        self.publish_change_observed(engine, change, &mut |_| Ok(()))
+        self.publish_change_switching(engine, change, &mut || {})
+    }
+
+    /// `publish_change`, calling `switched` once the XDP path answers from `engine` (after the
+    /// last index write, before the bookkeeping), for the caller to switch its userspace engine
+    /// then. Not called when it fails.
+    pub fn publish_change_switching(
+        &mut self,
+        engine: &Engine,
+        change: &ZoneChange,
+        switched: &mut dyn FnMut(),
+    ) -> Result<Published> {
+        self.publish_change_inner(engine, change, &mut |_| Ok(()), switched)
     }
 
     /// `publish_change`, calling `observe` after every index write of an incremental update
@@ -141,13 +153,23 @@ impl FastPath {
         change: &ZoneChange,
         observe: &mut dyn FnMut(&mut XdpServer) -> Result<()>,
     ) -> Result<Published> {
+        self.publish_change_inner(engine, change, observe, &mut || {})
+    }
+
+    fn publish_change_inner(
+        &mut self,
+        engine: &Engine,
+        change: &ZoneChange,
+        observe: &mut dyn FnMut(&mut XdpServer) -> Result<()>,
+        switched: &mut dyn FnMut(),
+    ) -> Result<Published> {
         let t = Instant::now();
-        let reason = match self.try_incremental(engine, change, t, observe)? {
+        let reason = match self.try_incremental(engine, change, t, observe, switched)? {
             Ok(p) => return Ok(p),
             Err(reason) => reason,
         };
         log::info!("zone {}: publishing XDP in full: {reason}", change.apex);
-        let mut p = self.publish(engine)?;
+        let mut p = self.publish_switching(engine, switched)?;
         p.update = Update::Full {
             reason: Some(reason),
         };
@@ -161,6 +183,7 @@ impl FastPath {
         change: &ZoneChange,
         t: Instant,
         observe: &mut dyn FnMut(&mut XdpServer) -> Result<()>,
+        switched: &mut dyn FnMut(),
     ) -> Result<Result<Published, String>> {
         let last = self.last.clone();
         if self.generation == 0 || !same_config(&last.config, &engine.config) {
@@ -213,6 +236,7 @@ impl FastPath {
                 format!("incremental XDP update of zone {} (undone)", change.apex)
             });
         }
+        switched();
         for w in &plan.writes {
             match w {
                 Write::Exact { key, new, .. } => match new {

@@ -11,11 +11,13 @@
 
 pub mod affected;
 pub mod change;
+pub mod check;
 pub mod compile;
 pub mod deps;
 pub mod edns;
 mod incremental;
 pub mod keyset;
+pub mod pin;
 pub mod promote;
 pub mod render;
 pub mod templates;
@@ -172,7 +174,7 @@ impl FastPath {
         let generation = 1;
         let entries = compile_all(engine, generation);
         let mut fp = FastPath::sized(&entries, addrs, port, templates)?;
-        fp.install(engine, entries, generation)?;
+        fp.install(engine, entries, generation, None)?;
         Ok(fp)
     }
 
@@ -226,6 +228,17 @@ impl FastPath {
     /// copy, say), the program is loaded again sized for them, filled, and swapped in for the
     /// old one on the interface.
     pub fn publish(&mut self, engine: &Engine) -> Result<Published> {
+        self.publish_switching(engine, &mut || {})
+    }
+
+    /// `publish`, calling `switched` at the moment the XDP path starts answering from the new
+    /// generation (before the old one is cleaned up), for the caller to switch its userspace
+    /// engine to `engine` then: both paths change together. Not called when it fails.
+    pub fn publish_switching(
+        &mut self,
+        engine: &Engine,
+        switched: &mut dyn FnMut(),
+    ) -> Result<Published> {
         let generation = next_generation(self.generation);
         let entries = compile_all(engine, generation);
         let have = self.server.capacity();
@@ -238,7 +251,7 @@ impl FastPath {
             && self.suffix_keys.len() + entries.suffix.len() <= have.suffixes as usize
             && templates <= have.templates as usize;
         if fits {
-            return self.install(engine, entries, generation);
+            return self.install(engine, entries, generation, Some(switched));
         }
         log::info!(
             "XDP maps too small for the new generation ({} exact and {} suffix entries beside {} \
@@ -253,13 +266,22 @@ impl FastPath {
             have.templates,
         );
         let mut next = FastPath::sized(&entries, &self.addrs, self.port, self.templates)?;
-        let p = next.install(engine, entries, generation)?;
+        let p = next.install(engine, entries, generation, None)?;
         next.server.take_over(&mut self.server)?;
+        switched();
         *self = next;
         Ok(p)
     }
 
-    fn install(&mut self, engine: &Engine, entries: Entries, generation: u16) -> Result<Published> {
+    /// Fills the maps with `entries` as `generation` and switches the program to it
+    /// (`switched` is called then).
+    fn install(
+        &mut self,
+        engine: &Engine,
+        entries: Entries,
+        generation: u16,
+        switched: Option<&mut dyn FnMut()>,
+    ) -> Result<Published> {
         let t = Instant::now();
         let inserted = match self.server.insert(&entries) {
             Ok(i) => i,
@@ -290,6 +312,9 @@ impl FastPath {
                 dns_common::CONFIG_NO_DNSSEC
             },
         })?;
+        if let Some(switched) = switched {
+            switched();
+        }
         let old_exact = std::mem::replace(
             &mut self.exact_keys,
             KeySet::new(entries.exact.iter().map(|(k, _)| *k).collect()),

@@ -96,7 +96,9 @@ pub struct XdpServer {
     carried: Vec<u64>,
     // Kept alive: dropping it closes the log map (aya-log 0.3).
     _logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
-    attached: Option<(String, XdpLinkId)>,
+    /// The interface and the link the program is attached with (`pin` may hold the link
+    /// pinned too).
+    pub(super) attached: Option<(String, XdpLinkId)>,
 }
 
 fn take<T>(ebpf: &mut Ebpf, name: &str) -> Result<T>
@@ -160,7 +162,7 @@ impl XdpServer {
         })
     }
 
-    fn program(&mut self) -> Result<&mut Xdp> {
+    pub(super) fn program(&mut self) -> Result<&mut Xdp> {
         Ok(self
             .ebpf
             .program_mut(PROGRAM)

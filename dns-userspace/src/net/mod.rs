@@ -3,7 +3,8 @@
 //! `batch`, the per-query destination address in `pktinfo`), TCP in `tcp` (per-source
 //! connection counts in `sources`); `notify` routes NOTIFY requests to the daemon's handler
 //! instead of the engine; `contain` keeps a panicking query from taking its thread down,
-//! `backoff` keeps failing loops from spinning.
+//! `backoff` keeps failing loops from spinning; `tally` counts queries per zone and the names
+//! asked most often (`xdpdns top`).
 
 pub mod backoff;
 mod batch;
@@ -12,6 +13,7 @@ pub mod idle;
 pub mod notify;
 pub mod pktinfo;
 mod sources;
+pub mod tally;
 pub mod tcp;
 pub mod udp;
 

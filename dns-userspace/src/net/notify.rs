@@ -50,6 +50,8 @@ pub struct Service {
     pub engine: SharedEngine,
     pub notify: Option<Arc<dyn Notifications>>,
     pub transfers: Option<Arc<dyn Transfers>>,
+    /// Counts the queries per zone and the names asked most often.
+    pub tally: Option<Arc<crate::net::tally::Tally>>,
 }
 
 /// Whether `msg` is a NOTIFY request (QR clear, opcode 4).
@@ -73,6 +75,9 @@ impl Service {
         transport: Transport,
         stats: &ServerStats,
     ) -> Option<Vec<u8>> {
+        if let Some(t) = &self.tally {
+            t.note(engine, msg, transport);
+        }
         let Some(handler) = self.notify.as_ref().filter(|_| is_notify(msg)) else {
             let r = self.query(engine, msg, peer, transport, stats);
             r.iter().for_each(|r| stats.count_rcode(transport, r));
@@ -235,6 +240,7 @@ mod tests {
             transfers: None,
             engine: Default::default(),
             notify: Some(seen.clone()),
+            tally: None,
         };
         let stats = ServerStats::default();
         let eng = Engine::default();

@@ -191,7 +191,8 @@ pub fn control(path: &Path, command: &str, timeout: Duration) -> Result<String> 
     let mut s = UnixStream::connect(path)
         .with_context(|| format!("connecting to the control socket {}", path.display()))?;
     s.set_read_timeout(Some(timeout))?;
-    s.write_all(format!("{command}\n").as_bytes())?;
+    let protocol = xdpdns::daemon::control::PROTOCOL;
+    s.write_all(format!("{protocol} {command}\n").as_bytes())?;
     let mut reply = String::new();
     s.read_to_string(&mut reply)
         .with_context(|| format!("reading the reply to {command} from {}", path.display()))?;

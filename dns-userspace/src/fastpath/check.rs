@@ -1,0 +1,231 @@
+//! `xdpdns map check`: every entry of the XDP maps compared with what the engine answers now.
+//! The engine's answers are compiled again for the generation being served and compared with
+//! what the kernel's maps hold, read back entry by entry:
+//! - an index entry (exact, NODATA, suffix) the engine makes but the maps lack is `missing`
+//!   (XDP then passes those queries, or a shorter suffix answers them: wrong);
+//! - one the maps hold for the served generation that the engine does not make is
+//!   `unexpected`;
+//! - an entry that names another template kind, anchor or template than the engine's answer is
+//!   `different`, and so is a cached template whose body is not the engine's answer;
+//! - a template that is not in the kernel's cache is `cold` (its queries are passed, which is
+//!   never wrong) and not a difference.
+//!
+//! Exact entries live under their name's epoch (incremental updates, see `incremental`): one
+//! under any epoch counts, two are a difference (a stale set left behind).
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use anyhow::{Context as _, Result};
+use dns_common::{AnswerKey, AnswerRef, KIND_EPOCH_MASK, SUFFIX_DATA};
+
+use super::templates::Body;
+use super::{compile_all, FastPath};
+use crate::engine::Engine;
+
+/// Differences listed in full; beyond that only counted.
+const LISTED: usize = 50;
+
+/// What `check` found.
+#[derive(Debug, Default)]
+pub struct MapCheck {
+    pub generation: u16,
+    /// Index entries the engine makes now.
+    pub expected: usize,
+    /// Entries and templates compared and equal.
+    pub matching: usize,
+    pub missing: usize,
+    pub unexpected: usize,
+    pub different: usize,
+    /// Entries whose template is not cached (passed: not compared).
+    pub cold: usize,
+    /// Entries of other generations still in the maps (never answered from).
+    pub other_generations: usize,
+    /// The first `LISTED` differences, one line each.
+    pub lines: Vec<String>,
+}
+
+impl MapCheck {
+    pub fn differences(&self) -> usize {
+        self.missing + self.unexpected + self.different
+    }
+
+    fn note(&mut self, line: String) {
+        if self.lines.len() < LISTED {
+            self.lines.push(line);
+        }
+    }
+
+    /// The report, a line per difference and a summary last.
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        for l in &self.lines {
+            let _ = writeln!(out, "{l}");
+        }
+        if self.differences() > self.lines.len() {
+            let _ = writeln!(out, "... {} more", self.differences() - self.lines.len());
+        }
+        let _ = writeln!(
+            out,
+            "map check, generation {}: {} entries expected, {} matching, {} missing, {} \
+             unexpected, {} different, {} with templates not cached (passed), {} of other \
+             generations",
+            self.generation,
+            self.expected,
+            self.matching,
+            self.missing,
+            self.unexpected,
+            self.different,
+            self.cold,
+            self.other_generations
+        );
+        out
+    }
+}
+
+/// Whether `r` is the entry `body` makes, and its template (when cached) `body`.
+enum Verdict {
+    Same,
+    Cold,
+    Different(String),
+}
+
+impl FastPath {
+    /// Compares the maps with `engine`'s answers (the engine being served: call it with no
+    /// change in progress).
+    pub fn check(&self, engine: &Engine) -> Result<MapCheck> {
+        let mut c = MapCheck {
+            generation: self.generation,
+            ..MapCheck::default()
+        };
+        let entries = compile_all(engine, self.generation);
+        c.expected = entries.len();
+        let s = &self.server;
+        // The index as the kernel has it.
+        let mut exact: HashMap<AnswerKey, Vec<(u16, AnswerRef)>> = HashMap::new();
+        for kv in s.answers.iter() {
+            let (k, r) = kv.context("reading the XDP answer map")?;
+            if k.generation != self.generation {
+                c.other_generations += 1;
+                continue;
+            }
+            let base = AnswerKey { epoch: 0, ..k };
+            exact.entry(base).or_default().push((k.epoch, r));
+        }
+        let mut suffix: HashMap<(u32, Vec<u8>), AnswerRef> = HashMap::new();
+        let flag = dns_common::suffix_flag_byte(self.generation, false) & !1;
+        for kv in s.suffixes.iter() {
+            let (k, r) = kv.context("reading the XDP suffix map")?;
+            let bits = k.prefix_len();
+            let data: [u8; SUFFIX_DATA] = k.data();
+            let len = (bits as usize).div_ceil(8).min(SUFFIX_DATA);
+            if len == 0 || data[0] & !1 != flag {
+                c.other_generations += 1;
+                continue;
+            }
+            suffix.insert((bits, data[..len].to_vec()), r);
+        }
+        for (k, body) in &entries.exact {
+            let what = || format!("exact {}", describe_exact(k));
+            match exact.remove(k).as_deref() {
+                None => {
+                    c.missing += 1;
+                    c.note(format!("missing: {}", what()));
+                }
+                Some([(_, r)]) => self.judge(&mut c, r, body, what),
+                Some(many) => {
+                    c.different += 1;
+                    let epochs: Vec<u16> = many.iter().map(|e| e.0).collect();
+                    c.note(format!("different: {} under epochs {epochs:?}", what()));
+                }
+            }
+        }
+        for (k, body) in &entries.suffix {
+            let what = || format!("suffix {}", describe_suffix(&k.prefix));
+            match suffix.remove(&(k.bits, k.prefix.to_vec())) {
+                None => {
+                    c.missing += 1;
+                    c.note(format!("missing: {}", what()));
+                }
+                Some(r) => self.judge(&mut c, &r, body, what),
+            }
+        }
+        for k in exact.keys() {
+            c.unexpected += 1;
+            c.note(format!("unexpected: exact {}", describe_exact(k)));
+        }
+        for (_, prefix) in suffix.keys() {
+            c.unexpected += 1;
+            c.note(format!("unexpected: suffix {}", describe_suffix(prefix)));
+        }
+        Ok(c)
+    }
+
+    fn judge(&self, c: &mut MapCheck, r: &AnswerRef, body: &Body, what: impl Fn() -> String) {
+        match self.verdict(r, body) {
+            Verdict::Same => c.matching += 1,
+            Verdict::Cold => c.cold += 1,
+            Verdict::Different(why) => {
+                c.different += 1;
+                c.note(format!("different: {}: {why}", what()));
+            }
+        }
+    }
+
+    fn verdict(&self, r: &AnswerRef, body: &Body) -> Verdict {
+        if r.kind & !KIND_EPOCH_MASK != body.kind() || r.anchor_len != body.anchor_len() {
+            return Verdict::Different(format!(
+                "kind {:#x} anchor {} in the map, the engine's {:#x} anchor {}",
+                r.kind & !KIND_EPOCH_MASK,
+                r.anchor_len,
+                body.kind(),
+                body.anchor_len()
+            ));
+        }
+        if r.template == 0 {
+            // A pass marker: nothing cached behind it.
+            return Verdict::Same;
+        }
+        match self.server.current_ref(body) {
+            Some(want) if want.template != r.template => {
+                return Verdict::Different(format!(
+                    "template {} in the map, the engine's answer is template {}",
+                    r.template, want.template
+                ))
+            }
+            _ => {}
+        }
+        match self.server.templates.get(&r.template, 0) {
+            Ok(a) if Body::new(&a) == *body => Verdict::Same,
+            Ok(_) => Verdict::Different(format!(
+                "cached template {} is not the engine's answer",
+                r.template
+            )),
+            Err(_) => Verdict::Cold,
+        }
+    }
+}
+
+/// `name type flags` of an exact key, for people.
+fn describe_exact(k: &AnswerKey) -> String {
+    let start = k
+        .name
+        .iter()
+        .position(|&b| b != 0)
+        .unwrap_or(k.name.len() - 1);
+    let name = crate::wire::name::Name::from_wire(&k.name[start..])
+        .map_or_else(|_| format!("{:?}", &k.name[start..]), |n| n.to_string());
+    format!(
+        "{name} {} flags {:#x}",
+        crate::wire::record::rtype::to_string(k.qtype),
+        k.flags
+    )
+}
+
+/// The name of a suffix key (`[flags, reversed wire name]`), for people.
+fn describe_suffix(prefix: &[u8]) -> String {
+    let wire: Vec<u8> = prefix[1..].iter().rev().copied().collect();
+    let name = crate::wire::name::Name::from_wire(&wire)
+        .map_or_else(|_| format!("{wire:?}"), |n| n.to_string());
+    format!("{name} do={}", prefix[0] & 1)
+}

@@ -1,0 +1,81 @@
+//! `xdpdns map check` end to end: after record changes (published incrementally) the maps equal
+//! what the engine answers, and an entry deleted behind the daemon's back (`bpftool map
+//! delete`) is reported as missing, with exit status 1.
+
+use std::process::Command;
+
+use xdpdns_tests::ctl::{cli, run, server_xdp_prog, xdpdns};
+use xdpdns_tests::{sh, zone_file, TestNet};
+
+fn bpftool(args: &[&str]) -> serde_json::Value {
+    let out = sh(Command::new("bpftool").arg("-j").args(args)).unwrap();
+    serde_json::from_str(&out).unwrap()
+}
+
+/// The id of map `name` of the XDP program on the server's interface.
+fn map_of_server(net: &TestNet, name: &str) -> u64 {
+    let prog = server_xdp_prog(net).expect("XDP attached");
+    let prog = bpftool(&["prog", "show", "id", &prog.to_string()]);
+    let ids = prog["map_ids"].as_array().expect("map ids");
+    ids.iter()
+        .map(|id| id.as_u64().unwrap())
+        .find(|id| bpftool(&["map", "show", "id", &id.to_string()])["name"] == name)
+        .unwrap_or_else(|| panic!("no map {name} in {prog}"))
+}
+
+#[test]
+fn the_maps_equal_the_engine_after_changes_and_a_deleted_entry_is_found() {
+    let mut net = TestNet::new().expect("test namespaces");
+    let zone = net.dir.join("example.zone");
+    std::fs::copy(zone_file("example.zone"), &zone).unwrap();
+    let storage = net.dir.join("storage").display().to_string();
+    net.start_server(
+        &[zone.to_str().unwrap()],
+        &["--listen", "[::]:53", "--storage", &storage],
+    )
+    .expect("server starts");
+    let out = xdpdns(&net, &["map", "check"]).unwrap();
+    println!("{out}");
+    assert!(
+        out.contains("0 missing, 0 unexpected, 0 different"),
+        "{out}"
+    );
+    for change in [
+        "record add example. new 300 A 198.18.0.77",
+        "record add example. deep.new 300 TXT \"x\"",
+        "record del example. www 3600 A 198.18.0.81",
+    ] {
+        run(&net, change).unwrap();
+    }
+    // A change the zone checks warn of is made, and the reply passes the warning on.
+    let out = run(&net, "record add example. shop 3600 NS ns3.shop.example.").unwrap();
+    assert!(out.contains("warning:") && out.contains("no glue"), "{out}");
+    let out = xdpdns(&net, &["map", "check", "--json"]).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(v["matching"].as_u64().unwrap() > 40, "{out}");
+    assert_eq!(v["missing"], 0, "{out}");
+
+    // One index entry deleted behind the daemon's back.
+    let answers = map_of_server(&net, "ANSWERS").to_string();
+    let dump = bpftool(&["map", "dump", "id", &answers]);
+    let key: Vec<String> = dump[0]["key"]
+        .as_array()
+        .expect("a key")
+        .iter()
+        .map(|b| b.as_str().unwrap().to_owned())
+        .collect();
+    let mut args = vec!["map", "delete", "id", &answers, "key", "hex"];
+    let hex: Vec<String> = key
+        .iter()
+        .map(|b| b.trim_start_matches("0x").to_owned())
+        .collect();
+    args.extend(hex.iter().map(String::as_str));
+    sh(Command::new("bpftool").args(&args)).unwrap();
+    let (ok, _, err) = cli(&net, &["map", "check"]);
+    assert!(!ok, "exit status nonzero");
+    println!("{err}");
+    assert!(
+        err.contains("missing: exact") && err.contains("1 missing"),
+        "{err}"
+    );
+}
