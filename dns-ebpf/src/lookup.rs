@@ -23,6 +23,8 @@ const QTYPE_RRSIG: u16 = 46;
 pub struct Found {
     pub answer: &'static Answer,
     pub shift: Option<usize>,
+    /// The template's id.
+    pub id: u32,
 }
 
 /// An index entry found, with the octets the query name adds in front of a suffix entry's
@@ -66,6 +68,27 @@ fn lpm_get(scratch: &mut Scratch) -> Option<&'static AnswerRef> {
     (!found.is_null()).then(|| unsafe { &*found })
 }
 
+/// The NSEC3 denial template and shift `nsec3::jump` left for the denial program.
+#[inline(always)]
+pub fn resume(scratch: &mut Scratch) -> Result<Found, u32> {
+    // SAFETY: plain reads of per-CPU memory the answering program wrote before its tail call.
+    let (id, shift) = unsafe {
+        (
+            core::ptr::read_volatile(&scratch.nsec3.template),
+            core::ptr::read_volatile(&scratch.nsec3.shift),
+        )
+    };
+    // SAFETY: map values stay valid for the duration of the program (RCU).
+    match TEMPLATES.get_ptr(&id).map(|a| unsafe { &*a }) {
+        Some(answer) if answer.kind & 0xff == AnswerKind::Nsec3Negative as u16 => Ok(Found {
+            answer,
+            shift: Some(shift as usize & 0xff),
+            id,
+        }),
+        _ => Err(counter::PASS_NSEC3),
+    }
+}
+
 /// Looks the query up; `scratch.key` holds the exact key on entry and is changed.
 #[inline(always)]
 pub fn find(scratch: &mut Scratch, name_len: usize) -> Result<Found, u32> {
@@ -76,6 +99,7 @@ pub fn find(scratch: &mut Scratch, name_len: usize) -> Result<Found, u32> {
         Some(answer) => Ok(Found {
             answer,
             shift: hit.shift,
+            id,
         }),
         None => {
             // Best effort: when the ring is full, the query is still passed.
@@ -122,7 +146,8 @@ fn index(scratch: &mut Scratch, name_len: usize) -> Result<Hit, u32> {
     }
     let kind = entry.kind & 0xff;
     let usable = (kind == AnswerKind::Referral as u16 && !(at == 0 && qtype == QTYPE_DS))
-        || (kind == AnswerKind::Negative as u16 && at > 0)
+        || ((kind == AnswerKind::Negative as u16 || kind == AnswerKind::Nsec3Negative as u16)
+            && at > 0)
         || kind == AnswerKind::Refused as u16;
     if !usable {
         return Err(counter::PASS_MISS);
@@ -187,9 +212,9 @@ fn longest(
 }
 
 /// Copies a suffix template into `scratch.tpl`, shifts its compression pointers by `shift` and
-/// returns the template's checksum (even-aligned, folded).
+/// returns the checksum (even-aligned, folded) of its first `len` octets.
 #[inline(always)]
-pub fn patch(scratch: &mut Scratch, answer: &Answer, shift: usize) -> Result<u16, u32> {
+pub fn patch(scratch: &mut Scratch, answer: &Answer, shift: usize, len: usize) -> Result<u16, u32> {
     let tpl = scratch.tpl.as_mut_ptr();
     // By 8-byte words: `data` and `tpl` are both 8-byte aligned (see their layouts).
     let src = answer.data.as_ptr() as *const u64;
@@ -214,5 +239,5 @@ pub fn patch(scratch: &mut Scratch, answer: &Answer, shift: usize) -> Result<u16
         }
     }
     // Only the template's own length: the compiler zero-pads templates.
-    checksum::words(tpl, answer.len as usize, ANSWER_MAX as u32)
+    checksum::words(tpl, len, ANSWER_MAX as u32)
 }

@@ -9,11 +9,11 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use dns_common::{
-    counter, opt_record, Answer, Config, Scratch, ANSWER_MAX, CONFIG_NO_DNSSEC, FRAME_PREFIX_MAX,
+    counter, opt_record, Answer, AnswerKind, Config, Scratch, ANSWER_MAX, CONFIG_NO_DNSSEC, FRAME_PREFIX_MAX,
     KEY_FLAG_DO, NAME_BUF, OPT_LEN,
 };
 
-use crate::{checksum, lookup, question, CONFIG, SCRATCH, SERVICE_ADDRS};
+use crate::{checksum, lookup, nsec3, question, CONFIG, SCRATCH, SERVICE_ADDRS};
 
 const ETH_P_IPV4: u16 = 0x0800;
 const ETH_P_IPV6: u16 = 0x86dd;
@@ -60,8 +60,11 @@ struct Flow {
 
 /// Handles one packet. `Ok(kind)`: the packet now holds a response of that `AnswerKind`.
 /// `Err(reason)`: the packet is unchanged and goes up the stack; `reason` is a counter index.
+/// `DENIAL`: the NSEC3 denial program (`xdp_dns_nsec3`), which the answering program
+/// tail-calls for an NSEC3 denial template: it builds only that answer, from the template
+/// and shift left in scratch. Kept apart, each program stays within the verifier's limits.
 #[inline(always)]
-pub fn handle(ctx: &XdpContext) -> Result<u16, u32> {
+pub fn handle<const DENIAL: bool>(ctx: &XdpContext) -> Result<u16, u32> {
     let cfg = match CONFIG.get(0) {
         Some(c) if c.port != 0 => *c,
         _ => return Err(counter::PASS_NOT_DNS),
@@ -106,16 +109,31 @@ pub fn handle(ctx: &XdpContext) -> Result<u16, u32> {
     if cfg.flags & CONFIG_NO_DNSSEC != 0 {
         scratch.key.flags &= !KEY_FLAG_DO;
     }
-    let found = lookup::find(scratch, q.name_len)?;
+    let found = if DENIAL {
+        lookup::resume(scratch)?
+    } else {
+        lookup::find(scratch, q.name_len)?
+    };
     let answer: &Answer = found.answer;
-    let len = answer.len as usize;
+    if !DENIAL && answer.kind & 0xff == AnswerKind::Nsec3Negative as u16 {
+        return Err(nsec3::jump(ctx, scratch, &found));
+    }
+    let denial = DENIAL;
+    let mut len = answer.len as usize;
     if len > ANSWER_MAX {
         return Err(counter::PASS_ERROR);
     }
+    let mut nscount = answer.nscount;
     // An empty body (REFUSED) has nothing to copy or patch.
     let (tpl, tpl_csum): (*const u8, u16) = match found.shift {
         _ if len == 0 => (answer.data.as_ptr(), 0),
-        Some(shift) => (scratch.tpl.as_ptr(), lookup::patch(scratch, answer, shift)?),
+        Some(shift) if denial => {
+            let d = nsec3::deny(scratch, answer, shift, q.name_len)?;
+            len = d.len;
+            nscount = d.nscount;
+            (scratch.tpl.as_ptr(), d.csum)
+        }
+        Some(shift) => (scratch.tpl.as_ptr(), lookup::patch(scratch, answer, shift, len)?),
         None => (answer.data.as_ptr(), answer.csum),
     };
     let opt_len = if q.edns { OPT_LEN } else { 0 };
@@ -138,7 +156,7 @@ pub fn handle(ctx: &XdpContext) -> Result<u16, u32> {
         + checksum::field(resp_flags)
         + checksum::field(1)
         + checksum::field(answer.ancount)
-        + checksum::field(answer.nscount)
+        + checksum::field(nscount)
         + checksum::field(arcount_out);
     let tpl_odd = q.name_len & 1 == 1;
     sum += checksum::at_parity(tpl_csum, tpl_odd);
@@ -165,7 +183,8 @@ pub fn handle(ctx: &XdpContext) -> Result<u16, u32> {
     if at_head || unsafe { bpf_xdp_adjust_tail(ctx.ctx, delta as i32) } != 0 {
         grow_at_head(ctx, scratch, l7, delta)?;
     }
-    if len > 0 {
+    // A denial's body is written last (below): its parts' branches then end the program.
+    if !denial && len > 0 {
         // SAFETY: the helper checks the offsets against the (new) packet; len ≤ ANSWER_MAX.
         let r = unsafe { bpf_xdp_store_bytes(ctx.ctx, l7 as u32, tpl as *mut _, len as u32) };
         if r != 0 {
@@ -191,7 +210,7 @@ pub fn handle(ctx: &XdpContext) -> Result<u16, u32> {
     let hdr: *mut [u8; 10] = ptr_at(ctx, dns + 2)?;
     let f = resp_flags.to_be_bytes();
     let an = answer.ancount.to_be_bytes();
-    let ns = answer.nscount.to_be_bytes();
+    let ns = nscount.to_be_bytes();
     let ar = arcount_out.to_be_bytes();
     // SAFETY: bounds checked by ptr_at.
     unsafe {
@@ -208,6 +227,9 @@ pub fn handle(ctx: &XdpContext) -> Result<u16, u32> {
         sum += swap_ipv4(ctx, flow.l3, udp_len)?;
     }
     swap_udp(ctx, flow.l4, udp_len, sum)?;
+    if denial {
+        nsec3::store(ctx, scratch, l7)?;
+    }
     Ok(answer.kind & 0xff)
 }
 

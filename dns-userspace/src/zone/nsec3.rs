@@ -108,24 +108,49 @@ impl Nsec3Chain {
 
     /// The NSEC3 whose owner hash equals the hash of `name`.
     pub fn matching(&self, name: &Name) -> Option<(&Name, &RRset)> {
-        let h = self.hash(name);
-        self.entries
-            .binary_search_by(|e| e.0.as_slice().cmp(&h))
-            .ok()
-            .map(|i| (&self.entries[i].1, &self.entries[i].2))
+        self.matching_index(name).map(|i| self.get(i))
     }
 
     /// The NSEC3 that covers the hash of `name`: the last owner hash below it, wrapping around.
     pub fn covering(&self, name: &Name) -> Option<(&Name, &RRset)> {
+        self.covering_index(name).map(|i| self.get(i))
+    }
+
+    /// Index (in hash order) of the NSEC3 `matching` returns.
+    pub fn matching_index(&self, name: &Name) -> Option<usize> {
+        let h = self.hash(name);
+        self.entries
+            .binary_search_by(|e| e.0.as_slice().cmp(&h))
+            .ok()
+    }
+
+    /// Index (in hash order) of the NSEC3 `covering` returns.
+    pub fn covering_index(&self, name: &Name) -> Option<usize> {
         if self.entries.is_empty() {
             return None;
         }
-        let h = self.hash(name);
-        let i = match self.entries.binary_search_by(|e| e.0.as_slice().cmp(&h)) {
+        Some(self.covering_hash(&self.hash(name)))
+    }
+
+    /// Index of the NSEC3 covering the hash `h` (an exact match included).
+    pub fn covering_hash(&self, h: &[u8]) -> usize {
+        match self.entries.binary_search_by(|e| e.0.as_slice().cmp(h)) {
             Ok(i) => i,
             Err(0) => self.entries.len() - 1,
             Err(i) => i - 1,
-        };
-        Some((&self.entries[i].1, &self.entries[i].2))
+        }
+    }
+
+    /// The records in hash order: (raw hash, owner, NSEC3 RRset with its RRSIGs).
+    pub fn entries(&self) -> impl Iterator<Item = (&[u8], &Name, &RRset)> {
+        self.entries.iter().map(|e| (e.0.as_slice(), &e.1, &e.2))
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    fn get(&self, i: usize) -> (&Name, &RRset) {
+        (&self.entries[i].1, &self.entries[i].2)
     }
 }
