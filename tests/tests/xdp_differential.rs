@@ -138,7 +138,10 @@ fn corpus_query(rng: &mut Rng, names: &[Name]) -> Vec<u8> {
 fn xdp_answers_equal_the_engine_on_a_generated_corpus() {
     let dir = std::env::temp_dir().join(format!("xdpdns-diff-{}", std::process::id()));
     let tld_zone = tld::write_zone(&dir, "tld.", 200, false).unwrap();
+    // An NSEC3 (opt-out) TLD: its NXDOMAIN answers are NSEC3 denials.
+    let nsec3_tld = tld::write_zone(&dir.join("nsec3"), "nsec3-tld.", 200, true).unwrap();
     let mut r = rig(&[
+        format!("nsec3-tld.={}", nsec3_tld.display()),
         zone_file("example.zone"),
         format!("nsec.example.={}", zone_file("signed/nsec.example.zone")),
         format!("nsec3.example.={}", zone_file("signed/nsec3.example.zone")),
