@@ -13,12 +13,14 @@ use aya_ebpf::{cty::c_void, helpers::bpf_loop, programs::XdpContext};
 use dns_common::{
     counter, Answer, Nsec3Hash, Nsec3Meta, Nsec3Record, Scratch, ANSWER_MAX, NAME_BUF,
     NSEC3_ITERATIONS_MAX, NSEC3_ITER_WORDS, NSEC3_META_LEN, NSEC3_MSG_MAX, NSEC3_NONE,
-    NSEC3_PTR_INTERNAL, NSEC3_RECORD_BUF, NSEC3_RECORD_MAX, NSEC3_RECORD_PTRS,
-    NSEC3_SEARCH_STEPS, TPL_BUF,
+    NSEC3_PTR_INTERNAL, NSEC3_RECORD_BUF, NSEC3_RECORD_MAX, NSEC3_RECORD_PTRS, NSEC3_SEARCH_STEPS,
+    TPL_BUF,
 };
 
 use crate::lookup::Found;
-use crate::{checksum, lookup, question, sha1, JUMP, NSEC3_HASHES, NSEC3_RECORDS, NSEC3_ZONES, SCRATCH};
+use crate::{
+    checksum, lookup, question, sha1, JUMP, NSEC3_HASHES, NSEC3_RECORDS, NSEC3_ZONES, SCRATCH,
+};
 
 /// The body of a denial, as `packet` needs it: its length, its checksum (even-aligned) and the
 /// authority count. The head is in `scratch.tpl`, the records in `scratch.nsec3.records`.

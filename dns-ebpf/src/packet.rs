@@ -9,8 +9,8 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use dns_common::{
-    counter, opt_record, Answer, AnswerKind, Config, Scratch, ANSWER_MAX, CONFIG_NO_DNSSEC, FRAME_PREFIX_MAX,
-    KEY_FLAG_DO, NAME_BUF, OPT_LEN,
+    counter, opt_record, Answer, AnswerKind, Config, Scratch, ANSWER_MAX, CONFIG_NO_DNSSEC,
+    FRAME_PREFIX_MAX, KEY_FLAG_DO, NAME_BUF, OPT_LEN,
 };
 
 use crate::{checksum, lookup, nsec3, question, CONFIG, SCRATCH, SERVICE_ADDRS};
@@ -133,7 +133,10 @@ pub fn handle<const DENIAL: bool>(ctx: &XdpContext) -> Result<u16, u32> {
             nscount = d.nscount;
             (scratch.tpl.as_ptr(), d.csum)
         }
-        Some(shift) => (scratch.tpl.as_ptr(), lookup::patch(scratch, answer, shift, len)?),
+        Some(shift) => (
+            scratch.tpl.as_ptr(),
+            lookup::patch(scratch, answer, shift, len)?,
+        ),
         None => (answer.data.as_ptr(), answer.csum),
     };
     let opt_len = if q.edns { OPT_LEN } else { 0 };

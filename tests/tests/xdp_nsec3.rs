@@ -78,7 +78,8 @@ fn signed_zone(dir: &Path, origin: &str, n: usize, p: Params) -> Result<PathBuf>
         keys.push(sh(c.arg(name))?);
     }
     let mut c = Command::new("ldns-signzone");
-    c.current_dir(dir).args(["-n", "-t", &p.iterations.to_string()]);
+    c.current_dir(dir)
+        .args(["-n", "-t", &p.iterations.to_string()]);
     if !p.salt.is_empty() {
         c.args(["-s", p.salt]);
     }
@@ -176,12 +177,19 @@ fn differential(r: &mut Rig, origin: &str, count: usize, seed: u64) -> (usize, u
         if action == XDP_TX {
             assert_eq!(moved[0], counter::ANSWERED_NEGATIVE as usize);
             let p = frame::parse(&out).expect("valid checksums and lengths");
-            assert_eq!(p.payload, expected, "XDP answer to {name} (DO={dnssec}) equals the engine's");
+            assert_eq!(
+                p.payload, expected,
+                "XDP answer to {name} (DO={dnssec}) equals the engine's"
+            );
             answered += dnssec as usize;
         } else {
             assert_eq!(action, XDP_PASS);
             assert_eq!(out, f, "passed unchanged");
-            assert_ne!(moved[0], counter::PASS_ERROR as usize, "{name}: not an error");
+            assert_ne!(
+                moved[0],
+                counter::PASS_ERROR as usize,
+                "{name}: not an error"
+            );
         }
         signed += dnssec as usize;
     }

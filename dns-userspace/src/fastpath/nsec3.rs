@@ -60,7 +60,11 @@ impl PartialEq for ZoneNsec3 {
             && z(&self.zone) == z(&o.zone)
             && self.hashes == o.hashes
             && self.records.len() == o.records.len()
-            && self.records.iter().zip(&o.records).all(|(a, b)| r(a) == r(b))
+            && self
+                .records
+                .iter()
+                .zip(&o.records)
+                .all(|(a, b)| r(a) == r(b))
     }
 }
 
@@ -116,7 +120,12 @@ fn record(apex: &Name, owner: &Name, s: &crate::zone::RRset) -> Option<Nsec3Reco
     };
     for (slot, &p) in r.ptrs.iter_mut().zip(&ptrs) {
         let target = (u16::from_be_bytes([body[p], body[p + 1]]) & 0x3fff) as usize;
-        *slot = p as u16 | if target >= qend { NSEC3_PTR_INTERNAL } else { 0 };
+        *slot = p as u16
+            | if target >= qend {
+                NSEC3_PTR_INTERNAL
+            } else {
+                0
+            };
     }
     r.data[..body.len()].copy_from_slice(body);
     Some(r)
@@ -237,7 +246,13 @@ pub fn assemble(
 
 /// The DO=1 NXDOMAIN template for names below `anchor`, made from and checked against the
 /// engine's answer to `probe` (a name just below it that the zone does not hold).
-pub fn denial(engine: &Engine, zone: &Zone, z: &ZoneNsec3, anchor: &Name, probe: &Name) -> Option<Answer> {
+pub fn denial(
+    engine: &Engine,
+    zone: &Zone,
+    z: &ZoneNsec3,
+    anchor: &Name,
+    probe: &Name,
+) -> Option<Answer> {
     let chain = zone.nsec3()?;
     let apex = zone.apex();
     // The closest provable encloser, as the engine finds it: the anchor or, when it has no
@@ -265,7 +280,11 @@ pub fn denial(engine: &Engine, zone: &Zone, z: &ZoneNsec3, anchor: &Name, probe:
     }
     let ends = record_ends(&r.data, r.counts[1] as usize)?;
     let head_rrs = ends.iter().take_while(|(_, t)| *t != rtype::NSEC3).count();
-    let head_len = if head_rrs == 0 { 0 } else { ends[head_rrs - 1].0 };
+    let head_len = if head_rrs == 0 {
+        0
+    } else {
+        ends[head_rrs - 1].0
+    };
     let mut head = Rendered {
         flags: r.flags,
         counts: [0, head_rrs as u16, 0],
@@ -292,7 +311,10 @@ pub fn denial(engine: &Engine, zone: &Zone, z: &ZoneNsec3, anchor: &Name, probe:
 
 fn meta_bytes(m: &Nsec3Meta) -> [u8; NSEC3_META_LEN] {
     let mut b = [0u8; NSEC3_META_LEN];
-    for (i, v) in [m.slot, m.closest, m.next_closer, m.wildcard].iter().enumerate() {
+    for (i, v) in [m.slot, m.closest, m.next_closer, m.wildcard]
+        .iter()
+        .enumerate()
+    {
         b[4 * i..4 * i + 4].copy_from_slice(&v.to_ne_bytes());
     }
     b

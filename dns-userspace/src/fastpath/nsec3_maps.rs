@@ -46,12 +46,18 @@ impl Nsec3Maps {
             used[half] += n;
             for (i, (h, r)) in z.hashes.iter().zip(&z.records).enumerate() {
                 let at = base + i as u32;
-                self.hashes.set(at, *h, 0).context("filling the XDP NSEC3 hashes")?;
-                self.records.set(at, *r, 0).context("filling the XDP NSEC3 records")?;
+                self.hashes
+                    .set(at, *h, 0)
+                    .context("filling the XDP NSEC3 hashes")?;
+                self.records
+                    .set(at, *r, 0)
+                    .context("filling the XDP NSEC3 records")?;
             }
             let mut v = z.zone;
             v.base = base;
-            self.zones.set(z.slot, v, 0).context("filling the XDP NSEC3 zones")?;
+            self.zones
+                .set(z.slot, v, 0)
+                .context("filling the XDP NSEC3 zones")?;
         }
         Ok(())
     }

@@ -59,7 +59,16 @@ fn sign(dir: &Path, zone: &Path, iterations: u16) -> Result<std::path::PathBuf> 
             .current_dir(dir)
             .args(["-q", "-S", "-K"])
             .arg(&keys)
-            .args(["-3", "-", "-H", &iterations.to_string(), "-A", "-o", name, "-f"])
+            .args([
+                "-3",
+                "-",
+                "-H",
+                &iterations.to_string(),
+                "-A",
+                "-o",
+                name,
+                "-f",
+            ])
             .arg(&out)
             .arg(zone),
     )
@@ -68,7 +77,12 @@ fn sign(dir: &Path, zone: &Path, iterations: u16) -> Result<std::path::PathBuf> 
 }
 
 /// Runs the section: `runs` single TEST_RUN calls per iteration count.
-pub fn run(work: &Path, delegations: usize, iterations: &[u16], runs: usize) -> Result<Vec<Figures>> {
+pub fn run(
+    work: &Path,
+    delegations: usize,
+    iterations: &[u16],
+    runs: usize,
+) -> Result<Vec<Figures>> {
     let mut out = Vec::new();
     let server: IpAddr = crate::SERVER_V4.into();
     let spec = FrameSpec::udp(crate::CLIENT_V4.into(), server, 53);
