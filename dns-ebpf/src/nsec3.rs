@@ -14,7 +14,6 @@ use dns_common::{
     counter, Answer, Nsec3Hash, Nsec3Meta, Nsec3Record, Scratch, ANSWER_MAX, NAME_BUF,
     NSEC3_ITERATIONS_MAX, NSEC3_ITER_WORDS, NSEC3_META_LEN, NSEC3_MSG_MAX, NSEC3_NONE,
     NSEC3_PTR_INTERNAL, NSEC3_RECORD_BUF, NSEC3_RECORD_MAX, NSEC3_RECORD_PTRS, NSEC3_SEARCH_STEPS,
-    TPL_BUF,
 };
 
 use crate::lookup::Found;
@@ -58,7 +57,19 @@ pub fn deny(
         return Err(counter::PASS_ERROR);
     }
     let head = len - NSEC3_META_LEN;
-    let head_csum = lookup::patch(scratch, answer, shift, head)?;
+    if head + NSEC3_META_LEN > ANSWER_MAX {
+        return Err(counter::PASS_ERROR);
+    }
+    // SAFETY: head + 16 ≤ ANSWER_MAX, inside `data`.
+    let meta: Nsec3Meta =
+        unsafe { (answer.data.as_ptr().add(head) as *const Nsec3Meta).read_unaligned() };
+    lookup::patch(scratch, answer, shift, 0)?;
+    // The metadata follows the head: zero what a checksum over whole words would read.
+    let h = head & 0x1ff;
+    for i in 0..4 {
+        scratch.tpl[(h + i) & 0x1ff] = 0;
+    }
+    let head_csum = checksum::words(scratch.tpl.as_mut_ptr(), head, ANSWER_MAX as u32)?;
     // The callbacks change scratch behind the compiler's back: everything passed to them or
     // read from them goes through volatile accesses.
     let n = &mut scratch.nsec3;
@@ -71,6 +82,10 @@ pub fn deny(
     set(&mut n.blocks, 0);
     set(&mut n.iterations, 0);
     set(&mut n.steps, 0);
+    set(&mut n.slot, meta.slot);
+    set(&mut n.closest, meta.closest);
+    set(&mut n.next_closer, meta.next_closer);
+    set(&mut n.wildcard, meta.wildcard);
     run(1, setup)?;
     run(get(&scratch.nsec3.blocks), first_block)?;
     run(get(&scratch.nsec3.iterations), iterate)?;
@@ -120,39 +135,26 @@ fn scratch() -> Option<&'static mut Scratch> {
     SCRATCH.get_ptr_mut(0).map(|s| unsafe { &mut *s })
 }
 
-/// Reads the template's `Nsec3Meta` and the zone; finds the next closer name (the query
+/// Checks the zone of the template's `Nsec3Meta`; finds the next closer name (the query
 /// name's labels below the anchor, all but one cut off, RFC 5155 §1.3) and plans the hash.
 #[inline(never)]
 extern "C" fn setup(_index: u32, _ctx: *mut c_void) -> i64 {
     let Some(s) = scratch() else {
         return 1;
     };
-    let head = s.nsec3.head as usize;
-    if head + NSEC3_META_LEN > TPL_BUF {
-        return 1;
-    }
-    // SAFETY: head + 16 ≤ TPL_BUF, inside `tpl`.
-    let meta: Nsec3Meta =
-        unsafe { (s.tpl.as_ptr().add(head) as *const Nsec3Meta).read_unaligned() };
-    let Some(zone) = NSEC3_ZONES.get(meta.slot) else {
+    let (slot, closest, next_closer) = (s.nsec3.slot, s.nsec3.closest, s.nsec3.next_closer);
+    let Some(zone) = NSEC3_ZONES.get(slot) else {
         return 1;
     };
     let name_len = s.nsec3.qname_len as usize;
     let apex_len = zone.apex_len as usize;
-    if zone.count == 0 || apex_len == 0 || apex_len > name_len || meta.closest == NSEC3_NONE {
+    if zone.count == 0 || apex_len == 0 || apex_len > name_len || closest == NSEC3_NONE {
         return 1;
     }
-    s.nsec3.slot = meta.slot;
-    s.nsec3.blocks = 0;
-    s.nsec3.iterations = 0;
-    s.nsec3.steps = 0;
-    s.nsec3.closest = meta.closest;
-    s.nsec3.next_closer = meta.next_closer;
-    s.nsec3.wildcard = meta.wildcard;
     s.nsec3.len = s.nsec3.head;
     s.nsec3.csum = s.nsec3.head_csum;
     s.nsec3.lens = [s.nsec3.head as u16, 0, 0, 0];
-    if meta.next_closer != NSEC3_NONE {
+    if next_closer != NSEC3_NONE {
         s.nsec3.error = 0;
         return 1;
     }
