@@ -274,3 +274,51 @@ fn longest_salt_most_iterations() {
         4096,
     );
 }
+
+/// Changes to an NSEC3 zone published with `publish_change`: one that keeps the NSEC3 chain
+/// is published in place and the denials keep their arrays; one that changes the chain is
+/// published in full (a new generation with new arrays). After each, NXDOMAIN and the rest
+/// equal the new engine or are passed.
+#[test]
+fn changes_to_an_nsec3_zone_keep_denials_equal_to_the_engine() {
+    use xdpdns::fastpath::Update;
+    use xdpdns::wire::record::rtype;
+    use xdpdns_tests::incremental::{name, rr, How, World};
+    let text =
+        std::fs::read_to_string(xdpdns_tests::zone_file("signed/nsec3.example.zone")).unwrap();
+    let mut w = World::new("nsec3.example.", &text, &[]);
+    let mut rng = Rng::new(0x3e3c);
+    let www = name("www.nsec3.example.");
+    let nx = name("q-nx.www.nsec3.example.");
+    let same_serial = How {
+        between: false,
+        same_serial: true,
+    };
+    // An A record of www changes: the chain stays.
+    let old = rr(&w.origin, "www.nsec3.example. 3600 A 192.0.2.80");
+    let new = rr(&w.origin, "www.nsec3.example. 3600 A 192.0.2.81");
+    assert!(w.records.contains(&old));
+    let p = w.step_probed(vec![old], vec![new], same_serial, &[]);
+    assert!(
+        matches!(p.update, Update::Incremental { .. }),
+        "{:?}",
+        p.update
+    );
+    w.check_queries(&mut rng, &[www.clone(), nx.clone()], 300);
+    // An NSEC3 record's TTL changes: the chain differs.
+    let n3 = w
+        .records
+        .iter()
+        .find(|r| r.rtype == rtype::NSEC3)
+        .unwrap()
+        .clone();
+    let mut changed = n3.clone();
+    changed.ttl += 1;
+    let p = w.step_probed(vec![n3], vec![changed], same_serial, &[]);
+    match &p.update {
+        Update::Full { reason: Some(r) } => assert!(r.contains("NSEC3"), "{r}"),
+        other => panic!("published in full for the NSEC3 chain: {other:?}"),
+    }
+    w.check_queries(&mut rng, &[www, nx], 300);
+    assert!(w.tally.answered > 0, "the queries were answered in XDP too");
+}
