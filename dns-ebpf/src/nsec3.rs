@@ -11,7 +11,7 @@
 
 use aya_ebpf::{cty::c_void, helpers::bpf_loop, programs::XdpContext};
 use dns_common::{
-    counter, Answer, Nsec3Hash, Nsec3Meta, Nsec3Record, Scratch, ANSWER_MAX, NAME_BUF,
+    counter, Answer, Nsec3Hash, Nsec3Meta, Nsec3Record, Nsec3Zone, Scratch, ANSWER_MAX, NAME_BUF,
     NSEC3_ITERATIONS_MAX, NSEC3_ITER_WORDS, NSEC3_META_LEN, NSEC3_MSG_MAX, NSEC3_NONE,
     NSEC3_PTR_INTERNAL, NSEC3_RECORD_BUF, NSEC3_RECORD_MAX, NSEC3_RECORD_PTRS, NSEC3_SEARCH_STEPS,
 };
@@ -135,6 +135,19 @@ fn scratch() -> Option<&'static mut Scratch> {
     SCRATCH.get_ptr_mut(0).map(|s| unsafe { &mut *s })
 }
 
+/// The scratch space and the zone of the denial being built (a missing zone fails it).
+#[inline(always)]
+fn with_zone() -> Option<(&'static mut Scratch, &'static Nsec3Zone)> {
+    let s = scratch()?;
+    match NSEC3_ZONES.get(s.nsec3.slot) {
+        Some(z) => Some((s, z)),
+        None => {
+            s.nsec3.error = counter::PASS_NSEC3;
+            None
+        }
+    }
+}
+
 /// Checks the zone of the template's `Nsec3Meta`; finds the next closer name (the query
 /// name's labels below the anchor, all but one cut off, RFC 5155 §1.3) and plans the hash.
 #[inline(never)]
@@ -199,11 +212,7 @@ extern "C" fn setup(_index: u32, _ctx: *mut c_void) -> i64 {
 /// Block `b` of the first message, `lower(next closer) || salt`, padded (FIPS 180-4 §5.1.1).
 #[inline(never)]
 extern "C" fn first_block(b: u32, _ctx: *mut c_void) -> i64 {
-    let Some(s) = scratch() else {
-        return 1;
-    };
-    let Some(zone) = NSEC3_ZONES.get(s.nsec3.slot) else {
-        s.nsec3.error = counter::PASS_NSEC3;
+    let Some((s, zone)) = with_zone() else {
         return 1;
     };
     let nc_len = s.nsec3.name_len as i64 & 0x1ff;
@@ -236,11 +245,7 @@ extern "C" fn first_block(b: u32, _ctx: *mut c_void) -> i64 {
 /// iteration starts from the hash the last one left.
 #[inline(never)]
 extern "C" fn iterate(k: u32, _ctx: *mut c_void) -> i64 {
-    let Some(s) = scratch() else {
-        return 1;
-    };
-    let Some(zone) = NSEC3_ZONES.get(s.nsec3.slot) else {
-        s.nsec3.error = counter::PASS_NSEC3;
+    let Some((s, zone)) = with_zone() else {
         return 1;
     };
     let blocks = zone.iter_blocks as u32;
@@ -267,17 +272,13 @@ extern "C" fn iterate(k: u32, _ctx: *mut c_void) -> i64 {
 /// the range is empty.
 #[inline(never)]
 extern "C" fn search_step(_index: u32, _ctx: *mut c_void) -> i64 {
-    let Some(s) = scratch() else {
+    let Some((s, zone)) = with_zone() else {
         return 1;
     };
     let (lo, hi) = (s.nsec3.lo, s.nsec3.hi);
     if lo >= hi {
         return 0;
     }
-    let Some(zone) = NSEC3_ZONES.get(s.nsec3.slot) else {
-        s.nsec3.error = counter::PASS_NSEC3;
-        return 1;
-    };
     let mid = lo + (hi - lo) / 2;
     let Some(m) = NSEC3_HASHES.get(zone.base.wrapping_add(mid)) else {
         s.nsec3.error = counter::PASS_NSEC3;

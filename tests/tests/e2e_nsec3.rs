@@ -8,7 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use xdpdns::engine::{Engine, EngineConfig, Transport};
 use xdpdns::zone::load::{load_catalog, ZoneSpec};
 use xdpdns_tests::client::{self, Q};
-use xdpdns_tests::stats::delta;
+use xdpdns_tests::stats::{delta, moved};
 use xdpdns_tests::{sh, tld, TestNet, SERVER_V4, SERVER_V6};
 
 #[test]
@@ -66,11 +66,7 @@ fn nsec3_nxdomain_with_do_comes_from_xdp_and_equals_the_engine() {
         let expected = engine.answer(q, Transport::Udp).unwrap();
         assert_eq!(a, &expected, "the answer's bytes are the engine's");
     }
-    let moved: Vec<String> = after
-        .names()
-        .filter(|k| delta(&before, &after, k) > 0)
-        .map(|k| format!("{k}+{}", delta(&before, &after, k)))
-        .collect();
+    let moved = moved(&before, &after);
     println!("counters moved: {moved:?}");
     let xdp = delta(&before, &after, "xdp.answered_negative");
     // Where the veth's buffer cannot grow by the answer's size, the program passes the query

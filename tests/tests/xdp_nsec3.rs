@@ -47,25 +47,7 @@ fn signed_zone(dir: &Path, origin: &str, n: usize, p: Params) -> Result<PathBuf>
     let name = origin.trim_end_matches('.');
     let out = dir.join(format!("{origin}signed"));
     if p.bind {
-        let keys = dir.join("keys");
-        std::fs::create_dir_all(&keys)?;
-        for extra in [&["-f", "KSK"][..], &[][..]] {
-            sh(Command::new("dnssec-keygen")
-                .args(["-q", "-K"])
-                .arg(&keys)
-                .args(["-a", "ECDSAP256SHA256"])
-                .args(extra)
-                .arg(name))?;
-        }
-        let salt = if p.salt.is_empty() { "-" } else { p.salt };
-        let mut c = Command::new("dnssec-signzone");
-        c.current_dir(dir).args(["-q", "-S", "-K"]).arg(&keys);
-        c.args(["-3", salt, "-H", &p.iterations.to_string()]);
-        if p.opt_out {
-            c.arg("-A");
-        }
-        c.args(["-o", name, "-f"]).arg(&out).arg(&zone);
-        sh(&mut c)?;
+        tld::sign_nsec3(dir, origin, &zone, &out, p.salt, p.iterations, p.opt_out)?;
         return Ok(out);
     }
     let mut keys = Vec::new();

@@ -6,9 +6,8 @@
 
 use std::net::IpAddr;
 use std::path::Path;
-use std::process::Command;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use dns_common::{counter, Config};
 use xdpdns::engine::{Engine, EngineConfig};
 use xdpdns::fastpath::compile::{self, Entries};
@@ -38,44 +37,6 @@ fn median(mut v: Vec<f64>) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
-fn sign(dir: &Path, zone: &Path, iterations: u16) -> Result<std::path::PathBuf> {
-    let keys = dir.join("keys");
-    std::fs::create_dir_all(&keys)?;
-    let name = ORIGIN.trim_end_matches('.');
-    for extra in [&["-f", "KSK"][..], &[][..]] {
-        crate::sh(
-            Command::new("dnssec-keygen")
-                .args(["-q", "-K"])
-                .arg(&keys)
-                .args(["-a", "ECDSAP256SHA256"])
-                .args(extra)
-                .arg(name),
-        )
-        .context("dnssec-keygen")?;
-    }
-    let out = dir.join("signed.zone");
-    crate::sh(
-        Command::new("dnssec-signzone")
-            .current_dir(dir)
-            .args(["-q", "-S", "-K"])
-            .arg(&keys)
-            .args([
-                "-3",
-                "-",
-                "-H",
-                &iterations.to_string(),
-                "-A",
-                "-o",
-                name,
-                "-f",
-            ])
-            .arg(&out)
-            .arg(zone),
-    )
-    .context("dnssec-signzone")?;
-    Ok(out)
-}
-
 /// Runs the section: `runs` single TEST_RUN calls per iteration count.
 pub fn run(
     work: &Path,
@@ -91,7 +52,8 @@ pub fn run(
         let dir = work.join(format!("nsec3-{it}"));
         std::fs::create_dir_all(&dir)?;
         let zone = tld::write_zone(&dir, ORIGIN, delegations, false)?;
-        let signed = sign(&dir, &zone, it)?;
+        let signed = dir.join("signed.zone");
+        tld::sign_nsec3(&dir, ORIGIN, &zone, &signed, "", it, true)?;
         let zspec: ZoneSpec = format!("{ORIGIN}={}", signed.display()).parse()?;
         let (catalog, _) = load_catalog(&[zspec])?;
         let engine = Engine::new(catalog, EngineConfig::default());
