@@ -202,7 +202,8 @@ extern "C" fn setup(_index: u32, _ctx: *mut c_void) -> i64 {
     s.nsec3.blocks = blocks as u32;
     s.nsec3.iterations =
         zone.iterations.min(NSEC3_ITERATIONS_MAX) as u32 * zone.iter_blocks.min(5) as u32;
-    s.nsec3.steps = NSEC3_SEARCH_STEPS + 1;
+    // A range of n entries is empty after bit-length(n) halvings.
+    s.nsec3.steps = (32 - zone.count.leading_zeros()).min(NSEC3_SEARCH_STEPS + 1);
     s.nsec3.lo = 0;
     s.nsec3.hi = zone.count;
     s.nsec3.error = 0;
