@@ -282,8 +282,11 @@ pub struct Nsec3Scratch {
     pub len: u32,
     pub csum: u32,
     pub error: u32,
-    /// The denial template's id, for the denial program.
+    /// The denial template's id, for the denial program, and the question the answering
+    /// program read (name length, EDNS, limit, DO; see `packet`), not read again.
     pub template: u32,
+    pub _pad3: u32,
+    pub query: u64,
     /// A SHA-1 block being compressed.
     pub w: [u32; 16],
     /// The NSEC3 records of the proof, patched for this response, and the lengths of the

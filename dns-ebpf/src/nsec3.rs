@@ -32,12 +32,13 @@ pub struct Denial {
 /// Leaves the template and shift in scratch and tail-calls the denial program; returns the
 /// pass reason when that program is missing.
 #[inline(always)]
-pub fn jump(ctx: &XdpContext, scratch: &mut Scratch, found: &Found) -> u32 {
+pub fn jump(ctx: &XdpContext, scratch: &mut Scratch, found: &Found, query: u64) -> u32 {
     let Some(shift) = found.shift else {
         return counter::PASS_MISS;
     };
     set(&mut scratch.nsec3.template, found.id);
     set(&mut scratch.nsec3.shift, shift as u32);
+    set(&mut scratch.nsec3.query, query);
     // SAFETY: the helper returns only when the call fails.
     unsafe { JUMP.tail_call(ctx, 0) };
     counter::PASS_NSEC3

@@ -10,7 +10,7 @@ use aya_ebpf::{
 };
 use dns_common::{
     counter, opt_record, Answer, AnswerKind, Config, Scratch, ANSWER_MAX, CONFIG_NO_DNSSEC,
-    FRAME_PREFIX_MAX, KEY_FLAG_DO, NAME_BUF, OPT_LEN,
+    FRAME_PREFIX_MAX, KEY_FLAG_DO, NAME_BUF, NAME_MAX, OPT_LEN,
 };
 
 use crate::{checksum, lookup, nsec3, question, CONFIG, SCRATCH, SERVICE_ADDRS};
@@ -97,14 +97,18 @@ pub fn handle<const DENIAL: bool>(ctx: &XdpContext) -> Result<u16, u32> {
         return Err(counter::PASS_NOT_QUERY);
     }
 
-    let q = question::read(
-        ctx,
-        scratch,
-        dns + DNS_HEADER,
-        flow.dns_len - DNS_HEADER,
-        arcount,
-        cfg.server_payload,
-    )?;
+    let q = if DENIAL {
+        resumed_query(scratch)?
+    } else {
+        question::read(
+            ctx,
+            scratch,
+            dns + DNS_HEADER,
+            flow.dns_len - DNS_HEADER,
+            arcount,
+            cfg.server_payload,
+        )?
+    };
     scratch.key.generation = cfg.generation;
     if cfg.flags & CONFIG_NO_DNSSEC != 0 {
         scratch.key.flags &= !KEY_FLAG_DO;
@@ -116,7 +120,11 @@ pub fn handle<const DENIAL: bool>(ctx: &XdpContext) -> Result<u16, u32> {
     };
     let answer: &Answer = found.answer;
     if !DENIAL && answer.kind & 0xff == AnswerKind::Nsec3Negative as u16 {
-        return Err(nsec3::jump(ctx, scratch, &found));
+        let query = q.name_len as u64
+            | (q.limit as u64) << 16
+            | (q.edns as u64) << 32
+            | (q.dnssec_ok as u64) << 33;
+        return Err(nsec3::jump(ctx, scratch, &found, query));
     }
     let denial = DENIAL;
     let mut len = answer.len as usize;
@@ -234,6 +242,24 @@ pub fn handle<const DENIAL: bool>(ctx: &XdpContext) -> Result<u16, u32> {
         nsec3::store(ctx, scratch, l7)?;
     }
     Ok(answer.kind & 0xff)
+}
+
+/// The question the answering program read for the denial program (`nsec3::jump`); its
+/// name, key and label starts are still in scratch.
+#[inline(always)]
+fn resumed_query(scratch: &Scratch) -> Result<question::Query, u32> {
+    // SAFETY: a plain read of per-CPU memory.
+    let r = unsafe { core::ptr::read_volatile(&scratch.nsec3.query) };
+    let name_len = (r & 0x1ff) as usize;
+    if name_len == 0 || name_len > NAME_MAX {
+        return Err(counter::PASS_ERROR);
+    }
+    Ok(question::Query {
+        name_len,
+        limit: ((r >> 16) & 0xffff) as usize,
+        edns: (r >> 32) & 1 != 0,
+        dnssec_ok: (r >> 33) & 1 != 0,
+    })
 }
 
 /// Whether growth goes to the head even where the tail has room: only in the test build, when
