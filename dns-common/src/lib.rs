@@ -4,6 +4,8 @@
 //! BPF maps, and userspace writes them. Change a layout here and both sides follow.
 #![no_std]
 
+pub mod rrl;
+
 /// Longest DNS name in wire form (RFC 1035 §3.1), including the root label.
 pub const NAME_MAX: usize = 255;
 /// Size of the name buffer in a key: the longest name, zero padded to a multiple of 8.
@@ -36,10 +38,14 @@ pub mod maps {
     pub const SUFFIXES: &str = "SUFFIXES";
     pub const TEMPLATES: &str = "TEMPLATES";
     pub const COLD: &str = "COLD";
+    pub const EDNS: &str = "EDNS";
     pub const NSEC3_ZONES: &str = "NSEC3_ZONES";
     pub const NSEC3_HASHES: &str = "NSEC3_HASHES";
     pub const NSEC3_RECORDS: &str = "NSEC3_RECORDS";
     pub const JUMP: &str = "JUMP";
+    pub const RRL: &str = "RRL";
+    pub const RRL_BUCKETS: &str = "RRL_BUCKETS";
+    pub const RRL_EXEMPT: &str = "RRL_EXEMPT";
 }
 
 /// Default capacity of the answer map (entries), for programs loaded without sizes (tests and
@@ -245,9 +251,17 @@ pub struct Scratch {
     /// The response's headers and question, when they must move to the front of the buffer
     /// (see `FRAME_PREFIX_MAX`).
     pub frame: [u8; FRAME_PREFIX_MAX],
+    /// The query's COOKIE option data.
+    pub cookie: [u8; COOKIE_MAX],
+    /// The answer's OPT record (header, NSID, COOKIE), zero padded after it.
+    pub opt: [u8; OPT_BUF],
     /// NSEC3 denial: hashing state and the records of the proof (see `Nsec3Scratch`).
     pub nsec3: Nsec3Scratch,
 }
+
+/// Size of the scratch buffer holding the answer's OPT record: the longest, rounded up to a
+/// whole number of 8-octet words.
+pub const OPT_BUF: usize = (OPT_LEN + OPT_OPTIONS_MAX + 7) & !7;
 
 /// Per-CPU state of an NSEC3 denial in the XDP program.
 #[repr(C, align(8))]
@@ -285,7 +299,9 @@ pub struct Nsec3Scratch {
     /// The denial template's id, for the denial program, and the question the answering
     /// program read (name length, EDNS, limit, DO; see `packet`), not read again.
     pub template: u32,
-    pub _pad3: u32,
+    /// Length of the answer's OPT record in `Scratch::opt`, built before the lookup (also
+    /// for answers other than NSEC3 denials).
+    pub opt_len: u32,
     pub query: u64,
     /// A SHA-1 block being compressed.
     pub w: [u32; 16],
@@ -410,9 +426,17 @@ pub mod counter {
     pub const PASS_ERROR: u32 = 17;
     pub const PASS_COLD: u32 = 18;
     pub const PASS_OTHER: u32 = 19;
+    /// A COOKIE option the engine answers with FORMERR or BADCOOKIE, or more than one.
+    pub const PASS_COOKIE: u32 = 20;
     /// An NSEC3 denial the program could not complete (its chain missing from the maps).
-    pub const PASS_NSEC3: u32 = 20;
-    pub const COUNT: u32 = 21;
+    pub const PASS_NSEC3: u32 = 21;
+    /// Responses over their rate limit (sent anyway under `dry-run`; see `rrl`).
+    pub const RRL_LIMITED: u32 = 22;
+    /// Limited responses sent truncated (TC=1) instead.
+    pub const RRL_SLIPPED: u32 = 23;
+    /// Limited responses dropped (`XDP_DROP`).
+    pub const RRL_DROPPED: u32 = 24;
+    pub const COUNT: u32 = 25;
 
     /// Names for display, in index order.
     pub const NAMES: [&str; COUNT as usize] = [
@@ -436,8 +460,23 @@ pub mod counter {
         "pass_error",
         "pass_cold",
         "pass_other",
+        "pass_cookie",
         "pass_nsec3",
+        "rrl_limited",
+        "rrl_slipped",
+        "rrl_dropped",
     ];
+
+    /// Whether counter `i` counts packets passed up the stack (the rate limiting counters,
+    /// though after them, do not).
+    pub const fn is_pass(i: u32) -> bool {
+        i >= PASS_NOT_DNS && !is_rrl(i)
+    }
+
+    /// Whether counter `i` is one of the rate limiting counters.
+    pub const fn is_rrl(i: u32) -> bool {
+        i >= RRL_LIMITED && i <= RRL_DROPPED
+    }
 
     /// Counter index for an answer of the given `AnswerKind` value.
     pub const fn answered(kind: u16) -> u32 {
@@ -458,9 +497,13 @@ mod user {
     unsafe impl aya::Pod for super::Answer {}
     unsafe impl aya::Pod for super::AnswerRef {}
     unsafe impl aya::Pod for super::Config {}
+    unsafe impl aya::Pod for super::EdnsConfig {}
     unsafe impl aya::Pod for super::Nsec3Zone {}
     unsafe impl aya::Pod for super::Nsec3Hash {}
     unsafe impl aya::Pod for super::Nsec3Record {}
+    unsafe impl aya::Pod for super::rrl::RrlConfig {}
+    unsafe impl aya::Pod for super::rrl::RrlKey {}
+    unsafe impl aya::Pod for super::rrl::RrlBucket {}
 }
 
 /// ASCII lower-casing of eight bytes at once (SWAR); other bytes (length octets, non-ASCII)
@@ -478,3 +521,87 @@ pub const fn ascii_lower8(w: u64) -> u64 {
 /// `BPF_F_NO_PREALLOC`: hash map entries are allocated on insert, so a big capacity costs nothing
 /// until it is used.
 pub const BPF_F_NO_PREALLOC: u32 = 1;
+
+/// EDNS option code of NSID (RFC 5001).
+pub const OPTION_NSID: u16 = 3;
+/// EDNS option code of EXPIRE (RFC 7314).
+pub const OPTION_EXPIRE: u16 = 9;
+/// EDNS option code of COOKIE (RFC 7873).
+pub const OPTION_COOKIE: u16 = 10;
+/// Length of a client cookie (RFC 7873 §4.1).
+pub const CLIENT_COOKIE_LEN: usize = 8;
+/// Length of an RFC 9018 server cookie: version, 3 reserved octets, timestamp, hash.
+pub const SERVER_COOKIE_LEN: usize = 16;
+/// Longest COOKIE option data (RFC 7873 §4.2: 8 + 8..=32).
+pub const COOKIE_MAX: usize = 40;
+/// The server cookie version of RFC 9018 §4.
+pub const SERVER_COOKIE_VERSION: u8 = 1;
+/// A server cookie is valid for this many seconds after its timestamp (RFC 9018 §4.3)...
+pub const COOKIE_MAX_AGE: u32 = 3600;
+/// ... and from this many seconds before it (clocks of anycast instances differ a little).
+pub const COOKIE_MAX_AHEAD: u32 = 300;
+/// Most EDNS options the XDP program walks in one OPT record; a query with more is passed.
+pub const EDNS_MAX_OPTIONS: usize = 8;
+/// Longest NSID the XDP program writes; a longer one leaves NSID queries to userspace.
+pub const NSID_MAX: usize = 64;
+/// Longest options part of an XDP answer's OPT: NSID, then COOKIE (client + server cookie).
+pub const OPT_OPTIONS_MAX: usize = 4 + NSID_MAX + 4 + CLIENT_COOKIE_LEN + SERVER_COOKIE_LEN;
+
+/// `EdnsConfig::flags` bit: userspace wrote this configuration. Without it the XDP program
+/// passes every query with EDNS options (`pass_edns_option`), as it cannot know the engine's
+/// NSID or cookie settings.
+pub const EDNS_CONFIGURED: u32 = 64;
+/// `EdnsConfig::flags` bit: answer DNS COOKIE options (RFC 7873, RFC 9018) with `secret`.
+pub const EDNS_COOKIES: u32 = 1;
+/// `EdnsConfig::flags` bit: `previous` holds the secret before the last rollover, also accepted.
+pub const EDNS_COOKIE_PREVIOUS: u32 = 2;
+/// `EdnsConfig::flags` bit: a UDP query with a COOKIE option but no valid server cookie gets
+/// BADCOOKIE (the engine's answer; the XDP program passes such queries).
+pub const EDNS_REQUIRE_COOKIE: u32 = 4;
+/// `EdnsConfig::flags` bit: an NSID is configured (`nsid[..nsid_len]`).
+pub const EDNS_NSID: u32 = 8;
+/// `EdnsConfig::flags` bit: an NSID is configured that is longer than `NSID_MAX`: queries
+/// asking for it are passed.
+pub const EDNS_NSID_TOO_LONG: u32 = 16;
+/// `EdnsConfig::flags` bit, honoured only by the test build of the program (`test-programs`):
+/// the cookies' clock is `test_time`, not the kernel's clock plus `clock_offset_ns`.
+pub const EDNS_TEST_FIXED_TIME: u32 = 32;
+
+/// EDNS option settings of the XDP program (index 0 of the `EDNS` array), written by userspace
+/// from the engine's configuration, so that both paths answer NSID and COOKIE alike.
+///
+/// The cookies' clock is `bpf_ktime_get_ns()` (CLOCK_MONOTONIC) plus `clock_offset_ns`, which
+/// userspace sets to the wall clock minus CLOCK_MONOTONIC and keeps current (a stepped wall
+/// clock moves it), so that the seconds XDP writes into server cookies are the engine's.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct EdnsConfig {
+    /// `EDNS_*` bits.
+    pub flags: u32,
+    /// The cookies' clock in the test build with `EDNS_TEST_FIXED_TIME`: seconds since the epoch.
+    pub test_time: u32,
+    /// Wall clock minus CLOCK_MONOTONIC, in nanoseconds.
+    pub clock_offset_ns: u64,
+    /// The SipHash-2-4 key of the server cookies made now.
+    pub secret: [u8; 16],
+    /// The previous secret (`EDNS_COOKIE_PREVIOUS`), accepted in cookies that come back.
+    pub previous: [u8; 16],
+    pub nsid_len: u32,
+    pub _pad: u32,
+    pub nsid: [u8; NSID_MAX],
+}
+
+impl EdnsConfig {
+    pub const fn zeroed() -> Self {
+        EdnsConfig {
+            flags: 0,
+            test_time: 0,
+            clock_offset_ns: 0,
+            secret: [0; 16],
+            previous: [0; 16],
+            nsid_len: 0,
+            _pad: 0,
+            nsid: [0; NSID_MAX],
+        }
+    }
+}

@@ -68,9 +68,14 @@ fn lpm_get(scratch: &mut Scratch) -> Option<&'static AnswerRef> {
     (!found.is_null()).then(|| unsafe { &*found })
 }
 
-/// The NSEC3 denial template and shift `nsec3::jump` left for the denial program.
+/// `Scratch::nsec3.shift` of an answer that is not a suffix template.
+pub const NO_SHIFT: u32 = u32::MAX;
+
+/// The template and shift `nsec3::jump` left for the program it tail-called: an NSEC3 denial
+/// template for the denial program (`denial`), any other for the respond program. A template
+/// evicted from the cache in between sends the query to userspace.
 #[inline(always)]
-pub fn resume(scratch: &mut Scratch) -> Result<Found, u32> {
+pub fn resume(scratch: &mut Scratch, denial: bool) -> Result<Found, u32> {
     // SAFETY: plain reads of per-CPU memory the answering program wrote before its tail call.
     let (id, shift) = unsafe {
         (
@@ -79,14 +84,18 @@ pub fn resume(scratch: &mut Scratch) -> Result<Found, u32> {
         )
     };
     // SAFETY: map values stay valid for the duration of the program (RCU).
-    match TEMPLATES.get_ptr(&id).map(|a| unsafe { &*a }) {
-        Some(answer) if answer.kind & 0xff == AnswerKind::Nsec3Negative as u16 => Ok(Found {
-            answer,
-            shift: Some(shift as usize & 0xff),
-            id,
-        }),
-        _ => Err(counter::PASS_NSEC3),
+    let Some(answer) = TEMPLATES.get_ptr(&id).map(|a| unsafe { &*a }) else {
+        return Err(counter::PASS_COLD);
+    };
+    let nsec3 = answer.kind & 0xff == AnswerKind::Nsec3Negative as u16;
+    if nsec3 != denial {
+        return Err(counter::PASS_ERROR);
     }
+    let shift = (shift != NO_SHIFT).then_some(shift as usize & 0xff);
+    if denial && shift.is_none() {
+        return Err(counter::PASS_NSEC3);
+    }
+    Ok(Found { answer, shift, id })
 }
 
 /// Looks the query up; `scratch.key` holds the exact key on entry and is changed.

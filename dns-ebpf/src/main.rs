@@ -8,13 +8,17 @@
 #![no_main]
 
 mod checksum;
+mod cookie;
+mod edns;
 mod lookup;
 mod nsec3;
 mod packet;
 mod question;
 #[cfg(feature = "test-programs")]
 mod reflect;
+mod rrl;
 mod sha1;
+mod siphash;
 
 use aya_ebpf::{
     bindings::xdp_action,
@@ -24,9 +28,9 @@ use aya_ebpf::{
 };
 use aya_log_ebpf::debug;
 use dns_common::{
-    counter, Answer, AnswerKey, AnswerRef, Config, Nsec3Hash, Nsec3Record, Nsec3Zone, Scratch,
-    ANSWERS_CAPACITY, BPF_F_NO_PREALLOC, COLD_RING_BYTES, NSEC3_CAPACITY, NSEC3_ZONE_SLOTS,
-    SERVICE_ADDRS_CAPACITY, SUFFIXES_CAPACITY, SUFFIX_DATA, TEMPLATES_CAPACITY,
+    counter, Answer, AnswerKey, AnswerRef, Config, EdnsConfig, Nsec3Hash, Nsec3Record, Nsec3Zone,
+    Scratch, ANSWERS_CAPACITY, BPF_F_NO_PREALLOC, COLD_RING_BYTES, NSEC3_CAPACITY,
+    NSEC3_ZONE_SLOTS, SERVICE_ADDRS_CAPACITY, SUFFIXES_CAPACITY, SUFFIX_DATA, TEMPLATES_CAPACITY,
 };
 
 /// Index of exact and NODATA answers, by (generation, name, type, flags).
@@ -52,6 +56,10 @@ static COLD: RingBuf = RingBuf::with_byte_size(COLD_RING_BYTES, 0);
 #[map]
 static CONFIG: Array<Config> = Array::with_max_entries(1, 0);
 
+/// NSID, cookie secrets and the cookies' clock (see `edns`).
+#[map]
+static EDNS: Array<EdnsConfig> = Array::with_max_entries(1, 0);
+
 /// Service addresses: IPv6, or IPv4 mapped into IPv6 (`::ffff:a.b.c.d`).
 #[map]
 static SERVICE_ADDRS: HashMap<[u8; 16], u8> = HashMap::with_max_entries(SERVICE_ADDRS_CAPACITY, 0);
@@ -74,27 +82,36 @@ static NSEC3_HASHES: Array<Nsec3Hash> = Array::with_max_entries(NSEC3_CAPACITY, 
 #[map]
 static NSEC3_RECORDS: Array<Nsec3Record> = Array::with_max_entries(NSEC3_CAPACITY, 0);
 
-/// The NSEC3 denial program, tail-called by `xdp_dns` (index 0 of `JUMP`).
+/// The programs `xdp_dns` tail-calls with what it found: the NSEC3 denial program (index 0)
+/// and the one that writes every other answer (index 1).
 #[map]
-static JUMP: ProgramArray = ProgramArray::with_max_entries(1, 0);
+static JUMP: ProgramArray = ProgramArray::with_max_entries(2, 0);
 
 #[xdp]
 pub fn xdp_dns(ctx: XdpContext) -> u32 {
-    finish(&ctx, packet::handle::<false>(&ctx))
+    finish(&ctx, packet::handle::<{ packet::LOOKUP }>(&ctx))
+}
+
+/// Writes the answer `xdp_dns` found (other than NSEC3 denials); entered from `xdp_dns` only.
+#[xdp]
+pub fn xdp_dns_respond(ctx: XdpContext) -> u32 {
+    finish(&ctx, packet::handle::<{ packet::RESPOND }>(&ctx))
 }
 
 /// Answers the query with an NSEC3 denial (see `nsec3`); entered from `xdp_dns` only.
 #[xdp]
 pub fn xdp_dns_nsec3(ctx: XdpContext) -> u32 {
-    finish(&ctx, packet::handle::<true>(&ctx))
+    finish(&ctx, packet::handle::<{ packet::DENIAL }>(&ctx))
 }
 
 /// Counts the outcome and gives the action.
 #[inline(always)]
 fn finish(ctx: &XdpContext, outcome: Result<u16, u32>) -> u32 {
-    let index = match outcome {
-        Ok(kind) => counter::answered(kind),
-        Err(reason) => reason,
+    let (index, action) = match outcome {
+        Ok(dns_common::rrl::KIND_SLIPPED) => (counter::RRL_SLIPPED, xdp_action::XDP_TX),
+        Ok(kind) => (counter::answered(kind), xdp_action::XDP_TX),
+        Err(counter::RRL_DROPPED) => (counter::RRL_DROPPED, xdp_action::XDP_DROP),
+        Err(reason) => (reason, xdp_action::XDP_PASS),
     };
     if let Some(c) = COUNTERS.get_ptr_mut(index) {
         // SAFETY: per-CPU slot, no concurrent writer on this CPU.
@@ -103,11 +120,7 @@ fn finish(ctx: &XdpContext, outcome: Result<u16, u32>) -> u32 {
     if index == counter::PASS_ERROR {
         debug!(ctx, "xdp_dns: could not build a response, passed");
     }
-    if index < counter::PASS_NOT_DNS {
-        xdp_action::XDP_TX
-    } else {
-        xdp_action::XDP_PASS
-    }
+    action
 }
 
 /// Passes everything. Attached on the client side of test veth pairs, where XDP_TX replies from

@@ -29,19 +29,32 @@ pub struct Denial {
     pub nscount: u16,
 }
 
-/// Leaves the template and shift in scratch and tail-calls the denial program; returns the
-/// pass reason when that program is missing.
+/// Leaves the template, shift and question in scratch and tail-calls the program that writes
+/// the answer: the denial program for NSEC3 denials, the respond program for the rest; returns
+/// the pass reason when that program is missing.
 #[inline(always)]
-pub fn jump(ctx: &XdpContext, scratch: &mut Scratch, found: &Found, query: u64) -> u32 {
-    let Some(shift) = found.shift else {
-        return counter::PASS_MISS;
+pub fn jump(
+    ctx: &XdpContext,
+    scratch: &mut Scratch,
+    found: &Found,
+    query: u64,
+    denial: bool,
+) -> u32 {
+    let shift = match found.shift {
+        Some(s) => s as u32,
+        None if denial => return counter::PASS_MISS,
+        None => lookup::NO_SHIFT,
     };
     set(&mut scratch.nsec3.template, found.id);
-    set(&mut scratch.nsec3.shift, shift as u32);
+    set(&mut scratch.nsec3.shift, shift);
     set(&mut scratch.nsec3.query, query);
     // SAFETY: the helper returns only when the call fails.
-    unsafe { JUMP.tail_call(ctx, 0) };
-    counter::PASS_NSEC3
+    unsafe { JUMP.tail_call(ctx, if denial { 0 } else { 1 }) };
+    if denial {
+        counter::PASS_NSEC3
+    } else {
+        counter::PASS_ERROR
+    }
 }
 
 /// Builds the denial for a query whose name (`name_len` octets) has the template's anchor at

@@ -9,11 +9,11 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use dns_common::{
-    counter, opt_record, Answer, AnswerKind, Config, Scratch, ANSWER_MAX, CONFIG_NO_DNSSEC,
-    FRAME_PREFIX_MAX, KEY_FLAG_DO, NAME_BUF, NAME_MAX, OPT_LEN,
+    counter, rrl::KIND_SLIPPED, Answer, AnswerKind, Config, Scratch, ANSWER_MAX, CONFIG_NO_DNSSEC,
+    FRAME_PREFIX_MAX, KEY_FLAG_DO, NAME_BUF, NAME_MAX, OPT_BUF,
 };
 
-use crate::{checksum, lookup, nsec3, question, CONFIG, SCRATCH, SERVICE_ADDRS};
+use crate::{checksum, edns, lookup, nsec3, question, rrl, CONFIG, SCRATCH, SERVICE_ADDRS};
 
 const ETH_P_IPV4: u16 = 0x0800;
 const ETH_P_IPV6: u16 = 0x86dd;
@@ -26,6 +26,8 @@ const DNS_HEADER: usize = 12;
 const UDP_HEADER: usize = 8;
 /// Header bits copied from the query: RD and CD.
 const COPIED_FLAGS: u16 = 0x0100 | 0x0010;
+/// Header bit TC.
+const FLAG_TC: u16 = 0x0200;
 
 #[inline(always)]
 fn ptr_at<T>(ctx: &XdpContext, offset: usize) -> Result<*mut T, u32> {
@@ -59,12 +61,15 @@ struct Flow {
 }
 
 /// Handles one packet. `Ok(kind)`: the packet now holds a response of that `AnswerKind`.
-/// `Err(reason)`: the packet is unchanged and goes up the stack; `reason` is a counter index.
-/// `DENIAL`: the NSEC3 denial program (`xdp_dns_nsec3`), which the answering program
-/// tail-calls for an NSEC3 denial template: it builds only that answer, from the template
-/// and shift left in scratch. Kept apart, each program stays within the verifier's limits.
+/// `Err(reason)`: the packet is unchanged and goes up the stack; `reason` is a counter index
+/// (`RRL_DROPPED`: it is dropped). `Ok(KIND_SLIPPED)`: a rate-limited response, truncated.
+/// `MODE`: `LOOKUP` (`xdp_dns`) reads the query, builds the answer's OPT record and finds the
+/// template, then tail-calls `RESPOND` (`xdp_dns_respond`), which writes the answer, or
+/// `DENIAL` (`xdp_dns_nsec3`) for an NSEC3 denial template, both from what it left in scratch.
+/// Kept apart, each program stays within the verifier's limits.
 #[inline(always)]
-pub fn handle<const DENIAL: bool>(ctx: &XdpContext) -> Result<u16, u32> {
+pub fn handle<const MODE: u8>(ctx: &XdpContext) -> Result<u16, u32> {
+    let resumed = MODE != LOOKUP;
     let cfg = match CONFIG.get(0) {
         Some(c) if c.port != 0 => *c,
         _ => return Err(counter::PASS_NOT_DNS),
@@ -97,7 +102,7 @@ pub fn handle<const DENIAL: bool>(ctx: &XdpContext) -> Result<u16, u32> {
         return Err(counter::PASS_NOT_QUERY);
     }
 
-    let q = if DENIAL {
+    let q = if resumed {
         resumed_query(scratch)?
     } else {
         question::read(
@@ -113,20 +118,47 @@ pub fn handle<const DENIAL: bool>(ctx: &XdpContext) -> Result<u16, u32> {
     if cfg.flags & CONFIG_NO_DNSSEC != 0 {
         scratch.key.flags &= !KEY_FLAG_DO;
     }
-    let found = if DENIAL {
-        lookup::resume(scratch)?
+    let found = if resumed {
+        lookup::resume(scratch, MODE == DENIAL)?
     } else {
         lookup::find(scratch, q.name_len)?
     };
     let answer: &Answer = found.answer;
-    if !DENIAL && answer.kind & 0xff == AnswerKind::Nsec3Negative as u16 {
+    if !resumed {
+        // The answer's OPT record does not depend on the answer: built before the lookup, so
+        // that the verifier walks it once per question shape instead of once per lookup
+        // outcome, and left in scratch (with its length and whether the query's server cookie
+        // was valid) for the rest of this program and for the denial program.
+        let validate = question::opaque(&mut scratch.opaque, rrl::enabled() as usize) != 0;
+        let packed = if q.edns {
+            let args = edns::OptArgs {
+                options: q.options,
+                dnssec_ok: q.dnssec_ok,
+                server_payload: cfg.server_payload,
+                l3: flow.l3,
+                v6: flow.v6,
+                validate,
+            };
+            edns::answer_opt_call(ctx, scratch, &args)
+        } else {
+            0
+        };
+        let packed = question::opaque(&mut scratch.opaque, packed as usize) as u32;
+        if packed & edns::OPT_ERROR != 0 {
+            return Err(packed & 0xff);
+        }
+        // SAFETY: a plain write of per-CPU memory, read back after the lookup.
+        unsafe { core::ptr::write_volatile(&mut scratch.nsec3.opt_len, packed) };
+    }
+    if !resumed {
         let query = q.name_len as u64
             | (q.limit as u64) << 16
             | (q.edns as u64) << 32
             | (q.dnssec_ok as u64) << 33;
-        return Err(nsec3::jump(ctx, scratch, &found, query));
+        let denial = answer.kind & 0xff == AnswerKind::Nsec3Negative as u16;
+        return Err(nsec3::jump(ctx, scratch, &found, query, denial));
     }
-    let denial = DENIAL;
+    let denial = MODE == DENIAL;
     let mut len = answer.len as usize;
     if len > ANSWER_MAX {
         return Err(counter::PASS_ERROR);
@@ -147,7 +179,40 @@ pub fn handle<const DENIAL: bool>(ctx: &XdpContext) -> Result<u16, u32> {
         ),
         None => (answer.data.as_ptr(), answer.csum),
     };
-    let opt_len = if q.edns { OPT_LEN } else { 0 };
+    // SAFETY: a plain read of per-CPU memory, written before the lookup (see above).
+    let packed = unsafe { core::ptr::read_volatile(&scratch.nsec3.opt_len) };
+    let opt_len = question::opaque(&mut scratch.opaque, (packed & 0xffff) as usize);
+    if opt_len > OPT_BUF {
+        return Err(counter::PASS_ERROR);
+    }
+    let cookie_valid = (packed >> 16) & 1 != 0;
+    // An answer too big for the client is userspace's (a TC answer there, rate limited
+    // there): it takes no token here.
+    if DNS_HEADER + q.name_len + 4 + len + opt_len > q.limit {
+        return Err(counter::PASS_TOO_BIG);
+    }
+    // Rate limiting: a slipped answer is the header and question (and OPT) with TC=1. The
+    // verdict goes through memory and is applied without branches, so that the verifier
+    // walks the rest once, not once for each verdict.
+    let cookie_valid = question::opaque(&mut scratch.opaque, cookie_valid as usize) != 0;
+    let referral = answer.kind & 0xff == AnswerKind::Referral as u16;
+    let class = dns_common::rrl::class(answer.header_flags, referral);
+    let verdict = rrl::check(ctx, flow.l3, flow.v6, class, cookie_valid);
+    if verdict > rrl::SLIP {
+        return Err(verdict);
+    }
+    let slip = question::opaque(&mut scratch.opaque, verdict as usize) & 1;
+    // All ones to keep the answer, zero for a slip.
+    let keep = slip.wrapping_sub(1);
+    let len = len & keep;
+    let tpl_csum = tpl_csum & keep as u16;
+    let (ancount, nscount) = (answer.ancount & keep as u16, nscount & keep as u16);
+    let arcount = answer.arcount & keep as u16;
+    let extra_flags = FLAG_TC & !(keep as u16);
+    let opt_len = question::opaque(&mut scratch.opaque, opt_len);
+    if opt_len > OPT_BUF {
+        return Err(counter::PASS_ERROR);
+    }
     let resp_len = DNS_HEADER + q.name_len + 4 + len + opt_len;
     if resp_len > q.limit {
         return Err(counter::PASS_TOO_BIG);
@@ -160,27 +225,20 @@ pub fn handle<const DENIAL: bool>(ctx: &XdpContext) -> Result<u16, u32> {
         q.name_len + 4,
         (NAME_BUF + 8) as u32,
     )?;
-    let resp_flags = answer.header_flags | (flags & COPIED_FLAGS);
-    let arcount_out = answer.arcount + q.edns as u16;
+    let resp_flags = answer.header_flags | (flags & COPIED_FLAGS) | extra_flags;
+    let arcount_out = arcount + q.edns as u16;
     let mut sum = qsum as u64
         + checksum::bytes(id[0], id[1])
         + checksum::field(resp_flags)
         + checksum::field(1)
-        + checksum::field(answer.ancount)
+        + checksum::field(ancount)
         + checksum::field(nscount)
         + checksum::field(arcount_out);
     let tpl_odd = q.name_len & 1 == 1;
     sum += checksum::at_parity(tpl_csum, tpl_odd);
-    let opt = opt_record(cfg.server_payload, q.dnssec_ok);
     if q.edns {
-        let mut s = 0u64;
-        let mut i = 0;
-        while i < OPT_LEN {
-            let next = if i + 1 < OPT_LEN { opt[i + 1] } else { 0 };
-            s += checksum::bytes(opt[i], next);
-            i += 2;
-        }
-        sum += checksum::at_parity(checksum::fold(s), (q.name_len + len) & 1 == 1);
+        let s = checksum::words(scratch.opt.as_mut_ptr(), opt_len, OPT_BUF as u32)?;
+        sum += checksum::at_parity(s, (q.name_len + len) & 1 == 1);
     }
 
     // Resize the packet to the response (this also drops any Ethernet padding).
@@ -203,13 +261,17 @@ pub fn handle<const DENIAL: bool>(ctx: &XdpContext) -> Result<u16, u32> {
         }
     }
     if q.edns {
-        // SAFETY: as above, 11 bytes from a stack buffer.
+        let opt_len = question::opaque(&mut scratch.opaque, opt_len);
+        if opt_len == 0 || opt_len > OPT_BUF {
+            return Err(counter::PASS_ERROR);
+        }
+        // SAFETY: as above, from the scratch OPT buffer, opt_len ≤ OPT_BUF.
         let r = unsafe {
             bpf_xdp_store_bytes(
                 ctx.ctx,
                 (l7 + len) as u32,
-                opt.as_ptr() as *mut _,
-                OPT_LEN as u32,
+                scratch.opt.as_mut_ptr() as *mut _,
+                opt_len as u32,
             )
         };
         if r != 0 {
@@ -220,7 +282,7 @@ pub fn handle<const DENIAL: bool>(ctx: &XdpContext) -> Result<u16, u32> {
     // DNS header: ID and question stay as sent.
     let hdr: *mut [u8; 10] = ptr_at(ctx, dns + 2)?;
     let f = resp_flags.to_be_bytes();
-    let an = answer.ancount.to_be_bytes();
+    let an = ancount.to_be_bytes();
     let ns = nscount.to_be_bytes();
     let ar = arcount_out.to_be_bytes();
     // SAFETY: bounds checked by ptr_at.
@@ -238,28 +300,13 @@ pub fn handle<const DENIAL: bool>(ctx: &XdpContext) -> Result<u16, u32> {
         sum += swap_ipv4(ctx, flow.l3, udp_len)?;
     }
     swap_udp(ctx, flow.l4, udp_len, sum)?;
+    if slip != 0 {
+        return Ok(KIND_SLIPPED);
+    }
     if denial {
         nsec3::store(ctx, scratch, l7)?;
     }
     Ok(answer.kind & 0xff)
-}
-
-/// The question the answering program read for the denial program (`nsec3::jump`); its
-/// name, key and label starts are still in scratch.
-#[inline(always)]
-fn resumed_query(scratch: &Scratch) -> Result<question::Query, u32> {
-    // SAFETY: a plain read of per-CPU memory.
-    let r = unsafe { core::ptr::read_volatile(&scratch.nsec3.query) };
-    let name_len = (r & 0x1ff) as usize;
-    if name_len == 0 || name_len > NAME_MAX {
-        return Err(counter::PASS_ERROR);
-    }
-    Ok(question::Query {
-        name_len,
-        limit: ((r >> 16) & 0xffff) as usize,
-        edns: (r >> 32) & 1 != 0,
-        dnssec_ok: (r >> 33) & 1 != 0,
-    })
 }
 
 /// Whether growth goes to the head even where the tail has room: only in the test build, when
@@ -507,4 +554,29 @@ fn swap_udp(ctx: &XdpContext, l4: usize, udp_len: u16, mut sum: u64) -> Result<(
     // SAFETY: bounds checked by ptr_at.
     unsafe { p.write_unaligned([u[2], u[3], u[0], u[1], l[0], l[1], c[0], c[1]]) };
     Ok(())
+}
+
+/// `handle` modes: the program that looks the query up, and the two it tail-calls.
+pub const LOOKUP: u8 = 0;
+pub const RESPOND: u8 = 1;
+pub const DENIAL: u8 = 2;
+
+/// The question the answering program read for the denial program (`nsec3::jump`); its
+/// name, key and label starts are still in scratch.
+#[inline(always)]
+fn resumed_query(scratch: &Scratch) -> Result<question::Query, u32> {
+    // SAFETY: a plain read of per-CPU memory.
+    let r = unsafe { core::ptr::read_volatile(&scratch.nsec3.query) };
+    let name_len = (r & 0x1ff) as usize;
+    if name_len == 0 || name_len > NAME_MAX {
+        return Err(counter::PASS_ERROR);
+    }
+    Ok(question::Query {
+        name_len,
+        limit: ((r >> 16) & 0xffff) as usize,
+        edns: (r >> 32) & 1 != 0,
+        dnssec_ok: (r >> 33) & 1 != 0,
+        // The answer's OPT record is already in `Scratch::opt`.
+        options: edns::Options::NONE,
+    })
 }

@@ -7,6 +7,8 @@
 use aya_ebpf::{helpers::bpf_xdp_load_bytes, programs::XdpContext};
 use dns_common::{ascii_lower8, counter, Scratch, KEY_FLAG_CHAOS, KEY_FLAG_DO, NAME_BUF, NAME_MAX};
 
+use crate::edns::{self, Options};
+
 /// What the rest of the packet path needs to know about the question and EDNS.
 pub struct Query {
     /// Wire length of QNAME.
@@ -17,6 +19,8 @@ pub struct Query {
     pub limit: usize,
     /// DO bit of the query's OPT record.
     pub dnssec_ok: bool,
+    /// The EDNS options that change the answer (see `edns`).
+    pub options: Options,
 }
 
 const QUESTION_BUF: usize = NAME_BUF + 8;
@@ -95,6 +99,7 @@ pub fn read(
         edns: false,
         limit: 512,
         dnssec_ok: false,
+        options: Options::NONE,
     };
     match arcount {
         0 if rest == 0 => {}
@@ -121,11 +126,17 @@ pub fn read(
             if opt[6] != 0 {
                 return Err(counter::PASS_EDNS_VERSION);
             }
-            if opt[9] != 0 || opt[10] != 0 {
-                return Err(counter::PASS_EDNS_OPTION);
-            }
-            if rest != 11 || opt[5] != 0 {
+            let rdlen = u16::from_be_bytes([opt[9], opt[10]]) as usize;
+            if rest != 11 + rdlen || opt[5] != 0 {
                 return Err(counter::PASS_MALFORMED);
+            }
+            if rdlen > 0 {
+                let o = edns::walk(ctx, scratch, qoff + name_len + 4 + 11, rdlen)?;
+                // Join the verifier's paths through the options again (see `opaque`).
+                query.options = Options {
+                    nsid: opaque(&mut scratch.opaque, o.nsid as usize) != 0,
+                    cookie_len: opaque(&mut scratch.opaque, o.cookie_len) & 0x3f,
+                };
             }
             // Both sides' payloads count as 512 when lower (RFC 6891 §6.2.5), as in the
             // engine's size limit.

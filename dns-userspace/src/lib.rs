@@ -8,13 +8,19 @@
 //! - `fastpath`: the compiler from zones to XDP map entries, the template cache, promotion and
 //!   the loaded program;
 //! - `net`: the userspace UDP and TCP service;
+//! - `rrl`: response rate limiting (the userspace side; the bucket rule is shared with XDP);
 //! - `daemon`: configuration, the running server and its control socket;
 //! - `xfr`: the secondary service: zone transfers, NOTIFY, TSIG, refresh timers, storage.
+//! - `fuzz_support`: the bodies of the fuzz targets, shared by `fuzz/` and the test suite
+//!   (feature `fuzz-support`).
 
 pub mod daemon;
 pub mod engine;
 pub mod fastpath;
+#[cfg(any(test, feature = "fuzz-support"))]
+pub mod fuzz_support;
 pub mod net;
+pub mod rrl;
 pub mod wire;
 pub mod xfr;
 pub mod zone;

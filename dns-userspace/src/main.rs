@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::bail;
+use anyhow::Context as _;
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use xdpdns::daemon::config::ConfigFile;
@@ -129,6 +130,17 @@ struct ServeArgs {
     /// NSID (RFC 5001) sent to clients that ask.
     #[arg(long)]
     nsid: Option<String>,
+    /// DNS Cookie secret (RFC 9018 SipHash-2-4 key, 32 hex digits), the same on every
+    /// anycast instance of the zones. Default: a random one per start.
+    #[arg(long, value_name = "HEX")]
+    cookie_secret: Option<String>,
+    /// The secret before the last rollover: cookies made with it are still accepted.
+    #[arg(long, value_name = "HEX")]
+    cookie_secret_previous: Option<String>,
+    /// BADCOOKIE to UDP queries that send a COOKIE without a valid server cookie (BIND's
+    /// require-server-cookie).
+    #[arg(long)]
+    require_cookie: bool,
     /// Seconds a TCP connection may wait for (the rest of) a query. Default: 10.
     #[arg(long)]
     tcp_idle_timeout: Option<u64>,
@@ -159,6 +171,40 @@ struct ServeArgs {
     /// off.
     #[arg(long, value_name = "ADDR")]
     metrics: Option<SocketAddr>,
+    /// Once XDP is attached and every socket bound, run as this user (its group, no
+    /// supplementary groups) with only CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN, no_new_privs.
+    /// The storage directory is given to the user. Default: stay as started.
+    #[arg(long, value_name = "NAME")]
+    user: Option<String>,
+}
+
+/// The cookie settings from the secrets as written (32 hex digits each); without a secret, a
+/// random one (logged: anycast instances need a shared one).
+fn cookie_settings(
+    secret: Option<String>,
+    previous: Option<String>,
+    require: bool,
+) -> Result<xdpdns::engine::cookie::Cookies> {
+    use xdpdns::engine::cookie;
+    let secret = match secret {
+        Some(s) => cookie::parse_secret(&s).context("cookie-secret")?,
+        None => {
+            log::info!(
+                "no cookie-secret configured: DNS Cookies use a random secret until restart \
+                 (anycast instances of a zone need one shared secret, --cookie-secret)"
+            );
+            cookie::random_secret()?
+        }
+    };
+    let previous = previous
+        .map(|p| cookie::parse_secret(&p).context("cookie-secret-previous"))
+        .transpose()?;
+    Ok(cookie::Cookies {
+        secret,
+        previous,
+        require,
+        clock: std::sync::Arc::new(xdpdns::xfr::timers::SystemClock),
+    })
 }
 
 impl ServeArgs {
@@ -247,6 +293,13 @@ impl ServeArgs {
                     .map(String::into_bytes),
                 identity: self.identity.or_else(|| srv.identity.clone()),
                 version: self.version_string.or_else(|| srv.version.clone()),
+                cookies: Some(cookie_settings(
+                    self.cookie_secret.or_else(|| srv.cookie_secret.clone()),
+                    self.cookie_secret_previous
+                        .or_else(|| srv.cookie_secret_previous.clone()),
+                    self.require_cookie || srv.require_cookie.unwrap_or(false),
+                )?),
+                rrl: file.rrl.as_ref().map(|r| r.limiter()).transpose()?,
             },
             tcp: TcpLimits {
                 idle_timeout: Duration::from_secs(
@@ -283,6 +336,7 @@ impl ServeArgs {
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
                 .max(1),
             metrics: self.metrics.or(srv.metrics),
+            user: self.user.or_else(|| srv.user.clone()),
         })
     }
 

@@ -19,6 +19,8 @@ pub struct Q {
     /// EDNS payload; `None` = no OPT record.
     pub edns: Option<u16>,
     pub dnssec_ok: bool,
+    /// EDNS options (code, data), in order; only with `edns`.
+    pub options: Vec<(u16, Vec<u8>)>,
 }
 
 impl Q {
@@ -31,6 +33,7 @@ impl Q {
             cd: false,
             edns: Some(1232),
             dnssec_ok: false,
+            options: Vec::new(),
         }
     }
 
@@ -62,7 +65,14 @@ impl Q {
         if let Some(p) = self.edns {
             m.extend_from_slice(&[0, 0, 41]);
             m.extend_from_slice(&p.to_be_bytes());
-            m.extend_from_slice(&[0, 0, if self.dnssec_ok { 0x80 } else { 0 }, 0, 0, 0]);
+            m.extend_from_slice(&[0, 0, if self.dnssec_ok { 0x80 } else { 0 }, 0]);
+            let rdlen: usize = self.options.iter().map(|(_, d)| 4 + d.len()).sum();
+            m.extend_from_slice(&(rdlen as u16).to_be_bytes());
+            for (code, data) in &self.options {
+                m.extend_from_slice(&code.to_be_bytes());
+                m.extend_from_slice(&(data.len() as u16).to_be_bytes());
+                m.extend_from_slice(data);
+            }
         }
         m
     }
@@ -93,6 +103,11 @@ pub fn udp(server: SocketAddr, msg: &[u8]) -> Result<Vec<u8>> {
 pub fn tcp(server: SocketAddr, msgs: &[Vec<u8>]) -> Result<Vec<Vec<u8>>> {
     let mut s = TcpStream::connect_timeout(&server, Duration::from_secs(2))?;
     s.set_read_timeout(Some(Duration::from_secs(2)))?;
+    tcp_on(&mut s, msgs)
+}
+
+/// Sends the messages on an open connection (pipelined) and reads as many replies.
+pub fn tcp_on(s: &mut TcpStream, msgs: &[Vec<u8>]) -> Result<Vec<Vec<u8>>> {
     let mut out = Vec::new();
     for m in msgs {
         out.extend_from_slice(&(m.len() as u16).to_be_bytes());

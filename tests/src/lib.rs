@@ -20,6 +20,7 @@ pub mod primary;
 pub mod scrape;
 pub mod seeded;
 pub mod stats;
+pub mod testrun;
 pub mod tld;
 pub mod upstream;
 pub mod xfr_proxy;
@@ -345,6 +346,21 @@ impl TestNet {
     }
 
     /// The server's counters (`xdpdns stats`).
+    /// Waits (at most `within`) until the server's counter `name` is `value`.
+    pub fn wait_for_counter(&self, name: &str, value: u64, within: Duration) -> Result<()> {
+        let deadline = Instant::now() + within;
+        loop {
+            let now = self.counter(name)?;
+            if now == value {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                bail!("{name} is {now}, not {value}, after {within:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn stats(&self) -> Result<stats::Counters> {
         stats::Counters::parse(&self.ctl("stats")?)
     }

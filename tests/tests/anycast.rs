@@ -40,16 +40,12 @@ fn anycast_net(extra: &[&str]) -> TestNet {
     net
 }
 
-/// A query for `name` that XDP leaves to userspace: it carries an EDNS cookie option (as dig
-/// sends), which XDP passes (`pass_edns_option`).
-fn with_cookie(name: &str, qtype: u16) -> Vec<u8> {
-    let mut m = Q::new(name, qtype).wire();
-    // The OPT record ends with RDLENGTH 0: make it 12 and append COOKIE (10) with an 8-byte
-    // client cookie.
-    let at = m.len() - 2;
-    m[at..].copy_from_slice(&12u16.to_be_bytes());
-    m.extend_from_slice(&[0, 10, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8]);
-    m
+/// A query for `name` that XDP leaves to userspace: it asks for EDNS EXPIRE (RFC 7314), which
+/// userspace answers for secondary zones, so XDP passes it (`pass_edns_option`).
+fn with_expire(name: &str, qtype: u16) -> Vec<u8> {
+    let mut q = Q::new(name, qtype);
+    q.options = vec![(9, Vec::new())];
+    q.wire()
 }
 
 /// Sends `query` to `server` port 53 from the client namespace; the reply must come from that
@@ -96,13 +92,14 @@ fn xdp_and_userspace_answer_from_the_anycast_address_on_lo() {
         let m = ask(&net, server, Q::new("www.example.", qtype).wire());
         assert_eq!(m.answers.len(), n, "{server}: {m:?}");
         assert_paths(&before, &net.stats().unwrap(), 1, 0);
-        // Userspace: with a cookie (over IPv4 on the v6 wildcard socket: v4-mapped).
+        // Userspace: with EXPIRE (over IPv4 on the v6 wildcard socket: v4-mapped).
         let before = net.stats().unwrap();
-        let m = ask(&net, server, with_cookie("www.example.", qtype));
+        let m = ask(&net, server, with_expire("www.example.", qtype));
         assert_eq!(m.answers.len(), n, "{server}: {m:?}");
         assert_paths(&before, &net.stats().unwrap(), 0, 1);
     }
-    // And what the usual tools see: kdig without a cookie (XDP), dig with one (userspace).
+    // And what the usual tools see: kdig without a cookie and dig with one (XDP), dig asking
+    // for EXPIRE (userspace).
     let before = net.stats().unwrap();
     let query = |tool: &str, args: &[&str]| sh(net.client_cmd(tool).args(args)).unwrap();
     let (v4, v6) = (format!("@{ANYCAST_V4}"), format!("@{ANYCAST_V6}"));
@@ -110,6 +107,7 @@ fn xdp_and_userspace_answer_from_the_anycast_address_on_lo() {
     let outs = [
         query("kdig", &[&v4, "+norec", "+timeout=2", "+retry=0", "www.example.", "A"]),
         query("dig", &[&v6, "+norec", "+cookie", "+time=2", "+tries=1", "www.example.", "AAAA"]),
+        query("dig", &[&v4, "+norec", "+expire", "+time=2", "+tries=1", "www.example.", "A"]),
     ];
     for out in outs {
         assert!(
@@ -118,7 +116,7 @@ fn xdp_and_userspace_answer_from_the_anycast_address_on_lo() {
         );
         assert!(!out.contains("unexpected source"), "{out}");
     }
-    assert_paths(&before, &net.stats().unwrap(), 1, 1);
+    assert_paths(&before, &net.stats().unwrap(), 2, 1);
 }
 
 #[test]
@@ -128,7 +126,7 @@ fn an_ipv4_socket_answers_from_the_anycast_address_too() {
     let before = net.stats().unwrap();
     for q in [
         Q::new("www.example.", 1).wire(),
-        with_cookie("www.example.", 1),
+        with_expire("www.example.", 1),
     ] {
         let m = ask(&net, ANYCAST_V4, q);
         assert_eq!(m.answers.len(), 2, "{m:?}");

@@ -1,7 +1,8 @@
 //! `cargo xtask bench --smoke` inside the test suite: runs the bench binary in smoke mode (small
 //! zone, one short fixed-rate run per server, every server and the reflector, TEST_RUN probes,
 //! the zone update figures on a small zone) and checks that the JSON report lists every server
-//! with answers, has the update figures, and that the chart exists.
+//! with answers, has the update figures, the sender profiles and the rate limiting section (RRL
+//! cuts the amplification below 1, legitimate queries answered), and that the chart exists.
 
 use std::collections::BTreeSet;
 use std::process::Command;
@@ -67,6 +68,21 @@ fn bench_smoke_reports_every_server() {
         .and_then(|p| p.as_array())
         .expect("test_run probes");
     assert!(!probes.is_empty());
+    // The rate limiting section: the spoofed flood with RRL off and on, the cost probes.
+    let rrl = doc.get("rrl").expect("rrl section");
+    let flood = |k: &str, f: &str| {
+        rrl.get(k)
+            .and_then(|r| r.get(f))
+            .and_then(|v| v.as_f64())
+            .unwrap_or_else(|| panic!("rrl {k}.{f}: {rrl:?}"))
+    };
+    assert!(flood("on", "amplification") < 1.0 && flood("off", "amplification") > 1.0);
+    assert!(flood("on", "legit_share") >= 0.99, "{rrl:?}");
+    let costs = rrl
+        .get("cost_ns")
+        .and_then(|c| c.as_array())
+        .expect("cost_ns");
+    assert_eq!(costs.len(), 4);
     // The zone update figures: a diff published incrementally, and in full, both timed.
     let updates = doc
         .get("update")
@@ -82,6 +98,7 @@ fn bench_smoke_reports_every_server() {
         );
     }
     check_xfr(doc.get("xfr").expect("xfr section"));
+    check_profiles(doc.get("profiles").expect("profiles section"));
     let svg = std::fs::read_to_string(out.join("bench.svg")).expect("bench.svg");
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
     let _ = std::fs::remove_dir_all(&out);
@@ -134,4 +151,39 @@ fn check_xfr(x: &json::Json) {
         n.get("xdp_update").and_then(|v| v.as_str()).is_some(),
         "{n:?}"
     );
+    // xdpdns' own timing of its steps: the AXFR built, the IXFR applied in place.
+    let steps: Vec<&str> = x
+        .get("xdpdns")
+        .and_then(|p| p.get("axfr"))
+        .and_then(|a| a.get("breakdown"))
+        .and_then(|b| b.as_array())
+        .expect("breakdown")
+        .iter()
+        .filter_map(|l| l.as_str())
+        .collect();
+    for want in [
+        "built in",
+        "applied in place in",
+        "durable in",
+        "publication in",
+    ] {
+        assert!(steps.iter().any(|l| l.contains(want)), "{want}: {steps:?}");
+    }
+}
+
+/// The sender profiles are there for both zones, in TEST_RUN and over the veth, each with
+/// queries counted; on the unsigned zone the driver answers every profile in full.
+fn check_profiles(p: &json::Json) {
+    assert_eq!(p.get("errors").and_then(|e| e.as_str()), Some(""), "{p:?}");
+    for path in ["test_run", "veth"] {
+        let shares = p.get(path).and_then(|s| s.as_array()).expect(path);
+        assert_eq!(shares.len(), 8, "{path}: 4 profiles × 2 zones");
+        for s in shares {
+            let num = |k: &str| s.get(k).and_then(|v| v.as_f64()).unwrap_or(-1.0);
+            assert!(num("queries") > 0.0, "{path}: {s:?}");
+            if s.get("zone").and_then(|z| z.as_str()) == Some("unsigned") {
+                assert_eq!(num("answered_pct"), 100.0, "{path}: {s:?}");
+            }
+        }
+    }
 }

@@ -23,12 +23,11 @@ fn metrics_addr() -> SocketAddr {
     METRICS.parse().unwrap()
 }
 
-/// `q` with an EDNS COOKIE option (a client cookie), which XDP passes to userspace.
-fn with_cookie(q: &Q) -> Vec<u8> {
-    let mut m = q.wire();
-    m.truncate(m.len() - 2); // the OPT record's RDLENGTH 0
-    m.extend_from_slice(&[0, 12, 0, 10, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8]);
-    m
+/// `q` asking for EDNS EXPIRE (RFC 7314), which XDP passes to userspace (`pass_edns_option`).
+fn with_expire(q: &Q) -> Vec<u8> {
+    let mut q = q.clone();
+    q.options = vec![(9, Vec::new())];
+    q.wire()
 }
 
 fn rcode(reply: &[u8]) -> u8 {
@@ -127,10 +126,10 @@ fn scraped_counters_move_by_the_queries_sent_on_each_path_and_the_dashboard_is_c
                 ask(v6, Q::new("www.other.test.", 1).wire());
             }
             for _ in 0..COOKIE_NOERROR {
-                ask(v4, with_cookie(&Q::new("www.example.", 1)));
+                ask(v4, with_expire(&Q::new("www.example.", 1)));
             }
             for _ in 0..COOKIE_REFUSED {
-                ask(v4, with_cookie(&Q::new("www.other.test.", 1)));
+                ask(v4, with_expire(&Q::new("www.other.test.", 1)));
             }
             let msgs: Vec<Vec<u8>> = (0..TCP)
                 .map(|_| Q::new("www.example.", 28).wire())

@@ -4,8 +4,9 @@
 //! - started with NOTIFY_SOCKET and WATCHDOG_USEC, the daemon sends READY=1, then WATCHDOG=1 at
 //!   half the interval; SIGHUP (the unit's ExecReload) reloads a changed zone file between
 //!   RELOADING=1 and READY=1, a broken one changes nothing; SIGTERM says STOPPING=1;
-//! - with exactly the unit's CapabilityBoundingSet the daemon loads and attaches XDP and
-//!   answers from it, and without CAP_PERFMON the verifier refuses the program.
+//! - with exactly the unit's CapabilityBoundingSet and `--user` the daemon loads and attaches
+//!   XDP, drops to the user with only CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN and answers from
+//!   XDP, and without CAP_PERFMON the verifier refuses the program.
 
 use std::net::{IpAddr, SocketAddr};
 use std::os::unix::net::UnixDatagram;
@@ -159,6 +160,7 @@ fn serve_with_caps(net: &TestNet, caps: &str, log: &Path) -> Daemon {
     let args = [
         &bounding, "--inh-caps=-all", &bin, "serve", "--listen", "[::]:53",
         "--iface", &net.server_if, "--control", &control, "--zone", &example_zone(),
+        "--user", "nobody",
     ];
     Daemon::spawn(net, Path::new("setpriv"), &args, log).unwrap()
 }
@@ -167,13 +169,27 @@ fn serve_with_caps(net: &TestNet, caps: &str, log: &Path) -> Daemon {
 fn the_units_capabilities_suffice_to_attach_xdp_and_cap_perfmon_is_needed() {
     let net = TestNet::new().unwrap();
     let caps = unit_capabilities();
-    assert_eq!(caps, "-all,+bpf,+perfmon,+net_admin,+net_bind_service");
+    assert_eq!(
+        caps,
+        "-all,+bpf,+perfmon,+net_admin,+net_bind_service,+setuid,+setgid,+chown,+dac_override"
+    );
+    assert!(
+        unit_text().contains("serve --config /etc/xdpdns/xdpdns.toml --user xdpdns"),
+        "the unit drops to xdpdns"
+    );
     let log = net.dir.join("caps.log");
     let mut daemon = serve_with_caps(&net, &caps, &log);
     daemon.wait_ready(&net, &log).unwrap();
     let status = std::fs::read_to_string(format!("/proc/{}/status", daemon.0.id())).unwrap();
-    // CAP_NET_BIND_SERVICE 10, CAP_NET_ADMIN 12, CAP_PERFMON 38, CAP_BPF 39.
-    assert!(status.contains("CapEff:\t000000c000001400"), "{status}");
+    // After the drop to the user (nobody here; the package's xdpdns in the unit): CAP_NET_ADMIN
+    // 12, CAP_PERFMON 38, CAP_BPF 39 only, and no_new_privs.
+    assert!(status.contains("CapEff:\t000000c000001000"), "{status}");
+    assert!(status.contains("CapPrm:\t000000c000001000"), "{status}");
+    assert!(
+        status.contains("Uid:\t65534\t65534\t65534\t65534"),
+        "{status}"
+    );
+    assert!(status.contains("NoNewPrivs:\t1"), "{status}");
     let before = net.stats().unwrap();
     let q = Q::new("www.example.", 1).wire();
     net.in_client(move || client::udp(SocketAddr::new(IpAddr::V4(SERVER_V4), 53), &q).unwrap())

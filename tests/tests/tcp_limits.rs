@@ -1,5 +1,6 @@
 //! TCP resource limits of the userspace server, end to end from the client namespace: the idle
-//! timeout, the global and per-source connection caps, the write timeout for a client that
+//! timeout, the global cap (the longest idle connection closed for a newcomer, refusal when
+//! none is idle) and the per-source cap, the write timeout for a client that
 //! never reads, and accept errors when the server is out of descriptors (EMFILE), which must
 //! be waited out without spinning, for TCP and the control socket alike.
 
@@ -86,18 +87,7 @@ fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
 
 /// Waits (at most `within`) until the server's counter `name` is `value`.
 fn wait_for(net: &TestNet, name: &str, value: u64, within: Duration) {
-    let deadline = Instant::now() + within;
-    loop {
-        let now = net.counter(name).unwrap();
-        if now == value {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{name} is {now}, not {value}, after {within:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    net.wait_for_counter(name, value, within).unwrap();
 }
 
 #[test]
@@ -136,17 +126,30 @@ fn fill_from_v4(net: &TestNet, n: usize) -> Vec<TcpStream> {
 }
 
 #[test]
-fn the_connection_limit_refuses_one_too_many_and_frees_a_slot_on_close() {
+fn at_the_connection_limit_a_newcomer_closes_the_longest_idle_and_a_closed_slot_is_reused() {
     let net = server(&["--tcp-max-connections", "2", "--tcp-idle-timeout", "30"]);
-    let mut held = fill_from_v4(&net, 2);
-    assert_eq!(net.counter("tcp.refused_connections").unwrap(), 1);
+    let mut held = connect(&net, v4(), 2);
+    for c in &mut held {
+        ask(c).unwrap();
+        // Apart in time, so that which waited longest does not depend on the scheduler.
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Both wait for their next query; the first has waited longest and makes room.
+    let mut newcomer = one(&net, v6());
+    ask(&mut newcomer).unwrap();
+    let c0 = closed_within(&mut held[0], Duration::from_secs(3));
+    let c1 = closed_within(&mut held[1], Duration::from_millis(100));
+    assert!(c0 && !c1, "closed: first {c0}, second {c1}");
+    assert_eq!(net.counter("tcp.evicted_idle").unwrap(), 1);
+    assert_eq!(net.counter("tcp.refused_connections").unwrap(), 0);
     assert_eq!(net.counter("tcp.open_connections").unwrap(), 2);
-    // One closes: a new one is served.
-    drop(held.pop());
+    ask(&mut held[1]).unwrap();
+    // One closes: a new one is served without closing another.
+    drop(newcomer);
     wait_for(&net, "tcp.open_connections", 1, Duration::from_secs(5));
     ask(&mut one(&net, v6())).unwrap();
-    assert_eq!(net.counter("tcp.refused_connections").unwrap(), 1);
-    ask(&mut held[0]).unwrap();
+    assert_eq!(net.counter("tcp.evicted_idle").unwrap(), 1);
+    ask(&mut held[1]).unwrap();
 }
 
 #[test]
@@ -220,8 +223,11 @@ fn a_client_that_never_reads_its_answers_loses_its_connection_after_the_write_ti
     let stalled = Instant::now();
     println!("server stopped reading after {sent} bytes of queries");
     // Its slot is held while the answer waits; UDP and the control socket go on.
+    // Its slot is not idle (an answer is being written), so a newcomer is refused.
     let mut refused = one(&net, v6());
-    assert!(closed_within(&mut refused, Duration::from_secs(2)));
+    assert!(closed_within(&mut refused, Duration::from_secs(3)));
+    assert_eq!(net.counter("tcp.refused_connections").unwrap(), 1);
+    assert_eq!(net.counter("tcp.evicted_idle").unwrap(), 0);
     let q = Q::new("www.example.", 1).wire();
     net.in_client(move || client::udp(v4(), &q))
         .unwrap()

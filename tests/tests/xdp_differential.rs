@@ -13,18 +13,14 @@
 //! `XDPDNS_PAYLOAD_PACKETS` (default 4 000 per payload size);
 //! `cargo xtask xdp-check` runs long versions.
 
-use std::net::IpAddr;
-
-use dns_common::{Config, CONFIG_NO_DNSSEC};
 use xdpdns::engine::{Engine, EngineConfig, Transport};
-use xdpdns::fastpath::compile;
 use xdpdns::fastpath::promote::{Counter, Policy, PromoteStats};
 use xdpdns::fastpath::xdp::{Capacity, XdpServer};
 use xdpdns::wire::name::Name;
 use xdpdns::zone::load::{load_catalog, ZoneSpec};
 use xdpdns_tests::client::Q;
 use xdpdns_tests::frame::{self, FrameSpec};
-use xdpdns_tests::oracle::{self, udp_payload, XDP_PASS, XDP_TX};
+use xdpdns_tests::oracle::{self, corpus_query, mutate, spec, udp_payload, XDP_PASS, XDP_TX};
 use xdpdns_tests::tld::{self, Rng};
 use xdpdns_tests::zone_file;
 
@@ -50,28 +46,7 @@ fn rig_with(specs: &[String], capacity: Capacity, config: EngineConfig) -> Rig {
     let specs: Vec<ZoneSpec> = specs.iter().map(|s| s.parse().unwrap()).collect();
     let (catalog, _) = load_catalog(&specs).unwrap();
     let engine = Engine::new(catalog, config);
-    let mut xdp = XdpServer::load_with_capacity(capacity).unwrap();
-    xdp.add_service_addr("198.18.0.1".parse().unwrap()).unwrap();
-    xdp.add_service_addr("fd00::1".parse().unwrap()).unwrap();
-    let mut entries = compile::Entries::default();
-    compile::compile_refused(&engine, 3, &mut entries);
-    let mut names = Vec::new();
-    for z in engine.catalog.zones() {
-        let st = compile::compile_zone(&engine, z, 3, &mut entries);
-        println!("compiled {}: {st:?}", z.apex());
-        names.extend(z.nodes().map(|(n, _)| n.clone()));
-    }
-    xdp.insert(&entries).unwrap();
-    // As `xdpdns serve` does: without signed zones, DO=1 is looked up under DO=0 directly.
-    let unsigned = engine.catalog.zones().all(|z| !z.is_signed());
-    xdp.set_config(Config {
-        port: 53,
-        server_payload: engine.config.server_payload,
-        generation: 3,
-        flags: if unsigned { CONFIG_NO_DNSSEC } else { 0 },
-    })
-    .unwrap();
-    names.sort();
+    let (xdp, names) = xdpdns_tests::testrun::load(&engine, capacity, 3).unwrap();
     Rig { xdp, engine, names }
 }
 
@@ -85,53 +60,6 @@ impl Rig {
     fn answer(&mut self, spec: &FrameSpec, dns: &[u8]) -> Option<Vec<u8>> {
         oracle::check(&mut self.xdp, &self.engine, spec, dns)
     }
-}
-
-fn spec(rng: &mut Rng) -> FrameSpec {
-    let v6 = rng.chance(50);
-    let (src, dst): (IpAddr, IpAddr) = if v6 {
-        ("fd00::2".parse().unwrap(), "fd00::1".parse().unwrap())
-    } else {
-        ("198.18.0.2".parse().unwrap(), "198.18.0.1".parse().unwrap())
-    };
-    let mut s = FrameSpec::udp(src, dst, 53);
-    s.sport = 1024 + rng.below(60000) as u16;
-    s.vlans = match rng.below(4) {
-        0 => vec![(0x8100, 10)],
-        1 => vec![(0x88a8, 20), (0x8100, 30)],
-        _ => vec![],
-    };
-    s
-}
-
-const TYPES: [u16; 22] = [
-    1, 2, 5, 6, 12, 15, 16, 28, 33, 39, 43, 46, 47, 48, 50, 51, 52, 64, 65, 257, 255, 65000,
-];
-
-/// A corpus query: existing names, names below them, random labels, random case, all types.
-fn corpus_query(rng: &mut Rng, names: &[Name]) -> Vec<u8> {
-    let base = names[rng.below(names.len() as u64) as usize].to_string();
-    let name = match rng.below(4) {
-        0 => base,
-        1 => format!("{}.{base}", rng.label()),
-        2 => format!("{}.{}.{base}", rng.label(), rng.label()),
-        _ => format!("www.{base}"),
-    };
-    let name = if name.starts_with("www..") {
-        "www.".to_string()
-    } else {
-        name
-    };
-    let mut q = Q::new(
-        &rng.mix_case(&name),
-        TYPES[rng.below(TYPES.len() as u64) as usize],
-    );
-    q.id = rng.next_u64() as u16;
-    q.rd = rng.chance(50);
-    q.cd = rng.chance(20);
-    q.edns = [None, Some(512), Some(1232), Some(4096)][rng.below(4) as usize];
-    q.dnssec_ok = q.edns.is_some() && rng.chance(50);
-    q.wire()
 }
 
 #[test]
@@ -217,27 +145,6 @@ fn xdp_answers_equal_the_engine_at_every_server_payload() {
     }
 }
 
-/// Mutates a packet: flips, overwrites, truncates or extends bytes.
-fn mutate(rng: &mut Rng, f: &mut Vec<u8>) {
-    for _ in 0..1 + rng.below(4) {
-        if f.is_empty() {
-            return;
-        }
-        let i = rng.below(f.len() as u64) as usize;
-        match rng.below(6) {
-            0 => f[i] ^= 1 << rng.below(8),
-            1 => f[i] = rng.next_u64() as u8,
-            2 => f.truncate(i.max(14)),
-            3 => f.extend((0..rng.below(40)).map(|_| rng.next_u64() as u8)),
-            4 => f[i] = [0, 0xff, 0xc0, 0x3f, 0x40][rng.below(5) as usize],
-            _ => {
-                let j = rng.below(f.len() as u64) as usize;
-                f.swap(i, j);
-            }
-        }
-    }
-}
-
 #[test]
 fn fuzzed_packets_never_get_a_wrong_answer() {
     let mut r = rig(&[
@@ -272,7 +179,7 @@ fn fuzzed_packets_never_get_a_wrong_answer() {
                 Some(q) => q.payload,
                 None => udp_payload(&s, &f),
             };
-            let expected = r.engine.answer(&query, Transport::Udp);
+            let expected = r.engine.answer_to(&query, Transport::Udp, s.src);
             assert_eq!(Some(p.payload), expected, "fuzzed packet {f:02x?}");
         } else {
             assert_eq!(action, XDP_PASS);

@@ -264,7 +264,7 @@ fn downstreams_follow_us_by_axfr_then_ixfr() {
         ),
         "{e:?}"
     );
-    let first = offer(&sec).served.records.to_vec();
+    let first = offer(&sec).served.records().to_vec();
 
     let seen: Seen = Arc::default();
     let s = sec.clone();
@@ -337,7 +337,7 @@ fn downstreams_follow_us_by_axfr_then_ixfr() {
         "{}",
         knot.knot.log()
     );
-    let second = o.served.records.to_vec();
+    let second = o.served.records().to_vec();
     assert_eq!(
         sorted(axfr(&net, knot.addr(), &k_knot())),
         sorted(second.clone())
@@ -373,7 +373,7 @@ fn downstreams_follow_us_by_axfr_then_ixfr() {
         nsd.log()
     })
     .unwrap();
-    let third = o.served.records.to_vec();
+    let third = o.served.records().to_vec();
     assert_eq!(
         sorted(axfr(&net, knot.addr(), &k_knot())),
         sorted(third.clone())

@@ -75,15 +75,20 @@ fn open(
     Secondary::open(origin(), primaries, dir, policy, clock).unwrap()
 }
 
+/// A knotd primary requiring the key, with an IXFR journal.
+fn knot_options() -> KnotOptions {
+    KnotOptions {
+        keys: vec![key()],
+        journal: true,
+        ..KnotOptions::default()
+    }
+}
+
 #[test]
 fn secondary_transfers_stores_restarts_and_expires() {
     let net = TestNet::new().unwrap();
     let dir = net.dir.join("secondary");
-    let opts = KnotOptions {
-        keys: vec![key()],
-        journal: true,
-        ..KnotOptions::default()
-    };
+    let opts = knot_options();
     let mut knot = KnotPrimary::start(&net, 5310, "example.", &zone(1, ""), &opts).unwrap();
     let clock = std::sync::Arc::new(ManualClock::new(unix_now()));
     let t0 = clock.now();
@@ -189,4 +194,60 @@ fn secondary_transfers_stores_restarts_and_expires() {
             "{policy:?}"
         );
     }
+}
+
+/// An IXFR whose diff does not apply to our copy (it removes a record we lack: our version 1
+/// is not the primary's) changes nothing by itself; the zone comes by AXFR instead, and the
+/// journal starts from it.
+#[test]
+fn an_ixfr_that_does_not_apply_falls_back_to_axfr() {
+    let net = TestNet::new().unwrap();
+    let dir = net.dir.join("secondary-fallback");
+    let opts = knot_options();
+    let v1 = zone(1, "old A 198.18.0.7\n");
+    let knot = KnotPrimary::start(&net, 5311, "example.", &v1, &opts).unwrap();
+    knot.update(&zone(2, "")).unwrap();
+    // Our version 1 lacks `old`, which the primary's diff 1 to 2 removes.
+    let ours = xdpdns::zonefile::parse_str(&zone(1, ""), &origin(), "ours")
+        .unwrap()
+        .records;
+    xdpdns::xfr::store::Store::open(&dir, &origin())
+        .unwrap()
+        .save_version(&ours)
+        .unwrap();
+    let clock = std::sync::Arc::new(ManualClock::new(unix_now()));
+    let (mut s, problems) = open(
+        &dir,
+        vec![primary(knot.addr())],
+        ExpirePolicy::Honour,
+        &clock,
+    );
+    assert!(problems.is_empty(), "{problems:?}");
+    s.keep_journal(Default::default()).unwrap();
+    assert_eq!(s.serial(), Some(1));
+    let (s, ev) = with(&net, s, clock.clone(), |s, c| s.refresh(c).unwrap());
+    let Event::Updated {
+        serial: 2,
+        method: Method::AxfrAfterIxfr(why),
+        ..
+    } = &ev
+    else {
+        panic!("{ev:?}")
+    };
+    assert!(
+        why.contains("do not apply") && why.contains("old.example. A"),
+        "{why}"
+    );
+    let served = s.serving(&*clock).unwrap();
+    assert!(served
+        .node(&Name::parse("old.example.", None).unwrap())
+        .is_none());
+    assert_eq!(s.snapshot(), (Some(2), 0));
+    assert!(
+        files(&dir).contains(&"v0000000002-s2.zone".to_owned()),
+        "{:?}",
+        files(&dir)
+    );
+    // The journal has the diff from our version 1 to 2 (ours, not the primary's).
+    assert_eq!(s.chain_from(1).map(|c| c.len()), Some(1));
 }

@@ -104,9 +104,12 @@ fn cargo_bin(name: &str) -> Option<std::path::PathBuf> {
 
 /// The dated nightly named in [`TOOLCHAIN_FILE`].
 pub fn bpf_toolchain() -> Result<String> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(TOOLCHAIN_FILE);
+    toolchain_channel(TOOLCHAIN_FILE)
+}
+
+/// The dated nightly a `rust-toolchain.toml` (relative to the workspace root) names.
+pub fn toolchain_channel(file: &str) -> Result<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(file);
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let channel = text
@@ -117,7 +120,7 @@ pub fn bpf_toolchain() -> Result<String> {
         .next()
         .with_context(|| format!("{} names no channel", path.display()))?;
     if !channel.starts_with("nightly-") {
-        bail!("{TOOLCHAIN_FILE} must name a dated nightly (nightly-YYYY-MM-DD), not '{channel}'");
+        bail!("{file} must name a dated nightly (nightly-YYYY-MM-DD), not '{channel}'");
     }
     Ok(channel)
 }

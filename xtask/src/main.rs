@@ -1,7 +1,8 @@
 //! `cargo xtask`: the project's task runner — bootstrap the machine, run the whole test suite,
-//! run the demo, run the benchmark, build the Debian package.
+//! run the demo, run the benchmark, build the Debian package, fuzz.
 
 mod bootstrap;
+mod fuzz;
 mod package;
 
 use std::process::Command;
@@ -52,6 +53,16 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// libFuzzer runs of the fuzz targets in fuzz/ (cargo-fuzz on the dated nightly), from
+    /// their seed corpus in fuzz/corpus/; a crash fails and is kept in fuzz/artifacts/.
+    Fuzz {
+        /// One target (zonefile, wire, engine, message, axfr, ixfr, tsig, notify); all by
+        /// default.
+        target: Option<String>,
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        time: u64,
+    },
     /// Build the Debian package (release binary without test-support, the systemd unit, the
     /// default configuration, man page and docs) into --out.
     Package {
@@ -68,7 +79,7 @@ fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
-fn run(what: &str, cmd: &mut Command) -> Result<()> {
+pub(crate) fn run(what: &str, cmd: &mut Command) -> Result<()> {
     let t = Instant::now();
     println!("[xtask] {what}");
     let status = cmd.status().with_context(|| format!("running {cmd:?}"))?;
@@ -137,15 +148,20 @@ fn main() -> Result<()> {
                         "xdpdns-tests",
                         "--test",
                         "xdp_differential",
+                        "--test",
+                        "xdp_edns",
                     ])
                     .args(["--", "--nocapture", "--test-threads", "1"])
                     .env("XDPDNS_DIFF_PACKETS", packets.to_string())
+                    .env("XDPDNS_EDNS_PACKETS", packets.to_string())
                     .env("XDPDNS_FUZZ_PACKETS", fuzz.to_string())
+                    .env("XDPDNS_EDNS_FUZZ_PACKETS", fuzz.to_string())
                     .env("XDPDNS_PAYLOAD_PACKETS", payload_packets.to_string()),
             )?;
         }
         Cmd::Demo => release_bin("demo", &[])?,
         Cmd::Bench { args } => release_bin("bench", &args)?,
+        Cmd::Fuzz { target, time } => fuzz::fuzz(target, time)?,
         Cmd::Package { debug, out } => drop(package::package(debug, &out)?),
     }
     println!("[xtask] done in {:.1}s", t.elapsed().as_secs_f64());

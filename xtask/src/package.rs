@@ -125,7 +125,7 @@ pub fn package(debug: bool, out: &Path) -> Result<PathBuf> {
     let size_kib = dir_size(&stage)?.div_ceil(1024);
     let control = format!(
         "Package: xdpdns\nVersion: {version}\nArchitecture: {arch}\nMaintainer: {MAINTAINER}\n\
-         Installed-Size: {size_kib}\nDepends: libc6 (>= {}), libgcc-s1\n\
+         Installed-Size: {size_kib}\nDepends: libc6 (>= {}), libgcc-s1, adduser\n\
          Recommends: iproute2\nSuggests: bird2, prometheus, bpftool\nSection: net\n\
          Priority: optional\n\
          Description: authoritative DNS server with an XDP fast path\n \
@@ -165,7 +165,11 @@ pub fn package(debug: bool, out: &Path) -> Result<PathBuf> {
 const SCRIPTS: [(&str, &str); 3] = [
     (
         "postinst",
-        "#!/bin/sh\nset -e\n# Not started or enabled here: configure /etc/xdpdns/xdpdns.toml, then\n\
+        "#!/bin/sh\nset -e\n# The user the daemon runs as once started (xdpdns serve --user xdpdns,\n\
+         # in the unit), and its storage.\nif ! getent passwd xdpdns >/dev/null; then\n    \
+         adduser --system --group --home /var/lib/xdpdns --no-create-home --quiet xdpdns\n\
+         fi\ninstall -d -o xdpdns -g xdpdns -m 0750 /var/lib/xdpdns\n\
+         # Not started or enabled here: configure /etc/xdpdns/xdpdns.toml, then\n\
          # systemctl enable --now xdpdns\nif [ -d /run/systemd/system ]; then\n    \
          systemctl daemon-reload >/dev/null || true\nfi\nexit 0\n",
     ),

@@ -11,6 +11,9 @@
 //! identity = "anycast-node-7"  # CH TXT id.server / hostname.bind
 //! version = "xdpdns"           # CH TXT version.bind (omit to refuse)
 //! nsid = "node-7"
+//! cookie-secret = "e5e973e5a6b2a43f48e7dc849e37bfcf"  # shared by the anycast instances
+//! cookie-secret-previous = "445536bcd2513298075a5d379663c962"  # still accepted (rollover)
+//! require-cookie = false       # BADCOOKIE over UDP without a valid server cookie
 //! server-payload = 1232
 //! xdp-capacity = 200000        # templates in the XDP cache (default: all, twice over)
 //! xdp-promote-after = 2        # cold misses per second that promote an answer
@@ -23,7 +26,11 @@
 //!
 //! storage = "/var/lib/xdpdns"  # received zone versions and timers (the default)
 //! metrics = "127.0.0.1:9153"   # Prometheus endpoint, GET /metrics (default: off)
+//! user = "xdpdns"              # run as this user once bound and attached (default: stay root)
 //! log-format = "json"          # text | json | kv
+//!
+//! [rrl]                        # response rate limiting, off without this (see `rrl::config`)
+//! rate-limit = 20
 //!
 //! [[zone]]
 //! domain = "example."
@@ -85,6 +92,12 @@ pub struct ServerSection {
     pub identity: Option<String>,
     pub version: Option<String>,
     pub nsid: Option<String>,
+    /// DNS Cookie secret, 32 hex digits (`--cookie-secret`).
+    pub cookie_secret: Option<String>,
+    /// The secret before the last rollover (`--cookie-secret-previous`).
+    pub cookie_secret_previous: Option<String>,
+    /// BADCOOKIE without a valid server cookie over UDP (`--require-cookie`).
+    pub require_cookie: Option<bool>,
     pub server_payload: Option<u16>,
     pub tcp_idle_timeout: Option<u64>,
     pub tcp_write_timeout: Option<u64>,
@@ -97,6 +110,8 @@ pub struct ServerSection {
     pub storage: Option<PathBuf>,
     /// Address of the Prometheus endpoint (`--metrics`).
     pub metrics: Option<SocketAddr>,
+    /// The user to run as once everything is bound (`--user`).
+    pub user: Option<String>,
     pub log_format: Option<super::logging::LogFormat>,
 }
 
@@ -178,6 +193,8 @@ pub struct ConfigFile {
     pub acl: Vec<AclSection>,
     #[serde(default)]
     pub zone: Vec<ZoneSection>,
+    /// Response rate limiting (`rrl::config`); none: off.
+    pub rrl: Option<crate::rrl::config::RrlSection>,
 }
 
 impl ConfigFile {
@@ -187,6 +204,10 @@ impl ConfigFile {
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let mut cfg: ConfigFile =
             toml::from_str(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        if let Some(r) = &cfg.rrl {
+            r.settings()
+                .with_context(|| format!("{}: [rrl]", path.display()))?;
+        }
         let base = path.parent().unwrap_or(Path::new("."));
         let files = cfg.zone.iter_mut().filter_map(|z| z.file.as_mut());
         for f in files.chain(cfg.server.storage.as_mut()) {
@@ -326,11 +347,27 @@ mod tests {
             &path,
             "[server]\nlisten = [\"198.18.0.1:53\"]\nxdp-mode = \"off\"\nidentity = \"n1\"\n\
              service-addrs = [\"198.19.0.53\", \"fd00:ff::53\"]\ntcp-write-timeout = 2\n\
-             tcp-max-per-source = 3\n\n[[zone]]\ndomain = \"example\"\nfile = \"example.zone\"\n",
+             tcp-max-per-source = 3\ncookie-secret = \"e5e973e5a6b2a43f48e7dc849e37bfcf\"\n\
+             cookie-secret-previous = \"445536bcd2513298075a5d379663c962\"\n\
+             require-cookie = true\n\n[rrl]\nrate-limit = 5\nslip = 0\nexempt = [\"fd00::/8\"]\n\n\
+             [[zone]]\ndomain = \"example\"\nfile = \"example.zone\"\n",
         )
         .unwrap();
         let c = ConfigFile::load(&path).unwrap();
+        let rrl = c.rrl.as_ref().unwrap().settings().unwrap();
+        assert_eq!(
+            (rrl.rate, rrl.slip, rrl.window, rrl.ipv4_prefix),
+            (5, 0, 15, 24)
+        );
+        assert_eq!(rrl.exempt, vec!["fd00::/8".parse().unwrap()]);
+        assert!(!rrl.dry_run);
         assert_eq!(c.server.identity.as_deref(), Some("n1"));
+        assert_eq!(
+            c.server.cookie_secret.as_deref(),
+            Some("e5e973e5a6b2a43f48e7dc849e37bfcf")
+        );
+        assert!(c.server.cookie_secret_previous.is_some());
+        assert_eq!(c.server.require_cookie, Some(true));
         let service: Vec<IpAddr> = vec![
             "198.19.0.53".parse().unwrap(),
             "fd00:ff::53".parse().unwrap(),
@@ -344,6 +381,19 @@ mod tests {
         std::fs::write(&path, "[server]\nlisten-typo = []\n").unwrap();
         let e = ConfigFile::load(&path).unwrap_err().to_string();
         assert!(e.contains("listen-typo"), "{e}");
+        for (bad, says) in [
+            ("rate-limit = 0", "rate-limit"),
+            ("rate-limit = 5\nipv4-prefix = 33", "ipv4-prefix"),
+            (
+                "rate-limit = 5\nexempt = [\"198.18.0.1/8\"]",
+                "198.18.0.1/8",
+            ),
+            ("slip = 2", "rate-limit"),
+        ] {
+            std::fs::write(&path, format!("[rrl]\n{bad}\n")).unwrap();
+            let e = format!("{:#}", ConfigFile::load(&path).unwrap_err());
+            assert!(e.contains(says), "{bad}: {e}");
+        }
         let _ = std::fs::remove_dir_all(dir);
     }
 

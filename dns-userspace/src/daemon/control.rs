@@ -98,6 +98,9 @@ impl ControlSocket {
                 }
             };
             errors.accepted();
+            if !super::privilege::peer_allowed(&stream) {
+                continue;
+            }
             let permit = clients.clone().try_acquire_owned();
             let (handler, stats) = (handler.clone(), stats.clone());
             tokio::spawn(async move {

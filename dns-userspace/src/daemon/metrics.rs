@@ -221,9 +221,20 @@ fn xdp(state: &State, c: &[u64], f: &mut Families) -> Result<()> {
         "Packets the XDP program passed up the stack, by reason.",
         Kind::Counter,
     );
-    for (name, v) in counter::NAMES[passed_at..].iter().zip(&c[passed_at..]) {
+    let counted = || counter::NAMES.iter().zip(c).enumerate().skip(passed_at);
+    for (_, (name, v)) in counted().filter(|(i, _)| counter::is_pass(*i as u32)) {
         let reason = name.strip_prefix("pass_").unwrap_or(name);
         passed.sample(&[("reason", reason)], *v as i64);
+    }
+    let rrl = f.add(
+        "xdpdns_xdp_rrl",
+        "XDP answers over their rate limit (limited), and of those sent truncated (slipped) or \
+         dropped.",
+        Kind::Counter,
+    );
+    for (_, (name, v)) in counted().filter(|(i, _)| counter::is_rrl(*i as u32)) {
+        let what = name.strip_prefix("rrl_").unwrap_or(name);
+        rrl.sample(&[("what", what)], *v as i64);
     }
     if let Some(iface) = &state.opts.iface {
         let attached = matches!(xdp_probe::check(iface)?, XdpState::Attached { .. });
@@ -282,6 +293,21 @@ fn userspace(state: &State, f: &mut Families) {
             &p.deferred,
         ),
         (
+            "xdpdns_udp_rrl_limited",
+            "Userspace UDP answers over their rate limit.",
+            &s.rrl_limited,
+        ),
+        (
+            "xdpdns_udp_rrl_slipped",
+            "Rate-limited userspace UDP answers sent truncated (TC=1).",
+            &s.rrl_slipped,
+        ),
+        (
+            "xdpdns_udp_rrl_dropped",
+            "Rate-limited userspace UDP answers not sent.",
+            &s.rrl_dropped,
+        ),
+        (
             "xdpdns_tcp_connections",
             "TCP connections accepted.",
             &s.tcp_connections,
@@ -295,6 +321,11 @@ fn userspace(state: &State, f: &mut Families) {
             "xdpdns_tcp_write_timeouts",
             "TCP connections closed because the client did not take an answer in time.",
             &s.tcp_write_timeouts,
+        ),
+        (
+            "xdpdns_tcp_evicted_idle",
+            "Idle TCP connections closed at the connection limit to make room for a new one.",
+            &s.tcp_evicted_idle,
         ),
         (
             "xdpdns_udp_recv_errors",

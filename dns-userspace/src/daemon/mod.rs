@@ -6,6 +6,7 @@
 //! - `served`: what is served, changed on both paths together (reload, secondary refreshes);
 //! - `secondary`, `notify_in`, `clock`: the secondary zones' tasks, NOTIFY in, their clock;
 //! - `report`: the text of `stats` and `status`; `control`: the control socket;
+//! - `privilege`: dropping root (`--user`) once everything is bound and attached;
 //! - running it at an ISP: `metrics` and `metrics_http` (Prometheus), `health` and
 //!   `xdp_probe` (the anycast health check), `sd_notify` and `sighup` (systemd), `logging`.
 
@@ -17,6 +18,7 @@ pub mod logging;
 mod metrics;
 pub mod metrics_http;
 pub mod notify_in;
+pub mod privilege;
 pub mod remote;
 mod report;
 pub mod sd_notify;
@@ -31,7 +33,7 @@ use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context as _, Result};
 use tokio::signal::unix::{signal, SignalKind};
@@ -39,6 +41,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use crate::daemon::clock::DaemonClock;
 use crate::daemon::control::ControlSocket;
 use crate::daemon::notify_in::NotifyIn;
+use crate::daemon::privilege::Account;
 use crate::daemon::remote::SecondarySpec;
 use crate::daemon::secondary::{XfrStats, ZoneHandle};
 use crate::daemon::served::{Served, Sources};
@@ -80,6 +83,8 @@ pub struct ServeOptions {
     pub udp_workers: usize,
     /// Address of the Prometheus endpoint (`None`: off).
     pub metrics: Option<SocketAddr>,
+    /// The user to run as once everything is bound and attached (`None`: stay as started).
+    pub user: Option<String>,
 }
 
 struct State {
@@ -177,6 +182,7 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
         bail!("no --listen address");
     }
     check_unique(&opts)?;
+    let account = opts.user.as_deref().map(Account::lookup).transpose()?;
     net::contain::install_hook();
     let (catalog, warnings) = load_catalog(&opts.zones)?;
     for w in &warnings {
@@ -192,7 +198,15 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
     }
     // Secondary zones: what storage holds is served from the start, primaries or not.
     let clock = DaemonClock::from_env()?;
+    // Server cookies' timestamps follow the daemon's clock (the test clock in tests).
+    let mut opts = opts;
+    if let Some(c) = opts.engine.cookies.as_mut() {
+        c.clock = clock.clock.clone();
+    }
     let opened = secondary::open(&opts.secondaries, &opts.storage, &clock)?;
+    if let (Some(a), false) = (&account, opts.secondaries.is_empty()) {
+        privilege::own_storage(&opts.storage, a)?;
+    }
     let mut sources = Sources {
         files: catalog,
         ..Sources::default()
@@ -203,6 +217,7 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
     }
     let engine = sources.engine(&opts.engine);
     let control = ControlSocket::bind(&opts.control)?;
+    privilege::restrict_control_socket(&opts.control)?;
     let metrics = match opts.metrics {
         Some(addr) => Some(metrics_http::bind(addr).await?),
         None => None,
@@ -263,6 +278,12 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
             })
         })?;
     }
+    if let Some(a) = &account {
+        privilege::drop_to(a)?;
+        let files: Vec<&std::path::Path> = opts.zones.iter().map(|z| z.file.as_path()).collect();
+        let storage = (!opts.secondaries.is_empty()).then_some(opts.storage.as_path());
+        privilege::check_access(storage, &files, a)?;
+    }
     let (st, stats) = (state.clone(), state.stats.clone());
     tasks.spawn(async move { control.serve(move |cmd| command(&st, cmd), stats).await });
     if let Some(listener) = metrics {
@@ -292,6 +313,23 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
                 x.try_lock().ok()?.server.take_cold_ring()
             },
         ));
+    }
+    if state.served.xdp().is_some() {
+        // The XDP cookies' clock: CLOCK_MONOTONIC plus an offset to the wall clock, written
+        // again every second so that a stepped or slewed wall clock is followed.
+        let st = state.clone();
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                // Not waiting on a publication in progress: it writes the offset itself.
+                let Some(x) = st.served.xdp() else { continue };
+                let Ok(mut fp) = x.try_lock() else { continue };
+                if let Err(e) = fp.refresh_clock() {
+                    log::warn!("{e:#}");
+                }
+            }
+        });
     }
     // The zones' tasks run beside the others; they never end by themselves.
     let mut zone_tasks = tokio::task::JoinSet::new();

@@ -17,7 +17,10 @@ pub(super) fn stats(state: &State) -> Result<String> {
     if let Some(x) = state.served.xdp() {
         let c = held(x).server.counters()?;
         let answered: u64 = c[..counter::PASS_NOT_DNS as usize].iter().sum();
-        let passed: u64 = c[counter::PASS_NOT_DNS as usize..].iter().sum();
+        let passed: u64 = (counter::PASS_NOT_DNS..counter::COUNT)
+            .filter(|&i| counter::is_pass(i))
+            .map(|i| c[i as usize])
+            .sum();
         writeln!(out, "xdp.answered {answered}")?;
         writeln!(out, "xdp.passed {passed}")?;
         for (name, v) in counter::NAMES.iter().zip(&c) {
@@ -43,11 +46,15 @@ pub(super) fn stats(state: &State) -> Result<String> {
         ("tcp.open_connections", &s.tcp_open),
         ("tcp.refused_connections", &s.tcp_refused_connections),
         ("tcp.refused_per_source", &s.tcp_refused_per_source),
+        ("tcp.evicted_idle", &s.tcp_evicted_idle),
         ("tcp.accept_errors", &s.tcp_accept_errors),
         ("tcp.write_timeouts", &s.tcp_write_timeouts),
         ("udp.recv_errors", &s.udp_recv_errors),
         ("control.accept_errors", &s.control_accept_errors),
         ("userspace.panics", &s.panics),
+        ("userspace.rrl_limited", &s.rrl_limited),
+        ("userspace.rrl_slipped", &s.rrl_slipped),
+        ("userspace.rrl_dropped", &s.rrl_dropped),
     ];
     for (name, value) in counters {
         writeln!(out, "{name} {}", value.load(Relaxed))?;

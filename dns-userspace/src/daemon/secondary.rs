@@ -234,9 +234,9 @@ fn seed(dir: &Path, zone: &Name, file: &Path) -> Result<u32> {
         name: &label,
         locations: parsed.locations.as_deref(),
     };
-    let (z, _) = Zone::build(zone.clone(), parsed.records.clone(), &src)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    Store::open(dir, zone)?.save_version(&parsed.records)?;
+    let (z, _) =
+        Zone::build(zone.clone(), parsed.records, &src).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Store::open(dir, zone)?.save_zone(&z)?;
     Ok(crate::xfr::soa::Soa::from_rdata(&z.soa().rdatas[0]).map_or(0, |s| s.serial))
 }
 
@@ -388,9 +388,15 @@ impl Task {
             .zip(secondary)
             .and_then(|(from, sec)| sec.chain_from(from));
         let (s, name, w) = (self.served.clone(), self.zone().clone(), want.clone());
+        let t = Instant::now();
         let r = tokio::task::spawn_blocking(move || s.change_secondary(&name, w, diffs.as_deref()))
             .await
             .ok()?;
+        log::debug!(
+            "zone {}: engine and XDP publication in {:.3} s",
+            self.zone(),
+            t.elapsed().as_secs_f64()
+        );
         if let Ok((Some(p), _)) = &r {
             let c = match &p.update {
                 Update::Incremental { .. } => &self.stats.publish_incremental,

@@ -5,6 +5,7 @@
 //! lookups inside a zone are in `resolve`.
 
 mod additional;
+pub mod cookie;
 mod denial;
 #[cfg(feature = "test-support")]
 pub mod fault;
@@ -15,11 +16,13 @@ pub mod resolve;
 pub mod writer;
 
 use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::wire::name::Name;
 use crate::wire::record::{class, rtype};
 use crate::zone::Zone;
+use cookie::{Cookies, Verdict};
 use message::Message;
 use query::{Edns, Parsed, FLAG_AA, FLAG_CD, FLAG_QR, FLAG_RD, FLAG_TC};
 pub use resolve::Kind;
@@ -43,6 +46,12 @@ pub struct EngineConfig {
     pub identity: Option<String>,
     /// Answer for CH TXT version.bind and version.server; `None` refuses them.
     pub version: Option<String>,
+    /// DNS Cookies (RFC 7873, RFC 9018); `None` ignores COOKIE options, as a server without
+    /// cookie support does (RFC 7873 §5.2.1).
+    pub cookies: Option<Cookies>,
+    /// Response rate limiting (`[rrl]`): applied to UDP answers, by the XDP program and the
+    /// UDP workers alike; `None` (the default) limits nothing. Shared across reloads.
+    pub rrl: Option<Arc<crate::rrl::Limiter>>,
 }
 
 impl Default for EngineConfig {
@@ -52,6 +61,8 @@ impl Default for EngineConfig {
             nsid: None,
             identity: None,
             version: None,
+            cookies: None,
+            rrl: None,
         }
     }
 }
@@ -142,23 +153,53 @@ pub struct Engine {
 pub struct Response {
     pub message: Message,
     pub kind: Option<Kind>,
+    /// What the query's COOKIE option was (`Verdict::is_valid`: the query had a valid server
+    /// cookie, for rate limiting).
+    pub cookie: Verdict,
 }
 
 const OPT_FIXED: usize = 11;
+
+/// The EDNS of a query that the answer's OPT record follows: the query's OPT, and the COOKIE
+/// data of the answer when there is one.
+#[derive(Clone, Copy)]
+struct Opt<'a> {
+    edns: &'a Edns,
+    cookie: Option<cookie::Reply>,
+}
 
 impl Engine {
     pub fn new(catalog: Catalog, config: EngineConfig) -> Engine {
         Engine { catalog, config }
     }
 
-    /// Answers one query message; `None` means no response is sent.
+    /// Answers one query message from a client whose address is not known (the XDP
+    /// compiler, tests): COOKIE options are ignored. `None` means no response is sent.
     pub fn answer(&self, msg: &[u8], transport: Transport) -> Option<Vec<u8>> {
         self.respond(msg, transport).map(|r| r.message.into_bytes())
+    }
+
+    /// Answers one query message from `client` (its source address, which server cookies
+    /// are bound to).
+    pub fn answer_to(&self, msg: &[u8], transport: Transport, client: IpAddr) -> Option<Vec<u8>> {
+        self.respond_to(msg, transport, Some(client))
+            .map(|r| r.message.into_bytes())
     }
 
     /// Like `answer`, with the response in structured form, and says which kind of answer it
     /// gave.
     pub fn respond(&self, msg: &[u8], transport: Transport) -> Option<Response> {
+        self.respond_to(msg, transport, None)
+    }
+
+    /// Like `answer_to` (`answer` without a client address), with the response in structured
+    /// form, and says which kind of answer it gave and what its COOKIE was.
+    pub fn respond_to(
+        &self,
+        msg: &[u8],
+        transport: Transport,
+        client: Option<IpAddr>,
+    ) -> Option<Response> {
         let q = match query::parse(msg) {
             Parsed::Drop => return None,
             Parsed::Error {
@@ -168,65 +209,50 @@ impl Engine {
                 question,
                 edns,
             } => {
-                let message = self.error(id, flags, rcode, question, edns.as_ref(), transport);
+                let opt = edns.as_ref().map(|edns| Opt { edns, cookie: None });
+                let message = self.error(id, flags, rcode, question, opt.as_ref());
                 return Some(Response {
                     message,
                     kind: None,
+                    cookie: Verdict::Absent,
                 });
             }
             Parsed::Query(q) => q,
         };
         #[cfg(feature = "test-support")]
         fault::check(q.question);
-        if let Some(e) = &q.edns {
-            if e.version != 0 {
-                let message = self.error(
-                    q.id,
-                    q.flags,
-                    query::RCODE_BADVERS,
-                    Some(q.question),
-                    Some(e),
-                    transport,
-                );
-                return Some(Response {
-                    message,
-                    kind: None,
-                });
+        let (verdict, reply) = self.cookie(q.edns.as_ref(), client);
+        let opt = q.edns.as_ref().map(|edns| Opt {
+            edns,
+            cookie: reply,
+        });
+        let refuse = |rcode| {
+            let message = self.error(q.id, q.flags, rcode, Some(q.question), opt.as_ref());
+            Some(Response {
+                message,
+                kind: None,
+                cookie: verdict,
+            })
+        };
+        if q.edns.as_ref().is_some_and(|e| e.version != 0) {
+            return refuse(query::RCODE_BADVERS);
+        }
+        match verdict {
+            Verdict::Malformed => return refuse(query::RCODE_FORMERR),
+            Verdict::ClientOnly | Verdict::Invalid
+                if transport == Transport::Udp
+                    && self.config.cookies.as_ref().is_some_and(|c| c.require) =>
+            {
+                return refuse(cookie::RCODE_BADCOOKIE)
             }
+            _ => {}
         }
         let limit = self.limit(q.edns.as_ref(), transport);
         match q.qclass {
             class::IN => {}
-            class::CH => return Some(self.chaos(&q, limit)),
-            _ => {
-                let message = self.error(
-                    q.id,
-                    q.flags,
-                    query::RCODE_REFUSED,
-                    Some(q.question),
-                    q.edns.as_ref(),
-                    transport,
-                );
-                return Some(Response {
-                    message,
-                    kind: None,
-                });
-            }
+            class::CH => return Some(self.chaos(&q, opt.as_ref(), limit, verdict)),
+            _ => return refuse(query::RCODE_REFUSED),
         }
-        let refuse = |rcode| {
-            let message = self.error(
-                q.id,
-                q.flags,
-                rcode,
-                Some(q.question),
-                q.edns.as_ref(),
-                transport,
-            );
-            Some(Response {
-                message,
-                kind: None,
-            })
-        };
         match q.qtype {
             rtype::AXFR | rtype::IXFR => return refuse(query::RCODE_REFUSED),
             rtype::OPT | rtype::TSIG => return refuse(query::RCODE_FORMERR),
@@ -258,7 +284,7 @@ impl Engine {
         if res.aa {
             flags |= FLAG_AA;
         }
-        let reserve = self.opt_size(q.edns.as_ref());
+        let reserve = self.opt_size(opt.as_ref());
         let skip = res
             .anchor
             .as_ref()
@@ -287,11 +313,28 @@ impl Engine {
         if truncated {
             w.set_flags(FLAG_TC);
         }
-        self.finish_opt(&mut w, q.edns.as_ref(), 0);
+        self.finish_opt(&mut w, opt.as_ref(), 0);
         Some(Response {
             message: w.finish(),
             kind: Some(res.kind),
+            cookie: verdict,
         })
+    }
+
+    /// The verdict on the query's COOKIE option, and the COOKIE data of the answer.
+    fn cookie(
+        &self,
+        edns: Option<&Edns>,
+        client: Option<IpAddr>,
+    ) -> (Verdict, Option<cookie::Reply>) {
+        match (
+            &self.config.cookies,
+            edns.and_then(|e| e.cookie.as_ref()),
+            client,
+        ) {
+            (Some(c), Some(option), Some(addr)) => c.check(option, addr, c.now()),
+            _ => (Verdict::Absent, None),
+        }
     }
 
     /// Largest response for this query (RFC 6891 §6.2.3–5, RFC 1035 §4.2.1).
@@ -305,29 +348,42 @@ impl Engine {
         }
     }
 
-    fn nsid_option(&self, edns: Option<&Edns>) -> Vec<u8> {
-        match (&self.config.nsid, edns) {
-            (Some(id), Some(e)) if e.nsid => {
-                let mut o = query::OPTION_NSID.to_be_bytes().to_vec();
-                o.extend_from_slice(&(id.len() as u16).to_be_bytes());
-                o.extend_from_slice(id);
-                o
-            }
-            _ => Vec::new(),
+    /// The options of the answer's OPT record, in the order the XDP program writes them too:
+    /// NSID (when asked for and configured), then COOKIE.
+    fn options(&self, opt: Option<&Opt>) -> Vec<u8> {
+        let mut o = Vec::new();
+        let Some(opt) = opt else {
+            return o;
+        };
+        if let (Some(id), true) = (&self.config.nsid, opt.edns.nsid) {
+            o.extend_from_slice(&query::OPTION_NSID.to_be_bytes());
+            o.extend_from_slice(&(id.len() as u16).to_be_bytes());
+            o.extend_from_slice(id);
         }
+        if let Some(c) = &opt.cookie {
+            o.extend_from_slice(&query::OPTION_COOKIE.to_be_bytes());
+            o.extend_from_slice(&(c.len() as u16).to_be_bytes());
+            o.extend_from_slice(c);
+        }
+        o
     }
 
-    fn opt_size(&self, edns: Option<&Edns>) -> usize {
-        match edns {
-            Some(_) => OPT_FIXED + self.nsid_option(edns).len(),
+    fn opt_size(&self, opt: Option<&Opt>) -> usize {
+        match opt {
+            Some(_) => OPT_FIXED + self.options(opt).len(),
             None => 0,
         }
     }
 
-    fn finish_opt(&self, w: &mut Writer, edns: Option<&Edns>, ext_rcode: u8) {
-        if let Some(e) = edns {
-            let options = self.nsid_option(edns);
-            w.push_opt(self.config.server_payload, ext_rcode, e.dnssec_ok, &options);
+    fn finish_opt(&self, w: &mut Writer, opt: Option<&Opt>, ext_rcode: u8) {
+        if let Some(o) = opt {
+            let options = self.options(opt);
+            w.push_opt(
+                self.config.server_payload,
+                ext_rcode,
+                o.edns.dnssec_ok,
+                &options,
+            );
         }
     }
 
@@ -338,37 +394,35 @@ impl Engine {
         qflags: u16,
         rcode: u16,
         question: Option<&[u8]>,
-        edns: Option<&Edns>,
-        _transport: Transport,
+        opt: Option<&Opt>,
     ) -> Message {
         let opcode = qflags & 0x7800;
         let flags = FLAG_QR | opcode | (qflags & (FLAG_RD | FLAG_CD)) | (rcode & 0xf);
         let mut w = Writer::new(id, flags, question, 65535);
-        self.finish_opt(&mut w, edns, (rcode >> 4) as u8);
+        self.finish_opt(&mut w, opt, (rcode >> 4) as u8);
         w.finish()
     }
 
     /// CHAOS class: server identity and version (as BIND, Knot and NSD answer them).
-    fn chaos(&self, q: &query::Query<'_>, limit: usize) -> Response {
+    fn chaos(
+        &self,
+        q: &query::Query<'_>,
+        opt: Option<&Opt>,
+        limit: usize,
+        cookie: Verdict,
+    ) -> Response {
         let lower = q.qname.to_string().to_ascii_lowercase();
         let text = match lower.as_str() {
             "id.server." | "hostname.bind." => self.config.identity.as_deref(),
             "version.bind." | "version.server." => self.config.version.as_deref(),
             _ => None,
         };
-        let edns = q.edns.as_ref();
         let Some(text) = text else {
-            let message = self.error(
-                q.id,
-                q.flags,
-                query::RCODE_REFUSED,
-                Some(q.question),
-                edns,
-                Transport::Udp,
-            );
+            let message = self.error(q.id, q.flags, query::RCODE_REFUSED, Some(q.question), opt);
             return Response {
                 message,
                 kind: None,
+                cookie,
             };
         };
         let flags = FLAG_QR | FLAG_AA | (q.flags & (FLAG_RD | FLAG_CD));
@@ -389,17 +443,18 @@ impl Engine {
                 ttl: 0,
                 rdatas: std::borrow::Cow::Owned(vec![rd]),
             };
-            if w.push(Section::Answer, &set, self.opt_size(edns)).is_err() {
+            if w.push(Section::Answer, &set, self.opt_size(opt)).is_err() {
                 w.set_flags(FLAG_TC);
             }
         }
-        self.finish_opt(&mut w, edns, 0);
+        self.finish_opt(&mut w, opt, 0);
         Response {
             message: w.finish(),
             kind: Some(Kind::Chaos),
+            cookie,
         }
     }
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -21,7 +21,9 @@ pub const RCODE_YXDOMAIN: u16 = 6;
 pub const RCODE_BADVERS: u16 = 16;
 
 /// EDNS option code of NSID (RFC 5001).
-pub const OPTION_NSID: u16 = 3;
+pub const OPTION_NSID: u16 = dns_common::OPTION_NSID;
+/// EDNS option code of COOKIE (RFC 7873).
+pub const OPTION_COOKIE: u16 = dns_common::OPTION_COOKIE;
 
 /// The EDNS parameters of a query.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,6 +35,8 @@ pub struct Edns {
     pub nsid: bool,
     /// Option codes present (content ignored: unknown options are ignored, RFC 6891 §6.1.2).
     pub options: Vec<u16>,
+    /// The data of the first COOKIE option (RFC 7873), when there is one.
+    pub cookie: Option<Vec<u8>>,
 }
 
 /// A parsed query.
@@ -137,6 +141,7 @@ pub fn qtype(msg: &[u8]) -> Option<u16> {
 fn parse_opt(msg: &[u8], class: u16, ttl: u32, rdata: usize, end: usize) -> Option<Edns> {
     let mut options = Vec::new();
     let mut nsid = false;
+    let mut cookie = None;
     let mut p = rdata;
     while p < end {
         let code = be16(msg, p)?;
@@ -147,6 +152,9 @@ fn parse_opt(msg: &[u8], class: u16, ttl: u32, rdata: usize, end: usize) -> Opti
         if code == OPTION_NSID {
             nsid = true;
         }
+        if code == OPTION_COOKIE && cookie.is_none() {
+            cookie = Some(msg[p + 4..p + 4 + len].to_vec());
+        }
         options.push(code);
         p += 4 + len;
     }
@@ -156,6 +164,7 @@ fn parse_opt(msg: &[u8], class: u16, ttl: u32, rdata: usize, end: usize) -> Opti
         dnssec_ok: ttl & 0x8000 != 0,
         nsid,
         options,
+        cookie,
     })
 }
 

@@ -55,7 +55,8 @@ fn zone_with(build: Build, text: &str, origin: &str) -> Zone {
     build(origin, parsed.records, &src).unwrap().0
 }
 
-fn zone_from(text: &str, origin: &str) -> Zone {
+/// A zone from zone file text (also for other modules' tests).
+pub(crate) fn zone_from(text: &str, origin: &str) -> Zone {
     zone_with(Zone::build, text, origin)
 }
 

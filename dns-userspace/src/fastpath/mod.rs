@@ -13,6 +13,7 @@ pub mod affected;
 pub mod change;
 pub mod compile;
 pub mod deps;
+pub mod edns;
 mod incremental;
 pub mod keyset;
 pub mod nsec3;
@@ -293,6 +294,13 @@ impl FastPath {
                 return Err(e);
             }
         };
+        self.server.set_edns(edns::config(&engine.config))?;
+        match &engine.config.rrl {
+            Some(l) => self
+                .server
+                .set_rrl(l.settings.xdp_config(), &l.settings.exempt_keys())?,
+            None => self.server.set_rrl(Default::default(), &[])?,
+        }
         self.server.set_config(Config {
             port: self.port,
             server_payload: engine.config.server_payload,
@@ -344,6 +352,12 @@ impl FastPath {
             p.seconds
         );
         Ok(p)
+    }
+
+    /// Writes the program's EDNS settings again with the cookies' clock offset as it is now
+    /// (the wall clock may have been stepped or slewed).
+    pub fn refresh_clock(&mut self) -> Result<()> {
+        self.server.set_edns(edns::config(&self.last.config))
     }
 
     /// Remembers `engine` as the one the maps answer for, and indexes its zones (those it

@@ -16,8 +16,8 @@ use aya::{
     Ebpf, EbpfLoader,
 };
 use dns_common::{
-    counter, maps, Answer, AnswerKey, AnswerKind, AnswerRef, Config, ANSWERS_CAPACITY, NAME_BUF,
-    SUFFIXES_CAPACITY, SUFFIX_DATA, TEMPLATES_CAPACITY,
+    counter, maps, rrl::RrlConfig, Answer, AnswerKey, AnswerKind, AnswerRef, Config, EdnsConfig,
+    ANSWERS_CAPACITY, NAME_BUF, SUFFIXES_CAPACITY, SUFFIX_DATA, TEMPLATES_CAPACITY,
 };
 
 use super::compile::Entries;
@@ -32,6 +32,8 @@ pub static PROGRAM_OBJECT: &[u8] =
 pub const PROGRAM: &str = "xdp_dns";
 /// Name of the NSEC3 denial program it tail-calls.
 pub const NSEC3_PROGRAM: &str = "xdp_dns_nsec3";
+/// The program `PROGRAM` tail-calls to write every other answer it found.
+pub const RESPOND_PROGRAM: &str = "xdp_dns_respond";
 /// Name of the pass-everything program in the object (for the peer side of test veths).
 #[cfg(feature = "test-support")]
 pub const PASS_PROGRAM: &str = "xdp_pass";
@@ -100,6 +102,7 @@ pub struct XdpServer {
     /// The index sizes it was loaded with.
     index_capacity: (u32, u32),
     config: Array<MapData, Config>,
+    edns: Array<MapData, EdnsConfig>,
     service_addrs: HashMap<MapData, [u8; 16], u8>,
     counters: PerCpuArray<MapData, u64>,
     /// Counts of the programs it took over from (`take_over`), added to its own.
@@ -151,16 +154,32 @@ impl XdpServer {
             .program_mut(PROGRAM)
             .ok_or_else(|| anyhow!("program {PROGRAM} missing"))?
             .try_into()?;
-        prog.load().map_err(verifier_error)?;
+        prog.load()
+            .map_err(verifier_error)
+            .with_context(|| format!("verifying {PROGRAM}"))?;
+        let respond: &mut Xdp = ebpf
+            .program_mut(RESPOND_PROGRAM)
+            .ok_or_else(|| anyhow!("program {RESPOND_PROGRAM} missing"))?
+            .try_into()?;
+        respond
+            .load()
+            .map_err(verifier_error)
+            .with_context(|| format!("verifying {RESPOND_PROGRAM}"))?;
+        let respond_fd = respond.fd()?.try_clone()?;
         let denial: &mut Xdp = ebpf
             .program_mut(NSEC3_PROGRAM)
             .ok_or_else(|| anyhow!("program {NSEC3_PROGRAM} missing"))?
             .try_into()?;
-        denial.load().map_err(verifier_error)?;
+        denial
+            .load()
+            .map_err(verifier_error)
+            .with_context(|| format!("verifying {NSEC3_PROGRAM}"))?;
         let denial_fd = denial.fd()?.try_clone()?;
         let mut jump: ProgramArray<MapData> = take(&mut ebpf, maps::JUMP)?;
         jump.set(0, &denial_fd, 0)
             .context("installing the NSEC3 denial program")?;
+        jump.set(1, &respond_fd, 0)
+            .context("installing the respond program")?;
         Ok(XdpServer {
             _jump: jump,
             answers: take(&mut ebpf, maps::ANSWERS)?,
@@ -173,6 +192,7 @@ impl XdpServer {
             template_capacity: templates,
             index_capacity,
             config: take(&mut ebpf, maps::CONFIG)?,
+            edns: take(&mut ebpf, maps::EDNS)?,
             service_addrs: take(&mut ebpf, maps::SERVICE_ADDRS)?,
             counters: take(&mut ebpf, maps::COUNTERS)?,
             carried: vec![0; counter::COUNT as usize],
@@ -417,6 +437,40 @@ impl XdpServer {
 
     pub fn set_config(&mut self, cfg: Config) -> Result<()> {
         self.config.set(0, cfg, 0).context("writing XDP config")
+    }
+
+    /// Writes the EDNS settings (NSID, cookie secrets, the cookies' clock offset).
+    pub fn set_edns(&mut self, cfg: EdnsConfig) -> Result<()> {
+        self.edns
+            .set(0, cfg, 0)
+            .context("writing XDP EDNS settings")
+    }
+
+    /// Writes the rate limiting settings (`RRL`; all zero: off) and makes the exempt prefix
+    /// trie hold exactly `exempt` ((bits, IPv6 or IPv4-mapped address) keys).
+    pub fn set_rrl(&mut self, cfg: RrlConfig, exempt: &[(u32, [u8; 16])]) -> Result<()> {
+        fn map<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut aya::maps::Map> {
+            ebpf.map_mut(name)
+                .ok_or_else(|| anyhow!("map {name} missing from the XDP object"))
+        }
+        let mut trie: LpmTrie<&mut MapData, [u8; 16], u8> =
+            LpmTrie::try_from(map(&mut self.ebpf, maps::RRL_EXEMPT)?)?;
+        let old: Vec<(u32, [u8; 16])> = trie
+            .keys()
+            .filter_map(|k| k.ok())
+            .map(|k| (k.prefix_len(), k.data()))
+            .collect();
+        for (bits, addr) in exempt {
+            trie.insert(&LpmKey::new(*bits, *addr), 1, 0)
+                .context("writing the RRL exempt prefixes")?;
+        }
+        for (bits, addr) in old.iter().filter(|k| !exempt.contains(k)) {
+            trie.remove(&LpmKey::new(*bits, *addr))
+                .context("removing an RRL exempt prefix")?;
+        }
+        let mut a: Array<&mut MapData, RrlConfig> =
+            Array::try_from(map(&mut self.ebpf, maps::RRL)?)?;
+        a.set(0, cfg, 0).context("writing the XDP RRL settings")
     }
 
     pub fn config(&self) -> Result<Config> {

@@ -71,15 +71,18 @@ pub fn note_panic(stats: &ServerStats, context: std::fmt::Arguments<'_>, why: &s
     PANIC_LOG.warn(format_args!("panic {context}: {why}"));
 }
 
-/// The engine's answer to `msg`, or SERVFAIL if the engine panics.
+/// The engine's answer to `msg` from `client` (when known), or SERVFAIL if the engine panics.
 pub fn answer(
     engine: &Engine,
     msg: &[u8],
     transport: Transport,
+    client: Option<std::net::IpAddr>,
     stats: &ServerStats,
 ) -> Option<Vec<u8>> {
     answer_with(msg, transport, engine.config.server_payload, stats, || {
-        engine.answer(msg, transport)
+        engine
+            .respond_to(msg, transport, client)
+            .map(|r| r.message.into_bytes())
     })
 }
 

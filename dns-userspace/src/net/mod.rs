@@ -8,6 +8,7 @@
 pub mod backoff;
 mod batch;
 pub mod contain;
+pub mod idle;
 pub mod notify;
 pub mod pktinfo;
 mod sources;
@@ -42,6 +43,8 @@ pub struct ServerStats {
     pub tcp_refused_connections: AtomicU64,
     /// Refused at the per-source connection limit.
     pub tcp_refused_per_source: AtomicU64,
+    /// Idle connections closed at the global limit to make room for a new one.
+    pub tcp_evicted_idle: AtomicU64,
     pub tcp_accept_errors: AtomicU64,
     /// Connections closed because the client did not take an answer within the write timeout.
     pub tcp_write_timeouts: AtomicU64,
@@ -52,6 +55,12 @@ pub struct ServerStats {
     pub panics: AtomicU64,
     /// Responses made, by the header RCODE (low 4 bits), over UDP ([0]) and TCP ([1]).
     pub rcodes: [[AtomicU64; 16]; 2],
+    /// UDP answers over their rate limit (sent anyway under `dry-run`).
+    pub rrl_limited: AtomicU64,
+    /// Limited answers sent truncated (TC=1).
+    pub rrl_slipped: AtomicU64,
+    /// Limited answers not sent.
+    pub rrl_dropped: AtomicU64,
 }
 
 impl ServerStats {

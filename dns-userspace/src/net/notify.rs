@@ -96,11 +96,12 @@ impl Service {
         transport: Transport,
         stats: &ServerStats,
     ) -> Option<Vec<u8>> {
+        let client = peer.map(|p| p.ip().to_canonical());
         let Some(t) = &self.transfers else {
-            return contain::answer(engine, msg, transport, stats);
+            return contain::answer(engine, msg, transport, client, stats);
         };
         let answer = |q: &[u8]| {
-            let r = contain::answer(engine, q, transport, stats)?;
+            let r = contain::answer(engine, q, transport, client, stats)?;
             Some(with_expire(t.as_ref(), q, r, transport))
         };
         if outbound::is_transfer(msg) {

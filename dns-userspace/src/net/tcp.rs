@@ -2,6 +2,9 @@
 //! pipelined queries, an idle timeout, a write timeout, a global and a per-source connection
 //! limit, and graceful close. NOTIFY goes to the daemon's handler (`notify`). Failed accepts
 //! (EMFILE: out of descriptors) are waited out with a backoff, not spun on.
+//!
+//! At the global limit a new connection closes the one idle longest (`idle`) and takes its
+//! slot; it is refused only when no connection is idle (every one answering or writing).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -14,6 +17,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::engine::Transport;
 use crate::net::backoff::AcceptErrors;
+use crate::net::idle::Idle;
 use crate::net::notify::contained_next;
 use crate::net::sources::{SourceSlot, Sources};
 use crate::net::{current, ServerStats, Service};
@@ -57,6 +61,7 @@ pub async fn serve_tcp(
 ) -> Result<()> {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let sources = Sources::new(limits.max_per_source);
+    let idle = Idle::new();
     let mut errors = AcceptErrors::new("tcp");
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -67,15 +72,21 @@ pub async fn serve_tcp(
             }
         };
         errors.accepted();
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            stats
-                .tcp_refused_connections
-                .fetch_add(1, Ordering::Relaxed);
-            continue;
-        };
         let Some(source) = sources.take(peer.ip()) else {
             stats.tcp_refused_per_source.fetch_add(1, Ordering::Relaxed);
             continue;
+        };
+        let permit = match slots.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => match make_room(&slots, &idle, &stats).await {
+                Some(p) => p,
+                None => {
+                    stats
+                        .tcp_refused_connections
+                        .fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+            },
         };
         stats.tcp_connections.fetch_add(1, Ordering::Relaxed);
         stats.tcp_open.fetch_add(1, Ordering::Relaxed);
@@ -86,13 +97,32 @@ pub async fn serve_tcp(
         };
         let service = service.clone();
         let stats = stats.clone();
+        let idle = idle.clone();
         tokio::spawn(async move {
-            if let Err(e) = connection(stream, service, limits, &stats).await {
+            if let Err(e) = connection(stream, service, limits, &idle, &stats).await {
                 log::debug!("tcp {peer}: {e:#}");
             }
             drop(held);
         });
     }
+}
+
+/// How long the accept loop waits for an evicted connection to give its slot back.
+const EVICTION_WAIT: Duration = Duration::from_secs(1);
+
+/// A slot for a new connection at the limit: the connection idle longest is told to close and
+/// its slot taken. `None` when no connection is idle.
+async fn make_room(
+    slots: &Arc<Semaphore>,
+    idle: &Idle,
+    stats: &ServerStats,
+) -> Option<OwnedSemaphorePermit> {
+    if !idle.evict_oldest() {
+        return None;
+    }
+    stats.tcp_evicted_idle.fetch_add(1, Ordering::Relaxed);
+    let freed = tokio::time::timeout(EVICTION_WAIT, slots.clone().acquire_owned()).await;
+    freed.ok().and_then(Result::ok)
 }
 
 /// What an open connection holds: its global and per-source slots and its place in the
@@ -113,24 +143,23 @@ async fn connection(
     mut stream: TcpStream,
     service: Service,
     limits: TcpLimits,
+    idle: &Arc<Idle>,
     stats: &ServerStats,
 ) -> Result<()> {
     let _ = stream.set_nodelay(true);
     let peer = stream.peer_addr().ok();
-    let mut len = [0u8; 2];
     let mut msg = Vec::new();
     loop {
-        match tokio::time::timeout(limits.idle_timeout, stream.read_exact(&mut len)).await {
-            Err(_) => break, // idle
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
-            Ok(Err(e)) => return Err(e.into()),
-            Ok(Ok(_)) => {}
+        let waiting = idle.wait();
+        let query = tokio::select! {
+            biased;
+            () = waiting.evicted() => false,
+            q = read_query(&mut stream, &mut msg, limits.idle_timeout) => q?,
+        };
+        drop(waiting);
+        if !query {
+            break;
         }
-        let n = u16::from_be_bytes(len) as usize;
-        msg.resize(n, 0);
-        tokio::time::timeout(limits.idle_timeout, stream.read_exact(&mut msg))
-            .await
-            .context("tcp read timeout")??;
         stats.tcp_queries.fetch_add(1, Ordering::Relaxed);
         if let Some(mut messages) = service.transfer(&msg, peer, Transport::Tcp, stats) {
             // A zone transfer: each message made (off the runtime's other tasks) when the
@@ -152,6 +181,23 @@ async fn connection(
     }
     let _ = stream.shutdown().await;
     Ok(())
+}
+
+/// Reads one query with its length into `msg`; false at the end of the stream or when the
+/// client sent nothing for the idle timeout.
+async fn read_query(stream: &mut TcpStream, msg: &mut Vec<u8>, idle: Duration) -> Result<bool> {
+    let mut len = [0u8; 2];
+    match tokio::time::timeout(idle, stream.read_exact(&mut len)).await {
+        Err(_) => return Ok(false),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(false),
+        Ok(Err(e)) => return Err(e.into()),
+        Ok(Ok(_)) => {}
+    }
+    msg.resize(usize::from(u16::from_be_bytes(len)), 0);
+    tokio::time::timeout(idle, stream.read_exact(msg))
+        .await
+        .context("tcp read timeout")??;
+    Ok(true)
 }
 
 /// Writes one message with its length; false when the client took longer than the write

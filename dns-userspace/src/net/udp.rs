@@ -2,7 +2,8 @@
 //! SO_REUSEPORT to the service address, reading queries and sending answers in batches
 //! (recvmmsg/sendmmsg), as NSD and Knot do. The kernel spreads queries over the sockets. Each
 //! answer leaves from the address its query was sent to (`pktinfo`); NOTIFY goes to the
-//! daemon's handler (`notify`), everything else to the engine; a worker survives a
+//! daemon's handler (`notify`), everything else to the engine, its answers rate limited when
+//! `[rrl]` is configured (`rrl`); a worker survives a
 //! panicking query (`contain`) and waits out receive errors instead of spinning on them.
 
 use std::io;
@@ -155,9 +156,13 @@ fn worker(sock: UdpSocket, service: Service, stats: Arc<ServerStats>, stop: Arc<
         let eng = current(&service.engine);
         for i in 0..n {
             let peer = b.peer(i);
-            let reply = b
-                .query(i)
-                .and_then(|q| service.answer(&eng, q, peer, Transport::Udp, &stats));
+            let reply = b.query(i).and_then(|q| {
+                let r = service.answer(&eng, q, peer, Transport::Udp, &stats)?;
+                match (&eng.config.rrl, peer) {
+                    (Some(l), Some(p)) => l.apply(&eng, q, p.ip(), r, &stats, l.now_ns()),
+                    _ => Some(r),
+                }
+            });
             if let Some(reply) = reply {
                 b.reply(i, reply);
             }

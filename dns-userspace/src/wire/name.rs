@@ -402,15 +402,22 @@ impl fmt::Display for Name {
             return f.write_str(".");
         }
         for l in self.labels() {
-            for &c in l {
-                match c {
-                    b'.' | b'\\' | b'"' | b'(' | b')' | b';' | b'@' | b'$' => {
-                        write!(f, "\\{}", c as char)?
-                    }
-                    0x21..=0x7e => write!(f, "{}", c as char)?,
-                    _ => write!(f, "\\{:03}", c)?,
+            // Runs of plain octets in one write (zone snapshots write millions of names).
+            let mut plain = 0;
+            for (i, &c) in l.iter().enumerate() {
+                let special = matches!(c, b'.' | b'\\' | b'"' | b'(' | b')' | b';' | b'@' | b'$');
+                if (0x21..=0x7e).contains(&c) && !special {
+                    continue;
                 }
+                f.write_str(std::str::from_utf8(&l[plain..i]).expect("ASCII"))?;
+                if special {
+                    write!(f, "\\{}", c as char)?;
+                } else {
+                    write!(f, "\\{:03}", c)?;
+                }
+                plain = i + 1;
             }
+            f.write_str(std::str::from_utf8(&l[plain..]).expect("ASCII"))?;
             f.write_str(".")?;
         }
         Ok(())

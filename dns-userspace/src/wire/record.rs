@@ -180,6 +180,27 @@ pub fn compressible_names(rtype: u16, rdata: &[u8]) -> impl Iterator<Item = (usi
     out.into_iter().take(n)
 }
 
+/// Whether two RDATAs of type `rtype` are the same record data: equal octets, or equal but for
+/// the letter case of the names that may be compressed (RFC 4343; RFC 4034 §6.2 lowers them in
+/// the canonical form). Such records are duplicates (RFC 2181 §5), and a message writer may
+/// change that case, compressing a name to an earlier one spelt otherwise.
+pub fn same_rdata(rtype: u16, a: &[u8], b: &[u8]) -> bool {
+    if a == b {
+        return true;
+    }
+    if a.len() != b.len() {
+        return false;
+    }
+    let names: Vec<(usize, usize)> = compressible_names(rtype, a).collect();
+    if names.is_empty() || names != compressible_names(rtype, b).collect::<Vec<_>>() {
+        return false;
+    }
+    a.iter().zip(b).enumerate().all(|(i, (x, y))| {
+        let in_name = names.iter().any(|&(o, l)| (o..o + l).contains(&i));
+        x == y || (in_name && x.eq_ignore_ascii_case(y))
+    })
+}
+
 impl Record {
     /// Names in RDATA that RFC 1035 allows to be compressed, with their offsets: NS, CNAME, PTR,
     /// MX and SOA. Other types are written as they are (RFC 3597 §4).

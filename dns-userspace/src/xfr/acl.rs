@@ -53,6 +53,11 @@ impl Prefix {
         Ok(Prefix { addr, len })
     }
 
+    /// The prefix's address (IPv4 for IPv4-mapped ones) and length.
+    pub fn parts(&self) -> (IpAddr, u8) {
+        (self.addr, self.len)
+    }
+
     pub fn contains(&self, ip: IpAddr) -> bool {
         let ip = canonical(ip);
         if ip.is_ipv4() != self.addr.is_ipv4() {

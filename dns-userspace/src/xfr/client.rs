@@ -67,6 +67,24 @@ pub enum Refresh {
     },
 }
 
+/// What a transfer brought, before it is applied to anything.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fetched {
+    /// Our copy is current.
+    UpToDate { serial: u32, expire: Option<u32> },
+    /// A whole version (AXFR, or an IXFR answered AXFR-style), SOA first.
+    Whole {
+        records: Vec<Record>,
+        method: Method,
+        expire: Option<u32>,
+    },
+    /// IXFR diff sequences from our serial to the primary's, oldest first.
+    Diffs {
+        diffs: Vec<super::ixfr::Diff>,
+        expire: Option<u32>,
+    },
+}
+
 /// Seconds since the epoch, for TSIG.
 pub fn unix_now() -> u64 {
     SystemTime::now()
@@ -234,50 +252,90 @@ impl Primary {
     }
 
     /// A refresh: the SOA query, and when the primary's serial is newer than ours (or we have
-    /// no copy), a transfer.
+    /// no copy), a transfer. Diffs are applied to `current` (see `fetch` for the diffs alone).
     pub fn refresh(&self, zone: &Name, current: Option<&[Record]>) -> Result<Refresh, XfrError> {
-        let answer = self.soa(zone)?;
-        if let Some((ours, _)) = current.and_then(|c| serial_of(c, zone)) {
-            if !serial_newer(answer.serial, ours) {
-                return Ok(Refresh::UpToDate {
-                    serial: ours,
-                    expire: answer.expire,
-                });
-            }
-        }
-        self.transfer(zone, current)
+        let ours = current.and_then(|c| serial_of(c, zone)).map(|(_, soa)| soa);
+        let fetched = self.fetch(zone, ours)?;
+        self.applied(zone, current, fetched)
     }
 
     /// A transfer without the SOA query: IXFR from our copy when we have one (AXFR when the
     /// IXFR cannot be used), AXFR otherwise.
     pub fn transfer(&self, zone: &Name, current: Option<&[Record]>) -> Result<Refresh, XfrError> {
+        let ours = current.and_then(|c| serial_of(c, zone)).map(|(_, soa)| soa);
+        let fetched = self.fetch_transfer(zone, ours)?;
+        self.applied(zone, current, fetched)
+    }
+
+    /// `Fetched` as a whole version: diffs applied to `current`, AXFR when they do not apply.
+    fn applied(
+        &self,
+        zone: &Name,
+        current: Option<&[Record]>,
+        fetched: Fetched,
+    ) -> Result<Refresh, XfrError> {
+        match fetched {
+            Fetched::UpToDate { serial, expire } => Ok(Refresh::UpToDate { serial, expire }),
+            Fetched::Whole {
+                records,
+                method,
+                expire,
+            } => Ok(updated(records, zone, method, expire)),
+            Fetched::Diffs { diffs, expire } => match apply(current.unwrap_or_default(), &diffs) {
+                Ok(records) => {
+                    let method = Method::Ixfr { diffs: diffs.len() };
+                    Ok(updated(records, zone, method, expire))
+                }
+                Err(kind) => {
+                    let why = self.error(Exchange::Ixfr, zone, kind).to_string();
+                    let (records, expire) = self.axfr(zone)?;
+                    Ok(updated(records, zone, Method::AxfrAfterIxfr(why), expire))
+                }
+            },
+        }
+    }
+
+    /// A refresh that leaves the diffs to the caller: the SOA query, and when the primary's
+    /// serial is newer than that of `ours` (our SOA; none: no copy), a transfer.
+    pub fn fetch(&self, zone: &Name, ours: Option<&Record>) -> Result<Fetched, XfrError> {
+        let answer = self.soa(zone)?;
+        if let Some(ours) = ours.and_then(Soa::from_record).map(|s| s.serial) {
+            if !serial_newer(answer.serial, ours) {
+                return Ok(Fetched::UpToDate {
+                    serial: ours,
+                    expire: answer.expire,
+                });
+            }
+        }
+        self.fetch_transfer(zone, ours)
+    }
+
+    /// `fetch` without the SOA query: IXFR from `ours` when given (AXFR when the IXFR cannot
+    /// be used), AXFR otherwise.
+    pub fn fetch_transfer(&self, zone: &Name, ours: Option<&Record>) -> Result<Fetched, XfrError> {
         let mut reason = None;
-        if let Some((ours, soa)) = current.and_then(|c| serial_of(c, zone)) {
-            let records = current.expect("some");
+        if let Some((serial, soa)) = ours.and_then(|r| Some((Soa::from_record(r)?.serial, r))) {
             match self.ixfr(zone, soa) {
-                Ok((Ixfr::UpToDate(_), expire)) => {
-                    return Ok(Refresh::UpToDate {
-                        serial: ours,
+                Ok((Ixfr::UpToDate(_), expire)) => return Ok(Fetched::UpToDate { serial, expire }),
+                Ok((Ixfr::Full(records), expire)) => {
+                    return Ok(Fetched::Whole {
+                        records,
+                        method: Method::IxfrFull,
                         expire,
                     })
                 }
-                Ok((Ixfr::Full(records), expire)) => {
-                    return Ok(updated(records, zone, Method::IxfrFull, expire))
-                }
-                Ok((Ixfr::Diffs(diffs), expire)) => match apply(records, &diffs) {
-                    Ok(records) => {
-                        let method = Method::Ixfr { diffs: diffs.len() };
-                        return Ok(updated(records, zone, method, expire));
-                    }
-                    Err(kind) => reason = Some(self.error(Exchange::Ixfr, zone, kind).to_string()),
-                },
+                Ok((Ixfr::Diffs(diffs), expire)) => return Ok(Fetched::Diffs { diffs, expire }),
                 Err(e) if e.calls_for_axfr() => reason = Some(e.to_string()),
                 Err(e) => return Err(e),
             }
         }
         let (records, expire) = self.axfr(zone)?;
         let method = reason.map_or(Method::Axfr, Method::AxfrAfterIxfr);
-        Ok(updated(records, zone, method, expire))
+        Ok(Fetched::Whole {
+            records,
+            method,
+            expire,
+        })
     }
 }
 

@@ -26,6 +26,17 @@ pub struct Diff {
     pub added: Vec<Record>,
 }
 
+impl Diff {
+    /// The diff as a change to a zone (`Zone::apply`): the old SOA and the records removed,
+    /// the new SOA and the records added.
+    pub fn change(&self) -> crate::zone::Change<'_> {
+        crate::zone::Change {
+            removed: std::iter::once(&self.from).chain(&self.removed).collect(),
+            added: std::iter::once(&self.to).chain(&self.added).collect(),
+        }
+    }
+}
+
 /// What an IXFR response said.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Ixfr {

@@ -14,6 +14,10 @@
 //! record as owner (uncompressed wire name), type, class, TTL, RDATA length and RDATA. At load
 //! the newest unbroken chain of good files is kept: a file whose seal or content fails is
 //! renamed `….corrupt`, and the diffs before a gap are dropped, since no chain crosses it.
+//!
+//! The journal is also the durable form of a secondary's IXFR updates: its versions after the
+//! newest snapshot exist only as diffs here, replayed at start (`open_at` reads the journal for
+//! that: past the snapshot's serial, a gap ends the journal instead of starting it anew).
 
 use std::collections::{HashSet, VecDeque};
 use std::fs;
@@ -265,6 +269,19 @@ impl Journal {
     /// chain of good diffs within `limits`. Returns the problems met (files set aside, diffs
     /// dropped).
     pub fn open(dir: &Path, zone: &Name, limits: JournalLimits) -> Result<(Journal, Vec<String>)> {
+        Journal::open_at(dir, zone, limits, None)
+    }
+
+    /// `open`, for a journal that a snapshot at serial `anchor` is replayed from: once the
+    /// chain read so far reaches `anchor`, a file that is bad or does not continue it ends the
+    /// journal there (it and the files after it are set aside or removed), since the versions
+    /// after the gap cannot be rebuilt; before that, as `open`.
+    pub fn open_at(
+        dir: &Path,
+        zone: &Name,
+        limits: JournalLimits,
+        anchor: Option<u32>,
+    ) -> Result<(Journal, Vec<String>)> {
         fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let mut files = Vec::new();
         let mut next_seq = 1;
@@ -298,18 +315,50 @@ impl Journal {
             next_seq,
         };
         let mut problems = Vec::new();
-        for (seq, path) in files {
+        let mut files = files.into_iter();
+        while let Some((seq, path)) = files.next() {
             let read = read_sealed(&path).and_then(|body| {
                 let d = decode(zone, &body)?;
                 Ok((d, body.len() as u64))
             });
+            let reached = anchor.is_some_and(|a| {
+                journal
+                    .entries
+                    .iter()
+                    .any(|e| serial(&e.diff.from) == a || serial(&e.diff.to) == a)
+            });
+            let continues = |diff: &Diff| {
+                journal
+                    .entries
+                    .back()
+                    .is_none_or(|last| serial(&last.diff.to) == serial(&diff.from))
+            };
+            if reached && !read.as_ref().is_ok_and(|(d, _)| continues(d)) {
+                let why = match &read {
+                    Err(e) => {
+                        let _ = fs::rename(&path, path.with_extension("diff.corrupt"));
+                        format!("{e:#}; set aside")
+                    }
+                    Ok(_) => {
+                        let _ = fs::remove_file(&path);
+                        "does not continue the diff before it; removed".to_owned()
+                    }
+                };
+                let rest: Vec<PathBuf> = files.by_ref().map(|(_, p)| p).collect();
+                for p in &rest {
+                    let _ = fs::remove_file(p);
+                }
+                problems.push(format!(
+                    "{}: {why}, and the {} diffs after it dropped: the journal ends at serial {:?}",
+                    path.display(),
+                    rest.len(),
+                    journal.span().map(|s| s.1)
+                ));
+                break;
+            }
             match read {
                 Ok((diff, size)) => {
-                    let continues = journal
-                        .entries
-                        .back()
-                        .is_none_or(|last| serial(&last.diff.to) == serial(&diff.from));
-                    if !continues {
+                    if !continues(&diff) {
                         problems.push(format!(
                             "{}: does not continue the diff before it; the {} older diffs are dropped",
                             path.display(),
@@ -381,6 +430,18 @@ impl Journal {
                 .map(|e| e.diff.clone())
                 .collect(),
         )
+    }
+
+    /// Drops the diffs after the one that ends at serial `end` (the files too); whether the
+    /// journal now ends there.
+    pub fn truncate_to(&mut self, end: u32) -> bool {
+        let Some(i) = self.entries.iter().rposition(|e| serial(&e.diff.to) == end) else {
+            return false;
+        };
+        for e in self.entries.drain(i + 1..) {
+            let _ = fs::remove_file(&e.path);
+        }
+        true
     }
 
     /// Removes every diff (the files too).
@@ -466,6 +527,11 @@ impl Journal {
     /// version whose serial is not newer cannot be told as a diff: the journal is cleared.
     pub fn record_versions(&mut self, old: &[Record], new: &[Record]) -> Result<Option<String>> {
         let d = diff(&self.zone, old, new)?;
+        self.record_diff(d)
+    }
+
+    /// `append`, but a diff whose serial is not newer clears the journal instead of failing.
+    pub fn record_diff(&mut self, d: Diff) -> Result<Option<String>> {
         let (from, to) = (serial(&d.from), serial(&d.to));
         if !serial_newer(to, from) {
             self.drop_all();

@@ -25,7 +25,7 @@
 
 use std::fmt;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use super::acl::Acl;
 use super::axfr::is_apex_soa;
@@ -39,6 +39,7 @@ use super::tsig::{self, Key, ResponseSigner};
 use crate::engine::Transport;
 use crate::wire::name::Name;
 use crate::wire::record::{class, rtype, Record};
+use crate::zone::Zone;
 
 /// Extended RCODE BADVERS (RFC 6891 §9).
 const BADVERS: u16 = 16;
@@ -52,8 +53,10 @@ pub struct Served {
     pub apex: Name,
     pub soa: Record,
     pub serial: u32,
-    /// Every record of the version (its SOA among them).
-    pub records: Arc<[Record]>,
+    /// Every record of the version (its SOA among them), made from the zone at the first
+    /// AXFR that needs them.
+    records: Arc<OnceLock<Arc<[Record]>>>,
+    zone: Option<Arc<Zone>>,
     /// Diffs from older versions, oldest first, the last ending at `serial`.
     pub history: Arc<[Arc<Diff>]>,
 }
@@ -71,6 +74,20 @@ impl Served {
             .find(|r| is_apex_soa(r, &apex) && Soa::from_record(r).is_some())
             .cloned()
             .ok_or_else(|| format!("zone {apex}: the version has no SOA"))?;
+        let served = Served::with(apex, soa, None, history);
+        let _ = served.records.set(records);
+        Ok(served)
+    }
+
+    /// The version `zone`, with the diffs that lead to it; its records are made when an AXFR
+    /// first asks for them (not for every version: most are only ever sent as diffs).
+    pub fn of_zone(zone: Arc<Zone>, history: Vec<Arc<Diff>>) -> Served {
+        let apex = zone.apex().clone();
+        let soa = zone.soa().records(&apex).next().expect("one SOA");
+        Served::with(apex, soa, Some(zone), history)
+    }
+
+    fn with(apex: Name, soa: Record, zone: Option<Arc<Zone>>, history: Vec<Arc<Diff>>) -> Served {
         let current = serial(&soa);
         // The longest unbroken chain ending at the version's serial.
         let mut start = history.len();
@@ -79,13 +96,24 @@ impl Served {
             start -= 1;
             reached = serial(&history[start].from);
         }
-        Ok(Served {
+        Served {
             apex,
             soa,
             serial: current,
-            records,
+            records: Arc::new(OnceLock::new()),
+            zone,
             history: history[start..].into(),
-        })
+        }
+    }
+
+    /// Every record of the version.
+    pub fn records(&self) -> Arc<[Record]> {
+        self.records
+            .get_or_init(|| {
+                let zone = self.zone.as_ref().expect("records or a zone");
+                zone.records().into()
+            })
+            .clone()
     }
 
     /// The diffs from serial `from` to this version, when the history has them.
@@ -389,7 +417,7 @@ fn answer(request: &[u8], ctx: &Ctx<'_>, offer: impl FnOnce(&Name) -> Option<Off
             refuse(&mut reply, &head, rcode::FORMERR, why);
             return reply;
         }
-        let s = axfr_segments(&served.soa, served.records.clone());
+        let s = axfr_segments(&served.soa, served.records());
         (
             s,
             Outcome::Axfr {
@@ -457,7 +485,7 @@ fn ixfr_plan(served: &Served, theirs: u32) -> (Vec<Segment>, Outcome) {
             },
         ),
         None => (
-            axfr_segments(&served.soa, served.records.clone()),
+            axfr_segments(&served.soa, served.records()),
             Outcome::IxfrFull {
                 from: theirs,
                 serial,

@@ -63,15 +63,16 @@ pub(crate) fn write_sealed(
         let mut f = File::create(&tmp)?;
         f.write_all(&[b' '; HEADER_LEN])?;
         let (sha, len) = {
-            let mut s = Sealer {
-                inner: BufWriter::with_capacity(1 << 20, &mut f),
+            // Buffered before the seal: the hash and the file take 1 MiB at a time, not every
+            // fragment a record is formatted in.
+            let sealer = Sealer {
+                inner: &mut f,
                 sha: Sha256::new(),
                 len: 0,
             };
+            let mut s = BufWriter::with_capacity(1 << 20, sealer);
             body(&mut s)?;
-            s.flush()?;
-            let Sealer { inner, sha, len } = s;
-            drop(inner);
+            let Sealer { sha, len, .. } = s.into_inner().map_err(|e| e.into_error())?;
             (sha.finalize(), len)
         };
         f.seek(SeekFrom::Start(0))?;
@@ -85,6 +86,22 @@ pub(crate) fn write_sealed(
         let _ = fs::remove_file(&tmp);
         anyhow!("writing {}: {e}", path.display())
     })
+}
+
+/// One record as a zone file line.
+fn write_record(
+    w: &mut dyn Write,
+    owner: &Name,
+    ttl: u32,
+    t: u16,
+    rdata: &[u8],
+) -> std::io::Result<()> {
+    writeln!(
+        w,
+        "{owner} {ttl} IN {} {}",
+        rtype::to_string(t),
+        rdata_to_text(t, rdata)
+    )
 }
 
 /// The content of a sealed file, when its seal holds.
@@ -124,7 +141,6 @@ pub(crate) fn read_sealed(path: &Path) -> Result<Vec<u8>> {
 pub struct Version {
     pub path: PathBuf,
     pub serial: u32,
-    pub records: Vec<Record>,
     pub zone: Zone,
 }
 
@@ -194,22 +210,41 @@ impl Store {
             .find(|r| r.rtype == rtype::SOA && r.owner == self.zone)
             .and_then(Soa::from_record)
             .ok_or_else(|| anyhow!("zone {}: no SOA to store", self.zone))?;
-        let seq = self.versions(true)?.first().map_or(1, |v| v.0 + 1);
-        let versions = self.versions(false)?;
-        let path = self.dir.join(format!("v{seq:010}-s{}.zone", soa.serial));
-        write_sealed(&path, |w| {
-            writeln!(w, "$ORIGIN {}", self.zone)?;
+        self.write_version(soa.serial, |w| {
             for r in records {
-                writeln!(
-                    w,
-                    "{} {} IN {} {}",
-                    r.owner,
-                    r.ttl,
-                    rtype::to_string(r.rtype),
-                    rdata_to_text(r.rtype, &r.rdata)
-                )?;
+                write_record(w, &r.owner, r.ttl, r.rtype, &r.rdata)?;
             }
             Ok(())
+        })
+    }
+
+    /// `save_version` of a zone in memory, written from its nodes (a snapshot).
+    pub fn save_zone(&self, zone: &Zone) -> Result<PathBuf> {
+        let serial = Soa::from_rdata(&zone.soa().rdatas[0])
+            .ok_or_else(|| anyhow!("zone {}: no SOA to store", self.zone))?
+            .serial;
+        self.write_version(serial, |w| {
+            let mut res = Ok(());
+            zone.visit_records(|owner, t, ttl, rdata| {
+                if res.is_ok() {
+                    res = write_record(w, owner, ttl, t, rdata);
+                }
+            });
+            res
+        })
+    }
+
+    fn write_version(
+        &self,
+        serial: u32,
+        records: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+    ) -> Result<PathBuf> {
+        let seq = self.versions(true)?.first().map_or(1, |v| v.0 + 1);
+        let versions = self.versions(false)?;
+        let path = self.dir.join(format!("v{seq:010}-s{serial}.zone"));
+        write_sealed(&path, |w| {
+            writeln!(w, "$ORIGIN {}", self.zone)?;
+            records(w)
         })?;
         for (_, old) in versions.iter().skip(self.keep.max(2) - 1) {
             let _ = fs::remove_file(old);
@@ -227,17 +262,15 @@ impl Store {
         let body = read_sealed(path)?;
         let label = path.display().to_string();
         let parsed = crate::zonefile::parse_bytes(&body, &self.zone, &label)?;
-        let records = parsed.records;
         let src = ZoneSource {
             name: &label,
             locations: None,
         };
-        let (zone, _) = Zone::build(self.zone.clone(), records.clone(), &src)?;
+        let (zone, _) = Zone::build(self.zone.clone(), parsed.records, &src)?;
         let serial = Soa::from_rdata(&zone.soa().rdatas[0]).map_or(0, |s| s.serial);
         Ok(Version {
             path: path.to_path_buf(),
             serial,
-            records,
             zone,
         })
     }

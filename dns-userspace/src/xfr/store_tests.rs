@@ -33,6 +33,14 @@ fn zone_text(serial: u32) -> Vec<Record> {
         .records
 }
 
+/// The records of a version's file.
+fn written(v: &Version, apex: &str) -> Vec<Record> {
+    let body = read_sealed(&v.path).unwrap();
+    crate::zonefile::parse_bytes(&body, &name(apex), "t")
+        .unwrap()
+        .records
+}
+
 #[test]
 fn real_zones_round_trip() {
     for (file, apex) in [
@@ -48,7 +56,7 @@ fn real_zones_round_trip() {
         let loaded = store.load().unwrap();
         assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
         let v = loaded.version.unwrap();
-        assert_eq!(v.records, recs, "{file}");
+        assert_eq!(written(&v, apex), recs, "{file}");
         assert_eq!(v.zone.len(), {
             let src = ZoneSource {
                 name: file,
@@ -72,7 +80,7 @@ fn spoiled(tag: &str, spoil: impl FnOnce(&Path), want: &str) {
     let loaded = store.load().unwrap();
     let v = loaded.version.expect("the version before is served");
     assert_eq!(v.serial, 1, "{tag}");
-    assert_eq!(v.records, zone_text(1));
+    assert_eq!(written(&v, "example."), zone_text(1));
     assert_eq!(loaded.problems.len(), 1, "{tag}: {:?}", loaded.problems);
     assert!(
         loaded.problems[0].contains(want),

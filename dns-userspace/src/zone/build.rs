@@ -7,9 +7,13 @@ use thiserror::Error;
 
 use super::nsec3::{parse_param, Nsec3Chain};
 use super::{Node, NodeMap, RRset, Zone};
+
+/// The nodes while a zone is built: a plain hash map, several times faster to fill than the
+/// persistent `NodeMap` the zone keeps (made from it in one pass at the end).
+type Building = rustc_hash::FxHashMap<Name, Node>;
 use crate::wire::name::{Name, NameRef};
 use crate::wire::rdata;
-use crate::wire::record::{rtype, Record};
+use crate::wire::record::{rtype, same_rdata, Record};
 
 /// A zone that cannot be served, with the place in the source that is wrong.
 #[derive(Debug, Error)]
@@ -65,9 +69,10 @@ impl Zone {
             location: source.at(i),
             message,
         };
-        let mut nodes: NodeMap = NodeMap::default();
+        let mut nodes: Building = Building::default();
         // RRSIGs wait until all RRsets exist.
         let mut sigs: Vec<(usize, Record)> = Vec::new();
+        let mut unattached = Vec::new();
         for (i, r) in records.into_iter().enumerate() {
             if !r.owner.is_subdomain_of(&apex) {
                 return Err(err(i, format!("{} is outside the zone {apex}", r.owner)));
@@ -106,7 +111,7 @@ impl Zone {
                         ));
                         set.ttl = keep;
                     }
-                    if !set.rdatas.contains(&r.rdata) {
+                    if !set.rdatas.iter().any(|d| same_rdata(r.rtype, d, &r.rdata)) {
                         set.rdatas.push(r.rdata);
                     }
                 }
@@ -140,18 +145,21 @@ impl Zone {
                         set.sigs.push(r.rdata);
                     }
                 }
-                None => warnings.push(format!(
-                    "{}: RRSIG at {} covers {}, which does not exist there; ignored",
-                    source.at(i),
-                    r.owner,
-                    rtype::to_string(covered)
-                )),
+                None => {
+                    warnings.push(format!(
+                        "{}: RRSIG at {} covers {}, which does not exist there; ignored",
+                        source.at(i),
+                        r.owner,
+                        rtype::to_string(covered)
+                    ));
+                    unattached.push(r);
+                }
             }
         }
-        for node in nodes.values_mut() {
+        for (_, node) in nodes.iter_mut() {
             node.rrsets.sort_by_key(|s| s.rtype);
         }
-        let nsec3 = extract_nsec3(&apex, &mut nodes, &mut warnings);
+        let nsec3 = extract_nsec3(&apex, &mut nodes, &mut warnings, &mut unattached);
 
         let at = |name: &Name, t: u16| {
             nodes
@@ -186,32 +194,8 @@ impl Zone {
             });
         }
         for (name, node) in nodes.iter() {
-            if node.get(rtype::CNAME).is_some() {
-                let other = node
-                    .rrsets
-                    .iter()
-                    .find(|s| !matches!(s.rtype, rtype::CNAME | rtype::RRSIG | rtype::NSEC));
-                if let Some(o) = other {
-                    return Err(err(
-                        at(name, rtype::CNAME),
-                        format!(
-                            "{name} has a CNAME and other data ({})",
-                            rtype::to_string(o.rtype)
-                        ),
-                    ));
-                }
-                if node.get(rtype::CNAME).map(|s| s.rdatas.len()) > Some(1) {
-                    return Err(err(
-                        at(name, rtype::CNAME),
-                        format!("{name} has more than one CNAME"),
-                    ));
-                }
-            }
-            if *name != apex && node.get(rtype::SOA).is_some() {
-                return Err(err(
-                    at(name, rtype::SOA),
-                    format!("SOA at {name}, which is not the zone apex"),
-                ));
+            if let Some((t, message)) = node_error(&apex, name, node) {
+                return Err(err(at(name, t), message));
             }
         }
 
@@ -280,12 +264,13 @@ impl Zone {
         for p in ents {
             nodes.insert(p, Node::default());
         }
-        let mut nsec_chain: Vec<Name> = nodes
+        count_children(&apex, &mut nodes);
+        let nsec_chain: imbl::OrdSet<Name> = nodes
             .iter()
             .filter(|(_, n)| n.get(rtype::NSEC).is_some())
             .map(|(n, _)| n.clone())
             .collect();
-        nsec_chain.sort();
+        let nodes: NodeMap = nodes.into_iter().collect();
         let negative_ttl = nodes
             .get(&apex)
             .and_then(|n| n.get(rtype::SOA))
@@ -295,6 +280,7 @@ impl Zone {
                 apex,
                 nodes,
                 nsec_chain,
+                unattached: std::sync::Arc::new(unattached),
                 nsec3,
                 negative_ttl,
                 source: source.name.to_owned(),
@@ -304,8 +290,59 @@ impl Zone {
     }
 }
 
+/// Sets every node's count of children (each node but the apex has its parent among the nodes,
+/// empty non-terminals being added first).
+fn count_children(apex: &Name, nodes: &mut Building) {
+    let mut counts: rustc_hash::FxHashMap<Name, u32> = Default::default();
+    for name in nodes.keys() {
+        if name == apex {
+            continue;
+        }
+        let parent = name.suffix_ref(name.label_count() - 1);
+        match counts.get_mut(parent) {
+            Some(c) => *c += 1,
+            None => {
+                counts.insert(parent.to_name(), 1);
+            }
+        }
+    }
+    for (parent, c) in counts {
+        if let Some(n) = nodes.get_mut(&parent) {
+            n.children = c;
+        }
+    }
+}
+
+/// What is wrong with the node `name` of the zone `apex`, with the type whose record it is
+/// at: a CNAME beside other data, two CNAMEs, an SOA but at the apex.
+pub(super) fn node_error(apex: &Name, name: &Name, node: &Node) -> Option<(u16, String)> {
+    if node.get(rtype::CNAME).is_some() {
+        let other = node
+            .rrsets
+            .iter()
+            .find(|s| !matches!(s.rtype, rtype::CNAME | rtype::RRSIG | rtype::NSEC));
+        if let Some(o) = other {
+            let what = format!(
+                "{name} has a CNAME and other data ({})",
+                rtype::to_string(o.rtype)
+            );
+            return Some((rtype::CNAME, what));
+        }
+        if node.get(rtype::CNAME).map(|s| s.rdatas.len()) > Some(1) {
+            return Some((rtype::CNAME, format!("{name} has more than one CNAME")));
+        }
+    }
+    if name != apex && node.get(rtype::SOA).is_some() {
+        return Some((
+            rtype::SOA,
+            format!("SOA at {name}, which is not the zone apex"),
+        ));
+    }
+    None
+}
+
 /// Why records of type `t` are not zone data, when they are not.
-fn not_zone_data(t: u16) -> Option<&'static str> {
+pub(super) fn not_zone_data(t: u16) -> Option<&'static str> {
     match t {
         0 => Some("type 0 is reserved (RFC 6895 §3.1)"),
         // Clients refuse SIG outside the additional section.
@@ -321,8 +358,9 @@ fn not_zone_data(t: u16) -> Option<&'static str> {
 /// NSEC3PARAM); nodes left empty disappear.
 fn extract_nsec3(
     apex: &Name,
-    nodes: &mut NodeMap,
+    nodes: &mut Building,
     warnings: &mut Vec<String>,
+    unattached: &mut Vec<Record>,
 ) -> Option<Nsec3Chain> {
     let param = nodes
         .get(apex)
@@ -348,12 +386,24 @@ fn extract_nsec3(
             nodes.remove(&owner);
         }
         let mut set = set;
-        set.rdatas.retain(|rd| chain.same_params(rd));
+        let (keep, other): (Vec<_>, Vec<_>) =
+            set.rdatas.drain(..).partition(|rd| chain.same_params(rd));
+        set.rdatas = keep;
+        unattached.extend(other.into_iter().map(|rdata| Record {
+            owner: name.clone(),
+            rtype: rtype::NSEC3,
+            class: crate::wire::record::class::IN,
+            ttl: set.ttl,
+            rdata,
+        }));
         if set.rdatas.is_empty() {
+            unattached.extend(set.sig_records(&name));
             continue;
         }
-        if let Err(e) = chain.insert(name, set) {
+        if let Err(e) = chain.insert(name.clone(), set.clone()) {
             warnings.push(e);
+            unattached.extend(set.records(&name));
+            unattached.extend(set.sig_records(&name));
         }
     }
     chain.finish();
@@ -385,6 +435,26 @@ mod tests {
         assert!(e.message.contains("2 SOA records"), "{e}");
         let e = build("$TTL 60\n@ SOA ns h 1 2 3 4 5\nns A 198.18.0.1\n").unwrap_err();
         assert!(e.message.contains("no NS"), "{e}");
+    }
+
+    #[test]
+    fn records_that_differ_only_in_the_case_of_a_name_are_one() {
+        // Found by the `axfr` fuzz target: two NS records, `ns2.shop` and `nS2.shop`, were
+        // both kept and answered (RFC 2181 §5: duplicates; RFC 4343: the same name).
+        let (z, _) = build(&format!(
+            "{HEAD}shop NS ns2.shop\nshop NS nS2.shop\nshop NS ns3.shop\n"
+        ))
+        .unwrap();
+        let shop = Name::parse("shop.example.", None).unwrap();
+        let (_, node) = z.node(&shop).unwrap();
+        assert_eq!(node.get(rtype::NS).unwrap().rdatas.len(), 2);
+        // Other types' RDATA is compared as octets (TXT keeps its case).
+        let (z, _) = build(&format!("{HEAD}t TXT \"a\"\nt TXT \"A\"\n")).unwrap();
+        let t = Name::parse("t.example.", None).unwrap();
+        assert_eq!(
+            z.node(&t).unwrap().1.get(rtype::TXT).unwrap().rdatas.len(),
+            2
+        );
     }
 
     #[test]

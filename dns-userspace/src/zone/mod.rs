@@ -1,16 +1,26 @@
 //! An authoritative zone in memory: nodes by name (empty non-terminals included), RRsets per
 //! node with their RRSIGs attached, and the lookups the answer engine needs.
+//!
+//! The nodes, the NSEC chain and the NSEC3 chain are persistent maps (`imbl`): a clone of a
+//! zone is cheap and shares everything, so `Zone::apply` (in `apply`) makes the next version
+//! from a change without rebuilding the zone, while the old version keeps serving unchanged.
+//! Records that `Zone::build` sets aside (RRSIGs covering nothing, NSEC3 records of other
+//! parameters) are kept beside the nodes, so that `records` gives back the whole record set
+//! and a later change that completes them finds them.
 
+mod apply;
 mod build;
 pub mod load;
 pub mod nsec3;
+mod records;
 
-use std::collections::HashMap;
+use std::sync::Arc;
 
+pub use apply::Change;
 pub use build::{ZoneError, ZoneSource};
 
 use crate::wire::name::{Name, NameRef};
-use crate::wire::record::rtype;
+use crate::wire::record::{rtype, Record};
 
 /// All records of one type at one name, with the RRSIGs that cover them.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,6 +39,8 @@ pub struct RRset {
 #[derive(Clone, Debug, Default)]
 pub struct Node {
     pub rrsets: Vec<RRset>,
+    /// Nodes whose parent this is (so that an empty non-terminal goes with its last child).
+    children: u32,
 }
 
 impl Node {
@@ -52,17 +64,22 @@ pub enum Position<'z> {
 }
 
 /// Nodes by owner name: keys compare case-insensitively and keep the zone's case. FxHash: keys
-/// come from the zone file, and lookups by query names cannot lengthen chains.
-pub type NodeMap = HashMap<Name, Node, rustc_hash::FxBuildHasher>;
+/// come from the zone file, and lookups by query names cannot lengthen chains. A persistent
+/// hash map (HAMT): versions of a zone share the nodes a change does not touch.
+pub type NodeMap =
+    imbl::GenericHashMap<Name, Node, rustc_hash::FxBuildHasher, imbl::shared_ptr::DefaultSharedPtr>;
 
-/// One zone.
-#[derive(Debug)]
+/// One zone. A clone is cheap (the maps are shared until one of the copies changes).
+#[derive(Clone, Debug)]
 pub struct Zone {
     apex: Name,
     /// Owner names in original case, keyed case-insensitively.
     nodes: NodeMap,
     /// NSEC owners in canonical order, for covering-NSEC lookups.
-    nsec_chain: Vec<Name>,
+    nsec_chain: imbl::OrdSet<Name>,
+    /// Records `build` does not serve: RRSIGs that cover no RRset, NSEC3 records whose
+    /// parameters are not the zone's (usually none).
+    unattached: Arc<Vec<Record>>,
     /// NSEC3 records, when the zone is NSEC3-signed.
     nsec3: Option<nsec3::Nsec3Chain>,
     /// min(SOA TTL, MINIMUM); `None` when the SOA RDATA cannot be read.
@@ -87,7 +104,9 @@ impl Zone {
     }
 
     pub fn apex_node(&self) -> &Node {
-        &self.nodes[&self.apex]
+        self.nodes
+            .get(&self.apex)
+            .expect("zone checks guarantee an apex")
     }
 
     pub fn soa(&self) -> &RRset {
@@ -178,14 +197,8 @@ impl Zone {
     /// The NSEC owner that covers or matches `name`: the last NSEC owner ≤ name in canonical
     /// order (wrapping to the last one).
     pub fn nsec_for(&self, name: &Name) -> Option<&Name> {
-        if self.nsec_chain.is_empty() {
-            return None;
-        }
-        let i = match self.nsec_chain.binary_search(name) {
-            Ok(i) => i,
-            Err(0) => self.nsec_chain.len() - 1,
-            Err(i) => i - 1,
-        };
-        Some(&self.nsec_chain[i])
+        self.nsec_chain
+            .get_prev(name)
+            .or_else(|| self.nsec_chain.get_max())
     }
 }

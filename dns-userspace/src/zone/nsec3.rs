@@ -7,24 +7,28 @@ use sha1::{Digest, Sha1};
 use super::RRset;
 use crate::wire::name::Name;
 
-/// The NSEC3 records of a zone, ordered by hash.
-#[derive(Debug, Default)]
+/// The NSEC3 records of a zone, ordered by hash (a persistent map: versions of a zone share it).
+#[derive(Clone, Debug, Default)]
 pub struct Nsec3Chain {
     pub algorithm: u8,
     pub iterations: u16,
     pub salt: Vec<u8>,
-    /// (raw hash, owner name, NSEC3 RRset with its RRSIGs), sorted by hash.
-    entries: Vec<(Vec<u8>, Name, RRset)>,
+    /// Raw hash → (owner name, NSEC3 RRset with its RRSIGs).
+    entries: imbl::OrdMap<Vec<u8>, (Name, RRset)>,
+    /// The raw hashes in order, made on first use by the index lookups (the XDP compiler's)
+    /// and dropped by every change.
+    order: std::sync::OnceLock<Vec<Vec<u8>>>,
 }
 
 /// Chains are equal when they hold the same records (where they came from in the source aside).
 impl PartialEq for Nsec3Chain {
     fn eq(&self, other: &Nsec3Chain) -> bool {
-        let same = |a: &(Vec<u8>, Name, RRset), b: &(Vec<u8>, Name, RRset)| {
-            a.0 == b.0
-                && a.1 == b.1
-                && (a.2.ttl, &a.2.rdatas, &a.2.sigs, a.2.sig_ttl)
-                    == (b.2.ttl, &b.2.rdatas, &b.2.sigs, b.2.sig_ttl)
+        let same = |a: (&Vec<u8>, &(Name, RRset)), b: (&Vec<u8>, &(Name, RRset))| {
+            let ((ha, (na, sa)), (hb, (nb, sb))) = (a, b);
+            ha == hb
+                && na == nb
+                && (sa.ttl, &sa.rdatas, &sa.sigs, sa.sig_ttl)
+                    == (sb.ttl, &sb.rdatas, &sb.sigs, sb.sig_ttl)
         };
         (self.algorithm, self.iterations, &self.salt)
             == (other.algorithm, other.iterations, &other.salt)
@@ -32,7 +36,7 @@ impl PartialEq for Nsec3Chain {
             && self
                 .entries
                 .iter()
-                .zip(&other.entries)
+                .zip(other.entries.iter())
                 .all(|(a, b)| same(a, b))
     }
 }
@@ -70,7 +74,8 @@ impl Nsec3Chain {
             algorithm,
             iterations,
             salt,
-            entries: Vec::new(),
+            entries: imbl::OrdMap::new(),
+            order: std::sync::OnceLock::new(),
         }
     }
 
@@ -86,20 +91,40 @@ impl Nsec3Chain {
 
     /// Adds an NSEC3 RRset owned by `owner` (`<base32hex hash>.<apex>`).
     pub fn insert(&mut self, owner: Name, set: RRset) -> Result<(), String> {
-        let label = owner.labels().next().ok_or("NSEC3 at the root")?;
-        let hash = data_encoding::BASE32HEX_NOPAD
-            .decode(&label.to_ascii_uppercase())
-            .map_err(|_| format!("NSEC3 owner {owner} is not a base32hex hash"))?;
-        self.entries.push((hash, owner, set));
+        let hash = owner_hash(&owner)?;
+        self.order = std::sync::OnceLock::new();
+        self.entries.insert(hash, (owner, set));
         Ok(())
     }
 
-    pub fn finish(&mut self) {
-        self.entries.sort_by(|a, b| a.0.cmp(&b.0));
+    /// Ends a series of `insert`s (the map keeps itself ordered: nothing to do).
+    pub fn finish(&mut self) {}
+
+    /// The entry of the NSEC3 owner `owner`, for a change to it.
+    pub(crate) fn entry_mut(&mut self, owner: &Name) -> Option<&mut RRset> {
+        let hash = owner_hash(owner).ok()?;
+        self.order = std::sync::OnceLock::new();
+        self.entries.get_mut(&hash).map(|(_, set)| set)
+    }
+
+    /// Removes the entry of the NSEC3 owner `owner`.
+    pub(crate) fn remove(&mut self, owner: &Name) -> Option<RRset> {
+        let hash = owner_hash(owner).ok()?;
+        self.order = std::sync::OnceLock::new();
+        self.entries.remove(&hash).map(|(_, set)| set)
+    }
+
+    /// Every entry, in hash order.
+    pub fn iter(&self) -> impl Iterator<Item = (&Name, &RRset)> {
+        self.entries.values().map(|(n, s)| (n, s))
     }
 
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
     }
 
     pub fn hash(&self, name: &Name) -> Vec<u8> {
@@ -108,20 +133,29 @@ impl Nsec3Chain {
 
     /// The NSEC3 whose owner hash equals the hash of `name`.
     pub fn matching(&self, name: &Name) -> Option<(&Name, &RRset)> {
-        self.matching_index(name).map(|i| self.get(i))
+        let h = self.hash(name);
+        self.entries.get(&h).map(|(n, s)| (n, s))
     }
 
     /// The NSEC3 that covers the hash of `name`: the last owner hash below it, wrapping around.
     pub fn covering(&self, name: &Name) -> Option<(&Name, &RRset)> {
-        self.covering_index(name).map(|i| self.get(i))
+        let h = self.hash(name);
+        self.entries
+            .get_prev(&h)
+            .or_else(|| self.entries.get_max().map(|(k, v)| (k, v)))
+            .map(|(_, (n, s))| (n, s))
+    }
+
+    /// The raw hashes in hash order.
+    fn order(&self) -> &[Vec<u8>] {
+        self.order
+            .get_or_init(|| self.entries.keys().cloned().collect())
     }
 
     /// Index (in hash order) of the NSEC3 `matching` returns.
     pub fn matching_index(&self, name: &Name) -> Option<usize> {
         let h = self.hash(name);
-        self.entries
-            .binary_search_by(|e| e.0.as_slice().cmp(&h))
-            .ok()
+        self.order().binary_search_by(|e| e.as_slice().cmp(&h)).ok()
     }
 
     /// Index (in hash order) of the NSEC3 `covering` returns.
@@ -134,23 +168,24 @@ impl Nsec3Chain {
 
     /// Index of the NSEC3 covering the hash `h` (an exact match included).
     pub fn covering_hash(&self, h: &[u8]) -> usize {
-        match self.entries.binary_search_by(|e| e.0.as_slice().cmp(h)) {
+        let order = self.order();
+        match order.binary_search_by(|e| e.as_slice().cmp(h)) {
             Ok(i) => i,
-            Err(0) => self.entries.len() - 1,
+            Err(0) => order.len() - 1,
             Err(i) => i - 1,
         }
     }
 
     /// The records in hash order: (raw hash, owner, NSEC3 RRset with its RRSIGs).
     pub fn entries(&self) -> impl Iterator<Item = (&[u8], &Name, &RRset)> {
-        self.entries.iter().map(|e| (e.0.as_slice(), &e.1, &e.2))
+        self.entries.iter().map(|(h, (n, s))| (h.as_slice(), n, s))
     }
+}
 
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    fn get(&self, i: usize) -> (&Name, &RRset) {
-        (&self.entries[i].1, &self.entries[i].2)
-    }
+/// The raw hash an NSEC3 owner name (`<base32hex hash>.<apex>`) stands for.
+pub(crate) fn owner_hash(owner: &Name) -> Result<Vec<u8>, String> {
+    let label = owner.labels().next().ok_or("NSEC3 at the root")?;
+    data_encoding::BASE32HEX_NOPAD
+        .decode(&label.to_ascii_uppercase())
+        .map_err(|_| format!("NSEC3 owner {owner} is not a base32hex hash"))
 }

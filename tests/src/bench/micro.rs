@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::frame::{self, FrameSpec};
 use anyhow::{bail, Context as _, Result};
-use dns_common::{counter, Answer, AnswerKey, AnswerRef, Config};
+use dns_common::{counter, Answer, AnswerKey, AnswerRef};
 use xdpdns::engine::{Engine, EngineConfig};
 use xdpdns::fastpath::xdp::XdpServer;
 use xdpdns::zone::load::{load_catalog, ZoneSpec};
@@ -93,7 +93,7 @@ fn query(name: &str, qtype: u16, dnssec_ok: bool) -> Vec<u8> {
     q.wire()
 }
 
-fn qtype_code(t: &str) -> u16 {
+pub(crate) fn qtype_code(t: &str) -> u16 {
     match t {
         "A" => 1,
         "NS" => 2,
@@ -105,28 +105,44 @@ fn qtype_code(t: &str) -> u16 {
     }
 }
 
+/// The engine of the bench zone `z`, with an NSID and DNS Cookies (a random secret), as
+/// `xdpdns serve` runs.
+pub fn engine_for(z: &zone::Zone) -> Result<Engine> {
+    let spec: ZoneSpec = z.path.display().to_string().parse()?;
+    let (catalog, _) = load_catalog(&[spec]).context("loading the bench zone")?;
+    let cookies = xdpdns::engine::cookie::Cookies {
+        secret: xdpdns::engine::cookie::random_secret()?,
+        previous: None,
+        require: false,
+        clock: std::sync::Arc::new(xdpdns::xfr::timers::SystemClock),
+    };
+    let config = EngineConfig {
+        nsid: Some(b"bench-node".to_vec()),
+        cookies: Some(cookies),
+        ..Default::default()
+    };
+    Ok(Engine::new(catalog, config))
+}
+
+/// The XDP program loaded with `engine`'s answers and settings, as `xdpdns serve` fills it.
+pub fn xdp_for(engine: &Engine) -> Result<XdpServer> {
+    Ok(crate::testrun::load(engine, Default::default(), 7)?.0)
+}
+
+/// A query with EDNS options.
+fn with_options(name: &str, qtype: u16, options: Vec<(u16, Vec<u8>)>) -> Vec<u8> {
+    let mut q = Q::new(name, qtype);
+    q.options = options;
+    q.wire()
+}
+
 /// TEST_RUN timings on the generated zone `z`: one probe per answer kind, the benchmark's
 /// query set cycled through (names that differ from run to run, as under load), and baselines.
 pub fn test_run(z: &zone::Zone, qs: &[zone::Query], runs: usize) -> Result<Vec<Probe>> {
-    let spec: ZoneSpec = z.path.display().to_string().parse()?;
-    let (catalog, _) = load_catalog(&[spec]).context("loading the bench zone")?;
-    let engine = Engine::new(catalog, EngineConfig::default());
-    let mut xdp = XdpServer::load()?;
+    let engine = engine_for(z)?;
+    let mut xdp = xdp_for(&engine)?;
     let server: IpAddr = crate::SERVER_V4.into();
     let client: IpAddr = crate::CLIENT_V4.into();
-    xdp.add_service_addr(server)?;
-    let mut entries = xdpdns::fastpath::compile::Entries::default();
-    xdpdns::fastpath::compile::compile_refused(&engine, 7, &mut entries);
-    for zone in engine.catalog.zones() {
-        xdpdns::fastpath::compile::compile_zone(&engine, zone, 7, &mut entries);
-    }
-    xdp.insert(&entries).context("filling the maps")?;
-    xdp.set_config(Config {
-        port: 53,
-        server_payload: 1232,
-        generation: 7,
-        flags: 0,
-    })?;
     let glue = z.labels.first().cloned().unwrap_or_else(|| "none".into());
     let no_glue = z.labels.get(1).cloned().unwrap_or_else(|| "none".into());
     let probes: Vec<(&str, Vec<u8>)> = vec![
@@ -135,6 +151,18 @@ pub fn test_run(z: &zone::Zone, qs: &[zone::Query], runs: usize) -> Result<Vec<P
         (
             "referral, glue",
             query(&format!("www.{glue}.bench."), 1, false),
+        ),
+        (
+            "referral, glue, COOKIE",
+            with_options(
+                &format!("www.{glue}.bench."),
+                1,
+                vec![(10, b"bindcook".to_vec())],
+            ),
+        ),
+        (
+            "referral, glue, NSID",
+            with_options(&format!("www.{glue}.bench."), 1, vec![(3, vec![])]),
         ),
         (
             "referral, out-of-zone NS",

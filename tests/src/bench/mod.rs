@@ -16,7 +16,9 @@ pub mod measure;
 pub mod micro;
 pub mod net;
 pub mod nsec3;
+pub mod profiles;
 pub mod report;
+pub mod rrl;
 pub mod servers;
 pub mod update;
 pub mod xfr;
@@ -71,6 +73,8 @@ pub struct Options {
     pub xfr: bool,
     /// Run only the zone-transfer section.
     pub xfr_only: bool,
+    /// Run only the rate limiting section (TEST_RUN: no servers, no namespaces).
+    pub rrl_only: bool,
     /// Delegations of the zone the transfer section transfers.
     pub xfr_delegations: usize,
     /// Only the NSEC3 denial figures (`nsec3`), at these iteration counts.
@@ -115,6 +119,7 @@ impl Options {
             out_dir: target.join("bench").join(if smoke { "smoke" } else { "" }),
             xfr: smoke,
             xfr_only: false,
+            rrl_only: false,
             xfr_delegations: if smoke { 2_000 } else { 1_000_000 },
             nsec3_only: false,
             nsec3_iterations: vec![0, 1, 10, 50, 150],
@@ -354,6 +359,9 @@ pub fn run(opts: Options) -> Result<Json> {
     if opts.nsec3_only {
         return run_nsec3(&opts);
     }
+    if opts.rrl_only {
+        return rrl::only(&opts);
+    }
     if opts.update_only {
         let work = std::env::temp_dir().join(format!("xdpdns-bench-{}", std::process::id()));
         std::fs::create_dir_all(&work)?;
@@ -438,6 +446,17 @@ fn run_in(b: &Bench) -> Result<Json> {
     if let Err(e) = &micro {
         b.progress(&format!("TEST_RUN: FAILED: {e:#}"));
     }
+    b.progress("response rate limiting in TEST_RUN: a spoofed flood, RRL off and on");
+    let (rrl_json, rrl_text) =
+        match rrl::section(&zone, &qs, o.micro_runs, if o.smoke { 1 } else { 2 }) {
+            Ok(r) => r,
+            Err(e) => (
+                obj([("error", format!("{e:#}").into())]),
+                format!("response rate limiting: FAILED: {e:#}\n"),
+            ),
+        };
+    b.progress("sender profiles in TEST_RUN, unsigned and NSEC3 zones");
+    let (profiles_json, profiles_text) = profiles::section(&mut net, &b.work, o);
     let mut loads = Vec::new();
     for n in &o.load_sizes {
         b.progress(&format!("load/compile: xdpdns serve with {n} delegations"));
@@ -503,7 +522,7 @@ fn run_in(b: &Bench) -> Result<Json> {
         o.duration, o.latency_rate, o.do_share
     );
     let mut text = format!(
-        "{table}{legend}\nTEST_RUN (ns per query, single runs):\n{micro_text}\nzone updates (XDP maps):\n{update_text}"
+        "{table}{legend}\nTEST_RUN (ns per query, single runs):\n{micro_text}\n{rrl_text}\n{profiles_text}\nzone updates (XDP maps):\n{update_text}"
     );
     if let Some(x) = &xfr {
         text.push('\n');
@@ -547,6 +566,8 @@ fn run_in(b: &Bench) -> Result<Json> {
                 Err(e) => obj([("error", format!("{e:#}").into())]),
             },
         ),
+        ("rrl", rrl_json),
+        ("profiles", profiles_json),
         ("load", Json::Arr(loads)),
         ("update", update_json),
         ("xfr", xfr.as_ref().map_or(Json::Null, xfr::XfrResult::json)),

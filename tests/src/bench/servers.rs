@@ -151,6 +151,7 @@ impl Server {
                         ])
                         .arg("--control")
                         .arg(&control)
+                        .args(["--nsid", "bench-node"])
                         .env("RUST_LOG", "info");
                 }
                 Kind::KnotUdp | Kind::KnotXdp => {

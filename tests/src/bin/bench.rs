@@ -35,6 +35,8 @@ usage: bench [--delegations N] [--signed] [--mix NAME] [--do-share PCT] [--durat
                      secondaries of a knotd primary, AXFR from the start to the serial answered,
                      NOTIFY after a 100-delegation change to the new serial and referral (XDP)
   --xfr-only         only the zone-transfer section
+  --rrl-only         only the rate limiting section (TEST_RUN: a spoofed flood with RRL off
+                     and on, legitimate share, in-kernel cost per answer)
   --xfr-delegations N  delegations of the transferred zone (default 1000000; smoke 2000)
   --nsec3-only       only the NSEC3 denial figures (no servers, no namespaces): TEST_RUN ns
                      per NSEC3 NXDOMAIN answer net of xdp_pass, and the share answered in XDP,
@@ -85,6 +87,7 @@ fn parse(argv: Vec<String>) -> Result<Options> {
             "--out" => o.out_dir = value::<String>(&mut args, &a)?.into(),
             "--xfr" => o.xfr = true,
             "--xfr-only" => (o.xfr, o.xfr_only) = (true, true),
+            "--rrl-only" => o.rrl_only = true,
             "--xfr-delegations" => o.xfr_delegations = value(&mut args, &a)?,
             "--servers" => {
                 o.servers = value::<String>(&mut args, &a)?

@@ -8,20 +8,23 @@
 //!   answers queries for its names and random ones (DO 0/1, with and without EDNS, UDP and
 //!   TCP) with well-formed messages (`response`), and compiles to XDP entries — without a panic
 //!   anywhere.
+//! - The fuzz targets (`targets`): `xdpdns::fuzz_support`, the bodies `cargo xtask fuzz` runs
+//!   under libFuzzer, over `fuzz/corpus/` and its mutations.
 //! - Query bytes (`query_bytes`): queries of the corpus for those zones, mutated. The engine
 //!   answers every message that has an ID and is not a response, with a well-formed message
 //!   carrying that ID.
 
 mod query_bytes;
 mod response;
+mod targets;
 mod zone_text;
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use hickory_proto::op::ResponseCode;
-use xdpdns::engine::{Catalog, Engine, EngineConfig, Transport};
+use xdpdns::engine::Transport;
 use xdpdns::fastpath::compile;
+use xdpdns::fuzz_support::engine_of;
 use xdpdns::zone::Zone;
 use xdpdns_tests::corpus::{names_for, queries_for_names, NameKind, Params, Rng};
 
@@ -44,19 +47,6 @@ fn random_bytes(rng: &mut Rng, max: usize) -> Vec<u8> {
     (0..rng.below(max + 1))
         .map(|_| rng.next_u64() as u8)
         .collect()
-}
-
-fn engine_of(zones: Vec<Zone>) -> Engine {
-    let mut c = Catalog::new();
-    for z in zones {
-        c.insert(Arc::new(z));
-    }
-    let config = EngineConfig {
-        nsid: Some(b"fuzz".to_vec()),
-        identity: Some("fuzz".into()),
-        ..Default::default()
-    };
-    Engine::new(c, config)
 }
 
 /// Queries for a built zone: a sample of the corpus for its names and random names below it.

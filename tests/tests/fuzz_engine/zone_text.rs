@@ -7,7 +7,7 @@ use std::path::Path;
 
 use xdpdns::wire::name::Name;
 use xdpdns::wire::record::{rtype, Record};
-use xdpdns::zone::{Zone, ZoneSource};
+use xdpdns::zone::Zone;
 use xdpdns::zonefile::{self, present::rdata_to_text};
 use xdpdns_tests::corpus::Rng;
 use xdpdns_tests::workspace_root;
@@ -118,28 +118,11 @@ fn unit_test_texts(dir: &Path, zones: &mut Vec<(String, String)>, records: &mut 
     }
 }
 
-/// Why a zone did not build.
-pub enum Refused {
-    Parse,
-    Build(String),
-}
+pub use xdpdns::fuzz_support::Refused;
 
+/// The zone of `text`, or why not (`xdpdns::fuzz_support::build_zone`, as the fuzz targets).
 pub fn build(origin: &Name, text: &str) -> Result<Zone, Refused> {
-    let parsed = zonefile::parse_str(text, origin, "fuzz.zone").map_err(|_| Refused::Parse)?;
-    let src = ZoneSource {
-        name: "fuzz.zone",
-        locations: parsed.locations.as_deref(),
-    };
-    match Zone::build(origin.clone(), parsed.records, &src) {
-        Ok((z, _)) => Ok(z),
-        Err(e) => {
-            assert!(
-                e.location.starts_with("fuzz.zone"),
-                "error without its place: {e}"
-            );
-            Err(Refused::Build(e.message))
-        }
-    }
+    xdpdns::fuzz_support::build_zone(origin, text.as_bytes())
 }
 
 fn random_byte(rng: &mut Rng) -> u8 {

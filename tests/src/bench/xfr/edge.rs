@@ -122,7 +122,11 @@ impl Edge {
                     .arg(format!("{}:{}:{}", key.name, key.algorithm, key.secret))
                     .arg("--primary")
                     .arg(format!("{}={primary},key={}", zone::ORIGIN, key.name))
-                    .env("RUST_LOG", "info");
+                    // Debug for the secondary's own timing of each step (`timing_lines`).
+                    .env(
+                        "RUST_LOG",
+                        "info,xdpdns::xfr::secondary=debug,xdpdns::daemon::secondary=debug",
+                    );
                 c
             }
             EdgeKind::Knot => {
@@ -153,6 +157,23 @@ impl Edge {
             .as_ref()
             .map(Child::id)
             .context("the server has stopped")
+    }
+
+    /// xdpdns' own timing of each step of a refresh (its debug log lines: fetched, applied
+    /// or built, made durable, published, snapshots written), from `zone` on.
+    pub fn timing_lines(&self) -> Vec<String> {
+        const MARKS: [&str; 5] = [
+            "fetched in",
+            "durable in",
+            "stored in",
+            "publication in",
+            "snapshot of",
+        ];
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        log.lines()
+            .filter(|l| MARKS.iter().any(|m| l.contains(m)))
+            .map(|l| l.find("zone ").map_or(l, |i| &l[i..]).to_owned())
+            .collect()
     }
 
     /// The log's last lines.

@@ -174,6 +174,9 @@ fn phase(
         progress(&format!("xfr: {name} as secondary, first transfer"));
         let mut edge = Edge::start(kind, net, key, primary.addr, &dir.join(name))?;
         let r = measure(net, primary, z, &mut edge, round, serial, progress, &mut p);
+        if kind == EdgeKind::Xdpdns {
+            p.breakdown = edge.timing_lines();
+        }
         let stopped = edge.stop(net);
         r?;
         stopped

@@ -16,6 +16,8 @@ pub struct Phase {
     /// Seconds it took to go quiet after the first transfer.
     pub settle_s: Option<f64>,
     pub notify: Option<Notified>,
+    /// The server's own timing of its refresh steps (xdpdns' debug log), in order.
+    pub breakdown: Vec<String>,
     pub error: Option<String>,
 }
 
@@ -125,6 +127,10 @@ impl Phase {
             self.axfr.as_ref().map(|a| a.peak_rss_kib).into(),
         ));
         f.push(("settle_s".into(), self.settle_s.into()));
+        f.push((
+            "breakdown".into(),
+            Json::Arr(self.breakdown.iter().map(|l| l.as_str().into()).collect()),
+        ));
         Json::Obj(f)
     }
 
@@ -299,6 +305,12 @@ impl XfrResult {
             x(self.serial_ratio()),
             x(self.referral_ratio())
         );
+        if !self.xdpdns.breakdown.is_empty() {
+            let _ = writeln!(t, "  xdpdns' own timing of its refreshes (debug log):");
+            for l in &self.xdpdns.breakdown {
+                let _ = writeln!(t, "    {l}");
+            }
+        }
         t
     }
 

@@ -57,7 +57,10 @@ impl XdpCounters {
 /// nothing passed to userspace.
 pub fn one_xdp_referral(before: &Values, after: &Values) -> bool {
     let d = |i: u32| after[i as usize].wrapping_sub(before[i as usize]);
-    let passed: u64 = (counter::PASS_NOT_DNS..counter::COUNT).map(d).sum();
+    let passed: u64 = (counter::PASS_NOT_DNS..counter::COUNT)
+        .filter(|&i| counter::is_pass(i))
+        .map(d)
+        .sum();
     d(counter::ANSWERED_REFERRAL) == 1 && passed == 0
 }
 

@@ -1,0 +1,42 @@
+//! The XDP program loaded for BPF_PROG_TEST_RUN as `xdpdns serve` fills it: an engine's
+//! answers (REFUSED outside its zones, CHAOS identity, every zone) in one generation, the
+//! test service addresses (198.18.0.1, fd00::1), `CONFIG_NO_DNSSEC` when no zone is signed,
+//! and the EDNS settings (NSID, cookie secrets, cookie clock) from the engine's configuration.
+
+use anyhow::{Context as _, Result};
+use dns_common::{Config, CONFIG_NO_DNSSEC};
+use xdpdns::engine::Engine;
+use xdpdns::fastpath::compile;
+use xdpdns::fastpath::xdp::{Capacity, XdpServer};
+use xdpdns::wire::name::Name;
+
+/// The loaded program, and the names of every node of the engine's zones, sorted.
+pub fn load(
+    engine: &Engine,
+    capacity: Capacity,
+    generation: u16,
+) -> Result<(XdpServer, Vec<Name>)> {
+    let mut xdp = XdpServer::load_with_capacity(capacity)?;
+    xdp.add_service_addr(crate::SERVER_V4.into())?;
+    xdp.add_service_addr(crate::SERVER_V6.into())?;
+    let mut entries = compile::Entries::default();
+    compile::compile_chaos(engine, generation, &mut entries);
+    compile::compile_refused(engine, generation, &mut entries);
+    let mut names = Vec::new();
+    for z in engine.catalog.zones() {
+        let st = compile::compile_zone(engine, z, generation, &mut entries);
+        log::debug!("compiled {}: {st:?}", z.apex());
+        names.extend(z.nodes().map(|(n, _)| n.clone()));
+    }
+    xdp.insert(&entries).context("filling the maps")?;
+    let unsigned = engine.catalog.zones().all(|z| !z.is_signed());
+    xdp.set_config(Config {
+        port: 53,
+        server_payload: engine.config.server_payload,
+        generation,
+        flags: if unsigned { CONFIG_NO_DNSSEC } else { 0 },
+    })?;
+    xdp.set_edns(xdpdns::fastpath::edns::config(&engine.config))?;
+    names.sort();
+    Ok((xdp, names))
+}

@@ -1,0 +1,460 @@
+//! EDNS options in the XDP program, through BPF_PROG_TEST_RUN (root, no network):
+//! - the differential corpus with DNS Cookies (client only, valid with the current and the
+//!   previous secret, expired, from the future, foreign, bound to another address), NSID,
+//!   padding, ECS, keepalive and unknown options in random order: every XDP answer is the
+//!   engine's answer to the query from the frame's source address, byte for byte, and a query
+//!   with options the engine only ignores or answers (cookies, NSID) is answered in XDP exactly
+//!   when the same query without them is (unless the options make it too big);
+//! - what the engine answers otherwise is passed, counted by reason: malformed and repeated
+//!   cookies, EXPIRE, too many options (`pass_cookie`, `pass_edns_option`);
+//! - `require-cookie`: a query without a valid server cookie is passed (the engine answers
+//!   BADCOOKIE), the cookie of that answer sent back is answered in XDP, also one made with
+//!   the previous secret;
+//! - an NSID longer than the program holds, and a program whose EDNS settings were never
+//!   written, leave option queries to userspace.
+//!
+//! Sizes: `XDPDNS_EDNS_PACKETS` (default 6 000), `XDPDNS_EDNS_FUZZ_PACKETS` (default 200 000);
+//! `cargo xtask xdp-check` runs long versions.
+//!
+//! The program and the engine see the same second: the test build takes it from the EDNS
+//! settings (`EDNS_TEST_FIXED_TIME`), the engine from a fixed clock.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use dns_common::{counter, EDNS_TEST_FIXED_TIME};
+use xdpdns::engine::cookie::{self, Cookies, Secret};
+use xdpdns::engine::{Engine, EngineConfig, Transport};
+use xdpdns::fastpath::xdp::Capacity;
+use xdpdns::fastpath::xdp::XdpServer;
+use xdpdns::wire::name::Name;
+use xdpdns::xfr::timers::Clock;
+use xdpdns::zone::load::{load_catalog, ZoneSpec};
+use xdpdns_tests::client::Q;
+use xdpdns_tests::frame::{self, FrameSpec};
+use xdpdns_tests::oracle::{self, corpus_q, spec};
+use xdpdns_tests::tld::{self, Rng};
+use xdpdns_tests::{zone_file, CLIENT_V4, CLIENT_V6, SERVER_V4, SERVER_V6};
+
+/// The second both paths see.
+const NOW: u32 = 1_800_000_000;
+const SECRET: &str = "445536bcd2513298075a5d379663c962";
+const PREVIOUS: &str = "e5e973e5a6b2a43f48e7dc849e37bfcf";
+
+struct FixedClock;
+
+impl Clock for FixedClock {
+    fn now(&self) -> u64 {
+        NOW as u64
+    }
+}
+
+fn env_count(var: &str, default: usize) -> usize {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn secret(s: &str) -> Secret {
+    cookie::parse_secret(s).unwrap()
+}
+
+fn config(require: bool, nsid: &[u8]) -> EngineConfig {
+    EngineConfig {
+        nsid: Some(nsid.to_vec()),
+        identity: Some("edns-node".into()),
+        cookies: Some(Cookies {
+            secret: secret(SECRET),
+            previous: Some(secret(PREVIOUS)),
+            require,
+            clock: Arc::new(FixedClock),
+        }),
+        ..Default::default()
+    }
+}
+
+struct Rig {
+    xdp: XdpServer,
+    engine: Engine,
+    names: Vec<Name>,
+}
+
+/// The program loaded with these zones, its EDNS settings written from `config` (with the
+/// fixed second) when `edns`.
+fn rig(specs: &[String], config: EngineConfig, edns: bool) -> Rig {
+    let specs: Vec<ZoneSpec> = specs.iter().map(|s| s.parse().unwrap()).collect();
+    let (catalog, _) = load_catalog(&specs).unwrap();
+    let engine = Engine::new(catalog, config);
+    let (mut xdp, names) = xdpdns_tests::testrun::load(&engine, Capacity::default(), 5).unwrap();
+    let mut e = xdpdns::fastpath::edns::config(&engine.config);
+    if edns {
+        e.flags |= EDNS_TEST_FIXED_TIME;
+        e.test_time = NOW;
+    } else {
+        e.flags = 0;
+    }
+    xdp.set_edns(e).unwrap();
+    Rig { xdp, engine, names }
+}
+
+impl Rig {
+    /// Runs `q` in `spec` under the contract; returns whether XDP answered and the counter
+    /// that moved.
+    fn run(&mut self, spec: &FrameSpec, q: &Q) -> (bool, usize) {
+        let before = self.xdp.counters().unwrap();
+        let answered = oracle::check(&mut self.xdp, &self.engine, spec, &q.wire()).is_some();
+        let after = self.xdp.counters().unwrap();
+        let moved: Vec<usize> = (0..after.len())
+            .filter(|&i| after[i] != before[i])
+            .collect();
+        assert_eq!(moved.len(), 1, "one counter per packet: {moved:?}");
+        (answered, moved[0])
+    }
+
+    /// The engine's answer to `q` from `spec`'s source.
+    fn engine_answer(&self, spec: &FrameSpec, q: &Q) -> Vec<u8> {
+        self.engine
+            .answer_to(&q.wire(), Transport::Udp, spec.src)
+            .unwrap()
+    }
+}
+
+fn bytes(rng: &mut Rng, n: usize) -> Vec<u8> {
+    (0..n).map(|_| rng.next_u64() as u8).collect()
+}
+
+/// What a query with these options must get in XDP.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Expect {
+    /// Answered exactly when the query without them is (or passed as too big).
+    AsPlain,
+    /// Passed, counted so.
+    Pass(u32),
+}
+
+/// A COOKIE option of one of the kinds a server sees, for a client at `addr`.
+fn a_cookie(rng: &mut Rng, addr: IpAddr) -> Vec<u8> {
+    let cc: [u8; 8] = bytes(rng, 8).try_into().unwrap();
+    let back = |s: &str, t: u32| cookie::make(&secret(s), &cc, addr, t).to_vec();
+    match rng.below(9) {
+        0 | 1 => cc.to_vec(),
+        2 => back(SECRET, NOW - rng.below(3600) as u32),
+        3 => back(PREVIOUS, NOW - 100),
+        4 => back(SECRET, NOW - 3601 - rng.below(100_000) as u32),
+        5 => back(SECRET, NOW + rng.below(600) as u32),
+        6 => {
+            let other: IpAddr = "198.18.0.99".parse().unwrap();
+            cookie::make(&secret(SECRET), &cc, other, NOW).to_vec()
+        }
+        _ => {
+            let n = [8, 16, 24, 32][rng.below(4) as usize];
+            [cc.to_vec(), bytes(rng, n)].concat()
+        }
+    }
+}
+
+/// Random EDNS options and what XDP must do with them.
+fn options(rng: &mut Rng, addr: IpAddr) -> (Vec<(u16, Vec<u8>)>, Expect) {
+    let mut o: Vec<(u16, Vec<u8>)> = Vec::new();
+    let mut cookie = false;
+    for _ in 0..1 + rng.below(4) {
+        let opt = match rng.below(8) {
+            0..=2 if !cookie => {
+                cookie = true;
+                (10, a_cookie(rng, addr))
+            }
+            3 => (3, Vec::new()),
+            4 => (12, vec![0; rng.below(64) as usize]),
+            5 => (8, vec![0, 1, 24, 0, 198, 18, 0]),
+            6 => (11, Vec::new()),
+            _ => {
+                let n = rng.below(10) as usize;
+                (65001, bytes(rng, n))
+            }
+        };
+        o.push(opt);
+    }
+    // One in eight: something the engine answers otherwise.
+    let expect = match rng.below(32) {
+        // Malformed (FORMERR), or repeated after a cookie: userspace answers.
+        0 => {
+            let n = [0, 7, 9, 15, 41][rng.below(5) as usize];
+            o.push((10, bytes(rng, n)));
+            Expect::Pass(counter::PASS_COOKIE)
+        }
+        1 if !cookie => {
+            o.push((10, bytes(rng, 8)));
+            o.push((10, bytes(rng, 8)));
+            Expect::Pass(counter::PASS_COOKIE)
+        }
+        2 => {
+            o.insert(0, (9, Vec::new()));
+            Expect::Pass(counter::PASS_EDNS_OPTION)
+        }
+        3 => {
+            o.extend((0..9).map(|_| (12, Vec::new())));
+            Expect::Pass(counter::PASS_EDNS_OPTION)
+        }
+        _ => Expect::AsPlain,
+    };
+    (o, expect)
+}
+
+#[test]
+fn edns_options_are_answered_in_xdp_exactly_as_the_engine_answers_them() {
+    let dir = std::env::temp_dir().join(format!("xdpdns-edns-{}", std::process::id()));
+    let tld_zone = tld::write_zone(&dir, "tld.", 200, false).unwrap();
+    let mut r = rig(
+        &[
+            zone_file("example.zone"),
+            format!("nsec.example.={}", zone_file("signed/nsec.example.zone")),
+            format!("nsec3.example.={}", zone_file("signed/nsec3.example.zone")),
+            format!("tld.={}", tld_zone.display()),
+        ],
+        config(false, b"edns-node-1"),
+        true,
+    );
+    let n = env_count("XDPDNS_EDNS_PACKETS", 6000);
+    let mut rng = Rng::new(0xed45);
+    let (mut with_cookie, mut cookie_answered, mut plain_answered, mut too_big) = (0, 0, 0, 0);
+    for _ in 0..n {
+        let mut q = corpus_q(&mut rng, &r.names);
+        if q.edns.is_none() {
+            q.edns = Some(1232);
+        }
+        let s = spec(&mut rng);
+        let (plain, _) = r.run(&s, &q);
+        let (opts, expect) = options(&mut rng, s.src);
+        let cookie = opts.iter().any(|(c, _)| *c == 10);
+        q.options = opts;
+        let (answered, moved) = r.run(&s, &q);
+        match expect {
+            Expect::Pass(reason) => {
+                assert!(!answered, "{q:?} must be passed");
+                assert_eq!(
+                    counter::NAMES[moved],
+                    counter::NAMES[reason as usize],
+                    "{q:?}"
+                );
+            }
+            Expect::AsPlain if plain && !answered => {
+                assert_eq!(moved, counter::PASS_TOO_BIG as usize, "{q:?}");
+                too_big += 1;
+            }
+            Expect::AsPlain => assert_eq!(answered, plain, "{q:?}"),
+        }
+        plain_answered += plain as usize;
+        if cookie && expect == Expect::AsPlain && plain {
+            with_cookie += 1;
+            cookie_answered += answered as usize;
+        }
+    }
+    println!(
+        "EDNS options differential: {n} queries, {plain_answered} answered in XDP without \
+         options; with cookies: {cookie_answered} of {with_cookie} answered ({too_big} too big \
+         with their options), all equal to the engine"
+    );
+    assert!(plain_answered > n / 2, "the corpus exercises XDP");
+    assert!(
+        cookie_answered * 100 >= with_cookie * 95 && with_cookie > n / 10,
+        "cookie queries answered in XDP: {cookie_answered} of {with_cookie}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A query frame from the test client to the test server, over IPv6 or IPv4.
+fn addressing(v6: bool) -> FrameSpec {
+    if v6 {
+        FrameSpec::udp(CLIENT_V6.into(), SERVER_V6.into(), 53)
+    } else {
+        FrameSpec::udp(CLIENT_V4.into(), SERVER_V4.into(), 53)
+    }
+}
+
+fn www(options: Vec<(u16, Vec<u8>)>) -> Q {
+    let mut q = Q::new("www.example.", 1);
+    q.options = options;
+    q
+}
+
+/// The COOKIE data of an answer (the last option of its OPT, which ends the message).
+fn answer_cookie(answer: &[u8]) -> Vec<u8> {
+    let tail = &answer[answer.len() - 28..];
+    assert_eq!(tail[..4], [0, 10, 0, 24], "COOKIE ends the answer");
+    tail[4..].to_vec()
+}
+
+#[test]
+fn require_cookie_passes_what_gets_badcookie_and_answers_valid_cookies() {
+    let mut r = rig(&[zone_file("example.zone")], config(true, b"n"), true);
+    for v6 in [false, true] {
+        let s = addressing(v6);
+        let first = www(vec![(10, b"clientck".to_vec())]);
+        assert_eq!(r.run(&s, &first), (false, counter::PASS_COOKIE as usize));
+        let bad = r.engine_answer(&s, &first);
+        assert_eq!(
+            (bad[3] & 0xf, bad[bad.len() - 34]),
+            (7, 1),
+            "BADCOOKIE (23)"
+        );
+        // The cookie BADCOOKIE handed out, sent back: answered in XDP, equal to the engine.
+        let again = www(vec![(10, answer_cookie(&bad))]);
+        assert_eq!(r.run(&s, &again), (true, counter::ANSWERED_EXACT as usize));
+        let resp = r
+            .engine
+            .respond_to(&again.wire(), Transport::Udp, Some(s.src))
+            .unwrap();
+        assert!(resp.cookie.is_valid());
+        // Made with the previous secret (rollover): valid too.
+        let cc = *b"clientck";
+        let old = cookie::make(&secret(PREVIOUS), &cc, s.src, NOW - 1000);
+        assert!(r.run(&s, &www(vec![(10, old.to_vec())])).0);
+        // Too old, or for another address: BADCOOKIE, passed.
+        let stale = cookie::make(&secret(SECRET), &cc, s.src, NOW - 3601);
+        let other = cookie::make(&secret(SECRET), &cc, "198.18.0.99".parse().unwrap(), NOW);
+        for c in [stale, other] {
+            let q = www(vec![(10, c.to_vec())]);
+            assert_eq!(r.run(&s, &q), (false, counter::PASS_COOKIE as usize));
+        }
+        // No cookie at all: answered as ever.
+        assert!(r.run(&s, &www(vec![])).0);
+    }
+}
+
+#[test]
+fn long_nsids_and_unwritten_settings_leave_option_queries_to_userspace() {
+    let mut r = rig(
+        &[zone_file("example.zone")],
+        config(false, &[b'n'; 100]),
+        true,
+    );
+    let s = addressing(false);
+    let nsid = www(vec![(3, vec![])]);
+    assert_eq!(
+        r.run(&s, &nsid),
+        (false, counter::PASS_EDNS_OPTION as usize)
+    );
+    assert!(r.run(&s, &www(vec![(10, b"clientck".to_vec())])).0);
+    let mut r = rig(&[zone_file("example.zone")], config(false, b"n"), false);
+    for o in [(3, vec![]), (10, b"clientck".to_vec())] {
+        assert_eq!(
+            r.run(&s, &www(vec![o])),
+            (false, counter::PASS_EDNS_OPTION as usize)
+        );
+    }
+    assert!(
+        r.run(&s, &www(vec![(12, vec![0; 8])])).0,
+        "padding alone changes nothing"
+    );
+    assert!(r.run(&s, &www(vec![])).0);
+}
+
+#[test]
+fn fuzzed_option_queries_never_get_a_wrong_answer() {
+    let mut r = rig(
+        &[
+            zone_file("example.zone"),
+            format!("nsec.example.={}", zone_file("signed/nsec.example.zone")),
+        ],
+        config(false, b"fuzz-node"),
+        true,
+    );
+    let n = env_count("XDPDNS_EDNS_FUZZ_PACKETS", 200_000);
+    let mut rng = Rng::new(0xc00c);
+    let (mut tx, mut with_cookie) = (0usize, 0usize);
+    for _ in 0..n {
+        let s = spec(&mut rng);
+        let mut q = corpus_q(&mut rng, &r.names);
+        q.edns = Some(1232);
+        q.options = options(&mut rng, s.src).0;
+        let mut f = frame::build(&s, &q.wire());
+        oracle::mutate(&mut rng, &mut f);
+        if f.len() < 14 {
+            continue;
+        }
+        let (action, out) = r.xdp.test_run(&f).unwrap();
+        if action != oracle::XDP_TX {
+            assert_eq!((action, &out), (oracle::XDP_PASS, &f));
+            continue;
+        }
+        tx += 1;
+        // The engine's answer to the query as the program saw it, from the address it
+        // answered (the mutation may have changed the source).
+        let p = frame::parse(&out).expect("valid output frame");
+        let query = match frame::parse(&f) {
+            Ok(q) => q.payload,
+            Err(_) => oracle::udp_payload(&s, &f),
+        };
+        let expected = r.engine.answer_to(&query, Transport::Udp, p.dst);
+        assert_eq!(
+            Some(&p.payload),
+            expected.as_ref(),
+            "fuzzed packet {f:02x?}"
+        );
+        with_cookie += p.payload.windows(4).any(|w| w == [0, 10, 0, 24]) as usize;
+    }
+    println!(
+        "EDNS fuzz: {n} packets, {tx} answered ({with_cookie} with a cookie), all the engine's"
+    );
+    assert!(
+        tx > n / 20 && with_cookie > n / 50,
+        "the fuzz exercises XDP: {tx}, {with_cookie}"
+    );
+}
+
+#[test]
+fn sender_profiles_of_real_resolvers_are_answered_in_xdp() {
+    use xdpdns_tests::bench::{profiles, zone};
+    let dir = std::env::temp_dir().join(format!("xdpdns-profiles-{}", std::process::id()));
+    let mix = zone::Mix::parse("tld").unwrap();
+    for (label, signed) in [("unsigned", false), ("NSEC3", true)] {
+        let z = zone::generate(&dir.join(label), 500, signed, 3).unwrap();
+        let qs = zone::queries(&z, &mix, 0, 2000, 3);
+        for s in profiles::test_run(&z, label, &qs).unwrap() {
+            print!("{}", s.line());
+            assert_eq!(s.queries, qs.len() as u64);
+            // Unsigned: everything in the driver, whatever the sender (issue 12: ≥ 99%).
+            if !signed {
+                assert!(s.percent() >= 99.0, "{}", s.line());
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn refused_and_chaos_answers_carry_nsid_and_cookie_like_the_engine() {
+    let mut r = rig(
+        &[zone_file("example.zone")],
+        config(false, b"node-ch"),
+        true,
+    );
+    let options = vec![(3, vec![]), (10, b"clientck".to_vec())];
+    for v6 in [false, true] {
+        let s = addressing(v6);
+        let mut refused = Q::new("www.not-served.test.", 1);
+        refused.options = options.clone();
+        assert_eq!(
+            r.run(&s, &refused),
+            (true, counter::ANSWERED_REFUSED as usize)
+        );
+        // CH TXT id.server: the chaos class is in the query's class field.
+        let mut chaos = Q::new("id.server.", 16);
+        chaos.options = options.clone();
+        let mut wire = chaos.wire();
+        let at = 12 + "id.server.".len() + 1 + 2;
+        wire[at..at + 2].copy_from_slice(&3u16.to_be_bytes());
+        let f = frame::build(&s, &wire);
+        let (action, out) = r.xdp.test_run(&f).unwrap();
+        assert_eq!(action, oracle::XDP_TX);
+        let p = frame::parse(&out).unwrap();
+        let expected = r.engine.answer_to(&wire, Transport::Udp, s.src).unwrap();
+        assert_eq!(p.payload, expected);
+        assert!(
+            expected.windows(7).any(|w| w == b"node-ch"),
+            "NSID in the answer"
+        );
+        assert_eq!(answer_cookie(&expected)[..8], *b"clientck");
+    }
+}
