@@ -39,6 +39,10 @@ pub mod maps {
     pub const TEMPLATES: &str = "TEMPLATES";
     pub const COLD: &str = "COLD";
     pub const EDNS: &str = "EDNS";
+    pub const NSEC3_ZONES: &str = "NSEC3_ZONES";
+    pub const NSEC3_HASHES: &str = "NSEC3_HASHES";
+    pub const NSEC3_RECORDS: &str = "NSEC3_RECORDS";
+    pub const JUMP: &str = "JUMP";
     pub const RRL: &str = "RRL";
     pub const RRL_BUCKETS: &str = "RRL_BUCKETS";
     pub const RRL_EXEMPT: &str = "RRL_EXEMPT";
@@ -134,6 +138,10 @@ pub enum AnswerKind {
     Pass = 4,
     /// The root suffix entry: REFUSED for names outside every served zone.
     Refused = 5,
+    /// NXDOMAIN below an existing name of an NSEC3 zone, DO=1: the template holds the SOA
+    /// (and its RRSIG) and an `Nsec3Meta`; the program adds the NSEC3 records of the proof
+    /// (see `Nsec3Meta`). Counted as `answered_negative`.
+    Nsec3Negative = 6,
 }
 
 /// `Answer::kind` bit: the entry, stored under DO=0, is also the answer for DO=1 (zones without
@@ -247,11 +255,149 @@ pub struct Scratch {
     pub cookie: [u8; COOKIE_MAX],
     /// The answer's OPT record (header, NSID, COOKIE), zero padded after it.
     pub opt: [u8; OPT_BUF],
+    /// NSEC3 denial: hashing state and the records of the proof (see `Nsec3Scratch`).
+    pub nsec3: Nsec3Scratch,
 }
 
 /// Size of the scratch buffer holding the answer's OPT record: the longest, rounded up to a
 /// whole number of 8-octet words.
 pub const OPT_BUF: usize = (OPT_LEN + OPT_OPTIONS_MAX + 7) & !7;
+
+/// Per-CPU state of an NSEC3 denial in the XDP program.
+#[repr(C, align(8))]
+#[derive(Clone, Copy)]
+pub struct Nsec3Scratch {
+    /// SHA-1 state, then the hash (big-endian words).
+    pub state: [u32; 5],
+    /// Zone slot of the denial being built.
+    pub slot: u32,
+    /// The first message: the next closer name's length, with the salt, and its blocks.
+    pub name_len: u32,
+    pub total: u32,
+    pub blocks: u32,
+    pub iterations: u32,
+    /// Binary search bounds: the answer is in `lo..hi` (indexes from the zone's base).
+    pub lo: u32,
+    pub hi: u32,
+    /// Search steps to run (0: the next closer's NSEC3 is fixed, in `next_closer`).
+    pub steps: u32,
+    /// The proof's records (`Nsec3Meta`): the next closer's once known.
+    pub closest: u32,
+    pub next_closer: u32,
+    pub wildcard: u32,
+    /// The query name's length and the anchor's offset in it.
+    pub qname_len: u32,
+    pub shift: u32,
+    /// The template's head: length, checksum, authority count.
+    pub head: u32,
+    pub head_csum: u32,
+    pub nscount: u32,
+    /// The body built: length and checksum; `error` the pass reason when it was not.
+    pub len: u32,
+    pub csum: u32,
+    pub error: u32,
+    /// The denial template's id, for the denial program, and the question the answering
+    /// program read (name length, EDNS, limit, DO; see `packet`), not read again.
+    pub template: u32,
+    /// Length of the answer's OPT record in `Scratch::opt`, built before the lookup (also
+    /// for answers other than NSEC3 denials).
+    pub opt_len: u32,
+    pub query: u64,
+    /// A SHA-1 block being compressed.
+    pub w: [u32; 16],
+    /// The NSEC3 records of the proof, patched for this response, and the lengths of the
+    /// head and the records.
+    pub records: [[u8; NSEC3_RECORD_BUF]; 3],
+    pub lens: [u16; 4],
+}
+
+/// Longest first message of the NSEC3 hash: a name and the longest salt, padded (9 blocks).
+pub const NSEC3_MSG_MAX: usize = 9 * 64;
+/// Room for a patched NSEC3 record: any 9-bit pointer offset plus one stays inside.
+pub const NSEC3_RECORD_BUF: usize = 520;
+/// Longest NSEC3 record with its RRSIGs, in wire form, that the program serves.
+pub const NSEC3_RECORD_MAX: usize = ANSWER_MAX;
+/// Most compression pointers in one NSEC3 record with its RRSIGs.
+pub const NSEC3_RECORD_PTRS: usize = 8;
+/// `Nsec3Record::ptrs` bit: the pointer targets the record itself (it moves with the record's
+/// offset in the response), not the question.
+pub const NSEC3_PTR_INTERNAL: u16 = 0x8000;
+/// Most iterations the program hashes (RFC 9276 §3.2; the zone loader refuses more).
+pub const NSEC3_ITERATIONS_MAX: u16 = 150;
+/// Longest salt (RFC 5155 §3.1.5).
+pub const NSEC3_SALT_MAX: usize = 255;
+/// Zone slots in `NSEC3_ZONES`: two halves, one for the generation being published and one
+/// for the generation serving.
+pub const NSEC3_ZONE_SLOTS: u32 = 256;
+/// Default capacity of `NSEC3_HASHES` and `NSEC3_RECORDS` (both halves).
+pub const NSEC3_CAPACITY: u32 = 1 << 14;
+/// Most NSEC3 records of one zone the binary search reaches (2^20).
+pub const NSEC3_SEARCH_STEPS: u32 = 20;
+/// "No record" in `Nsec3Meta`.
+pub const NSEC3_NONE: u32 = u32::MAX;
+/// Words of the precomputed iteration blocks of a zone: `H(k-1) || salt`, padded, is at most
+/// 20 + 255 + 9 octets, 5 blocks.
+pub const NSEC3_ITER_WORDS: usize = 5 * 16;
+
+/// An NSEC3 zone of a generation (`NSEC3_ZONES`, by slot): its hash parameters and where its
+/// sorted owner hashes and records are in `NSEC3_HASHES` and `NSEC3_RECORDS`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Nsec3Zone {
+    /// Index of the zone's first hash and record.
+    pub base: u32,
+    /// Number of NSEC3 records (0: the slot is unused).
+    pub count: u32,
+    pub iterations: u16,
+    pub salt_len: u16,
+    /// Wire length of the apex name (records compress their owners to it).
+    pub apex_len: u16,
+    /// 64-octet blocks of the iteration message `H(k-1) || salt`, padded.
+    pub iter_blocks: u16,
+    pub salt: [u8; NSEC3_SALT_MAX + 1],
+    /// The iteration message as big-endian words, the first five (the previous hash) zero.
+    pub iter_words: [u32; NSEC3_ITER_WORDS],
+}
+
+/// A SHA-1 owner hash of `NSEC3_HASHES`, as five big-endian words (compared in word order).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Nsec3Hash(pub [u32; 5]);
+
+/// An NSEC3 record with its RRSIGs in wire form (`NSEC3_RECORDS`, by index): written as the
+/// engine writes it after a question holding only the apex name, so its pointers target that
+/// name (shifted by what the query name adds) or the record itself (`NSEC3_PTR_INTERNAL`,
+/// shifted by the record's offset in the response too).
+#[repr(C, align(8))]
+#[derive(Clone, Copy, Debug)]
+pub struct Nsec3Record {
+    pub len: u16,
+    /// Resource records: the NSEC3 and its RRSIGs.
+    pub rrs: u16,
+    pub nptrs: u16,
+    pub _pad: u16,
+    /// Offsets of the compression pointers, with `NSEC3_PTR_INTERNAL`.
+    pub ptrs: [u16; NSEC3_RECORD_PTRS],
+    pub data: [u8; NSEC3_RECORD_MAX],
+}
+
+/// The last 16 octets of an `AnswerKind::Nsec3Negative` template's data (its `len` counts
+/// them): the zone slot and the chain indexes (relative to the zone's base) of the NSEC3
+/// matching the closest encloser, covering the next closer name (`NSEC3_NONE`: hashed per
+/// query) and covering the wildcard at the closest encloser. The program appends these in that
+/// order after the template's head, leaving out a record already there (RFC 5155 §7.2.2, as
+/// the engine deduplicates).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Nsec3Meta {
+    pub slot: u32,
+    pub closest: u32,
+    pub next_closer: u32,
+    pub wildcard: u32,
+}
+
+/// Size of `Nsec3Meta` in template data.
+pub const NSEC3_META_LEN: usize = 16;
 
 /// Longest frame prefix before the answer data: Ethernet with two VLAN tags, IPv6, UDP, the DNS
 /// header and the longest question. When the driver's buffer has no tailroom, the XDP program
@@ -282,13 +428,15 @@ pub mod counter {
     pub const PASS_OTHER: u32 = 19;
     /// A COOKIE option the engine answers with FORMERR or BADCOOKIE, or more than one.
     pub const PASS_COOKIE: u32 = 20;
+    /// An NSEC3 denial the program could not complete (its chain missing from the maps).
+    pub const PASS_NSEC3: u32 = 21;
     /// Responses over their rate limit (sent anyway under `dry-run`; see `rrl`).
-    pub const RRL_LIMITED: u32 = 21;
+    pub const RRL_LIMITED: u32 = 22;
     /// Limited responses sent truncated (TC=1) instead.
-    pub const RRL_SLIPPED: u32 = 22;
+    pub const RRL_SLIPPED: u32 = 23;
     /// Limited responses dropped (`XDP_DROP`).
-    pub const RRL_DROPPED: u32 = 23;
-    pub const COUNT: u32 = 24;
+    pub const RRL_DROPPED: u32 = 24;
+    pub const COUNT: u32 = 25;
 
     /// Names for display, in index order.
     pub const NAMES: [&str; COUNT as usize] = [
@@ -313,6 +461,7 @@ pub mod counter {
         "pass_cold",
         "pass_other",
         "pass_cookie",
+        "pass_nsec3",
         "rrl_limited",
         "rrl_slipped",
         "rrl_dropped",
@@ -333,7 +482,7 @@ pub mod counter {
     pub const fn answered(kind: u16) -> u32 {
         match kind & 0xff {
             1 => ANSWERED_REFERRAL,
-            2 => ANSWERED_NEGATIVE,
+            2 | 6 => ANSWERED_NEGATIVE,
             3 => ANSWERED_CHAOS,
             5 => ANSWERED_REFUSED,
             _ => ANSWERED_EXACT,
@@ -349,6 +498,9 @@ mod user {
     unsafe impl aya::Pod for super::AnswerRef {}
     unsafe impl aya::Pod for super::Config {}
     unsafe impl aya::Pod for super::EdnsConfig {}
+    unsafe impl aya::Pod for super::Nsec3Zone {}
+    unsafe impl aya::Pod for super::Nsec3Hash {}
+    unsafe impl aya::Pod for super::Nsec3Record {}
     unsafe impl aya::Pod for super::rrl::RrlConfig {}
     unsafe impl aya::Pod for super::rrl::RrlKey {}
     unsafe impl aya::Pod for super::rrl::RrlBucket {}

@@ -186,3 +186,34 @@ pub fn answer_opt(
     scratch.opt[10] = rdlen[1];
     Ok((len, valid))
 }
+
+/// The arguments of `answer_opt`, by reference: a BPF call takes at most five.
+pub struct OptArgs {
+    pub options: Options,
+    pub dnssec_ok: bool,
+    pub server_payload: u16,
+    pub l3: usize,
+    pub v6: bool,
+    pub validate: bool,
+}
+
+/// `OPT_ERROR` bit of `answer_opt_call`'s result: the rest is a counter index.
+pub const OPT_ERROR: u32 = 1 << 31;
+
+/// `answer_opt` as a BPF function of its own, so that the verifier leaves its states behind
+/// when it returns: `len | cookie_valid << 16`, or `OPT_ERROR | reason`.
+#[inline(never)]
+pub fn answer_opt_call(ctx: &XdpContext, scratch: &mut Scratch, a: &OptArgs) -> u32 {
+    match answer_opt(
+        ctx,
+        scratch,
+        &a.options,
+        a.dnssec_ok,
+        a.server_payload,
+        (a.l3, a.v6),
+        a.validate,
+    ) {
+        Ok((len, valid)) => (len as u32 & 0xffff) | (valid as u32) << 16,
+        Err(reason) => OPT_ERROR | reason,
+    }
+}

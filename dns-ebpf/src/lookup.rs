@@ -23,6 +23,8 @@ const QTYPE_RRSIG: u16 = 46;
 pub struct Found {
     pub answer: &'static Answer,
     pub shift: Option<usize>,
+    /// The template's id.
+    pub id: u32,
 }
 
 /// An index entry found, with the octets the query name adds in front of a suffix entry's
@@ -66,6 +68,36 @@ fn lpm_get(scratch: &mut Scratch) -> Option<&'static AnswerRef> {
     (!found.is_null()).then(|| unsafe { &*found })
 }
 
+/// `Scratch::nsec3.shift` of an answer that is not a suffix template.
+pub const NO_SHIFT: u32 = u32::MAX;
+
+/// The template and shift `nsec3::jump` left for the program it tail-called: an NSEC3 denial
+/// template for the denial program (`denial`), any other for the respond program. A template
+/// evicted from the cache in between sends the query to userspace.
+#[inline(always)]
+pub fn resume(scratch: &mut Scratch, denial: bool) -> Result<Found, u32> {
+    // SAFETY: plain reads of per-CPU memory the answering program wrote before its tail call.
+    let (id, shift) = unsafe {
+        (
+            core::ptr::read_volatile(&scratch.nsec3.template),
+            core::ptr::read_volatile(&scratch.nsec3.shift),
+        )
+    };
+    // SAFETY: map values stay valid for the duration of the program (RCU).
+    let Some(answer) = TEMPLATES.get_ptr(&id).map(|a| unsafe { &*a }) else {
+        return Err(counter::PASS_COLD);
+    };
+    let nsec3 = answer.kind & 0xff == AnswerKind::Nsec3Negative as u16;
+    if nsec3 != denial {
+        return Err(counter::PASS_ERROR);
+    }
+    let shift = (shift != NO_SHIFT).then_some(shift as usize & 0xff);
+    if denial && shift.is_none() {
+        return Err(counter::PASS_NSEC3);
+    }
+    Ok(Found { answer, shift, id })
+}
+
 /// Looks the query up; `scratch.key` holds the exact key on entry and is changed.
 #[inline(always)]
 pub fn find(scratch: &mut Scratch, name_len: usize) -> Result<Found, u32> {
@@ -76,6 +108,7 @@ pub fn find(scratch: &mut Scratch, name_len: usize) -> Result<Found, u32> {
         Some(answer) => Ok(Found {
             answer,
             shift: hit.shift,
+            id,
         }),
         None => {
             // Best effort: when the ring is full, the query is still passed.
@@ -122,7 +155,8 @@ fn index(scratch: &mut Scratch, name_len: usize) -> Result<Hit, u32> {
     }
     let kind = entry.kind & 0xff;
     let usable = (kind == AnswerKind::Referral as u16 && !(at == 0 && qtype == QTYPE_DS))
-        || (kind == AnswerKind::Negative as u16 && at > 0)
+        || ((kind == AnswerKind::Negative as u16 || kind == AnswerKind::Nsec3Negative as u16)
+            && at > 0)
         || kind == AnswerKind::Refused as u16;
     if !usable {
         return Err(counter::PASS_MISS);
@@ -187,9 +221,9 @@ fn longest(
 }
 
 /// Copies a suffix template into `scratch.tpl`, shifts its compression pointers by `shift` and
-/// returns the template's checksum (even-aligned, folded).
+/// returns the checksum (even-aligned, folded) of its first `len` octets.
 #[inline(always)]
-pub fn patch(scratch: &mut Scratch, answer: &Answer, shift: usize) -> Result<u16, u32> {
+pub fn patch(scratch: &mut Scratch, answer: &Answer, shift: usize, len: usize) -> Result<u16, u32> {
     let tpl = scratch.tpl.as_mut_ptr();
     // By 8-byte words: `data` and `tpl` are both 8-byte aligned (see their layouts).
     let src = answer.data.as_ptr() as *const u64;
@@ -214,5 +248,5 @@ pub fn patch(scratch: &mut Scratch, answer: &Answer, shift: usize) -> Result<u16
         }
     }
     // Only the template's own length: the compiler zero-pads templates.
-    checksum::words(tpl, answer.len as usize, ANSWER_MAX as u32)
+    checksum::words(tpl, len, ANSWER_MAX as u32)
 }

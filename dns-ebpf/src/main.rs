@@ -11,24 +11,26 @@ mod checksum;
 mod cookie;
 mod edns;
 mod lookup;
+mod nsec3;
 mod packet;
 mod question;
 #[cfg(feature = "test-programs")]
 mod reflect;
 mod rrl;
+mod sha1;
 mod siphash;
 
 use aya_ebpf::{
     bindings::xdp_action,
     macros::{map, xdp},
-    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, ProgramArray, RingBuf},
     programs::XdpContext,
 };
 use aya_log_ebpf::debug;
 use dns_common::{
-    counter, Answer, AnswerKey, AnswerRef, Config, EdnsConfig, Scratch, ANSWERS_CAPACITY,
-    BPF_F_NO_PREALLOC, COLD_RING_BYTES, SERVICE_ADDRS_CAPACITY, SUFFIXES_CAPACITY, SUFFIX_DATA,
-    TEMPLATES_CAPACITY,
+    counter, Answer, AnswerKey, AnswerRef, Config, EdnsConfig, Nsec3Hash, Nsec3Record, Nsec3Zone,
+    Scratch, ANSWERS_CAPACITY, BPF_F_NO_PREALLOC, COLD_RING_BYTES, NSEC3_CAPACITY,
+    NSEC3_ZONE_SLOTS, SERVICE_ADDRS_CAPACITY, SUFFIXES_CAPACITY, SUFFIX_DATA, TEMPLATES_CAPACITY,
 };
 
 /// Index of exact and NODATA answers, by (generation, name, type, flags).
@@ -68,9 +70,44 @@ static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT
 #[map]
 static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
 
+/// NSEC3 zones of the generations published, by slot (see `dns_common::Nsec3Zone`).
+#[map]
+static NSEC3_ZONES: Array<Nsec3Zone> = Array::with_max_entries(NSEC3_ZONE_SLOTS, 0);
+
+/// The NSEC3 owner hashes of those zones, each zone's sorted, from its base.
+#[map]
+static NSEC3_HASHES: Array<Nsec3Hash> = Array::with_max_entries(NSEC3_CAPACITY, 0);
+
+/// The NSEC3 records (with RRSIGs) in wire form, at the index of their hash.
+#[map]
+static NSEC3_RECORDS: Array<Nsec3Record> = Array::with_max_entries(NSEC3_CAPACITY, 0);
+
+/// The programs `xdp_dns` tail-calls with what it found: the NSEC3 denial program (index 0)
+/// and the one that writes every other answer (index 1).
+#[map]
+static JUMP: ProgramArray = ProgramArray::with_max_entries(2, 0);
+
 #[xdp]
 pub fn xdp_dns(ctx: XdpContext) -> u32 {
-    let (index, action) = match packet::handle(&ctx) {
+    finish(&ctx, packet::handle::<{ packet::LOOKUP }>(&ctx))
+}
+
+/// Writes the answer `xdp_dns` found (other than NSEC3 denials); entered from `xdp_dns` only.
+#[xdp]
+pub fn xdp_dns_respond(ctx: XdpContext) -> u32 {
+    finish(&ctx, packet::handle::<{ packet::RESPOND }>(&ctx))
+}
+
+/// Answers the query with an NSEC3 denial (see `nsec3`); entered from `xdp_dns` only.
+#[xdp]
+pub fn xdp_dns_nsec3(ctx: XdpContext) -> u32 {
+    finish(&ctx, packet::handle::<{ packet::DENIAL }>(&ctx))
+}
+
+/// Counts the outcome and gives the action.
+#[inline(always)]
+fn finish(ctx: &XdpContext, outcome: Result<u16, u32>) -> u32 {
+    let (index, action) = match outcome {
         Ok(dns_common::rrl::KIND_SLIPPED) => (counter::RRL_SLIPPED, xdp_action::XDP_TX),
         Ok(kind) => (counter::answered(kind), xdp_action::XDP_TX),
         Err(counter::RRL_DROPPED) => (counter::RRL_DROPPED, xdp_action::XDP_DROP),
@@ -81,7 +118,7 @@ pub fn xdp_dns(ctx: XdpContext) -> u32 {
         unsafe { *c += 1 };
     }
     if index == counter::PASS_ERROR {
-        debug!(&ctx, "xdp_dns: could not build a response, passed");
+        debug!(ctx, "xdp_dns: could not build a response, passed");
     }
     action
 }

@@ -10,10 +10,10 @@ use aya_ebpf::{
 };
 use dns_common::{
     counter, rrl::KIND_SLIPPED, Answer, AnswerKind, Config, Scratch, ANSWER_MAX, CONFIG_NO_DNSSEC,
-    FRAME_PREFIX_MAX, KEY_FLAG_DO, NAME_BUF, OPT_BUF,
+    FRAME_PREFIX_MAX, KEY_FLAG_DO, NAME_BUF, NAME_MAX, OPT_BUF,
 };
 
-use crate::{checksum, edns, lookup, question, rrl, CONFIG, SCRATCH, SERVICE_ADDRS};
+use crate::{checksum, edns, lookup, nsec3, question, rrl, CONFIG, SCRATCH, SERVICE_ADDRS};
 
 const ETH_P_IPV4: u16 = 0x0800;
 const ETH_P_IPV6: u16 = 0x86dd;
@@ -63,8 +63,13 @@ struct Flow {
 /// Handles one packet. `Ok(kind)`: the packet now holds a response of that `AnswerKind`.
 /// `Err(reason)`: the packet is unchanged and goes up the stack; `reason` is a counter index
 /// (`RRL_DROPPED`: it is dropped). `Ok(KIND_SLIPPED)`: a rate-limited response, truncated.
+/// `MODE`: `LOOKUP` (`xdp_dns`) reads the query, builds the answer's OPT record and finds the
+/// template, then tail-calls `RESPOND` (`xdp_dns_respond`), which writes the answer, or
+/// `DENIAL` (`xdp_dns_nsec3`) for an NSEC3 denial template, both from what it left in scratch.
+/// Kept apart, each program stays within the verifier's limits.
 #[inline(always)]
-pub fn handle(ctx: &XdpContext) -> Result<u16, u32> {
+pub fn handle<const MODE: u8>(ctx: &XdpContext) -> Result<u16, u32> {
+    let resumed = MODE != LOOKUP;
     let cfg = match CONFIG.get(0) {
         Some(c) if c.port != 0 => *c,
         _ => return Err(counter::PASS_NOT_DNS),
@@ -97,44 +102,90 @@ pub fn handle(ctx: &XdpContext) -> Result<u16, u32> {
         return Err(counter::PASS_NOT_QUERY);
     }
 
-    let q = question::read(
-        ctx,
-        scratch,
-        dns + DNS_HEADER,
-        flow.dns_len - DNS_HEADER,
-        arcount,
-        cfg.server_payload,
-    )?;
+    let q = if resumed {
+        resumed_query(scratch)?
+    } else {
+        question::read(
+            ctx,
+            scratch,
+            dns + DNS_HEADER,
+            flow.dns_len - DNS_HEADER,
+            arcount,
+            cfg.server_payload,
+        )?
+    };
     scratch.key.generation = cfg.generation;
     if cfg.flags & CONFIG_NO_DNSSEC != 0 {
         scratch.key.flags &= !KEY_FLAG_DO;
     }
-    let found = lookup::find(scratch, q.name_len)?;
+    let found = if resumed {
+        lookup::resume(scratch, MODE == DENIAL)?
+    } else {
+        lookup::find(scratch, q.name_len)?
+    };
     let answer: &Answer = found.answer;
-    let len = answer.len as usize;
+    if !resumed {
+        // The answer's OPT record does not depend on the answer: built before the lookup, so
+        // that the verifier walks it once per question shape instead of once per lookup
+        // outcome, and left in scratch (with its length and whether the query's server cookie
+        // was valid) for the rest of this program and for the denial program.
+        let validate = question::opaque(&mut scratch.opaque, rrl::enabled() as usize) != 0;
+        let packed = if q.edns {
+            let args = edns::OptArgs {
+                options: q.options,
+                dnssec_ok: q.dnssec_ok,
+                server_payload: cfg.server_payload,
+                l3: flow.l3,
+                v6: flow.v6,
+                validate,
+            };
+            edns::answer_opt_call(ctx, scratch, &args)
+        } else {
+            0
+        };
+        let packed = question::opaque(&mut scratch.opaque, packed as usize) as u32;
+        if packed & edns::OPT_ERROR != 0 {
+            return Err(packed & 0xff);
+        }
+        // SAFETY: a plain write of per-CPU memory, read back after the lookup.
+        unsafe { core::ptr::write_volatile(&mut scratch.nsec3.opt_len, packed) };
+    }
+    if !resumed {
+        let query = q.name_len as u64
+            | (q.limit as u64) << 16
+            | (q.edns as u64) << 32
+            | (q.dnssec_ok as u64) << 33;
+        let denial = answer.kind & 0xff == AnswerKind::Nsec3Negative as u16;
+        return Err(nsec3::jump(ctx, scratch, &found, query, denial));
+    }
+    let denial = MODE == DENIAL;
+    let mut len = answer.len as usize;
     if len > ANSWER_MAX {
         return Err(counter::PASS_ERROR);
     }
+    let mut nscount = answer.nscount;
     // An empty body (REFUSED) has nothing to copy or patch.
     let (tpl, tpl_csum): (*const u8, u16) = match found.shift {
         _ if len == 0 => (answer.data.as_ptr(), 0),
-        Some(shift) => (scratch.tpl.as_ptr(), lookup::patch(scratch, answer, shift)?),
+        Some(shift) if denial => {
+            let d = nsec3::deny(scratch, answer, shift, q.name_len)?;
+            len = d.len;
+            nscount = d.nscount;
+            (scratch.tpl.as_ptr(), d.csum)
+        }
+        Some(shift) => (
+            scratch.tpl.as_ptr(),
+            lookup::patch(scratch, answer, shift, len)?,
+        ),
         None => (answer.data.as_ptr(), answer.csum),
     };
-    let validate = question::opaque(&mut scratch.opaque, rrl::enabled() as usize) != 0;
-    let (opt_len, cookie_valid) = if q.edns {
-        edns::answer_opt(
-            ctx,
-            scratch,
-            &q.options,
-            q.dnssec_ok,
-            cfg.server_payload,
-            (flow.l3, flow.v6),
-            validate,
-        )?
-    } else {
-        (0, false)
-    };
+    // SAFETY: a plain read of per-CPU memory, written before the lookup (see above).
+    let packed = unsafe { core::ptr::read_volatile(&scratch.nsec3.opt_len) };
+    let opt_len = question::opaque(&mut scratch.opaque, (packed & 0xffff) as usize);
+    if opt_len > OPT_BUF {
+        return Err(counter::PASS_ERROR);
+    }
+    let cookie_valid = (packed >> 16) & 1 != 0;
     // An answer too big for the client is userspace's (a TC answer there, rate limited
     // there): it takes no token here.
     if DNS_HEADER + q.name_len + 4 + len + opt_len > q.limit {
@@ -155,7 +206,7 @@ pub fn handle(ctx: &XdpContext) -> Result<u16, u32> {
     let keep = slip.wrapping_sub(1);
     let len = len & keep;
     let tpl_csum = tpl_csum & keep as u16;
-    let (ancount, nscount) = (answer.ancount & keep as u16, answer.nscount & keep as u16);
+    let (ancount, nscount) = (answer.ancount & keep as u16, nscount & keep as u16);
     let arcount = answer.arcount & keep as u16;
     let extra_flags = FLAG_TC & !(keep as u16);
     let opt_len = question::opaque(&mut scratch.opaque, opt_len);
@@ -201,7 +252,8 @@ pub fn handle(ctx: &XdpContext) -> Result<u16, u32> {
     if at_head || unsafe { bpf_xdp_adjust_tail(ctx.ctx, delta as i32) } != 0 {
         grow_at_head(ctx, scratch, l7, delta)?;
     }
-    if len > 0 {
+    // A denial's body is written last (below): its parts' branches then end the program.
+    if !denial && len > 0 {
         // SAFETY: the helper checks the offsets against the (new) packet; len ≤ ANSWER_MAX.
         let r = unsafe { bpf_xdp_store_bytes(ctx.ctx, l7 as u32, tpl as *mut _, len as u32) };
         if r != 0 {
@@ -250,6 +302,9 @@ pub fn handle(ctx: &XdpContext) -> Result<u16, u32> {
     swap_udp(ctx, flow.l4, udp_len, sum)?;
     if slip != 0 {
         return Ok(KIND_SLIPPED);
+    }
+    if denial {
+        nsec3::store(ctx, scratch, l7)?;
     }
     Ok(answer.kind & 0xff)
 }
@@ -499,4 +554,29 @@ fn swap_udp(ctx: &XdpContext, l4: usize, udp_len: u16, mut sum: u64) -> Result<(
     // SAFETY: bounds checked by ptr_at.
     unsafe { p.write_unaligned([u[2], u[3], u[0], u[1], l[0], l[1], c[0], c[1]]) };
     Ok(())
+}
+
+/// `handle` modes: the program that looks the query up, and the two it tail-calls.
+pub const LOOKUP: u8 = 0;
+pub const RESPOND: u8 = 1;
+pub const DENIAL: u8 = 2;
+
+/// The question the answering program read for the denial program (`nsec3::jump`); its
+/// name, key and label starts are still in scratch.
+#[inline(always)]
+fn resumed_query(scratch: &Scratch) -> Result<question::Query, u32> {
+    // SAFETY: a plain read of per-CPU memory.
+    let r = unsafe { core::ptr::read_volatile(&scratch.nsec3.query) };
+    let name_len = (r & 0x1ff) as usize;
+    if name_len == 0 || name_len > NAME_MAX {
+        return Err(counter::PASS_ERROR);
+    }
+    Ok(question::Query {
+        name_len,
+        limit: ((r >> 16) & 0xffff) as usize,
+        edns: (r >> 32) & 1 != 0,
+        dnssec_ok: (r >> 33) & 1 != 0,
+        // The answer's OPT record is already in `Scratch::opt`.
+        options: edns::Options::NONE,
+    })
 }

@@ -67,6 +67,15 @@ pub fn delta(before: &Counters, after: &Counters, name: &str) -> u64 {
     try_delta(before, after, name).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
+/// The counters that moved, as `name+delta`, for assertion messages.
+pub fn moved(before: &Counters, after: &Counters) -> Vec<String> {
+    after
+        .names()
+        .filter(|k| delta(before, after, k) > 0)
+        .map(|k| format!("{k}+{}", delta(before, after, k)))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -103,6 +103,22 @@ pub fn write_zone(dir: &Path, origin: &str, n: usize, signed: bool) -> Result<Pa
     if !signed {
         return Ok(path);
     }
+    let signed_path = dir.join(format!("{origin}signed.zone"));
+    sign_nsec3(dir, origin, &path, &signed_path, "ABCD", 0, true)?;
+    Ok(signed_path)
+}
+
+/// Signs the zone file `zone` of `origin` into `out` with dnssec-signzone (ECDSA P-256 keys
+/// made in `dir/keys`): NSEC3 with `salt` (hex, empty for none), `iterations`, opt-out.
+pub fn sign_nsec3(
+    dir: &Path,
+    origin: &str,
+    zone: &Path,
+    out: &Path,
+    salt: &str,
+    iterations: u16,
+    opt_out: bool,
+) -> Result<()> {
     let keys = dir.join("keys");
     std::fs::create_dir_all(&keys)?;
     let name = origin.trim_end_matches('.');
@@ -115,18 +131,19 @@ pub fn write_zone(dir: &Path, origin: &str, n: usize, signed: bool) -> Result<Pa
             .arg(name))
         .context("dnssec-keygen")?;
     }
-    let signed_path = dir.join(format!("{origin}signed.zone"));
-    sh(Command::new("dnssec-signzone")
-        .args(["-q", "-S", "-K"])
+    let salt = if salt.is_empty() { "-" } else { salt };
+    let mut c = Command::new("dnssec-signzone");
+    c.args(["-q", "-S", "-K"])
         .arg(&keys)
         .arg("-d")
         .arg(dir)
         .current_dir(dir)
-        .args(["-3", "ABCD", "-H", "0", "-A", "-o", name, "-f"])
-        .arg(&signed_path)
-        .arg(&path))
-    .context("dnssec-signzone")?;
-    Ok(signed_path)
+        .args(["-3", salt, "-H", &iterations.to_string()]);
+    if opt_out {
+        c.arg("-A");
+    }
+    sh(c.args(["-o", name, "-f"]).arg(out).arg(zone)).context("dnssec-signzone")?;
+    Ok(())
 }
 
 /// One query of a mix.

@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RData;
 use xdpdns_tests::client::{self, Q};
-use xdpdns_tests::stats::{delta, try_delta};
+use xdpdns_tests::stats::{delta, moved, try_delta};
 use xdpdns_tests::{sh, TestNet, SERVER_V4, SERVER_V6};
 
 fn example_zone() -> String {
@@ -262,11 +262,7 @@ fn signed_answers_referrals_and_nxdomain_with_do_come_from_xdp() {
         "{out}"
     );
     let after = net.stats().unwrap();
-    let moved: Vec<String> = after
-        .names()
-        .filter(|k| delta(&before, &after, k) > 0)
-        .map(|k| format!("{k}+{}", delta(&before, &after, k)))
-        .collect();
+    let moved = moved(&before, &after);
     println!("counters moved: {moved:?}");
     assert_eq!(delta(&before, &after, "xdp.answered_exact"), 2, "{moved:?}");
     // The three large answers come from XDP, or, where the veth buffer cannot grow that much,

@@ -39,7 +39,7 @@ pub enum Kind {
     Chaos,
 }
 
-pub(super) fn set<'z>(owner: &Name, s: &'z RRset) -> OutSet<'z> {
+pub(crate) fn set<'z>(owner: &Name, s: &'z RRset) -> OutSet<'z> {
     OutSet {
         owner: owner.clone(),
         rtype: s.rtype,
@@ -49,7 +49,7 @@ pub(super) fn set<'z>(owner: &Name, s: &'z RRset) -> OutSet<'z> {
     }
 }
 
-pub(super) fn sigs<'z>(owner: &Name, s: &'z RRset) -> OutSet<'z> {
+pub(crate) fn sigs<'z>(owner: &Name, s: &'z RRset) -> OutSet<'z> {
     OutSet {
         owner: owner.clone(),
         rtype: rtype::RRSIG,

@@ -20,7 +20,7 @@ use anyhow::{Context as _, Result};
 use dns_common::{AnswerKey, AnswerRef, KIND_EPOCH_MASK, SUFFIX_DATA};
 
 use super::templates::Body;
-use super::{compile_all, FastPath};
+use super::{compile_all, nsec3, FastPath};
 use crate::engine::Engine;
 
 /// Differences listed in full; beyond that only counted.
@@ -98,7 +98,7 @@ impl FastPath {
             generation: self.generation,
             ..MapCheck::default()
         };
-        let entries = compile_all(engine, self.generation);
+        let entries = compile_all(engine, self.generation, self.nsec3_half * nsec3::HALF_SLOTS);
         c.expected = entries.len();
         let s = &self.server;
         // The index as the kernel has it.

@@ -7,7 +7,9 @@
 //! - NODATA: (name, DO) for every other type at a name (`KEY_FLAG_NODATA`);
 //! - suffix: (name, DO) answers for names at or below it (`KEY_FLAG_SUFFIX`): the referral of a
 //!   zone cut, the NXDOMAIN for names below an existing name, or a pass marker where the answer
-//!   depends on more than the suffix (wildcards, DNAME, NSEC3 hashes, NSEC ranges). The engine
+//!   depends on more than the suffix (wildcards, DNAME, NSEC ranges). In NSEC3 zones the
+//!   NXDOMAIN with DO=1 is an NSEC3 denial template (`nsec3`), which the program completes
+//!   with the records its hash of the next closer name finds. The engine
 //!   compresses these answers only against the anchor name and its ancestors, so a template
 //!   fits every name below its anchor once its pointers are shifted.
 
@@ -18,6 +20,7 @@ use dns_common::{
     KEY_FLAG_NODATA, KIND_ANY_DO, NAME_BUF, SUFFIX_DATA,
 };
 
+use super::nsec3::{self, ZoneNsec3};
 use super::render::{answer_kind, pass_marker, render};
 use super::templates::Body;
 use crate::engine::{query, Engine, Kind};
@@ -32,6 +35,10 @@ pub struct Entries {
     pub exact: Vec<(AnswerKey, Body)>,
     /// `SUFFIXES`: referral and NXDOMAIN templates and pass markers.
     pub suffix: Vec<(SuffixKey, Body)>,
+    /// NSEC3 zones the denial templates refer to, by slot.
+    pub nsec3: Vec<ZoneNsec3>,
+    /// The first `NSEC3_ZONES` slot to give a zone (the half of the generation compiled).
+    pub nsec3_first_slot: u32,
 }
 
 /// A `SUFFIXES` key, kept as long as it is (most of the 256 key bytes are padding).
@@ -121,6 +128,8 @@ pub struct Stats {
     pub nodata: usize,
     pub referral: usize,
     pub negative: usize,
+    /// Of the NXDOMAIN templates, NSEC3 denials.
+    pub nsec3: usize,
     pub pass: usize,
     /// Answers that could not be precompiled (too big or truncated); userspace serves them.
     pub skipped: usize,
@@ -136,6 +145,7 @@ impl Stats {
         self.nodata += o.nodata;
         self.referral += o.referral;
         self.negative += o.negative;
+        self.nsec3 += o.nsec3;
         self.pass += o.pass;
         self.skipped += o.skipped;
     }
@@ -148,6 +158,7 @@ struct ZoneCompiler<'a> {
     out: &'a mut Entries,
     stats: Stats,
     suffix_keys: HashSet<Name>,
+    nsec3: Option<&'a ZoneNsec3>,
 }
 
 impl ZoneCompiler<'_> {
@@ -258,19 +269,40 @@ impl ZoneCompiler<'_> {
             .node(name)
             .is_some_and(|(_, n)| n.get(rtype::DNAME).is_some());
         let nsec3 = zone.nsec3().is_some_and(|c| !c.is_empty());
-        let nsec_range = zone.is_signed() && has_children;
+        let nsec_range = zone.is_signed() && has_children && !nsec3;
         let probe = (0..16)
             .filter_map(|i| name.prepend(format!("xdpdns-nx{i}").as_bytes()).ok())
             .find(|p| zone.node(p).is_none());
         let ok = match probe {
-            Some(p) if !(wildcard || dname || nsec3 || nsec_range) => {
-                self.suffix(name, &p, rtype::A, Kind::Negative)
-            }
+            Some(p) if !(wildcard || dname || nsec_range) => match (nsec3, self.nsec3) {
+                (false, _) => self.suffix(name, &p, rtype::A, Kind::Negative),
+                (true, Some(z)) => self.nsec3_negative(name, &p, z),
+                (true, None) => false,
+            },
             _ => false,
         };
         if !ok {
             self.pass(name);
         }
+    }
+
+    /// NXDOMAIN below `name` in an NSEC3 zone: the engine's template for DO=0, an NSEC3
+    /// denial template for DO=1.
+    fn nsec3_negative(&mut self, name: &Name, probe: &Name, z: &ZoneNsec3) -> bool {
+        let extra = probe.wire().len() - name.wire().len();
+        let plain = render(self.engine, probe, rtype::A, class::IN, false).and_then(|mut r| {
+            (r.kind == Some(Kind::Negative) && r.rebase(extra))
+                .then(|| r.suffix(AnswerKind::Negative, name.wire().len()))
+        });
+        let signed = nsec3::denial(self.engine, self.zone, z, name, probe);
+        let (Some(plain), Some(signed)) = (plain, signed) else {
+            return false;
+        };
+        self.suffix_keys.insert(name.clone());
+        self.push_suffix(name, false, plain);
+        self.push_suffix(name, true, signed);
+        self.stats.nsec3 += 1;
+        true
     }
 }
 
@@ -333,6 +365,11 @@ pub fn zone_owns(engine: &Engine, zone: &Zone, name: &Name) -> bool {
 /// Compiles a zone into map entries (appended to `out`), on as many threads as the process
 /// may use: each name's entries depend only on the zone, so the names are split in chunks.
 pub fn compile_zone(engine: &Engine, zone: &Zone, generation: u16, out: &mut Entries) -> Stats {
+    let slot = out.nsec3_first_slot + out.nsec3.len() as u32;
+    let z3 = (slot < out.nsec3_first_slot + nsec3::HALF_SLOTS)
+        .then(|| nsec3::prepare(zone, slot))
+        .flatten();
+    let z3 = z3.as_ref();
     let names: Vec<(&Name, &Node)> = zone
         .nodes()
         .filter(|(n, _)| zone_owns(engine, zone, n))
@@ -347,7 +384,7 @@ pub fn compile_zone(engine: &Engine, zone: &Zone, generation: u16, out: &mut Ent
                 let parents = &parents;
                 s.spawn(move || {
                     let mut entries = Entries::default();
-                    let mut c = ZoneCompiler::new(engine, zone, generation, &mut entries);
+                    let mut c = ZoneCompiler::new(engine, zone, generation, &mut entries, z3);
                     for (name, node) in part {
                         c.name(name, node, parents.contains(*name));
                     }
@@ -362,6 +399,10 @@ pub fn compile_zone(engine: &Engine, zone: &Zone, generation: u16, out: &mut Ent
             .collect()
     });
     let mut stats = Stats::default();
+    // Only zones some template refers to.
+    if let Some(z) = z3.filter(|_| parts.iter().any(|(_, st)| st.nsec3 > 0)) {
+        out.nsec3.push(z.clone());
+    }
     for (mut e, st) in parts {
         out.exact.append(&mut e.exact);
         out.suffix.append(&mut e.suffix);
@@ -372,18 +413,20 @@ pub fn compile_zone(engine: &Engine, zone: &Zone, generation: u16, out: &mut Ent
 
 /// The entries of one name of `zone`, exactly as `compile_zone` makes them (none for a name
 /// the zone does not hold or does not compile: below a cut or a DNAME, or in another served
-/// zone). `has_children`: whether some name of the zone has `name` as its parent.
+/// zone). `has_children`: whether some name of the zone has `name` as its parent. `nsec3`:
+/// the zone's NSEC3 data in the generation, as `compile_zone` gave it.
 pub fn compile_name(
     engine: &Engine,
     zone: &Zone,
     name: &Name,
     has_children: bool,
     generation: u16,
+    nsec3: Option<&ZoneNsec3>,
 ) -> Entries {
     let mut entries = Entries::default();
     if let Some((owner, node)) = zone.node(name) {
         if zone_owns(engine, zone, owner) {
-            ZoneCompiler::new(engine, zone, generation, &mut entries).name(
+            ZoneCompiler::new(engine, zone, generation, &mut entries, nsec3).name(
                 owner,
                 node,
                 has_children,
@@ -399,6 +442,7 @@ impl ZoneCompiler<'_> {
         zone: &'a Zone,
         generation: u16,
         out: &'a mut Entries,
+        nsec3: Option<&'a ZoneNsec3>,
     ) -> ZoneCompiler<'a> {
         ZoneCompiler {
             engine,
@@ -407,6 +451,7 @@ impl ZoneCompiler<'_> {
             out,
             stats: Stats::default(),
             suffix_keys: HashSet::new(),
+            nsec3,
         }
     }
 

@@ -25,6 +25,7 @@ use super::affected::affected;
 use super::change::ZoneChange;
 use super::compile::{compile_name, index_memory, Entries};
 use super::deps::ZoneDeps;
+use super::nsec3::{prepare, ZoneNsec3};
 use super::templates::Body;
 use super::update::{self, Touched, Write};
 use super::xdp::XdpServer;
@@ -59,6 +60,8 @@ struct Versions<'a> {
     old: &'a Zone,
     new_engine: &'a Engine,
     new: &'a Zone,
+    /// The zone's NSEC3 data in the generation (the same before and after).
+    nsec3: Option<&'a ZoneNsec3>,
 }
 
 /// Compiles `names` before and after, on the threads the process may use.
@@ -77,6 +80,7 @@ fn compile_names(
             name,
             deps.has_children(name, 0),
             generation,
+            v.nsec3,
         ),
         new: compile_name(
             v.new_engine,
@@ -84,6 +88,7 @@ fn compile_names(
             name,
             deps.has_children(name, child_delta.get(name).copied().unwrap_or(0)),
             generation,
+            v.nsec3,
         ),
     };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -208,6 +213,11 @@ impl FastPath {
         ) else {
             return Ok(Err(format!("zone {} is not served", change.apex)));
         };
+        // The NSEC3 arrays are written per generation: a changed chain takes a new one.
+        let nsec3 = self.nsec3.get(&change.apex);
+        if nsec3.cloned() != nsec3.and_then(|z| prepare(new, z.slot)) {
+            return Ok(Err("the NSEC3 chain changed".into()));
+        }
         let Some(deps) = self.deps.get(&change.apex) else {
             return Ok(Err("no dependency index for the zone".into()));
         };
@@ -222,6 +232,7 @@ impl FastPath {
             old,
             new_engine: engine,
             new,
+            nsec3,
         };
         let compiled = compile_names(&v, deps, &aff.child_delta, &names, self.generation);
         self.server.begin_update();

@@ -17,6 +17,8 @@ pub mod deps;
 pub mod edns;
 mod incremental;
 pub mod keyset;
+pub mod nsec3;
+mod nsec3_maps;
 pub mod pin;
 pub mod promote;
 pub mod render;
@@ -61,6 +63,10 @@ pub struct FastPath {
     /// to load the program again when the zones outgrow its maps.
     addrs: Vec<IpAddr>,
     templates: Option<u32>,
+    /// Per NSEC3 zone (by apex), its data in the generation serving; and the half of the
+    /// NSEC3 maps that generation uses (the next full publication takes the other).
+    nsec3: HashMap<Name, nsec3::ZoneNsec3>,
+    nsec3_half: u32,
 }
 
 /// What one publication did.
@@ -106,7 +112,13 @@ fn capacity_for(entries: &Entries, templates: Option<u32>) -> Capacity {
         answers: room(entries.exact.len()),
         suffixes: room(entries.suffix.len()),
         templates,
+        nsec3: nsec3_maps::capacity_for(nsec3_records(entries)),
     }
+}
+
+/// NSEC3 records of the zones the entries serve denials for.
+fn nsec3_records(entries: &Entries) -> usize {
+    entries.nsec3.iter().map(|z| z.hashes.len()).sum()
 }
 
 /// Distinct templates the entries refer to.
@@ -115,20 +127,25 @@ fn distinct_templates(entries: &Entries) -> usize {
     templates::distinct(bodies.chain(entries.suffix.iter().map(|(_, v)| v)))
 }
 
-fn compile_all(engine: &Engine, generation: u16) -> Entries {
-    let mut entries = Entries::default();
+/// Compiles every zone; NSEC3 zones take slots from `nsec3_first_slot` on.
+fn compile_all(engine: &Engine, generation: u16, nsec3_first_slot: u32) -> Entries {
+    let mut entries = Entries {
+        nsec3_first_slot,
+        ..Entries::default()
+    };
     compile::compile_chaos(engine, generation, &mut entries);
     compile::compile_refused(engine, generation, &mut entries);
     for zone in engine.catalog.zones() {
         let s = compile::compile_zone(engine, zone, generation, &mut entries);
         log::info!(
-            "zone {}: {} XDP entries ({} exact, {} NODATA, {} referral, {} NXDOMAIN, {} pass markers), {} answers left to userspace",
+            "zone {}: {} XDP entries ({} exact, {} NODATA, {} referral, {} NXDOMAIN of which {} NSEC3 denials, {} pass markers), {} answers left to userspace",
             zone.apex(),
             s.entries(),
             s.exact,
             s.nodata,
             s.referral,
             s.negative,
+            s.nsec3,
             s.pass,
             s.skipped
         );
@@ -172,7 +189,7 @@ impl FastPath {
         templates: Option<u32>,
     ) -> Result<FastPath> {
         let generation = 1;
-        let entries = compile_all(engine, generation);
+        let entries = compile_all(engine, generation, 0);
         let mut fp = FastPath::sized(&entries, addrs, port, templates)?;
         fp.install(engine, entries, generation, None)?;
         Ok(fp)
@@ -210,6 +227,8 @@ impl FastPath {
             epochs: HashMap::new(),
             addrs: addrs.to_vec(),
             templates,
+            nsec3: HashMap::new(),
+            nsec3_half: 1,
         })
     }
 
@@ -240,7 +259,8 @@ impl FastPath {
         switched: &mut dyn FnMut(),
     ) -> Result<Published> {
         let generation = next_generation(self.generation);
-        let entries = compile_all(engine, generation);
+        let half = 1 - self.nsec3_half;
+        let entries = compile_all(engine, generation, half * nsec3::HALF_SLOTS);
         let have = self.server.capacity();
         // A cache sized by default follows the zones once it cannot hold one generation.
         let templates = match self.templates {
@@ -249,7 +269,8 @@ impl FastPath {
         };
         let fits = self.exact_keys.len() + entries.exact.len() <= have.answers as usize
             && self.suffix_keys.len() + entries.suffix.len() <= have.suffixes as usize
-            && templates <= have.templates as usize;
+            && templates <= have.templates as usize
+            && nsec3_records(&entries) <= have.nsec3 as usize / 2;
         if fits {
             return self.install(engine, entries, generation, Some(switched));
         }
@@ -326,6 +347,12 @@ impl FastPath {
         self.remove(old_exact.iter(), old_suffix.iter());
         self.server.retire_templates();
         self.generation = generation;
+        self.nsec3_half = entries.nsec3_first_slot / nsec3::HALF_SLOTS;
+        self.nsec3 = entries
+            .nsec3
+            .iter()
+            .map(|z| (z.apex.clone(), z.clone()))
+            .collect();
         self.entries = entries.len();
         self.epochs.clear();
         self.index(engine);

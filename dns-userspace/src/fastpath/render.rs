@@ -61,11 +61,23 @@ pub fn render(
     qclass: u16,
     dnssec_ok: bool,
 ) -> Option<Rendered> {
+    render_within(engine, qname, qtype, qclass, dnssec_ok, ANSWER_MAX)
+}
+
+/// `render`, with a body of at most `max` octets (NSEC3 denials are assembled from parts).
+pub fn render_within(
+    engine: &Engine,
+    qname: &Name,
+    qtype: u16,
+    qclass: u16,
+    dnssec_ok: bool,
+    max: usize,
+) -> Option<Rendered> {
     let query = synthetic_query(qname, qtype, qclass, dnssec_ok);
     let resp = engine.respond(&query, Transport::Udp)?;
     let m = &resp.message;
     let opt = opt_record(engine.config.server_payload, dnssec_ok);
-    if !m.complete() || m.opt() != Some(&opt[..]) || m.body().len() > ANSWER_MAX {
+    if !m.complete() || m.opt() != Some(&opt[..]) || m.body().len() > max {
         return None;
     }
     Some(Rendered {

@@ -10,7 +10,7 @@ use aya::programs::{TestRun, TestRunOptions};
 use aya::{
     maps::{
         lpm_trie::{Key as LpmKey, LpmTrie},
-        Array, HashMap, MapData, PerCpuArray, RingBuf,
+        Array, HashMap, MapData, PerCpuArray, ProgramArray, RingBuf,
     },
     programs::{xdp::XdpLinkId, ProgramError, Xdp, XdpMode},
     Ebpf, EbpfLoader,
@@ -21,6 +21,7 @@ use dns_common::{
 };
 
 use super::compile::Entries;
+use super::nsec3_maps::Nsec3Maps;
 use super::templates::{Body, TemplateStore};
 
 /// The compiled `dns-ebpf` object, built by build.rs.
@@ -29,6 +30,10 @@ pub static PROGRAM_OBJECT: &[u8] =
 
 /// Name of the answering program in the object.
 pub const PROGRAM: &str = "xdp_dns";
+/// Name of the NSEC3 denial program it tail-calls.
+pub const NSEC3_PROGRAM: &str = "xdp_dns_nsec3";
+/// The program `PROGRAM` tail-calls to write every other answer it found.
+pub const RESPOND_PROGRAM: &str = "xdp_dns_respond";
 /// Name of the pass-everything program in the object (for the peer side of test veths).
 #[cfg(feature = "test-support")]
 pub const PASS_PROGRAM: &str = "xdp_pass";
@@ -53,6 +58,8 @@ pub struct Capacity {
     pub suffixes: u32,
     /// `TEMPLATES` cache entries (preallocated).
     pub templates: u32,
+    /// `NSEC3_HASHES` and `NSEC3_RECORDS` entries, two generations (preallocated).
+    pub nsec3: u32,
 }
 
 impl Default for Capacity {
@@ -61,6 +68,7 @@ impl Default for Capacity {
             answers: ANSWERS_CAPACITY,
             suffixes: SUFFIXES_CAPACITY,
             templates: TEMPLATES_CAPACITY,
+            nsec3: dns_common::NSEC3_CAPACITY,
         }
     }
 }
@@ -81,6 +89,11 @@ pub struct XdpServer {
     pub suffixes: LpmTrie<MapData, [u8; SUFFIX_DATA], AnswerRef>,
     pub templates: HashMap<MapData, u32, Answer>,
     cold: Option<RingBuf<MapData>>,
+    /// The NSEC3 zones of the generations published.
+    pub nsec3: Nsec3Maps,
+    /// Holds the tail call to the NSEC3 denial program (the kernel empties a program array
+    /// when userspace closes it).
+    _jump: ProgramArray<MapData>,
     store: TemplateStore,
     /// Template ids no entry refers to since the last publication, still in the cache (see
     /// `flush_retired`).
@@ -101,7 +114,7 @@ pub struct XdpServer {
     pub(super) attached: Option<(String, XdpLinkId)>,
 }
 
-fn take<T>(ebpf: &mut Ebpf, name: &str) -> Result<T>
+pub(super) fn take<T>(ebpf: &mut Ebpf, name: &str) -> Result<T>
 where
     T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>,
 {
@@ -128,6 +141,8 @@ impl XdpServer {
             .map_max_entries(maps::ANSWERS, index_capacity.0)
             .map_max_entries(maps::SUFFIXES, index_capacity.1)
             .map_max_entries(maps::TEMPLATES, templates)
+            .map_max_entries(maps::NSEC3_HASHES, cap.nsec3.max(2))
+            .map_max_entries(maps::NSEC3_RECORDS, cap.nsec3.max(2))
             .load(PROGRAM_OBJECT)
             .context("loading the XDP object")?;
         let logger = match aya_log::EbpfLogger::init(&mut ebpf) {
@@ -141,12 +156,39 @@ impl XdpServer {
             .program_mut(PROGRAM)
             .ok_or_else(|| anyhow!("program {PROGRAM} missing"))?
             .try_into()?;
-        prog.load().map_err(verifier_error)?;
+        prog.load()
+            .map_err(verifier_error)
+            .with_context(|| format!("verifying {PROGRAM}"))?;
+        let respond: &mut Xdp = ebpf
+            .program_mut(RESPOND_PROGRAM)
+            .ok_or_else(|| anyhow!("program {RESPOND_PROGRAM} missing"))?
+            .try_into()?;
+        respond
+            .load()
+            .map_err(verifier_error)
+            .with_context(|| format!("verifying {RESPOND_PROGRAM}"))?;
+        let respond_fd = respond.fd()?.try_clone()?;
+        let denial: &mut Xdp = ebpf
+            .program_mut(NSEC3_PROGRAM)
+            .ok_or_else(|| anyhow!("program {NSEC3_PROGRAM} missing"))?
+            .try_into()?;
+        denial
+            .load()
+            .map_err(verifier_error)
+            .with_context(|| format!("verifying {NSEC3_PROGRAM}"))?;
+        let denial_fd = denial.fd()?.try_clone()?;
+        let mut jump: ProgramArray<MapData> = take(&mut ebpf, maps::JUMP)?;
+        jump.set(0, &denial_fd, 0)
+            .context("installing the NSEC3 denial program")?;
+        jump.set(1, &respond_fd, 0)
+            .context("installing the respond program")?;
         Ok(XdpServer {
+            _jump: jump,
             answers: take(&mut ebpf, maps::ANSWERS)?,
             suffixes: take(&mut ebpf, maps::SUFFIXES)?,
             templates: take(&mut ebpf, maps::TEMPLATES)?,
             cold: Some(take(&mut ebpf, maps::COLD)?),
+            nsec3: Nsec3Maps::take(&mut ebpf, cap.nsec3.max(2))?,
             store: TemplateStore::default(),
             retired: Vec::new(),
             template_capacity: templates,
@@ -221,6 +263,7 @@ impl XdpServer {
             answers: self.index_capacity.0,
             suffixes: self.index_capacity.1,
             templates: self.template_capacity,
+            nsec3: self.nsec3.capacity(),
         }
     }
 
@@ -253,6 +296,8 @@ impl XdpServer {
     /// `retire_templates` and `discard_new_templates`).
     pub fn insert(&mut self, entries: &Entries) -> Result<Inserted> {
         self.flush_retired();
+        // Before any template that refers to them.
+        self.nsec3.write(&entries.nsec3)?;
         self.store.begin();
         let mut fresh = Vec::new();
         for (k, v) in &entries.exact {

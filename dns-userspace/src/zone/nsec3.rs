@@ -15,6 +15,9 @@ pub struct Nsec3Chain {
     pub salt: Vec<u8>,
     /// Raw hash → (owner name, NSEC3 RRset with its RRSIGs).
     entries: imbl::OrdMap<Vec<u8>, (Name, RRset)>,
+    /// The raw hashes in order, made on first use by the index lookups (the XDP compiler's)
+    /// and dropped by every change.
+    order: std::sync::OnceLock<Vec<Vec<u8>>>,
 }
 
 /// Chains are equal when they hold the same records (where they came from in the source aside).
@@ -72,6 +75,7 @@ impl Nsec3Chain {
             iterations,
             salt,
             entries: imbl::OrdMap::new(),
+            order: std::sync::OnceLock::new(),
         }
     }
 
@@ -88,6 +92,7 @@ impl Nsec3Chain {
     /// Adds an NSEC3 RRset owned by `owner` (`<base32hex hash>.<apex>`).
     pub fn insert(&mut self, owner: Name, set: RRset) -> Result<(), String> {
         let hash = owner_hash(&owner)?;
+        self.order = std::sync::OnceLock::new();
         self.entries.insert(hash, (owner, set));
         Ok(())
     }
@@ -98,12 +103,14 @@ impl Nsec3Chain {
     /// The entry of the NSEC3 owner `owner`, for a change to it.
     pub(crate) fn entry_mut(&mut self, owner: &Name) -> Option<&mut RRset> {
         let hash = owner_hash(owner).ok()?;
+        self.order = std::sync::OnceLock::new();
         self.entries.get_mut(&hash).map(|(_, set)| set)
     }
 
     /// Removes the entry of the NSEC3 owner `owner`.
     pub(crate) fn remove(&mut self, owner: &Name) -> Option<RRset> {
         let hash = owner_hash(owner).ok()?;
+        self.order = std::sync::OnceLock::new();
         self.entries.remove(&hash).map(|(_, set)| set)
     }
 
@@ -137,6 +144,41 @@ impl Nsec3Chain {
             .get_prev(&h)
             .or_else(|| self.entries.get_max().map(|(k, v)| (k, v)))
             .map(|(_, (n, s))| (n, s))
+    }
+
+    /// The raw hashes in hash order.
+    fn order(&self) -> &[Vec<u8>] {
+        self.order
+            .get_or_init(|| self.entries.keys().cloned().collect())
+    }
+
+    /// Index (in hash order) of the NSEC3 `matching` returns.
+    pub fn matching_index(&self, name: &Name) -> Option<usize> {
+        let h = self.hash(name);
+        self.order().binary_search_by(|e| e.as_slice().cmp(&h)).ok()
+    }
+
+    /// Index (in hash order) of the NSEC3 `covering` returns.
+    pub fn covering_index(&self, name: &Name) -> Option<usize> {
+        if self.entries.is_empty() {
+            return None;
+        }
+        Some(self.covering_hash(&self.hash(name)))
+    }
+
+    /// Index of the NSEC3 covering the hash `h` (an exact match included).
+    pub fn covering_hash(&self, h: &[u8]) -> usize {
+        let order = self.order();
+        match order.binary_search_by(|e| e.as_slice().cmp(h)) {
+            Ok(i) => i,
+            Err(0) => order.len() - 1,
+            Err(i) => i - 1,
+        }
+    }
+
+    /// The records in hash order: (raw hash, owner, NSEC3 RRset with its RRSIGs).
+    pub fn entries(&self) -> impl Iterator<Item = (&[u8], &Name, &RRset)> {
+        self.entries.iter().map(|(h, (n, s))| (h.as_slice(), n, s))
     }
 }
 

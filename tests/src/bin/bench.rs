@@ -10,7 +10,8 @@ usage: bench [--delegations N] [--signed] [--mix NAME] [--do-share PCT] [--durat
              [--servers LIST] [--smoke] [--seed N] [--queries N] [--latency-rate QPS]
              [--steps N] [--rate QPS] [--load-sizes LIST|none] [--update-sizes LIST|none]
              [--update-changes N] [--update-only] [--micro-runs N] [--nice N]
-             [--xfr] [--xfr-only] [--xfr-delegations N] [--out DIR]
+             [--xfr] [--xfr-only] [--xfr-delegations N] [--nsec3-only]
+             [--nsec3-iterations LIST] [--out DIR]
 
   --delegations N    delegations in the synthetic TLD (default 10000; smoke 1000)
   --signed           NSEC3-sign the zone (opt-out) with dnssec-signzone
@@ -37,6 +38,11 @@ usage: bench [--delegations N] [--signed] [--mix NAME] [--do-share PCT] [--durat
   --rrl-only         only the rate limiting section (TEST_RUN: a spoofed flood with RRL off
                      and on, legitimate share, in-kernel cost per answer)
   --xfr-delegations N  delegations of the transferred zone (default 1000000; smoke 2000)
+  --nsec3-only       only the NSEC3 denial figures (no servers, no namespaces): TEST_RUN ns
+                     per NSEC3 NXDOMAIN answer net of xdp_pass, and the share answered in XDP,
+                     for the TLD of --delegations signed at each of --nsec3-iterations
+  --nsec3-iterations LIST
+                     NSEC3 iteration counts for --nsec3-only (default 0,1,10,50,150)
   --out DIR          output directory (default target/bench, smoke: target/bench/smoke)";
 
 fn value<T: std::str::FromStr>(args: &mut impl Iterator<Item = String>, flag: &str) -> Result<T>
@@ -94,6 +100,13 @@ fn parse(argv: Vec<String>) -> Result<Options> {
             "--update-sizes" => o.update_sizes = sizes(&mut args, &a)?,
             "--update-changes" => o.update_changes = value(&mut args, &a)?,
             "--update-only" => o.update_only = true,
+            "--nsec3-only" => o.nsec3_only = true,
+            "--nsec3-iterations" => {
+                o.nsec3_iterations = sizes(&mut args, &a)?
+                    .into_iter()
+                    .map(|n| u16::try_from(n).context("--nsec3-iterations"))
+                    .collect::<Result<_>>()?;
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);

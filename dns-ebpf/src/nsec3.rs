@@ -1,0 +1,447 @@
+//! NSEC3 denial of existence (RFC 5155 §7.2.2) for NXDOMAIN below an existing name: the hash
+//! of the next closer name (SHA-1, RFC 5155 §5), the NSEC3 covering it found by a bounded
+//! binary search over the zone's sorted owner hashes (`NSEC3_HASHES`), and the records of the
+//! proof (`NSEC3_RECORDS`) appended to the template's head (SOA and RRSIG) in the engine's
+//! order and deduplication: the NSEC3 matching the closest encloser, the one covering the
+//! next closer name, the one covering the wildcard.
+//!
+//! Every step runs in a `bpf_loop` callback (message blocks, iterations, search steps, the
+//! assembly), with its state in per-CPU scratch: the verifier checks each callback on its own
+//! and the packet path goes on with one state whatever paths a callback took.
+
+use aya_ebpf::{cty::c_void, helpers::bpf_loop, programs::XdpContext};
+use dns_common::{
+    counter, Answer, Nsec3Hash, Nsec3Meta, Nsec3Record, Nsec3Zone, Scratch, ANSWER_MAX, NAME_BUF,
+    NSEC3_ITERATIONS_MAX, NSEC3_ITER_WORDS, NSEC3_META_LEN, NSEC3_MSG_MAX, NSEC3_NONE,
+    NSEC3_PTR_INTERNAL, NSEC3_RECORD_BUF, NSEC3_RECORD_MAX, NSEC3_RECORD_PTRS, NSEC3_SEARCH_STEPS,
+};
+
+use crate::lookup::Found;
+use crate::{
+    checksum, lookup, question, sha1, JUMP, NSEC3_HASHES, NSEC3_RECORDS, NSEC3_ZONES, SCRATCH,
+};
+
+/// The body of a denial, as `packet` needs it: its length, its checksum (even-aligned) and the
+/// authority count. The head is in `scratch.tpl`, the records in `scratch.nsec3.records`.
+pub struct Denial {
+    pub len: usize,
+    pub csum: u16,
+    pub nscount: u16,
+}
+
+/// Leaves the template, shift and question in scratch and tail-calls the program that writes
+/// the answer: the denial program for NSEC3 denials, the respond program for the rest; returns
+/// the pass reason when that program is missing.
+#[inline(always)]
+pub fn jump(
+    ctx: &XdpContext,
+    scratch: &mut Scratch,
+    found: &Found,
+    query: u64,
+    denial: bool,
+) -> u32 {
+    let shift = match found.shift {
+        Some(s) => s as u32,
+        None if denial => return counter::PASS_MISS,
+        None => lookup::NO_SHIFT,
+    };
+    set(&mut scratch.nsec3.template, found.id);
+    set(&mut scratch.nsec3.shift, shift);
+    set(&mut scratch.nsec3.query, query);
+    // SAFETY: the helper returns only when the call fails.
+    unsafe { JUMP.tail_call(ctx, if denial { 0 } else { 1 }) };
+    if denial {
+        counter::PASS_NSEC3
+    } else {
+        counter::PASS_ERROR
+    }
+}
+
+/// Builds the denial for a query whose name (`name_len` octets) has the template's anchor at
+/// offset `shift`.
+#[inline(always)]
+pub fn deny(
+    scratch: &mut Scratch,
+    answer: &Answer,
+    shift: usize,
+    name_len: usize,
+) -> Result<Denial, u32> {
+    let len = answer.len as usize;
+    if !(NSEC3_META_LEN..=ANSWER_MAX).contains(&len) || shift == 0 || shift > name_len {
+        return Err(counter::PASS_ERROR);
+    }
+    let head = len - NSEC3_META_LEN;
+    if head + NSEC3_META_LEN > ANSWER_MAX {
+        return Err(counter::PASS_ERROR);
+    }
+    // SAFETY: head + 16 ≤ ANSWER_MAX, inside `data`.
+    let meta: Nsec3Meta =
+        unsafe { (answer.data.as_ptr().add(head) as *const Nsec3Meta).read_unaligned() };
+    lookup::patch(scratch, answer, shift, 0)?;
+    // The metadata follows the head: zero what a checksum over whole words would read.
+    let h = head & 0x1ff;
+    for i in 0..4 {
+        scratch.tpl[(h + i) & 0x1ff] = 0;
+    }
+    let head_csum = checksum::words(scratch.tpl.as_mut_ptr(), head, ANSWER_MAX as u32)?;
+    // The callbacks change scratch behind the compiler's back: everything passed to them or
+    // read from them goes through volatile accesses.
+    let n = &mut scratch.nsec3;
+    set(&mut n.qname_len, name_len as u32);
+    set(&mut n.shift, shift as u32);
+    set(&mut n.head, head as u32);
+    set(&mut n.head_csum, head_csum as u32);
+    set(&mut n.nscount, answer.nscount as u32);
+    set(&mut n.error, counter::PASS_NSEC3);
+    set(&mut n.blocks, 0);
+    set(&mut n.iterations, 0);
+    set(&mut n.steps, 0);
+    set(&mut n.slot, meta.slot);
+    set(&mut n.closest, meta.closest);
+    set(&mut n.next_closer, meta.next_closer);
+    set(&mut n.wildcard, meta.wildcard);
+    run(1, setup)?;
+    run(get(&scratch.nsec3.blocks), first_block)?;
+    run(get(&scratch.nsec3.iterations), iterate)?;
+    run(get(&scratch.nsec3.steps), search_step)?;
+    run(3, place_part)?;
+    let n = &scratch.nsec3;
+    let error = get(&n.error);
+    if error != 0 {
+        return Err(error);
+    }
+    Ok(Denial {
+        len: get(&n.len) as usize & 0x7ff,
+        csum: get(&n.csum) as u16,
+        nscount: get(&n.nscount) as u16,
+    })
+}
+
+#[inline(always)]
+fn get<T: Copy>(v: &T) -> T {
+    // SAFETY: a plain read of a valid reference.
+    unsafe { core::ptr::read_volatile(v) }
+}
+
+#[inline(always)]
+fn set<T: Copy>(slot: &mut T, v: T) {
+    // SAFETY: a plain write through a valid reference.
+    unsafe { core::ptr::write_volatile(slot, v) }
+}
+
+type Callback = extern "C" fn(u32, *mut c_void) -> i64;
+
+/// Runs `f` `n` times with `bpf_loop`.
+#[inline(always)]
+fn run(n: u32, f: Callback) -> Result<(), u32> {
+    // No branch on n == 0 (bpf_loop then returns 0): one path on to the next step.
+    // SAFETY: `f` is a static BPF callback; it takes no context.
+    let r = unsafe { bpf_loop(n, f as *mut c_void, core::ptr::null_mut(), 0) };
+    if r != n as i64 {
+        return Err(counter::PASS_NSEC3);
+    }
+    Ok(())
+}
+
+#[inline(always)]
+fn scratch() -> Option<&'static mut Scratch> {
+    // SAFETY: per-CPU scratch, used by this CPU only for the duration of this program.
+    SCRATCH.get_ptr_mut(0).map(|s| unsafe { &mut *s })
+}
+
+/// The scratch space and the zone of the denial being built (a missing zone fails it).
+#[inline(always)]
+fn with_zone() -> Option<(&'static mut Scratch, &'static Nsec3Zone)> {
+    let s = scratch()?;
+    match NSEC3_ZONES.get(s.nsec3.slot) {
+        Some(z) => Some((s, z)),
+        None => {
+            s.nsec3.error = counter::PASS_NSEC3;
+            None
+        }
+    }
+}
+
+/// Checks the zone of the template's `Nsec3Meta`; finds the next closer name (the query
+/// name's labels below the anchor, all but one cut off, RFC 5155 §1.3) and plans the hash.
+#[inline(never)]
+extern "C" fn setup(_index: u32, _ctx: *mut c_void) -> i64 {
+    let Some(s) = scratch() else {
+        return 1;
+    };
+    let (slot, closest, next_closer) = (s.nsec3.slot, s.nsec3.closest, s.nsec3.next_closer);
+    let Some(zone) = NSEC3_ZONES.get(slot) else {
+        return 1;
+    };
+    let name_len = s.nsec3.qname_len as usize;
+    let apex_len = zone.apex_len as usize;
+    if zone.count == 0 || apex_len == 0 || apex_len > name_len || closest == NSEC3_NONE {
+        return 1;
+    }
+    s.nsec3.len = s.nsec3.head;
+    s.nsec3.csum = s.nsec3.head_csum;
+    s.nsec3.lens = [s.nsec3.head as u16, 0, 0, 0];
+    if next_closer != NSEC3_NONE {
+        s.nsec3.error = 0;
+        return 1;
+    }
+    // The label that ends where the anchor starts.
+    let shift = s.nsec3.shift as usize;
+    let mut pos = 0usize;
+    let mut start = NAME_BUF;
+    for _ in 0..128 {
+        let l = s.question[pos & 0xff] as usize;
+        let next = pos + l + 1;
+        if next == shift {
+            start = pos;
+            break;
+        }
+        if l == 0 || next > shift {
+            break;
+        }
+        pos = next;
+    }
+    if start >= shift {
+        return 1;
+    }
+    let nc_len = name_len - start;
+    let total = nc_len + zone.salt_len as usize;
+    let blocks = (total + 8) / 64 + 1;
+    if blocks * 64 > NSEC3_MSG_MAX {
+        return 1;
+    }
+    s.nsec3.state = sha1::INIT;
+    s.nsec3.name_len = nc_len as u32;
+    s.nsec3.total = total as u32;
+    s.nsec3.blocks = blocks as u32;
+    s.nsec3.iterations =
+        zone.iterations.min(NSEC3_ITERATIONS_MAX) as u32 * zone.iter_blocks.min(5) as u32;
+    // A range of n entries is empty after bit-length(n) halvings.
+    s.nsec3.steps = (32 - zone.count.leading_zeros()).min(NSEC3_SEARCH_STEPS + 1);
+    s.nsec3.lo = 0;
+    s.nsec3.hi = zone.count;
+    s.nsec3.error = 0;
+    1
+}
+
+/// Block `b` of the first message, `lower(next closer) || salt`, padded (FIPS 180-4 §5.1.1).
+#[inline(never)]
+extern "C" fn first_block(b: u32, _ctx: *mut c_void) -> i64 {
+    let Some((s, zone)) = with_zone() else {
+        return 1;
+    };
+    let nc_len = s.nsec3.name_len as i64 & 0x1ff;
+    let total = s.nsec3.total as i64 & 0x3ff;
+    let base = (b as i64 & 0xf) * 64;
+    s.nsec3.w = [0; 16];
+    // Branch-free, so that the verifier walks the loop once: each octet is the name's, the
+    // salt's or the padding's by masks computed from the comparisons' signs.
+    for j in 0..64 {
+        let i = base + j as i64;
+        // The key name is lower-cased and right-aligned: the next closer name ends it.
+        let name = s.key.name[(NAME_BUF as i64 - nc_len + i) as usize & 0xff] as u32;
+        let salt = zone.salt[(i - nc_len) as usize & 0xff] as u32;
+        let in_name = ((i - nc_len) >> 63) as u32 & 1;
+        let in_msg = ((i - total) >> 63) as u32 & 1;
+        let at_end = (((i ^ total) - 1) >> 63) as u32 & 1;
+        let byte = name * in_name + salt * (in_msg - in_name) + 0x80 * at_end;
+        s.nsec3.w[j / 4] |= (byte & 0xff) << (24 - 8 * (j % 4));
+    }
+    if b + 1 == s.nsec3.blocks {
+        s.nsec3.w[15] = (total * 8) as u32;
+    }
+    let w = s.nsec3.w;
+    sha1::compress(&mut s.nsec3.state, &w);
+    0
+}
+
+/// One block of the iterations: iteration `k / blocks`, block `k % blocks` of
+/// `IH(k-1) || salt` (RFC 5155 §5), from the zone's precomputed padded message. A new
+/// iteration starts from the hash the last one left.
+#[inline(never)]
+extern "C" fn iterate(k: u32, _ctx: *mut c_void) -> i64 {
+    let Some((s, zone)) = with_zone() else {
+        return 1;
+    };
+    let blocks = zone.iter_blocks as u32;
+    if blocks == 0 || blocks > 5 {
+        s.nsec3.error = counter::PASS_NSEC3;
+        return 1;
+    }
+    // Through memory, so that the bound checked is the bound the verifier sees.
+    let b = question::opaque(&mut s.opaque, (k % blocks) as usize).min(4);
+    for j in 0..16 {
+        s.nsec3.w[j] = zone.iter_words[(b * 16 + j) % NSEC3_ITER_WORDS];
+    }
+    if b == 0 {
+        let prev = s.nsec3.state;
+        s.nsec3.w[..5].copy_from_slice(&prev);
+        s.nsec3.state = sha1::INIT;
+    }
+    let w = s.nsec3.w;
+    sha1::compress(&mut s.nsec3.state, &w);
+    0
+}
+
+/// One step of the binary search for the last owner hash not above the hash; a no-op once
+/// the range is empty.
+#[inline(never)]
+extern "C" fn search_step(_index: u32, _ctx: *mut c_void) -> i64 {
+    let Some((s, zone)) = with_zone() else {
+        return 1;
+    };
+    let (lo, hi) = (s.nsec3.lo, s.nsec3.hi);
+    if lo >= hi {
+        return 0;
+    }
+    let mid = lo + (hi - lo) / 2;
+    let Some(m) = NSEC3_HASHES.get(zone.base.wrapping_add(mid)) else {
+        s.nsec3.error = counter::PASS_NSEC3;
+        return 1;
+    };
+    if not_above(m, &Nsec3Hash(s.nsec3.state)) {
+        s.nsec3.lo = mid + 1;
+    } else {
+        s.nsec3.hi = mid;
+    }
+    0
+}
+
+/// `a <= b`, word by word.
+#[inline(always)]
+fn not_above(a: &Nsec3Hash, b: &Nsec3Hash) -> bool {
+    for i in 0..5 {
+        if a.0[i] != b.0[i] {
+            return a.0[i] < b.0[i];
+        }
+    }
+    true
+}
+
+/// Places record `k` of the proof (closest encloser, next closer, wildcard) after the head
+/// and what came before, leaving out one already there, and adds it to the body's sum.
+#[inline(never)]
+extern "C" fn place_part(k: u32, _ctx: *mut c_void) -> i64 {
+    let Some(s) = scratch() else {
+        return 1;
+    };
+    if s.nsec3.error != 0 {
+        return 1;
+    }
+    s.nsec3.error = counter::PASS_NSEC3;
+    let Some(zone) = NSEC3_ZONES.get(s.nsec3.slot) else {
+        return 1;
+    };
+    if k == 0 && s.nsec3.steps != 0 {
+        let lo = s.nsec3.lo;
+        if lo != s.nsec3.hi || lo > zone.count {
+            return 1;
+        }
+        s.nsec3.next_closer = if lo == 0 { zone.count - 1 } else { lo - 1 };
+    }
+    let (ce, nc, wc) = (s.nsec3.closest, s.nsec3.next_closer, s.nsec3.wildcard);
+    let idx = match k {
+        0 => ce,
+        1 if nc != ce && nc != wc => nc,
+        2 if wc != ce => wc,
+        _ => NSEC3_NONE,
+    };
+    if idx == NSEC3_NONE {
+        s.nsec3.error = 0;
+        return 0;
+    }
+    if idx >= zone.count {
+        return 1;
+    }
+    let Some(rec) = NSEC3_RECORDS.get(zone.base.wrapping_add(idx)) else {
+        return 1;
+    };
+    let rlen = rec.len as u64;
+    if rlen == 0 || rlen > NSEC3_RECORD_MAX as u64 {
+        return 1;
+    }
+    let name_len = s.nsec3.qname_len as u64 & 0x1ff;
+    let apex_shift = name_len.saturating_sub(zone.apex_len as u64);
+    let off = s.nsec3.len as u64 & 0x7ff;
+    let slot = question::opaque(&mut s.opaque, k as usize).min(2);
+    let Ok(c) = place(&mut s.nsec3.records[slot], rec, apex_shift, off) else {
+        return 1;
+    };
+    let sum = s.nsec3.csum as u64 + checksum::at_parity(c, off & 1 == 1);
+    s.nsec3.csum = checksum::fold(sum) as u32;
+    s.nsec3.lens[slot + 1] = rlen as u16;
+    s.nsec3.nscount += rec.rrs as u32;
+    s.nsec3.len = (off + rlen) as u32;
+    s.nsec3.error = 0;
+    0
+}
+
+/// Copies a record into `buf`, shifts its pointers (by `apex_shift`, and those into the record
+/// by its offset `at` in the body too) and returns its checksum.
+#[inline(always)]
+fn place(
+    buf: &mut [u8; NSEC3_RECORD_BUF],
+    rec: &Nsec3Record,
+    apex_shift: u64,
+    at: u64,
+) -> Result<u16, u32> {
+    let dst = buf.as_mut_ptr();
+    let src = rec.data.as_ptr() as *const u64;
+    for i in 0..NSEC3_RECORD_MAX / 8 {
+        // SAFETY: both buffers hold NSEC3_RECORD_MAX bytes and are 8-byte aligned.
+        unsafe { (dst as *mut u64).add(i).write(src.add(i).read()) };
+    }
+    let n = rec.nptrs as i64;
+    // Branch-free, as `lookup::patch`: slots past `nptrs` add 0.
+    for i in 0..NSEC3_RECORD_PTRS {
+        let p = rec.ptrs[i];
+        let active = (((i as i64 - n) >> 63) & 1) as u64;
+        let internal = ((p & NSEC3_PTR_INTERNAL) >> 15) as u64;
+        let add = active * (apex_shift + internal * at);
+        let off = p as usize & 0x1ff;
+        // SAFETY: off ≤ 511 and the buffer has NSEC3_RECORD_BUF > 512 bytes.
+        unsafe {
+            let hi = dst.add(off);
+            let lo = dst.add(off + 1);
+            let v = ((*hi as u64) << 8 | *lo as u64) + add;
+            *hi = (v >> 8) as u8;
+            *lo = v as u8;
+        }
+    }
+    checksum::words(dst, rec.len as usize, NSEC3_RECORD_MAX as u32)
+}
+
+/// Writes the denial's body (head and records) into the packet at `at`.
+#[inline(always)]
+pub fn store(ctx: &XdpContext, scratch: &mut Scratch, at: usize) -> Result<(), u32> {
+    let lens: [u16; 4] = get(&scratch.nsec3.lens);
+    let head = lens[0] as usize & 0x1ff;
+    let mut off = at;
+    if head > 0 {
+        store_part(ctx, off, scratch.tpl.as_mut_ptr(), head)?;
+        off += head;
+    }
+    for k in 0..3 {
+        let n = lens[k + 1] as usize & 0x1ff;
+        if n > 0 {
+            store_part(ctx, off, scratch.nsec3.records[k].as_mut_ptr(), n)?;
+            off += n;
+        }
+    }
+    Ok(())
+}
+
+#[inline(always)]
+fn store_part(ctx: &XdpContext, at: usize, buf: *mut u8, len: usize) -> Result<(), u32> {
+    if len > NSEC3_RECORD_MAX {
+        return Err(counter::PASS_ERROR);
+    }
+    // SAFETY: the helper checks the packet bounds; `buf` holds at least NSEC3_RECORD_MAX bytes.
+    let r = unsafe {
+        aya_ebpf::helpers::bpf_xdp_store_bytes(ctx.ctx, at as u32, buf as *mut _, len as u32)
+    };
+    if r != 0 {
+        return Err(counter::PASS_ERROR);
+    }
+    Ok(())
+}

@@ -1,0 +1,69 @@
+//! The NSEC3 maps of a loaded program (`NSEC3_ZONES`, `NSEC3_HASHES`, `NSEC3_RECORDS`):
+//! writing the NSEC3 zones of a generation into the half of the arrays its slots name, so
+//! that the generation serving keeps its own until the switch.
+
+use anyhow::{bail, Context as _, Result};
+use aya::maps::{Array, MapData};
+use aya::Ebpf;
+use dns_common::{maps, Nsec3Hash, Nsec3Record, Nsec3Zone};
+
+use super::nsec3::{ZoneNsec3, HALF_SLOTS};
+
+pub struct Nsec3Maps {
+    zones: Array<MapData, Nsec3Zone>,
+    hashes: Array<MapData, Nsec3Hash>,
+    records: Array<MapData, Nsec3Record>,
+    /// Entries of `hashes` and `records` (both halves).
+    capacity: u32,
+}
+
+impl Nsec3Maps {
+    pub fn take(ebpf: &mut Ebpf, capacity: u32) -> Result<Nsec3Maps> {
+        Ok(Nsec3Maps {
+            zones: super::xdp::take(ebpf, maps::NSEC3_ZONES)?,
+            hashes: super::xdp::take(ebpf, maps::NSEC3_HASHES)?,
+            records: super::xdp::take(ebpf, maps::NSEC3_RECORDS)?,
+            capacity,
+        })
+    }
+
+    pub fn capacity(&self) -> u32 {
+        self.capacity
+    }
+
+    /// Writes `zones` (all in one half of the slots), each zone's hashes and records first and
+    /// its slot last.
+    pub fn write(&mut self, zones: &[ZoneNsec3]) -> Result<()> {
+        let half_cap = self.capacity / 2;
+        let mut used = [0u32; 2];
+        for z in zones {
+            let half = (z.slot / HALF_SLOTS).min(1) as usize;
+            let n = z.hashes.len() as u32;
+            if used[half] + n > half_cap {
+                bail!("the XDP NSEC3 maps hold {half_cap} records per generation; the zones have more");
+            }
+            let base = half as u32 * half_cap + used[half];
+            used[half] += n;
+            for (i, (h, r)) in z.hashes.iter().zip(&z.records).enumerate() {
+                let at = base + i as u32;
+                self.hashes
+                    .set(at, *h, 0)
+                    .context("filling the XDP NSEC3 hashes")?;
+                self.records
+                    .set(at, *r, 0)
+                    .context("filling the XDP NSEC3 records")?;
+            }
+            let mut v = z.zone;
+            v.base = base;
+            self.zones
+                .set(z.slot, v, 0)
+                .context("filling the XDP NSEC3 zones")?;
+        }
+        Ok(())
+    }
+}
+
+/// Entries of the NSEC3 arrays for zones holding `records` NSEC3 records: two generations.
+pub fn capacity_for(records: usize) -> u32 {
+    ((records * 2).max(dns_common::NSEC3_CAPACITY as usize / 16)).min(u32::MAX as usize / 2) as u32
+}
