@@ -63,6 +63,11 @@ fn ensure_bpffs() -> Result<()> {
     Ok(())
 }
 
+/// The pin of `JUMP`, beside the link pinned at `link`.
+fn jump_path(link: &Path) -> PathBuf {
+    link.with_file_name("jump")
+}
+
 /// The tag of the loaded program `id` (a digest of its instructions), if it is still loaded.
 fn tag_of(id: u32) -> Option<u64> {
     aya::programs::loaded_programs()
@@ -84,7 +89,10 @@ impl XdpServer {
     ) -> Result<String> {
         if path.exists() {
             match self.adopt(iface, path, runs_on_iface) {
-                Ok(what) => return Ok(what),
+                Ok(what) => {
+                    self.pin_jump(path)?;
+                    return Ok(what);
+                }
                 Err(e) => {
                     log::warn!(
                         "the XDP link pinned at {} is not adopted ({e:#}): unpinned, attaching anew",
@@ -97,6 +105,7 @@ impl XdpServer {
         }
         self.attach(iface, mode)?;
         self.pin_link(path)?;
+        self.pin_jump(path)?;
         Ok(format!("XDP link pinned at {}", path.display()))
     }
 
@@ -156,8 +165,25 @@ impl XdpServer {
         Ok(())
     }
 
+    /// Pins `JUMP` beside the link at `path` (replacing the previous program's): the tail
+    /// calls of the pinned program keep working when the daemon dies.
+    fn pin_jump(&mut self, path: &Path) -> Result<()> {
+        let at = jump_path(path);
+        match std::fs::remove_file(&at) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("unpinning {}", at.display()));
+            }
+            _ => {}
+        }
+        aya::maps::MapData::from_id(self.jump_id)
+            .context("opening JUMP")?
+            .pin(&at)
+            .with_context(|| format!("pinning the XDP program array at {}", at.display()))
+    }
+
     /// Removes the pin at `path` (a `detach` then detaches: no other reference is left).
     pub fn unpin(&mut self, path: &Path) {
+        let _ = std::fs::remove_file(jump_path(path));
         match std::fs::remove_file(path) {
             Ok(()) => {
                 if let Some(dir) = path.parent() {

@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use anyhow::{anyhow, Context as _, Result};
+use anyhow::{anyhow, bail, Context as _, Result};
 #[cfg(feature = "test-support")]
 use aya::programs::{TestRun, TestRunOptions};
 use aya::{
@@ -94,6 +94,9 @@ pub struct XdpServer {
     /// Holds the tail call to the NSEC3 denial program (the kernel empties a program array
     /// when userspace closes it).
     _jump: ProgramArray<MapData>,
+    /// Kernel id of `JUMP`, for pinning it beside the link (`pin`): a program array loses its
+    /// entries when no process or pin refers to it, and the tail calls would then fail.
+    pub(super) jump_id: u32,
     store: TemplateStore,
     /// Template ids no entry refers to since the last publication, still in the cache (see
     /// `flush_retired`).
@@ -177,13 +180,21 @@ impl XdpServer {
             .map_err(verifier_error)
             .with_context(|| format!("verifying {NSEC3_PROGRAM}"))?;
         let denial_fd = denial.fd()?.try_clone()?;
-        let mut jump: ProgramArray<MapData> = take(&mut ebpf, maps::JUMP)?;
+        let jump_map = ebpf
+            .take_map(maps::JUMP)
+            .ok_or_else(|| anyhow!("map {} missing from the XDP object", maps::JUMP))?;
+        let jump_id = match &jump_map {
+            aya::maps::Map::ProgramArray(d) => d.info().context("reading JUMP's id")?.id(),
+            _ => bail!("map {} has an unexpected type", maps::JUMP),
+        };
+        let mut jump = ProgramArray::try_from(jump_map)?;
         jump.set(0, &denial_fd, 0)
             .context("installing the NSEC3 denial program")?;
         jump.set(1, &respond_fd, 0)
             .context("installing the respond program")?;
         Ok(XdpServer {
             _jump: jump,
+            jump_id,
             answers: take(&mut ebpf, maps::ANSWERS)?,
             suffixes: take(&mut ebpf, maps::SUFFIXES)?,
             templates: take(&mut ebpf, maps::TEMPLATES)?,
