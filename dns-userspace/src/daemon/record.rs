@@ -9,8 +9,9 @@
 //! not there (del), or when the zone it would make fails the zone checks (CNAME beside other
 //! data, RDATA malformed for its type, no NS left at the apex, ...).
 //!
-//! The next version is built from the zone's records again (`next_version`); once `Zone` can
-//! apply a diff in place, only that function changes.
+//! A live change makes the next version in place (`Zone::apply`, the checks of a zone load run
+//! again for the names it touches); a journal replayed at load builds the zone from its
+//! records once (`next_version`).
 
 use std::fmt;
 
@@ -271,14 +272,21 @@ pub fn next_version(
     Zone::build(apex.clone(), records, &src).map_err(|e| anyhow!("{}", e.message))
 }
 
-/// `apply` and `next_version`: the zone after `change`, what changed, and the warnings.
+/// `apply`, then `Zone::apply` of what it changed: the zone after `change`, what changed, and
+/// the warnings.
 pub fn changed(zone: &Zone, change: &RecordChange) -> Result<(Zone, Applied, Vec<String>)> {
     if let Some(why) = refusal(zone) {
         bail!("{why}");
     }
     let mut records = records(zone);
     let applied = apply(&mut records, zone.apex(), change)?;
-    let (next, warnings) = next_version(zone.apex(), records, &zone.source)
+    let step = crate::zone::Change {
+        removed: applied.removed.iter().collect(),
+        added: applied.added.iter().collect(),
+    };
+    let (next, warnings) = zone
+        .apply(&[step], &zone.source)
+        .map_err(|e| anyhow!("{}", e.message))
         .with_context(|| format!("{change} would make zone {} invalid", zone.apex()))?;
     Ok((next, applied, warnings))
 }
