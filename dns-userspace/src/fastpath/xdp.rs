@@ -155,31 +155,11 @@ impl XdpServer {
                 None
             }
         };
-        let prog: &mut Xdp = ebpf
-            .program_mut(PROGRAM)
-            .ok_or_else(|| anyhow!("program {PROGRAM} missing"))?
-            .try_into()?;
-        prog.load()
-            .map_err(verifier_error)
-            .with_context(|| format!("verifying {PROGRAM}"))?;
-        let respond: &mut Xdp = ebpf
-            .program_mut(RESPOND_PROGRAM)
-            .ok_or_else(|| anyhow!("program {RESPOND_PROGRAM} missing"))?
-            .try_into()?;
-        respond
-            .load()
-            .map_err(verifier_error)
-            .with_context(|| format!("verifying {RESPOND_PROGRAM}"))?;
-        let respond_fd = respond.fd()?.try_clone()?;
-        let denial: &mut Xdp = ebpf
-            .program_mut(NSEC3_PROGRAM)
-            .ok_or_else(|| anyhow!("program {NSEC3_PROGRAM} missing"))?
-            .try_into()?;
-        denial
-            .load()
-            .map_err(verifier_error)
-            .with_context(|| format!("verifying {NSEC3_PROGRAM}"))?;
-        let denial_fd = denial.fd()?.try_clone()?;
+        load_program(&mut ebpf, PROGRAM)?;
+        let respond_fd = load_program(&mut ebpf, RESPOND_PROGRAM)?
+            .fd()?
+            .try_clone()?;
+        let denial_fd = load_program(&mut ebpf, NSEC3_PROGRAM)?.fd()?.try_clone()?;
         let jump_map = ebpf
             .take_map(maps::JUMP)
             .ok_or_else(|| anyhow!("map {} missing from the XDP object", maps::JUMP))?;
@@ -563,6 +543,18 @@ pub fn service_key(addr: IpAddr) -> [u8; 16] {
         IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
         IpAddr::V6(a) => a.octets(),
     }
+}
+
+/// Loads the object's XDP program `name` into the kernel (the verifier runs here).
+fn load_program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut Xdp> {
+    let prog: &mut Xdp = ebpf
+        .program_mut(name)
+        .ok_or_else(|| anyhow!("program {name} missing"))?
+        .try_into()?;
+    prog.load()
+        .map_err(verifier_error)
+        .with_context(|| format!("verifying {name}"))?;
+    Ok(prog)
 }
 
 fn verifier_error(e: ProgramError) -> anyhow::Error {
