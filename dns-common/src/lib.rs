@@ -140,7 +140,10 @@ pub enum AnswerKind {
     Refused = 5,
     /// NXDOMAIN below an existing name of an NSEC3 zone, DO=1: the template holds the SOA
     /// (and its RRSIG) and an `Nsec3Meta`; the program adds the NSEC3 records of the proof
-    /// (see `Nsec3Meta`). Counted as `answered_negative`.
+    /// (see `Nsec3Meta`). Counted as `answered_negative`. Also an exact or NODATA answer at
+    /// a zone's apex too long for one template: the template holds its head and an
+    /// `Nsec3Meta` naming the parts that follow it (`Nsec3Zone::records`), fixed; counted as
+    /// `answered_exact` (with answers) or `answered_negative` (NODATA).
     Nsec3Negative = 6,
 }
 
@@ -271,6 +274,9 @@ pub struct Nsec3Scratch {
     pub state: [u32; 5],
     /// Zone slot of the denial being built.
     pub slot: u32,
+    /// The `AnswerKind` the answer is counted as (an NSEC3 denial, or an assembled exact or
+    /// NODATA answer).
+    pub answered: u32,
     /// The first message: the next closer name's length, with the salt, and its blocks.
     pub name_len: u32,
     pub total: u32,
@@ -346,8 +352,12 @@ pub const NSEC3_ITER_WORDS: usize = 5 * 16;
 pub struct Nsec3Zone {
     /// Index of the zone's first hash and record.
     pub base: u32,
-    /// Number of NSEC3 records (0: the slot is unused).
+    /// Number of NSEC3 records, which the hash search covers (0: no NSEC3 denials).
     pub count: u32,
+    /// Number of records in `NSEC3_RECORDS` from `base` (0: the slot is unused): the `count`
+    /// NSEC3 records, then the parts of the zone's apex answers too long for one template.
+    pub records: u32,
+    pub _pad: u32,
     pub iterations: u16,
     pub salt_len: u16,
     /// Wire length of the apex name (records compress their owners to it).

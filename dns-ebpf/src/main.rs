@@ -98,10 +98,12 @@ pub fn xdp_dns_respond(ctx: XdpContext) -> u32 {
     finish(&ctx, packet::handle::<{ packet::RESPOND }>(&ctx))
 }
 
-/// Answers the query with an NSEC3 denial (see `nsec3`); entered from `xdp_dns` only.
+/// Answers the query with an NSEC3 denial, or an apex answer assembled from parts (see
+/// `nsec3`); entered from `xdp_dns` only.
 #[xdp]
 pub fn xdp_dns_nsec3(ctx: XdpContext) -> u32 {
-    finish(&ctx, packet::handle::<{ packet::DENIAL }>(&ctx))
+    let outcome = packet::handle::<{ packet::DENIAL }>(&ctx).map(nsec3::answered);
+    finish(&ctx, outcome)
 }
 
 /// Counts the outcome and gives the action.

@@ -5,14 +5,19 @@
 //! order and deduplication: the NSEC3 matching the closest encloser, the one covering the
 //! next closer name, the one covering the wildcard.
 //!
+//! The same program assembles the apex answers too long for one template (a signed TLD's NS
+//! RRset with its glue and their RRSIGs): their templates name up to three fixed parts in the
+//! zone's record array instead of NSEC3 records, written as the engine writes them for the
+//! apex name, so nothing is hashed, searched or shifted.
+//!
 //! Every step runs in a `bpf_loop` callback (message blocks, iterations, search steps, the
 //! assembly), with its state in per-CPU scratch: the verifier checks each callback on its own
 //! and the packet path goes on with one state whatever paths a callback took.
 
 use aya_ebpf::{cty::c_void, helpers::bpf_loop, programs::XdpContext};
 use dns_common::{
-    counter, Answer, Nsec3Hash, Nsec3Meta, Nsec3Record, Nsec3Zone, Scratch, ANSWER_MAX, NAME_BUF,
-    NSEC3_ITERATIONS_MAX, NSEC3_ITER_WORDS, NSEC3_META_LEN, NSEC3_MSG_MAX, NSEC3_NONE,
+    counter, Answer, AnswerKind, Nsec3Hash, Nsec3Meta, Nsec3Record, Nsec3Zone, Scratch, ANSWER_MAX,
+    NAME_BUF, NSEC3_ITERATIONS_MAX, NSEC3_ITER_WORDS, NSEC3_META_LEN, NSEC3_MSG_MAX, NSEC3_NONE,
     NSEC3_PTR_INTERNAL, NSEC3_RECORD_BUF, NSEC3_RECORD_MAX, NSEC3_RECORD_PTRS, NSEC3_SEARCH_STEPS,
 };
 
@@ -42,7 +47,8 @@ pub fn jump(
 ) -> u32 {
     let shift = match found.shift {
         Some(s) => s as u32,
-        None if denial => return counter::PASS_MISS,
+        // An exact entry: an apex answer assembled from parts.
+        None if denial => 0,
         None => lookup::NO_SHIFT,
     };
     set(&mut scratch.nsec3.template, found.id);
@@ -58,7 +64,7 @@ pub fn jump(
 }
 
 /// Builds the denial for a query whose name (`name_len` octets) has the template's anchor at
-/// offset `shift`.
+/// offset `shift` (0: an exact entry, whose parts are all fixed).
 #[inline(always)]
 pub fn deny(
     scratch: &mut Scratch,
@@ -67,7 +73,7 @@ pub fn deny(
     name_len: usize,
 ) -> Result<Denial, u32> {
     let len = answer.len as usize;
-    if !(NSEC3_META_LEN..=ANSWER_MAX).contains(&len) || shift == 0 || shift > name_len {
+    if !(NSEC3_META_LEN..=ANSWER_MAX).contains(&len) || shift > name_len {
         return Err(counter::PASS_ERROR);
     }
     let head = len - NSEC3_META_LEN;
@@ -97,6 +103,12 @@ pub fn deny(
     set(&mut n.iterations, 0);
     set(&mut n.steps, 0);
     set(&mut n.slot, meta.slot);
+    let answered = if answer.ancount > 0 {
+        AnswerKind::Exact
+    } else {
+        AnswerKind::Nsec3Negative
+    };
+    set(&mut n.answered, answered as u32);
     set(&mut n.closest, meta.closest);
     set(&mut n.next_closer, meta.next_closer);
     set(&mut n.wildcard, meta.wildcard);
@@ -115,6 +127,19 @@ pub fn deny(
         csum: get(&n.csum) as u16,
         nscount: get(&n.nscount) as u16,
     })
+}
+
+/// The `AnswerKind` a finished answer of the denial program is counted as: an apex answer
+/// assembled from parts as the exact answer it is.
+#[inline(always)]
+pub fn answered(kind: u16) -> u16 {
+    if kind != AnswerKind::Nsec3Negative as u16 {
+        return kind;
+    }
+    match scratch() {
+        Some(s) => get(&s.nsec3.answered) as u16,
+        None => kind,
+    }
 }
 
 #[inline(always)]
@@ -175,7 +200,7 @@ extern "C" fn setup(_index: u32, _ctx: *mut c_void) -> i64 {
     };
     let name_len = s.nsec3.qname_len as usize;
     let apex_len = zone.apex_len as usize;
-    if zone.count == 0 || apex_len == 0 || apex_len > name_len || closest == NSEC3_NONE {
+    if zone.records == 0 || apex_len == 0 || apex_len > name_len || closest == NSEC3_NONE {
         return 1;
     }
     s.nsec3.len = s.nsec3.head;
@@ -183,6 +208,9 @@ extern "C" fn setup(_index: u32, _ctx: *mut c_void) -> i64 {
     s.nsec3.lens = [s.nsec3.head as u16, 0, 0, 0];
     if next_closer != NSEC3_NONE {
         s.nsec3.error = 0;
+        return 1;
+    }
+    if zone.count == 0 {
         return 1;
     }
     // The label that ends where the anchor starts.
@@ -350,7 +378,7 @@ extern "C" fn place_part(k: u32, _ctx: *mut c_void) -> i64 {
         s.nsec3.error = 0;
         return 0;
     }
-    if idx >= zone.count {
+    if idx >= zone.records {
         return 1;
     }
     let Some(rec) = NSEC3_RECORDS.get(zone.base.wrapping_add(idx)) else {

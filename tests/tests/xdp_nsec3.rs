@@ -13,11 +13,13 @@ use anyhow::{bail, Context as _, Result};
 use dns_common::{counter, Config};
 use xdpdns::engine::{Engine, EngineConfig, Transport};
 use xdpdns::fastpath::compile;
+use xdpdns::fastpath::parts::ASSEMBLED_MAX;
 use xdpdns::fastpath::xdp::XdpServer;
 use xdpdns::zone::load::{load_catalog, ZoneSpec};
 use xdpdns_tests::client::Q;
 use xdpdns_tests::frame::{self, FrameSpec};
 use xdpdns_tests::tld::{self, Rng};
+use xdpdns_tests::{CLIENT_V4, CLIENT_V6, SERVER_V4, SERVER_V6};
 
 const XDP_TX: u32 = 3;
 const XDP_PASS: u32 = 2;
@@ -303,4 +305,163 @@ fn changes_to_an_nsec3_zone_keep_denials_equal_to_the_engine() {
     }
     w.check_queries(&mut rng, &[www, nx], 300);
     assert!(w.tally.answered > 0, "the queries were answered in XDP too");
+}
+
+/// A TLD whose apex has `ns` name servers with glue (A and AAAA), and 50 delegations.
+fn big_apex_zone(origin: &str, ns: usize) -> String {
+    let mut z = tld::zone_text(origin, 50);
+    for i in 0..ns {
+        z.push_str(&format!(
+            "@ NS ns{i}.nic\nns{i}.nic A 198.18.30.{i}\nns{i}.nic AAAA fd00:30::{i:x}\n"
+        ));
+    }
+    z
+}
+
+/// Apex answers too long for one template (the NS RRset with its glue and, signed, all their
+/// RRSIGs), in one to three parts: answered in XDP, byte-equal to the engine, counted as exact
+/// answers (NODATA as negative), DO=0 and DO=1, for an unsigned zone, an NSEC3 and an NSEC
+/// zone; clients whose payload the answer exceeds are passed.
+#[test]
+fn apex_answers_too_long_for_a_template_are_assembled_like_the_engine() {
+    let origin = "big-apex.";
+    let dir = std::env::temp_dir().join(format!("xdpdns-big-apex-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    // (servers added, signing): NS answers of one to three parts, and one beyond them.
+    let cases = [
+        (12, "unsigned"),
+        (1, "nsec3"),
+        (2, "nsec"),
+        (3, "nsec3"),
+        (4, "nsec"),
+        (6, "nsec3"),
+    ];
+    // Beyond the parts, the apex answers are passed.
+    let beyond_parts = |ns: usize| ns == 6;
+    let mut parts_seen = std::collections::BTreeSet::new();
+    for (ns, signing) in cases {
+        let sub = dir.join(format!("{signing}-{ns}"));
+        std::fs::create_dir_all(&sub).unwrap();
+        let text = big_apex_zone(origin, ns);
+        let plain = sub.join(format!("{origin}zone"));
+        std::fs::write(&plain, &text).unwrap();
+        let file = match signing {
+            "unsigned" => plain,
+            s => sign_ldns(&sub, origin, &plain, s == "nsec3"),
+        };
+        let spec: ZoneSpec = format!("{origin}={}", file.display()).parse().unwrap();
+        let (catalog, _) = load_catalog(&[spec]).unwrap();
+        let engine = Engine::new(
+            catalog,
+            EngineConfig {
+                server_payload: 4096,
+                ..Default::default()
+            },
+        );
+        let (mut xdp, _) = xdpdns_tests::testrun::load(&engine, Default::default(), 9).unwrap();
+        let mut assembled = 0;
+        // The body of the apex answer to `t` at the server's payload.
+        let longest = |engine: &Engine, t: u16, dnssec: bool| {
+            let mut q = Q::new(origin, t);
+            q.edns = Some(4096);
+            q.dnssec_ok = dnssec;
+            let wire = q.wire();
+            engine.answer(&wire, Transport::Udp).unwrap().len() - wire.len()
+        };
+        for (qtype, nodata) in [(2, false), (6, false), (48, false), (16, true)] {
+            for dnssec in [false, true] {
+                for (payload, v6) in [(4096, false), (4096, true), (1232, false), (512, true)] {
+                    let mut q = Q::new("BiG-aPeX.", qtype);
+                    q.edns = Some(payload);
+                    q.dnssec_ok = dnssec;
+                    let dns = q.wire();
+                    let s = if v6 {
+                        FrameSpec::udp(CLIENT_V6.into(), SERVER_V6.into(), 53)
+                    } else {
+                        FrameSpec::udp(CLIENT_V4.into(), SERVER_V4.into(), 53)
+                    };
+                    let expected = engine.answer_to(&dns, Transport::Udp, s.src).unwrap();
+                    let before = xdp.counters().unwrap();
+                    let got = xdpdns_tests::oracle::check(&mut xdp, &engine, &s, &dns);
+                    let after = xdp.counters().unwrap();
+                    let moved = |c: u32| after[c as usize] - before[c as usize];
+                    // Header, question and a bare OPT record on both sides.
+                    let body = expected.len() - dns.len();
+                    if got.is_none() {
+                        // Only answers too big for the client, or (at the server's payload)
+                        // for the parts: then XDP has none for any client.
+                        // A NODATA entry is made only when every type at the name has its
+                        // entries (both DO bits).
+                        let beyond = |t: u16, d: bool| longest(&engine, t, d) > ASSEMBLED_MAX;
+                        let incomplete = [2, 6, 48]
+                            .into_iter()
+                            .any(|t| beyond(t, false) || beyond(t, true));
+                        let why = if beyond(qtype, dnssec) || nodata && incomplete {
+                            counter::PASS_MISS
+                        } else {
+                            counter::PASS_TOO_BIG
+                        };
+                        assert_eq!(
+                            moved(why),
+                            1,
+                            "{signing} {ns}: type {qtype} DO={dnssec} payload {payload}, body \
+                             {body}: passed for the reason"
+                        );
+                        continue;
+                    }
+                    // An unsigned zone has no DNSKEY: NODATA.
+                    let counted = if nodata || qtype == 48 && signing == "unsigned" {
+                        counter::ANSWERED_NEGATIVE
+                    } else {
+                        counter::ANSWERED_EXACT
+                    };
+                    assert_eq!(
+                        moved(counted),
+                        1,
+                        "{signing} {ns}: type {qtype} DO={dnssec} counted as answered"
+                    );
+                    if body > dns_common::ANSWER_MAX {
+                        assembled += 1;
+                        let rest = body - xdpdns::fastpath::parts::HEAD_MAX;
+                        parts_seen.insert(rest.div_ceil(dns_common::NSEC3_RECORD_MAX));
+                    }
+                }
+            }
+        }
+        assert_eq!(
+            assembled > 0,
+            !beyond_parts(ns),
+            "{signing} {ns}: answers assembled: {assembled}"
+        );
+    }
+    assert_eq!(
+        parts_seen.into_iter().collect::<Vec<_>>(),
+        [1, 2, 3],
+        "one, two and three parts"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Signs `zone` with ldns-signzone, NSEC3 (opt-out, no salt, no iterations) or NSEC.
+fn sign_ldns(dir: &Path, origin: &str, zone: &Path, nsec3: bool) -> PathBuf {
+    let name = origin.trim_end_matches('.');
+    let mut keys = Vec::new();
+    for ksk in [true, false] {
+        let mut c = Command::new("ldns-keygen");
+        c.current_dir(dir).args(["-a", "ECDSAP256SHA256"]);
+        if ksk {
+            c.arg("-k");
+        }
+        keys.push(sh(c.arg(name)).unwrap());
+    }
+    let out = dir.join(format!("{origin}signed"));
+    let mut c = Command::new("ldns-signzone");
+    c.current_dir(dir);
+    if nsec3 {
+        c.args(["-n", "-t", "0", "-p"]);
+    }
+    c.args(["-o", name, "-f"]).arg(&out).arg(zone).args(&keys);
+    sh(&mut c).unwrap();
+    out
 }

@@ -7,9 +7,11 @@
 //! - NODATA: (name, DO) for every other type at a name (`KEY_FLAG_NODATA`);
 //! - suffix: (name, DO) answers for names at or below it (`KEY_FLAG_SUFFIX`): the referral of a
 //!   zone cut, the NXDOMAIN for names below an existing name, or a pass marker where the answer
-//!   depends on more than the suffix (wildcards, DNAME, NSEC ranges). In NSEC3 zones the
+//!   depends on more than the suffix (wildcards, DNAME, NSEC ranges with DO=1; with DO=0 the
+//!   NXDOMAIN below a name of an NSEC zone holds no NSEC and is a template). In NSEC3 zones the
 //!   NXDOMAIN with DO=1 is an NSEC3 denial template (`nsec3`), which the program completes
-//!   with the records its hash of the next closer name finds. The engine
+//!   with the records its hash of the next closer name finds. Apex answers too long for one
+//!   template are assembled from parts (`parts`). The engine
 //!   compresses these answers only against the anchor name and its ancestors, so a template
 //!   fits every name below its anchor once its pointers are shifted.
 
@@ -21,6 +23,7 @@ use dns_common::{
 };
 
 use super::nsec3::{self, ZoneNsec3};
+use super::parts::NODATA_PROBE_TYPE;
 use super::render::{answer_kind, pass_marker, render};
 use super::templates::Body;
 use crate::engine::{query, Engine, Kind};
@@ -107,9 +110,6 @@ pub fn suffix_key(name: &Name, dnssec_ok: bool, generation: u16) -> SuffixKey {
     }
 }
 
-/// A private-use type (RFC 6895) no zone holds: its answer is the NODATA answer of a name.
-const NODATA_PROBE_TYPE: u16 = 65280;
-
 /// The map key for `name` (right-aligned, lower-cased).
 pub fn key(name: &Name, qtype: u16, flags: u16, dnssec_ok: bool, generation: u16) -> AnswerKey {
     let mut key = AnswerKey::zeroed();
@@ -130,6 +130,8 @@ pub struct Stats {
     pub negative: usize,
     /// Of the NXDOMAIN templates, NSEC3 denials.
     pub nsec3: usize,
+    /// Of the exact and NODATA entries, apex answers assembled from parts (`parts`).
+    pub assembled: usize,
     pub pass: usize,
     /// Answers that could not be precompiled (too big or truncated); userspace serves them.
     pub skipped: usize,
@@ -146,6 +148,7 @@ impl Stats {
         self.referral += o.referral;
         self.negative += o.negative;
         self.nsec3 += o.nsec3;
+        self.assembled += o.assembled;
         self.pass += o.pass;
         self.skipped += o.skipped;
     }
@@ -219,10 +222,13 @@ impl ZoneCompiler<'_> {
                     Some(r) if matches!(r.kind, Some(Kind::Exact | Kind::Negative)) => {
                         self.push(key(name, t, 0, d, self.generation), r.exact());
                     }
-                    _ => {
-                        self.stats.skipped += 1;
-                        complete = false;
-                    }
+                    _ => match self.assembled(name, t, d) {
+                        Some(v) => self.push(key(name, t, 0, d, self.generation), v),
+                        None => {
+                            self.stats.skipped += 1;
+                            complete = false;
+                        }
+                    },
                 }
             }
         }
@@ -235,9 +241,22 @@ impl ZoneCompiler<'_> {
                     let k = key(name, 0, KEY_FLAG_NODATA, d, self.generation);
                     self.push(k, r.exact());
                 }
-                _ => self.stats.skipped += 1,
+                _ => match self.assembled(name, NODATA_PROBE_TYPE, d) {
+                    Some(v) => self.push(key(name, 0, KEY_FLAG_NODATA, d, self.generation), v),
+                    None => self.stats.skipped += 1,
+                },
             }
         }
+    }
+
+    /// The apex answer to `qtype` assembled from parts (`parts`), when it is one.
+    fn assembled(&mut self, name: &Name, qtype: u16, dnssec_ok: bool) -> Option<Answer> {
+        if name != self.zone.apex() {
+            return None;
+        }
+        let v = self.nsec3?.apex_answer(qtype, dnssec_ok)?;
+        self.stats.assembled += 1;
+        Some(v)
     }
 
     /// A suffix template for names at/below `anchor`, from the engine's answer to `probe`.
@@ -274,10 +293,11 @@ impl ZoneCompiler<'_> {
             .filter_map(|i| name.prepend(format!("xdpdns-nx{i}").as_bytes()).ok())
             .find(|p| zone.node(p).is_none());
         let ok = match probe {
-            Some(p) if !(wildcard || dname || nsec_range) => match (nsec3, self.nsec3) {
+            Some(p) if !(wildcard || dname) => match (nsec3, self.nsec3) {
+                (false, _) if nsec_range => self.nsec_negative(name, &p),
                 (false, _) => self.suffix(name, &p, rtype::A, Kind::Negative),
-                (true, Some(z)) => self.nsec3_negative(name, &p, z),
-                (true, None) => false,
+                (true, Some(z)) if z.zone.count > 0 => self.nsec3_negative(name, &p, z),
+                (true, _) => false,
             },
             _ => false,
         };
@@ -286,14 +306,32 @@ impl ZoneCompiler<'_> {
         }
     }
 
+    /// The DO=0 NXDOMAIN template for names below `name`, from the engine's answer to `probe`.
+    fn plain_negative(&self, name: &Name, probe: &Name) -> Option<Answer> {
+        let extra = probe.wire().len() - name.wire().len();
+        render(self.engine, probe, rtype::A, class::IN, false).and_then(|mut r| {
+            (r.kind == Some(Kind::Negative) && r.rebase(extra))
+                .then(|| r.suffix(AnswerKind::Negative, name.wire().len()))
+        })
+    }
+
+    /// NXDOMAIN below `name` in an NSEC zone where the NSEC records of the proof depend on
+    /// where the query name sorts among `name`'s children: the engine's template for DO=0,
+    /// which has none, and a pass marker for DO=1.
+    fn nsec_negative(&mut self, name: &Name, probe: &Name) -> bool {
+        let Some(plain) = self.plain_negative(name, probe) else {
+            return false;
+        };
+        self.suffix_keys.insert(name.clone());
+        self.push_suffix(name, false, plain);
+        self.push_suffix(name, true, pass_marker(name.wire().len()));
+        true
+    }
+
     /// NXDOMAIN below `name` in an NSEC3 zone: the engine's template for DO=0, an NSEC3
     /// denial template for DO=1.
     fn nsec3_negative(&mut self, name: &Name, probe: &Name, z: &ZoneNsec3) -> bool {
-        let extra = probe.wire().len() - name.wire().len();
-        let plain = render(self.engine, probe, rtype::A, class::IN, false).and_then(|mut r| {
-            (r.kind == Some(Kind::Negative) && r.rebase(extra))
-                .then(|| r.suffix(AnswerKind::Negative, name.wire().len()))
-        });
+        let plain = self.plain_negative(name, probe);
         let signed = nsec3::denial(self.engine, self.zone, z, name, probe);
         let (Some(plain), Some(signed)) = (plain, signed) else {
             return false;
@@ -367,7 +405,7 @@ pub fn zone_owns(engine: &Engine, zone: &Zone, name: &Name) -> bool {
 pub fn compile_zone(engine: &Engine, zone: &Zone, generation: u16, out: &mut Entries) -> Stats {
     let slot = out.nsec3_first_slot + out.nsec3.len() as u32;
     let z3 = (slot < out.nsec3_first_slot + nsec3::HALF_SLOTS)
-        .then(|| nsec3::prepare(zone, slot))
+        .then(|| nsec3::prepare(engine, zone, slot))
         .flatten();
     let z3 = z3.as_ref();
     let names: Vec<(&Name, &Node)> = zone
@@ -400,7 +438,8 @@ pub fn compile_zone(engine: &Engine, zone: &Zone, generation: u16, out: &mut Ent
     });
     let mut stats = Stats::default();
     // Only zones some template refers to.
-    if let Some(z) = z3.filter(|_| parts.iter().any(|(_, st)| st.nsec3 > 0)) {
+    let used = |st: &Stats| st.nsec3 > 0 || st.assembled > 0;
+    if let Some(z) = z3.filter(|_| parts.iter().any(|(_, st)| used(st))) {
         out.nsec3.push(z.clone());
     }
     for (mut e, st) in parts {

@@ -213,10 +213,14 @@ impl FastPath {
         ) else {
             return Ok(Err(format!("zone {} is not served", change.apex)));
         };
-        // The NSEC3 arrays are written per generation: a changed chain takes a new one.
+        // The NSEC3 arrays are written per generation: a changed chain, or changed apex
+        // answers assembled from parts (`parts`), take a new one.
         let nsec3 = self.nsec3.get(&change.apex);
-        if nsec3.cloned() != nsec3.and_then(|z| prepare(new, z.slot)) {
-            return Ok(Err("the NSEC3 chain changed".into()));
+        let now = prepare(engine, new, nsec3.map_or(0, |z| z.slot));
+        if nsec3.cloned() != now {
+            return Ok(Err(
+                "the NSEC3 chain or the apex's long answers changed".into()
+            ));
         }
         let Some(deps) = self.deps.get(&change.apex) else {
             return Ok(Err("no dependency index for the zone".into()));

@@ -19,6 +19,7 @@ mod incremental;
 pub mod keyset;
 pub mod nsec3;
 mod nsec3_maps;
+pub mod parts;
 pub mod pin;
 pub mod promote;
 pub mod render;
@@ -118,7 +119,7 @@ fn capacity_for(entries: &Entries, templates: Option<u32>) -> Capacity {
 
 /// NSEC3 records of the zones the entries serve denials for.
 fn nsec3_records(entries: &Entries) -> usize {
-    entries.nsec3.iter().map(|z| z.hashes.len()).sum()
+    entries.nsec3.iter().map(|z| z.records.len()).sum()
 }
 
 /// Distinct templates the entries refer to.

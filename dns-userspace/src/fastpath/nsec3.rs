@@ -4,6 +4,9 @@
 //! in an NSEC3 zone with DO=1 — the engine's SOA and RRSIG as the head, and which records of
 //! the chain prove the closest encloser and the wildcard (`dns_common::Nsec3Meta`).
 //!
+//! The same slot holds the parts of the zone's apex answers too long for one template
+//! (`parts`), after the NSEC3 records, also for zones without NSEC3.
+//!
 //! Every template is checked before use: the answer assembled from it, as the program
 //! assembles it, must equal the engine's answer to a probe name byte for byte. A zone whose
 //! chain the program could get wrong gets no data, and its names keep their pass markers: a
@@ -19,6 +22,7 @@ use dns_common::{
     NSEC3_RECORD_MAX, NSEC3_RECORD_PTRS, NSEC3_SALT_MAX, NSEC3_SEARCH_STEPS,
 };
 
+use super::parts::{self, ApexAnswer};
 use super::render::{render_within, Rendered};
 use crate::engine::resolve::{set, sigs};
 use crate::engine::writer::{Section, Writer};
@@ -31,15 +35,30 @@ use crate::zone::Zone;
 /// Zone slots in one half of `NSEC3_ZONES`.
 pub const HALF_SLOTS: u32 = dns_common::NSEC3_ZONE_SLOTS / 2;
 
-/// What the program needs of one NSEC3 zone of a generation.
+/// What the program needs of one zone's slot in a generation: its NSEC3 chain (none when the
+/// program cannot serve its denials) and its apex answers assembled from parts.
 #[derive(Clone)]
 pub struct ZoneNsec3 {
     pub apex: Name,
     pub slot: u32,
     /// The map value, `base` filled in when it is inserted.
     pub zone: Nsec3Zone,
+    /// The owner hashes of the NSEC3 records, sorted: `zone.count` of them.
     pub hashes: Vec<Nsec3Hash>,
+    /// The NSEC3 records at the index of their hash, then the parts of `apex_answers`.
     pub records: Vec<Nsec3Record>,
+    pub apex_answers: Vec<ApexAnswer>,
+}
+
+impl ZoneNsec3 {
+    /// The assembled template of the apex answer to `qtype` (`NODATA_PROBE_TYPE`: the NODATA
+    /// entry), if it is one.
+    pub fn apex_answer(&self, qtype: u16, dnssec_ok: bool) -> Option<Answer> {
+        self.apex_answers
+            .iter()
+            .find(|a| a.qtype == qtype && a.dnssec_ok == dnssec_ok)
+            .map(|a| a.template.answer())
+    }
 }
 
 impl PartialEq for ZoneNsec3 {
@@ -47,6 +66,7 @@ impl PartialEq for ZoneNsec3 {
         let z = |v: &Nsec3Zone| {
             (
                 v.count,
+                v.records,
                 v.iterations,
                 v.salt,
                 v.salt_len,
@@ -57,6 +77,7 @@ impl PartialEq for ZoneNsec3 {
         };
         let r = |v: &Nsec3Record| (v.len, v.rrs, v.nptrs, v.ptrs, v.data);
         self.slot == o.slot
+            && self.apex_answers == o.apex_answers
             && z(&self.zone) == z(&o.zone)
             && self.hashes == o.hashes
             && self.records.len() == o.records.len()
@@ -131,8 +152,50 @@ fn record(apex: &Name, owner: &Name, s: &crate::zone::RRset) -> Option<Nsec3Reco
     Some(r)
 }
 
-/// The program's data for `zone` in `slot`, when it can serve the zone's NSEC3 denials.
-pub fn prepare(zone: &Zone, slot: u32) -> Option<ZoneNsec3> {
+/// The program's data for `zone` in `slot`: when it can serve the zone's NSEC3 denials, or
+/// the zone has apex answers too long for one template.
+pub fn prepare(engine: &Engine, zone: &Zone, slot: u32) -> Option<ZoneNsec3> {
+    let apex = zone.apex();
+    let (hashes, mut records, mut v) = match chain_data(zone) {
+        Some(c) => c,
+        None => (Vec::new(), Vec::new(), empty_zone(apex)),
+    };
+    let apex_answers = parts::apex_answers(engine, zone, slot, &mut records);
+    if hashes.is_empty() && apex_answers.is_empty() {
+        return None;
+    }
+    v.records = records.len() as u32;
+    Some(ZoneNsec3 {
+        apex: apex.clone(),
+        slot,
+        zone: v,
+        hashes,
+        records,
+        apex_answers,
+    })
+}
+
+/// The slot value of a zone without NSEC3 data.
+fn empty_zone(apex: &Name) -> Nsec3Zone {
+    Nsec3Zone {
+        base: 0,
+        count: 0,
+        records: 0,
+        _pad: 0,
+        iterations: 0,
+        salt_len: 0,
+        apex_len: apex.wire().len() as u16,
+        iter_blocks: 0,
+        salt: [0; NSEC3_SALT_MAX + 1],
+        iter_words: [0; NSEC3_ITER_WORDS],
+    }
+}
+
+type ChainData = (Vec<Nsec3Hash>, Vec<Nsec3Record>, Nsec3Zone);
+
+/// The sorted hashes and the records of the zone's NSEC3 chain, when the program can serve
+/// its denials.
+fn chain_data(zone: &Zone) -> Option<ChainData> {
     let chain: &Nsec3Chain = zone.nsec3().filter(|c| !c.is_empty())?;
     if chain.algorithm != 1
         || chain.iterations > NSEC3_ITERATIONS_MAX
@@ -162,22 +225,19 @@ pub fn prepare(zone: &Zone, slot: u32) -> Option<ZoneNsec3> {
     let (iter_words, iter_blocks) = iteration_words(&chain.salt);
     let mut salt = [0u8; NSEC3_SALT_MAX + 1];
     salt[..chain.salt.len()].copy_from_slice(&chain.salt);
-    Some(ZoneNsec3 {
-        apex: apex.clone(),
-        slot,
-        zone: Nsec3Zone {
-            base: 0,
-            count: hashes.len() as u32,
-            iterations: chain.iterations,
-            salt_len: chain.salt.len() as u16,
-            apex_len: apex.wire().len() as u16,
-            iter_blocks,
-            salt,
-            iter_words,
-        },
-        hashes,
-        records,
-    })
+    let zone = Nsec3Zone {
+        base: 0,
+        count: hashes.len() as u32,
+        records: 0,
+        _pad: 0,
+        iterations: chain.iterations,
+        salt_len: chain.salt.len() as u16,
+        apex_len: apex.wire().len() as u16,
+        iter_blocks,
+        salt,
+        iter_words,
+    };
+    Some((hashes, records, zone))
 }
 
 /// End of each resource record in `body`.
@@ -309,7 +369,7 @@ pub fn denial(
     Some(head.suffix(AnswerKind::Nsec3Negative, anchor.wire().len()))
 }
 
-fn meta_bytes(m: &Nsec3Meta) -> [u8; NSEC3_META_LEN] {
+pub(super) fn meta_bytes(m: &Nsec3Meta) -> [u8; NSEC3_META_LEN] {
     let mut b = [0u8; NSEC3_META_LEN];
     for (i, v) in [m.slot, m.closest, m.next_closer, m.wildcard]
         .iter()

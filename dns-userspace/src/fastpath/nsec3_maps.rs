@@ -38,17 +38,19 @@ impl Nsec3Maps {
         let mut used = [0u32; 2];
         for z in zones {
             let half = (z.slot / HALF_SLOTS).min(1) as usize;
-            let n = z.hashes.len() as u32;
+            let n = z.records.len() as u32;
             if used[half] + n > half_cap {
                 bail!("the XDP NSEC3 maps hold {half_cap} records per generation; the zones have more");
             }
             let base = half as u32 * half_cap + used[half];
             used[half] += n;
-            for (i, (h, r)) in z.hashes.iter().zip(&z.records).enumerate() {
+            for (i, r) in z.records.iter().enumerate() {
                 let at = base + i as u32;
-                self.hashes
-                    .set(at, *h, 0)
-                    .context("filling the XDP NSEC3 hashes")?;
+                if let Some(h) = z.hashes.get(i) {
+                    self.hashes
+                        .set(at, *h, 0)
+                        .context("filling the XDP NSEC3 hashes")?;
+                }
                 self.records
                     .set(at, *r, 0)
                     .context("filling the XDP NSEC3 records")?;

@@ -2,7 +2,7 @@
 //! program answers for what real resolvers send — a DNS COOKIE with DO=1 (BIND: an 8-octet
 //! client cookie on every query), DO=1 without options (Unbound), no EDNS, and an NSID probe
 //! (anycast operators) — with the rest counted by pass reason. Measured two ways on the
-//! unsigned and the NSEC3-signed bench zone: in TEST_RUN, whose page-sized buffers stand for a
+//! unsigned, the NSEC-signed and the NSEC3-signed bench zone: in TEST_RUN, whose page-sized buffers stand for a
 //! real NIC, with the program loaded as `xdpdns serve` loads it (NSID and cookies configured);
 //! and over the veth against `xdpdns serve` in XDP mode, the queries sent from the client
 //! namespace by a kernel UDP socket (kxdpgun cannot send EDNS options), one at a time.
@@ -47,6 +47,11 @@ impl Profile {
             Profile::NoEdns => "no EDNS",
             Profile::Nsid => "NSID probe",
         }
+    }
+
+    /// Whether this sender sets DO.
+    pub fn dnssec_ok(self) -> bool {
+        matches!(self, Profile::Cookie | Profile::DoNoOptions)
     }
 
     /// `q` as this sender sends it; `i` makes each client cookie different.
@@ -230,14 +235,16 @@ pub fn veth(
     run
 }
 
-/// The profiles section: both zone kinds (at most 2 000 delegations, 5 000 queries of the
-/// bench's mix), in TEST_RUN and over the veth of `net`. Returns the JSON and the text.
+/// The profiles section: every zone kind (unsigned, NSEC, NSEC3; at most 2 000 delegations,
+/// 5 000 queries of the bench's mix), in TEST_RUN and over the veth of `net`. Returns the JSON
+/// and the text.
 pub fn section(net: &mut BenchNet, work: &Path, o: &Options) -> (Json, String) {
     let (mut test_run_shares, mut veth_shares) = (Vec::new(), Vec::new());
     let mut failed = String::new();
-    for (label, signed) in [("unsigned", false), ("NSEC3", true)] {
+    for signing in zone::Signing::ALL {
+        let label = signing.label();
         let dir = work.join(format!("profiles-{label}"));
-        let z = match zone::generate(&dir, o.delegations.min(2000), signed, o.seed) {
+        let z = match zone::generate_signed(&dir, o.delegations.min(2000), signing, o.seed) {
             Ok(z) => z,
             Err(e) => {
                 failed.push_str(&format!("  {label}: FAILED: {e:#}\n"));

@@ -1,6 +1,6 @@
 //! The benchmark's data: a synthetic TLD zone (`bench.`) with N delegations — even ones with
-//! in-bailiwick glue (A + AAAA), odd ones with out-of-zone NS names — optionally NSEC3-signed
-//! (opt-out, keys made in the zone's directory), and the query sets (referrals, NXDOMAIN and
+//! in-bailiwick glue (A + AAAA), odd ones with out-of-zone NS names — optionally signed, with
+//! NSEC3 (opt-out) or NSEC (keys made in the zone's directory), and the query sets (referrals, NXDOMAIN and
 //! apex names in a chosen mix, a share with DO=1, random 0x20 case). Everything comes from a
 //! seeded PRNG, so a seed gives the same zone and queries on every run.
 
@@ -50,6 +50,28 @@ impl Rng {
 const LETTERS: &[u8] = b"abcdefghijklmnopqrstuvwxyz";
 const LDH: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
 
+/// How a generated zone is signed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signing {
+    Unsigned,
+    /// NSEC3, no salt, 0 iterations, opt-out.
+    Nsec3,
+    Nsec,
+}
+
+impl Signing {
+    /// The zone kinds of the sender-profile table, in its order.
+    pub const ALL: [Signing; 3] = [Signing::Unsigned, Signing::Nsec, Signing::Nsec3];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Signing::Unsigned => "unsigned",
+            Signing::Nsec3 => "NSEC3",
+            Signing::Nsec => "NSEC",
+        }
+    }
+}
+
 /// A generated zone.
 pub struct Zone {
     /// The file servers load (`bench.zone`, signed when asked).
@@ -57,6 +79,7 @@ pub struct Zone {
     /// Delegation labels, index order (even: glue, odd: out-of-zone NS).
     pub labels: Vec<String>,
     pub signed: bool,
+    pub signing: Signing,
 }
 
 fn base36(mut v: usize) -> String {
@@ -72,8 +95,19 @@ fn base36(mut v: usize) -> String {
     String::from_utf8(s).expect("ascii")
 }
 
-/// Writes `bench.zone` with `n` delegations into `dir` (signed if asked) and returns it.
+/// Writes `bench.zone` with `n` delegations into `dir` (NSEC3-signed if asked) and returns it.
 pub fn generate(dir: &Path, n: usize, signed: bool, seed: u64) -> Result<Zone> {
+    let signing = if signed {
+        Signing::Nsec3
+    } else {
+        Signing::Unsigned
+    };
+    generate_signed(dir, n, signing, seed)
+}
+
+/// Writes `bench.zone` with `n` delegations into `dir`, signed as asked, and returns it.
+pub fn generate_signed(dir: &Path, n: usize, signing: Signing, seed: u64) -> Result<Zone> {
+    let signed = signing != Signing::Unsigned;
     std::fs::create_dir_all(dir)?;
     let mut rng = Rng::new(seed);
     // "word-index": unique, of varied length, like real registrations.
@@ -122,19 +156,21 @@ pub fn generate(dir: &Path, n: usize, signed: bool, seed: u64) -> Result<Zone> {
     drop(w);
     let path = dir.join("bench.zone");
     if signed {
-        sign(dir, &unsigned, &path)?;
+        sign(dir, &unsigned, &path, signing == Signing::Nsec3)?;
     }
     Ok(Zone {
         path,
         labels,
         signed,
+        signing,
     })
 }
 
-/// NSEC3 (no salt, 0 iterations, opt-out) signing with dnssec-signzone; keys (and the dsset
-/// file) in `dir/keys`.
-fn sign(dir: &Path, unsigned: &Path, out: &Path) -> Result<()> {
+/// Signing with dnssec-signzone, NSEC3 (no salt, 0 iterations, opt-out) or NSEC; new keys
+/// (and the dsset file) in `dir/keys`, those of an earlier run removed.
+fn sign(dir: &Path, unsigned: &Path, out: &Path, nsec3: bool) -> Result<()> {
     let keys = dir.join("keys");
+    let _ = std::fs::remove_dir_all(&keys);
     std::fs::create_dir_all(&keys)?;
     for ksk in [true, false] {
         let mut c = Command::new("dnssec-keygen");
@@ -144,10 +180,12 @@ fn sign(dir: &Path, unsigned: &Path, out: &Path) -> Result<()> {
         }
         sh(c.arg("bench")).context("dnssec-keygen")?;
     }
-    sh(Command::new("dnssec-signzone")
-        .args(["-q", "-S", "-K"])
-        .arg(&keys)
-        .args(["-o", ORIGIN, "-3", "-", "-H", "0", "-A", "-N", "keep", "-d"])
+    let mut c = Command::new("dnssec-signzone");
+    c.args(["-q", "-S", "-K"]).arg(&keys).args(["-o", ORIGIN]);
+    if nsec3 {
+        c.args(["-3", "-", "-H", "0", "-A"]);
+    }
+    sh(c.args(["-N", "keep", "-d"])
         .arg(&keys)
         .arg("-f")
         .arg(out)
