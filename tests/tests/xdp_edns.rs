@@ -20,6 +20,7 @@
 //! settings (`EDNS_TEST_FIXED_TIME`), the engine from a fixed clock.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use dns_common::{counter, EDNS_TEST_FIXED_TIME};
@@ -410,14 +411,35 @@ fn profile_target(signing: xdpdns_tests::bench::zone::Signing, dnssec_ok: bool) 
     signing != xdpdns_tests::bench::zone::Signing::Nsec || !dnssec_ok
 }
 
+/// A bench zone kind, its zone and its queries.
+type ProfileZone = (
+    xdpdns_tests::bench::zone::Signing,
+    xdpdns_tests::bench::zone::Zone,
+    Vec<xdpdns_tests::bench::zone::Query>,
+);
+
+/// The bench zone of `n` delegations of every kind (under a directory named for `tag`) and
+/// `count` queries of the TLD mix for each.
+fn profile_zones(tag: &str, n: usize, count: usize, seed: u64) -> (PathBuf, Vec<ProfileZone>) {
+    use xdpdns_tests::bench::zone;
+    let dir = std::env::temp_dir().join(format!("xdpdns-{tag}-{}", std::process::id()));
+    let mix = zone::Mix::parse("tld").unwrap();
+    let zones = zone::Signing::ALL
+        .into_iter()
+        .map(|signing| {
+            let z = zone::generate_signed(&dir.join(signing.label()), n, signing, seed).unwrap();
+            let qs = zone::queries(&z, &mix, 0, count, seed);
+            (signing, z, qs)
+        })
+        .collect();
+    (dir, zones)
+}
+
 #[test]
 fn sender_profiles_of_real_resolvers_are_answered_in_xdp() {
-    use xdpdns_tests::bench::{profiles, zone};
-    let dir = std::env::temp_dir().join(format!("xdpdns-profiles-{}", std::process::id()));
-    let mix = zone::Mix::parse("tld").unwrap();
-    for signing in zone::Signing::ALL {
-        let z = zone::generate_signed(&dir.join(signing.label()), 500, signing, 3).unwrap();
-        let qs = zone::queries(&z, &mix, 0, 2000, 3);
+    use xdpdns_tests::bench::profiles;
+    let (dir, zones) = profile_zones("profiles", 500, 2000, 3);
+    for (signing, z, qs) in zones {
         for s in profiles::test_run(&z, signing.label(), &qs).unwrap() {
             print!("{}", s.line());
             assert_eq!(s.queries, qs.len() as u64);
@@ -434,12 +456,9 @@ fn sender_profiles_of_real_resolvers_are_answered_in_xdp() {
 /// IPv6; and the share the profile table reports, answered.
 #[test]
 fn sender_profile_answers_equal_the_engine_on_every_zone_kind() {
-    use xdpdns_tests::bench::{profiles, zone};
-    let dir = std::env::temp_dir().join(format!("xdpdns-profiles-eq-{}", std::process::id()));
-    let mix = zone::Mix::parse("tld").unwrap();
-    for signing in zone::Signing::ALL {
-        let z = zone::generate_signed(&dir.join(signing.label()), 300, signing, 5).unwrap();
-        let qs = zone::queries(&z, &mix, 0, 1000, 5);
+    use xdpdns_tests::bench::profiles;
+    let (dir, zones) = profile_zones("profiles-eq", 300, 1000, 5);
+    for (signing, z, qs) in zones {
         let mut r = rig(
             &[z.path.display().to_string()],
             config(false, b"profile-node"),

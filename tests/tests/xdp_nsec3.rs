@@ -52,15 +52,7 @@ fn signed_zone(dir: &Path, origin: &str, n: usize, p: Params) -> Result<PathBuf>
         tld::sign_nsec3(dir, origin, &zone, &out, p.salt, p.iterations, p.opt_out)?;
         return Ok(out);
     }
-    let mut keys = Vec::new();
-    for ksk in [true, false] {
-        let mut c = Command::new("ldns-keygen");
-        c.current_dir(dir).args(["-a", "ECDSAP256SHA256"]);
-        if ksk {
-            c.arg("-k");
-        }
-        keys.push(sh(c.arg(name))?);
-    }
+    let keys = ldns_keys(dir, name)?;
     let mut c = Command::new("ldns-signzone");
     c.current_dir(dir)
         .args(["-n", "-t", &p.iterations.to_string()]);
@@ -73,6 +65,20 @@ fn signed_zone(dir: &Path, origin: &str, n: usize, p: Params) -> Result<PathBuf>
     c.args(["-o", name, "-f"]).arg(&out).arg(&zone).args(&keys);
     sh(&mut c)?;
     Ok(out)
+}
+
+/// A KSK and a ZSK (ECDSA P-256) for zone `name`, made in `dir` by ldns-keygen: their base names.
+fn ldns_keys(dir: &Path, name: &str) -> Result<Vec<String>> {
+    let mut keys = Vec::new();
+    for ksk in [true, false] {
+        let mut c = Command::new("ldns-keygen");
+        c.current_dir(dir).args(["-a", "ECDSAP256SHA256"]);
+        if ksk {
+            c.arg("-k");
+        }
+        keys.push(sh(c.arg(name))?);
+    }
+    Ok(keys)
 }
 
 struct Rig {
@@ -446,15 +452,7 @@ fn apex_answers_too_long_for_a_template_are_assembled_like_the_engine() {
 /// Signs `zone` with ldns-signzone, NSEC3 (opt-out, no salt, no iterations) or NSEC.
 fn sign_ldns(dir: &Path, origin: &str, zone: &Path, nsec3: bool) -> PathBuf {
     let name = origin.trim_end_matches('.');
-    let mut keys = Vec::new();
-    for ksk in [true, false] {
-        let mut c = Command::new("ldns-keygen");
-        c.current_dir(dir).args(["-a", "ECDSAP256SHA256"]);
-        if ksk {
-            c.arg("-k");
-        }
-        keys.push(sh(c.arg(name)).unwrap());
-    }
+    let keys = ldns_keys(dir, name).unwrap();
     let out = dir.join(format!("{origin}signed"));
     let mut c = Command::new("ldns-signzone");
     c.current_dir(dir);
