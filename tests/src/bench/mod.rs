@@ -455,7 +455,7 @@ fn run_in(b: &Bench) -> Result<Json> {
                 format!("response rate limiting: FAILED: {e:#}\n"),
             ),
         };
-    b.progress("sender profiles in TEST_RUN, unsigned and NSEC3 zones");
+    b.progress("sender profiles in TEST_RUN and over veth, unsigned, NSEC and NSEC3 zones");
     let (profiles_json, profiles_text) = profiles::section(&mut net, &b.work, o);
     let mut loads = Vec::new();
     for n in &o.load_sizes {
