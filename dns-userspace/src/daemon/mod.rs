@@ -244,6 +244,10 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
         (None, Some(_)) => return Err(anyhow!("XDP needs --iface (or use --xdp-mode off)")),
         _ => None,
     };
+    if let (Some(name), Some(_)) = (&opts.xdp_pin, &xdp) {
+        // Before userspace answers: a pinned program must not answer older zones than it.
+        pin::prepare(&engine, name, &opts.storage)?;
+    }
     let xfr = Arc::new(XfrStats::default());
     let state = Arc::new(State {
         served: Arc::new(Served::new(sources, engine, opts.engine.clone())),
@@ -288,9 +292,16 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
     if let Some((iface, mode, (addrs, port))) = xdp {
         tokio::task::block_in_place(|| {
             state.served.start_xdp(|engine| match &opts.xdp_pin {
-                Some(name) => {
-                    pin::start(engine, &iface, mode, &addrs, port, opts.xdp_capacity, name)
-                }
+                Some(name) => pin::start(
+                    engine,
+                    &iface,
+                    mode,
+                    &addrs,
+                    port,
+                    opts.xdp_capacity,
+                    name,
+                    &opts.storage,
+                ),
                 None => FastPath::start(engine, &iface, mode, &addrs, port, opts.xdp_capacity),
             })
         })?;
@@ -404,7 +415,7 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
     while zone_tasks.join_next().await.is_some() {}
     udp.stop();
     if let Some(x) = state.served.xdp() {
-        let what = pin::stop(&mut held(x).server, opts.xdp_pin.as_deref(), opts.keep_xdp)?;
+        let what = pin::stop(&mut held(x), opts.xdp_pin.as_deref(), opts.keep_xdp)?;
         log::info!("{what}");
     }
     Ok(())

@@ -128,6 +128,9 @@ pub struct TemplateStore {
     fresh: Vec<u32>,
     /// Ids released since the last `retire_released`.
     released: Vec<u32>,
+    /// Ids not to make: those the entries of a program adopted from its pins refer to, until
+    /// the first publication has replaced them (`reserve`, `take_reserved`).
+    reserved: std::collections::HashSet<u32>,
 }
 
 impl TemplateStore {
@@ -152,7 +155,7 @@ impl TemplateStore {
         }
         loop {
             self.next_id = self.next_id.checked_add(1).unwrap_or(1);
-            if !self.bodies.contains_key(&self.next_id) {
+            if !self.bodies.contains_key(&self.next_id) && !self.reserved.contains(&self.next_id) {
                 break;
             }
         }
@@ -212,6 +215,43 @@ impl TemplateStore {
             }
         }
         gone
+    }
+
+    /// Keeps `ids` from being made (the templates of a generation this store did not fill).
+    pub fn reserve(&mut self, ids: impl IntoIterator<Item = u32>) {
+        self.reserved.extend(ids.into_iter().filter(|id| *id != 0));
+    }
+
+    /// Ends `reserve`: the reserved ids not stored, to be removed from the cache.
+    pub fn take_reserved(&mut self) -> Vec<u32> {
+        let ids = std::mem::take(&mut self.reserved);
+        ids.into_iter()
+            .filter(|id| !self.bodies.contains_key(id))
+            .collect()
+    }
+
+    /// Takes `body` as stored under `id` with one more reference (the templates of a program
+    /// adopted with its maps); false when `id` or `body` is stored already under another.
+    pub fn adopt(&mut self, body: &Body, id: u32) -> bool {
+        match (self.ids.get(body), self.bodies.get_mut(&id)) {
+            (Some(&i), Some(s)) if i == id => {
+                s.refs += 1;
+                return true;
+            }
+            (None, None) => {}
+            _ => return false,
+        }
+        self.ids.insert(body.clone(), id);
+        self.bodies.insert(
+            id,
+            Stored {
+                body: body.clone(),
+                refs: 1,
+                round: 0,
+            },
+        );
+        self.next_id = self.next_id.max(id);
+        true
     }
 
     /// The id of `body`, if stored.
