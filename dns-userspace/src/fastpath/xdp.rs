@@ -181,7 +181,9 @@ impl XdpServer {
         jump.set(1, &respond_fd, 0)
             .context("installing the respond program")?;
         let mut map_ids = vec![(maps::JUMP.to_owned(), jump_id)];
-        for (name, map) in ebpf.maps() {
+        // Not the global data sections (`.rodata`, ...): the program holds them, and a bpffs
+        // name cannot start with a dot.
+        for (name, map) in ebpf.maps().filter(|(n, _)| !n.starts_with('.')) {
             if let Some(d) = map_data(map) {
                 map_ids.push((name.to_owned(), d.info().context("reading a map's id")?.id()));
             }
