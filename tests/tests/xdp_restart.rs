@@ -177,7 +177,10 @@ fn a_killed_daemon_leaves_xdp_answering_and_the_next_start_takes_over_atomically
     assert!(p.net.stop_server().unwrap());
     assert_eq!(server_xdp_prog(&p.net), None);
     assert!(!p.link.exists());
-    assert!(!p.link.parent().unwrap().exists(), "maps and program unpinned");
+    assert!(
+        !p.link.parent().unwrap().exists(),
+        "maps and program unpinned"
+    );
 }
 
 #[test]
@@ -250,9 +253,15 @@ fn a_zone_changed_while_the_daemon_was_down_is_never_answered_old_after_new() {
     std::thread::sleep(Duration::from_millis(500));
     stop.store(true, Ordering::Relaxed);
     let seen = poller.join().unwrap().unwrap();
-    let new_at = seen.iter().position(|(_, v)| *v == 2).expect("version 2 served");
+    let new_at = seen
+        .iter()
+        .position(|(_, v)| *v == 2)
+        .expect("version 2 served");
     let old_after: Vec<_> = seen[new_at..].iter().filter(|(_, v)| *v == 1).collect();
-    assert!(old_after.is_empty(), "old answers after a new one: {seen:?}");
+    assert!(
+        old_after.is_empty(),
+        "old answers after a new one: {seen:?}"
+    );
     assert!(seen[..new_at].iter().any(|(p, _)| *p == "udp"), "{seen:?}");
     assert!(seen[new_at..].iter().any(|(p, _)| *p == "udp"), "{seen:?}");
     assert!(seen[new_at..].iter().any(|(p, _)| *p == "tcp"), "{seen:?}");
@@ -263,11 +272,18 @@ fn a_zone_changed_while_the_daemon_was_down_is_never_answered_old_after_new() {
         "{log}"
     );
     assert!(log.contains("republished as generation 2"), "{log}");
-    assert_eq!(server_xdp_prog(&p.net), Some(first), "same program, adopted");
+    assert_eq!(
+        server_xdp_prog(&p.net),
+        Some(first),
+        "same program, adopted"
+    );
     p.map_check_ok();
     let udp = kdig(&p.net, "example.", "SOA", &[]);
     let tcp = kdig(&p.net, "example.", "SOA", &["+tcp"]);
-    assert!(udp.contains("2026112702") && tcp.contains("2026112702"), "{udp}\n{tcp}");
+    assert!(
+        udp.contains("2026112702") && tcp.contains("2026112702"),
+        "{udp}\n{tcp}"
+    );
     let stats = p.net.stats().unwrap();
     assert!(stats.get("xdp.answered").unwrap() > 0);
 
@@ -305,7 +321,10 @@ fn a_pin_of_another_ebpf_object_is_replaced_and_its_counters_carried() {
         "{log}"
     );
     assert!(p.status().contains("xdp start: loaded this binary's"));
-    assert!(p.net.counter("xdp.answered").unwrap() >= answered, "carried");
+    assert!(
+        p.net.counter("xdp.answered").unwrap() >= answered,
+        "carried"
+    );
     p.map_check_ok();
     assert!(kdig(&p.net, "www.example.", "A", &[]).contains("198.18.0.80"));
     assert!(p.net.stop_server().unwrap());

@@ -126,7 +126,9 @@ impl XdpServer {
         };
         // The same program into the link: the kernel leaves it as it is, and the link is ours.
         let link = XdpLink::try_from(link).map_err(|e| anyhow::anyhow!("not an XDP link: {e}"))?;
-        let id = prog.attach_to_link(link).context("taking the pinned link")?;
+        let id = prog
+            .attach_to_link(link)
+            .context("taking the pinned link")?;
         server.adopted = Some(prog);
         server.attached = Some((iface.to_owned(), id));
         Ok(server)

@@ -316,7 +316,9 @@ pub fn prepare(engine: &Engine, name: &str, storage: &Path) -> Result<()> {
         Some(_) => "zones changed while the daemon was down",
         None => "no record of what its maps hold",
     };
-    let ours = state.as_ref().filter(|s| s.fingerprint == pin_state::fingerprint());
+    let ours = state
+        .as_ref()
+        .filter(|s| s.fingerprint == pin_state::fingerprint());
     if let Some(mut s) = ours.cloned() {
         let cfg = dir.join("maps").join(dns_common::maps::CONFIG);
         let passing = (|| -> Result<()> {

@@ -185,7 +185,10 @@ impl XdpServer {
         // name cannot start with a dot.
         for (name, map) in ebpf.maps().filter(|(n, _)| !n.starts_with('.')) {
             if let Some(d) = map_data(map) {
-                map_ids.push((name.to_owned(), d.info().context("reading a map's id")?.id()));
+                map_ids.push((
+                    name.to_owned(),
+                    d.info().context("reading a map's id")?.id(),
+                ));
             }
         }
         Ok(XdpServer {
