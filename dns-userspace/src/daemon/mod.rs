@@ -307,6 +307,11 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
         })?;
         state.control.xdp_started();
     }
+    if let (Some(a), Some(name)) = (&account, &opts.xdp_pin) {
+        if state.served.xdp().is_some() {
+            pin::own(name, &opts.storage, a)?;
+        }
+    }
     if let Some(a) = &account {
         privilege::drop_to(a)?;
         let files: Vec<&std::path::Path> = opts.zones.iter().map(|z| z.file.as_path()).collect();

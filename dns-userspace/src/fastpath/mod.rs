@@ -331,11 +331,14 @@ impl FastPath {
         next.pin = self.pin.take();
         next.start_note = self.start_note.take();
         *self = next;
-        // The new program and maps take the old ones' pins.
+        // The new program and maps take the old ones' pins. It serves already: a pin that
+        // fails leaves the record not clean (the next start loads anew), not the reload failed.
         if let Some(dir) = self.pin.as_ref().map(|p| p.dir.clone()) {
-            self.server.pin_all(&dir)?;
+            match self.server.pin_all(&dir) {
+                Ok(()) => self.pin_clean(engine, digest),
+                Err(e) => log::error!("pinning the grown XDP program and maps: {e:#}"),
+            }
         }
-        self.pin_clean(engine, digest);
         Ok(p)
     }
 

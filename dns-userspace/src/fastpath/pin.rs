@@ -356,6 +356,17 @@ pub fn prepare(engine: &Engine, name: &str, storage: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Gives instance `name`'s pins and record to `account` (`serve --user`), for publications
+/// after the drop to write the record and pin grown maps.
+pub fn own(name: &str, storage: &Path, account: &crate::daemon::privilege::Account) -> Result<()> {
+    let record = pin_state::path(storage, name);
+    let dirs = [instance_dir(name)?, record.parent().context("no directory")?.to_owned()];
+    for d in dirs {
+        crate::daemon::privilege::own_storage(&d, account)?;
+    }
+    Ok(())
+}
+
 /// The counts of the pinned program in `dir` when its counters are laid out as ours.
 fn pinned_counts(dir: &Path, state: Option<&PinState>) -> Vec<u64> {
     let n = dns_common::counter::COUNT as usize;
