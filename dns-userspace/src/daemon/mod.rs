@@ -96,6 +96,9 @@ pub struct ServeOptions {
     pub keep_xdp: bool,
     /// How SIGHUP reads the configuration again (`None`: it reloads the zone files only).
     pub reconfigure: Option<commands::Reconfigure>,
+    /// No cookie secret is configured: the one in `engine` is random, made for this start
+    /// (SIGHUP keeps the one serving).
+    pub cookie_secret_random: bool,
 }
 
 struct State {

@@ -181,10 +181,11 @@ impl FastPath {
         fp.server.set_service_addrs(addrs)?;
         fp.generation = state.generation;
         fp.nsec3_half = state.nsec3_half;
-        let reason = if !state.clean {
-            "a publication was under way when the daemon stopped".to_owned()
-        } else if !state.fresh_for(engine) {
+        // `prepare` clears `clean` of a record whose serials differ: those first.
+        let reason = if state.zones != super::pin_state::serials(engine) {
             "zones changed while the daemon was down".to_owned()
+        } else if !state.clean {
+            "a publication was under way when the daemon stopped".to_owned()
         } else if state.digest.is_none() {
             "the maps were last changed incrementally".to_owned()
         } else {

@@ -360,7 +360,10 @@ pub fn prepare(engine: &Engine, name: &str, storage: &Path) -> Result<()> {
 /// after the drop to write the record and pin grown maps.
 pub fn own(name: &str, storage: &Path, account: &crate::daemon::privilege::Account) -> Result<()> {
     let record = pin_state::path(storage, name);
-    let dirs = [instance_dir(name)?, record.parent().context("no directory")?.to_owned()];
+    let dirs = [
+        instance_dir(name)?,
+        record.parent().context("no directory")?.to_owned(),
+    ];
     for d in dirs {
         crate::daemon::privilege::own_storage(&d, account)?;
     }

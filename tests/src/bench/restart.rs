@@ -53,7 +53,11 @@ impl Daemon {
     fn wait_xdp(&mut self, net: &TestNet) -> Result<String> {
         let deadline = Instant::now() + START_LIMIT;
         loop {
-            if let Some(s) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(s) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 bail!("xdpdns serve exited ({s}): see {}", self.log.display());
             }
             if let Ok(st) = net.ctl("status") {
@@ -121,7 +125,8 @@ impl Restart {
             ("xdp_ready_s", self.xdp_ready.as_secs_f64().into()),
             (
                 "userspace_ready_s",
-                self.userspace_ready.map_or(Json::Null, |d| d.as_secs_f64().into()),
+                self.userspace_ready
+                    .map_or(Json::Null, |d| d.as_secs_f64().into()),
             ),
             ("xdp_start", self.how.clone().into()),
         ])
@@ -221,7 +226,10 @@ pub fn only(o: &Options) -> Result<Json> {
 }
 
 fn run(o: &Options, work: &std::path::Path) -> Result<Json> {
-    println!("restart gap: {} delegations, kill -9 under load", o.delegations);
+    println!(
+        "restart gap: {} delegations, kill -9 under load",
+        o.delegations
+    );
     let z = zone::generate(&work.join("zone"), o.delegations, false, o.seed)?;
     let net = TestNet::new()?;
     let name = format!("bench-{}", net.server_if);
@@ -249,7 +257,10 @@ fn run(o: &Options, work: &std::path::Path) -> Result<Json> {
     };
     let t = d.spawn(&net)?;
     d.wait_xdp(&net)?;
-    println!("first start: XDP serving after {:.2} s", t.elapsed().as_secs_f64());
+    println!(
+        "first start: XDP serving after {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
     let same = restart(&net, &mut d, "unchanged zone", || Ok(()))?;
     let path = z.path.clone();
     let changed = restart(&net, &mut d, "serial changed while down", move || {
