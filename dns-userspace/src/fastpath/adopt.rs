@@ -221,10 +221,13 @@ impl FastPath {
     /// (false: they do not; nothing was written but the settings).
     fn keep(&mut self, engine: &Engine, state: &PinState) -> Result<bool> {
         let generation = state.generation;
+        let t = Instant::now();
         let entries = compile_all(engine, generation, state.nsec3_half * nsec3::HALF_SLOTS);
+        let compiled = t.elapsed().as_secs_f64();
         if Some(state.digest(&entries)) != state.digest {
             return Ok(false);
         }
+        let digested = t.elapsed().as_secs_f64();
         let mut store = TemplateStore::default();
         let mut take = |r: Option<dns_common::AnswerRef>, body: &super::templates::Body| {
             let Some(r) = r else { return false };
@@ -247,6 +250,12 @@ impl FastPath {
                 return Ok(false);
             }
         }
+        log::info!(
+            "XDP maps adopted as they are: compiled in {compiled:.2}s, digest equal after \
+             {digested:.2}s, {} template ids read back by {:.2}s",
+            store.len(),
+            t.elapsed().as_secs_f64()
+        );
         self.server.store = store;
         self.write_settings(engine, generation)?;
         self.exact_keys = KeySet::new(entries.exact.iter().map(|(k, _)| *k).collect());

@@ -175,11 +175,21 @@ fn restart(
     while_down()?;
     std::thread::sleep(Duration::from_millis(500));
     let t = d.spawn(net)?;
-    let mut userspace_ready = None;
-    let status = loop {
-        if userspace_ready.is_none() && net.in_client(probe_tcp).unwrap_or(false) {
-            userspace_ready = Some(t.elapsed());
+    // Userspace's first TCP answer, watched from its own thread: the control socket does not
+    // answer before the XDP start is done.
+    let up = Arc::new(AtomicBool::new(false));
+    let (up2, stop2) = (up.clone(), stop.clone());
+    let userspace_watch = crate::spawn_in_netns(&net.client_ns, move || {
+        while !stop2.load(Ordering::Relaxed) && t.elapsed() < START_LIMIT {
+            if probe_tcp() {
+                up2.store(true, Ordering::Relaxed);
+                return Some(t.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(10));
         }
+        None
+    });
+    let status = loop {
         match net.ctl("status") {
             Ok(st) if st.contains("xdp start:") => break st,
             _ if t.elapsed() > START_LIMIT => bail!("no XDP start within {START_LIMIT:?}"),
@@ -189,6 +199,10 @@ fn restart(
     let xdp_ready = t.elapsed();
     std::thread::sleep(Duration::from_secs(2));
     stop.store(true, Ordering::Relaxed);
+    let userspace_ready = userspace_watch
+        .join()
+        .map_err(|_| anyhow::anyhow!("probe thread panicked"))??;
+    let _ = up;
     let how = status
         .lines()
         .find_map(|l| l.strip_prefix("xdp start: "))
@@ -286,8 +300,22 @@ fn run(o: &Options, work: &std::path::Path) -> Result<Json> {
             r.xdp.serials, r.userspace.serials
         );
     }
+    let log = std::fs::read_to_string(&d.log).unwrap_or_default();
+    for l in log.lines().filter(|l| {
+        [
+            "XDP maps adopted",
+            "XDP generation",
+            "passes everything",
+            "serving on",
+        ]
+        .iter()
+        .any(|k| l.contains(k))
+    }) {
+        println!("  log: {l}");
+    }
     let j = Json::Arr(vec![same.json(), changed.json()]);
     std::fs::create_dir_all(&o.out_dir)?;
+    std::fs::write(o.out_dir.join("restart-server.log"), &log)?;
     std::fs::write(o.out_dir.join("restart.json"), j.pretty())?;
     Ok(j)
 }
