@@ -331,3 +331,28 @@ fn a_pin_of_another_ebpf_object_is_replaced_and_its_counters_carried() {
     assert_eq!(server_xdp_prog(&p.net), None);
     assert!(!p.link.exists());
 }
+
+#[test]
+fn with_user_the_record_is_kept_after_the_drop_and_the_next_start_adopts() {
+    let mut p = Pinned::new();
+    p.start(&["--user", "nobody"]);
+    let first = server_xdp_prog(&p.net).expect("attached");
+    // A publication after the drop writes the record as the user.
+    let out = p.net.ctl("reload").expect("reload as nobody");
+    assert!(out.contains("xdp generation 2"), "{out}");
+    let record = std::fs::read_to_string(&p.record).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&record).unwrap();
+    assert_eq!(
+        (v["generation"].as_u64(), v["clean"].as_bool()),
+        (Some(2), Some(true))
+    );
+    p.net.kill_server().unwrap();
+    p.start(&["--user", "nobody"]);
+    assert_eq!(server_xdp_prog(&p.net), Some(first));
+    assert!(p.status().contains("generation 2 kept"), "{}", p.status());
+    p.map_check_ok();
+    assert!(kdig(&p.net, "www.example.", "A", &[]).contains("198.18.0.80"));
+    assert!(p.net.stop_server().unwrap());
+    assert_eq!(server_xdp_prog(&p.net), None, "{}", p.net.server_log());
+    assert!(!p.link.exists());
+}

@@ -452,9 +452,9 @@ fn detach(state: &State) -> Result<Reply> {
     };
     {
         let mut fp = held(x);
-        if let Some(name) = &state.opts.xdp_pin {
+        if state.opts.xdp_pin.is_some() {
             // The pin would keep the program attached.
-            fp.server.unpin(&crate::fastpath::pin::link_path(name)?);
+            fp.unpin();
         }
         fp.server.detach()?;
     }

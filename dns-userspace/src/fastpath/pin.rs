@@ -101,10 +101,48 @@ fn remove(at: &Path) -> Result<()> {
 
 /// Where an instance is pinned and the record of what its maps hold.
 pub struct Pinned {
+    /// The instance directory: once `hold` opened it, through the descriptor
+    /// (`/proc/self/fd/N`), which reaches it without searching `/sys/fs/bpf` (root's, 0700)
+    /// after `--user` dropped root.
     pub dir: PathBuf,
     /// The record's file (`pin_state::path`).
     pub record: PathBuf,
     pub state: PinState,
+    held: Option<std::os::fd::OwnedFd>,
+}
+
+impl Pinned {
+    fn new(dir: PathBuf, record: PathBuf, state: PinState) -> Pinned {
+        Pinned {
+            dir,
+            record,
+            state,
+            held: None,
+        }
+    }
+
+    /// Opens the instance directory and refers to it through its descriptor from now on.
+    fn hold(&mut self) -> Result<()> {
+        let f = std::fs::File::open(&self.dir)
+            .with_context(|| format!("opening {}", self.dir.display()))?;
+        let fd = std::os::fd::OwnedFd::from(f);
+        self.dir = PathBuf::from(format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&fd)
+        ));
+        self.held = Some(fd);
+        Ok(())
+    }
+}
+
+impl FastPath {
+    /// Removes every pin of the instance (`detach`, a clean stop): the link's pin was the
+    /// last reference but ours.
+    pub fn unpin(&mut self) {
+        if let Some(p) = &self.pin {
+            self.server.unpin(&p.dir.join("link"));
+        }
+    }
 }
 
 impl FastPath {
@@ -427,7 +465,8 @@ pub fn start(
             Ok(server) => {
                 let state = state.expect("checked by open_pinned");
                 let shown = dir.display().to_string();
-                let pin = Pinned { dir, record, state };
+                let mut pin = Pinned::new(dir, record, state);
+                pin.hold()?;
                 let (mut fp, how) = FastPath::adopt(engine, server, pin, addrs, port, templates)?;
                 let note = match how {
                     Adopted::Kept {
@@ -462,11 +501,7 @@ pub fn start(
         key: state.as_ref().map_or(PinState::new().key, |s| s.key),
         ..PinState::new()
     };
-    let pin = Pinned {
-        dir: dir.clone(),
-        record,
-        state: fresh,
-    };
+    let pin = Pinned::new(dir.clone(), record, fresh);
     let mut fp = FastPath::load_pinned(engine, addrs, port, templates, pin)?;
     let what = fp
         .server
@@ -475,6 +510,9 @@ pub fn start(
         *c += o;
     }
     fp.server.pin_all(&dir)?;
+    if let Some(p) = fp.pin.as_mut() {
+        p.hold()?;
+    }
     let digest = fp.pin.as_ref().and_then(|p| p.state.digest.clone());
     fp.pin_clean(engine, digest);
     let note = format!("loaded this binary's XDP program and maps: {what}");
@@ -496,7 +534,12 @@ pub fn stop(fp: &mut FastPath, name: Option<&str>, keep: bool) -> Result<String>
             ))
         }
         (Some(p), false) => {
-            server.unpin(&p);
+            match fp.pin.as_ref().map(|p| p.dir.join("link")) {
+                Some(held) => server.unpin(&held),
+                None => server.unpin(&p),
+            }
+            // Empty now; as another user than root it stays (its parent is root's).
+            let _ = p.parent().map(std::fs::remove_dir);
             server.detach()?;
             if let Some(pin) = &fp.pin {
                 let _ = std::fs::remove_file(&pin.record);
