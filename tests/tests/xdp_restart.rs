@@ -356,3 +356,40 @@ fn with_user_the_record_is_kept_after_the_drop_and_the_next_start_adopts() {
     assert_eq!(server_xdp_prog(&p.net), None, "{}", p.net.server_log());
     assert!(!p.link.exists());
 }
+
+#[test]
+fn a_setting_changed_while_the_daemon_was_down_is_republished_before_userspace_answers() {
+    let mut p = Pinned::new();
+    p.start(&["--identity", "one"]);
+    let id = |p: &Pinned, extra: &[&str]| {
+        let mut e = vec!["-c", "CH"];
+        e.extend(extra);
+        kdig(&p.net, "id.server.", "TXT", &e)
+    };
+    assert!(id(&p, &[]).contains("\"one\""));
+    p.net.kill_server().unwrap();
+    p.start(&["--identity", "two"]);
+    let log = p.net.server_log();
+    assert!(
+        log.contains(
+            "passes everything until the new generation serves (the answers' settings changed"
+        ),
+        "{log}"
+    );
+    assert!(
+        p.status().contains("republished as generation 2"),
+        "{}",
+        p.status()
+    );
+    let before = p.net.stats().unwrap();
+    assert!(id(&p, &[]).contains("\"two\""));
+    let after = p.net.stats().unwrap();
+    assert_eq!(
+        xdpdns_tests::stats::delta(&before, &after, "xdp.answered"),
+        1,
+        "by XDP"
+    );
+    assert!(id(&p, &["+tcp"]).contains("\"two\""));
+    p.map_check_ok();
+    assert!(p.net.stop_server().unwrap());
+}

@@ -184,6 +184,8 @@ impl FastPath {
         // `prepare` clears `clean` of a record whose serials differ: those first.
         let reason = if state.zones != super::pin_state::serials(engine) {
             "zones changed while the daemon was down".to_owned()
+        } else if state.settings != super::pin_state::settings(engine) {
+            "the answers' settings changed while the daemon was down".to_owned()
         } else if !state.clean {
             "a publication was under way when the daemon stopped".to_owned()
         } else if state.digest.is_none() {

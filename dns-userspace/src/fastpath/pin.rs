@@ -14,8 +14,10 @@
 //!
 //! The rule against stale answers (`prepare`, before userspace answers anything): the pinned
 //! program may go on answering only when the record is clean and names exactly the serials
-//! of the zones the new daemon serves. Otherwise (a zone changed, was added or removed while
-//! the daemon was down, or a publication was cut short) the pinned program is made to pass
+//! of the zones the new daemon serves and the settings its answers depend on (NSID, CHAOS
+//! answers, payload size, require-cookie, RRL). Otherwise (a zone changed, was added or
+//! removed while the daemon was down, a setting changed, or a publication was cut short)
+//! the pinned program is made to pass
 //! everything — its configuration switched to generation 0, which no entry has, when it is
 //! this binary's, else its link unpinned, which detaches it — so userspace answers until the
 //! new generation serves on both paths.
@@ -185,6 +187,7 @@ impl FastPath {
         p.state.generation = generation;
         p.state.nsec3_half = half;
         p.state.zones = pin_state::serials(engine);
+        p.state.settings = pin_state::settings(engine);
         p.state.digest = digest;
         p.state.carried = server.carried.clone();
         p.state.clean = true;
@@ -351,7 +354,10 @@ pub fn prepare(engine: &Engine, name: &str, storage: &Path) -> Result<()> {
     }
     let why = match &state {
         Some(s) if !s.clean => "a publication was cut short",
-        Some(_) => "zones changed while the daemon was down",
+        Some(s) if s.zones != pin_state::serials(engine) => {
+            "zones changed while the daemon was down"
+        }
+        Some(_) => "the answers' settings changed while the daemon was down",
         None => "no record of what its maps hold",
     };
     let ours = state

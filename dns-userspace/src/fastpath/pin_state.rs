@@ -5,9 +5,10 @@
 //!   `maps`: the kernel ids of the program and of its maps, so that a record never vouches
 //!   for pins it was not written for;
 //! - `generation`, `nsec3_half`: what the program answers from;
-//! - `clean`, `zones`, `digest`: `clean` is cleared (and the file synced) before any
-//!   publication changes the maps and set again once it is done, with the SOA serial of
-//!   every zone the maps then answer for and, after a full publication, a keyed digest of
+//! - `clean`, `zones`, `settings`, `digest`: `clean` is cleared (and the file synced) before
+//!   any publication changes the maps and set again once it is done, with the SOA serial of
+//!   every zone the maps then answer for, the engine settings they were compiled with and,
+//!   after a full publication, a keyed digest of
 //!   every entry it wrote (`digest`, order-independent; the key is kept here, so a zone's
 //!   author cannot aim at a collision). An incremental publication leaves no digest;
 //! - `carried`: the counts of the programs this one took over from.
@@ -38,7 +39,10 @@ pub struct PinState {
     pub generation: u16,
     pub nsec3_half: u32,
     pub clean: bool,
-    pub zones: BTreeMap<String, u32>,
+    /// SOA serial by apex; `None`: the zone is configured but not answerable (SERVFAIL).
+    pub zones: BTreeMap<String, Option<u32>>,
+    /// The engine settings the answers depend on (`settings`).
+    pub settings: String,
     pub digest: Option<String>,
     pub key: [u64; 2],
     pub carried: Vec<u64>,
@@ -58,16 +62,36 @@ pub fn path(storage: &Path, name: &str) -> PathBuf {
     storage.join("xdp-pin").join(format!("{name}.json"))
 }
 
-/// The SOA serial of every zone `engine` serves, by apex.
-pub fn serials(engine: &Engine) -> BTreeMap<String, u32> {
+/// The SOA serial of every zone `engine` serves, by apex (`None`: not answerable).
+pub fn serials(engine: &Engine) -> BTreeMap<String, Option<u32>> {
     engine
         .catalog
         .zones()
-        .filter_map(|z| {
-            let serial = crate::daemon::record::serial(z).ok()?;
-            Some((z.apex().to_string(), serial))
+        .map(|z| {
+            let serial = engine
+                .catalog
+                .is_available(z.apex())
+                .then(|| crate::daemon::record::serial(z).ok())
+                .flatten();
+            (z.apex().to_string(), serial)
         })
         .collect()
+}
+
+/// The engine settings the maps' answers depend on, as text: payload size, NSID, CHAOS
+/// answers, whether cookies are required, rate limiting (not the cookie secrets, random when
+/// none is configured: the adopted program gets the new ones when it is adopted).
+pub fn settings(engine: &Engine) -> String {
+    let c = &engine.config;
+    format!(
+        "{} {:?} {:?} {:?} {:?} {:?}",
+        c.server_payload,
+        c.nsid,
+        c.identity,
+        c.version,
+        c.cookies.as_ref().map(|k| k.require),
+        c.rrl.as_ref().map(|l| &l.settings)
+    )
 }
 
 impl PinState {
@@ -89,6 +113,7 @@ impl PinState {
             nsec3_half: 1,
             clean: false,
             zones: BTreeMap::new(),
+            settings: String::new(),
             digest: None,
             key: [word(0), word(1)],
             carried: Vec::new(),
@@ -131,9 +156,10 @@ impl PinState {
         std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
     }
 
-    /// Whether the maps answer for exactly the serials of `engine`'s zones.
+    /// Whether the maps answer for exactly the serials of `engine`'s zones, with its
+    /// settings.
     pub fn fresh_for(&self, engine: &Engine) -> bool {
-        self.clean && self.zones == serials(engine)
+        self.clean && self.zones == serials(engine) && self.settings == settings(engine)
     }
 
     /// The digest of `entries` under this record's key.
