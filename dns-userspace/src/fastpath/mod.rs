@@ -25,6 +25,8 @@ pub mod pin_state;
 pub mod promote;
 pub mod render;
 pub mod templates;
+#[cfg(feature = "test-support")]
+mod test_run;
 pub mod update;
 pub mod xdp;
 
