@@ -199,3 +199,70 @@ impl Default for PinState {
         PinState::new()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fastpath::compile::SuffixKey;
+    use crate::fastpath::templates::Body;
+    use dns_common::{Answer, ANSWER_MAX, MAX_PTRS};
+
+    fn body(b: u8) -> Body {
+        Body::new(&Answer {
+            header_flags: 0x8400,
+            ancount: 1,
+            nscount: 0,
+            arcount: 0,
+            len: 1,
+            csum: 0,
+            kind: 1,
+            anchor_len: 0,
+            nptrs: 0,
+            ptrs: [0; MAX_PTRS],
+            _pad: [0; 3],
+            data: [b; ANSWER_MAX],
+        })
+    }
+
+    fn suffix(n: u8) -> SuffixKey {
+        SuffixKey {
+            bits: 16,
+            prefix: vec![0, n].into(),
+        }
+    }
+
+    #[test]
+    fn the_digest_ignores_order_and_sees_every_entry_and_the_key() {
+        let s = PinState::new();
+        let mut a = Entries::default();
+        a.suffix = vec![(suffix(1), body(1)), (suffix(2), body(2))];
+        let mut b = Entries::default();
+        b.suffix = vec![(suffix(2), body(2)), (suffix(1), body(1))];
+        assert_eq!(s.digest(&a), s.digest(&b));
+        b.suffix[0].1 = body(3);
+        assert_ne!(s.digest(&a), s.digest(&b), "another answer");
+        b.suffix.pop();
+        assert_ne!(s.digest(&a), s.digest(&b), "an entry fewer");
+        let other = PinState {
+            key: [s.key[0] ^ 1, s.key[1]],
+            ..s.clone()
+        };
+        assert_ne!(s.digest(&a), other.digest(&a), "keyed");
+    }
+
+    #[test]
+    fn a_record_round_trips_and_a_torn_one_is_none() {
+        let dir = std::env::temp_dir().join(format!("xdpdns-pin-state-{}", std::process::id()));
+        let at = path(&dir, "t");
+        let s = PinState {
+            clean: true,
+            generation: 7,
+            ..PinState::new()
+        };
+        s.write(&at).unwrap();
+        assert_eq!(PinState::read(&at), Some(s));
+        std::fs::write(&at, "{\"version\": 1").unwrap();
+        assert_eq!(PinState::read(&at), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -421,4 +421,25 @@ mod tests {
         assert_eq!(s.retire_unused(), vec![a]);
         assert_eq!(s.refs(c), 1);
     }
+
+    #[test]
+    fn reserved_ids_are_not_made_and_adopted_ids_are_kept() {
+        let mut s = TemplateStore::default();
+        s.reserve([1, 2, 0]);
+        s.begin();
+        let (a, _) = s.intern(&body(b"one", &[]));
+        assert_eq!(a, 3, "1 and 2 are reserved");
+        let mut gone = s.take_reserved();
+        gone.sort_unstable();
+        assert_eq!(gone, vec![1, 2], "to be removed from the cache");
+        let mut t = TemplateStore::default();
+        assert!(t.adopt(&body(b"x", &[]), 7));
+        assert!(t.adopt(&body(b"x", &[]), 7));
+        assert_eq!(t.refs(7), 2);
+        assert!(!t.adopt(&body(b"x", &[]), 8), "one body, two ids");
+        assert!(!t.adopt(&body(b"y", &[]), 7), "one id, two bodies");
+        t.begin();
+        let (n, new) = t.intern(&body(b"z", &[]));
+        assert!(new && n == 8, "ids go on after the adopted ones");
+    }
 }
