@@ -234,10 +234,14 @@ mod tests {
     #[test]
     fn the_digest_ignores_order_and_sees_every_entry_and_the_key() {
         let s = PinState::new();
-        let mut a = Entries::default();
-        a.suffix = vec![(suffix(1), body(1)), (suffix(2), body(2))];
-        let mut b = Entries::default();
-        b.suffix = vec![(suffix(2), body(2)), (suffix(1), body(1))];
+        let a = Entries {
+            suffix: vec![(suffix(1), body(1)), (suffix(2), body(2))],
+            ..Entries::default()
+        };
+        let mut b = Entries {
+            suffix: vec![(suffix(2), body(2)), (suffix(1), body(1))],
+            ..Entries::default()
+        };
         assert_eq!(s.digest(&a), s.digest(&b));
         b.suffix[0].1 = body(3);
         assert_ne!(s.digest(&a), s.digest(&b), "another answer");
