@@ -393,3 +393,26 @@ fn a_setting_changed_while_the_daemon_was_down_is_republished_before_userspace_a
     p.map_check_ok();
     assert!(p.net.stop_server().unwrap());
 }
+
+#[test]
+fn a_start_with_xdp_off_detaches_the_pinned_program() {
+    let mut p = Pinned::new();
+    p.start(&[]);
+    assert!(server_xdp_prog(&p.net).is_some());
+    p.net.kill_server().unwrap();
+    p.start(&["--xdp-mode", "off"]);
+    assert_eq!(server_xdp_prog(&p.net), None, "{}", p.net.server_log());
+    assert!(!p.link.exists());
+    assert!(p
+        .net
+        .server_log()
+        .contains("XDP is off: the program pinned at"));
+    let before = p.net.stats().unwrap();
+    assert!(kdig(&p.net, "www.example.", "A", &[]).contains("198.18.0.80"));
+    let after = p.net.stats().unwrap();
+    assert_eq!(
+        xdpdns_tests::stats::delta(&before, &after, "udp.queries"),
+        1
+    );
+    assert!(p.net.stop_server().unwrap());
+}

@@ -247,9 +247,11 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
         (None, Some(_)) => return Err(anyhow!("XDP needs --iface (or use --xdp-mode off)")),
         _ => None,
     };
-    if let (Some(name), Some(_)) = (&opts.xdp_pin, &xdp) {
+    match (&opts.xdp_pin, &xdp) {
         // Before userspace answers: a pinned program must not answer older zones than it.
-        pin::prepare(&engine, name, &opts.storage)?;
+        (Some(name), Some(_)) => pin::prepare(&engine, name, &opts.storage)?,
+        (Some(name), None) => pin::release(name)?,
+        _ => {}
     }
     let xfr = Arc::new(XfrStats::default());
     let state = Arc::new(State {

@@ -344,7 +344,12 @@ pub fn prepare(engine: &Engine, name: &str, storage: &Path) -> Result<()> {
         return Ok(());
     }
     let record = pin_state::path(storage, name);
-    let state = PinState::read(&record);
+    // A record vouches only for the program it names, running in the pinned link.
+    let running = PinnedLink::from_pin(dir.join("link"))
+        .ok()
+        .and_then(|l| FdLink::from(l).info().ok())
+        .map(|i| i.program_id());
+    let state = PinState::read(&record).filter(|s| Some(s.program) == running);
     if state.as_ref().is_some_and(|s| s.fresh_for(engine)) {
         log::info!(
             "the XDP program pinned at {} answers for the zones' serials: it goes on answering",
@@ -358,7 +363,7 @@ pub fn prepare(engine: &Engine, name: &str, storage: &Path) -> Result<()> {
             "zones changed while the daemon was down"
         }
         Some(_) => "the answers' settings changed while the daemon was down",
-        None => "no record of what its maps hold",
+        None => "no record of what it holds",
     };
     let ours = state
         .as_ref()
@@ -410,6 +415,31 @@ pub fn own(name: &str, storage: &Path, account: &crate::daemon::privilege::Accou
     ];
     for d in dirs {
         crate::daemon::privilege::own_storage(&d, account)?;
+    }
+    Ok(())
+}
+
+/// With XDP off (`--xdp-mode off`): a program pinned as `name` would go on answering from
+/// maps nothing updates; it is detached and unpinned.
+pub fn release(name: &str) -> Result<()> {
+    let dir = instance_dir(name)?;
+    if dir.join("link").exists() {
+        // No program of ours to detach with: dropping every pin drops the link.
+        let mut removed = 0;
+        for f in ["link", "jump", "prog"] {
+            removed += remove(&dir.join(f)).is_ok() as usize;
+        }
+        if let Ok(maps) = std::fs::read_dir(dir.join("maps")) {
+            for m in maps.flatten() {
+                let _ = std::fs::remove_file(m.path());
+            }
+        }
+        let _ = std::fs::remove_dir(dir.join("maps"));
+        let _ = std::fs::remove_dir(&dir);
+        log::info!(
+            "XDP is off: the program pinned at {} is detached and unpinned ({removed} pins)",
+            dir.display()
+        );
     }
     Ok(())
 }
