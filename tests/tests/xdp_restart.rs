@@ -4,8 +4,11 @@
 //! the same program and maps, adopted by the new daemon without refilling them — while a
 //! name only userspace answers goes unanswered until the daemon is back. A zone changed while
 //! the daemon was down is republished into the adopted maps, and no old answer comes after a
-//! new one on either path; a pin whose record names another eBPF object is replaced. A clean
-//! stop detaches and unpins everything; with `--keep-xdp` all stays for the next start.
+//! new one on either path, and so is a setting changed while it was down; a pin whose record
+//! names another eBPF object is replaced, its counters carried. Maps grown by a reload are
+//! pinned in place and answer (tail calls included) after a kill; with `--user` the record is
+//! kept after the drop; `--xdp-mode off` detaches a pinned program. A clean stop detaches and
+//! unpins everything; with `--keep-xdp` all stays for the next start.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -415,4 +418,43 @@ fn a_start_with_xdp_off_detaches_the_pinned_program() {
         1
     );
     assert!(p.net.stop_server().unwrap());
+}
+
+#[test]
+fn maps_grown_by_a_reload_are_pinned_in_place_and_adopted_after_a_kill() {
+    let mut p = Pinned::new();
+    let file = p.net.dir.join("tld.zone");
+    std::fs::write(&file, xdpdns_tests::tld::zone_text("tld.", 4)).unwrap();
+    p.zone = format!("tld.={}", file.display());
+    p.start(&[]);
+    let small = server_xdp_prog(&p.net).expect("attached");
+    let grown =
+        xdpdns_tests::tld::zone_text("tld.", 20_000).replace(" 2026112701 ", " 2026112702 ");
+    std::fs::write(&file, grown).unwrap();
+    let out = xdpdns(&p.net, &["zone", "reload", "tld."]).expect("reloaded");
+    assert!(out.contains("serial 2026112702"), "{out}");
+    assert!(p.net.server_log().contains("loading the program again"));
+    let large = server_xdp_prog(&p.net).expect("attached");
+    assert_ne!(small, large, "grown");
+    p.net.kill_server().unwrap();
+    // Down: the grown program answers, its tail calls through the JUMP pinned in place.
+    let r = kdig(&p.net, "x.d19998.tld.", "A", &[]);
+    assert!(
+        r.contains("NOERROR") && r.contains("ns1.d19998.tld."),
+        "{r}"
+    );
+    p.start(&[]);
+    assert_eq!(server_xdp_prog(&p.net), Some(large));
+    assert!(p.status().contains("kept"), "{}", p.status());
+    p.map_check_ok();
+    let before = p.net.stats().unwrap();
+    let r = kdig(&p.net, "x.d19998.tld.", "A", &[]);
+    assert!(r.contains("ns1.d19998.tld."), "{r}");
+    let after = p.net.stats().unwrap();
+    assert_eq!(
+        xdpdns_tests::stats::delta(&before, &after, "xdp.answered"),
+        1
+    );
+    assert!(p.net.stop_server().unwrap());
+    assert!(!p.link.exists());
 }
