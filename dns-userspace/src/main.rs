@@ -279,7 +279,9 @@ impl ServeArgs {
         if listen.is_empty() {
             listen.push("[::]:53".parse()?);
         }
+        let cookie_secret = self.cookie_secret.or_else(|| srv.cookie_secret.clone());
         Ok(ServeOptions {
+            cookie_secret_random: cookie_secret.is_none(),
             zones,
             secondaries,
             keys,
@@ -311,7 +313,7 @@ impl ServeArgs {
                 identity: self.identity.or_else(|| srv.identity.clone()),
                 version: self.version_string.or_else(|| srv.version.clone()),
                 cookies: Some(cookie_settings(
-                    self.cookie_secret.or_else(|| srv.cookie_secret.clone()),
+                    cookie_secret,
                     self.cookie_secret_previous
                         .or_else(|| srv.cookie_secret_previous.clone()),
                     self.require_cookie || srv.require_cookie.unwrap_or(false),

@@ -186,6 +186,15 @@ pub(super) fn reload(state: &State) -> Result<Reply> {
 
 /// Reloads the zone files `specs`, and serves them instead of the zones from files served now.
 fn reload_files(state: &State, specs: &[ZoneSpec]) -> Result<Reply> {
+    reload_files_configured(state, specs, None)
+}
+
+/// `reload_files`, serving with the engine settings `config` from now on when given.
+fn reload_files_configured(
+    state: &State,
+    specs: &[ZoneSpec],
+    config: Option<crate::engine::EngineConfig>,
+) -> Result<Reply> {
     let (catalog, warnings) = changes::load_files(specs, &state.opts.storage)?;
     let mut out = String::new();
     for w in &warnings {
@@ -193,7 +202,9 @@ fn reload_files(state: &State, specs: &[ZoneSpec]) -> Result<Reply> {
         writeln!(out, "warning: {w}")?;
     }
     let files = catalog.zones().count();
-    let (published, zones) = state.served.change(|s| s.files = catalog)?;
+    let (published, zones) = state
+        .served
+        .change_configured(config, |s| s.files = catalog)?;
     if let Some(p) = &published {
         writeln!(out, "{}", published_line(p))?;
     }
@@ -238,7 +249,25 @@ pub(super) fn reconfigure(state: &State) -> Result<String> {
                 bail!("zone {} is configured twice (file and secondary)", z.origin);
             }
         }
-        let reply = reload_files(state, &opts.zones)?;
+        let settings = super::sighup::settings(state, &opts);
+        for r in &settings.restart {
+            log::warn!("SIGHUP: {r} changed: takes effect at the next restart");
+        }
+        let mut reply = reload_files_configured(state, &opts.zones, settings.engine)?;
+        if !settings.applied.is_empty() {
+            let line = format!("settings applied: {}", settings.applied.join(", "));
+            log::info!("SIGHUP: {line}");
+            reply.text.push_str(&format!("{line}\n"));
+        }
+        if !settings.restart.is_empty() {
+            let line = format!(
+                "settings taking effect at the next restart: {}",
+                settings.restart.join(", ")
+            );
+            reply.text.push_str(&format!("{line}\n"));
+        }
+        reply.json["settings_applied"] = json!(settings.applied);
+        reply.json["settings_at_restart"] = json!(settings.restart);
         *zones = opts.zones;
         Ok(reply)
     })();
@@ -423,9 +452,9 @@ fn detach(state: &State) -> Result<Reply> {
     };
     {
         let mut fp = held(x);
-        if let Some(name) = &state.opts.xdp_pin {
+        if state.opts.xdp_pin.is_some() {
             // The pin would keep the program attached.
-            fp.server.unpin(&crate::fastpath::pin::link_path(name)?);
+            fp.unpin();
         }
         fp.server.detach()?;
     }

@@ -96,6 +96,9 @@ pub struct ServeOptions {
     pub keep_xdp: bool,
     /// How SIGHUP reads the configuration again (`None`: it reloads the zone files only).
     pub reconfigure: Option<commands::Reconfigure>,
+    /// No cookie secret is configured: the one in `engine` is random, made for this start
+    /// (SIGHUP keeps the one serving).
+    pub cookie_secret_random: bool,
 }
 
 struct State {
@@ -244,6 +247,12 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
         (None, Some(_)) => return Err(anyhow!("XDP needs --iface (or use --xdp-mode off)")),
         _ => None,
     };
+    match (&opts.xdp_pin, &xdp) {
+        // Before userspace answers: a pinned program must not answer older zones than it.
+        (Some(name), Some(_)) => pin::prepare(&engine, name, &opts.storage)?,
+        (Some(name), None) => pin::release(name)?,
+        _ => {}
+    }
     let xfr = Arc::new(XfrStats::default());
     let state = Arc::new(State {
         served: Arc::new(Served::new(sources, engine, opts.engine.clone())),
@@ -288,13 +297,25 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
     if let Some((iface, mode, (addrs, port))) = xdp {
         tokio::task::block_in_place(|| {
             state.served.start_xdp(|engine| match &opts.xdp_pin {
-                Some(name) => {
-                    pin::start(engine, &iface, mode, &addrs, port, opts.xdp_capacity, name)
-                }
+                Some(name) => pin::start(
+                    engine,
+                    &iface,
+                    mode,
+                    &addrs,
+                    port,
+                    opts.xdp_capacity,
+                    name,
+                    &opts.storage,
+                ),
                 None => FastPath::start(engine, &iface, mode, &addrs, port, opts.xdp_capacity),
             })
         })?;
         state.control.xdp_started();
+    }
+    if let (Some(a), Some(name)) = (&account, &opts.xdp_pin) {
+        if state.served.xdp().is_some() {
+            pin::own(name, &opts.storage, a)?;
+        }
     }
     if let Some(a) = &account {
         privilege::drop_to(a)?;
@@ -404,7 +425,7 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
     while zone_tasks.join_next().await.is_some() {}
     udp.stop();
     if let Some(x) = state.served.xdp() {
-        let what = pin::stop(&mut held(x).server, opts.xdp_pin.as_deref(), opts.keep_xdp)?;
+        let what = pin::stop(&mut held(x), opts.xdp_pin.as_deref(), opts.keep_xdp)?;
         log::info!("{what}");
     }
     Ok(())

@@ -110,10 +110,11 @@ pub(super) fn status(state: &State) -> Reply {
             json.insert("xdp".into(), json!({ "iface": i, "detached": true }));
         }
         (Some(i), true) => {
-            let (entries, (templates, cache)) = state.served.xdp().map_or((0, (0, 0)), |x| {
-                let x = held(x);
-                (x.entries, x.server.template_counts())
-            });
+            let (entries, (templates, cache), start) =
+                state.served.xdp().map_or((0, (0, 0), None), |x| {
+                    let x = held(x);
+                    (x.entries, x.server.template_counts(), x.start_note.clone())
+                });
             let mode = state
                 .opts
                 .xdp_mode
@@ -125,10 +126,13 @@ pub(super) fn status(state: &State) -> Reply {
                  mode {mode}{}",
                 pin.map_or(String::new(), |p| format!(" pinned as {p}"))
             );
+            if let Some(start) = &start {
+                let _ = writeln!(out, "xdp start: {start}");
+            }
             json.insert(
                 "xdp".into(),
                 json!({ "iface": i, "entries": entries, "templates": templates,
-                        "template_cache": cache, "mode": mode, "pin": pin }),
+                        "template_cache": cache, "mode": mode, "pin": pin, "start": start }),
             );
         }
         _ => {

@@ -59,7 +59,8 @@ pub struct Served {
     /// Set once it is started, after userspace serves.
     xdp: OnceLock<Mutex<FastPath>>,
     sources: Mutex<Sources>,
-    config: EngineConfig,
+    /// The settings engines are built with (SIGHUP may change some, `change_configured`).
+    config: Mutex<EngineConfig>,
 }
 
 impl Served {
@@ -69,7 +70,7 @@ impl Served {
             engine: Arc::new(std::sync::RwLock::new(Arc::new(engine))),
             xdp: OnceLock::new(),
             sources: Mutex::new(sources),
-            config,
+            config: Mutex::new(config),
         }
     }
 
@@ -98,15 +99,32 @@ impl Served {
     /// changes. Returns the XDP publication, when there is a fast path. Blocks while it
     /// compiles: call it off the runtime's worker threads.
     pub fn change(&self, edit: impl FnOnce(&mut Sources)) -> Result<(Option<Published>, usize)> {
+        self.change_configured(None, edit)
+    }
+
+    /// `change`, with the engine settings `config` from now on when given (SIGHUP): both
+    /// take effect together, or neither.
+    pub fn change_configured(
+        &self,
+        config: Option<EngineConfig>,
+        edit: impl FnOnce(&mut Sources),
+    ) -> Result<(Option<Published>, usize)> {
         let mut sources = held(&self.sources);
         let mut next = sources.clone();
         edit(&mut next);
-        let engine = Arc::new(next.engine(&self.config));
+        let config = config.unwrap_or_else(|| self.config());
+        let engine = Arc::new(next.engine(&config));
         let published = self.publish(&engine)?;
         let zones = engine.catalog.zones().count();
         self.serve(engine);
         *sources = next;
+        *held(&self.config) = config;
         Ok((published, zones))
+    }
+
+    /// The engine settings now.
+    pub fn config(&self) -> EngineConfig {
+        held(&self.config).clone()
     }
 
     /// Serves `zone` (or none: SERVFAIL) as the version of secondary zone `apex`, on both
@@ -124,7 +142,7 @@ impl Served {
         let old = sources.secondaries.get(apex).cloned().flatten();
         let mut next = sources.clone();
         next.secondaries.insert(apex.clone(), zone.clone());
-        let engine = Arc::new(next.engine(&self.config));
+        let engine = Arc::new(next.engine(&self.config()));
         let published = match (self.xdp.get(), old, &zone) {
             (Some(x), Some(old), Some(new)) => {
                 let change = match diffs {
@@ -164,7 +182,7 @@ impl Served {
         let FileEdit { zone, change, undo } = edit(&old)?;
         let mut next = sources.clone();
         next.files.insert(zone);
-        let engine = Arc::new(next.engine(&self.config));
+        let engine = Arc::new(next.engine(&self.config()));
         let published = match self.xdp.get() {
             Some(x) => held(x)
                 .publish_change_switching(&engine, &change, &mut || self.serve(engine.clone()))

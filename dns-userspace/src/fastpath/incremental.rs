@@ -169,8 +169,13 @@ impl FastPath {
         switched: &mut dyn FnMut(),
     ) -> Result<Published> {
         let t = Instant::now();
+        // The pinned maps' record: not clean while they change (`pin_state`).
+        self.pin_dirty()?;
         let reason = match self.try_incremental(engine, change, t, observe, switched)? {
-            Ok(p) => return Ok(p),
+            Ok(p) => {
+                self.pin_clean(engine, None);
+                return Ok(p);
+            }
             Err(reason) => reason,
         };
         log::info!("zone {}: publishing XDP in full: {reason}", change.apex);

@@ -9,6 +9,7 @@
 //! rewritten (`incremental`, `affected`, `deps`), in an order that keeps every query on the
 //! old answers or the new ones (`update`).
 
+mod adopt;
 pub mod affected;
 pub mod change;
 pub mod check;
@@ -21,9 +22,12 @@ pub mod nsec3;
 mod nsec3_maps;
 pub mod parts;
 pub mod pin;
+pub mod pin_state;
 pub mod promote;
 pub mod render;
 pub mod templates;
+#[cfg(feature = "test-support")]
+mod test_run;
 pub mod update;
 pub mod xdp;
 
@@ -68,6 +72,11 @@ pub struct FastPath {
     /// NSEC3 maps that generation uses (the next full publication takes the other).
     nsec3: HashMap<Name, nsec3::ZoneNsec3>,
     nsec3_half: u32,
+    /// Where the program and its maps are pinned, and the record of what they hold
+    /// (`--xdp-pin`).
+    pin: Option<pin::Pinned>,
+    /// How this start got its program (adopted with its maps, or loaded), for `status`.
+    pub start_note: Option<String>,
 }
 
 /// What one publication did.
@@ -196,6 +205,23 @@ impl FastPath {
         Ok(fp)
     }
 
+    /// `load` with the program and maps to be pinned as `pin` says (`pin::start`): the
+    /// publication keeps the pin's record.
+    fn load_pinned(
+        engine: &Engine,
+        addrs: &[IpAddr],
+        port: u16,
+        templates: Option<u32>,
+        pin: pin::Pinned,
+    ) -> Result<FastPath> {
+        let generation = 1;
+        let entries = compile_all(engine, generation, 0);
+        let mut fp = FastPath::sized(&entries, addrs, port, templates)?;
+        fp.pin = Some(pin);
+        fp.install(engine, entries, generation, None)?;
+        Ok(fp)
+    }
+
     /// The program loaded with maps sized for two generations of `entries`, nothing published.
     fn sized(
         entries: &Entries,
@@ -216,7 +242,17 @@ impl FastPath {
         for a in addrs {
             server.add_service_addr(*a)?;
         }
-        Ok(FastPath {
+        Ok(FastPath::with_server(server, addrs, port, templates))
+    }
+
+    /// A fast path around `server`, nothing published.
+    fn with_server(
+        server: XdpServer,
+        addrs: &[IpAddr],
+        port: u16,
+        templates: Option<u32>,
+    ) -> FastPath {
+        FastPath {
             server,
             generation: 0,
             port,
@@ -230,7 +266,9 @@ impl FastPath {
             templates,
             nsec3: HashMap::new(),
             nsec3_half: 1,
-        })
+            pin: None,
+            start_note: None,
+        }
     }
 
     /// The generation the program answers from.
@@ -287,11 +325,23 @@ impl FastPath {
             have.suffixes,
             have.templates,
         );
+        let digest = self.pin.as_ref().map(|p| p.state.digest(&entries));
+        self.pin_dirty()?;
         let mut next = FastPath::sized(&entries, &self.addrs, self.port, self.templates)?;
         let p = next.install(engine, entries, generation, None)?;
         next.server.take_over(&mut self.server)?;
         switched();
+        next.pin = self.pin.take();
+        next.start_note = self.start_note.take();
         *self = next;
+        // The new program and maps take the old ones' pins. It serves already: a pin that
+        // fails leaves the record not clean (the next start loads anew), not the reload failed.
+        if let Some(dir) = self.pin.as_ref().map(|p| p.dir.clone()) {
+            match self.server.pin_all(&dir) {
+                Ok(()) => self.pin_clean(engine, digest),
+                Err(e) => log::error!("pinning the grown XDP program and maps: {e:#}"),
+            }
+        }
         Ok(p)
     }
 
@@ -305,9 +355,12 @@ impl FastPath {
         switched: Option<&mut dyn FnMut()>,
     ) -> Result<Published> {
         let t = Instant::now();
+        let digest = self.pin.as_ref().map(|p| p.state.digest(&entries));
+        let before = self.pin_dirty()?;
         let inserted = match self.server.insert(&entries) {
             Ok(i) => i,
             Err(e) => {
+                self.pin_restore(before);
                 // Roll back what was inserted of the new generation; the old one still serves.
                 self.remove(
                     entries.exact.iter().map(|(k, _)| k),
@@ -317,23 +370,7 @@ impl FastPath {
                 return Err(e);
             }
         };
-        self.server.set_edns(edns::config(&engine.config))?;
-        match &engine.config.rrl {
-            Some(l) => self
-                .server
-                .set_rrl(l.settings.xdp_config(), &l.settings.exempt_keys())?,
-            None => self.server.set_rrl(Default::default(), &[])?,
-        }
-        self.server.set_config(Config {
-            port: self.port,
-            server_payload: engine.config.server_payload,
-            generation,
-            flags: if engine.catalog.zones().any(|z| z.is_signed()) {
-                0
-            } else {
-                dns_common::CONFIG_NO_DNSSEC
-            },
-        })?;
+        self.write_settings(engine, generation)?;
         if let Some(switched) = switched {
             switched();
         }
@@ -357,6 +394,7 @@ impl FastPath {
         self.entries = entries.len();
         self.epochs.clear();
         self.index(engine);
+        self.pin_clean(engine, digest);
         let p = Published {
             generation,
             entries: entries.len(),
@@ -378,6 +416,28 @@ impl FastPath {
             p.seconds
         );
         Ok(p)
+    }
+
+    /// Writes the settings (EDNS, RRL) and the configuration naming `generation` (the switch
+    /// to it).
+    fn write_settings(&mut self, engine: &Engine, generation: u16) -> Result<()> {
+        self.server.set_edns(edns::config(&engine.config))?;
+        match &engine.config.rrl {
+            Some(l) => self
+                .server
+                .set_rrl(l.settings.xdp_config(), &l.settings.exempt_keys())?,
+            None => self.server.set_rrl(Default::default(), &[])?,
+        }
+        self.server.set_config(Config {
+            port: self.port,
+            server_payload: engine.config.server_payload,
+            generation,
+            flags: if engine.catalog.zones().any(|z| z.is_signed()) {
+                0
+            } else {
+                dns_common::CONFIG_NO_DNSSEC
+            },
+        })
     }
 
     /// Writes the program's EDNS settings again with the cookies' clock offset as it is now

@@ -27,6 +27,21 @@ impl Nsec3Maps {
         })
     }
 
+    /// The maps of a program opened from its pins (`adopt`).
+    pub fn new(
+        zones: Array<MapData, Nsec3Zone>,
+        hashes: Array<MapData, Nsec3Hash>,
+        records: Array<MapData, Nsec3Record>,
+        capacity: u32,
+    ) -> Nsec3Maps {
+        Nsec3Maps {
+            zones,
+            hashes,
+            records,
+            capacity,
+        }
+    }
+
     pub fn capacity(&self) -> u32 {
         self.capacity
     }

@@ -128,6 +128,9 @@ pub struct TemplateStore {
     fresh: Vec<u32>,
     /// Ids released since the last `retire_released`.
     released: Vec<u32>,
+    /// Ids not to make: those the entries of a program adopted from its pins refer to, until
+    /// the first publication has replaced them (`reserve`, `take_reserved`).
+    reserved: std::collections::HashSet<u32>,
 }
 
 impl TemplateStore {
@@ -152,7 +155,7 @@ impl TemplateStore {
         }
         loop {
             self.next_id = self.next_id.checked_add(1).unwrap_or(1);
-            if !self.bodies.contains_key(&self.next_id) {
+            if !self.bodies.contains_key(&self.next_id) && !self.reserved.contains(&self.next_id) {
                 break;
             }
         }
@@ -212,6 +215,43 @@ impl TemplateStore {
             }
         }
         gone
+    }
+
+    /// Keeps `ids` from being made (the templates of a generation this store did not fill).
+    pub fn reserve(&mut self, ids: impl IntoIterator<Item = u32>) {
+        self.reserved.extend(ids.into_iter().filter(|id| *id != 0));
+    }
+
+    /// Ends `reserve`: the reserved ids not stored, to be removed from the cache.
+    pub fn take_reserved(&mut self) -> Vec<u32> {
+        let ids = std::mem::take(&mut self.reserved);
+        ids.into_iter()
+            .filter(|id| !self.bodies.contains_key(id))
+            .collect()
+    }
+
+    /// Takes `body` as stored under `id` with one more reference (the templates of a program
+    /// adopted with its maps); false when `id` or `body` is stored already under another.
+    pub fn adopt(&mut self, body: &Body, id: u32) -> bool {
+        match (self.ids.get(body), self.bodies.get_mut(&id)) {
+            (Some(&i), Some(s)) if i == id => {
+                s.refs += 1;
+                return true;
+            }
+            (None, None) => {}
+            _ => return false,
+        }
+        self.ids.insert(body.clone(), id);
+        self.bodies.insert(
+            id,
+            Stored {
+                body: body.clone(),
+                refs: 1,
+                round: 0,
+            },
+        );
+        self.next_id = self.next_id.max(id);
+        true
     }
 
     /// The id of `body`, if stored.
@@ -380,5 +420,26 @@ mod tests {
         s.intern(&body(b"three", &[]));
         assert_eq!(s.retire_unused(), vec![a]);
         assert_eq!(s.refs(c), 1);
+    }
+
+    #[test]
+    fn reserved_ids_are_not_made_and_adopted_ids_are_kept() {
+        let mut s = TemplateStore::default();
+        s.reserve([1, 2, 0]);
+        s.begin();
+        let (a, _) = s.intern(&body(b"one", &[]));
+        assert_eq!(a, 3, "1 and 2 are reserved");
+        let mut gone = s.take_reserved();
+        gone.sort_unstable();
+        assert_eq!(gone, vec![1, 2], "to be removed from the cache");
+        let mut t = TemplateStore::default();
+        assert!(t.adopt(&body(b"x", &[]), 7));
+        assert!(t.adopt(&body(b"x", &[]), 7));
+        assert_eq!(t.refs(7), 2);
+        assert!(!t.adopt(&body(b"x", &[]), 8), "one body, two ids");
+        assert!(!t.adopt(&body(b"y", &[]), 7), "one id, two bodies");
+        t.begin();
+        let (n, new) = t.intern(&body(b"z", &[]));
+        assert!(new && n == 8, "ids go on after the adopted ones");
     }
 }

@@ -5,8 +5,6 @@
 use std::net::IpAddr;
 
 use anyhow::{anyhow, bail, Context as _, Result};
-#[cfg(feature = "test-support")]
-use aya::programs::{TestRun, TestRunOptions};
 use aya::{
     maps::{
         lpm_trie::{Key as LpmKey, LpmTrie},
@@ -82,36 +80,44 @@ pub struct Inserted {
     pub cached: usize,
 }
 
-/// A loaded XDP program with its maps.
+/// A loaded XDP program with its maps: loaded from the object (`load_with_capacity`), or the
+/// program and maps an earlier daemon pinned, opened again (`pin_open`).
 pub struct XdpServer {
-    ebpf: Ebpf,
+    /// The object it was loaded from (`None`: opened from its pins, see `adopted`).
+    pub(super) ebpf: Option<Ebpf>,
+    /// The program opened from its pin, when `ebpf` is `None`.
+    pub(super) adopted: Option<Xdp>,
+    /// Kernel ids of the object's maps, by name (for pinning them).
+    pub(super) map_ids: Vec<(String, u32)>,
     pub answers: HashMap<MapData, AnswerKey, AnswerRef>,
     pub suffixes: LpmTrie<MapData, [u8; SUFFIX_DATA], AnswerRef>,
     pub templates: HashMap<MapData, u32, Answer>,
-    cold: Option<RingBuf<MapData>>,
+    pub(super) cold: Option<RingBuf<MapData>>,
     /// The NSEC3 zones of the generations published.
     pub nsec3: Nsec3Maps,
     /// Holds the tail call to the NSEC3 denial program (the kernel empties a program array
     /// when userspace closes it).
-    _jump: ProgramArray<MapData>,
+    pub(super) _jump: ProgramArray<MapData>,
     /// Kernel id of `JUMP`, for pinning it beside the link (`pin`): a program array loses its
     /// entries when no process or pin refers to it, and the tail calls would then fail.
     pub(super) jump_id: u32,
-    store: TemplateStore,
+    pub(super) store: TemplateStore,
     /// Template ids no entry refers to since the last publication, still in the cache (see
     /// `flush_retired`).
-    retired: Vec<u32>,
-    template_capacity: u32,
+    pub(super) retired: Vec<u32>,
+    pub(super) template_capacity: u32,
     /// The index sizes it was loaded with.
-    index_capacity: (u32, u32),
-    config: Array<MapData, Config>,
-    edns: Array<MapData, EdnsConfig>,
-    service_addrs: HashMap<MapData, [u8; 16], u8>,
-    counters: PerCpuArray<MapData, u64>,
+    pub(super) index_capacity: (u32, u32),
+    pub(super) config: Array<MapData, Config>,
+    pub(super) edns: Array<MapData, EdnsConfig>,
+    pub(super) rrl: Array<MapData, RrlConfig>,
+    pub(super) rrl_exempt: LpmTrie<MapData, [u8; 16], u8>,
+    pub(super) service_addrs: HashMap<MapData, [u8; 16], u8>,
+    pub(super) counters: PerCpuArray<MapData, u64>,
     /// Counts of the programs it took over from (`take_over`), added to its own.
-    carried: Vec<u64>,
+    pub(super) carried: Vec<u64>,
     // Kept alive: dropping it closes the log map (aya-log 0.3).
-    _logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
+    pub(super) _logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
     /// The interface and the link the program is attached with (`pin` may hold the link
     /// pinned too).
     pub(super) attached: Option<(String, XdpLinkId)>,
@@ -172,9 +178,22 @@ impl XdpServer {
             .context("installing the NSEC3 denial program")?;
         jump.set(1, &respond_fd, 0)
             .context("installing the respond program")?;
+        let mut map_ids = vec![(maps::JUMP.to_owned(), jump_id)];
+        // Not the global data sections (`.rodata`, ...): the program holds them, and a bpffs
+        // name cannot start with a dot.
+        for (name, map) in ebpf.maps().filter(|(n, _)| !n.starts_with('.')) {
+            if let Some(d) = map_data(map) {
+                map_ids.push((
+                    name.to_owned(),
+                    d.info().context("reading a map's id")?.id(),
+                ));
+            }
+        }
         Ok(XdpServer {
             _jump: jump,
             jump_id,
+            map_ids,
+            adopted: None,
             answers: take(&mut ebpf, maps::ANSWERS)?,
             suffixes: take(&mut ebpf, maps::SUFFIXES)?,
             templates: take(&mut ebpf, maps::TEMPLATES)?,
@@ -186,18 +205,25 @@ impl XdpServer {
             index_capacity,
             config: take(&mut ebpf, maps::CONFIG)?,
             edns: take(&mut ebpf, maps::EDNS)?,
+            rrl: take(&mut ebpf, maps::RRL)?,
+            rrl_exempt: take(&mut ebpf, maps::RRL_EXEMPT)?,
             service_addrs: take(&mut ebpf, maps::SERVICE_ADDRS)?,
             counters: take(&mut ebpf, maps::COUNTERS)?,
             carried: vec![0; counter::COUNT as usize],
             _logger: logger,
-            ebpf,
+            ebpf: Some(ebpf),
             attached: None,
         })
     }
 
     pub(super) fn program(&mut self) -> Result<&mut Xdp> {
+        if let Some(p) = self.adopted.as_mut() {
+            return Ok(p);
+        }
         Ok(self
             .ebpf
+            .as_mut()
+            .context("no XDP program")?
             .program_mut(PROGRAM)
             .ok_or_else(|| anyhow!("program {PROGRAM} missing"))?
             .try_into()?)
@@ -442,12 +468,7 @@ impl XdpServer {
     /// Writes the rate limiting settings (`RRL`; all zero: off) and makes the exempt prefix
     /// trie hold exactly `exempt` ((bits, IPv6 or IPv4-mapped address) keys).
     pub fn set_rrl(&mut self, cfg: RrlConfig, exempt: &[(u32, [u8; 16])]) -> Result<()> {
-        fn map<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut aya::maps::Map> {
-            ebpf.map_mut(name)
-                .ok_or_else(|| anyhow!("map {name} missing from the XDP object"))
-        }
-        let mut trie: LpmTrie<&mut MapData, [u8; 16], u8> =
-            LpmTrie::try_from(map(&mut self.ebpf, maps::RRL_EXEMPT)?)?;
+        let trie = &mut self.rrl_exempt;
         let old: Vec<(u32, [u8; 16])> = trie
             .keys()
             .filter_map(|k| k.ok())
@@ -461,9 +482,9 @@ impl XdpServer {
             trie.remove(&LpmKey::new(*bits, *addr))
                 .context("removing an RRL exempt prefix")?;
         }
-        let mut a: Array<&mut MapData, RrlConfig> =
-            Array::try_from(map(&mut self.ebpf, maps::RRL)?)?;
-        a.set(0, cfg, 0).context("writing the XDP RRL settings")
+        self.rrl
+            .set(0, cfg, 0)
+            .context("writing the XDP RRL settings")
     }
 
     pub fn config(&self) -> Result<Config> {
@@ -489,51 +510,28 @@ impl XdpServer {
     }
 }
 
-/// The buffer BPF_PROG_TEST_RUN gives the program: a page.
-#[cfg(feature = "test-support")]
-const TEST_RUN_PAGE: usize = 4096;
-
-/// BPF_PROG_TEST_RUN, for the tests and the micro-benchmark.
-#[cfg(feature = "test-support")]
-impl XdpServer {
-    /// Runs the program once on `frame` with BPF_PROG_TEST_RUN; returns the action and the
-    /// output frame.
-    pub fn test_run(&mut self, frame: &[u8]) -> Result<(u32, Vec<u8>)> {
-        // The kernel runs the program on a page-sized buffer: its output fits in a page.
-        let mut out = vec![0u8; frame.len().max(TEST_RUN_PAGE)];
-        let prog = self.program()?;
-        let r = prog
-            .test_run(TestRunOptions {
-                data_in: Some(frame),
-                data_out: Some(&mut out),
-                ..Default::default()
-            })
-            .context("BPF_PROG_TEST_RUN")?;
-        out.truncate(r.data_size_out as usize);
-        Ok((r.return_value, out))
-    }
-
-    /// Runs the program `repeat` times on `frame`; returns the mean time per run.
-    pub fn test_run_repeat(&mut self, frame: &[u8], repeat: u32) -> Result<std::time::Duration> {
-        let mut out = vec![0u8; frame.len().max(TEST_RUN_PAGE)];
-        let prog = self.program()?;
-        let r = prog
-            .test_run(TestRunOptions {
-                data_in: Some(frame),
-                data_out: Some(&mut out),
-                repeat,
-                ..Default::default()
-            })
-            .context("BPF_PROG_TEST_RUN")?;
-        Ok(r.duration)
-    }
-}
-
 impl Drop for XdpServer {
     fn drop(&mut self) {
         if let Err(e) = self.detach() {
             log::warn!("{e:#}");
         }
+    }
+}
+
+/// The map data of `map`, for the map types the object has.
+fn map_data(map: &aya::maps::Map) -> Option<&MapData> {
+    use aya::maps::Map as M;
+    match map {
+        M::Array(d)
+        | M::HashMap(d)
+        | M::LruHashMap(d)
+        | M::LpmTrie(d)
+        | M::PerCpuArray(d)
+        | M::PerCpuHashMap(d)
+        | M::ProgramArray(d)
+        | M::RingBuf(d)
+        | M::PerfEventArray(d) => Some(d),
+        _ => None,
     }
 }
 

@@ -18,6 +18,7 @@ pub mod net;
 pub mod nsec3;
 pub mod profiles;
 pub mod report;
+pub mod restart;
 pub mod rrl;
 pub mod servers;
 pub mod update;
@@ -80,6 +81,8 @@ pub struct Options {
     /// Only the NSEC3 denial figures (`nsec3`), at these iteration counts.
     pub nsec3_only: bool,
     pub nsec3_iterations: Vec<u16>,
+    /// Only the restart gap (`restart`).
+    pub restart_only: bool,
 }
 
 impl Options {
@@ -123,6 +126,7 @@ impl Options {
             xfr_delegations: if smoke { 2_000 } else { 1_000_000 },
             nsec3_only: false,
             nsec3_iterations: vec![0, 1, 10, 50, 150],
+            restart_only: false,
         }
     }
 }
@@ -361,6 +365,9 @@ pub fn run(opts: Options) -> Result<Json> {
     }
     if opts.rrl_only {
         return rrl::only(&opts);
+    }
+    if opts.restart_only {
+        return restart::only(&opts);
     }
     if opts.update_only {
         let work = std::env::temp_dir().join(format!("xdpdns-bench-{}", std::process::id()));

@@ -11,7 +11,7 @@ usage: bench [--delegations N] [--signed] [--mix NAME] [--do-share PCT] [--durat
              [--steps N] [--rate QPS] [--load-sizes LIST|none] [--update-sizes LIST|none]
              [--update-changes N] [--update-only] [--micro-runs N] [--nice N]
              [--xfr] [--xfr-only] [--xfr-delegations N] [--nsec3-only]
-             [--nsec3-iterations LIST] [--out DIR]
+             [--nsec3-iterations LIST] [--restart-only] [--out DIR]
 
   --delegations N    delegations in the synthetic TLD (default 10000; smoke 1000)
   --signed           NSEC3-sign the zone (opt-out) with dnssec-signzone
@@ -43,6 +43,10 @@ usage: bench [--delegations N] [--signed] [--mix NAME] [--do-share PCT] [--durat
                      for the TLD of --delegations signed at each of --nsec3-iterations
   --nsec3-iterations LIST
                      NSEC3 iteration counts for --nsec3-only (default 0,1,10,50,150)
+  --restart-only     only the restart gap: `serve --xdp-pin` with the zone of --delegations
+                     killed -9 under UDP (XDP) and TCP (userspace) SOA loads and started again,
+                     unchanged and with its serial moved while down: longest gap per path,
+                     time to the XDP start and to userspace answering
   --out DIR          output directory (default target/bench, smoke: target/bench/smoke)";
 
 fn value<T: std::str::FromStr>(args: &mut impl Iterator<Item = String>, flag: &str) -> Result<T>
@@ -101,6 +105,7 @@ fn parse(argv: Vec<String>) -> Result<Options> {
             "--update-changes" => o.update_changes = value(&mut args, &a)?,
             "--update-only" => o.update_only = true,
             "--nsec3-only" => o.nsec3_only = true,
+            "--restart-only" => o.restart_only = true,
             "--nsec3-iterations" => {
                 o.nsec3_iterations = sizes(&mut args, &a)?
                     .into_iter()
