@@ -1,17 +1,18 @@
 //! `cargo xtask bench`: the comparative benchmark. This module owns the options and the
 //! sequence — zone and queries, the namespace pair, the generator's ceiling against
 //! `xdp_reflect`, each server in turn (latency with dnsperf, then the kxdpgun rate search),
-//! the TEST_RUN micro-benchmark, zone load/compile figures, the zone update figures
+//! the TEST_RUN micro-benchmark, start-up figures against knotd and NSD, the zone update figures
 //! (incremental against full XDP publication), zone transfers (`--xfr`), and the report files.
 //!
 //! Submodules: `zone` (data), `net` (namespaces, pinning), `servers`, `measure` (kxdpgun,
-//! dnsperf, CPU), `micro` (TEST_RUN, load times), `update` (publishing a zone change), `xfr`
+//! dnsperf, CPU), `micro` (TEST_RUN), `load` (start-up times and memory), `update` (publishing a zone change), `xfr`
 //! (AXFR and NOTIFY as a secondary, against knotd), `report` (table, SVG), `json`, `bpf` (a
 //! minimal loader for the self-contained XDP programs), `cleanup` (Ctrl-C safety).
 
 pub mod bpf;
 pub mod cleanup;
 pub mod json;
+pub mod load;
 pub mod measure;
 pub mod micro;
 pub mod net;
@@ -63,6 +64,8 @@ pub struct Options {
     pub update_changes: usize,
     /// Only the update figures: no servers, no namespaces.
     pub update_only: bool,
+    /// Only the start-up figures (`load_sizes`): xdpdns, knotd and NSD loading the zone.
+    pub load_only: bool,
     /// Single TEST_RUN calls per probe.
     pub micro_runs: usize,
     /// Nice value for the server, its NAPI thread and the generator: the machine is shared,
@@ -114,6 +117,7 @@ impl Options {
             },
             update_changes: 100,
             update_only: false,
+            load_only: false,
             micro_runs: if smoke { 2_000 } else { 20_000 },
             nice: -20,
             out_dir: target.join("bench").join(if smoke { "smoke" } else { "" }),
@@ -307,6 +311,46 @@ fn updates(b: &Bench) -> (Json, String) {
     (Json::Arr(out), text)
 }
 
+/// The start-up figures for every size in `net`: progress lines, the JSON array and the text.
+fn loads(b: &Bench, net: &mut BenchNet) -> (Json, String) {
+    let o = &b.opts;
+    let mut out = Vec::new();
+    let mut text = String::new();
+    for n in &o.load_sizes {
+        b.progress(&format!(
+            "start-up: xdpdns serve, knotd and nsd with {n} delegations"
+        ));
+        match load::run(net, &b.work, *n, o.signed, o.seed) {
+            Ok(f) => {
+                b.progress(&f.line());
+                text.push_str(&format!("  {}\n", f.line()));
+                out.push(f.json());
+            }
+            Err(e) => {
+                b.progress(&format!("start-up {n}: FAILED: {e:#}"));
+                text.push_str(&format!("  start-up {n}: failed: {e:#}\n"));
+                out.push(obj([
+                    ("delegations", (*n).into()),
+                    ("error", format!("{e:#}").into()),
+                ]));
+            }
+        }
+    }
+    (Json::Arr(out), text)
+}
+
+/// The start-up figures alone (`--load-only`), in their own namespaces.
+fn load_only(b: &Bench) -> Result<Json> {
+    let o = &b.opts;
+    let mut net = BenchNet::new(o.nice)?;
+    let (json, text) = loads(b, &mut net);
+    drop(net);
+    println!("\nstart-up:\n{text}");
+    let doc = obj([("mode", "load-only".into()), ("load", json)]);
+    write_reports(o, &[("bench.json", doc.pretty()), ("load.txt", text)])?;
+    Ok(doc)
+}
+
 /// The update figures alone (`--update-only`).
 fn run_updates(b: &Bench) -> Result<Json> {
     let o = &b.opts;
@@ -403,6 +447,9 @@ fn run_in(b: &Bench) -> Result<Json> {
     if o.xfr_only {
         return xfr_only(b);
     }
+    if o.load_only {
+        return load_only(b);
+    }
     b.progress(&format!(
         "zone: {} delegations{}, mix {} ({}% referral, {}% NXDOMAIN, {}% apex), {}% DO=1",
         o.delegations,
@@ -457,37 +504,7 @@ fn run_in(b: &Bench) -> Result<Json> {
         };
     b.progress("sender profiles in TEST_RUN, unsigned and NSEC3 zones");
     let (profiles_json, profiles_text) = profiles::section(&mut net, &b.work, o);
-    let mut loads = Vec::new();
-    for n in &o.load_sizes {
-        b.progress(&format!("load/compile: xdpdns serve with {n} delegations"));
-        match micro::load_time(&net, &b.work, *n, o.signed, o.seed) {
-            Ok(f) => {
-                b.progress(&format!(
-                    "load/compile {n}: parsed {:.2}s, serving {:.2}s, {} XDP entries, {} templates, \
-                     maps {} MiB (answers {} MiB, suffixes {} MiB, template cache {} MiB; \
-                     keys+values {} MiB), peak RSS {} MiB",
-                    f.parse_s,
-                    f.ready_s,
-                    f.entries.map_or("?".into(), |e| e.to_string()),
-                    f.templates.map_or("?".into(), |e| e.to_string()),
-                    f.maps_memlock >> 20,
-                    f.answers_memlock >> 20,
-                    f.suffixes_memlock >> 20,
-                    f.templates_memlock >> 20,
-                    f.map_bytes_computed >> 20,
-                    f.hwm_kib >> 10
-                ));
-                loads.push(f.json());
-            }
-            Err(e) => {
-                b.progress(&format!("load/compile {n}: FAILED: {e:#}"));
-                loads.push(obj([
-                    ("delegations", (*n).into()),
-                    ("error", format!("{e:#}").into()),
-                ]));
-            }
-        }
-    }
+    let (loads, load_text) = loads(b, &mut net);
     let xfr = o.xfr.then(|| xfr_section(b, &mut net));
     drop(net);
     let (update_json, update_text) = updates(b);
@@ -522,7 +539,7 @@ fn run_in(b: &Bench) -> Result<Json> {
         o.duration, o.latency_rate, o.do_share
     );
     let mut text = format!(
-        "{table}{legend}\nTEST_RUN (ns per query, single runs):\n{micro_text}\n{rrl_text}\n{profiles_text}\nzone updates (XDP maps):\n{update_text}"
+        "{table}{legend}\nTEST_RUN (ns per query, single runs):\n{micro_text}\n{rrl_text}\n{profiles_text}\nstart-up:\n{load_text}\nzone updates (XDP maps):\n{update_text}"
     );
     if let Some(x) = &xfr {
         text.push('\n');
@@ -568,7 +585,7 @@ fn run_in(b: &Bench) -> Result<Json> {
         ),
         ("rrl", rrl_json),
         ("profiles", profiles_json),
-        ("load", Json::Arr(loads)),
+        ("load", loads),
         ("update", update_json),
         ("xfr", xfr.as_ref().map_or(Json::Null, xfr::XfrResult::json)),
     ]);

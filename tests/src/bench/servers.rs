@@ -112,6 +112,26 @@ fn nsd_conf(dir: &Path, zone: &Path) -> String {
 impl Server {
     /// Starts `kind` on `zone` with its files in `dir`, and waits until it answers.
     pub fn start(kind: Kind, net: &mut BenchNet, zone: &Path, dir: &Path) -> Result<Server> {
+        Server::start_pinned(kind, net, zone, dir, true)
+    }
+
+    /// As `start`, free to use every core (for the start-up figures), not pinned afterwards.
+    pub fn start_on_all_cores(
+        kind: Kind,
+        net: &mut BenchNet,
+        zone: &Path,
+        dir: &Path,
+    ) -> Result<Server> {
+        Server::start_pinned(kind, net, zone, dir, false)
+    }
+
+    fn start_pinned(
+        kind: Kind,
+        net: &mut BenchNet,
+        zone: &Path,
+        dir: &Path,
+        pinned: bool,
+    ) -> Result<Server> {
         std::fs::create_dir_all(dir)?;
         let log = dir.join("server.log");
         let control = dir.join("control.sock");
@@ -134,7 +154,7 @@ impl Server {
         };
         if let Some(program) = program {
             let ns = net.server_ns.clone();
-            let mut cmd = net.cmd(&ns, SERVER_CPU, &program);
+            let mut cmd = net.cmd_on(&ns, pinned.then_some(SERVER_CPU), &program);
             match kind {
                 Kind::XdpdnsXdp | Kind::XdpdnsUser => {
                     cmd.arg("serve")
@@ -195,7 +215,7 @@ impl Server {
             )));
         }
         server.startup = t.elapsed();
-        if let Some(c) = &server.child {
+        if let (Some(c), true) = (&server.child, pinned) {
             net::pin_tree(c.id(), SERVER_CPU, net.nice)?;
         }
         net.pin_napi()?;
