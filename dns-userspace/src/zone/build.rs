@@ -26,13 +26,13 @@ pub struct ZoneError {
 /// Where records came from: the file name, and a `file:line` per record when known.
 pub struct ZoneSource<'a> {
     pub name: &'a str,
-    pub locations: Option<&'a [String]>,
+    pub locations: Option<&'a crate::zonefile::Locations>,
 }
 
 impl ZoneSource<'_> {
     fn at(&self, i: usize) -> String {
         self.locations
-            .and_then(|l| l.get(i).cloned())
+            .and_then(|l| l.get(i))
             .unwrap_or_else(|| self.name.to_owned())
     }
 }
@@ -419,7 +419,7 @@ mod tests {
         let parsed = crate::zonefile::parse_str(text, &origin, "z.zone").unwrap();
         let src = ZoneSource {
             name: "z.zone",
-            locations: parsed.locations.as_deref(),
+            locations: parsed.locations.as_ref(),
         };
         Zone::build(origin, parsed.records, &src)
     }

@@ -56,7 +56,7 @@ pub fn load_zone_file(file: &Path, origin: &Name) -> Result<(Zone, Vec<String>)>
     let label = file.display().to_string();
     let source = ZoneSource {
         name: &label,
-        locations: parsed.locations.as_deref(),
+        locations: parsed.locations.as_ref(),
     };
     let (zone, w) =
         Zone::build(origin.clone(), parsed.records, &source).map_err(|e| anyhow!("{e}"))?;
