@@ -69,7 +69,10 @@ impl Zone {
             location: source.at(i),
             message,
         };
+        // Sized for two records a name (a delegation's NS RRset, glue A + AAAA): a large zone
+        // is not rehashed on the way.
         let mut nodes: Building = Building::default();
+        nodes.reserve(records.len() / 2);
         // RRSIGs wait until all RRsets exist.
         let mut sigs: Vec<(usize, Record)> = Vec::new();
         let mut unattached = Vec::new();
@@ -93,10 +96,23 @@ impl Zone {
                 sigs.push((i, r));
                 continue;
             }
-            if !nodes.contains_key(&r.owner) {
-                nodes.insert(r.owner.clone(), Node::default());
-            }
-            let node = nodes.get_mut(&r.owner).expect("inserted");
+            let Some(node) = nodes.get_mut(&r.owner) else {
+                // The first record at this name: one lookup more, no clone of the name.
+                let set = RRset {
+                    rtype: r.rtype,
+                    ttl: r.ttl,
+                    rdatas: vec![r.rdata],
+                    sigs: Vec::new(),
+                    sig_ttl: 0,
+                    first: i as u32,
+                };
+                let node = Node {
+                    rrsets: vec![set],
+                    children: 0,
+                };
+                nodes.insert(r.owner, node);
+                continue;
+            };
             match node.rrsets.iter_mut().find(|s| s.rtype == r.rtype) {
                 Some(set) => {
                     if set.ttl != r.ttl {
@@ -200,13 +216,12 @@ impl Zone {
         }
 
         // Zone cuts: occluded data and glue.
-        let cuts: Vec<Name> = nodes
+        let cuts: Vec<(&Name, &Node)> = nodes
             .iter()
             .filter(|(n, node)| **n != apex && node.get(rtype::NS).is_some())
-            .map(|(n, _)| n.clone())
             .collect();
         let cut_set: rustc_hash::FxHashSet<&NameRef> =
-            cuts.iter().map(|c| c.as_name_ref()).collect();
+            cuts.iter().map(|(c, _)| c.as_name_ref()).collect();
         let apex_len = apex.wire().len();
         // Below a cut: some proper ancestor (below the apex) is a cut. Walks up the name, so the
         // cost is the name's depth, not the number of cuts.
@@ -231,8 +246,7 @@ impl Zone {
                 }
             }
         }
-        for cut in &cuts {
-            let node = &nodes[cut];
+        for &(cut, node) in &cuts {
             for rd in &node.get(rtype::NS).expect("cut has NS").rdatas {
                 let Some((target, _)) = crate::wire::record::read_name(rd) else {
                     continue;
@@ -291,25 +305,28 @@ impl Zone {
 }
 
 /// Sets every node's count of children (each node but the apex has its parent among the nodes,
-/// empty non-terminals being added first).
+/// empty non-terminals being added first). Counts by the nodes' positions in the map's
+/// iteration order, which nothing changes in between: no name is copied.
 fn count_children(apex: &Name, nodes: &mut Building) {
-    let mut counts: rustc_hash::FxHashMap<Name, u32> = Default::default();
-    for name in nodes.keys() {
-        if name == apex {
-            continue;
+    let mut counts = vec![0u32; nodes.len()];
+    {
+        let mut parents: rustc_hash::FxHashMap<&NameRef, u32> = Default::default();
+        parents.reserve(nodes.len());
+        for (i, name) in nodes.keys().enumerate() {
+            parents.insert(name.as_name_ref(), i as u32);
         }
-        let parent = name.suffix_ref(name.label_count() - 1);
-        match counts.get_mut(parent) {
-            Some(c) => *c += 1,
-            None => {
-                counts.insert(parent.to_name(), 1);
+        for name in nodes.keys() {
+            if name == apex {
+                continue;
+            }
+            let parent = name.suffix_ref(name.label_count() - 1);
+            if let Some(&i) = parents.get(parent) {
+                counts[i as usize] += 1;
             }
         }
     }
-    for (parent, c) in counts {
-        if let Some(n) = nodes.get_mut(&parent) {
-            n.children = c;
-        }
+    for (node, c) in nodes.values_mut().zip(counts) {
+        node.children = c;
     }
 }
 

@@ -116,6 +116,9 @@ pub(crate) fn parse(
             .map(|(s, &end)| {
                 scope.spawn(move || {
                     let mut loader = Loader::new(origin);
+                    // The first chunk's vectors take the other chunks' records afterwards.
+                    let room = if s.pos == 0 { text.len() } else { end - s.pos };
+                    loader.reserve_for(room);
                     loader.stack = stack.to_vec();
                     loader.default_ttl = s.default_ttl;
                     loader.load_at(

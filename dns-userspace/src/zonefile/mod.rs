@@ -176,6 +176,9 @@ pub(crate) fn parse_in_chunks(
         }
     }
     let mut loader = parser::Loader::new(origin);
+    if text.len() >= chunks::PARALLEL_MIN_BYTES {
+        loader.reserve_for(text.len());
+    }
     loader.stack = stack;
     let dir = path.parent().unwrap_or(Path::new(""));
     loader.load(text, file_label, dir, origin.clone(), None)?;

@@ -138,6 +138,15 @@ impl<'z> Loader<'z> {
         }
     }
 
+    /// Room for the records of `bytes` of zone text (at most one per `RECORD_BYTES`):
+    /// without it the record vector of a large zone is copied every time it grows.
+    /// Capacity not written to costs no memory.
+    pub fn reserve_for(&mut self, bytes: usize) {
+        const RECORD_BYTES: usize = 24;
+        self.records.reserve(bytes / RECORD_BYTES);
+        self.locations.reserve(bytes / RECORD_BYTES);
+    }
+
     /// The records, warnings and locations read.
     pub fn finish(self) -> super::ZoneFile {
         super::ZoneFile {
