@@ -231,10 +231,14 @@ impl Served {
     }
 }
 
-/// The test hook of the start-up order (`tests/startup_order.rs`): with
+/// The test hook of the start-up order (`tests/startup_order.rs`), in builds with the
+/// `test-support` feature only (the test crate's; never production): with
 /// `XDPDNS_TEST_FILL_GATE=PATH` the fast path's start waits, at most 120 s, until PATH
-/// exists, so that a test sees userspace answering while XDP is still filling. Unset in
-/// production: nothing waits.
+/// exists, so that a test sees userspace answering while XDP is still filling.
+#[cfg(not(feature = "test-support"))]
+fn test_fill_gate() {}
+
+#[cfg(feature = "test-support")]
 fn test_fill_gate() {
     let Some(gate) = std::env::var_os("XDPDNS_TEST_FILL_GATE") else {
         return;

@@ -10,7 +10,7 @@ use super::{Node, NodeMap, RRset, Zone};
 
 /// The nodes while a zone is built: a plain hash map, several times faster to fill than the
 /// persistent `NodeMap` the zone keeps (made from it in one pass at the end).
-type Building = rustc_hash::FxHashMap<Name, Node>;
+pub(super) type Building = rustc_hash::FxHashMap<Name, Node>;
 use crate::wire::name::{Name, NameRef};
 use crate::wire::rdata;
 use crate::wire::record::{rtype, same_rdata, Record};
@@ -30,7 +30,7 @@ pub struct ZoneSource<'a> {
 }
 
 impl ZoneSource<'_> {
-    fn at(&self, i: usize) -> String {
+    pub(super) fn at(&self, i: usize) -> String {
         self.locations
             .and_then(|l| l.get(i))
             .unwrap_or_else(|| self.name.to_owned())
@@ -209,72 +209,8 @@ impl Zone {
                 message: format!("no NS records at the zone apex {apex}"),
             });
         }
-        for (name, node) in nodes.iter() {
-            if let Some((t, message)) = node_error(&apex, name, node) {
-                return Err(err(at(name, t), message));
-            }
-        }
-
-        // Zone cuts: occluded data and glue.
-        let cuts: Vec<(&Name, &Node)> = nodes
-            .iter()
-            .filter(|(n, node)| **n != apex && node.get(rtype::NS).is_some())
-            .collect();
-        let cut_set: rustc_hash::FxHashSet<&NameRef> =
-            cuts.iter().map(|(c, _)| c.as_name_ref()).collect();
-        let apex_len = apex.wire().len();
-        // Below a cut: some proper ancestor (below the apex) is a cut. Walks up the name, so the
-        // cost is the name's depth, not the number of cuts.
-        let below_cut = |name: &Name| {
-            name.ancestors()
-                .skip(1)
-                .take_while(|p| p.wire().len() > apex_len)
-                .any(|p| cut_set.contains(p))
-        };
-        for (name, node) in nodes.iter() {
-            if below_cut(name) {
-                let non_glue = node
-                    .rrsets
-                    .iter()
-                    .find(|s| !matches!(s.rtype, rtype::A | rtype::AAAA));
-                if let Some(s) = non_glue {
-                    warnings.push(format!(
-                        "{}: {name} {} is below a delegation and is not glue; it is occluded and not served",
-                        source.at(at(name, s.rtype)),
-                        rtype::to_string(s.rtype)
-                    ));
-                }
-            }
-        }
-        for &(cut, node) in &cuts {
-            for rd in &node.get(rtype::NS).expect("cut has NS").rdatas {
-                let Some((target, _)) = crate::wire::record::read_name(rd) else {
-                    continue;
-                };
-                if target.is_subdomain_of(cut) {
-                    let has = nodes
-                        .get(&target)
-                        .is_some_and(|n| n.get(rtype::A).is_some() || n.get(rtype::AAAA).is_some());
-                    if !has {
-                        warnings.push(format!(
-                            "{}: delegation {cut} has name server {target} inside it but no glue (A/AAAA)",
-                            source.at(at(cut, rtype::NS))
-                        ));
-                    }
-                }
-            }
-        }
-
-        // Empty non-terminals between the apex and every owner.
-        let mut ents: rustc_hash::FxHashSet<Name> = Default::default();
-        for o in nodes.keys() {
-            for p in o.ancestors().skip(1) {
-                if p.wire().len() <= apex_len || nodes.contains_key(p) || ents.contains(p) {
-                    break;
-                }
-                ents.insert(p.to_name());
-            }
-        }
+        let (checked, ents) = super::build_checks::check_nodes(&apex, &nodes, source)?;
+        warnings.extend(checked);
         for p in ents {
             nodes.insert(p, Node::default());
         }
