@@ -32,7 +32,11 @@ fn userspace_answers_while_the_xdp_maps_fill_and_xdp_answers_after() {
     // The control socket answers (start_server_with waited for it), the fill is held.
     let status = net.ctl("status").unwrap();
     assert!(status.contains("xdp filling"), "{status}");
-    assert_eq!(server_xdp_prog(&net), None, "nothing attached while filling");
+    assert_eq!(
+        server_xdp_prog(&net),
+        None,
+        "nothing attached while filling"
+    );
     let (healthy, out, _) = cli(&net, &["health"]);
     assert!(
         !healthy && out.contains("XDP is not started"),

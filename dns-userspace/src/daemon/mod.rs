@@ -294,7 +294,11 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
         "userspace answering on {} after {:.2}s{}",
         listening(&opts.listen),
         state.started.elapsed().as_secs_f64(),
-        if xdp.is_some() { "; XDP maps filling" } else { "" }
+        if xdp.is_some() {
+            "; XDP maps filling"
+        } else {
+            ""
+        }
     );
     let (st, stats) = (state.clone(), state.stats.clone());
     tasks.spawn(async move {

@@ -137,9 +137,9 @@ fn slice_findings<'n>(
                     if !target.is_subdomain_of(name) {
                         continue;
                     }
-                    let has = nodes.get(&target).is_some_and(|n| {
-                        n.get(rtype::A).is_some() || n.get(rtype::AAAA).is_some()
-                    });
+                    let has = nodes
+                        .get(&target)
+                        .is_some_and(|n| n.get(rtype::A).is_some() || n.get(rtype::AAAA).is_some());
                     if !has {
                         f.no_glue.push(format!(
                             "{}: delegation {name} has name server {target} inside it but no glue (A/AAAA)",

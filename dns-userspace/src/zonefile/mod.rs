@@ -108,8 +108,12 @@ impl Locations {
             self.at = other.at;
             return;
         }
-        self.at
-            .extend(other.at.into_iter().map(|(f, line)| (map[f as usize], line)));
+        self.at.extend(
+            other
+                .at
+                .into_iter()
+                .map(|(f, line)| (map[f as usize], line)),
+        );
     }
 
     /// Every record's `file:line`, in order.

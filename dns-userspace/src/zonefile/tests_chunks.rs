@@ -95,7 +95,9 @@ fn zone(seed: u64, n: usize, errors: bool, ttl_first: bool) -> String {
     if ttl_first {
         z.push_str("$TTL 3600\n");
     }
-    z.push_str("@ 3600 SOA ns1 host ( 1 2 3\n  4 5 ) ; soa\n@ 3600 NS ns1\nns1 3600 A 198.18.0.1\n");
+    z.push_str(
+        "@ 3600 SOA ns1 host ( 1 2 3\n  4 5 ) ; soa\n@ 3600 NS ns1\nns1 3600 A 198.18.0.1\n",
+    );
     for i in 0..n {
         z.push_str(&entry(&mut rng, i, errors));
     }
@@ -113,7 +115,12 @@ fn check(text: &str, label: &str, origin: &Name) {
 #[test]
 fn chunked_parsing_equals_sequential_on_generated_zones() {
     for seed in 0..60u64 {
-        let text = zone(seed, 50 + (seed as usize * 7) % 300, seed % 3 == 0, seed % 5 != 4);
+        let text = zone(
+            seed,
+            50 + (seed as usize * 7) % 300,
+            seed % 3 == 0,
+            seed % 5 != 4,
+        );
         check(&text, "test.zone", &origin());
     }
 }
@@ -167,6 +174,10 @@ fn chunked_parsing_equals_sequential_on_the_repository_zones() {
     ] {
         let path = root.join(f);
         let text = std::fs::read_to_string(&path).unwrap();
-        check(&text, &path.display().to_string(), &Name::parse(o, None).unwrap());
+        check(
+            &text,
+            &path.display().to_string(),
+            &Name::parse(o, None).unwrap(),
+        );
     }
 }

@@ -194,7 +194,8 @@ fn answers(sock: &UdpSocket, id: u16) -> bool {
 fn log_field(text: &str, what: &str) -> Option<String> {
     let line = text.lines().find(|l| l.contains(what))?;
     let rest = &line[line.find(what)? + what.len()..];
-    Some(rest.split([',', ')', ';']).next()?.trim().to_owned())
+    let value = rest.split([',', ')', ';']).next()?;
+    Some(value.split(" (").next()?.trim().to_owned())
 }
 
 /// Starts `xdpdns serve` on zone `z` and times it.
