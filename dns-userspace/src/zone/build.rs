@@ -98,16 +98,8 @@ impl Zone {
             }
             let Some(node) = nodes.get_mut(&r.owner) else {
                 // The first record at this name: one lookup more, no clone of the name.
-                let set = RRset {
-                    rtype: r.rtype,
-                    ttl: r.ttl,
-                    rdatas: vec![r.rdata],
-                    sigs: Vec::new(),
-                    sig_ttl: 0,
-                    first: i as u32,
-                };
                 let node = Node {
-                    rrsets: vec![set],
+                    rrsets: vec![RRset::of(r.rtype, r.ttl, r.rdata, i)],
                     children: 0,
                 };
                 nodes.insert(r.owner, node);
@@ -131,16 +123,7 @@ impl Zone {
                         set.rdatas.push(r.rdata);
                     }
                 }
-                None => {
-                    node.rrsets.push(RRset {
-                        rtype: r.rtype,
-                        ttl: r.ttl,
-                        rdatas: vec![r.rdata],
-                        sigs: Vec::new(),
-                        sig_ttl: 0,
-                        first: i as u32,
-                    });
-                }
+                None => node.rrsets.push(RRset::of(r.rtype, r.ttl, r.rdata, i)),
             }
         }
         for (i, r) in sigs {
@@ -237,6 +220,20 @@ impl Zone {
             },
             warnings,
         ))
+    }
+}
+
+impl RRset {
+    /// An RRset of one record, record `i` of its source, unsigned.
+    fn of(rtype: u16, ttl: u32, rdata: Vec<u8>, i: usize) -> RRset {
+        RRset {
+            rtype,
+            ttl,
+            rdatas: vec![rdata],
+            sigs: Vec::new(),
+            sig_ttl: 0,
+            first: i as u32,
+        }
     }
 }
 

@@ -185,6 +185,6 @@ pub(crate) fn parse_in_chunks(
     }
     loader.stack = stack;
     let dir = path.parent().unwrap_or(Path::new(""));
-    loader.load(text, file_label, dir, origin.clone(), None)?;
+    loader.load_at(text, file_label, dir, origin.clone(), None, (0, 1))?;
     Ok(loader.finish())
 }

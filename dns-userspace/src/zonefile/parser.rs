@@ -74,20 +74,9 @@ impl<'z> Loader<'z> {
         }
     }
 
-    /// Reads one file's text. `dir` resolves relative `$INCLUDE` paths.
-    pub fn load(
-        &mut self,
-        text: &[u8],
-        label: &str,
-        dir: &Path,
-        origin: Name,
-        owner: Option<Name>,
-    ) -> Result<(), ZoneFileError> {
-        self.load_at(text, label, dir, origin, owner, (0, 1))
-    }
-
-    /// `load` from byte `start.0` (an entry boundary) on line `start.1`: one chunk of a file
-    /// read in parallel (`chunks`).
+    /// Reads one file's text from byte `start.0` (an entry boundary: 0, or where a chunk read
+    /// in parallel starts, `chunks`) on line `start.1`. `dir` resolves relative `$INCLUDE`
+    /// paths.
     pub fn load_at(
         &mut self,
         text: &[u8],

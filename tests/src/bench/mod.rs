@@ -285,52 +285,48 @@ struct Files {
 /// The update figures for every size: progress lines, and the JSON array.
 fn updates(b: &Bench) -> (Json, String) {
     let o = &b.opts;
-    let mut out = Vec::new();
-    let mut text = String::new();
-    for n in &o.update_sizes {
+    per_size(b, &o.update_sizes, "update", |n| {
         b.progress(&format!(
             "update: {n} delegations, diffs of {} records",
             o.update_changes
         ));
-        match update::measure(&b.work, *n, o.update_changes, o.seed) {
-            Ok(f) => {
-                b.progress(&f.line());
-                text.push_str(&format!("  {}\n", f.line()));
-                out.push(f.json());
-            }
-            Err(e) => {
-                b.progress(&format!("update {n}: FAILED: {e:#}"));
-                text.push_str(&format!("  update {n}: failed: {e:#}\n"));
-                out.push(obj([
-                    ("delegations", (*n).into()),
-                    ("error", format!("{e:#}").into()),
-                ]));
-            }
-        }
-    }
-    (Json::Arr(out), text)
+        update::measure(&b.work, n, o.update_changes, o.seed).map(|f| (f.line(), f.json()))
+    })
 }
 
 /// The start-up figures for every size in `net`: progress lines, the JSON array and the text.
 fn loads(b: &Bench, net: &mut BenchNet) -> (Json, String) {
     let o = &b.opts;
-    let mut out = Vec::new();
-    let mut text = String::new();
-    for n in &o.load_sizes {
+    per_size(b, &o.load_sizes, "start-up", |n| {
         b.progress(&format!(
             "start-up: xdpdns serve, knotd and nsd with {n} delegations"
         ));
-        match load::run(net, &b.work, *n, o.signed, o.seed) {
-            Ok(f) => {
-                b.progress(&f.line());
-                text.push_str(&format!("  {}\n", f.line()));
-                out.push(f.json());
+        load::run(net, &b.work, n, o.signed, o.seed).map(|f| (f.line(), f.json()))
+    })
+}
+
+/// Runs `measure` for each zone size: the lines it gives (printed and as text) and the JSON
+/// array, with an error entry for a size that failed.
+fn per_size(
+    b: &Bench,
+    sizes: &[usize],
+    what: &str,
+    mut measure: impl FnMut(usize) -> Result<(String, Json)>,
+) -> (Json, String) {
+    let mut out = Vec::new();
+    let mut text = String::new();
+    for &n in sizes {
+        match measure(n) {
+            Ok((line, json)) => {
+                b.progress(&line);
+                text.push_str(&format!("  {line}\n"));
+                out.push(json);
             }
             Err(e) => {
-                b.progress(&format!("start-up {n}: FAILED: {e:#}"));
-                text.push_str(&format!("  start-up {n}: failed: {e:#}\n"));
+                b.progress(&format!("{what} {n}: FAILED: {e:#}"));
+                text.push_str(&format!("  {what} {n}: failed: {e:#}\n"));
                 out.push(obj([
-                    ("delegations", (*n).into()),
+                    ("delegations", n.into()),
                     ("error", format!("{e:#}").into()),
                 ]));
             }
