@@ -22,14 +22,14 @@ fn userspace_answers_while_the_xdp_maps_fill_and_xdp_answers_after() {
     let mut net = TestNet::new().expect("test namespaces");
     let gate = net.dir.join("fill-gate");
     let gate_env = gate.display().to_string();
-    net.start_server_with(
+    net.spawn_server(
         &[&xdpdns_tests::example_zone()],
         &["--listen", "[::]:53"],
         &[("XDPDNS_TEST_FILL_GATE", &gate_env)],
     )
     .expect("server starts");
 
-    // The control socket answers (start_server_with waited for it), the fill is held.
+    // The control socket answers (spawn_server waited for it), the fill is held.
     let status = net.ctl("status").unwrap();
     assert!(status.contains("xdp filling"), "{status}");
     assert_eq!(

@@ -172,10 +172,18 @@ fn chunked_parsing_equals_sequential_on_the_repository_zones() {
             let Some(stem) = path.to_str().and_then(|p| p.strip_suffix(".zone")) else {
                 continue;
             };
-            let file = std::path::Path::new(stem).file_name().unwrap().to_str().unwrap();
+            let file = std::path::Path::new(stem)
+                .file_name()
+                .unwrap()
+                .to_str()
+                .unwrap();
             let origin = format!("{file}.");
             let text = std::fs::read_to_string(&path).unwrap();
-            check(&text, &path.display().to_string(), &Name::parse(&origin, None).unwrap());
+            check(
+                &text,
+                &path.display().to_string(),
+                &Name::parse(&origin, None).unwrap(),
+            );
             seen += 1;
         }
     }

@@ -71,7 +71,8 @@ pub struct Server {
     xdp: Option<(bpf::Prog, bpf::Link)>,
     pub control: PathBuf,
     pub log: PathBuf,
-    /// From spawn to the first NOERROR answer.
+    /// From spawn to the first NOERROR answer (for xdpdns userspace's: `start` returns once
+    /// its XDP maps are filled too).
     pub startup: Duration,
 }
 
@@ -204,6 +205,9 @@ impl Server {
         } else {
             server.wait_ready(net)
         };
+        // From spawn to the first answer (userspace's, for xdpdns).
+        server.startup = t.elapsed();
+        let ready = ready.and_then(|_| server.wait_xdp_filled());
         if let Err(e) = ready {
             let log = std::fs::read_to_string(&server.log).unwrap_or_default();
             let tail: Vec<&str> = log.lines().rev().take(15).collect();
@@ -214,7 +218,6 @@ impl Server {
                 tail.join("\n")
             )));
         }
-        server.startup = t.elapsed();
         if let (Some(c), true) = (&server.child, pinned) {
             net::pin_tree(c.id(), SERVER_CPU, net.nice)?;
         }
@@ -243,6 +246,28 @@ impl Server {
             if Instant::now() > deadline {
                 bail!("not answering after 180 s");
             }
+        }
+    }
+
+    /// For xdpdns: waits until its XDP maps are filled (it answers from userspace before),
+    /// so that what is measured next is the path under test.
+    fn wait_xdp_filled(&self) -> Result<()> {
+        if !self.kind.is_xdpdns() {
+            return Ok(());
+        }
+        let deadline = Instant::now() + Duration::from_secs(600);
+        loop {
+            let status = sh(std::process::Command::new(crate::xdpdns_bin())
+                .arg("status")
+                .arg("--control")
+                .arg(&self.control))?;
+            if !status.contains("xdp filling") {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("XDP maps still filling after 600 s");
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 
