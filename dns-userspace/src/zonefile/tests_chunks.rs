@@ -77,7 +77,7 @@ fn entry(rng: &mut Rng, i: usize, errors: bool) -> String {
         ]));
     }
     if owner.trim().is_empty() && i == 0 {
-        s.push_str("@");
+        s.push('@');
     } else {
         s.push_str(&owner);
     }
