@@ -120,10 +120,10 @@ impl Zone {
                         set.ttl = keep;
                     }
                     if !set.rdatas.iter().any(|d| same_rdata(r.rtype, d, &r.rdata)) {
-                        set.rdatas.push(r.rdata);
+                        push_small(&mut set.rdatas, r.rdata);
                     }
                 }
-                None => node.rrsets.push(RRset::of(r.rtype, r.ttl, r.rdata, i)),
+                None => push_small(&mut node.rrsets, RRset::of(r.rtype, r.ttl, r.rdata, i)),
             }
         }
         for (i, r) in sigs {
@@ -203,6 +203,9 @@ impl Zone {
             .filter(|(_, n)| n.get(rtype::NSEC).is_some())
             .map(|(n, _)| n.clone())
             .collect();
+        // Through a vector: the hash map's table (twice the entries, and their control bytes)
+        // is freed before the persistent map grows.
+        let nodes: Vec<(Name, Node)> = nodes.into_iter().collect();
         let nodes: NodeMap = nodes.into_iter().collect();
         let negative_ttl = nodes
             .get(&apex)
@@ -221,6 +224,16 @@ impl Zone {
             warnings,
         ))
     }
+}
+
+/// Pushes `v` onto `to`, growing a short vector by one place only: most names of a large zone
+/// have one to three RRsets, most RRsets one to three records, and the usual doubling (to four
+/// places from one) would take twice the memory they need. Longer vectors grow as usual.
+fn push_small<T>(to: &mut Vec<T>, v: T) {
+    if to.len() == to.capacity() && to.len() < 4 {
+        to.reserve_exact(1);
+    }
+    to.push(v);
 }
 
 impl RRset {
