@@ -2,7 +2,7 @@
 //! socket says the XDP maps are filling, before the XDP path answers anything; once the fill
 //! is done XDP answers the same query with the same bytes. The fill is held by the test hook
 //! `XDPDNS_TEST_FILL_GATE` (the fill waits until the file the test creates exists), so only
-//! the order is checked, never a time.
+//! the order is checked, never a time. A SIGHUP during the fill is handled after it.
 
 use std::net::SocketAddr;
 
@@ -58,11 +58,18 @@ fn userspace_answers_while_the_xdp_maps_fill_and_xdp_answers_after() {
     assert!(user <= filling, "{log}");
     assert!(!log.contains("XDP attached"), "{log}");
 
+    // A SIGHUP (systemd's reload) while the maps fill waits for the fill, not ends the server.
+    let pid = net.server_pid().unwrap().to_string();
+    xdpdns_tests::sh(std::process::Command::new("kill").args(["-HUP", &pid])).unwrap();
+
     // The fill goes on; the XDP path answers once its maps hold everything.
     std::fs::write(&gate, b"").unwrap();
     let status = net
-        .wait_for_status("xdp attached", |s| s.contains("xdp attached"))
+        .wait_for_status("xdp attached and the SIGHUP reload", |s| {
+            s.contains("xdp attached") && s.contains("last reload ok")
+        })
         .unwrap();
+    assert!(net.server_running().unwrap());
     assert!(!status.contains("xdp filling"), "{status}");
     assert!(server_xdp_prog(&net).is_some());
     let before = net.stats().unwrap();

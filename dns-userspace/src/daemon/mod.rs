@@ -312,6 +312,8 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
             metrics::render(&st, om)
         }));
     }
+    // A SIGHUP while the maps fill waits for the fill (its default action would end us).
+    let mut hup = signal(SignalKind::hangup())?;
     // Userspace and the control socket answer already (from storage too); XDP joins when
     // its maps are filled, off the runtime's threads.
     if let Some((iface, mode, (addrs, port))) = xdp {
@@ -384,7 +386,6 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
     log::info!("serving on {}", listening(&opts.listen));
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    let mut hup = signal(SignalKind::hangup())?;
     sd_notify::tell(notifier.as_deref(), "READY=1");
     let watchdog = notifier
         .as_ref()
