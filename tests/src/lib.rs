@@ -277,8 +277,28 @@ impl TestNet {
     }
 
     /// Like `start_server`, with more environment variables for the server. Its log is
-    /// appended to what earlier runs wrote.
+    /// appended to what earlier runs wrote. Returns once the XDP path (when on) is started
+    /// too: its maps fill after the control socket answers.
     pub fn start_server_with(
+        &mut self,
+        zones: &[&str],
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<()> {
+        self.spawn_server(zones, extra, env)?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.ctl("status")?.contains("xdp filling") {
+            if Instant::now() > deadline {
+                bail!("the XDP maps still fill after 60 s:\n{}", self.server_log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
+    /// Like `start_server_with`, returning as soon as the control socket answers (the XDP
+    /// maps may still be filling).
+    pub fn spawn_server(
         &mut self,
         zones: &[&str],
         extra: &[&str],

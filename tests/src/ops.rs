@@ -52,10 +52,14 @@ impl Daemon {
         Ok(Daemon(child))
     }
 
-    /// Waits until the server answers on the test's control socket (at most 30 s).
+    /// Waits until the server answers on the test's control socket and its XDP maps (when
+    /// XDP is on) are filled (at most 30 s).
     pub fn wait_ready(&mut self, net: &TestNet, log: &Path) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(30);
-        while net.ctl("stats").is_err() {
+        while net
+            .ctl("status")
+            .map_or(true, |s| s.contains("xdp filling"))
+        {
             let exited = self.0.try_wait()?;
             if exited.is_some() || Instant::now() > deadline {
                 bail!(

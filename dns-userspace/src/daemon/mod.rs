@@ -188,6 +188,12 @@ fn check_unique(opts: &ServeOptions) -> Result<()> {
     Ok(())
 }
 
+/// The listen addresses, for the log.
+fn listening(listen: &[SocketAddr]) -> String {
+    let all: Vec<String> = listen.iter().map(|a| a.to_string()).collect();
+    all.join(", ")
+}
+
 /// Runs the server until SIGINT or SIGTERM.
 pub async fn serve(opts: ServeOptions) -> Result<()> {
     if opts.zones.is_empty() && opts.secondaries.is_empty() {
@@ -293,23 +299,45 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
         ));
     }
     let mut udp = Workers::start(udp_sockets, opts.udp_workers, service, state.stats.clone())?;
-    // Userspace answers already (from storage too); XDP joins when its maps are filled.
+    log::info!(
+        "userspace answering on {} after {:.2}s{}",
+        listening(&opts.listen),
+        state.started.elapsed().as_secs_f64(),
+        if xdp.is_some() {
+            "; XDP maps filling"
+        } else {
+            ""
+        }
+    );
+    let (st, stats) = (state.clone(), state.stats.clone());
+    tasks.spawn(async move {
+        control
+            .serve(move |cmd| commands::command(&st, cmd), stats)
+            .await
+    });
+    if let Some(listener) = metrics {
+        let st = state.clone();
+        tasks.spawn(metrics_http::serve(listener, move |om| {
+            metrics::render(&st, om)
+        }));
+    }
+    // A SIGHUP while the maps fill waits for the fill (its default action would end us).
+    let mut hup = signal(SignalKind::hangup())?;
+    // Userspace and the control socket answer already (from storage too); XDP joins when
+    // its maps are filled, off the runtime's threads.
     if let Some((iface, mode, (addrs, port))) = xdp {
-        tokio::task::block_in_place(|| {
-            state.served.start_xdp(|engine| match &opts.xdp_pin {
-                Some(name) => pin::start(
-                    engine,
-                    &iface,
-                    mode,
-                    &addrs,
-                    port,
-                    opts.xdp_capacity,
-                    name,
-                    &opts.storage,
-                ),
-                None => FastPath::start(engine, &iface, mode, &addrs, port, opts.xdp_capacity),
+        let (st, pin_name, capacity) = (state.clone(), opts.xdp_pin.clone(), opts.xdp_capacity);
+        let storage = opts.storage.clone();
+        tokio::task::spawn_blocking(move || {
+            st.served.start_xdp(|engine| match &pin_name {
+                Some(name) => {
+                    pin::start(engine, &iface, mode, &addrs, port, capacity, name, &storage)
+                }
+                None => FastPath::start(engine, &iface, mode, &addrs, port, capacity),
             })
-        })?;
+        })
+        .await
+        .map_err(|e| anyhow!("starting the XDP path: {e}"))??;
         state.control.xdp_started();
     }
     if let (Some(a), Some(name)) = (&account, &opts.xdp_pin) {
@@ -322,18 +350,6 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
         let files: Vec<&std::path::Path> = opts.zones.iter().map(|z| z.file.as_path()).collect();
         let storage = (!opts.secondaries.is_empty()).then_some(opts.storage.as_path());
         privilege::check_access(storage, &files, a)?;
-    }
-    let (st, stats) = (state.clone(), state.stats.clone());
-    tasks.spawn(async move {
-        control
-            .serve(move |cmd| commands::command(&st, cmd), stats)
-            .await
-    });
-    if let Some(listener) = metrics {
-        let st = state.clone();
-        tasks.spawn(metrics_http::serve(listener, move |om| {
-            metrics::render(&st, om)
-        }));
     }
     let ring = state
         .served
@@ -384,17 +400,9 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
             clock.clone(),
         ));
     }
-    log::info!(
-        "serving on {}",
-        opts.listen
-            .iter()
-            .map(|a| a.to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    log::info!("serving on {}", listening(&opts.listen));
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    let mut hup = signal(SignalKind::hangup())?;
     sd_notify::tell(notifier.as_deref(), "READY=1");
     let watchdog = notifier
         .as_ref()

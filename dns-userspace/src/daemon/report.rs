@@ -135,6 +135,10 @@ pub(super) fn status(state: &State) -> Reply {
                         "template_cache": cache, "mode": mode, "pin": pin, "start": start }),
             );
         }
+        (Some(i), false) if state.served.xdp_filling() => {
+            let _ = writeln!(out, "xdp filling {i} (userspace answers meanwhile)");
+            json.insert("xdp".into(), json!({ "iface": i, "filling": true }));
+        }
         _ => {
             let _ = writeln!(out, "xdp off");
             json.insert("xdp".into(), Value::Null);

@@ -232,7 +232,7 @@ fn seed(dir: &Path, zone: &Name, file: &Path) -> Result<u32> {
     let label = file.display().to_string();
     let src = crate::zone::ZoneSource {
         name: &label,
-        locations: parsed.locations.as_deref(),
+        locations: parsed.locations.as_ref(),
     };
     let (z, _) =
         Zone::build(zone.clone(), parsed.records, &src).map_err(|e| anyhow::anyhow!("{e}"))?;

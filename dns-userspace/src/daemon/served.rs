@@ -9,6 +9,7 @@
 //! version of a secondary zone reaches the fast path as a change to that zone only.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::{anyhow, Result};
@@ -58,6 +59,8 @@ pub struct Served {
     pub engine: SharedEngine,
     /// Set once it is started, after userspace serves.
     xdp: OnceLock<Mutex<FastPath>>,
+    /// True while `start_xdp` compiles and fills the maps (userspace answers meanwhile).
+    filling: AtomicBool,
     sources: Mutex<Sources>,
     /// The settings engines are built with (SIGHUP may change some, `change_configured`).
     config: Mutex<EngineConfig>,
@@ -69,20 +72,30 @@ impl Served {
         Served {
             engine: Arc::new(std::sync::RwLock::new(Arc::new(engine))),
             xdp: OnceLock::new(),
+            filling: AtomicBool::new(false),
             sources: Mutex::new(sources),
             config: Mutex::new(config),
         }
     }
 
     /// Starts the fast path with `start` on the engine being served; nothing changes what is
-    /// served meanwhile.
+    /// served meanwhile (changes wait), and `filling` says so. The program answers nothing
+    /// until `start` attaches it, after its maps hold the whole first generation.
     pub fn start_xdp(&self, start: impl FnOnce(&Engine) -> Result<FastPath>) -> Result<()> {
         let _no_change = held(&self.sources);
+        self.filling.store(true, Ordering::Relaxed);
         let engine = self.engine.read().expect("engine lock").clone();
-        let fp = start(&engine)?;
+        test_fill_gate();
+        let fp = start(&engine);
+        self.filling.store(false, Ordering::Relaxed);
         self.xdp
-            .set(Mutex::new(fp))
+            .set(Mutex::new(fp?))
             .map_err(|_| anyhow!("the XDP fast path is started already"))
+    }
+
+    /// Whether the fast path is being started (its maps filled) now.
+    pub fn xdp_filling(&self) -> bool {
+        self.filling.load(Ordering::Relaxed)
     }
 
     /// The fast path, once started.
@@ -233,6 +246,29 @@ impl Served {
         if !Arc::ptr_eq(&served, &engine) {
             *served = engine;
         }
+    }
+}
+
+/// The test hook of the start-up order (`tests/startup_order.rs`), in builds with the
+/// `test-support` feature only (the test crate's; never production): with
+/// `XDPDNS_TEST_FILL_GATE=PATH` the fast path's start waits, at most 120 s, until PATH
+/// exists, so that a test sees userspace answering while XDP is still filling.
+#[cfg(not(feature = "test-support"))]
+fn test_fill_gate() {}
+
+#[cfg(feature = "test-support")]
+fn test_fill_gate() {
+    let Some(gate) = std::env::var_os("XDPDNS_TEST_FILL_GATE") else {
+        return;
+    };
+    let gate = std::path::PathBuf::from(gate);
+    log::warn!(
+        "XDPDNS_TEST_FILL_GATE: the XDP fill waits for {}",
+        gate.display()
+    );
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !gate.exists() && std::time::Instant::now() < until {
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
 

@@ -50,7 +50,7 @@ fn zone_with(build: Build, text: &str, origin: &str) -> Zone {
     let parsed = crate::zonefile::parse_str(text, &origin, "test.zone").unwrap();
     let src = ZoneSource {
         name: "test.zone",
-        locations: parsed.locations.as_deref(),
+        locations: parsed.locations.as_ref(),
     };
     build(origin, parsed.records, &src).unwrap().0
 }

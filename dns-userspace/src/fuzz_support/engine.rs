@@ -63,7 +63,7 @@ pub fn build_zone(origin: &Name, text: &[u8]) -> Result<Zone, Refused> {
         .map_err(|_| Refused::Parse)?;
     let src = ZoneSource {
         name: "fuzz.zone",
-        locations: parsed.locations.as_deref(),
+        locations: parsed.locations.as_ref(),
     };
     match Zone::build(origin.clone(), parsed.records, &src) {
         Ok((z, _)) => Ok(z),

@@ -10,7 +10,7 @@ use super::{Node, NodeMap, RRset, Zone};
 
 /// The nodes while a zone is built: a plain hash map, several times faster to fill than the
 /// persistent `NodeMap` the zone keeps (made from it in one pass at the end).
-type Building = rustc_hash::FxHashMap<Name, Node>;
+pub(super) type Building = rustc_hash::FxHashMap<Name, Node>;
 use crate::wire::name::{Name, NameRef};
 use crate::wire::rdata;
 use crate::wire::record::{rtype, same_rdata, Record};
@@ -26,13 +26,13 @@ pub struct ZoneError {
 /// Where records came from: the file name, and a `file:line` per record when known.
 pub struct ZoneSource<'a> {
     pub name: &'a str,
-    pub locations: Option<&'a [String]>,
+    pub locations: Option<&'a crate::zonefile::Locations>,
 }
 
 impl ZoneSource<'_> {
-    fn at(&self, i: usize) -> String {
+    pub(super) fn at(&self, i: usize) -> String {
         self.locations
-            .and_then(|l| l.get(i).cloned())
+            .and_then(|l| l.get(i))
             .unwrap_or_else(|| self.name.to_owned())
     }
 }
@@ -69,7 +69,10 @@ impl Zone {
             location: source.at(i),
             message,
         };
+        // Sized for two records a name (a delegation's NS RRset, glue A + AAAA): a large zone
+        // is not rehashed on the way.
         let mut nodes: Building = Building::default();
+        nodes.reserve(records.len() / 2);
         // RRSIGs wait until all RRsets exist.
         let mut sigs: Vec<(usize, Record)> = Vec::new();
         let mut unattached = Vec::new();
@@ -93,10 +96,15 @@ impl Zone {
                 sigs.push((i, r));
                 continue;
             }
-            if !nodes.contains_key(&r.owner) {
-                nodes.insert(r.owner.clone(), Node::default());
-            }
-            let node = nodes.get_mut(&r.owner).expect("inserted");
+            let Some(node) = nodes.get_mut(&r.owner) else {
+                // The first record at this name: one lookup more, no clone of the name.
+                let node = Node {
+                    rrsets: vec![RRset::of(r.rtype, r.ttl, r.rdata, i)],
+                    children: 0,
+                };
+                nodes.insert(r.owner, node);
+                continue;
+            };
             match node.rrsets.iter_mut().find(|s| s.rtype == r.rtype) {
                 Some(set) => {
                     if set.ttl != r.ttl {
@@ -112,19 +120,10 @@ impl Zone {
                         set.ttl = keep;
                     }
                     if !set.rdatas.iter().any(|d| same_rdata(r.rtype, d, &r.rdata)) {
-                        set.rdatas.push(r.rdata);
+                        push_small(&mut set.rdatas, r.rdata);
                     }
                 }
-                None => {
-                    node.rrsets.push(RRset {
-                        rtype: r.rtype,
-                        ttl: r.ttl,
-                        rdatas: vec![r.rdata],
-                        sigs: Vec::new(),
-                        sig_ttl: 0,
-                        first: i as u32,
-                    });
-                }
+                None => push_small(&mut node.rrsets, RRset::of(r.rtype, r.ttl, r.rdata, i)),
             }
         }
         for (i, r) in sigs {
@@ -193,74 +192,8 @@ impl Zone {
                 message: format!("no NS records at the zone apex {apex}"),
             });
         }
-        for (name, node) in nodes.iter() {
-            if let Some((t, message)) = node_error(&apex, name, node) {
-                return Err(err(at(name, t), message));
-            }
-        }
-
-        // Zone cuts: occluded data and glue.
-        let cuts: Vec<Name> = nodes
-            .iter()
-            .filter(|(n, node)| **n != apex && node.get(rtype::NS).is_some())
-            .map(|(n, _)| n.clone())
-            .collect();
-        let cut_set: rustc_hash::FxHashSet<&NameRef> =
-            cuts.iter().map(|c| c.as_name_ref()).collect();
-        let apex_len = apex.wire().len();
-        // Below a cut: some proper ancestor (below the apex) is a cut. Walks up the name, so the
-        // cost is the name's depth, not the number of cuts.
-        let below_cut = |name: &Name| {
-            name.ancestors()
-                .skip(1)
-                .take_while(|p| p.wire().len() > apex_len)
-                .any(|p| cut_set.contains(p))
-        };
-        for (name, node) in nodes.iter() {
-            if below_cut(name) {
-                let non_glue = node
-                    .rrsets
-                    .iter()
-                    .find(|s| !matches!(s.rtype, rtype::A | rtype::AAAA));
-                if let Some(s) = non_glue {
-                    warnings.push(format!(
-                        "{}: {name} {} is below a delegation and is not glue; it is occluded and not served",
-                        source.at(at(name, s.rtype)),
-                        rtype::to_string(s.rtype)
-                    ));
-                }
-            }
-        }
-        for cut in &cuts {
-            let node = &nodes[cut];
-            for rd in &node.get(rtype::NS).expect("cut has NS").rdatas {
-                let Some((target, _)) = crate::wire::record::read_name(rd) else {
-                    continue;
-                };
-                if target.is_subdomain_of(cut) {
-                    let has = nodes
-                        .get(&target)
-                        .is_some_and(|n| n.get(rtype::A).is_some() || n.get(rtype::AAAA).is_some());
-                    if !has {
-                        warnings.push(format!(
-                            "{}: delegation {cut} has name server {target} inside it but no glue (A/AAAA)",
-                            source.at(at(cut, rtype::NS))
-                        ));
-                    }
-                }
-            }
-        }
-
-        // Empty non-terminals between the apex and every owner.
-        let mut ents: rustc_hash::FxHashSet<Name> = Default::default();
-        for o in nodes.keys() {
-            for p in o.ancestors().skip(1) {
-                if p.wire().len() <= apex_len || nodes.contains_key(p) || ents.contains(p) {
-                    break;
-                }
-                ents.insert(p.to_name());
-            }
-        }
+        let (checked, ents) = super::build_checks::check_nodes(&apex, &nodes, source)?;
+        warnings.extend(checked);
         for p in ents {
             nodes.insert(p, Node::default());
         }
@@ -270,6 +203,9 @@ impl Zone {
             .filter(|(_, n)| n.get(rtype::NSEC).is_some())
             .map(|(n, _)| n.clone())
             .collect();
+        // Through a vector: the hash map's table (twice the entries, and their control bytes)
+        // is freed before the persistent map grows.
+        let nodes: Vec<(Name, Node)> = nodes.into_iter().collect();
         let nodes: NodeMap = nodes.into_iter().collect();
         let negative_ttl = nodes
             .get(&apex)
@@ -290,26 +226,53 @@ impl Zone {
     }
 }
 
-/// Sets every node's count of children (each node but the apex has its parent among the nodes,
-/// empty non-terminals being added first).
-fn count_children(apex: &Name, nodes: &mut Building) {
-    let mut counts: rustc_hash::FxHashMap<Name, u32> = Default::default();
-    for name in nodes.keys() {
-        if name == apex {
-            continue;
+/// Pushes `v` onto `to`, growing a short vector by one place only: most names of a large zone
+/// have one to three RRsets, most RRsets one to three records, and the usual doubling (to four
+/// places from one) would take twice the memory they need. Longer vectors grow as usual.
+fn push_small<T>(to: &mut Vec<T>, v: T) {
+    if to.len() == to.capacity() && to.len() < 4 {
+        to.reserve_exact(1);
+    }
+    to.push(v);
+}
+
+impl RRset {
+    /// An RRset of one record, record `i` of its source, unsigned.
+    fn of(rtype: u16, ttl: u32, rdata: Vec<u8>, i: usize) -> RRset {
+        RRset {
+            rtype,
+            ttl,
+            rdatas: vec![rdata],
+            sigs: Vec::new(),
+            sig_ttl: 0,
+            first: i as u32,
         }
-        let parent = name.suffix_ref(name.label_count() - 1);
-        match counts.get_mut(parent) {
-            Some(c) => *c += 1,
-            None => {
-                counts.insert(parent.to_name(), 1);
+    }
+}
+
+/// Sets every node's count of children (each node but the apex has its parent among the nodes,
+/// empty non-terminals being added first). Counts by the nodes' positions in the map's
+/// iteration order, which nothing changes in between: no name is copied.
+fn count_children(apex: &Name, nodes: &mut Building) {
+    let mut counts = vec![0u32; nodes.len()];
+    {
+        let mut parents: rustc_hash::FxHashMap<&NameRef, u32> = Default::default();
+        parents.reserve(nodes.len());
+        for (i, name) in nodes.keys().enumerate() {
+            parents.insert(name.as_name_ref(), i as u32);
+        }
+        for name in nodes.keys() {
+            if name == apex {
+                continue;
+            }
+            let parent = name.suffix_ref(name.label_count() - 1);
+            if let Some(&i) = parents.get(parent) {
+                counts[i as usize] += 1;
             }
         }
     }
-    for (parent, c) in counts {
-        if let Some(n) = nodes.get_mut(&parent) {
-            n.children = c;
-        }
+    for (node, c) in nodes.values_mut().zip(counts) {
+        node.children = c;
     }
 }
 
@@ -419,7 +382,7 @@ mod tests {
         let parsed = crate::zonefile::parse_str(text, &origin, "z.zone").unwrap();
         let src = ZoneSource {
             name: "z.zone",
-            locations: parsed.locations.as_deref(),
+            locations: parsed.locations.as_ref(),
         };
         Zone::build(origin, parsed.records, &src)
     }

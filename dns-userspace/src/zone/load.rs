@@ -51,15 +51,22 @@ pub fn load_zone(spec: &ZoneSpec) -> Result<(Zone, Vec<String>)> {
 
 /// Parses and checks the zone `origin` from `file`.
 pub fn load_zone_file(file: &Path, origin: &Name) -> Result<(Zone, Vec<String>)> {
+    let t = std::time::Instant::now();
     let parsed = zonefile::parse_file(file, origin).map_err(|e| anyhow!("{e}"))?;
+    let parse_s = t.elapsed().as_secs_f64();
+    let records = parsed.records.len();
     let mut warnings = parsed.warnings;
     let label = file.display().to_string();
     let source = ZoneSource {
         name: &label,
-        locations: parsed.locations.as_deref(),
+        locations: parsed.locations.as_ref(),
     };
     let (zone, w) =
         Zone::build(origin.clone(), parsed.records, &source).map_err(|e| anyhow!("{e}"))?;
+    log::info!(
+        "zone {origin} from {label}: parsed in {parse_s:.2}s, built in {:.2}s ({records} records)",
+        t.elapsed().as_secs_f64() - parse_s
+    );
     warnings.extend(w);
     Ok((zone, warnings))
 }

@@ -10,6 +10,7 @@
 
 mod apply;
 mod build;
+mod build_checks;
 pub mod load;
 pub mod nsec3;
 mod records;

@@ -126,7 +126,7 @@ impl Loader<'_> {
             .map_err(|e| fail(format!("cannot read $INCLUDE file '{shown}': {e}")))?;
         let dir = path.parent().unwrap_or(Path::new(""));
         self.stack.push(canonical);
-        let r = self.load(&text, &shown, dir, origin, st.owner.clone());
+        let r = self.load_at(&text, &shown, dir, origin, st.owner.clone(), (0, 1));
         self.stack.pop();
         r
     }

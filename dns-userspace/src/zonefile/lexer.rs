@@ -60,6 +60,20 @@ impl<'a> Lexer<'a> {
         Lexer { src, pos, line: 1 }
     }
 
+    /// A lexer that starts at byte `pos` of `src`, an entry boundary found by an earlier
+    /// lexer of the same text, on line `line` (`chunks`).
+    pub fn at(src: &'a [u8], pos: usize, line: usize) -> Lexer<'a> {
+        if pos == 0 {
+            return Lexer::new(src);
+        }
+        Lexer { src, pos, line }
+    }
+
+    /// The byte offset of the next entry (or blank line) and its line.
+    pub fn position(&self) -> (usize, usize) {
+        (self.pos, self.line)
+    }
+
     /// Reads the next non-empty entry into `out` (cleared first). `None` at the end of input.
     pub fn next_entry(&mut self, out: &mut Vec<Token<'a>>) -> Result<Option<Entry>, LexError> {
         loop {

@@ -30,6 +30,7 @@
 //! (BIND only warns and drops them), and so is an SOA anywhere but at the apex. The other zone
 //! checks (a single SOA, CNAME exclusivity, glue) are in `zone::build`.
 
+pub(crate) mod chunks;
 mod directive;
 mod lexer;
 mod parser;
@@ -42,6 +43,8 @@ mod types;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_chunks;
 #[cfg(test)]
 mod tests_fixtures;
 #[cfg(test)]
@@ -60,7 +63,63 @@ pub struct ZoneFile {
     pub warnings: Vec<String>,
     /// `file:line` where each record was written, parallel to `records` (always `Some` from
     /// the parser; `None` for record lists made otherwise).
-    pub locations: Option<Vec<String>>,
+    pub locations: Option<Locations>,
+}
+
+/// Where each record of a zone file was written: a file index and a line per record (8 bytes
+/// a record, not a string: a 1M-delegation zone has 4M records), formatted on demand.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Locations {
+    /// The files read, by first appearance.
+    files: Vec<String>,
+    /// Per record: index into `files`, 1-based line.
+    at: Vec<(u32, u32)>,
+}
+
+impl Locations {
+    /// `file:line` of record `i`.
+    pub fn get(&self, i: usize) -> Option<String> {
+        let &(f, line) = self.at.get(i)?;
+        Some(format!("{}:{line}", self.files.get(f as usize)?))
+    }
+
+    pub fn len(&self) -> usize {
+        self.at.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.at.is_empty()
+    }
+
+    /// Adds `other`'s records after these (a later chunk of the same file, `chunks`).
+    pub(crate) fn append(&mut self, other: Locations) {
+        let map: Vec<u32> = other
+            .files
+            .into_iter()
+            .map(|f| match self.files.iter().position(|g| *g == f) {
+                Some(i) => i as u32,
+                None => {
+                    self.files.push(f);
+                    (self.files.len() - 1) as u32
+                }
+            })
+            .collect();
+        if self.at.is_empty() && map.iter().enumerate().all(|(i, &m)| i as u32 == m) {
+            self.at = other.at;
+            return;
+        }
+        self.at.extend(
+            other
+                .at
+                .into_iter()
+                .map(|(f, line)| (map[f as usize], line)),
+        );
+    }
+
+    /// Every record's `file:line`, in order.
+    pub fn strings(&self) -> Vec<String> {
+        (0..self.len()).filter_map(|i| self.get(i)).collect()
+    }
 }
 
 /// Why a zone file was rejected, with the file (the included one, for errors in an
@@ -96,17 +155,36 @@ pub(crate) fn parse_bytes(
     origin: &Name,
     file_label: &str,
 ) -> Result<ZoneFile, ZoneFileError> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunks = if text.len() >= chunks::PARALLEL_MIN_BYTES {
+        threads.min(8)
+    } else {
+        1
+    };
+    parse_in_chunks(text, origin, file_label, chunks)
+}
+
+/// As [`parse_bytes`], cut into up to `chunks` chunks parsed in parallel (`chunks`) where the
+/// file allows it; 1: sequentially. The result is the same either way.
+pub(crate) fn parse_in_chunks(
+    text: &[u8],
+    origin: &Name,
+    file_label: &str,
+    chunks: usize,
+) -> Result<ZoneFile, ZoneFileError> {
     let path = Path::new(file_label);
-    let mut loader = parser::Loader::new(origin);
-    if let Ok(canonical) = std::fs::canonicalize(path) {
-        loader.stack.push(canonical);
+    let stack: Vec<_> = std::fs::canonicalize(path).into_iter().collect();
+    if chunks > 1 {
+        if let Some(parsed) = chunks::parse(text, origin, file_label, &stack, chunks) {
+            return parsed;
+        }
     }
+    let mut loader = parser::Loader::new(origin);
+    if text.len() >= chunks::PARALLEL_MIN_BYTES {
+        loader.reserve_for(text.len());
+    }
+    loader.stack = stack;
     let dir = path.parent().unwrap_or(Path::new(""));
-    loader.load(text, file_label, dir, origin.clone(), None)?;
-    let locations = Some(loader.location_strings());
-    Ok(ZoneFile {
-        records: loader.records,
-        warnings: loader.warnings,
-        locations,
-    })
+    loader.load_at(text, file_label, dir, origin.clone(), None, (0, 1))?;
+    Ok(loader.finish())
 }

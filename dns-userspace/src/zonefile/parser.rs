@@ -45,6 +45,19 @@ pub(crate) struct FileState<'l> {
     pub owner: Option<Name>,
 }
 
+impl<'l> FileState<'l> {
+    /// The state at the start of a file of the zone: no owner yet.
+    pub fn new(label: &'l str, dir: &'l Path, origin: Name) -> FileState<'l> {
+        FileState {
+            label,
+            file: 0,
+            dir,
+            origin,
+            owner: None,
+        }
+    }
+}
+
 impl<'z> Loader<'z> {
     pub fn new(apex: &'z Name) -> Self {
         Loader {
@@ -61,14 +74,17 @@ impl<'z> Loader<'z> {
         }
     }
 
-    /// Reads one file's text. `dir` resolves relative `$INCLUDE` paths.
-    pub fn load(
+    /// Reads one file's text from byte `start.0` (an entry boundary: 0, or where a chunk read
+    /// in parallel starts, `chunks`) on line `start.1`. `dir` resolves relative `$INCLUDE`
+    /// paths.
+    pub fn load_at(
         &mut self,
         text: &[u8],
         label: &str,
         dir: &Path,
         origin: Name,
         owner: Option<Name>,
+        start: (usize, usize),
     ) -> Result<(), ZoneFileError> {
         self.files.push(label.to_owned());
         let mut st = FileState {
@@ -83,7 +99,7 @@ impl<'z> Loader<'z> {
             line: e.line,
             message: e.message,
         };
-        let mut lexer = Lexer::new(text);
+        let mut lexer = Lexer::at(text, start.0, start.1);
         let mut toks: Vec<Token<'_>> = Vec::with_capacity(16);
         loop {
             let entry = match lexer.next_entry(&mut toks) {
@@ -111,28 +127,25 @@ impl<'z> Loader<'z> {
         }
     }
 
-    /// `file:line` of each record.
-    pub fn location_strings(&self) -> Vec<String> {
-        let at = |&(f, line): &(u32, u32)| {
-            let file = &self.files[f as usize];
-            let mut digits = [0u8; 10];
-            let mut i = digits.len();
-            let mut n = line;
-            loop {
-                i -= 1;
-                digits[i] = b'0' + (n % 10) as u8;
-                n /= 10;
-                if n == 0 {
-                    break;
-                }
-            }
-            let mut s = String::with_capacity(file.len() + 1 + digits.len() - i);
-            s.push_str(file);
-            s.push(':');
-            s.extend(digits[i..].iter().map(|&d| d as char));
-            s
-        };
-        self.locations.iter().map(at).collect()
+    /// Room for the records of `bytes` of zone text (at most one per `RECORD_BYTES`):
+    /// without it the record vector of a large zone is copied every time it grows.
+    /// Capacity not written to costs no memory.
+    pub fn reserve_for(&mut self, bytes: usize) {
+        const RECORD_BYTES: usize = 24;
+        self.records.reserve(bytes / RECORD_BYTES);
+        self.locations.reserve(bytes / RECORD_BYTES);
+    }
+
+    /// The records, warnings and locations read.
+    pub fn finish(self) -> super::ZoneFile {
+        super::ZoneFile {
+            records: self.records,
+            warnings: self.warnings,
+            locations: Some(super::Locations {
+                files: self.files,
+                at: self.locations,
+            }),
+        }
     }
 
     pub fn warn(&mut self, label: &str, line: usize, text: &str) {

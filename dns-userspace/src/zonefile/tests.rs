@@ -68,7 +68,7 @@ fn owners_relative_absolute_at_and_blank() {
     );
     assert_eq!(z.records[2].rtype, rtype::AAAA);
     assert!(z.warnings.is_empty(), "{:?}", z.warnings);
-    let at = z.locations.unwrap();
+    let at = z.locations.unwrap().strings();
     assert_eq!(
         at,
         [
@@ -329,7 +329,7 @@ fn include_with_origin_relative_path_and_nesting() {
             "x.deep.example."
         ]
     );
-    let at = z.locations.unwrap();
+    let at = z.locations.unwrap().strings();
     let main = d.join("main.zone").display().to_string();
     let b = d.join("sub/b.inc").display().to_string();
     assert_eq!(at[0], format!("{main}:2"));

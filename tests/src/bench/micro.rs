@@ -1,6 +1,6 @@
 //! Two measurements without load: the XDP program's cost per query through BPF_PROG_TEST_RUN,
-//! per answer kind and for the pass path; and the time and memory `xdpdns serve` needs to load,
-//! compile and install zones of 10k, 100k and 1M delegations.
+//! per answer kind and for the pass path (the start-up figures are in `load`, with the
+//! helpers here that read the maps' memory).
 //!
 //! TEST_RUN method: with `repeat` > 1 the kernel runs the program again on the packet the
 //! previous run left behind, so a path that rewrites the query into a response is timed fully
@@ -11,19 +11,17 @@
 //! which leaves the packet unchanged, the `repeat` = 100k mean is given as a cross-check.
 
 use std::net::IpAddr;
-use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::frame::{self, FrameSpec};
-use anyhow::{bail, Context as _, Result};
+use anyhow::{Context as _, Result};
 use dns_common::{counter, Answer, AnswerKey, AnswerRef};
 use xdpdns::engine::{Engine, EngineConfig};
 use xdpdns::fastpath::xdp::XdpServer;
 use xdpdns::zone::load::{load_catalog, ZoneSpec};
 
 use super::json::{obj, Json};
-use super::net::{BenchNet, SERVER_CPU};
-use super::{bpf, cleanup, zone};
+use super::{bpf, zone};
 use crate::client::Q;
 
 /// Timing of one probe.
@@ -288,10 +286,16 @@ pub fn test_run(z: &zone::Zone, qs: &[zone::Query], runs: usize) -> Result<Vec<P
 pub struct LoadFigures {
     pub delegations: usize,
     pub zone_bytes: u64,
-    /// Spawn to the "loaded zone" log line.
+    /// Spawn to the first userspace answer (parse, build, engine, sockets).
     pub parse_s: f64,
-    /// Spawn to the "serving on" log line (parse + compile + map fill + attach).
+    /// Spawn to the first XDP answer (compile + map fill + attach in the background).
     pub ready_s: f64,
+    /// The same two, as measured by the probe (`load`).
+    pub first_user_s: f64,
+    pub first_xdp_s: f64,
+    /// The server's own parse and build times (its log), as it wrote them.
+    pub parse_log: Option<String>,
+    pub build_log: Option<String>,
     pub entries: Option<u64>,
     /// The server's compile summary line.
     pub compile_log: String,
@@ -318,6 +322,10 @@ impl LoadFigures {
             ("zone_bytes", self.zone_bytes.into()),
             ("parse_s", self.parse_s.into()),
             ("ready_s", self.ready_s.into()),
+            ("first_userspace_answer_s", self.first_user_s.into()),
+            ("first_xdp_answer_s", self.first_xdp_s.into()),
+            ("xdpdns_parse", self.parse_log.as_deref().into()),
+            ("xdpdns_build", self.build_log.as_deref().into()),
             ("compile_install_s", (self.ready_s - self.parse_s).into()),
             ("entries", self.entries.into()),
             ("compile_log", self.compile_log.as_str().into()),
@@ -335,7 +343,7 @@ impl LoadFigures {
 }
 
 /// The number before `what` in the compile summary ("… 123 referral, …").
-fn count_before(line: &str, what: &str) -> Option<u64> {
+pub(super) fn count_before(line: &str, what: &str) -> Option<u64> {
     let at = line.find(what)?;
     line[..at]
         .split(|c: char| !c.is_ascii_digit())
@@ -347,7 +355,7 @@ fn count_before(line: &str, what: &str) -> Option<u64> {
 
 /// Bytes of keys and values for the entries the compile line lists, and for the template
 /// cache.
-fn computed_bytes(line: &str, total: u64, cache: u64) -> u64 {
+pub(super) fn computed_bytes(line: &str, total: u64, cache: u64) -> u64 {
     let value = std::mem::size_of::<AnswerRef>() as u64;
     let templates = cache * (4 + std::mem::size_of::<Answer>() as u64);
     let exact_key = std::mem::size_of::<AnswerKey>() as u64;
@@ -367,127 +375,19 @@ fn computed_bytes(line: &str, total: u64, cache: u64) -> u64 {
     }
 }
 
-/// Starts `xdpdns serve` (XDP native) on a fresh zone of `n` delegations and times it.
-pub fn load_time(
-    net: &BenchNet,
-    dir: &Path,
-    n: usize,
-    signed: bool,
-    seed: u64,
-) -> Result<LoadFigures> {
-    let zdir = dir.join(format!("load-{n}"));
-    let z = zone::generate(&zdir, n, signed, seed)?;
-    let mut fig = LoadFigures {
-        delegations: n,
-        zone_bytes: std::fs::metadata(&z.path)?.len(),
-        ..Default::default()
-    };
-    let log = zdir.join("server.log");
-    let control = zdir.join("control.sock");
-    let out = std::fs::File::create(&log)?;
-    let bin = crate::xdpdns_bin().display().to_string();
-    let mut cmd = net.cmd(&net.server_ns, SERVER_CPU, &bin);
-    cmd.arg("serve")
-        .arg("--zone")
-        .arg(&z.path)
-        .args([
-            "--iface",
-            &net.server_if,
-            "--listen",
-            "198.18.0.1:53",
-            "--xdp-mode",
-            "native",
-        ])
-        .arg("--control")
-        .arg(&control)
-        .env("RUST_LOG", "info")
-        .stdout(out.try_clone()?)
-        .stderr(out);
-    let t = Instant::now();
-    let mut child = net.spawn(&mut cmd)?;
-    let result = (|| -> Result<()> {
-        let deadline = t + Duration::from_secs(600);
-        loop {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            if fig.parse_s == 0.0 && text.contains("loaded zone") {
-                fig.parse_s = t.elapsed().as_secs_f64();
-            }
-            if text.contains("serving on") {
-                fig.ready_s = t.elapsed().as_secs_f64();
-                fig.compile_log = text
-                    .lines()
-                    .find(|l| l.contains("XDP entries"))
-                    .map(|l| l.split("] ").last().unwrap_or(l).to_owned())
-                    .unwrap_or_default();
-                break;
-            }
-            if let Some(status) = child.try_wait()? {
-                bail!("xdpdns serve exited ({status}): {text}");
-            }
-            if Instant::now() > deadline {
-                bail!("xdpdns serve not ready after 600 s");
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let status = crate::sh(
-            std::process::Command::new(crate::xdpdns_bin())
-                .arg("status")
-                .arg("--control")
-                .arg(&control),
-        )?;
-        // "xdp attached IF (N entries, T templates, cache C)"
-        let xdp_line = status
-            .lines()
-            .find(|l| l.starts_with("xdp attached"))
-            .unwrap_or("");
-        let count = |what: &str| count_before(xdp_line, what);
-        fig.entries = count(" entries");
-        fig.templates = count(" templates");
-        fig.template_cache = xdp_line
-            .split("cache ")
-            .nth(1)
-            .and_then(|r| r.trim_end_matches(')').parse().ok());
-        fig.map_bytes_computed = computed_bytes(
-            &fig.compile_log,
-            fig.entries.unwrap_or(0),
-            fig.template_cache.unwrap_or(0),
-        );
-        let pid = child.id();
-        let m = maps_memlock(pid);
-        fig.answers_memlock = m.answers;
-        fig.suffixes_memlock = m.suffixes;
-        fig.templates_memlock = m.templates;
-        fig.maps_memlock = m.all;
-        let st = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        let kib = |key: &str| -> u64 {
-            st.lines()
-                .find(|l| l.starts_with(key))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-                .unwrap_or(0)
-        };
-        fig.rss_kib = kib("VmRSS:");
-        fig.hwm_kib = kib("VmHWM:");
-        Ok(())
-    })();
-    cleanup::terminate(&mut child, Duration::from_secs(20));
-    net.xdp_off(&net.server_ns, &net.server_if);
-    let _ = std::fs::remove_dir_all(&zdir);
-    result.map(|_| fig)
-}
-
 /// `memlock` bytes of a process's BPF maps, from their fds' fdinfo.
 #[derive(Default)]
-struct Memlock {
+pub(super) struct Memlock {
     /// The hash map keyed by `AnswerKey`.
-    answers: u64,
+    pub answers: u64,
     /// The LPM trie.
-    suffixes: u64,
+    pub suffixes: u64,
     /// The LRU hash of `Answer`s.
-    templates: u64,
-    all: u64,
+    pub templates: u64,
+    pub all: u64,
 }
 
-fn maps_memlock(pid: u32) -> Memlock {
+pub(super) fn maps_memlock(pid: u32) -> Memlock {
     let key = std::mem::size_of::<AnswerKey>().to_string();
     let index_value = std::mem::size_of::<AnswerRef>().to_string();
     let value = std::mem::size_of::<Answer>().to_string();

@@ -1,17 +1,20 @@
 //! `cargo xtask bench`: the comparative benchmark. This module owns the options and the
 //! sequence — zone and queries, the namespace pair, the generator's ceiling against
 //! `xdp_reflect`, each server in turn (latency with dnsperf, then the kxdpgun rate search),
-//! the TEST_RUN micro-benchmark, zone load/compile figures, the zone update figures
+//! the TEST_RUN micro-benchmark, start-up figures against knotd and NSD, the zone update figures
 //! (incremental against full XDP publication), zone transfers (`--xfr`), and the report files.
 //!
 //! Submodules: `zone` (data), `net` (namespaces, pinning), `servers`, `measure` (kxdpgun,
-//! dnsperf, CPU), `micro` (TEST_RUN, load times), `update` (publishing a zone change), `xfr`
-//! (AXFR and NOTIFY as a secondary, against knotd), `report` (table, SVG), `json`, `bpf` (a
-//! minimal loader for the self-contained XDP programs), `cleanup` (Ctrl-C safety).
+//! dnsperf, CPU), `micro` (TEST_RUN), `load` (start-up times and memory against knotd and
+//! NSD), `update` (publishing a zone change), `sizes` (the per-size sections, in the full run
+//! and alone), `xfr` (AXFR and NOTIFY as a secondary, against knotd), `report` (table, SVG),
+//! `json`, `bpf` (a minimal loader for the self-contained XDP programs), `cleanup` (Ctrl-C
+//! safety).
 
 pub mod bpf;
 pub mod cleanup;
 pub mod json;
+pub mod load;
 pub mod measure;
 pub mod micro;
 pub mod net;
@@ -21,6 +24,7 @@ pub mod report;
 pub mod restart;
 pub mod rrl;
 pub mod servers;
+mod sizes;
 pub mod update;
 pub mod xfr;
 pub mod zone;
@@ -35,6 +39,7 @@ use measure::Search;
 use net::BenchNet;
 use report::ServerResult;
 use servers::{Kind, Server};
+use sizes::{load_only, loads, run_updates, updates};
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -64,6 +69,8 @@ pub struct Options {
     pub update_changes: usize,
     /// Only the update figures: no servers, no namespaces.
     pub update_only: bool,
+    /// Only the start-up figures (`load_sizes`): xdpdns, knotd and NSD loading the zone.
+    pub load_only: bool,
     /// Single TEST_RUN calls per probe.
     pub micro_runs: usize,
     /// Nice value for the server, its NAPI thread and the generator: the machine is shared,
@@ -117,6 +124,7 @@ impl Options {
             },
             update_changes: 100,
             update_only: false,
+            load_only: false,
             micro_runs: if smoke { 2_000 } else { 20_000 },
             nice: -20,
             out_dir: target.join("bench").join(if smoke { "smoke" } else { "" }),
@@ -282,48 +290,6 @@ struct Files {
     dnsperf_do: PathBuf,
 }
 
-/// The update figures for every size: progress lines, and the JSON array.
-fn updates(b: &Bench) -> (Json, String) {
-    let o = &b.opts;
-    let mut out = Vec::new();
-    let mut text = String::new();
-    for n in &o.update_sizes {
-        b.progress(&format!(
-            "update: {n} delegations, diffs of {} records",
-            o.update_changes
-        ));
-        match update::measure(&b.work, *n, o.update_changes, o.seed) {
-            Ok(f) => {
-                b.progress(&f.line());
-                text.push_str(&format!("  {}\n", f.line()));
-                out.push(f.json());
-            }
-            Err(e) => {
-                b.progress(&format!("update {n}: FAILED: {e:#}"));
-                text.push_str(&format!("  update {n}: failed: {e:#}\n"));
-                out.push(obj([
-                    ("delegations", (*n).into()),
-                    ("error", format!("{e:#}").into()),
-                ]));
-            }
-        }
-    }
-    (Json::Arr(out), text)
-}
-
-/// The update figures alone (`--update-only`).
-fn run_updates(b: &Bench) -> Result<Json> {
-    let o = &b.opts;
-    let (json, text) = updates(b);
-    let doc = obj([
-        ("mode", "update-only".into()),
-        ("update_changes", o.update_changes.into()),
-        ("update", json),
-    ]);
-    write_reports(o, &[("bench.json", doc.pretty()), ("update.txt", text)])?;
-    Ok(doc)
-}
-
 fn write_reports(o: &Options, files: &[(&str, String)]) -> Result<()> {
     std::fs::create_dir_all(&o.out_dir)
         .with_context(|| format!("creating {}", o.out_dir.display()))?;
@@ -410,6 +376,9 @@ fn run_in(b: &Bench) -> Result<Json> {
     if o.xfr_only {
         return xfr_only(b);
     }
+    if o.load_only {
+        return load_only(b);
+    }
     b.progress(&format!(
         "zone: {} delegations{}, mix {} ({}% referral, {}% NXDOMAIN, {}% apex), {}% DO=1",
         o.delegations,
@@ -464,37 +433,7 @@ fn run_in(b: &Bench) -> Result<Json> {
         };
     b.progress("sender profiles in TEST_RUN and over veth, unsigned, NSEC and NSEC3 zones");
     let (profiles_json, profiles_text) = profiles::section(&mut net, &b.work, o);
-    let mut loads = Vec::new();
-    for n in &o.load_sizes {
-        b.progress(&format!("load/compile: xdpdns serve with {n} delegations"));
-        match micro::load_time(&net, &b.work, *n, o.signed, o.seed) {
-            Ok(f) => {
-                b.progress(&format!(
-                    "load/compile {n}: parsed {:.2}s, serving {:.2}s, {} XDP entries, {} templates, \
-                     maps {} MiB (answers {} MiB, suffixes {} MiB, template cache {} MiB; \
-                     keys+values {} MiB), peak RSS {} MiB",
-                    f.parse_s,
-                    f.ready_s,
-                    f.entries.map_or("?".into(), |e| e.to_string()),
-                    f.templates.map_or("?".into(), |e| e.to_string()),
-                    f.maps_memlock >> 20,
-                    f.answers_memlock >> 20,
-                    f.suffixes_memlock >> 20,
-                    f.templates_memlock >> 20,
-                    f.map_bytes_computed >> 20,
-                    f.hwm_kib >> 10
-                ));
-                loads.push(f.json());
-            }
-            Err(e) => {
-                b.progress(&format!("load/compile {n}: FAILED: {e:#}"));
-                loads.push(obj([
-                    ("delegations", (*n).into()),
-                    ("error", format!("{e:#}").into()),
-                ]));
-            }
-        }
-    }
+    let (loads, load_text) = loads(b, &mut net);
     let xfr = o.xfr.then(|| xfr_section(b, &mut net));
     drop(net);
     let (update_json, update_text) = updates(b);
@@ -529,7 +468,7 @@ fn run_in(b: &Bench) -> Result<Json> {
         o.duration, o.latency_rate, o.do_share
     );
     let mut text = format!(
-        "{table}{legend}\nTEST_RUN (ns per query, single runs):\n{micro_text}\n{rrl_text}\n{profiles_text}\nzone updates (XDP maps):\n{update_text}"
+        "{table}{legend}\nTEST_RUN (ns per query, single runs):\n{micro_text}\n{rrl_text}\n{profiles_text}\nstart-up:\n{load_text}\nzone updates (XDP maps):\n{update_text}"
     );
     if let Some(x) = &xfr {
         text.push('\n');
@@ -575,7 +514,7 @@ fn run_in(b: &Bench) -> Result<Json> {
         ),
         ("rrl", rrl_json),
         ("profiles", profiles_json),
-        ("load", Json::Arr(loads)),
+        ("load", loads),
         ("update", update_json),
         ("xfr", xfr.as_ref().map_or(Json::Null, xfr::XfrResult::json)),
     ]);

@@ -123,17 +123,19 @@ impl BenchNet {
     /// values only order tasks within one session, so `spawn` gives the new session's group
     /// the nice value too.
     pub fn cmd(&self, ns: &str, cpu: usize, program: &str) -> Command {
+        self.cmd_on(ns, Some(cpu), program)
+    }
+
+    /// As `cmd`, pinned to `cpu` or (`None`) free to run on every core.
+    pub fn cmd_on(&self, ns: &str, cpu: Option<usize>, program: &str) -> Command {
         let mut c = Command::new("nice");
-        c.args([
-            "-n",
-            &self.nice.to_string(),
-            "taskset",
-            "-c",
-            &cpu.to_string(),
-            "nsenter",
-        ])
-        .arg(format!("--net=/run/netns/{ns}"))
-        .arg(program);
+        c.args(["-n", &self.nice.to_string()]);
+        if let Some(cpu) = cpu {
+            c.args(["taskset", "-c", &cpu.to_string()]);
+        }
+        c.arg("nsenter")
+            .arg(format!("--net=/run/netns/{ns}"))
+            .arg(program);
         // SAFETY: setsid(2) is async-signal-safe; nothing else runs between fork and exec.
         unsafe {
             c.pre_exec(|| {

@@ -71,7 +71,8 @@ pub struct Server {
     xdp: Option<(bpf::Prog, bpf::Link)>,
     pub control: PathBuf,
     pub log: PathBuf,
-    /// From spawn to the first NOERROR answer.
+    /// From spawn to the first NOERROR answer (for xdpdns userspace's: `start` returns once
+    /// its XDP maps are filled too).
     pub startup: Duration,
 }
 
@@ -112,6 +113,26 @@ fn nsd_conf(dir: &Path, zone: &Path) -> String {
 impl Server {
     /// Starts `kind` on `zone` with its files in `dir`, and waits until it answers.
     pub fn start(kind: Kind, net: &mut BenchNet, zone: &Path, dir: &Path) -> Result<Server> {
+        Server::start_pinned(kind, net, zone, dir, true)
+    }
+
+    /// As `start`, free to use every core (for the start-up figures), not pinned afterwards.
+    pub fn start_on_all_cores(
+        kind: Kind,
+        net: &mut BenchNet,
+        zone: &Path,
+        dir: &Path,
+    ) -> Result<Server> {
+        Server::start_pinned(kind, net, zone, dir, false)
+    }
+
+    fn start_pinned(
+        kind: Kind,
+        net: &mut BenchNet,
+        zone: &Path,
+        dir: &Path,
+        pinned: bool,
+    ) -> Result<Server> {
         std::fs::create_dir_all(dir)?;
         let log = dir.join("server.log");
         let control = dir.join("control.sock");
@@ -134,7 +155,7 @@ impl Server {
         };
         if let Some(program) = program {
             let ns = net.server_ns.clone();
-            let mut cmd = net.cmd(&ns, SERVER_CPU, &program);
+            let mut cmd = net.cmd_on(&ns, pinned.then_some(SERVER_CPU), &program);
             match kind {
                 Kind::XdpdnsXdp | Kind::XdpdnsUser => {
                     cmd.arg("serve")
@@ -184,6 +205,9 @@ impl Server {
         } else {
             server.wait_ready(net)
         };
+        // From spawn to the first answer (userspace's, for xdpdns).
+        server.startup = t.elapsed();
+        let ready = ready.and_then(|_| server.wait_xdp_filled());
         if let Err(e) = ready {
             let log = std::fs::read_to_string(&server.log).unwrap_or_default();
             let tail: Vec<&str> = log.lines().rev().take(15).collect();
@@ -194,8 +218,7 @@ impl Server {
                 tail.join("\n")
             )));
         }
-        server.startup = t.elapsed();
-        if let Some(c) = &server.child {
+        if let (Some(c), true) = (&server.child, pinned) {
             net::pin_tree(c.id(), SERVER_CPU, net.nice)?;
         }
         net.pin_napi()?;
@@ -223,6 +246,28 @@ impl Server {
             if Instant::now() > deadline {
                 bail!("not answering after 180 s");
             }
+        }
+    }
+
+    /// For xdpdns: waits until its XDP maps are filled (it answers from userspace before),
+    /// so that what is measured next is the path under test.
+    fn wait_xdp_filled(&self) -> Result<()> {
+        if !self.kind.is_xdpdns() {
+            return Ok(());
+        }
+        let deadline = Instant::now() + Duration::from_secs(600);
+        loop {
+            let status = sh(std::process::Command::new(crate::xdpdns_bin())
+                .arg("status")
+                .arg("--control")
+                .arg(&self.control))?;
+            if !status.contains("xdp filling") {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("XDP maps still filling after 600 s");
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 

@@ -9,7 +9,7 @@ const USAGE: &str = "\
 usage: bench [--delegations N] [--signed] [--mix NAME] [--do-share PCT] [--duration S]
              [--servers LIST] [--smoke] [--seed N] [--queries N] [--latency-rate QPS]
              [--steps N] [--rate QPS] [--load-sizes LIST|none] [--update-sizes LIST|none]
-             [--update-changes N] [--update-only] [--micro-runs N] [--nice N]
+             [--update-changes N] [--update-only] [--load-only] [--micro-runs N] [--nice N]
              [--xfr] [--xfr-only] [--xfr-delegations N] [--nsec3-only]
              [--nsec3-iterations LIST] [--restart-only] [--out DIR]
 
@@ -24,7 +24,9 @@ usage: bench [--delegations N] [--signed] [--mix NAME] [--do-share PCT] [--durat
   --steps N          search runs after the full-speed run: doubling from 25k q/s while the
                      loss stays <= 0.1%, then bisection (default 8)
   --rate QPS         no search: one kxdpgun run per server at this rate (smoke: 20000)
-  --load-sizes LIST  zone sizes for the load/compile figures (default 10000,100000,1000000)
+  --load-sizes LIST  zone sizes for the start-up figures: xdpdns, knotd and nsd loading the
+                     same zone (default 10000,100000,1000000)
+  --load-only        only the start-up figures (in their own namespaces)
   --update-sizes LIST
                      zone sizes for the update figures: a diff published incrementally and
                      in full, timed (default 100000,1000000; smoke 2000)
@@ -104,6 +106,7 @@ fn parse(argv: Vec<String>) -> Result<Options> {
             "--update-sizes" => o.update_sizes = sizes(&mut args, &a)?,
             "--update-changes" => o.update_changes = value(&mut args, &a)?,
             "--update-only" => o.update_only = true,
+            "--load-only" => o.load_only = true,
             "--nsec3-only" => o.nsec3_only = true,
             "--restart-only" => o.restart_only = true,
             "--nsec3-iterations" => {
