@@ -199,9 +199,29 @@ pub struct Answer {
     pub nptrs: u16,
     /// Offsets in `data` of the compression pointers to shift.
     pub ptrs: [u16; MAX_PTRS],
+    /// `ptr_weight(ptrs[..nptrs])`: what shifting every pointer by one adds to `csum`, so that
+    /// the program gets a suffix template's checksum for a shift `s` as `csum + s × ptr_weight`
+    /// (RFC 1624) without summing the data.
+    pub ptr_weight: u16,
     /// Zero; puts `data` at an 8-byte boundary, so that the XDP program copies it by words.
-    pub _pad: [u16; 3],
+    pub _pad: [u16; 2],
     pub data: [u8; ANSWER_MAX],
+}
+
+/// `Answer::ptr_weight` of compression pointers at these offsets in a template's data: adding
+/// `s` to a 16-bit pointer changes a memory-order ones' complement sum (`Answer::csum`, little
+/// endian words from an even offset) by `s` when the pointer starts at an odd offset and by
+/// `s × 256` (the byte swap of `s`, modulo 0xffff) when it starts at an even one, whatever the
+/// carries; so shifting them all adds `s × ptr_weight`.
+pub const fn ptr_weight(ptrs: &[u16]) -> u16 {
+    let mut w: u32 = 0;
+    let mut i = 0;
+    while i < ptrs.len() {
+        w += if ptrs[i] & 1 == 0 { 256 } else { 1 };
+        w %= 0xffff;
+        i += 1;
+    }
+    w as u16
 }
 
 /// Global settings of the XDP program (index 0 of the `CONFIG` array).

@@ -5,14 +5,14 @@
 //! point at templates in the `TEMPLATES` cache; a template missing from it sends the query to
 //! userspace and its id to the `COLD` ring.
 
-use aya_ebpf::{cty::c_void, helpers::bpf_map_lookup_elem};
+use aya_ebpf::{cty::c_void, helpers::bpf_map_lookup_elem, programs::XdpContext};
 use dns_common::{
     counter, suffix_flag_byte, Answer, AnswerKind, AnswerRef, Scratch, ANSWER_MAX, KEY_FLAG_CHAOS,
     KEY_FLAG_DO, KEY_FLAG_NODATA, KIND_ANY_DO, KIND_EPOCH_MASK, KIND_EPOCH_SHIFT, MAX_PTRS,
     NAME_BUF,
 };
 
-use crate::{checksum, question, ANSWERS, COLD, SUFFIXES, TEMPLATES};
+use crate::{checksum, packet, question, ANSWERS, COLD, SUFFIXES, TEMPLATES};
 
 const QTYPE_OPT: u16 = 41;
 const QTYPE_DS: u16 = 43;
@@ -218,6 +218,35 @@ fn longest(
         return Err(counter::PASS_MISS);
     }
     Ok((entry, at))
+}
+
+/// The checksum (even-aligned, folded) of a suffix template's data with its compression
+/// pointers shifted by `shift`: the template's own checksum plus `shift × ptr_weight` (RFC 1624;
+/// see `dns_common::ptr_weight`), so the data is neither copied nor summed per query.
+#[inline(always)]
+pub fn shifted_csum(answer: &Answer, shift: usize) -> u16 {
+    checksum::fold(answer.csum as u64 + (shift as u64 & 0xff) * answer.ptr_weight as u64)
+}
+
+/// Shifts by `shift` the compression pointers of the suffix template `answer` written into the
+/// packet at offset `at`: only its `nptrs` pointers, in place.
+#[inline(always)]
+pub fn shift_ptrs(ctx: &XdpContext, answer: &Answer, at: usize, shift: usize) -> Result<(), u32> {
+    let n = answer.nptrs as usize;
+    let shift = shift & 0xff;
+    for i in 0..MAX_PTRS {
+        if i >= n {
+            break;
+        }
+        let off = (at & 0x3ff) + (answer.ptrs[i] as usize & 0x1ff);
+        let p: *mut [u8; 2] = packet::ptr_at(ctx, off).map_err(|_| counter::PASS_ERROR)?;
+        // SAFETY: bounds checked by ptr_at.
+        unsafe {
+            let v = u16::from_be_bytes(p.read_unaligned()).wrapping_add(shift as u16);
+            p.write_unaligned(v.to_be_bytes());
+        }
+    }
+    Ok(())
 }
 
 /// Copies a suffix template into `scratch.tpl`, shifts its compression pointers by `shift` and

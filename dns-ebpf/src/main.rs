@@ -19,6 +19,7 @@ mod reflect;
 mod rrl;
 mod sha1;
 mod siphash;
+mod zero;
 
 use aya_ebpf::{
     bindings::xdp_action,

@@ -30,7 +30,7 @@ const COPIED_FLAGS: u16 = 0x0100 | 0x0010;
 const FLAG_TC: u16 = 0x0200;
 
 #[inline(always)]
-fn ptr_at<T>(ctx: &XdpContext, offset: usize) -> Result<*mut T, u32> {
+pub(crate) fn ptr_at<T>(ctx: &XdpContext, offset: usize) -> Result<*mut T, u32> {
     let start = ctx.data();
     let end = ctx.data_end();
     if start + offset + core::mem::size_of::<T>() > end {
@@ -173,10 +173,8 @@ pub fn handle<const MODE: u8>(ctx: &XdpContext) -> Result<u16, u32> {
             nscount = d.nscount;
             (scratch.tpl.as_ptr(), d.csum)
         }
-        Some(shift) => (
-            scratch.tpl.as_ptr(),
-            lookup::patch(scratch, answer, shift, len)?,
-        ),
+        // Written from the map value as it is; its pointers are shifted in the packet last.
+        Some(shift) => (answer.data.as_ptr(), lookup::shifted_csum(answer, shift)),
         None => (answer.data.as_ptr(), answer.csum),
     };
     // SAFETY: a plain read of per-CPU memory, written before the lookup (see above).
@@ -247,6 +245,12 @@ pub fn handle<const MODE: u8>(ctx: &XdpContext) -> Result<u16, u32> {
     // SAFETY: plain helper call on our own context.
     let frame_len = unsafe { bpf_xdp_get_buff_len(ctx.ctx) };
     let delta = new_frame as i64 - frame_len as i64;
+    // A suffix template's pointers are shifted in the packet by direct access, which reaches
+    // the linear part only: a frame in fragments is passed before anything changes.
+    if !denial && len > 0 && found.shift.is_some() && frame_len as usize != ctx.data_end() - ctx.data()
+    {
+        return Err(counter::PASS_ERROR);
+    }
     let at_head = delta > 0 && grow_at_head_only(&cfg);
     // SAFETY: plain helper call on our own context.
     if at_head || unsafe { bpf_xdp_adjust_tail(ctx.ctx, delta as i32) } != 0 {
@@ -305,6 +309,9 @@ pub fn handle<const MODE: u8>(ctx: &XdpContext) -> Result<u16, u32> {
     }
     if denial {
         nsec3::store(ctx, scratch, l7)?;
+    } else if let Some(shift) = found.shift {
+        let l7 = question::opaque(&mut scratch.opaque, l7);
+        lookup::shift_ptrs(ctx, answer, l7, shift)?;
     }
     Ok(answer.kind & 0xff)
 }
@@ -382,7 +389,8 @@ fn classify(ctx: &XdpContext, port: u16) -> Result<Flow, u32> {
         }
     }
     let frame_len = ctx.data_end() - ctx.data();
-    let mut addr = [0u8; 16];
+    let mut addr = crate::zero::Buf16::new();
+    let addr = &mut addr.0;
     let (v6, l4, proto, ip_payload) = match ethertype {
         ETH_P_IPV4 => {
             let ip: *const [u8; 20] = ptr_at(ctx, l3).map_err(not_dns)?;
@@ -394,7 +402,7 @@ fn classify(ctx: &XdpContext, port: u16) -> Result<Flow, u32> {
             addr[10] = 0xff;
             addr[11] = 0xff;
             addr[12..16].copy_from_slice(&ip[16..20]);
-            if SERVICE_ADDRS.get_ptr(&addr).is_none() {
+            if SERVICE_ADDRS.get_ptr(addr).is_none() {
                 return Err(counter::PASS_NOT_DNS);
             }
             let proto = ip[9];
@@ -421,7 +429,7 @@ fn classify(ctx: &XdpContext, port: u16) -> Result<Flow, u32> {
                 return Err(counter::PASS_NOT_DNS);
             }
             addr.copy_from_slice(&ip[24..40]);
-            if SERVICE_ADDRS.get_ptr(&addr).is_none() {
+            if SERVICE_ADDRS.get_ptr(addr).is_none() {
                 return Err(counter::PASS_NOT_DNS);
             }
             let proto = ip[6];

@@ -56,7 +56,7 @@ pub fn read(
     if r != 0 {
         return Err(counter::PASS_MALFORMED);
     }
-    scratch.label_starts = [0; 4];
+    crate::zero::words::<4>(scratch.label_starts.as_mut_ptr() as *mut u8);
     let name_len = name_length(&scratch.question, &mut scratch.label_starts)?;
     let name_len = opaque(&mut scratch.opaque, name_len);
     if name_len == 0 || name_len > NAME_MAX || name_len + 4 > n {
@@ -104,7 +104,8 @@ pub fn read(
     match arcount {
         0 if rest == 0 => {}
         1 => {
-            let mut opt = [0u8; 11];
+            let mut opt = crate::zero::Buf16::new();
+            let opt = &mut opt.0;
             if rest < 11 {
                 return Err(counter::PASS_MALFORMED);
             }

@@ -11,7 +11,7 @@ usage: bench [--delegations N] [--signed] [--mix NAME] [--do-share PCT] [--durat
              [--steps N] [--rate QPS] [--load-sizes LIST|none] [--update-sizes LIST|none]
              [--update-changes N] [--update-only] [--micro-runs N] [--nice N]
              [--xfr] [--xfr-only] [--xfr-delegations N] [--nsec3-only]
-             [--nsec3-iterations LIST] [--out DIR]
+             [--nsec3-iterations LIST] [--micro-only] [--out DIR]
 
   --delegations N    delegations in the synthetic TLD (default 10000; smoke 1000)
   --signed           NSEC3-sign the zone (opt-out) with dnssec-signzone
@@ -43,6 +43,9 @@ usage: bench [--delegations N] [--signed] [--mix NAME] [--do-share PCT] [--durat
                      for the TLD of --delegations signed at each of --nsec3-iterations
   --nsec3-iterations LIST
                      NSEC3 iteration counts for --nsec3-only (default 0,1,10,50,150)
+  --micro-only       only the TEST_RUN micro-benchmark (no servers, no namespaces): ns per
+                     query per answer kind on the zone of --delegations (--signed), net of
+                     xdp_pass, and the query set of --mix
   --out DIR          output directory (default target/bench, smoke: target/bench/smoke)";
 
 fn value<T: std::str::FromStr>(args: &mut impl Iterator<Item = String>, flag: &str) -> Result<T>
@@ -101,6 +104,7 @@ fn parse(argv: Vec<String>) -> Result<Options> {
             "--update-changes" => o.update_changes = value(&mut args, &a)?,
             "--update-only" => o.update_only = true,
             "--nsec3-only" => o.nsec3_only = true,
+            "--micro-only" => o.micro_only = true,
             "--nsec3-iterations" => {
                 o.nsec3_iterations = sizes(&mut args, &a)?
                     .into_iter()
