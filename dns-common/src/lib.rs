@@ -323,6 +323,9 @@ pub struct Nsec3Scratch {
     /// for answers other than NSEC3 denials).
     pub opt_len: u32,
     pub query: u64,
+    /// The packet's layout (`packet::Flow`) as the answering program found it, so that the
+    /// programs it tail-calls do not classify the packet again.
+    pub flow: u64,
     /// A SHA-1 block being compressed.
     pub w: [u32; 16],
     /// The NSEC3 records of the proof, patched for this response, and the lengths of the

@@ -18,18 +18,15 @@ const QTYPE_OPT: u16 = 41;
 const QTYPE_DS: u16 = 43;
 const QTYPE_RRSIG: u16 = 46;
 
-/// The entry found, and for suffix templates the number of octets the query name adds in
-/// front of the template's name.
+/// The template of the entry found (see `Hit`), for the programs that write the answer.
 pub struct Found {
     pub answer: &'static Answer,
     pub shift: Option<usize>,
-    /// The template's id.
-    pub id: u32,
 }
 
 /// An index entry found, with the octets the query name adds in front of a suffix entry's
 /// name.
-struct Hit {
+struct Entry {
     entry: &'static AnswerRef,
     shift: Option<usize>,
 }
@@ -73,7 +70,7 @@ pub const NO_SHIFT: u32 = u32::MAX;
 
 /// The template and shift `nsec3::jump` left for the program it tail-called: an NSEC3 denial
 /// template for the denial program (`denial`), any other for the respond program. A template
-/// evicted from the cache in between sends the query to userspace.
+/// missing from the cache sends the query to userspace and its id to the `COLD` ring.
 #[inline(always)]
 pub fn resume(scratch: &mut Scratch, denial: bool) -> Result<Found, u32> {
     // SAFETY: plain reads of per-CPU memory the answering program wrote before its tail call.
@@ -85,6 +82,8 @@ pub fn resume(scratch: &mut Scratch, denial: bool) -> Result<Found, u32> {
     };
     // SAFETY: map values stay valid for the duration of the program (RCU).
     let Some(answer) = TEMPLATES.get_ptr(&id).map(|a| unsafe { &*a }) else {
+        // Best effort: when the ring is full, the query is still passed.
+        let _ = COLD.output::<u32>(id, 0);
         return Err(counter::PASS_COLD);
     };
     let nsec3 = answer.kind & 0xff == AnswerKind::Nsec3Negative as u16;
@@ -95,27 +94,29 @@ pub fn resume(scratch: &mut Scratch, denial: bool) -> Result<Found, u32> {
     if denial && shift.is_none() {
         return Err(counter::PASS_NSEC3);
     }
-    Ok(Found { answer, shift, id })
+    Ok(Found { answer, shift })
 }
 
-/// Looks the query up; `scratch.key` holds the exact key on entry and is changed.
+/// Looks the query up in the index; `scratch.key` holds the exact key on entry and is
+/// changed. Leaves the entry's template id and shift in scratch for `resume` (the template
+/// itself is the tail-called program's to look up) and returns the entry's kind
+/// (`AnswerRef::kind`).
 #[inline(always)]
-pub fn find(scratch: &mut Scratch, name_len: usize) -> Result<Found, u32> {
-    let hit = index(scratch, name_len)?;
-    let id = hit.entry.template;
-    // SAFETY: map values stay valid for the duration of the program (RCU).
-    match TEMPLATES.get_ptr(&id).map(|a| unsafe { &*a }) {
-        Some(answer) => Ok(Found {
-            answer,
-            shift: hit.shift,
-            id,
-        }),
-        None => {
-            // Best effort: when the ring is full, the query is still passed.
-            let _ = COLD.output::<u32>(id, 0);
-            Err(counter::PASS_COLD)
+pub fn find(scratch: &mut Scratch, name_len: usize) -> Result<u16, u32> {
+    let e = index(scratch, name_len)?;
+    let shift = match e.shift {
+        Some(s) => s as u32,
+        None if e.entry.kind & 0xff == AnswerKind::Nsec3Negative as u16 => {
+            return Err(counter::PASS_MISS)
         }
+        None => NO_SHIFT,
+    };
+    // SAFETY: plain writes of per-CPU memory, read by the program tail-called.
+    unsafe {
+        core::ptr::write_volatile(&mut scratch.nsec3.template, e.entry.template);
+        core::ptr::write_volatile(&mut scratch.nsec3.shift, shift);
     }
+    Ok(e.entry.kind)
 }
 
 /// The index entry for the query: the longest suffix of the name in `SUFFIXES` first. Only
@@ -124,12 +125,12 @@ pub fn find(scratch: &mut Scratch, name_len: usize) -> Result<Found, u32> {
 /// and NXDOMAIN below a name take one lookup, not three. That suffix entry also gives the epoch
 /// of the name's exact and NODATA keys, so that they change together with it.
 #[inline(always)]
-fn index(scratch: &mut Scratch, name_len: usize) -> Result<Hit, u32> {
+fn index(scratch: &mut Scratch, name_len: usize) -> Result<Entry, u32> {
     // Scratch space outlives the packet: no epoch from the previous one.
     scratch.key.epoch = 0;
     if scratch.key.flags & KEY_FLAG_CHAOS != 0 {
         return match get(scratch) {
-            Some(entry) => Ok(Hit { entry, shift: None }),
+            Some(entry) => Ok(Entry { entry, shift: None }),
             None => Err(counter::PASS_CLASS),
         };
     }
@@ -139,7 +140,7 @@ fn index(scratch: &mut Scratch, name_len: usize) -> Result<Hit, u32> {
     if at == 0 {
         scratch.key.epoch = (entry.kind & KIND_EPOCH_MASK) >> KIND_EPOCH_SHIFT;
         if let Some(entry) = get(scratch) {
-            return Ok(Hit { entry, shift: None });
+            return Ok(Entry { entry, shift: None });
         }
     }
     // Meta and query-only types (RFC 6895) have rules of their own in userspace.
@@ -150,7 +151,7 @@ fn index(scratch: &mut Scratch, name_len: usize) -> Result<Hit, u32> {
         scratch.key.qtype = 0;
         scratch.key.flags = dnssec | KEY_FLAG_NODATA;
         if let Some(entry) = get(scratch) {
-            return Ok(Hit { entry, shift: None });
+            return Ok(Entry { entry, shift: None });
         }
     }
     let kind = entry.kind & 0xff;
@@ -161,7 +162,7 @@ fn index(scratch: &mut Scratch, name_len: usize) -> Result<Hit, u32> {
     if !usable {
         return Err(counter::PASS_MISS);
     }
-    Ok(Hit {
+    Ok(Entry {
         entry,
         shift: Some(at),
     })

@@ -16,7 +16,6 @@ use dns_common::{
     NSEC3_PTR_INTERNAL, NSEC3_RECORD_BUF, NSEC3_RECORD_MAX, NSEC3_RECORD_PTRS, NSEC3_SEARCH_STEPS,
 };
 
-use crate::lookup::Found;
 use crate::{
     checksum, lookup, question, sha1, JUMP, NSEC3_HASHES, NSEC3_RECORDS, NSEC3_ZONES, SCRATCH,
 };
@@ -29,24 +28,11 @@ pub struct Denial {
     pub nscount: u16,
 }
 
-/// Leaves the template, shift and question in scratch and tail-calls the program that writes
-/// the answer: the denial program for NSEC3 denials, the respond program for the rest; returns
-/// the pass reason when that program is missing.
+/// Leaves the question in scratch (beside the template and shift `lookup::find` left) and
+/// tail-calls the program that writes the answer: the denial program for NSEC3 denials, the
+/// respond program for the rest; returns the pass reason when that program is missing.
 #[inline(always)]
-pub fn jump(
-    ctx: &XdpContext,
-    scratch: &mut Scratch,
-    found: &Found,
-    query: u64,
-    denial: bool,
-) -> u32 {
-    let shift = match found.shift {
-        Some(s) => s as u32,
-        None if denial => return counter::PASS_MISS,
-        None => lookup::NO_SHIFT,
-    };
-    set(&mut scratch.nsec3.template, found.id);
-    set(&mut scratch.nsec3.shift, shift);
+pub fn jump(ctx: &XdpContext, scratch: &mut Scratch, query: u64, denial: bool) -> u32 {
     set(&mut scratch.nsec3.query, query);
     // SAFETY: the helper returns only when the call fails.
     unsafe { JUMP.tail_call(ctx, if denial { 0 } else { 1 }) };

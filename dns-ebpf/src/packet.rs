@@ -3,7 +3,7 @@
 
 use aya_ebpf::{
     helpers::{
-        bpf_xdp_adjust_head, bpf_xdp_adjust_tail, bpf_xdp_get_buff_len, bpf_xdp_load_bytes,
+        bpf_xdp_adjust_head, bpf_xdp_adjust_tail, bpf_xdp_load_bytes,
         bpf_xdp_store_bytes,
     },
     programs::XdpContext,
@@ -46,6 +46,27 @@ fn be16(ctx: &XdpContext, offset: usize) -> Result<u16, u32> {
     Ok(u16::from_be_bytes(unsafe { p.read_unaligned() }))
 }
 
+impl Flow {
+    /// The flow in one word, for the programs `xdp_dns` tail-calls (`Nsec3Scratch::flow`).
+    #[inline(always)]
+    fn pack(&self) -> u64 {
+        (self.l3 as u64 & 0xff)
+            | (self.l4 as u64 & 0xff) << 8
+            | (self.v6 as u64) << 16
+            | (self.dns_len as u64 & 0xffff) << 32
+    }
+
+    #[inline(always)]
+    fn unpack(w: u64) -> Flow {
+        Flow {
+            l3: (w & 0xff) as usize,
+            l4: ((w >> 8) & 0xff) as usize,
+            v6: (w >> 16) & 1 != 0,
+            dns_len: ((w >> 32) & 0xffff) as usize,
+        }
+    }
+}
+
 fn not_dns(_: u32) -> u32 {
     counter::PASS_NOT_DNS
 }
@@ -79,7 +100,15 @@ pub fn handle<const MODE: u8>(ctx: &XdpContext) -> Result<u16, u32> {
         Some(s) => unsafe { &mut *s },
         None => return Err(counter::PASS_ERROR),
     };
-    let flow = classify(ctx, cfg.port)?;
+    let flow = if resumed {
+        // SAFETY: a plain read of per-CPU memory the answering program wrote (`Flow::pack`).
+        Flow::unpack(unsafe { core::ptr::read_volatile(&scratch.nsec3.flow) })
+    } else {
+        let flow = classify(ctx, cfg.port)?;
+        // SAFETY: a plain write of per-CPU memory, read by the programs tail-called.
+        unsafe { core::ptr::write_volatile(&mut scratch.nsec3.flow, flow.pack()) };
+        flow
+    };
     // Join the verifier's paths for each VLAN depth and IP version (see question::opaque).
     let flow = Flow {
         l3: question::opaque(&mut scratch.opaque, flow.l3) & 0x1f,
@@ -118,13 +147,8 @@ pub fn handle<const MODE: u8>(ctx: &XdpContext) -> Result<u16, u32> {
     if cfg.flags & CONFIG_NO_DNSSEC != 0 {
         scratch.key.flags &= !KEY_FLAG_DO;
     }
-    let found = if resumed {
-        lookup::resume(scratch, MODE == DENIAL)?
-    } else {
-        lookup::find(scratch, q.name_len)?
-    };
-    let answer: &Answer = found.answer;
     if !resumed {
+        let kind = lookup::find(scratch, q.name_len)?;
         // The answer's OPT record does not depend on the answer: built before the lookup, so
         // that the verifier walks it once per question shape instead of once per lookup
         // outcome, and left in scratch (with its length and whether the query's server cookie
@@ -149,15 +173,16 @@ pub fn handle<const MODE: u8>(ctx: &XdpContext) -> Result<u16, u32> {
         }
         // SAFETY: a plain write of per-CPU memory, read back after the lookup.
         unsafe { core::ptr::write_volatile(&mut scratch.nsec3.opt_len, packed) };
-    }
-    if !resumed {
         let query = q.name_len as u64
             | (q.limit as u64) << 16
             | (q.edns as u64) << 32
             | (q.dnssec_ok as u64) << 33;
-        let denial = answer.kind & 0xff == AnswerKind::Nsec3Negative as u16;
-        return Err(nsec3::jump(ctx, scratch, &found, query, denial));
+        let denial = kind & 0xff == AnswerKind::Nsec3Negative as u16;
+        return Err(nsec3::jump(ctx, scratch, query, denial));
     }
+    // The template is looked up here, in the program that writes it, not before the jump.
+    let found = lookup::resume(scratch, MODE == DENIAL)?;
+    let answer: &Answer = found.answer;
     let denial = MODE == DENIAL;
     let mut len = answer.len as usize;
     if len > ANSWER_MAX {
@@ -242,15 +267,11 @@ pub fn handle<const MODE: u8>(ctx: &XdpContext) -> Result<u16, u32> {
     // Resize the packet to the response (this also drops any Ethernet padding).
     let l7 = dns + DNS_HEADER + q.name_len + 4;
     let new_frame = dns + resp_len;
-    // SAFETY: plain helper call on our own context.
-    let frame_len = unsafe { bpf_xdp_get_buff_len(ctx.ctx) };
+    // The programs are not loaded as frags-aware (BPF_F_XDP_HAS_FRAGS), so the kernel hands
+    // them linear frames only: the frame is `data..data_end`, and direct access (the shifted
+    // pointers of a suffix template) reaches all of it.
+    let frame_len = ctx.data_end() - ctx.data();
     let delta = new_frame as i64 - frame_len as i64;
-    // A suffix template's pointers are shifted in the packet by direct access, which reaches
-    // the linear part only: a frame in fragments is passed before anything changes.
-    if !denial && len > 0 && found.shift.is_some() && frame_len as usize != ctx.data_end() - ctx.data()
-    {
-        return Err(counter::PASS_ERROR);
-    }
     let at_head = delta > 0 && grow_at_head_only(&cfg);
     // SAFETY: plain helper call on our own context.
     if at_head || unsafe { bpf_xdp_adjust_tail(ctx.ctx, delta as i32) } != 0 {
