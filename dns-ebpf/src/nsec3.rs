@@ -219,7 +219,7 @@ extern "C" fn first_block(b: u32, _ctx: *mut c_void) -> i64 {
     let nc_len = s.nsec3.name_len as i64 & 0x1ff;
     let total = s.nsec3.total as i64 & 0x3ff;
     let base = (b as i64 & 0xf) * 64;
-    s.nsec3.w = [0; 16];
+    crate::zero::words::<8>(s.nsec3.w.as_mut_ptr() as *mut u8);
     // Branch-free, so that the verifier walks the loop once: each octet is the name's, the
     // salt's or the padding's by masks computed from the comparisons' signs.
     for j in 0..64 {

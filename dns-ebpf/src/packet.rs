@@ -410,8 +410,8 @@ fn classify(ctx: &XdpContext, port: u16) -> Result<Flow, u32> {
         }
     }
     let frame_len = ctx.data_end() - ctx.data();
-    let mut addr = crate::zero::Buf16::new();
-    let addr = &mut addr.0;
+    let mut addr = core::mem::MaybeUninit::uninit();
+    let addr = crate::zero::Buf16::zeroed(&mut addr);
     let (v6, l4, proto, ip_payload) = match ethertype {
         ETH_P_IPV4 => {
             let ip: *const [u8; 20] = ptr_at(ctx, l3).map_err(not_dns)?;

@@ -104,8 +104,8 @@ pub fn read(
     match arcount {
         0 if rest == 0 => {}
         1 => {
-            let mut opt = crate::zero::Buf16::new();
-            let opt = &mut opt.0;
+            let mut opt = core::mem::MaybeUninit::uninit();
+            let opt = crate::zero::Buf16::zeroed(&mut opt);
             if rest < 11 {
                 return Err(counter::PASS_MALFORMED);
             }

@@ -90,8 +90,8 @@ fn verdict(
     if cfg.flags & RRL_ENABLED == 0 || cookie_valid {
         return Ok(false);
     }
-    let mut addr = crate::zero::Buf16::new();
-    let addr = &mut addr.0;
+    let mut addr = core::mem::MaybeUninit::uninit();
+    let addr = crate::zero::Buf16::zeroed(&mut addr);
     // SAFETY: the helper checks the packet bounds; `addr` holds 16 bytes.
     let r = unsafe {
         if v6 {

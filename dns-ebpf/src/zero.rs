@@ -18,11 +18,12 @@ pub fn words<const N: usize>(p: *mut u8) {
 pub struct Buf16(pub [u8; 16]);
 
 impl Buf16 {
+    /// Zeroes `b` in place (by words: a zeroed value moved into place becomes a `memset` call)
+    /// and returns its bytes.
     #[inline(always)]
-    pub fn new() -> Buf16 {
-        let mut b = core::mem::MaybeUninit::<Buf16>::uninit();
+    pub fn zeroed(b: &mut core::mem::MaybeUninit<Buf16>) -> &mut [u8; 16] {
         words::<2>(b.as_mut_ptr() as *mut u8);
-        // SAFETY: both words were written.
-        unsafe { b.assume_init() }
+        // SAFETY: both words were written just now.
+        unsafe { &mut (*b.as_mut_ptr()).0 }
     }
 }
