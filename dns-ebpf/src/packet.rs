@@ -2,10 +2,7 @@
 //! query packet into its response (MACs, addresses and ports swapped, lengths and checksums set).
 
 use aya_ebpf::{
-    helpers::{
-        bpf_xdp_adjust_head, bpf_xdp_adjust_tail, bpf_xdp_load_bytes,
-        bpf_xdp_store_bytes,
-    },
+    helpers::{bpf_xdp_adjust_head, bpf_xdp_adjust_tail, bpf_xdp_load_bytes, bpf_xdp_store_bytes},
     programs::XdpContext,
 };
 use dns_common::{
