@@ -36,6 +36,7 @@ pub mod maps {
     pub const COUNTERS: &str = "COUNTERS";
     pub const SCRATCH: &str = "SCRATCH";
     pub const SUFFIXES: &str = "SUFFIXES";
+    pub const SUFFIX_SEED: &str = "SUFFIX_SEED";
     pub const TEMPLATES: &str = "TEMPLATES";
     pub const COLD: &str = "COLD";
     pub const EDNS: &str = "EDNS";
@@ -72,21 +73,75 @@ pub const KEY_FLAG_NODATA: u16 = 2;
 /// everything at and below it to userspace.
 pub const KEY_FLAG_SUFFIX: u16 = 4;
 
-/// Data bytes of a `SUFFIXES` key (the LPM trie maximum).
+/// Bytes of userspace's suffix key form (`[flags, reversed name]`, see `suffix_flag_byte`).
 pub const SUFFIX_DATA: usize = 256;
 
-/// `SUFFIXES` keys are LPM trie keys over `[flags, reversed name]`: the query name's wire form,
-/// lower-cased and byte-reversed, so that the longest stored prefix is the longest suffix of
-/// the query name held in the map. The first byte carries the generation (7 bits) and DO; every
-/// entry's prefix covers it.
+/// Userspace's form of a suffix entry's key is `[flags, reversed name]`, whose first byte
+/// carries the generation's 7 bits and DO. In the map it is a `SuffixMapKey` (see there).
 pub const fn suffix_flag_byte(generation: u16, dnssec_ok: bool) -> u8 {
     (((generation & 0x7f) as u8) << 1) | dnssec_ok as u8
 }
 
+/// `SuffixMapKey::generation` of the suffix keys of `generation` (its low 7 bits).
+pub const fn suffix_generation(generation: u16) -> u16 {
+    generation & 0x7f
+}
+
+/// Key of a `SUFFIXES` entry: a keyed hash of the suffix's name, with its length, generation
+/// and flags (`KEY_FLAG_SUFFIX`, and `KEY_FLAG_DO` for a DO=1 entry). The XDP program looks a
+/// query's suffixes up at its label starts, longest first — one lookup of a 16-octet key per
+/// label instead of a walk down an LPM trie, whose every node is a cache miss in a big zone —
+/// and the first found is the longest. The value holds the name itself (`SuffixEntry`), which
+/// the program compares before it answers: a hash collision can only send a query to userspace.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SuffixMapKey {
+    /// `suffix_hash` of the name right-aligned in 256 octets (as in `AnswerKey`).
+    pub hash: u64,
+    pub generation: u16,
+    pub flags: u16,
+    /// Wire length of the name.
+    pub name_len: u16,
+    pub _pad: u16,
+}
+
+/// Value of a `SUFFIXES` entry: the index entry, and the name it is for (lower-cased,
+/// right-aligned and zero padded as in `AnswerKey`), which the program compares.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct SuffixEntry {
+    pub entry: AnswerRef,
+    pub name: [u8; NAME_BUF],
+}
+
+/// One step of the keyed hash of a name in `SUFFIXES` keys: `h` is the seed (`SUFFIX_SEED`)
+/// before the first word, and the words are the name's right-aligned buffer read as
+/// little-endian `u64`s, from the one its first octet is in to the last.
+pub const fn suffix_hash_step(h: u64, word: u64) -> u64 {
+    let x = (h ^ word).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    x ^ (x >> 29)
+}
+
+/// The keyed hash of a name right-aligned in `name` (lower-cased, zero padded), `len` octets
+/// long (see `suffix_hash_step`).
+pub const fn suffix_hash(seed: u64, name: &[u8; NAME_BUF], len: usize) -> u64 {
+    let mut h = seed;
+    let mut i = (NAME_BUF - len) / 8;
+    while i < NAME_BUF / 8 {
+        let mut w = [0u8; 8];
+        let mut j = 0;
+        while j < 8 {
+            w[j] = name[i * 8 + j];
+            j += 1;
+        }
+        h = suffix_hash_step(h, u64::from_le_bytes(w));
+        i += 1;
+    }
+    h
+}
+
 /// Default capacity of the suffix map (see `ANSWERS_CAPACITY`).
 pub const SUFFIXES_CAPACITY: u32 = 1 << 18;
-/// Size of the scratch buffer holding the suffix key.
-pub const LPM_BUF: usize = 3 + 4 + 1 + 256 + 8;
 /// Size of the scratch buffer for patching templates: any 9-bit offset plus one stays inside.
 pub const TPL_BUF: usize = 520;
 /// Most compression pointers a suffix template may hold (each is shifted by the query name's
@@ -265,9 +320,11 @@ pub struct Scratch {
     pub _pad: u64,
     /// Bit i set: a label of the query name starts at octet i (the root label included).
     pub label_starts: [u64; 4],
-    /// The `SUFFIXES` lookup key, placed at offset 3 so that the reversed name (at key offset
-    /// 5) is 8-byte aligned: `[pad; 3] [prefix_len: u32] [flags] [reversed name; 256]`.
-    pub lpm: [u8; LPM_BUF],
+    /// The name of the suffix being looked up in `SUFFIXES`: `key`'s with the labels before
+    /// the suffix zeroed.
+    pub probe: AnswerKey,
+    /// The state of the walk over the query name's suffixes (see `Walk`).
+    pub walk: Walk,
     /// The response's headers and question, when they must move to the front of the buffer
     /// (see `FRAME_PREFIX_MAX`).
     pub frame: [u8; FRAME_PREFIX_MAX],
@@ -277,6 +334,24 @@ pub struct Scratch {
     pub opt: [u8; OPT_BUF],
     /// NSEC3 denial: hashing state and the records of the proof (see `Nsec3Scratch`).
     pub nsec3: Nsec3Scratch,
+}
+
+/// The XDP program's walk over a query name's suffixes, one `bpf_loop` step per label.
+#[repr(C, align(8))]
+#[derive(Clone, Copy)]
+pub struct Walk {
+    /// The entry found (`AnswerRef`: kind, anchor length, template from the low bits), or 0.
+    pub found: u64,
+    /// Offset in the query name of the suffix the next step looks up.
+    pub at: u32,
+    pub name_len: u32,
+    /// The query had DO=1.
+    pub dnssec_ok: u32,
+    /// DO=0 entries that serve DO=1 too may still match (no longer DO=0 entry was found).
+    pub plain: u32,
+    /// `SuffixMapKey::generation` of the keys looked up.
+    pub generation: u32,
+    pub _pad: u32,
 }
 
 /// Size of the scratch buffer holding the answer's OPT record: the longest, rounded up to a
@@ -519,6 +594,8 @@ mod user {
     unsafe impl aya::Pod for super::AnswerKey {}
     unsafe impl aya::Pod for super::Answer {}
     unsafe impl aya::Pod for super::AnswerRef {}
+    unsafe impl aya::Pod for super::SuffixMapKey {}
+    unsafe impl aya::Pod for super::SuffixEntry {}
     unsafe impl aya::Pod for super::Config {}
     unsafe impl aya::Pod for super::EdnsConfig {}
     unsafe impl aya::Pod for super::Nsec3Zone {}

@@ -1,18 +1,21 @@
-//! Finding the answer for a query: the longest suffix of the name in `SUFFIXES` (an LPM trie
-//! over reversed names); when that is the name itself, its exact (name, type, DO) entry in
+//! Finding the answer for a query: the longest suffix of the name in `SUFFIXES` (a hash map
+//! of suffix keys, looked up at the name's label starts, longest first); when that is the name
+//! itself, its exact (name, type, DO) entry in
 //! `ANSWERS`, then its NODATA entry; otherwise the suffix's referral or NXDOMAIN template.
 //! And shifting a suffix template's compression pointers to the query name. The index entries
 //! point at templates in the `TEMPLATES` cache; a template missing from it sends the query to
 //! userspace and its id to the `COLD` ring.
 
-use aya_ebpf::{cty::c_void, helpers::bpf_map_lookup_elem, programs::XdpContext};
+use aya_ebpf::{cty::c_void, helpers::bpf_loop, programs::XdpContext};
 use dns_common::{
-    counter, suffix_flag_byte, Answer, AnswerKind, AnswerRef, Scratch, ANSWER_MAX, KEY_FLAG_CHAOS,
-    KEY_FLAG_DO, KEY_FLAG_NODATA, KIND_ANY_DO, KIND_EPOCH_MASK, KIND_EPOCH_SHIFT, MAX_PTRS,
-    NAME_BUF,
+    counter, suffix_generation, Answer, AnswerKind, AnswerRef, Scratch, ANSWER_MAX,
+    KEY_FLAG_CHAOS, KEY_FLAG_DO, KEY_FLAG_NODATA, KEY_FLAG_SUFFIX, KIND_ANY_DO, KIND_EPOCH_MASK,
+    KIND_EPOCH_SHIFT, MAX_PTRS, NAME_BUF, suffix_hash_step, SuffixEntry, SuffixMapKey, Walk,
 };
 
-use crate::{checksum, packet, question, ANSWERS, COLD, SUFFIXES, TEMPLATES};
+use crate::{
+    checksum, packet, question, ANSWERS, COLD, SCRATCH, SUFFIXES, SUFFIX_SEED, TEMPLATES,
+};
 
 const QTYPE_OPT: u16 = 41;
 const QTYPE_DS: u16 = 43;
@@ -27,7 +30,7 @@ pub struct Found {
 /// An index entry found, with the octets the query name adds in front of a suffix entry's
 /// name.
 struct Entry {
-    entry: &'static AnswerRef,
+    entry: AnswerRef,
     shift: Option<usize>,
 }
 
@@ -49,20 +52,6 @@ fn get(scratch: &mut Scratch) -> Option<&'static AnswerRef> {
         .filter(|a| a.kind & KIND_ANY_DO != 0);
     scratch.key.flags |= KEY_FLAG_DO;
     a
-}
-
-/// `SUFFIXES` lookup with the key in `scratch.lpm`.
-#[inline(always)]
-fn lpm_get(scratch: &mut Scratch) -> Option<&'static AnswerRef> {
-    // SAFETY: the key is the 260 bytes from lpm[3]; the map copies nothing else.
-    let found = unsafe {
-        bpf_map_lookup_elem(
-            &SUFFIXES as *const _ as *mut c_void,
-            scratch.lpm.as_mut_ptr().add(3) as *mut c_void,
-        )
-    } as *const AnswerRef;
-    // SAFETY: map values stay valid for the duration of the program (RCU).
-    (!found.is_null()).then(|| unsafe { &*found })
 }
 
 /// `Scratch::nsec3.shift` of an answer that is not a suffix template.
@@ -130,7 +119,10 @@ fn index(scratch: &mut Scratch, name_len: usize) -> Result<Entry, u32> {
     scratch.key.epoch = 0;
     if scratch.key.flags & KEY_FLAG_CHAOS != 0 {
         return match get(scratch) {
-            Some(entry) => Ok(Entry { entry, shift: None }),
+            Some(entry) => Ok(Entry {
+                entry: *entry,
+                shift: None,
+            }),
             None => Err(counter::PASS_CLASS),
         };
     }
@@ -140,7 +132,10 @@ fn index(scratch: &mut Scratch, name_len: usize) -> Result<Entry, u32> {
     if at == 0 {
         scratch.key.epoch = (entry.kind & KIND_EPOCH_MASK) >> KIND_EPOCH_SHIFT;
         if let Some(entry) = get(scratch) {
-            return Ok(Entry { entry, shift: None });
+            return Ok(Entry {
+                entry: *entry,
+                shift: None,
+            });
         }
     }
     // Meta and query-only types (RFC 6895) have rules of their own in userspace.
@@ -151,7 +146,10 @@ fn index(scratch: &mut Scratch, name_len: usize) -> Result<Entry, u32> {
         scratch.key.qtype = 0;
         scratch.key.flags = dnssec | KEY_FLAG_NODATA;
         if let Some(entry) = get(scratch) {
-            return Ok(Entry { entry, shift: None });
+            return Ok(Entry {
+                entry: *entry,
+                shift: None,
+            });
         }
     }
     let kind = entry.kind & 0xff;
@@ -176,38 +174,14 @@ fn longest(
     name_len: usize,
     generation: u16,
     dnssec_ok: bool,
-) -> Result<(&'static AnswerRef, usize), u32> {
-    let prefix_len = (((1 + name_len) * 8) as u32).to_ne_bytes();
-    scratch.lpm[3] = prefix_len[0];
-    scratch.lpm[4] = prefix_len[1];
-    scratch.lpm[5] = prefix_len[2];
-    scratch.lpm[6] = prefix_len[3];
-    scratch.lpm[7] = suffix_flag_byte(generation, dnssec_ok);
-    // The right-aligned name, byte-reversed: word i is word 31-i with its bytes swapped.
-    let src = scratch.key.name.as_ptr() as *const u64;
-    // SAFETY: lpm[8..264] is 8-byte aligned inside Scratch (see its layout) and 256 long.
-    let dst = unsafe { scratch.lpm.as_mut_ptr().add(8) } as *mut u64;
-    for i in 0..NAME_BUF / 8 {
-        // SAFETY: both indices are below NAME_BUF / 8.
-        unsafe {
-            dst.add(i)
-                .write(src.add(NAME_BUF / 8 - 1 - i).read().swap_bytes())
-        };
-    }
-    let mut found = lpm_get(scratch);
-    if dnssec_ok {
-        // A zone without DNSSEC stores only DO=0 entries: take that one when its match is
-        // longer (the DO=1 match may belong to a signed parent zone).
-        scratch.lpm[7] = suffix_flag_byte(generation, false);
-        let plain = lpm_get(scratch).filter(|a| a.kind & KIND_ANY_DO != 0);
-        if let Some(p) = plain {
-            if found.is_none_or(|f| p.anchor_len > f.anchor_len) {
-                found = Some(p);
-            }
-        }
-    }
-    let Some(entry) = found else {
-        return Err(counter::PASS_MISS);
+) -> Result<(AnswerRef, usize), u32> {
+    let packed = walk(scratch, name_len as u64, generation as u64, dnssec_ok as u64);
+    // Join the verifier's paths out of the walk (see question::opaque).
+    let packed = question::opaque(&mut scratch.opaque, packed as usize) as u64;
+    let entry = AnswerRef {
+        kind: packed as u16,
+        anchor_len: (packed >> 16) as u16,
+        template: (packed >> 32) as u32,
     };
     let anchor = entry.anchor_len as usize;
     if anchor == 0 || anchor > name_len {
@@ -219,6 +193,160 @@ fn longest(
         return Err(counter::PASS_MISS);
     }
     Ok((entry, at))
+}
+
+/// Most suffixes the walk looks up: one per label of the longest name (127 and the root).
+const WALK_STEPS: usize = 128;
+
+/// The walk over the query name's suffixes (`Scratch::probe`), longest first, each looked up
+/// in `SUFFIXES` by its own key (see `dns_common::SuffixMapKey`) (DO=1 first, then the DO=0 entry when it serves both, as long
+/// as no longer DO=0 entry that does not was found); the first found is the longest, as an
+/// LPM match would be. Returns its `AnswerRef` as a word (kind, anchor length, template from
+/// the low bits), or 0. One `bpf_loop` step per label: the verifier checks the step once, and
+/// the caller goes on with one state however many labels there were.
+#[inline(always)]
+fn walk(scratch: &mut Scratch, name_len: u64, generation: u64, dnssec_ok: u64) -> u64 {
+    let src = scratch.key.name.as_ptr() as *const u64;
+    let dst = scratch.probe.name.as_mut_ptr() as *mut u64;
+    for i in 0..NAME_BUF / 8 {
+        // SAFETY: both names are 8-byte aligned 256-byte buffers inside Scratch.
+        unsafe { dst.add(i).write(src.add(i).read()) };
+    }
+    scratch.walk = Walk {
+        found: 0,
+        at: 0,
+        name_len: name_len as u32,
+        dnssec_ok: dnssec_ok as u32 & 1,
+        plain: dnssec_ok as u32 & 1,
+        generation: suffix_generation(generation as u16) as u32,
+        _pad: 0,
+    };
+    // SAFETY: `walk_step` is a static BPF callback; it takes no context.
+    unsafe {
+        bpf_loop(
+            WALK_STEPS as u32,
+            walk_step as *mut c_void,
+            core::ptr::null_mut(),
+            0,
+        )
+    };
+    // SAFETY: a plain read of per-CPU memory the steps wrote.
+    unsafe { core::ptr::read_volatile(&scratch.walk.found) }
+}
+
+/// One step of `walk`: the suffix at `walk.at`; 1 (stop) when found or at the root.
+extern "C" fn walk_step(_index: u32, _ctx: *mut c_void) -> i64 {
+    // SAFETY: per-CPU scratch, used by this CPU only for the duration of this program.
+    let Some(s) = SCRATCH.get_ptr_mut(0).map(|s| unsafe { &mut *s }) else {
+        return 1;
+    };
+    let Some(&seed) = SUFFIX_SEED.get(0) else {
+        return 1;
+    };
+    let name_len = s.walk.name_len as usize & 0x1ff;
+    let at = s.walk.at as usize & 0x1ff;
+    if name_len == 0 || name_len > NAME_BUF - 1 || at >= name_len {
+        return 1;
+    }
+    let base = NAME_BUF - name_len;
+    // The suffix's words: from the one its first octet is in (the octets before are zero).
+    let first = ((base + at) >> 3) & 31;
+    let w = s.probe.name.as_ptr() as *const u64;
+    let mut h = seed;
+    for i in 0..NAME_BUF / 8 {
+        let idx = first + i;
+        if idx >= NAME_BUF / 8 {
+            break;
+        }
+        // SAFETY: idx & 31 < 32 words of the 8-byte aligned name.
+        h = suffix_hash_step(h, unsafe { w.add(idx & 31).read() });
+    }
+    let dnssec_ok = s.walk.dnssec_ok != 0;
+    let mut key = SuffixMapKey {
+        hash: h,
+        generation: s.walk.generation as u16,
+        flags: KEY_FLAG_SUFFIX | if dnssec_ok { KEY_FLAG_DO } else { 0 },
+        name_len: (name_len - at) as u16,
+        _pad: 0,
+    };
+    if let Some(e) = SUFFIXES.get_ptr(&key) {
+        // SAFETY: map values stay valid for the duration of the program (RCU).
+        s.walk.found = verified(s, unsafe { &*e }, first);
+        return 1;
+    }
+    if s.walk.plain != 0 {
+        // A zone without DNSSEC stores only DO=0 entries (the DO=1 match may belong to a
+        // signed parent zone, found further on).
+        key.flags = KEY_FLAG_SUFFIX;
+        if let Some(e) = SUFFIXES.get_ptr(&key) {
+            // SAFETY: as above.
+            let e = unsafe { &*e };
+            if e.entry.kind & KIND_ANY_DO != 0 {
+                s.walk.found = verified(s, e, first);
+                return 1;
+            }
+            s.walk.plain = 0;
+        }
+    }
+    let l = s.question[at & 0xff] as usize;
+    let next = at + l + 1;
+    if l == 0 || next >= name_len {
+        return 1;
+    }
+    drop_label(s, (base + at) & 0xff, (base + next) & 0xff);
+    s.walk.at = next as u32;
+    0
+}
+
+/// The entry `e` found for the suffix in `probe` (its words from `first`) packed for `walk`,
+/// when `e` is the entry of that very name; else `COLLISION` (another name's entry under the
+/// same hash: the query goes to userspace).
+#[inline(always)]
+fn verified(s: &Scratch, e: &SuffixEntry, first: usize) -> u64 {
+    let first = first & 31;
+    let a = s.probe.name.as_ptr() as *const u64;
+    let b = e.name.as_ptr() as *const u64;
+    for i in 0..NAME_BUF / 8 {
+        let idx = first + i;
+        if idx >= NAME_BUF / 8 {
+            break;
+        }
+        // SAFETY: idx & 31 < 32 words of both 8-byte aligned names.
+        if unsafe { a.add(idx & 31).read() != b.add(idx & 31).read() } {
+            return COLLISION;
+        }
+    }
+    pack(&e.entry)
+}
+
+/// `walk`'s result for a suffix whose key holds another name's entry: an anchor longer than
+/// any name, which `longest` passes.
+const COLLISION: u64 = u64::MAX;
+
+#[inline(always)]
+fn pack(e: &AnswerRef) -> u64 {
+    e.kind as u64 | (e.anchor_len as u64) << 16 | (e.template as u64) << 32
+}
+
+/// Zeroes `probe.name[from..to]` (a label: at most 64 octets, `to` ≤ 255), branch-free: the
+/// whole words from `from`'s word up to `to`'s, then the octets of `to`'s word before it.
+#[inline(always)]
+fn drop_label(scratch: &mut Scratch, from: usize, to: usize) {
+    let w = scratch.probe.name.as_mut_ptr() as *mut u64;
+    let last = (to >> 3) as i64;
+    for j in 0..9i64 {
+        let u = (from >> 3) as i64 + j;
+        // All ones where word u is kept (u ≥ last), zero where it is dropped.
+        let keep = !((u - last) >> 63) as u64;
+        // Words past the end are never dropped (keep = all ones): clamp the index.
+        let idx = (u - (((u - 31) & !((u - 31) >> 63)) as i64)) as usize & 31;
+        // SAFETY: idx ≤ 31 and the name holds 32 aligned words.
+        unsafe { w.add(idx).write(w.add(idx).read() & keep) };
+    }
+    let idx = last as usize & 31;
+    let keep = u64::MAX << ((to & 7) * 8);
+    // SAFETY: as above.
+    unsafe { w.add(idx).write(w.add(idx).read() & keep) };
 }
 
 /// The checksum (even-aligned, folded) of a suffix template's data with its compression

@@ -22,6 +22,7 @@ mod nsec3_maps;
 pub mod pin;
 pub mod promote;
 pub mod render;
+pub mod suffix_index;
 pub mod templates;
 pub mod update;
 pub mod xdp;
@@ -104,7 +105,7 @@ pub fn default_template_capacity(templates: usize) -> u32 {
 /// Map sizes for `entries`: two generations of the index (a publication fills the new one
 /// before the old one goes) plus room for single-entry updates, and the template cache asked
 /// for or, by default, room for every template twice over.
-fn capacity_for(entries: &Entries, templates: Option<u32>) -> Capacity {
+pub fn capacity_for(entries: &Entries, templates: Option<u32>) -> Capacity {
     let templates =
         templates.unwrap_or_else(|| default_template_capacity(distinct_templates(entries)));
     let room = |n: usize| (n * 2 + 4096).min(u32::MAX as usize) as u32;
@@ -414,10 +415,7 @@ impl FastPath {
             let _ = self.server.answers.remove(k);
         }
         for k in suffix {
-            let _ = self
-                .server
-                .suffixes
-                .remove(&aya::maps::lpm_trie::Key::new(k.bits, k.data()));
+            let _ = self.server.suffixes.remove(k);
         }
     }
 }

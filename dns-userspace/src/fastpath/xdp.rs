@@ -17,10 +17,11 @@ use aya::{
 };
 use dns_common::{
     counter, maps, rrl::RrlConfig, Answer, AnswerKey, AnswerKind, AnswerRef, Config, EdnsConfig,
-    ANSWERS_CAPACITY, NAME_BUF, SUFFIXES_CAPACITY, SUFFIX_DATA, TEMPLATES_CAPACITY,
+    ANSWERS_CAPACITY, NAME_BUF, SUFFIXES_CAPACITY, TEMPLATES_CAPACITY,
 };
 
 use super::compile::Entries;
+use super::suffix_index::SuffixIndex;
 use super::nsec3_maps::Nsec3Maps;
 use super::templates::{Body, TemplateStore};
 
@@ -86,7 +87,7 @@ pub struct Inserted {
 pub struct XdpServer {
     ebpf: Ebpf,
     pub answers: HashMap<MapData, AnswerKey, AnswerRef>,
-    pub suffixes: LpmTrie<MapData, [u8; SUFFIX_DATA], AnswerRef>,
+    pub suffixes: SuffixIndex,
     pub templates: HashMap<MapData, u32, Answer>,
     cold: Option<RingBuf<MapData>>,
     /// The NSEC3 zones of the generations published.
@@ -176,7 +177,10 @@ impl XdpServer {
             _jump: jump,
             jump_id,
             answers: take(&mut ebpf, maps::ANSWERS)?,
-            suffixes: take(&mut ebpf, maps::SUFFIXES)?,
+            suffixes: SuffixIndex::new(
+                take(&mut ebpf, maps::SUFFIXES)?,
+                &mut take(&mut ebpf, maps::SUFFIX_SEED)?,
+            )?,
             templates: take(&mut ebpf, maps::TEMPLATES)?,
             cold: Some(take(&mut ebpf, maps::COLD)?),
             nsec3: Nsec3Maps::take(&mut ebpf, cap.nsec3.max(2))?,
@@ -301,7 +305,7 @@ impl XdpServer {
         for (k, v) in &entries.suffix {
             let r = self.reference(v, k.prefix.len(), &mut fresh);
             self.suffixes
-                .insert(&LpmKey::new(k.bits, k.data()), r, 0)
+                .insert(k, r)
                 .context("filling the XDP suffix map")?;
         }
         // Templates kept from before are taken to be cached already.
