@@ -8,14 +8,12 @@
 
 use aya_ebpf::{cty::c_void, helpers::bpf_loop, programs::XdpContext};
 use dns_common::{
-    counter, suffix_generation, Answer, AnswerKind, AnswerRef, Scratch, ANSWER_MAX,
-    KEY_FLAG_CHAOS, KEY_FLAG_DO, KEY_FLAG_NODATA, KEY_FLAG_SUFFIX, KIND_ANY_DO, KIND_EPOCH_MASK,
-    KIND_EPOCH_SHIFT, MAX_PTRS, NAME_BUF, suffix_hash_step, SuffixEntry, SuffixMapKey, Walk,
+    counter, suffix_generation, suffix_hash_step, Answer, AnswerKind, AnswerRef, Scratch,
+    SuffixEntry, SuffixMapKey, Walk, ANSWER_MAX, KEY_FLAG_CHAOS, KEY_FLAG_DO, KEY_FLAG_NODATA,
+    KEY_FLAG_SUFFIX, KIND_ANY_DO, KIND_EPOCH_MASK, KIND_EPOCH_SHIFT, MAX_PTRS, NAME_BUF,
 };
 
-use crate::{
-    checksum, packet, question, ANSWERS, COLD, SCRATCH, SUFFIXES, SUFFIX_SEED, TEMPLATES,
-};
+use crate::{checksum, packet, question, ANSWERS, COLD, SCRATCH, SUFFIXES, SUFFIX_SEED, TEMPLATES};
 
 const QTYPE_OPT: u16 = 41;
 const QTYPE_DS: u16 = 43;
@@ -175,7 +173,12 @@ fn longest(
     generation: u16,
     dnssec_ok: bool,
 ) -> Result<(AnswerRef, usize), u32> {
-    let packed = walk(scratch, name_len as u64, generation as u64, dnssec_ok as u64);
+    let packed = walk(
+        scratch,
+        name_len as u64,
+        generation as u64,
+        dnssec_ok as u64,
+    );
     // Join the verifier's paths out of the walk (see question::opaque).
     let packed = question::opaque(&mut scratch.opaque, packed as usize) as u64;
     let entry = AnswerRef {

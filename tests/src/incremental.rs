@@ -13,9 +13,9 @@ use dns_common::{AnswerKey, AnswerKind, KEY_FLAG_CHAOS, KIND_EPOCH_MASK, KIND_EP
 use xdpdns::engine::{Catalog, Engine, EngineConfig};
 use xdpdns::fastpath::change::ZoneChange;
 use xdpdns::fastpath::compile::{self, Entries, SuffixKey};
-use xdpdns::fastpath::suffix_index::SuffixIndex;
 use xdpdns::fastpath::deps::ZoneDeps;
 use xdpdns::fastpath::render::pass_marker;
+use xdpdns::fastpath::suffix_index::SuffixIndex;
 use xdpdns::fastpath::templates::Body;
 use xdpdns::fastpath::xdp::XdpServer;
 use xdpdns::fastpath::{FastPath, Published, Touched, Update};

@@ -38,9 +38,7 @@ impl SuffixIndex {
                 bail!("getrandom failed: {}", std::io::Error::last_os_error());
             }
             seed = u64::from_ne_bytes(b) | 1;
-            seed_map
-                .set(0, seed, 0)
-                .context("writing SUFFIX_SEED")?;
+            seed_map.set(0, seed, 0).context("writing SUFFIX_SEED")?;
         }
         Ok(SuffixIndex { map, seed })
     }
@@ -108,10 +106,29 @@ impl SuffixIndex {
             let (key, e) = kv.context("reading the XDP suffix map")?;
             let k = from_map(&key, &e.name);
             if self.map_key(&k).0 != key {
-                bail!("suffix entry {:?} under another name's key", describe(&e.name));
+                bail!(
+                    "suffix entry {:?} under another name's key",
+                    describe(&e.name)
+                );
             }
             Ok((k, e.entry))
         })
+    }
+
+    /// Writes `entry` with `name_of`'s name under `under`'s key, as a hash collision would
+    /// leave it (for tests: the program must pass queries that find it).
+    #[cfg(feature = "test-support")]
+    pub fn plant(
+        &mut self,
+        under: &SuffixKey,
+        name_of: &SuffixKey,
+        entry: AnswerRef,
+    ) -> Result<()> {
+        let (key, _) = self.map_key(under);
+        let (_, name) = self.map_key(name_of);
+        self.map
+            .insert(key, SuffixEntry { entry, name }, 0)
+            .context("writing the XDP suffix map")
     }
 
     /// Generation bits of a map key, for telling generations apart when reading.
@@ -124,7 +141,10 @@ impl SuffixIndex {
 fn from_map(key: &SuffixMapKey, name: &[u8; NAME_BUF]) -> SuffixKey {
     let len = (key.name_len as usize).clamp(1, NAME_BUF - 1);
     let mut prefix = Vec::with_capacity(1 + len);
-    prefix.push(suffix_flag_byte(key.generation, key.flags & KEY_FLAG_DO != 0));
+    prefix.push(suffix_flag_byte(
+        key.generation,
+        key.flags & KEY_FLAG_DO != 0,
+    ));
     prefix.extend(name[NAME_BUF - len..].iter().rev());
     SuffixKey {
         bits: (prefix.len() * 8) as u32,

@@ -21,8 +21,8 @@ use dns_common::{
 };
 
 use super::compile::Entries;
-use super::suffix_index::SuffixIndex;
 use super::nsec3_maps::Nsec3Maps;
+use super::suffix_index::SuffixIndex;
 use super::templates::{Body, TemplateStore};
 
 /// The compiled `dns-ebpf` object, built by build.rs.
