@@ -320,9 +320,6 @@ pub struct Scratch {
     pub _pad: u64,
     /// Bit i set: a label of the query name starts at octet i (the root label included).
     pub label_starts: [u64; 4],
-    /// The name of the suffix being looked up in `SUFFIXES`: `key`'s with the labels before
-    /// the suffix zeroed.
-    pub probe: AnswerKey,
     /// The state of the walk over the query name's suffixes (see `Walk`).
     pub walk: Walk,
     /// The response's headers and question, when they must move to the front of the buffer

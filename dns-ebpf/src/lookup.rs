@@ -201,7 +201,7 @@ fn longest(
 /// Most suffixes the walk looks up: one per label of the longest name (127 and the root).
 const WALK_STEPS: usize = 128;
 
-/// The walk over the query name's suffixes (`Scratch::probe`), longest first, each looked up
+/// The walk over the query name's suffixes, longest first, each looked up
 /// in `SUFFIXES` by its own key (see `dns_common::SuffixMapKey`) (DO=1 first, then the DO=0 entry when it serves both, as long
 /// as no longer DO=0 entry that does not was found); the first found is the longest, as an
 /// LPM match would be. Returns its `AnswerRef` as a word (kind, anchor length, template from
@@ -209,12 +209,6 @@ const WALK_STEPS: usize = 128;
 /// the caller goes on with one state however many labels there were.
 #[inline(always)]
 fn walk(scratch: &mut Scratch, name_len: u64, generation: u64, dnssec_ok: u64) -> u64 {
-    let src = scratch.key.name.as_ptr() as *const u64;
-    let dst = scratch.probe.name.as_mut_ptr() as *mut u64;
-    for i in 0..NAME_BUF / 8 {
-        // SAFETY: both names are 8-byte aligned 256-byte buffers inside Scratch.
-        unsafe { dst.add(i).write(src.add(i).read()) };
-    }
     scratch.walk = Walk {
         found: 0,
         at: 0,
@@ -252,11 +246,15 @@ extern "C" fn walk_step(_index: u32, _ctx: *mut c_void) -> i64 {
         return 1;
     }
     let base = NAME_BUF - name_len;
-    // The suffix's words: from the one its first octet is in (the octets before are zero).
-    let first = ((base + at) >> 3) & 31;
-    let w = s.probe.name.as_ptr() as *const u64;
-    let mut h = seed;
-    for i in 0..NAME_BUF / 8 {
+    // The suffix's words in the query's key name: from the one its first octet is in, whose
+    // octets before it (the labels the walk dropped) count as zero.
+    let start = base + at;
+    let first = (start >> 3) & 31;
+    let head = u64::MAX << ((start & 7) * 8);
+    let w = s.key.name.as_ptr() as *const u64;
+    // SAFETY: first < 32 words of the 8-byte aligned name.
+    let mut h = suffix_hash_step(seed, unsafe { w.add(first).read() } & head);
+    for i in 1..NAME_BUF / 8 {
         let idx = first + i;
         if idx >= NAME_BUF / 8 {
             break;
@@ -274,7 +272,7 @@ extern "C" fn walk_step(_index: u32, _ctx: *mut c_void) -> i64 {
     };
     if let Some(e) = SUFFIXES.get_ptr(&key) {
         // SAFETY: map values stay valid for the duration of the program (RCU).
-        s.walk.found = verified(s, unsafe { &*e }, first);
+        s.walk.found = verified(s, unsafe { &*e }, first, head);
         return 1;
     }
     if s.walk.plain != 0 {
@@ -285,7 +283,7 @@ extern "C" fn walk_step(_index: u32, _ctx: *mut c_void) -> i64 {
             // SAFETY: as above.
             let e = unsafe { &*e };
             if e.entry.kind & KIND_ANY_DO != 0 {
-                s.walk.found = verified(s, e, first);
+                s.walk.found = verified(s, e, first, head);
                 return 1;
             }
             s.walk.plain = 0;
@@ -296,20 +294,23 @@ extern "C" fn walk_step(_index: u32, _ctx: *mut c_void) -> i64 {
     if l == 0 || next >= name_len {
         return 1;
     }
-    drop_label(s, (base + at) & 0xff, (base + next) & 0xff);
     s.walk.at = next as u32;
     0
 }
 
-/// The entry `e` found for the suffix in `probe` (its words from `first`) packed for `walk`,
-/// when `e` is the entry of that very name; else `COLLISION` (another name's entry under the
-/// same hash: the query goes to userspace).
+/// The entry `e` found for the suffix of the query's key name that starts in word `first`
+/// (its octets there under `head`) packed for `walk`, when `e` is the entry of that very name;
+/// else `COLLISION` (another name's entry under the same hash: the query goes to userspace).
 #[inline(always)]
-fn verified(s: &Scratch, e: &SuffixEntry, first: usize) -> u64 {
+fn verified(s: &Scratch, e: &SuffixEntry, first: usize, head: u64) -> u64 {
     let first = first & 31;
-    let a = s.probe.name.as_ptr() as *const u64;
+    let a = s.key.name.as_ptr() as *const u64;
     let b = e.name.as_ptr() as *const u64;
-    for i in 0..NAME_BUF / 8 {
+    // SAFETY: first < 32 words of both 8-byte aligned names.
+    if unsafe { a.add(first).read() & head != b.add(first).read() } {
+        return COLLISION;
+    }
+    for i in 1..NAME_BUF / 8 {
         let idx = first + i;
         if idx >= NAME_BUF / 8 {
             break;
@@ -329,27 +330,6 @@ const COLLISION: u64 = u64::MAX;
 #[inline(always)]
 fn pack(e: &AnswerRef) -> u64 {
     e.kind as u64 | (e.anchor_len as u64) << 16 | (e.template as u64) << 32
-}
-
-/// Zeroes `probe.name[from..to]` (a label: at most 64 octets, `to` ≤ 255), branch-free: the
-/// whole words from `from`'s word up to `to`'s, then the octets of `to`'s word before it.
-#[inline(always)]
-fn drop_label(scratch: &mut Scratch, from: usize, to: usize) {
-    let w = scratch.probe.name.as_mut_ptr() as *mut u64;
-    let last = (to >> 3) as i64;
-    for j in 0..9i64 {
-        let u = (from >> 3) as i64 + j;
-        // All ones where word u is kept (u ≥ last), zero where it is dropped.
-        let keep = !((u - last) >> 63) as u64;
-        // Words past the end are never dropped (keep = all ones): clamp the index.
-        let idx = (u - (((u - 31) & !((u - 31) >> 63)) as i64)) as usize & 31;
-        // SAFETY: idx ≤ 31 and the name holds 32 aligned words.
-        unsafe { w.add(idx).write(w.add(idx).read() & keep) };
-    }
-    let idx = last as usize & 31;
-    let keep = u64::MAX << ((to & 7) * 8);
-    // SAFETY: as above.
-    unsafe { w.add(idx).write(w.add(idx).read() & keep) };
 }
 
 /// The checksum (even-aligned, folded) of a suffix template's data with its compression
