@@ -126,7 +126,7 @@ pub fn engine_for(z: &zone::Zone) -> Result<Engine> {
 
 /// The XDP program loaded with `engine`'s answers and settings, as `xdpdns serve` fills it.
 pub fn xdp_for(engine: &Engine) -> Result<XdpServer> {
-    Ok(crate::testrun::load(engine, Default::default(), 7)?.0)
+    Ok(crate::testrun::load_sized(engine, 7)?.0)
 }
 
 /// A query with EDNS options.
@@ -351,7 +351,8 @@ fn computed_bytes(line: &str, total: u64, cache: u64) -> u64 {
     let value = std::mem::size_of::<AnswerRef>() as u64;
     let templates = cache * (4 + std::mem::size_of::<Answer>() as u64);
     let exact_key = std::mem::size_of::<AnswerKey>() as u64;
-    let suffix_key = 4 + dns_common::SUFFIX_DATA as u64;
+    let suffix_entry = (std::mem::size_of::<dns_common::SuffixMapKey>()
+        + std::mem::size_of::<dns_common::SuffixEntry>()) as u64;
     let n = |w: &str| count_before(line, &format!(" {w}"));
     match (
         n("exact"),
@@ -361,7 +362,7 @@ fn computed_bytes(line: &str, total: u64, cache: u64) -> u64 {
         n("pass markers"),
     ) {
         (Some(e), Some(d), Some(r), Some(x), Some(p)) => {
-            (e + d) * (exact_key + value) + (r + x + p) * (suffix_key + value) + templates
+            (e + d) * (exact_key + value) + (r + x + p) * suffix_entry + templates
         }
         _ => total * (exact_key + value) + templates,
     }
@@ -480,7 +481,7 @@ pub fn load_time(
 struct Memlock {
     /// The hash map keyed by `AnswerKey`.
     answers: u64,
-    /// The LPM trie.
+    /// The suffix hash map (`SuffixMapKey` to `SuffixEntry`).
     suffixes: u64,
     /// The LRU hash of `Answer`s.
     templates: u64,
@@ -490,6 +491,8 @@ struct Memlock {
 fn maps_memlock(pid: u32) -> Memlock {
     let key = std::mem::size_of::<AnswerKey>().to_string();
     let index_value = std::mem::size_of::<AnswerRef>().to_string();
+    let suffix_key = std::mem::size_of::<dns_common::SuffixMapKey>().to_string();
+    let suffix_value = std::mem::size_of::<dns_common::SuffixEntry>().to_string();
     let value = std::mem::size_of::<Answer>().to_string();
     let mut m = Memlock::default();
     let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/fdinfo")) else {
@@ -512,7 +515,10 @@ fn maps_memlock(pid: u32) -> Memlock {
         m.all += mem;
         if kind == "1" && field("key_size:") == key && field("value_size:") == index_value {
             m.answers += mem;
-        } else if kind == "11" && field("value_size:") == index_value {
+        } else if kind == "1"
+            && field("key_size:") == suffix_key
+            && field("value_size:") == suffix_value
+        {
             m.suffixes += mem;
         } else if kind == "9" && field("value_size:") == value {
             m.templates += mem;
