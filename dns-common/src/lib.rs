@@ -114,6 +114,30 @@ pub struct SuffixEntry {
     pub name: [u8; NAME_BUF],
 }
 
+/// Key of an `ANSWERS` entry: the `AnswerKey` with its name replaced by the name's keyed hash
+/// (`suffix_hash`, the same seed) and length. The value holds the name (`AnswerEntry`), which the
+/// program compares before it answers, as for `SUFFIXES`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct AnswerMapKey {
+    pub hash: u64,
+    pub generation: u16,
+    pub qtype: u16,
+    pub flags: u16,
+    pub epoch: u16,
+    /// Wire length of the name.
+    pub name_len: u16,
+    pub _pad: [u16; 3],
+}
+
+/// Value of an `ANSWERS` entry: the index entry and the name it is for (as in `AnswerKey`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct AnswerEntry {
+    pub entry: AnswerRef,
+    pub name: [u8; NAME_BUF],
+}
+
 /// One step of the keyed hash of a name in `SUFFIXES` keys: `h` is the seed (`SUFFIX_SEED`)
 /// before the first word, and the words are the name's right-aligned buffer read as
 /// little-endian `u64`s, from the one its first octet is in to the last.
@@ -349,6 +373,8 @@ pub struct Walk {
     /// `SuffixMapKey::generation` of the keys looked up.
     pub generation: u32,
     pub _pad: u32,
+    /// The keyed hash of the whole query name (the first step's), for its `ANSWERS` keys.
+    pub name_hash: u64,
 }
 
 /// Size of the scratch buffer holding the answer's OPT record: the longest, rounded up to a
@@ -592,6 +618,8 @@ mod user {
     unsafe impl aya::Pod for super::Answer {}
     unsafe impl aya::Pod for super::AnswerRef {}
     unsafe impl aya::Pod for super::SuffixMapKey {}
+    unsafe impl aya::Pod for super::AnswerMapKey {}
+    unsafe impl aya::Pod for super::AnswerEntry {}
     unsafe impl aya::Pod for super::SuffixEntry {}
     unsafe impl aya::Pod for super::Config {}
     unsafe impl aya::Pod for super::EdnsConfig {}

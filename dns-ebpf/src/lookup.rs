@@ -8,9 +8,10 @@
 
 use aya_ebpf::{cty::c_void, helpers::bpf_loop, programs::XdpContext};
 use dns_common::{
-    counter, suffix_generation, suffix_hash_step, Answer, AnswerKind, AnswerRef, Scratch,
-    SuffixEntry, SuffixMapKey, Walk, ANSWER_MAX, KEY_FLAG_CHAOS, KEY_FLAG_DO, KEY_FLAG_NODATA,
-    KEY_FLAG_SUFFIX, KIND_ANY_DO, KIND_EPOCH_MASK, KIND_EPOCH_SHIFT, MAX_PTRS, NAME_BUF,
+    counter, suffix_generation, suffix_hash_step, Answer, AnswerEntry, AnswerKind, AnswerMapKey,
+    AnswerRef, Scratch, SuffixEntry, SuffixMapKey, Walk, ANSWER_MAX, KEY_FLAG_CHAOS, KEY_FLAG_DO,
+    KEY_FLAG_NODATA, KEY_FLAG_SUFFIX, KIND_ANY_DO, KIND_EPOCH_MASK, KIND_EPOCH_SHIFT, MAX_PTRS,
+    NAME_BUF,
 };
 
 use crate::{checksum, packet, question, ANSWERS, COLD, SCRATCH, SUFFIXES, SUFFIX_SEED, TEMPLATES};
@@ -32,24 +33,51 @@ struct Entry {
     shift: Option<usize>,
 }
 
+/// The `ANSWERS` entry of `scratch.key` (its name by the hash the walk left); an entry found
+/// for another name under the same key (a hash collision) passes the query (`PASS_MISS`),
+/// never taken for a miss (see `dns_common::AnswerMapKey`).
 #[inline(always)]
-fn get(scratch: &mut Scratch) -> Option<&'static AnswerRef> {
+fn get(scratch: &mut Scratch) -> Result<Option<&'static AnswerRef>, u32> {
+    let mut key = AnswerMapKey {
+        hash: scratch.walk.name_hash,
+        generation: scratch.key.generation,
+        qtype: scratch.key.qtype,
+        flags: scratch.key.flags,
+        epoch: scratch.key.epoch,
+        name_len: scratch.walk.name_len as u16,
+        _pad: [0; 3],
+    };
     // SAFETY: map values stay valid for the duration of the program (RCU).
-    if let Some(a) = ANSWERS.get_ptr(&scratch.key).map(|a| unsafe { &*a }) {
-        return Some(a);
+    if let Some(a) = ANSWERS.get_ptr(&key).map(|a| unsafe { &*a }) {
+        return same_name(scratch, a).map(Some);
     }
     // DO=1 in a zone without DNSSEC: the DO=0 entry, when it says it serves both.
-    if scratch.key.flags & KEY_FLAG_DO == 0 {
-        return None;
+    if key.flags & KEY_FLAG_DO == 0 {
+        return Ok(None);
     }
-    scratch.key.flags &= !KEY_FLAG_DO;
+    key.flags &= !KEY_FLAG_DO;
     // SAFETY: as above.
-    let a = ANSWERS
-        .get_ptr(&scratch.key)
-        .map(|a| unsafe { &*a })
-        .filter(|a| a.kind & KIND_ANY_DO != 0);
-    scratch.key.flags |= KEY_FLAG_DO;
-    a
+    let Some(a) = ANSWERS.get_ptr(&key).map(|a| unsafe { &*a }) else {
+        return Ok(None);
+    };
+    Ok(Some(same_name(scratch, a)?).filter(|a| a.kind & KIND_ANY_DO != 0))
+}
+
+/// `e`'s index entry when it is for the query's name, compared word by word (branch-free: both
+/// names are zero padded in front); `PASS_MISS` for another name's.
+#[inline(always)]
+fn same_name(scratch: &Scratch, e: &'static AnswerEntry) -> Result<&'static AnswerRef, u32> {
+    let a = scratch.key.name.as_ptr() as *const u64;
+    let b = e.name.as_ptr() as *const u64;
+    let mut diff = 0u64;
+    for i in 0..NAME_BUF / 8 {
+        // SAFETY: i < 32 words of both 8-byte aligned names.
+        diff |= unsafe { a.add(i).read() ^ b.add(i).read() };
+    }
+    if diff != 0 {
+        return Err(counter::PASS_MISS);
+    }
+    Ok(&e.entry)
 }
 
 /// `Scratch::nsec3.shift` of an answer that is not a suffix template.
@@ -116,7 +144,9 @@ fn index(scratch: &mut Scratch, name_len: usize) -> Result<Entry, u32> {
     // Scratch space outlives the packet: no epoch from the previous one.
     scratch.key.epoch = 0;
     if scratch.key.flags & KEY_FLAG_CHAOS != 0 {
-        return match get(scratch) {
+        // Only for the name's hash (its first step's), which its `ANSWERS` keys take.
+        walk(scratch, name_len as u64, scratch.key.generation as u64, 0);
+        return match get(scratch)? {
             Some(entry) => Ok(Entry {
                 entry: *entry,
                 shift: None,
@@ -129,7 +159,7 @@ fn index(scratch: &mut Scratch, name_len: usize) -> Result<Entry, u32> {
     let (entry, at) = longest(scratch, name_len, scratch.key.generation, dnssec != 0)?;
     if at == 0 {
         scratch.key.epoch = (entry.kind & KIND_EPOCH_MASK) >> KIND_EPOCH_SHIFT;
-        if let Some(entry) = get(scratch) {
+        if let Some(entry) = get(scratch)? {
             return Ok(Entry {
                 entry: *entry,
                 shift: None,
@@ -143,7 +173,7 @@ fn index(scratch: &mut Scratch, name_len: usize) -> Result<Entry, u32> {
     if at == 0 && qtype != QTYPE_RRSIG && qtype != QTYPE_DS {
         scratch.key.qtype = 0;
         scratch.key.flags = dnssec | KEY_FLAG_NODATA;
-        if let Some(entry) = get(scratch) {
+        if let Some(entry) = get(scratch)? {
             return Ok(Entry {
                 entry: *entry,
                 shift: None,
@@ -217,6 +247,7 @@ fn walk(scratch: &mut Scratch, name_len: u64, generation: u64, dnssec_ok: u64) -
         plain: dnssec_ok as u32 & 1,
         generation: suffix_generation(generation as u16) as u32,
         _pad: 0,
+        name_hash: 0,
     };
     // SAFETY: `walk_step` is a static BPF callback; it takes no context.
     unsafe {
@@ -261,6 +292,9 @@ extern "C" fn walk_step(_index: u32, _ctx: *mut c_void) -> i64 {
         }
         // SAFETY: idx & 31 < 32 words of the 8-byte aligned name.
         h = suffix_hash_step(h, unsafe { w.add(idx & 31).read() });
+    }
+    if at == 0 {
+        s.walk.name_hash = h;
     }
     let dnssec_ok = s.walk.dnssec_ok != 0;
     let mut key = SuffixMapKey {

@@ -29,15 +29,15 @@ use aya_ebpf::{
 };
 use aya_log_ebpf::debug;
 use dns_common::{
-    counter, Answer, AnswerKey, AnswerRef, Config, EdnsConfig, Nsec3Hash, Nsec3Record, Nsec3Zone,
-    Scratch, SuffixEntry, SuffixMapKey, ANSWERS_CAPACITY, BPF_F_NO_PREALLOC, COLD_RING_BYTES,
-    NSEC3_CAPACITY, NSEC3_ZONE_SLOTS, SERVICE_ADDRS_CAPACITY, SUFFIXES_CAPACITY,
+    counter, Answer, AnswerEntry, AnswerMapKey, Config, EdnsConfig, Nsec3Hash, Nsec3Record,
+    Nsec3Zone, Scratch, SuffixEntry, SuffixMapKey, ANSWERS_CAPACITY, BPF_F_NO_PREALLOC,
+    COLD_RING_BYTES, NSEC3_CAPACITY, NSEC3_ZONE_SLOTS, SERVICE_ADDRS_CAPACITY, SUFFIXES_CAPACITY,
     TEMPLATES_CAPACITY,
 };
 
 /// Index of exact and NODATA answers, by (generation, name, type, flags).
 #[map]
-static ANSWERS: HashMap<AnswerKey, AnswerRef> =
+static ANSWERS: HashMap<AnswerMapKey, AnswerEntry> =
     HashMap::with_max_entries(ANSWERS_CAPACITY, BPF_F_NO_PREALLOC);
 
 /// Index of referral and NXDOMAIN templates and pass markers, by suffix: looked up for each

@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use dns_common::{AnswerKey, AnswerRef, KIND_EPOCH_MASK};
 
 use super::suffix_index::SuffixIndex;
@@ -106,7 +106,7 @@ impl FastPath {
         // The index as the kernel has it.
         let mut exact: HashMap<AnswerKey, Vec<(u16, AnswerRef)>> = HashMap::new();
         for kv in s.answers.iter() {
-            let (k, r) = kv.context("reading the XDP answer map")?;
+            let (k, r) = kv?;
             if k.generation != self.generation {
                 c.other_generations += 1;
                 continue;

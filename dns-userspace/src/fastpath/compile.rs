@@ -16,8 +16,8 @@
 use std::collections::HashSet;
 
 use dns_common::{
-    suffix_flag_byte, Answer, AnswerKey, AnswerKind, AnswerRef, KEY_FLAG_CHAOS, KEY_FLAG_DO,
-    KEY_FLAG_NODATA, KIND_ANY_DO, NAME_BUF,
+    suffix_flag_byte, Answer, AnswerKey, AnswerKind, KEY_FLAG_CHAOS, KEY_FLAG_DO, KEY_FLAG_NODATA,
+    KIND_ANY_DO, NAME_BUF,
 };
 
 use super::nsec3::{self, ZoneNsec3};
@@ -71,8 +71,10 @@ impl Entries {
 /// Kernel memory of `exact` entries in `ANSWERS` and `suffix` entries in `SUFFIXES`, estimated
 /// (see `Entries::memory`).
 pub fn index_memory(exact: usize, suffix: usize) -> usize {
-    let v = std::mem::size_of::<AnswerRef>();
-    exact * (std::mem::size_of::<AnswerKey>() + v + HASH_ELEM)
+    exact
+        * (std::mem::size_of::<dns_common::AnswerMapKey>()
+            + std::mem::size_of::<dns_common::AnswerEntry>()
+            + HASH_ELEM)
         + suffix
             * (std::mem::size_of::<dns_common::SuffixMapKey>()
                 + std::mem::size_of::<dns_common::SuffixEntry>()

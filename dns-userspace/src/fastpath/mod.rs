@@ -10,6 +10,7 @@
 //! old answers or the new ones (`update`).
 
 pub mod affected;
+pub mod answer_index;
 pub mod change;
 pub mod check;
 pub mod compile;

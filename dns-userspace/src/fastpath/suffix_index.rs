@@ -43,6 +43,11 @@ impl SuffixIndex {
         Ok(SuffixIndex { map, seed })
     }
 
+    /// The seed of the keys' hash (`ANSWERS` keys take it too).
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
     /// The map key and the right-aligned name of `k`.
     fn map_key(&self, k: &SuffixKey) -> (SuffixMapKey, [u8; NAME_BUF]) {
         let flag = k.prefix.first().copied().unwrap_or(0);
@@ -153,7 +158,7 @@ fn from_map(key: &SuffixMapKey, name: &[u8; NAME_BUF]) -> SuffixKey {
 }
 
 /// A right-aligned wire name for messages.
-fn describe(name: &[u8; NAME_BUF]) -> String {
+pub(super) fn describe(name: &[u8; NAME_BUF]) -> String {
     let start = name.iter().position(|b| *b != 0).unwrap_or(NAME_BUF - 1);
     crate::wire::name::Name::from_wire(&name[start..])
         .map(|n| n.to_string())

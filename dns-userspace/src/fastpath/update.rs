@@ -133,10 +133,7 @@ impl Write {
 
 fn put_exact(x: &mut XdpServer, k: &AnswerKey, v: Option<&AnswerRef>) -> Result<()> {
     match v {
-        Some(v) => x
-            .answers
-            .insert(k, *v, 0)
-            .context("writing the XDP answer map"),
+        Some(v) => x.answers.insert(k, *v),
         None => match x.answers.remove(k) {
             Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
             Err(e) => Err(e).context("removing from the XDP answer map"),
@@ -158,7 +155,7 @@ fn put_suffix(x: &mut XdpServer, k: &SuffixKey, v: Option<&AnswerRef>) -> Result
 /// (not that of a shorter match).
 pub fn current(x: &XdpServer, w: &Write) -> Result<Option<AnswerRef>> {
     let found = match w {
-        Write::Exact { key, .. } => x.answers.get(key, 0),
+        Write::Exact { key, .. } => x.answers.get(key),
         Write::Suffix { key, .. } => x.suffixes.get(key),
     };
     match found {

@@ -16,10 +16,11 @@ use aya::{
     Ebpf, EbpfLoader,
 };
 use dns_common::{
-    counter, maps, rrl::RrlConfig, Answer, AnswerKey, AnswerKind, AnswerRef, Config, EdnsConfig,
+    counter, maps, rrl::RrlConfig, Answer, AnswerKind, AnswerRef, Config, EdnsConfig,
     ANSWERS_CAPACITY, NAME_BUF, SUFFIXES_CAPACITY, TEMPLATES_CAPACITY,
 };
 
+use super::answer_index::AnswerIndex;
 use super::compile::Entries;
 use super::nsec3_maps::Nsec3Maps;
 use super::suffix_index::SuffixIndex;
@@ -86,7 +87,7 @@ pub struct Inserted {
 /// A loaded XDP program with its maps.
 pub struct XdpServer {
     ebpf: Ebpf,
-    pub answers: HashMap<MapData, AnswerKey, AnswerRef>,
+    pub answers: AnswerIndex,
     pub suffixes: SuffixIndex,
     pub templates: HashMap<MapData, u32, Answer>,
     cold: Option<RingBuf<MapData>>,
@@ -173,14 +174,15 @@ impl XdpServer {
             .context("installing the NSEC3 denial program")?;
         jump.set(1, &respond_fd, 0)
             .context("installing the respond program")?;
+        let suffixes = SuffixIndex::new(
+            take(&mut ebpf, maps::SUFFIXES)?,
+            &mut take(&mut ebpf, maps::SUFFIX_SEED)?,
+        )?;
         Ok(XdpServer {
             _jump: jump,
             jump_id,
-            answers: take(&mut ebpf, maps::ANSWERS)?,
-            suffixes: SuffixIndex::new(
-                take(&mut ebpf, maps::SUFFIXES)?,
-                &mut take(&mut ebpf, maps::SUFFIX_SEED)?,
-            )?,
+            answers: AnswerIndex::new(take(&mut ebpf, maps::ANSWERS)?, suffixes.seed()),
+            suffixes,
             templates: take(&mut ebpf, maps::TEMPLATES)?,
             cold: Some(take(&mut ebpf, maps::COLD)?),
             nsec3: Nsec3Maps::take(&mut ebpf, cap.nsec3.max(2))?,
@@ -299,7 +301,7 @@ impl XdpServer {
             let name_len = NAME_BUF - k.name.iter().take_while(|b| **b == 0).count();
             let r = self.reference(v, name_len, &mut fresh);
             self.answers
-                .insert(k, r, 0)
+                .insert(k, r)
                 .context("filling the XDP answer map")?;
         }
         for (k, v) in &entries.suffix {

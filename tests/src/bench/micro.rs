@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::frame::{self, FrameSpec};
 use anyhow::{bail, Context as _, Result};
-use dns_common::{counter, Answer, AnswerKey, AnswerRef};
+use dns_common::{counter, Answer, AnswerRef};
 use xdpdns::engine::{Engine, EngineConfig};
 use xdpdns::fastpath::xdp::XdpServer;
 use xdpdns::zone::load::{load_catalog, ZoneSpec};
@@ -350,7 +350,8 @@ fn count_before(line: &str, what: &str) -> Option<u64> {
 fn computed_bytes(line: &str, total: u64, cache: u64) -> u64 {
     let value = std::mem::size_of::<AnswerRef>() as u64;
     let templates = cache * (4 + std::mem::size_of::<Answer>() as u64);
-    let exact_key = std::mem::size_of::<AnswerKey>() as u64;
+    let exact_key = (std::mem::size_of::<dns_common::AnswerMapKey>()
+        + std::mem::size_of::<dns_common::AnswerEntry>()) as u64;
     let suffix_entry = (std::mem::size_of::<dns_common::SuffixMapKey>()
         + std::mem::size_of::<dns_common::SuffixEntry>()) as u64;
     let n = |w: &str| count_before(line, &format!(" {w}"));
@@ -362,7 +363,7 @@ fn computed_bytes(line: &str, total: u64, cache: u64) -> u64 {
         n("pass markers"),
     ) {
         (Some(e), Some(d), Some(r), Some(x), Some(p)) => {
-            (e + d) * (exact_key + value) + (r + x + p) * suffix_entry + templates
+            (e + d) * exact_key + (r + x + p) * suffix_entry + templates
         }
         _ => total * (exact_key + value) + templates,
     }
@@ -479,7 +480,7 @@ pub fn load_time(
 /// `memlock` bytes of a process's BPF maps, from their fds' fdinfo.
 #[derive(Default)]
 struct Memlock {
-    /// The hash map keyed by `AnswerKey`.
+    /// The hash map of exact and NODATA entries (`AnswerMapKey` to `AnswerEntry`).
     answers: u64,
     /// The suffix hash map (`SuffixMapKey` to `SuffixEntry`).
     suffixes: u64,
@@ -489,8 +490,8 @@ struct Memlock {
 }
 
 fn maps_memlock(pid: u32) -> Memlock {
-    let key = std::mem::size_of::<AnswerKey>().to_string();
-    let index_value = std::mem::size_of::<AnswerRef>().to_string();
+    let key = std::mem::size_of::<dns_common::AnswerMapKey>().to_string();
+    let index_value = std::mem::size_of::<dns_common::AnswerEntry>().to_string();
     let suffix_key = std::mem::size_of::<dns_common::SuffixMapKey>().to_string();
     let suffix_value = std::mem::size_of::<dns_common::SuffixEntry>().to_string();
     let value = std::mem::size_of::<Answer>().to_string();
