@@ -1,5 +1,5 @@
 //! Two measurements without load: the XDP program's cost per query through BPF_PROG_TEST_RUN,
-//! per answer kind and for the pass path; and the time and memory `xdpdns serve` needs to load,
+//! per answer kind and for the pass path (alone, net of `xdp_pass`: `--micro-only`); and the time and memory `xdpdns serve` needs to load,
 //! compile and install zones of 10k, 100k and 1M delegations.
 //!
 //! TEST_RUN method: with `repeat` > 1 the kernel runs the program again on the packet the
@@ -281,6 +281,59 @@ pub fn test_run(z: &zone::Zone, qs: &[zone::Query], runs: usize) -> Result<Vec<P
         out.push(summarize(&format!("baseline: {name}"), name, action, ns));
     }
     Ok(out)
+}
+
+/// The TEST_RUN probes as text lines, each net of the empty program of the same run.
+pub fn text(micro: &Result<Vec<Probe>>) -> String {
+    let m = match micro {
+        Ok(m) => m,
+        Err(e) => return format!("  failed: {e:#}\n"),
+    };
+    let pass = m
+        .iter()
+        .find(|p| p.path == "xdp_pass")
+        .map_or(0.0, |p| p.median_ns);
+    m.iter()
+        .map(|p| {
+            format!(
+                "  {:<34} {:<18} {:<9} median {:>5.0} ns (net {:>5.0})  mean {:>5.0} ns  p99 {:>5.0} ns{}\n",
+                p.label,
+                p.path,
+                action_name(p.action),
+                p.median_ns,
+                p.median_ns - pass,
+                p.mean_ns,
+                p.p99_ns,
+                p.repeat_mean_ns
+                    .map_or(String::new(), |r| format!("  (repeat=100k mean {r:.0} ns)"))
+            )
+        })
+        .collect()
+}
+
+/// The TEST_RUN micro-benchmark alone (`--micro-only`), on the bench zone and query set.
+pub fn only(o: &super::Options) -> Result<Json> {
+    let work = std::env::temp_dir().join(format!("xdpdns-bench-micro-{}", std::process::id()));
+    std::fs::create_dir_all(&work)?;
+    cleanup::add_dir(work.clone());
+    let result = (|| {
+        let zone = zone::generate(&work.join("zone"), o.delegations, o.signed, o.seed)?;
+        let qs = zone::queries(&zone, &o.mix, o.do_share, o.queries, o.seed);
+        test_run(&zone, &qs, o.micro_runs)
+    })();
+    let _ = std::fs::remove_dir_all(&work);
+    cleanup::forget_dir(&work);
+    println!(
+        "TEST_RUN ({} delegations{}, median of {} single runs; net = minus xdp_pass):",
+        o.delegations,
+        if o.signed { ", NSEC3-signed" } else { "" },
+        o.micro_runs
+    );
+    print!("{}", text(&result));
+    let j = Json::Arr(result?.iter().map(|p| p.json()).collect());
+    std::fs::create_dir_all(&o.out_dir)?;
+    std::fs::write(o.out_dir.join("micro.json"), j.pretty())?;
+    Ok(j)
 }
 
 /// Load, compile and install figures for one zone size.

@@ -334,59 +334,6 @@ fn write_reports(o: &Options, files: &[(&str, String)]) -> Result<()> {
 }
 
 /// The NSEC3 denial figures alone (see `nsec3`), printed and written to `nsec3.json`.
-/// The TEST_RUN probes as text lines, each net of the empty program of the same run.
-fn micro_text(micro: &Result<Vec<micro::Probe>>) -> String {
-    let m = match micro {
-        Ok(m) => m,
-        Err(e) => return format!("  failed: {e:#}\n"),
-    };
-    let pass = m
-        .iter()
-        .find(|p| p.path == "xdp_pass")
-        .map_or(0.0, |p| p.median_ns);
-    m.iter()
-        .map(|p| {
-            format!(
-                "  {:<34} {:<18} {:<9} median {:>5.0} ns (net {:>5.0})  mean {:>5.0} ns  p99 {:>5.0} ns{}\n",
-                p.label,
-                p.path,
-                micro::action_name(p.action),
-                p.median_ns,
-                p.median_ns - pass,
-                p.mean_ns,
-                p.p99_ns,
-                p.repeat_mean_ns
-                    .map_or(String::new(), |r| format!("  (repeat=100k mean {r:.0} ns)"))
-            )
-        })
-        .collect()
-}
-
-/// The TEST_RUN micro-benchmark alone (`--micro-only`), on the bench zone and query set.
-fn run_micro(o: &Options) -> Result<Json> {
-    let work = std::env::temp_dir().join(format!("xdpdns-bench-micro-{}", std::process::id()));
-    std::fs::create_dir_all(&work)?;
-    cleanup::add_dir(work.clone());
-    let result = (|| {
-        let zone = zone::generate(&work.join("zone"), o.delegations, o.signed, o.seed)?;
-        let qs = zone::queries(&zone, &o.mix, o.do_share, o.queries, o.seed);
-        micro::test_run(&zone, &qs, o.micro_runs)
-    })();
-    let _ = std::fs::remove_dir_all(&work);
-    cleanup::forget_dir(&work);
-    println!(
-        "TEST_RUN ({} delegations{}, median of {} single runs; net = minus xdp_pass):",
-        o.delegations,
-        if o.signed { ", NSEC3-signed" } else { "" },
-        o.micro_runs
-    );
-    print!("{}", micro_text(&result));
-    let j = Json::Arr(result?.iter().map(|p| p.json()).collect());
-    std::fs::create_dir_all(&o.out_dir)?;
-    std::fs::write(o.out_dir.join("micro.json"), j.pretty())?;
-    Ok(j)
-}
-
 fn run_nsec3(o: &Options) -> Result<Json> {
     let work = std::env::temp_dir().join(format!("xdpdns-bench-nsec3-{}", std::process::id()));
     std::fs::create_dir_all(&work)?;
@@ -419,7 +366,7 @@ pub fn run(opts: Options) -> Result<Json> {
         return rrl::only(&opts);
     }
     if opts.micro_only {
-        return run_micro(&opts);
+        return micro::only(&opts);
     }
     if opts.update_only {
         let work = std::env::temp_dir().join(format!("xdpdns-bench-{}", std::process::id()));
@@ -552,7 +499,7 @@ fn run_in(b: &Bench) -> Result<Json> {
     let (update_json, update_text) = updates(b);
 
     let table = report::table(&results, Some(&ceiling), o.fixed_rate.is_some());
-    let micro_text = micro_text(&micro);
+    let micro_text = micro::text(&micro);
     let legend = format!(
         "qps<=0.1%: answered/s at the fastest kxdpgun rate with <=0.1% loss ({} s runs; \
          reflector = the generator's ceiling); peak rep/s: fastest reply rate of any run;\n\
