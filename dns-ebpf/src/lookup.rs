@@ -316,8 +316,10 @@ extern "C" fn walk_step(_index: u32, _ctx: *mut c_void) -> i64 {
         if let Some(e) = SUFFIXES.get_ptr(&key) {
             // SAFETY: as above.
             let e = unsafe { &*e };
-            if e.entry.kind & KIND_ANY_DO != 0 {
-                s.walk.found = verified(s, e, first, head);
+            // Another name's entry decides nothing here either: the query is passed.
+            let v = verified(s, e, first, head);
+            if v == COLLISION || e.entry.kind & KIND_ANY_DO != 0 {
+                s.walk.found = v;
                 return 1;
             }
             s.walk.plain = 0;
