@@ -4,7 +4,10 @@
 //! BPF maps, and userspace writes them. Change a layout here and both sides follow.
 #![no_std]
 
+pub mod index;
 pub mod rrl;
+
+pub use index::*;
 
 /// Longest DNS name in wire form (RFC 1035 §3.1), including the root label.
 pub const NAME_MAX: usize = 255;
@@ -36,6 +39,7 @@ pub mod maps {
     pub const COUNTERS: &str = "COUNTERS";
     pub const SCRATCH: &str = "SCRATCH";
     pub const SUFFIXES: &str = "SUFFIXES";
+    pub const SUFFIX_SEED: &str = "SUFFIX_SEED";
     pub const TEMPLATES: &str = "TEMPLATES";
     pub const COLD: &str = "COLD";
     pub const EDNS: &str = "EDNS";
@@ -72,21 +76,22 @@ pub const KEY_FLAG_NODATA: u16 = 2;
 /// everything at and below it to userspace.
 pub const KEY_FLAG_SUFFIX: u16 = 4;
 
-/// Data bytes of a `SUFFIXES` key (the LPM trie maximum).
+/// Bytes of userspace's suffix key form (`[flags, reversed name]`, see `suffix_flag_byte`).
 pub const SUFFIX_DATA: usize = 256;
 
-/// `SUFFIXES` keys are LPM trie keys over `[flags, reversed name]`: the query name's wire form,
-/// lower-cased and byte-reversed, so that the longest stored prefix is the longest suffix of
-/// the query name held in the map. The first byte carries the generation (7 bits) and DO; every
-/// entry's prefix covers it.
+/// Userspace's form of a suffix entry's key is `[flags, reversed name]`, whose first byte
+/// carries the generation's 7 bits and DO. In the map it is a `SuffixMapKey` (see there).
 pub const fn suffix_flag_byte(generation: u16, dnssec_ok: bool) -> u8 {
     (((generation & 0x7f) as u8) << 1) | dnssec_ok as u8
 }
 
+/// `SuffixMapKey::generation` of the suffix keys of `generation` (its low 7 bits).
+pub const fn suffix_generation(generation: u16) -> u16 {
+    generation & 0x7f
+}
+
 /// Default capacity of the suffix map (see `ANSWERS_CAPACITY`).
 pub const SUFFIXES_CAPACITY: u32 = 1 << 18;
-/// Size of the scratch buffer holding the suffix key.
-pub const LPM_BUF: usize = 3 + 4 + 1 + 256 + 8;
 /// Size of the scratch buffer for patching templates: any 9-bit offset plus one stays inside.
 pub const TPL_BUF: usize = 520;
 /// Most compression pointers a suffix template may hold (each is shifted by the query name's
@@ -202,9 +207,29 @@ pub struct Answer {
     pub nptrs: u16,
     /// Offsets in `data` of the compression pointers to shift.
     pub ptrs: [u16; MAX_PTRS],
+    /// `ptr_weight(ptrs[..nptrs])`: what shifting every pointer by one adds to `csum`, so that
+    /// the program gets a suffix template's checksum for a shift `s` as `csum + s × ptr_weight`
+    /// (RFC 1624) without summing the data.
+    pub ptr_weight: u16,
     /// Zero; puts `data` at an 8-byte boundary, so that the XDP program copies it by words.
-    pub _pad: [u16; 3],
+    pub _pad: [u16; 2],
     pub data: [u8; ANSWER_MAX],
+}
+
+/// `Answer::ptr_weight` of compression pointers at these offsets in a template's data: adding
+/// `s` to a 16-bit pointer changes a memory-order ones' complement sum (`Answer::csum`, little
+/// endian words from an even offset) by `s` when the pointer starts at an odd offset and by
+/// `s × 256` (the byte swap of `s`, modulo 0xffff) when it starts at an even one, whatever the
+/// carries; so shifting them all adds `s × ptr_weight`.
+pub const fn ptr_weight(ptrs: &[u16]) -> u16 {
+    let mut w: u32 = 0;
+    let mut i = 0;
+    while i < ptrs.len() {
+        w += if ptrs[i] & 1 == 0 { 256 } else { 1 };
+        w %= 0xffff;
+        i += 1;
+    }
+    w as u16
 }
 
 /// Global settings of the XDP program (index 0 of the `CONFIG` array).
@@ -248,9 +273,8 @@ pub struct Scratch {
     pub _pad: u64,
     /// Bit i set: a label of the query name starts at octet i (the root label included).
     pub label_starts: [u64; 4],
-    /// The `SUFFIXES` lookup key, placed at offset 3 so that the reversed name (at key offset
-    /// 5) is 8-byte aligned: `[pad; 3] [prefix_len: u32] [flags] [reversed name; 256]`.
-    pub lpm: [u8; LPM_BUF],
+    /// The state of the walk over the query name's suffixes (see `Walk`).
+    pub walk: Walk,
     /// The response's headers and question, when they must move to the front of the buffer
     /// (see `FRAME_PREFIX_MAX`).
     pub frame: [u8; FRAME_PREFIX_MAX],
@@ -309,6 +333,9 @@ pub struct Nsec3Scratch {
     /// for answers other than NSEC3 denials).
     pub opt_len: u32,
     pub query: u64,
+    /// The packet's layout (`packet::Flow`) as the answering program found it, so that the
+    /// programs it tail-calls do not classify the packet again.
+    pub flow: u64,
     /// A SHA-1 block being compressed.
     pub w: [u32; 16],
     /// The NSEC3 records of the proof, patched for this response, and the lengths of the
@@ -506,6 +533,10 @@ mod user {
     unsafe impl aya::Pod for super::AnswerKey {}
     unsafe impl aya::Pod for super::Answer {}
     unsafe impl aya::Pod for super::AnswerRef {}
+    unsafe impl aya::Pod for super::SuffixMapKey {}
+    unsafe impl aya::Pod for super::AnswerMapKey {}
+    unsafe impl aya::Pod for super::AnswerEntry {}
+    unsafe impl aya::Pod for super::SuffixEntry {}
     unsafe impl aya::Pod for super::Config {}
     unsafe impl aya::Pod for super::EdnsConfig {}
     unsafe impl aya::Pod for super::Nsec3Zone {}

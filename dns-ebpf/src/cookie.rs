@@ -32,7 +32,8 @@ pub struct Client {
 /// Reads the query's source address (IPv4 at `l3 + 12`, IPv6 at `l3 + 8`).
 #[inline(always)]
 pub fn client(ctx: &XdpContext, l3: usize, v6: bool) -> Result<Client, u32> {
-    let mut a = [0u8; 16];
+    let mut a = core::mem::MaybeUninit::uninit();
+    let a = crate::zero::Buf16::zeroed(&mut a);
     let (off, len) = if v6 { (l3 + 8, 16) } else { (l3 + 12, 4) };
     // SAFETY: the helper checks the packet bounds; `a` holds 16 bytes and len ≤ 16.
     let r = unsafe { bpf_xdp_load_bytes(ctx.ctx, off as u32, a.as_mut_ptr() as *mut _, len) };
@@ -41,7 +42,7 @@ pub fn client(ctx: &XdpContext, l3: usize, v6: bool) -> Result<Client, u32> {
     }
     Ok(if v6 {
         Client {
-            words: [le64(&a, 0), le64(&a, 8)],
+            words: [le64(a, 0), le64(a, 8)],
             n: 4,
             tail: 32 << 56,
         }

@@ -140,7 +140,7 @@ pub fn answer_opt(
     if asked && cfg.flags & EDNS_CONFIGURED == 0 {
         return Err(counter::PASS_EDNS_OPTION);
     }
-    scratch.opt = [0; OPT_BUF];
+    crate::zero::words::<{ OPT_BUF / 8 }>(scratch.opt.as_mut_ptr());
     let head = opt_record(server_payload, dnssec_ok);
     scratch.opt[..OPT_LEN].copy_from_slice(&head);
     let mut len = OPT_LEN;

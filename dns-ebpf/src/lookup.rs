@@ -1,71 +1,83 @@
-//! Finding the answer for a query: the longest suffix of the name in `SUFFIXES` (an LPM trie
-//! over reversed names); when that is the name itself, its exact (name, type, DO) entry in
+//! Finding the answer for a query: the longest suffix of the name in `SUFFIXES` (a hash map
+//! of suffix keys, looked up at the name's label starts, longest first); when that is the name
+//! itself, its exact (name, type, DO) entry in
 //! `ANSWERS`, then its NODATA entry; otherwise the suffix's referral or NXDOMAIN template.
 //! And shifting a suffix template's compression pointers to the query name. The index entries
 //! point at templates in the `TEMPLATES` cache; a template missing from it sends the query to
 //! userspace and its id to the `COLD` ring.
 
-use aya_ebpf::{cty::c_void, helpers::bpf_map_lookup_elem};
+use aya_ebpf::{cty::c_void, helpers::bpf_loop, programs::XdpContext};
 use dns_common::{
-    counter, suffix_flag_byte, Answer, AnswerKind, AnswerRef, Scratch, ANSWER_MAX, KEY_FLAG_CHAOS,
-    KEY_FLAG_DO, KEY_FLAG_NODATA, KIND_ANY_DO, KIND_EPOCH_MASK, KIND_EPOCH_SHIFT, MAX_PTRS,
+    counter, suffix_generation, suffix_hash_step, Answer, AnswerEntry, AnswerKind, AnswerMapKey,
+    AnswerRef, Scratch, SuffixEntry, SuffixMapKey, Walk, ANSWER_MAX, KEY_FLAG_CHAOS, KEY_FLAG_DO,
+    KEY_FLAG_NODATA, KEY_FLAG_SUFFIX, KIND_ANY_DO, KIND_EPOCH_MASK, KIND_EPOCH_SHIFT, MAX_PTRS,
     NAME_BUF,
 };
 
-use crate::{checksum, question, ANSWERS, COLD, SUFFIXES, TEMPLATES};
+use crate::{checksum, packet, question, ANSWERS, COLD, SCRATCH, SUFFIXES, SUFFIX_SEED, TEMPLATES};
 
 const QTYPE_OPT: u16 = 41;
 const QTYPE_DS: u16 = 43;
 const QTYPE_RRSIG: u16 = 46;
 
-/// The entry found, and for suffix templates the number of octets the query name adds in
-/// front of the template's name.
+/// The template of the entry found (see `Hit`), for the programs that write the answer.
 pub struct Found {
     pub answer: &'static Answer,
     pub shift: Option<usize>,
-    /// The template's id.
-    pub id: u32,
 }
 
 /// An index entry found, with the octets the query name adds in front of a suffix entry's
 /// name.
-struct Hit {
-    entry: &'static AnswerRef,
+struct Entry {
+    entry: AnswerRef,
     shift: Option<usize>,
 }
 
+/// The `ANSWERS` entry of `scratch.key` (its name by the hash the walk left); an entry found
+/// for another name under the same key (a hash collision) passes the query (`PASS_MISS`),
+/// never taken for a miss (see `dns_common::AnswerMapKey`).
 #[inline(always)]
-fn get(scratch: &mut Scratch) -> Option<&'static AnswerRef> {
+fn get(scratch: &mut Scratch) -> Result<Option<&'static AnswerRef>, u32> {
+    let mut key = AnswerMapKey {
+        hash: scratch.walk.name_hash,
+        generation: scratch.key.generation,
+        qtype: scratch.key.qtype,
+        flags: scratch.key.flags,
+        epoch: scratch.key.epoch,
+        name_len: scratch.walk.name_len as u16,
+        _pad: [0; 3],
+    };
     // SAFETY: map values stay valid for the duration of the program (RCU).
-    if let Some(a) = ANSWERS.get_ptr(&scratch.key).map(|a| unsafe { &*a }) {
-        return Some(a);
+    if let Some(a) = ANSWERS.get_ptr(&key).map(|a| unsafe { &*a }) {
+        return same_name(scratch, a).map(Some);
     }
     // DO=1 in a zone without DNSSEC: the DO=0 entry, when it says it serves both.
-    if scratch.key.flags & KEY_FLAG_DO == 0 {
-        return None;
+    if key.flags & KEY_FLAG_DO == 0 {
+        return Ok(None);
     }
-    scratch.key.flags &= !KEY_FLAG_DO;
+    key.flags &= !KEY_FLAG_DO;
     // SAFETY: as above.
-    let a = ANSWERS
-        .get_ptr(&scratch.key)
-        .map(|a| unsafe { &*a })
-        .filter(|a| a.kind & KIND_ANY_DO != 0);
-    scratch.key.flags |= KEY_FLAG_DO;
-    a
+    let Some(a) = ANSWERS.get_ptr(&key).map(|a| unsafe { &*a }) else {
+        return Ok(None);
+    };
+    Ok(Some(same_name(scratch, a)?).filter(|a| a.kind & KIND_ANY_DO != 0))
 }
 
-/// `SUFFIXES` lookup with the key in `scratch.lpm`.
+/// `e`'s index entry when it is for the query's name, compared word by word (branch-free: both
+/// names are zero padded in front); `PASS_MISS` for another name's.
 #[inline(always)]
-fn lpm_get(scratch: &mut Scratch) -> Option<&'static AnswerRef> {
-    // SAFETY: the key is the 260 bytes from lpm[3]; the map copies nothing else.
-    let found = unsafe {
-        bpf_map_lookup_elem(
-            &SUFFIXES as *const _ as *mut c_void,
-            scratch.lpm.as_mut_ptr().add(3) as *mut c_void,
-        )
-    } as *const AnswerRef;
-    // SAFETY: map values stay valid for the duration of the program (RCU).
-    (!found.is_null()).then(|| unsafe { &*found })
+fn same_name(scratch: &Scratch, e: &'static AnswerEntry) -> Result<&'static AnswerRef, u32> {
+    let a = scratch.key.name.as_ptr() as *const u64;
+    let b = e.name.as_ptr() as *const u64;
+    let mut diff = 0u64;
+    for i in 0..NAME_BUF / 8 {
+        // SAFETY: i < 32 words of both 8-byte aligned names.
+        diff |= unsafe { a.add(i).read() ^ b.add(i).read() };
+    }
+    if diff != 0 {
+        return Err(counter::PASS_MISS);
+    }
+    Ok(&e.entry)
 }
 
 /// `Scratch::nsec3.shift` of an answer that is not a suffix template.
@@ -73,7 +85,7 @@ pub const NO_SHIFT: u32 = u32::MAX;
 
 /// The template and shift `nsec3::jump` left for the program it tail-called: an NSEC3 denial
 /// template for the denial program (`denial`), any other for the respond program. A template
-/// evicted from the cache in between sends the query to userspace.
+/// missing from the cache sends the query to userspace and its id to the `COLD` ring.
 #[inline(always)]
 pub fn resume(scratch: &mut Scratch, denial: bool) -> Result<Found, u32> {
     // SAFETY: plain reads of per-CPU memory the answering program wrote before its tail call.
@@ -85,6 +97,8 @@ pub fn resume(scratch: &mut Scratch, denial: bool) -> Result<Found, u32> {
     };
     // SAFETY: map values stay valid for the duration of the program (RCU).
     let Some(answer) = TEMPLATES.get_ptr(&id).map(|a| unsafe { &*a }) else {
+        // Best effort: when the ring is full, the query is still passed.
+        let _ = COLD.output::<u32>(id, 0);
         return Err(counter::PASS_COLD);
     };
     let nsec3 = answer.kind & 0xff == AnswerKind::Nsec3Negative as u16;
@@ -95,27 +109,28 @@ pub fn resume(scratch: &mut Scratch, denial: bool) -> Result<Found, u32> {
     if denial && shift.is_none() {
         return Err(counter::PASS_NSEC3);
     }
-    Ok(Found { answer, shift, id })
+    Ok(Found { answer, shift })
 }
 
-/// Looks the query up; `scratch.key` holds the exact key on entry and is changed.
+/// Looks the query up in the index; `scratch.key` holds the exact key on entry and is
+/// changed. Leaves the entry's template id and shift in scratch for `resume` (the template
+/// itself is the tail-called program's to look up) and returns the entry's kind
+/// (`AnswerRef::kind`).
 #[inline(always)]
-pub fn find(scratch: &mut Scratch, name_len: usize) -> Result<Found, u32> {
-    let hit = index(scratch, name_len)?;
-    let id = hit.entry.template;
-    // SAFETY: map values stay valid for the duration of the program (RCU).
-    match TEMPLATES.get_ptr(&id).map(|a| unsafe { &*a }) {
-        Some(answer) => Ok(Found {
-            answer,
-            shift: hit.shift,
-            id,
-        }),
-        None => {
-            // Best effort: when the ring is full, the query is still passed.
-            let _ = COLD.output::<u32>(id, 0);
-            Err(counter::PASS_COLD)
-        }
+pub fn find(scratch: &mut Scratch, name_len: usize) -> Result<u16, u32> {
+    let e = index(scratch, name_len)?;
+    let shift = match e.shift {
+        Some(s) => s as u32,
+        // An exact entry of the denial program: an apex answer assembled from parts.
+        None if e.entry.kind & 0xff == AnswerKind::Nsec3Negative as u16 => 0,
+        None => NO_SHIFT,
+    };
+    // SAFETY: plain writes of per-CPU memory, read by the program tail-called.
+    unsafe {
+        core::ptr::write_volatile(&mut scratch.nsec3.template, e.entry.template);
+        core::ptr::write_volatile(&mut scratch.nsec3.shift, shift);
     }
+    Ok(e.entry.kind)
 }
 
 /// The index entry for the query: the longest suffix of the name in `SUFFIXES` first. Only
@@ -124,12 +139,17 @@ pub fn find(scratch: &mut Scratch, name_len: usize) -> Result<Found, u32> {
 /// and NXDOMAIN below a name take one lookup, not three. That suffix entry also gives the epoch
 /// of the name's exact and NODATA keys, so that they change together with it.
 #[inline(always)]
-fn index(scratch: &mut Scratch, name_len: usize) -> Result<Hit, u32> {
+fn index(scratch: &mut Scratch, name_len: usize) -> Result<Entry, u32> {
     // Scratch space outlives the packet: no epoch from the previous one.
     scratch.key.epoch = 0;
     if scratch.key.flags & KEY_FLAG_CHAOS != 0 {
-        return match get(scratch) {
-            Some(entry) => Ok(Hit { entry, shift: None }),
+        // Only for the name's hash (its first step's), which its `ANSWERS` keys take.
+        walk(scratch, name_len as u64, scratch.key.generation as u64, 0);
+        return match get(scratch)? {
+            Some(entry) => Ok(Entry {
+                entry: *entry,
+                shift: None,
+            }),
             None => Err(counter::PASS_CLASS),
         };
     }
@@ -138,8 +158,11 @@ fn index(scratch: &mut Scratch, name_len: usize) -> Result<Hit, u32> {
     let (entry, at) = longest(scratch, name_len, scratch.key.generation, dnssec != 0)?;
     if at == 0 {
         scratch.key.epoch = (entry.kind & KIND_EPOCH_MASK) >> KIND_EPOCH_SHIFT;
-        if let Some(entry) = get(scratch) {
-            return Ok(Hit { entry, shift: None });
+        if let Some(entry) = get(scratch)? {
+            return Ok(Entry {
+                entry: *entry,
+                shift: None,
+            });
         }
     }
     // Meta and query-only types (RFC 6895) have rules of their own in userspace.
@@ -149,8 +172,11 @@ fn index(scratch: &mut Scratch, name_len: usize) -> Result<Hit, u32> {
     if at == 0 && qtype != QTYPE_RRSIG && qtype != QTYPE_DS {
         scratch.key.qtype = 0;
         scratch.key.flags = dnssec | KEY_FLAG_NODATA;
-        if let Some(entry) = get(scratch) {
-            return Ok(Hit { entry, shift: None });
+        if let Some(entry) = get(scratch)? {
+            return Ok(Entry {
+                entry: *entry,
+                shift: None,
+            });
         }
     }
     let kind = entry.kind & 0xff;
@@ -161,7 +187,7 @@ fn index(scratch: &mut Scratch, name_len: usize) -> Result<Hit, u32> {
     if !usable {
         return Err(counter::PASS_MISS);
     }
-    Ok(Hit {
+    Ok(Entry {
         entry,
         shift: Some(at),
     })
@@ -175,38 +201,19 @@ fn longest(
     name_len: usize,
     generation: u16,
     dnssec_ok: bool,
-) -> Result<(&'static AnswerRef, usize), u32> {
-    let prefix_len = (((1 + name_len) * 8) as u32).to_ne_bytes();
-    scratch.lpm[3] = prefix_len[0];
-    scratch.lpm[4] = prefix_len[1];
-    scratch.lpm[5] = prefix_len[2];
-    scratch.lpm[6] = prefix_len[3];
-    scratch.lpm[7] = suffix_flag_byte(generation, dnssec_ok);
-    // The right-aligned name, byte-reversed: word i is word 31-i with its bytes swapped.
-    let src = scratch.key.name.as_ptr() as *const u64;
-    // SAFETY: lpm[8..264] is 8-byte aligned inside Scratch (see its layout) and 256 long.
-    let dst = unsafe { scratch.lpm.as_mut_ptr().add(8) } as *mut u64;
-    for i in 0..NAME_BUF / 8 {
-        // SAFETY: both indices are below NAME_BUF / 8.
-        unsafe {
-            dst.add(i)
-                .write(src.add(NAME_BUF / 8 - 1 - i).read().swap_bytes())
-        };
-    }
-    let mut found = lpm_get(scratch);
-    if dnssec_ok {
-        // A zone without DNSSEC stores only DO=0 entries: take that one when its match is
-        // longer (the DO=1 match may belong to a signed parent zone).
-        scratch.lpm[7] = suffix_flag_byte(generation, false);
-        let plain = lpm_get(scratch).filter(|a| a.kind & KIND_ANY_DO != 0);
-        if let Some(p) = plain {
-            if found.is_none_or(|f| p.anchor_len > f.anchor_len) {
-                found = Some(p);
-            }
-        }
-    }
-    let Some(entry) = found else {
-        return Err(counter::PASS_MISS);
+) -> Result<(AnswerRef, usize), u32> {
+    let packed = walk(
+        scratch,
+        name_len as u64,
+        generation as u64,
+        dnssec_ok as u64,
+    );
+    // Join the verifier's paths out of the walk (see question::opaque).
+    let packed = question::opaque(&mut scratch.opaque, packed as usize) as u64;
+    let entry = AnswerRef {
+        kind: packed as u16,
+        anchor_len: (packed >> 16) as u16,
+        template: (packed >> 32) as u32,
     };
     let anchor = entry.anchor_len as usize;
     if anchor == 0 || anchor > name_len {
@@ -218,6 +225,175 @@ fn longest(
         return Err(counter::PASS_MISS);
     }
     Ok((entry, at))
+}
+
+/// Most suffixes the walk looks up: one per label of the longest name (127 and the root).
+const WALK_STEPS: usize = 128;
+
+/// The walk over the query name's suffixes, longest first, each looked up
+/// in `SUFFIXES` by its own key (see `dns_common::SuffixMapKey`) (DO=1 first, then the DO=0 entry when it serves both, as long
+/// as no longer DO=0 entry that does not was found); the first found is the longest, as an
+/// LPM match would be. Returns its `AnswerRef` as a word (kind, anchor length, template from
+/// the low bits), or 0. One `bpf_loop` step per label: the verifier checks the step once, and
+/// the caller goes on with one state however many labels there were.
+#[inline(always)]
+fn walk(scratch: &mut Scratch, name_len: u64, generation: u64, dnssec_ok: u64) -> u64 {
+    scratch.walk = Walk {
+        found: 0,
+        at: 0,
+        name_len: name_len as u32,
+        dnssec_ok: dnssec_ok as u32 & 1,
+        plain: dnssec_ok as u32 & 1,
+        generation: suffix_generation(generation as u16) as u32,
+        _pad: 0,
+        name_hash: 0,
+    };
+    // SAFETY: `walk_step` is a static BPF callback; it takes no context.
+    unsafe {
+        bpf_loop(
+            WALK_STEPS as u32,
+            walk_step as *mut c_void,
+            core::ptr::null_mut(),
+            0,
+        )
+    };
+    // SAFETY: a plain read of per-CPU memory the steps wrote.
+    unsafe { core::ptr::read_volatile(&scratch.walk.found) }
+}
+
+/// One step of `walk`: the suffix at `walk.at`; 1 (stop) when found or at the root.
+extern "C" fn walk_step(_index: u32, _ctx: *mut c_void) -> i64 {
+    // SAFETY: per-CPU scratch, used by this CPU only for the duration of this program.
+    let Some(s) = SCRATCH.get_ptr_mut(0).map(|s| unsafe { &mut *s }) else {
+        return 1;
+    };
+    let Some(&seed) = SUFFIX_SEED.get(0) else {
+        return 1;
+    };
+    let name_len = s.walk.name_len as usize & 0x1ff;
+    let at = s.walk.at as usize & 0x1ff;
+    if name_len == 0 || name_len > NAME_BUF - 1 || at >= name_len {
+        return 1;
+    }
+    let base = NAME_BUF - name_len;
+    // The suffix's words in the query's key name: from the one its first octet is in, whose
+    // octets before it (the labels the walk dropped) count as zero.
+    let start = base + at;
+    let first = (start >> 3) & 31;
+    let head = u64::MAX << ((start & 7) * 8);
+    let w = s.key.name.as_ptr() as *const u64;
+    // SAFETY: first < 32 words of the 8-byte aligned name.
+    let mut h = suffix_hash_step(seed, unsafe { w.add(first).read() } & head);
+    for i in 1..NAME_BUF / 8 {
+        let idx = first + i;
+        if idx >= NAME_BUF / 8 {
+            break;
+        }
+        // SAFETY: idx & 31 < 32 words of the 8-byte aligned name.
+        h = suffix_hash_step(h, unsafe { w.add(idx & 31).read() });
+    }
+    if at == 0 {
+        s.walk.name_hash = h;
+    }
+    let dnssec_ok = s.walk.dnssec_ok != 0;
+    let mut key = SuffixMapKey {
+        hash: h,
+        generation: s.walk.generation as u16,
+        flags: KEY_FLAG_SUFFIX | if dnssec_ok { KEY_FLAG_DO } else { 0 },
+        name_len: (name_len - at) as u16,
+        _pad: 0,
+    };
+    if let Some(e) = SUFFIXES.get_ptr(&key) {
+        // SAFETY: map values stay valid for the duration of the program (RCU).
+        s.walk.found = verified(s, unsafe { &*e }, first, head);
+        return 1;
+    }
+    if s.walk.plain != 0 {
+        // A zone without DNSSEC stores only DO=0 entries (the DO=1 match may belong to a
+        // signed parent zone, found further on).
+        key.flags = KEY_FLAG_SUFFIX;
+        if let Some(e) = SUFFIXES.get_ptr(&key) {
+            // SAFETY: as above.
+            let e = unsafe { &*e };
+            // Another name's entry decides nothing here either: the query is passed.
+            let v = verified(s, e, first, head);
+            if v == COLLISION || e.entry.kind & KIND_ANY_DO != 0 {
+                s.walk.found = v;
+                return 1;
+            }
+            s.walk.plain = 0;
+        }
+    }
+    let l = s.question[at & 0xff] as usize;
+    let next = at + l + 1;
+    if l == 0 || next >= name_len {
+        return 1;
+    }
+    s.walk.at = next as u32;
+    0
+}
+
+/// The entry `e` found for the suffix of the query's key name that starts in word `first`
+/// (its octets there under `head`) packed for `walk`, when `e` is the entry of that very name;
+/// else `COLLISION` (another name's entry under the same hash: the query goes to userspace).
+#[inline(always)]
+fn verified(s: &Scratch, e: &SuffixEntry, first: usize, head: u64) -> u64 {
+    let first = first & 31;
+    let a = s.key.name.as_ptr() as *const u64;
+    let b = e.name.as_ptr() as *const u64;
+    // SAFETY: first < 32 words of both 8-byte aligned names.
+    if unsafe { a.add(first).read() & head != b.add(first).read() } {
+        return COLLISION;
+    }
+    for i in 1..NAME_BUF / 8 {
+        let idx = first + i;
+        if idx >= NAME_BUF / 8 {
+            break;
+        }
+        // SAFETY: idx & 31 < 32 words of both 8-byte aligned names.
+        if unsafe { a.add(idx & 31).read() != b.add(idx & 31).read() } {
+            return COLLISION;
+        }
+    }
+    pack(&e.entry)
+}
+
+/// `walk`'s result for a suffix whose key holds another name's entry: an anchor longer than
+/// any name, which `longest` passes.
+const COLLISION: u64 = u64::MAX;
+
+#[inline(always)]
+fn pack(e: &AnswerRef) -> u64 {
+    e.kind as u64 | (e.anchor_len as u64) << 16 | (e.template as u64) << 32
+}
+
+/// The checksum (even-aligned, folded) of a suffix template's data with its compression
+/// pointers shifted by `shift`: the template's own checksum plus `shift × ptr_weight` (RFC 1624;
+/// see `dns_common::ptr_weight`), so the data is neither copied nor summed per query.
+#[inline(always)]
+pub fn shifted_csum(answer: &Answer, shift: usize) -> u16 {
+    checksum::fold(answer.csum as u64 + (shift as u64 & 0xff) * answer.ptr_weight as u64)
+}
+
+/// Shifts by `shift` the compression pointers of the suffix template `answer` written into the
+/// packet at offset `at`: only its `nptrs` pointers, in place.
+#[inline(always)]
+pub fn shift_ptrs(ctx: &XdpContext, answer: &Answer, at: usize, shift: usize) -> Result<(), u32> {
+    let n = answer.nptrs as usize;
+    let shift = shift & 0xff;
+    for i in 0..MAX_PTRS {
+        if i >= n {
+            break;
+        }
+        let off = (at & 0x3ff) + (answer.ptrs[i] as usize & 0x1ff);
+        let p: *mut [u8; 2] = packet::ptr_at(ctx, off).map_err(|_| counter::PASS_ERROR)?;
+        // SAFETY: bounds checked by ptr_at.
+        unsafe {
+            let v = u16::from_be_bytes(p.read_unaligned()).wrapping_add(shift as u16);
+            p.write_unaligned(v.to_be_bytes());
+        }
+    }
+    Ok(())
 }
 
 /// Copies a suffix template into `scratch.tpl`, shifts its compression pointers by `shift` and

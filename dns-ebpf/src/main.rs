@@ -19,30 +19,36 @@ mod reflect;
 mod rrl;
 mod sha1;
 mod siphash;
+mod zero;
 
 use aya_ebpf::{
     bindings::xdp_action,
     macros::{map, xdp},
-    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, ProgramArray, RingBuf},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, ProgramArray, RingBuf},
     programs::XdpContext,
 };
 use aya_log_ebpf::debug;
 use dns_common::{
-    counter, Answer, AnswerKey, AnswerRef, Config, EdnsConfig, Nsec3Hash, Nsec3Record, Nsec3Zone,
-    Scratch, ANSWERS_CAPACITY, BPF_F_NO_PREALLOC, COLD_RING_BYTES, NSEC3_CAPACITY,
-    NSEC3_ZONE_SLOTS, SERVICE_ADDRS_CAPACITY, SUFFIXES_CAPACITY, SUFFIX_DATA, TEMPLATES_CAPACITY,
+    counter, Answer, AnswerEntry, AnswerMapKey, Config, EdnsConfig, Nsec3Hash, Nsec3Record,
+    Nsec3Zone, Scratch, SuffixEntry, SuffixMapKey, ANSWERS_CAPACITY, BPF_F_NO_PREALLOC,
+    COLD_RING_BYTES, NSEC3_CAPACITY, NSEC3_ZONE_SLOTS, SERVICE_ADDRS_CAPACITY, SUFFIXES_CAPACITY,
+    TEMPLATES_CAPACITY,
 };
 
 /// Index of exact and NODATA answers, by (generation, name, type, flags).
 #[map]
-static ANSWERS: HashMap<AnswerKey, AnswerRef> =
+static ANSWERS: HashMap<AnswerMapKey, AnswerEntry> =
     HashMap::with_max_entries(ANSWERS_CAPACITY, BPF_F_NO_PREALLOC);
 
-/// Index of referral and NXDOMAIN templates and pass markers, by longest suffix (see
-/// `dns_common::suffix_flag_byte`).
+/// Index of referral and NXDOMAIN templates and pass markers, by suffix: looked up for each
+/// suffix of the query name, longest first (see `dns_common::suffix_flag_byte`).
 #[map]
-static SUFFIXES: LpmTrie<[u8; SUFFIX_DATA], AnswerRef> =
-    LpmTrie::with_max_entries(SUFFIXES_CAPACITY, 0);
+static SUFFIXES: HashMap<SuffixMapKey, SuffixEntry> =
+    HashMap::with_max_entries(SUFFIXES_CAPACITY, BPF_F_NO_PREALLOC);
+
+/// The seed of the suffix keys' hash (`dns_common::suffix_hash_step`), random per load.
+#[map]
+static SUFFIX_SEED: Array<u64> = Array::with_max_entries(1, 0);
 
 /// The answers' bytes, by template id: a cache that keeps the recently used ones when the
 /// zones have more than fit.

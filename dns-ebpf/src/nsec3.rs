@@ -21,7 +21,6 @@ use dns_common::{
     NSEC3_PTR_INTERNAL, NSEC3_RECORD_BUF, NSEC3_RECORD_MAX, NSEC3_RECORD_PTRS, NSEC3_SEARCH_STEPS,
 };
 
-use crate::lookup::Found;
 use crate::{
     checksum, lookup, question, sha1, JUMP, NSEC3_HASHES, NSEC3_RECORDS, NSEC3_ZONES, SCRATCH,
 };
@@ -34,25 +33,11 @@ pub struct Denial {
     pub nscount: u16,
 }
 
-/// Leaves the template, shift and question in scratch and tail-calls the program that writes
-/// the answer: the denial program for NSEC3 denials, the respond program for the rest; returns
-/// the pass reason when that program is missing.
+/// Leaves the question in scratch (beside the template and shift `lookup::find` left) and
+/// tail-calls the program that writes the answer: the denial program for NSEC3 denials, the
+/// respond program for the rest; returns the pass reason when that program is missing.
 #[inline(always)]
-pub fn jump(
-    ctx: &XdpContext,
-    scratch: &mut Scratch,
-    found: &Found,
-    query: u64,
-    denial: bool,
-) -> u32 {
-    let shift = match found.shift {
-        Some(s) => s as u32,
-        // An exact entry: an apex answer assembled from parts.
-        None if denial => 0,
-        None => lookup::NO_SHIFT,
-    };
-    set(&mut scratch.nsec3.template, found.id);
-    set(&mut scratch.nsec3.shift, shift);
+pub fn jump(ctx: &XdpContext, scratch: &mut Scratch, query: u64, denial: bool) -> u32 {
     set(&mut scratch.nsec3.query, query);
     // SAFETY: the helper returns only when the call fails.
     unsafe { JUMP.tail_call(ctx, if denial { 0 } else { 1 }) };
@@ -261,7 +246,7 @@ extern "C" fn first_block(b: u32, _ctx: *mut c_void) -> i64 {
     let nc_len = s.nsec3.name_len as i64 & 0x1ff;
     let total = s.nsec3.total as i64 & 0x3ff;
     let base = (b as i64 & 0xf) * 64;
-    s.nsec3.w = [0; 16];
+    crate::zero::words::<8>(s.nsec3.w.as_mut_ptr() as *mut u8);
     // Branch-free, so that the verifier walks the loop once: each octet is the name's, the
     // salt's or the padding's by masks computed from the comparisons' signs.
     for j in 0..64 {

@@ -2,10 +2,7 @@
 //! query packet into its response (MACs, addresses and ports swapped, lengths and checksums set).
 
 use aya_ebpf::{
-    helpers::{
-        bpf_xdp_adjust_head, bpf_xdp_adjust_tail, bpf_xdp_get_buff_len, bpf_xdp_load_bytes,
-        bpf_xdp_store_bytes,
-    },
+    helpers::{bpf_xdp_adjust_head, bpf_xdp_adjust_tail, bpf_xdp_load_bytes, bpf_xdp_store_bytes},
     programs::XdpContext,
 };
 use dns_common::{
@@ -30,7 +27,7 @@ const COPIED_FLAGS: u16 = 0x0100 | 0x0010;
 const FLAG_TC: u16 = 0x0200;
 
 #[inline(always)]
-fn ptr_at<T>(ctx: &XdpContext, offset: usize) -> Result<*mut T, u32> {
+pub(crate) fn ptr_at<T>(ctx: &XdpContext, offset: usize) -> Result<*mut T, u32> {
     let start = ctx.data();
     let end = ctx.data_end();
     if start + offset + core::mem::size_of::<T>() > end {
@@ -44,6 +41,27 @@ fn be16(ctx: &XdpContext, offset: usize) -> Result<u16, u32> {
     let p: *const [u8; 2] = ptr_at(ctx, offset)?;
     // SAFETY: bounds checked by ptr_at.
     Ok(u16::from_be_bytes(unsafe { p.read_unaligned() }))
+}
+
+impl Flow {
+    /// The flow in one word, for the programs `xdp_dns` tail-calls (`Nsec3Scratch::flow`).
+    #[inline(always)]
+    fn pack(&self) -> u64 {
+        (self.l3 as u64 & 0xff)
+            | (self.l4 as u64 & 0xff) << 8
+            | (self.v6 as u64) << 16
+            | (self.dns_len as u64 & 0xffff) << 32
+    }
+
+    #[inline(always)]
+    fn unpack(w: u64) -> Flow {
+        Flow {
+            l3: (w & 0xff) as usize,
+            l4: ((w >> 8) & 0xff) as usize,
+            v6: (w >> 16) & 1 != 0,
+            dns_len: ((w >> 32) & 0xffff) as usize,
+        }
+    }
 }
 
 fn not_dns(_: u32) -> u32 {
@@ -79,7 +97,15 @@ pub fn handle<const MODE: u8>(ctx: &XdpContext) -> Result<u16, u32> {
         Some(s) => unsafe { &mut *s },
         None => return Err(counter::PASS_ERROR),
     };
-    let flow = classify(ctx, cfg.port)?;
+    let flow = if resumed {
+        // SAFETY: a plain read of per-CPU memory the answering program wrote (`Flow::pack`).
+        Flow::unpack(unsafe { core::ptr::read_volatile(&scratch.nsec3.flow) })
+    } else {
+        let flow = classify(ctx, cfg.port)?;
+        // SAFETY: a plain write of per-CPU memory, read by the programs tail-called.
+        unsafe { core::ptr::write_volatile(&mut scratch.nsec3.flow, flow.pack()) };
+        flow
+    };
     // Join the verifier's paths for each VLAN depth and IP version (see question::opaque).
     let flow = Flow {
         l3: question::opaque(&mut scratch.opaque, flow.l3) & 0x1f,
@@ -118,13 +144,8 @@ pub fn handle<const MODE: u8>(ctx: &XdpContext) -> Result<u16, u32> {
     if cfg.flags & CONFIG_NO_DNSSEC != 0 {
         scratch.key.flags &= !KEY_FLAG_DO;
     }
-    let found = if resumed {
-        lookup::resume(scratch, MODE == DENIAL)?
-    } else {
-        lookup::find(scratch, q.name_len)?
-    };
-    let answer: &Answer = found.answer;
     if !resumed {
+        let kind = lookup::find(scratch, q.name_len)?;
         // The answer's OPT record does not depend on the answer: built before the lookup, so
         // that the verifier walks it once per question shape instead of once per lookup
         // outcome, and left in scratch (with its length and whether the query's server cookie
@@ -149,15 +170,16 @@ pub fn handle<const MODE: u8>(ctx: &XdpContext) -> Result<u16, u32> {
         }
         // SAFETY: a plain write of per-CPU memory, read back after the lookup.
         unsafe { core::ptr::write_volatile(&mut scratch.nsec3.opt_len, packed) };
-    }
-    if !resumed {
         let query = q.name_len as u64
             | (q.limit as u64) << 16
             | (q.edns as u64) << 32
             | (q.dnssec_ok as u64) << 33;
-        let denial = answer.kind & 0xff == AnswerKind::Nsec3Negative as u16;
-        return Err(nsec3::jump(ctx, scratch, &found, query, denial));
+        let denial = kind & 0xff == AnswerKind::Nsec3Negative as u16;
+        return Err(nsec3::jump(ctx, scratch, query, denial));
     }
+    // The template is looked up here, in the program that writes it, not before the jump.
+    let found = lookup::resume(scratch, MODE == DENIAL)?;
+    let answer: &Answer = found.answer;
     let denial = MODE == DENIAL;
     let mut len = answer.len as usize;
     if len > ANSWER_MAX {
@@ -173,10 +195,8 @@ pub fn handle<const MODE: u8>(ctx: &XdpContext) -> Result<u16, u32> {
             nscount = d.nscount;
             (scratch.tpl.as_ptr(), d.csum)
         }
-        Some(shift) => (
-            scratch.tpl.as_ptr(),
-            lookup::patch(scratch, answer, shift, len)?,
-        ),
+        // Written from the map value as it is; its pointers are shifted in the packet last.
+        Some(shift) => (answer.data.as_ptr(), lookup::shifted_csum(answer, shift)),
         None => (answer.data.as_ptr(), answer.csum),
     };
     // SAFETY: a plain read of per-CPU memory, written before the lookup (see above).
@@ -244,8 +264,10 @@ pub fn handle<const MODE: u8>(ctx: &XdpContext) -> Result<u16, u32> {
     // Resize the packet to the response (this also drops any Ethernet padding).
     let l7 = dns + DNS_HEADER + q.name_len + 4;
     let new_frame = dns + resp_len;
-    // SAFETY: plain helper call on our own context.
-    let frame_len = unsafe { bpf_xdp_get_buff_len(ctx.ctx) };
+    // The programs are not loaded as frags-aware (BPF_F_XDP_HAS_FRAGS), so the kernel hands
+    // them linear frames only: the frame is `data..data_end`, and direct access (the shifted
+    // pointers of a suffix template) reaches all of it.
+    let frame_len = ctx.data_end() - ctx.data();
     let delta = new_frame as i64 - frame_len as i64;
     let at_head = delta > 0 && grow_at_head_only(&cfg);
     // SAFETY: plain helper call on our own context.
@@ -305,6 +327,9 @@ pub fn handle<const MODE: u8>(ctx: &XdpContext) -> Result<u16, u32> {
     }
     if denial {
         nsec3::store(ctx, scratch, l7)?;
+    } else if let Some(shift) = found.shift {
+        let l7 = question::opaque(&mut scratch.opaque, l7);
+        lookup::shift_ptrs(ctx, answer, l7, shift)?;
     }
     Ok(answer.kind & 0xff)
 }
@@ -382,7 +407,8 @@ fn classify(ctx: &XdpContext, port: u16) -> Result<Flow, u32> {
         }
     }
     let frame_len = ctx.data_end() - ctx.data();
-    let mut addr = [0u8; 16];
+    let mut addr = core::mem::MaybeUninit::uninit();
+    let addr = crate::zero::Buf16::zeroed(&mut addr);
     let (v6, l4, proto, ip_payload) = match ethertype {
         ETH_P_IPV4 => {
             let ip: *const [u8; 20] = ptr_at(ctx, l3).map_err(not_dns)?;
@@ -394,7 +420,7 @@ fn classify(ctx: &XdpContext, port: u16) -> Result<Flow, u32> {
             addr[10] = 0xff;
             addr[11] = 0xff;
             addr[12..16].copy_from_slice(&ip[16..20]);
-            if SERVICE_ADDRS.get_ptr(&addr).is_none() {
+            if SERVICE_ADDRS.get_ptr(addr).is_none() {
                 return Err(counter::PASS_NOT_DNS);
             }
             let proto = ip[9];
@@ -421,7 +447,7 @@ fn classify(ctx: &XdpContext, port: u16) -> Result<Flow, u32> {
                 return Err(counter::PASS_NOT_DNS);
             }
             addr.copy_from_slice(&ip[24..40]);
-            if SERVICE_ADDRS.get_ptr(&addr).is_none() {
+            if SERVICE_ADDRS.get_ptr(addr).is_none() {
                 return Err(counter::PASS_NOT_DNS);
             }
             let proto = ip[6];

@@ -56,7 +56,7 @@ pub fn read(
     if r != 0 {
         return Err(counter::PASS_MALFORMED);
     }
-    scratch.label_starts = [0; 4];
+    crate::zero::words::<4>(scratch.label_starts.as_mut_ptr() as *mut u8);
     let name_len = name_length(&scratch.question, &mut scratch.label_starts)?;
     let name_len = opaque(&mut scratch.opaque, name_len);
     if name_len == 0 || name_len > NAME_MAX || name_len + 4 > n {
@@ -104,7 +104,8 @@ pub fn read(
     match arcount {
         0 if rest == 0 => {}
         1 => {
-            let mut opt = [0u8; 11];
+            let mut opt = core::mem::MaybeUninit::uninit();
+            let opt = crate::zero::Buf16::zeroed(&mut opt);
             if rest < 11 {
                 return Err(counter::PASS_MALFORMED);
             }
@@ -209,26 +210,29 @@ fn keep_mask(keep: isize) -> u64 {
     }
 }
 
-/// Builds the key name (lower-cased, right-aligned, zero padded on the left) and zero pads the
-/// question copy after QTYPE and QCLASS, so that a checksum over the whole buffer is the
-/// checksum of the question.
+/// Builds the key name (lower-cased, right-aligned, zero padded on the left) and zeroes the
+/// (at most three) octets of the question copy after QTYPE and QCLASS up to the next 4-octet
+/// word, so that a checksum over whole words (`checksum::words`) is the checksum of the
+/// question.
 #[inline(always)]
 fn mask_words(scratch: &mut Scratch, name_len: usize) {
-    let q = scratch.question.as_mut_ptr() as *mut u64;
     let k = scratch.key.name.as_mut_ptr() as *mut u64;
     let start = (NAME_BUF - name_len) as isize;
-    for i in 0..QUESTION_BUF / 8 {
+    for i in 0..NAME_BUF / 8 {
         let base = (i * 8) as isize;
-        // SAFETY: i < QUESTION_BUF / 8; both buffers are 8-byte aligned inside Scratch.
+        // SAFETY: i < NAME_BUF / 8; the buffer is 8-byte aligned inside Scratch.
         unsafe {
-            if i < NAME_BUF / 8 {
-                let w = k.add(i).read();
-                // Keep the bytes at or after `start`: the top `keep` bytes of this word.
-                let keep = base + 8 - start;
-                k.add(i).write(ascii_lower8(w) & !keep_mask(8 - keep));
-            }
-            let w = q.add(i).read();
-            q.add(i).write(w & keep_mask(name_len as isize + 4 - base));
+            let w = k.add(i).read();
+            // Keep the bytes at or after `start`: the top `keep` bytes of this word.
+            let keep = base + 8 - start;
+            k.add(i).write(ascii_lower8(w) & !keep_mask(8 - keep));
         }
+    }
+    let end = name_len + 4;
+    if end + 3 <= QUESTION_BUF {
+        let q = &mut scratch.question;
+        q[end] = 0;
+        q[end + 1] = 0;
+        q[end + 2] = 0;
     }
 }

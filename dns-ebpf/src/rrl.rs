@@ -90,7 +90,8 @@ fn verdict(
     if cfg.flags & RRL_ENABLED == 0 || cookie_valid {
         return Ok(false);
     }
-    let mut addr = [0u8; 16];
+    let mut addr = core::mem::MaybeUninit::uninit();
+    let addr = crate::zero::Buf16::zeroed(&mut addr);
     // SAFETY: the helper checks the packet bounds; `addr` holds 16 bytes.
     let r = unsafe {
         if v6 {
@@ -109,11 +110,11 @@ fn verdict(
     if r != 0 {
         return Err(counter::PASS_ERROR);
     }
-    if RRL_EXEMPT.get(Key::new(128, addr)).is_some() {
+    if RRL_EXEMPT.get(Key::new(128, *addr)).is_some() {
         return Ok(false);
     }
     let mask = if v6 { &cfg.v6_mask } else { &cfg.v4_mask };
-    let k = key(&addr, mask, class);
+    let k = key(addr, mask, class);
     let t = now(cfg);
     let verdict = match RRL_BUCKETS.get_ptr_mut(&k) {
         // SAFETY: map values stay valid for the duration of the program (RCU); CPUs racing on

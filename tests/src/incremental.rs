@@ -15,6 +15,7 @@ use xdpdns::fastpath::change::ZoneChange;
 use xdpdns::fastpath::compile::{self, Entries, SuffixKey};
 use xdpdns::fastpath::deps::ZoneDeps;
 use xdpdns::fastpath::render::pass_marker;
+use xdpdns::fastpath::suffix_index::SuffixIndex;
 use xdpdns::fastpath::templates::Body;
 use xdpdns::fastpath::xdp::XdpServer;
 use xdpdns::fastpath::{FastPath, Published, Touched, Update};
@@ -327,12 +328,10 @@ pub fn dump(fp: &FastPath) -> (HashMap<AnswerKey, Body>, HashMap<SuffixKey, Body
     let mut epochs: HashMap<Vec<u8>, u16> = HashMap::new();
     for item in fp.server.suffixes.iter() {
         let (k, r) = item.unwrap();
-        let bits = k.prefix_len();
-        let data = k.data();
-        if (data[0] >> 1) as u16 != g & 0x7f {
+        if SuffixIndex::generation_of(&k) != dns_common::suffix_generation(g) {
             continue;
         }
-        let prefix: Box<[u8]> = data[..bits as usize / 8].into();
+        let SuffixKey { bits, prefix } = k;
         let wire: Vec<u8> = prefix[1..].iter().rev().copied().collect();
         let epoch = (r.kind & KIND_EPOCH_MASK) >> KIND_EPOCH_SHIFT;
         let was = epochs.insert(wire.clone(), epoch);

@@ -16,9 +16,21 @@ pub fn load(
     capacity: Capacity,
     generation: u16,
 ) -> Result<(XdpServer, Vec<Name>)> {
-    let mut xdp = XdpServer::load_with_capacity(capacity)?;
-    xdp.add_service_addr(crate::SERVER_V4.into())?;
-    xdp.add_service_addr(crate::SERVER_V6.into())?;
+    load_with(engine, Some(capacity), generation)
+}
+
+/// `load` with the maps sized for the engine's zones as `xdpdns serve` sizes them (two
+/// generations of the index, every template cached twice over): for zones too big for the
+/// default capacities.
+pub fn load_sized(engine: &Engine, generation: u16) -> Result<(XdpServer, Vec<Name>)> {
+    load_with(engine, None, generation)
+}
+
+fn load_with(
+    engine: &Engine,
+    capacity: Option<Capacity>,
+    generation: u16,
+) -> Result<(XdpServer, Vec<Name>)> {
     let mut entries = compile::Entries::default();
     compile::compile_chaos(engine, generation, &mut entries);
     compile::compile_refused(engine, generation, &mut entries);
@@ -28,6 +40,10 @@ pub fn load(
         log::debug!("compiled {}: {st:?}", z.apex());
         names.extend(z.nodes().map(|(n, _)| n.clone()));
     }
+    let capacity = capacity.unwrap_or_else(|| xdpdns::fastpath::capacity_for(&entries, None));
+    let mut xdp = XdpServer::load_with_capacity(capacity)?;
+    xdp.add_service_addr(crate::SERVER_V4.into())?;
+    xdp.add_service_addr(crate::SERVER_V6.into())?;
     xdp.insert(&entries).context("filling the maps")?;
     let unsigned = engine.catalog.zones().all(|z| !z.is_signed());
     xdp.set_config(Config {

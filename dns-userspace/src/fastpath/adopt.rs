@@ -19,16 +19,17 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{bail, Context as _, Result};
-use aya::maps::{lpm_trie::Key as LpmKey, Map, MapData};
+use aya::maps::{Map, MapData};
 use aya::programs::xdp::XdpLink;
 use aya::programs::Xdp;
 use aya_obj::programs::XdpAttachType;
-use dns_common::{maps, AnswerKey, SUFFIX_DATA};
+use dns_common::{maps, AnswerKey};
 
-use super::compile::SuffixKey;
+use super::answer_index::AnswerIndex;
 use super::keyset::KeySet;
 use super::nsec3_maps::Nsec3Maps;
 use super::pin_state::{fingerprint, PinState};
+use super::suffix_index::SuffixIndex;
 use super::templates::TemplateStore;
 use super::xdp::XdpServer;
 use super::{compile_all, nsec3, FastPath};
@@ -87,6 +88,9 @@ impl XdpServer {
         }
         let (answers, answers_size) = open(dir, maps::ANSWERS)?;
         let (suffixes, suffixes_size) = open(dir, maps::SUFFIXES)?;
+        // The seed the pinned program hashes with: set, so kept.
+        let suffixes = SuffixIndex::new(suffixes, &mut open(dir, maps::SUFFIX_SEED)?.0)?;
+        let answers = AnswerIndex::new(answers, suffixes.seed());
         let (templates, template_capacity) = open(dir, maps::TEMPLATES)?;
         let (hashes, nsec3_size) = open(dir, maps::NSEC3_HASHES)?;
         let nsec3 = Nsec3Maps::new(
@@ -242,13 +246,12 @@ impl FastPath {
             }
         };
         for (k, b) in &entries.exact {
-            if !take(self.server.answers.get(k, 0).ok(), b) {
+            if !take(self.server.answers.get(k).ok(), b) {
                 return Ok(false);
             }
         }
         for (k, b) in &entries.suffix {
-            let key = LpmKey::new(k.bits, k.data());
-            if !take(self.server.suffixes.get(&key, 0).ok(), b) {
+            if !take(self.server.suffixes.get(k).ok(), b) {
                 return Ok(false);
             }
         }
@@ -286,11 +289,7 @@ impl FastPath {
         for kv in self.server.suffixes.iter() {
             let (k, v) = kv.context("reading the pinned suffix map")?;
             ids.insert(v.template);
-            let data: [u8; SUFFIX_DATA] = k.data();
-            suffix.push(SuffixKey {
-                bits: k.prefix_len(),
-                prefix: data.into(),
-            });
+            suffix.push(k);
         }
         self.server.store.reserve(ids);
         self.exact_keys = KeySet::new(exact);

@@ -16,8 +16,10 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use anyhow::{Context as _, Result};
-use dns_common::{AnswerKey, AnswerRef, KIND_EPOCH_MASK, SUFFIX_DATA};
+use anyhow::Result;
+use dns_common::{AnswerKey, AnswerRef, KIND_EPOCH_MASK};
+
+use super::suffix_index::SuffixIndex;
 
 use super::templates::Body;
 use super::{compile_all, nsec3, FastPath};
@@ -104,7 +106,7 @@ impl FastPath {
         // The index as the kernel has it.
         let mut exact: HashMap<AnswerKey, Vec<(u16, AnswerRef)>> = HashMap::new();
         for kv in s.answers.iter() {
-            let (k, r) = kv.context("reading the XDP answer map")?;
+            let (k, r) = kv?;
             if k.generation != self.generation {
                 c.other_generations += 1;
                 continue;
@@ -113,17 +115,13 @@ impl FastPath {
             exact.entry(base).or_default().push((k.epoch, r));
         }
         let mut suffix: HashMap<(u32, Vec<u8>), AnswerRef> = HashMap::new();
-        let flag = dns_common::suffix_flag_byte(self.generation, false) & !1;
         for kv in s.suffixes.iter() {
-            let (k, r) = kv.context("reading the XDP suffix map")?;
-            let bits = k.prefix_len();
-            let data: [u8; SUFFIX_DATA] = k.data();
-            let len = (bits as usize).div_ceil(8).min(SUFFIX_DATA);
-            if len == 0 || data[0] & !1 != flag {
+            let (k, r) = kv?;
+            if SuffixIndex::generation_of(&k) != dns_common::suffix_generation(self.generation) {
                 c.other_generations += 1;
                 continue;
             }
-            suffix.insert((bits, data[..len].to_vec()), r);
+            suffix.insert((k.bits, k.prefix.to_vec()), r);
         }
         for (k, body) in &entries.exact {
             let what = || format!("exact {}", describe_exact(k));

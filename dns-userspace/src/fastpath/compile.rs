@@ -18,8 +18,8 @@
 use std::collections::HashSet;
 
 use dns_common::{
-    suffix_flag_byte, Answer, AnswerKey, AnswerKind, AnswerRef, KEY_FLAG_CHAOS, KEY_FLAG_DO,
-    KEY_FLAG_NODATA, KIND_ANY_DO, NAME_BUF, SUFFIX_DATA,
+    suffix_flag_byte, Answer, AnswerKey, AnswerKind, KEY_FLAG_CHAOS, KEY_FLAG_DO, KEY_FLAG_NODATA,
+    KIND_ANY_DO, NAME_BUF,
 };
 
 use super::nsec3::{self, ZoneNsec3};
@@ -44,22 +44,14 @@ pub struct Entries {
     pub nsec3_first_slot: u32,
 }
 
-/// A `SUFFIXES` key, kept as long as it is (most of the 256 key bytes are padding).
+/// A suffix entry's key as userspace keeps it, as long as it is: `[flags, reversed lower-cased
+/// wire name]` (see `dns_common::suffix_flag_byte`); `suffix_index` makes map keys of it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct SuffixKey {
-    /// LPM prefix length in bits.
+    /// Length of `prefix` in bits.
     pub bits: u32,
     /// `[flags, reversed lower-cased wire name]`.
     pub prefix: Box<[u8]>,
-}
-
-impl SuffixKey {
-    /// The key data as the map takes it.
-    pub fn data(&self) -> [u8; SUFFIX_DATA] {
-        let mut d = [0u8; SUFFIX_DATA];
-        d[..self.prefix.len()].copy_from_slice(&self.prefix);
-        d
-    }
 }
 
 impl Entries {
@@ -82,15 +74,18 @@ impl Entries {
 /// Kernel memory of `exact` entries in `ANSWERS` and `suffix` entries in `SUFFIXES`, estimated
 /// (see `Entries::memory`).
 pub fn index_memory(exact: usize, suffix: usize) -> usize {
-    let v = std::mem::size_of::<AnswerRef>();
-    exact * (std::mem::size_of::<AnswerKey>() + v + HASH_ELEM)
-        + suffix * (4 + SUFFIX_DATA + v + LPM_NODE)
+    exact
+        * (std::mem::size_of::<dns_common::AnswerMapKey>()
+            + std::mem::size_of::<dns_common::AnswerEntry>()
+            + HASH_ELEM)
+        + suffix
+            * (std::mem::size_of::<dns_common::SuffixMapKey>()
+                + std::mem::size_of::<dns_common::SuffixEntry>()
+                + HASH_ELEM)
 }
 
 /// Per-element overhead of a BPF hash map (`struct htab_elem`), estimated.
 const HASH_ELEM: usize = 48;
-/// Per-node overhead of a BPF LPM trie, estimated.
-const LPM_NODE: usize = 48;
 
 /// Kernel memory of a template cache of `templates` entries (preallocated): id + `Answer` +
 /// element overhead.

@@ -11,6 +11,7 @@
 
 mod adopt;
 pub mod affected;
+pub mod answer_index;
 pub mod change;
 pub mod check;
 pub mod compile;
@@ -25,6 +26,7 @@ pub mod pin;
 pub mod pin_state;
 pub mod promote;
 pub mod render;
+pub mod suffix_index;
 pub mod templates;
 #[cfg(feature = "test-support")]
 mod test_run;
@@ -114,7 +116,7 @@ pub fn default_template_capacity(templates: usize) -> u32 {
 /// Map sizes for `entries`: two generations of the index (a publication fills the new one
 /// before the old one goes) plus room for single-entry updates, and the template cache asked
 /// for or, by default, room for every template twice over.
-fn capacity_for(entries: &Entries, templates: Option<u32>) -> Capacity {
+pub fn capacity_for(entries: &Entries, templates: Option<u32>) -> Capacity {
     let templates =
         templates.unwrap_or_else(|| default_template_capacity(distinct_templates(entries)));
     let room = |n: usize| (n * 2 + 4096).min(u32::MAX as usize) as u32;
@@ -475,10 +477,7 @@ impl FastPath {
             let _ = self.server.answers.remove(k);
         }
         for k in suffix {
-            let _ = self
-                .server
-                .suffixes
-                .remove(&aya::maps::lpm_trie::Key::new(k.bits, k.data()));
+            let _ = self.server.suffixes.remove(k);
         }
     }
 }

@@ -219,7 +219,8 @@ mod tests {
             anchor_len: 0,
             nptrs: 0,
             ptrs: [0; MAX_PTRS],
-            _pad: [0; 3],
+            ptr_weight: 0,
+            _pad: [0; 2],
             data: [b; ANSWER_MAX],
         })
     }

@@ -144,12 +144,14 @@ fn template(r: &Rendered, kind: AnswerKind, anchor_len: usize, ptrs: &[usize]) -
         anchor_len: anchor_len as u16,
         nptrs: ptrs.len() as u16,
         ptrs: [0; MAX_PTRS],
-        _pad: [0; 3],
+        ptr_weight: 0,
+        _pad: [0; 2],
         data: [0; ANSWER_MAX],
     };
     for (slot, p) in v.ptrs.iter_mut().zip(ptrs) {
         *slot = *p as u16;
     }
+    v.ptr_weight = dns_common::ptr_weight(&v.ptrs[..ptrs.len().min(MAX_PTRS)]);
     v.data[..r.data.len()].copy_from_slice(&r.data);
     v
 }

@@ -90,13 +90,15 @@ fn expand(c: &[u8]) -> Answer {
         anchor_len: f(7),
         nptrs: f(8),
         ptrs: [0; MAX_PTRS],
-        _pad: [0; 3],
+        ptr_weight: 0,
+        _pad: [0; 2],
         data: [0; ANSWER_MAX],
     };
     let nptrs = a.nptrs as usize;
     for i in 0..nptrs {
         a.ptrs[i] = f(HEAD + i);
     }
+    a.ptr_weight = dns_common::ptr_weight(&a.ptrs[..nptrs]);
     let at = (HEAD + nptrs) * 2;
     a.data[..c.len() - at].copy_from_slice(&c[at..]);
     a
@@ -329,7 +331,8 @@ mod tests {
             anchor_len: 9,
             nptrs: ptrs.len() as u16,
             ptrs: [0; MAX_PTRS],
-            _pad: [0; 3],
+            ptr_weight: dns_common::ptr_weight(ptrs),
+            _pad: [0; 2],
             data: [0; ANSWER_MAX],
         };
         a.ptrs[..ptrs.len()].copy_from_slice(ptrs);

@@ -33,7 +33,6 @@
 //! reverse order, which passes through the same states backwards.
 
 use anyhow::{Context as _, Result};
-use aya::maps::lpm_trie::Key as LpmKey;
 use aya::maps::MapError;
 use dns_common::{AnswerKey, AnswerRef};
 
@@ -132,16 +131,9 @@ impl Write {
     }
 }
 
-fn lpm(k: &SuffixKey) -> LpmKey<[u8; dns_common::SUFFIX_DATA]> {
-    LpmKey::new(k.bits, k.data())
-}
-
 fn put_exact(x: &mut XdpServer, k: &AnswerKey, v: Option<&AnswerRef>) -> Result<()> {
     match v {
-        Some(v) => x
-            .answers
-            .insert(k, *v, 0)
-            .context("writing the XDP answer map"),
+        Some(v) => x.answers.insert(k, *v),
         None => match x.answers.remove(k) {
             Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
             Err(e) => Err(e).context("removing from the XDP answer map"),
@@ -151,11 +143,8 @@ fn put_exact(x: &mut XdpServer, k: &AnswerKey, v: Option<&AnswerRef>) -> Result<
 
 fn put_suffix(x: &mut XdpServer, k: &SuffixKey, v: Option<&AnswerRef>) -> Result<()> {
     match v {
-        Some(v) => x
-            .suffixes
-            .insert(&lpm(k), *v, 0)
-            .context("writing the XDP suffix map"),
-        None => match x.suffixes.remove(&lpm(k)) {
+        Some(v) => x.suffixes.insert(k, *v),
+        None => match x.suffixes.remove(k) {
             Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
             Err(e) => Err(e).context("removing from the XDP suffix map"),
         },
@@ -166,8 +155,8 @@ fn put_suffix(x: &mut XdpServer, k: &SuffixKey, v: Option<&AnswerRef>) -> Result
 /// (not that of a shorter match).
 pub fn current(x: &XdpServer, w: &Write) -> Result<Option<AnswerRef>> {
     let found = match w {
-        Write::Exact { key, .. } => x.answers.get(key, 0),
-        Write::Suffix { key, .. } => x.suffixes.get(&lpm(key), 0),
+        Write::Exact { key, .. } => x.answers.get(key),
+        Write::Suffix { key, .. } => x.suffixes.get(key),
     };
     match found {
         Ok(r) => {

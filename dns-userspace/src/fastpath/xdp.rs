@@ -14,12 +14,14 @@ use aya::{
     Ebpf, EbpfLoader,
 };
 use dns_common::{
-    counter, maps, rrl::RrlConfig, Answer, AnswerKey, AnswerKind, AnswerRef, Config, EdnsConfig,
-    ANSWERS_CAPACITY, NAME_BUF, SUFFIXES_CAPACITY, SUFFIX_DATA, TEMPLATES_CAPACITY,
+    counter, maps, rrl::RrlConfig, Answer, AnswerKind, AnswerRef, Config, EdnsConfig,
+    ANSWERS_CAPACITY, NAME_BUF, SUFFIXES_CAPACITY, TEMPLATES_CAPACITY,
 };
 
+use super::answer_index::AnswerIndex;
 use super::compile::Entries;
 use super::nsec3_maps::Nsec3Maps;
+use super::suffix_index::SuffixIndex;
 use super::templates::{Body, TemplateStore};
 
 /// The compiled `dns-ebpf` object, built by build.rs.
@@ -89,8 +91,8 @@ pub struct XdpServer {
     pub(super) adopted: Option<Xdp>,
     /// Kernel ids of the object's maps, by name (for pinning them).
     pub(super) map_ids: Vec<(String, u32)>,
-    pub answers: HashMap<MapData, AnswerKey, AnswerRef>,
-    pub suffixes: LpmTrie<MapData, [u8; SUFFIX_DATA], AnswerRef>,
+    pub answers: AnswerIndex,
+    pub suffixes: SuffixIndex,
     pub templates: HashMap<MapData, u32, Answer>,
     pub(super) cold: Option<RingBuf<MapData>>,
     /// The NSEC3 zones of the generations published.
@@ -189,13 +191,17 @@ impl XdpServer {
                 ));
             }
         }
+        let suffixes = SuffixIndex::new(
+            take(&mut ebpf, maps::SUFFIXES)?,
+            &mut take(&mut ebpf, maps::SUFFIX_SEED)?,
+        )?;
         Ok(XdpServer {
             _jump: jump,
             jump_id,
             map_ids,
             adopted: None,
-            answers: take(&mut ebpf, maps::ANSWERS)?,
-            suffixes: take(&mut ebpf, maps::SUFFIXES)?,
+            answers: AnswerIndex::new(take(&mut ebpf, maps::ANSWERS)?, suffixes.seed()),
+            suffixes,
             templates: take(&mut ebpf, maps::TEMPLATES)?,
             cold: Some(take(&mut ebpf, maps::COLD)?),
             nsec3: Nsec3Maps::take(&mut ebpf, cap.nsec3.max(2))?,
@@ -321,13 +327,13 @@ impl XdpServer {
             let name_len = NAME_BUF - k.name.iter().take_while(|b| **b == 0).count();
             let r = self.reference(v, name_len, &mut fresh);
             self.answers
-                .insert(k, r, 0)
+                .insert(k, r)
                 .context("filling the XDP answer map")?;
         }
         for (k, v) in &entries.suffix {
             let r = self.reference(v, k.prefix.len(), &mut fresh);
             self.suffixes
-                .insert(&LpmKey::new(k.bits, k.data()), r, 0)
+                .insert(k, r)
                 .context("filling the XDP suffix map")?;
         }
         // Templates kept from before are taken to be cached already.

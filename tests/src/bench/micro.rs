@@ -1,6 +1,6 @@
 //! Two measurements without load: the XDP program's cost per query through BPF_PROG_TEST_RUN,
-//! per answer kind and for the pass path (the start-up figures are in `load`, with the
-//! helpers here that read the maps' memory).
+//! per answer kind and for the pass path (alone, net of `xdp_pass`: `--micro-only`; the
+//! start-up figures are in `load`, with the helpers here that read the maps' memory).
 //!
 //! TEST_RUN method: with `repeat` > 1 the kernel runs the program again on the packet the
 //! previous run left behind, so a path that rewrites the query into a response is timed fully
@@ -15,13 +15,13 @@ use std::time::Instant;
 
 use crate::frame::{self, FrameSpec};
 use anyhow::{Context as _, Result};
-use dns_common::{counter, Answer, AnswerKey, AnswerRef};
+use dns_common::{counter, Answer, AnswerRef};
 use xdpdns::engine::{Engine, EngineConfig};
 use xdpdns::fastpath::xdp::XdpServer;
 use xdpdns::zone::load::{load_catalog, ZoneSpec};
 
 use super::json::{obj, Json};
-use super::{bpf, zone};
+use super::{bpf, cleanup, zone};
 use crate::client::Q;
 
 /// Timing of one probe.
@@ -124,7 +124,7 @@ pub fn engine_for(z: &zone::Zone) -> Result<Engine> {
 
 /// The XDP program loaded with `engine`'s answers and settings, as `xdpdns serve` fills it.
 pub fn xdp_for(engine: &Engine) -> Result<XdpServer> {
-    Ok(crate::testrun::load(engine, Default::default(), 7)?.0)
+    Ok(crate::testrun::load_sized(engine, 7)?.0)
 }
 
 /// A query with EDNS options.
@@ -281,6 +281,59 @@ pub fn test_run(z: &zone::Zone, qs: &[zone::Query], runs: usize) -> Result<Vec<P
     Ok(out)
 }
 
+/// The TEST_RUN probes as text lines, each net of the empty program of the same run.
+pub fn text(micro: &Result<Vec<Probe>>) -> String {
+    let m = match micro {
+        Ok(m) => m,
+        Err(e) => return format!("  failed: {e:#}\n"),
+    };
+    let pass = m
+        .iter()
+        .find(|p| p.path == "xdp_pass")
+        .map_or(0.0, |p| p.median_ns);
+    m.iter()
+        .map(|p| {
+            format!(
+                "  {:<34} {:<18} {:<9} median {:>5.0} ns (net {:>5.0})  mean {:>5.0} ns  p99 {:>5.0} ns{}\n",
+                p.label,
+                p.path,
+                action_name(p.action),
+                p.median_ns,
+                p.median_ns - pass,
+                p.mean_ns,
+                p.p99_ns,
+                p.repeat_mean_ns
+                    .map_or(String::new(), |r| format!("  (repeat=100k mean {r:.0} ns)"))
+            )
+        })
+        .collect()
+}
+
+/// The TEST_RUN micro-benchmark alone (`--micro-only`), on the bench zone and query set.
+pub fn only(o: &super::Options) -> Result<Json> {
+    let work = std::env::temp_dir().join(format!("xdpdns-bench-micro-{}", std::process::id()));
+    std::fs::create_dir_all(&work)?;
+    cleanup::add_dir(work.clone());
+    let result = (|| {
+        let zone = zone::generate(&work.join("zone"), o.delegations, o.signed, o.seed)?;
+        let qs = zone::queries(&zone, &o.mix, o.do_share, o.queries, o.seed);
+        test_run(&zone, &qs, o.micro_runs)
+    })();
+    let _ = std::fs::remove_dir_all(&work);
+    cleanup::forget_dir(&work);
+    println!(
+        "TEST_RUN ({} delegations{}, median of {} single runs; net = minus xdp_pass):",
+        o.delegations,
+        if o.signed { ", NSEC3-signed" } else { "" },
+        o.micro_runs
+    );
+    print!("{}", text(&result));
+    let j = Json::Arr(result?.iter().map(|p| p.json()).collect());
+    std::fs::create_dir_all(&o.out_dir)?;
+    std::fs::write(o.out_dir.join("micro.json"), j.pretty())?;
+    Ok(j)
+}
+
 /// Load, compile and install figures for one zone size.
 #[derive(Clone, Debug, Default)]
 pub struct LoadFigures {
@@ -358,8 +411,10 @@ pub(super) fn count_before(line: &str, what: &str) -> Option<u64> {
 pub(super) fn computed_bytes(line: &str, total: u64, cache: u64) -> u64 {
     let value = std::mem::size_of::<AnswerRef>() as u64;
     let templates = cache * (4 + std::mem::size_of::<Answer>() as u64);
-    let exact_key = std::mem::size_of::<AnswerKey>() as u64;
-    let suffix_key = 4 + dns_common::SUFFIX_DATA as u64;
+    let exact_key = (std::mem::size_of::<dns_common::AnswerMapKey>()
+        + std::mem::size_of::<dns_common::AnswerEntry>()) as u64;
+    let suffix_entry = (std::mem::size_of::<dns_common::SuffixMapKey>()
+        + std::mem::size_of::<dns_common::SuffixEntry>()) as u64;
     let n = |w: &str| count_before(line, &format!(" {w}"));
     match (
         n("exact"),
@@ -369,7 +424,7 @@ pub(super) fn computed_bytes(line: &str, total: u64, cache: u64) -> u64 {
         n("pass markers"),
     ) {
         (Some(e), Some(d), Some(r), Some(x), Some(p)) => {
-            (e + d) * (exact_key + value) + (r + x + p) * (suffix_key + value) + templates
+            (e + d) * exact_key + (r + x + p) * suffix_entry + templates
         }
         _ => total * (exact_key + value) + templates,
     }
@@ -378,9 +433,9 @@ pub(super) fn computed_bytes(line: &str, total: u64, cache: u64) -> u64 {
 /// `memlock` bytes of a process's BPF maps, from their fds' fdinfo.
 #[derive(Default)]
 pub(super) struct Memlock {
-    /// The hash map keyed by `AnswerKey`.
+    /// The hash map of exact and NODATA entries (`AnswerMapKey` to `AnswerEntry`).
     pub answers: u64,
-    /// The LPM trie.
+    /// The suffix hash map (`SuffixMapKey` to `SuffixEntry`).
     pub suffixes: u64,
     /// The LRU hash of `Answer`s.
     pub templates: u64,
@@ -388,8 +443,10 @@ pub(super) struct Memlock {
 }
 
 pub(super) fn maps_memlock(pid: u32) -> Memlock {
-    let key = std::mem::size_of::<AnswerKey>().to_string();
-    let index_value = std::mem::size_of::<AnswerRef>().to_string();
+    let key = std::mem::size_of::<dns_common::AnswerMapKey>().to_string();
+    let index_value = std::mem::size_of::<dns_common::AnswerEntry>().to_string();
+    let suffix_key = std::mem::size_of::<dns_common::SuffixMapKey>().to_string();
+    let suffix_value = std::mem::size_of::<dns_common::SuffixEntry>().to_string();
     let value = std::mem::size_of::<Answer>().to_string();
     let mut m = Memlock::default();
     let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/fdinfo")) else {
@@ -412,7 +469,10 @@ pub(super) fn maps_memlock(pid: u32) -> Memlock {
         m.all += mem;
         if kind == "1" && field("key_size:") == key && field("value_size:") == index_value {
             m.answers += mem;
-        } else if kind == "11" && field("value_size:") == index_value {
+        } else if kind == "1"
+            && field("key_size:") == suffix_key
+            && field("value_size:") == suffix_value
+        {
             m.suffixes += mem;
         } else if kind == "9" && field("value_size:") == value {
             m.templates += mem;

@@ -87,6 +87,8 @@ pub struct Options {
     pub xfr_delegations: usize,
     /// Only the NSEC3 denial figures (`nsec3`), at these iteration counts.
     pub nsec3_only: bool,
+    /// Only the TEST_RUN micro-benchmark on the bench zone (no servers, no namespaces).
+    pub micro_only: bool,
     pub nsec3_iterations: Vec<u16>,
     /// Only the restart gap (`restart`).
     pub restart_only: bool,
@@ -133,6 +135,7 @@ impl Options {
             rrl_only: false,
             xfr_delegations: if smoke { 2_000 } else { 1_000_000 },
             nsec3_only: false,
+            micro_only: false,
             nsec3_iterations: vec![0, 1, 10, 50, 150],
             restart_only: false,
         }
@@ -335,6 +338,9 @@ pub fn run(opts: Options) -> Result<Json> {
     if opts.restart_only {
         return restart::only(&opts);
     }
+    if opts.micro_only {
+        return micro::only(&opts);
+    }
     if opts.update_only {
         let work = std::env::temp_dir().join(format!("xdpdns-bench-{}", std::process::id()));
         std::fs::create_dir_all(&work)?;
@@ -439,25 +445,7 @@ fn run_in(b: &Bench) -> Result<Json> {
     let (update_json, update_text) = updates(b);
 
     let table = report::table(&results, Some(&ceiling), o.fixed_rate.is_some());
-    let micro_text = match &micro {
-        Ok(m) => m
-            .iter()
-            .map(|p| {
-                format!(
-                    "  {:<28} {:<18} {:<9} median {:>5.0} ns  mean {:>5.0} ns  p99 {:>5.0} ns{}\n",
-                    p.label,
-                    p.path,
-                    micro::action_name(p.action),
-                    p.median_ns,
-                    p.mean_ns,
-                    p.p99_ns,
-                    p.repeat_mean_ns
-                        .map_or(String::new(), |r| format!("  (repeat=100k mean {r:.0} ns)"))
-                )
-            })
-            .collect::<String>(),
-        Err(e) => format!("  failed: {e:#}\n"),
-    };
+    let micro_text = micro::text(&micro);
     let legend = format!(
         "qps<=0.1%: answered/s at the fastest kxdpgun rate with <=0.1% loss ({} s runs; \
          reflector = the generator's ceiling); peak rep/s: fastest reply rate of any run;\n\

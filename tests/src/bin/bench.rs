@@ -11,7 +11,7 @@ usage: bench [--delegations N] [--signed] [--mix NAME] [--do-share PCT] [--durat
              [--steps N] [--rate QPS] [--load-sizes LIST|none] [--update-sizes LIST|none]
              [--update-changes N] [--update-only] [--load-only] [--micro-runs N] [--nice N]
              [--xfr] [--xfr-only] [--xfr-delegations N] [--nsec3-only]
-             [--nsec3-iterations LIST] [--restart-only] [--out DIR]
+             [--nsec3-iterations LIST] [--restart-only] [--micro-only] [--out DIR]
 
   --delegations N    delegations in the synthetic TLD (default 10000; smoke 1000)
   --signed           NSEC3-sign the zone (opt-out) with dnssec-signzone
@@ -49,6 +49,9 @@ usage: bench [--delegations N] [--signed] [--mix NAME] [--do-share PCT] [--durat
                      killed -9 under UDP (XDP) and TCP (userspace) SOA loads and started again,
                      unchanged and with its serial moved while down: longest gap per path,
                      time to the XDP start and to userspace answering
+  --micro-only       only the TEST_RUN micro-benchmark (no servers, no namespaces): ns per
+                     query per answer kind on the zone of --delegations (--signed), net of
+                     xdp_pass, and the query set of --mix
   --out DIR          output directory (default target/bench, smoke: target/bench/smoke)";
 
 fn value<T: std::str::FromStr>(args: &mut impl Iterator<Item = String>, flag: &str) -> Result<T>
@@ -109,6 +112,7 @@ fn parse(argv: Vec<String>) -> Result<Options> {
             "--load-only" => o.load_only = true,
             "--nsec3-only" => o.nsec3_only = true,
             "--restart-only" => o.restart_only = true,
+            "--micro-only" => o.micro_only = true,
             "--nsec3-iterations" => {
                 o.nsec3_iterations = sizes(&mut args, &a)?
                     .into_iter()

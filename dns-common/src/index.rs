@@ -1,0 +1,102 @@
+//! The index maps' keys and values (`SUFFIXES`, `ANSWERS`): names by a keyed hash, with the
+//! name in the value for the XDP program to compare; the hash both sides compute; and the
+//! program's walk over a query name's suffixes.
+
+use crate::{AnswerRef, NAME_BUF};
+
+/// Key of a `SUFFIXES` entry: a keyed hash of the suffix's name, with its length, generation
+/// and flags (`KEY_FLAG_SUFFIX`, and `KEY_FLAG_DO` for a DO=1 entry). The XDP program looks a
+/// query's suffixes up at its label starts, longest first — one lookup of a 16-octet key per
+/// label instead of a walk down an LPM trie, whose every node is a cache miss in a big zone —
+/// and the first found is the longest. The value holds the name itself (`SuffixEntry`), which
+/// the program compares before it answers: a hash collision can only send a query to userspace.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SuffixMapKey {
+    /// `suffix_hash` of the name right-aligned in 256 octets (as in `AnswerKey`).
+    pub hash: u64,
+    pub generation: u16,
+    pub flags: u16,
+    /// Wire length of the name.
+    pub name_len: u16,
+    pub _pad: u16,
+}
+
+/// Value of a `SUFFIXES` entry: the index entry, and the name it is for (lower-cased,
+/// right-aligned and zero padded as in `AnswerKey`), which the program compares.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct SuffixEntry {
+    pub entry: AnswerRef,
+    pub name: [u8; NAME_BUF],
+}
+
+/// Key of an `ANSWERS` entry: the `AnswerKey` with its name replaced by the name's keyed hash
+/// (`suffix_hash`, the same seed) and length. The value holds the name (`AnswerEntry`), which the
+/// program compares before it answers, as for `SUFFIXES`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct AnswerMapKey {
+    pub hash: u64,
+    pub generation: u16,
+    pub qtype: u16,
+    pub flags: u16,
+    pub epoch: u16,
+    /// Wire length of the name.
+    pub name_len: u16,
+    pub _pad: [u16; 3],
+}
+
+/// Value of an `ANSWERS` entry: the index entry and the name it is for (as in `AnswerKey`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct AnswerEntry {
+    pub entry: AnswerRef,
+    pub name: [u8; NAME_BUF],
+}
+
+/// One step of the keyed hash of a name in `SUFFIXES` keys: `h` is the seed (`SUFFIX_SEED`)
+/// before the first word, and the words are the name's right-aligned buffer read as
+/// little-endian `u64`s, from the one its first octet is in to the last.
+pub const fn suffix_hash_step(h: u64, word: u64) -> u64 {
+    let x = (h ^ word).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    x ^ (x >> 29)
+}
+
+/// The keyed hash of a name right-aligned in `name` (lower-cased, zero padded), `len` octets
+/// long (see `suffix_hash_step`).
+pub const fn suffix_hash(seed: u64, name: &[u8; NAME_BUF], len: usize) -> u64 {
+    let mut h = seed;
+    let mut i = (NAME_BUF - len) / 8;
+    while i < NAME_BUF / 8 {
+        let mut w = [0u8; 8];
+        let mut j = 0;
+        while j < 8 {
+            w[j] = name[i * 8 + j];
+            j += 1;
+        }
+        h = suffix_hash_step(h, u64::from_le_bytes(w));
+        i += 1;
+    }
+    h
+}
+
+/// The XDP program's walk over a query name's suffixes, one `bpf_loop` step per label.
+#[repr(C, align(8))]
+#[derive(Clone, Copy)]
+pub struct Walk {
+    /// The entry found (`AnswerRef`: kind, anchor length, template from the low bits), or 0.
+    pub found: u64,
+    /// Offset in the query name of the suffix the next step looks up.
+    pub at: u32,
+    pub name_len: u32,
+    /// The query had DO=1.
+    pub dnssec_ok: u32,
+    /// DO=0 entries that serve DO=1 too may still match (no longer DO=0 entry was found).
+    pub plain: u32,
+    /// `SuffixMapKey::generation` of the keys looked up.
+    pub generation: u32,
+    pub _pad: u32,
+    /// The keyed hash of the whole query name (the first step's), for its `ANSWERS` keys.
+    pub name_hash: u64,
+}

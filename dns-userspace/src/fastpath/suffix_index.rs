@@ -1,0 +1,184 @@
+//! The `SUFFIXES` map as userspace writes and reads it: entries under their keyed-hash keys
+//! (`dns_common::SuffixMapKey`), each with its name, and the seed of the hash (`SUFFIX_SEED`),
+//! random per program load. Userspace keeps suffix keys in their own form (`SuffixKey`); this
+//! is where they become map keys, and where map keys become them again.
+//!
+//! Two names under one key would make one of them unanswerable in XDP (the program compares
+//! the name it finds and passes the query); worse, removing the one stored would leave the
+//! other without an entry. So an insert that finds another name under its key fails: the
+//! publication fails, and the next program load draws a new seed.
+
+use anyhow::{bail, Context as _, Result};
+use aya::maps::{Array, HashMap, MapData, MapError};
+use dns_common::{
+    suffix_flag_byte, suffix_generation, suffix_hash, AnswerRef, SuffixEntry, SuffixMapKey,
+    KEY_FLAG_DO, KEY_FLAG_SUFFIX, NAME_BUF,
+};
+
+use super::compile::SuffixKey;
+
+pub struct SuffixIndex {
+    map: HashMap<MapData, SuffixMapKey, SuffixEntry>,
+    seed: u64,
+}
+
+impl SuffixIndex {
+    /// The index over `map`, with the seed in `seed_map`: kept when it is set (maps taken
+    /// over from a running program), else drawn and written.
+    pub fn new(
+        map: HashMap<MapData, SuffixMapKey, SuffixEntry>,
+        seed_map: &mut Array<MapData, u64>,
+    ) -> Result<SuffixIndex> {
+        let mut seed = seed_map.get(&0, 0).context("reading SUFFIX_SEED")?;
+        if seed == 0 {
+            let mut b = [0u8; 8];
+            // SAFETY: getrandom(2) writes at most the given length into the buffer.
+            let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
+            if n != b.len() as isize {
+                bail!("getrandom failed: {}", std::io::Error::last_os_error());
+            }
+            seed = u64::from_ne_bytes(b) | 1;
+            seed_map.set(0, seed, 0).context("writing SUFFIX_SEED")?;
+        }
+        Ok(SuffixIndex { map, seed })
+    }
+
+    /// The seed of the keys' hash (`ANSWERS` keys take it too).
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// The map key and the right-aligned name of `k`.
+    fn map_key(&self, k: &SuffixKey) -> (SuffixMapKey, [u8; NAME_BUF]) {
+        let flag = k.prefix.first().copied().unwrap_or(0);
+        let reversed = k.prefix.get(1..).unwrap_or(&[]);
+        let len = reversed.len().min(NAME_BUF - 1);
+        let mut name = [0u8; NAME_BUF];
+        for (i, b) in reversed.iter().take(len).enumerate() {
+            name[NAME_BUF - 1 - i] = *b;
+        }
+        let key = SuffixMapKey {
+            hash: suffix_hash(self.seed, &name, len),
+            generation: suffix_generation((flag >> 1) as u16),
+            flags: KEY_FLAG_SUFFIX | if flag & 1 != 0 { KEY_FLAG_DO } else { 0 },
+            name_len: len as u16,
+            _pad: 0,
+        };
+        (key, name)
+    }
+
+    /// Writes `k`'s entry; fails when another name's entry is under its key.
+    pub fn insert(&mut self, k: &SuffixKey, entry: AnswerRef) -> Result<()> {
+        let (key, name) = self.map_key(k);
+        match self.map.get(&key, 0) {
+            Ok(e) if e.name != name => bail!(
+                "suffix hash collision: {:?} and {:?} (a new program load draws a new seed)",
+                describe(&e.name),
+                describe(&name)
+            ),
+            Ok(_) | Err(MapError::KeyNotFound) => {}
+            Err(e) => return Err(e).context("reading the XDP suffix map"),
+        }
+        self.map
+            .insert(key, SuffixEntry { entry, name }, 0)
+            .context("writing the XDP suffix map")
+    }
+
+    /// Removes `k`'s entry (not another name's under the same key).
+    pub fn remove(&mut self, k: &SuffixKey) -> Result<(), MapError> {
+        let (key, name) = self.map_key(k);
+        match self.map.get(&key, 0) {
+            Ok(e) if e.name == name => self.map.remove(&key),
+            Ok(_) => Err(MapError::KeyNotFound),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `k`'s own entry.
+    pub fn get(&self, k: &SuffixKey) -> Result<AnswerRef, MapError> {
+        let (key, name) = self.map_key(k);
+        match self.map.get(&key, 0) {
+            Ok(e) if e.name == name => Ok(e.entry),
+            Ok(_) => Err(MapError::KeyNotFound),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Every entry, with its key in userspace's form; an entry under a key that is not its
+    /// name's is an error.
+    pub fn iter(&self) -> impl Iterator<Item = Result<(SuffixKey, AnswerRef)>> + '_ {
+        self.map.iter().map(move |kv| {
+            let (key, e) = kv.context("reading the XDP suffix map")?;
+            let k = from_map(&key, &e.name);
+            if self.map_key(&k).0 != key {
+                bail!(
+                    "suffix entry {:?} under another name's key",
+                    describe(&e.name)
+                );
+            }
+            Ok((k, e.entry))
+        })
+    }
+
+    /// Writes `entry` with `name_of`'s name under `under`'s key, as a hash collision would
+    /// leave it (for tests: the program must pass queries that find it).
+    #[cfg(feature = "test-support")]
+    pub fn plant(
+        &mut self,
+        under: &SuffixKey,
+        name_of: &SuffixKey,
+        entry: AnswerRef,
+    ) -> Result<()> {
+        let (key, _) = self.map_key(under);
+        let (_, name) = self.map_key(name_of);
+        self.map
+            .insert(key, SuffixEntry { entry, name }, 0)
+            .context("writing the XDP suffix map")
+    }
+
+    /// Generation bits of a map key, for telling generations apart when reading.
+    pub fn generation_of(k: &SuffixKey) -> u16 {
+        suffix_generation((k.prefix.first().copied().unwrap_or(0) >> 1) as u16)
+    }
+}
+
+/// Userspace's form of the key of an entry read back.
+fn from_map(key: &SuffixMapKey, name: &[u8; NAME_BUF]) -> SuffixKey {
+    let len = (key.name_len as usize).clamp(1, NAME_BUF - 1);
+    let mut prefix = Vec::with_capacity(1 + len);
+    prefix.push(suffix_flag_byte(
+        key.generation,
+        key.flags & KEY_FLAG_DO != 0,
+    ));
+    prefix.extend(name[NAME_BUF - len..].iter().rev());
+    SuffixKey {
+        bits: (prefix.len() * 8) as u32,
+        prefix: prefix.into(),
+    }
+}
+
+/// A right-aligned wire name for messages.
+pub(super) fn describe(name: &[u8; NAME_BUF]) -> String {
+    let start = name.iter().position(|b| *b != 0).unwrap_or(NAME_BUF - 1);
+    crate::wire::name::Name::from_wire(&name[start..])
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| format!("{:02x?}", &name[start..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hash_covers_only_the_names_words() {
+        let mut a = [0u8; NAME_BUF];
+        a[NAME_BUF - 7..].copy_from_slice(b"\x05bench\x00");
+        let mut b = a;
+        // An octet before the name's first word does not count; one inside it does.
+        b[NAME_BUF - 9] = 1;
+        assert_eq!(suffix_hash(3, &a, 7), suffix_hash(3, &b, 7));
+        b[NAME_BUF - 8] = 1;
+        assert_ne!(suffix_hash(3, &a, 7), suffix_hash(3, &b, 7));
+        assert_ne!(suffix_hash(3, &a, 7), suffix_hash(5, &a, 7));
+    }
+}
