@@ -19,11 +19,12 @@ use dns_common::{
     counter, Answer, AnswerKind, Nsec3Hash, Nsec3Meta, Nsec3Record, Nsec3Zone, Scratch, ANSWER_MAX,
     NAME_BUF, NSEC3_ITERATIONS_MAX, NSEC3_ITER_WORDS, NSEC3_META_LEN, NSEC3_MSG_MAX, NSEC3_NONE,
     NSEC3_PTR_INTERNAL, NSEC3_RECORD_BUF, NSEC3_RECORD_MAX, NSEC3_RECORD_PTRS, NSEC3_SEARCH_STEPS,
+    NSEC_META_FLAG,
 };
 
 use crate::lookup::Found;
 use crate::{
-    checksum, lookup, question, sha1, JUMP, NSEC3_HASHES, NSEC3_RECORDS, NSEC3_ZONES, SCRATCH,
+    checksum, lookup, nsec, question, sha1, JUMP, NSEC3_HASHES, NSEC3_RECORDS, NSEC3_ZONES, SCRATCH,
 };
 
 /// The body of a denial, as `packet` needs it: its length, its checksum (even-aligned) and the
@@ -102,7 +103,7 @@ pub fn deny(
     set(&mut n.blocks, 0);
     set(&mut n.iterations, 0);
     set(&mut n.steps, 0);
-    set(&mut n.slot, meta.slot);
+    set(&mut n.slot, meta.slot & !NSEC_META_FLAG);
     let answered = if answer.ancount > 0 {
         AnswerKind::Exact
     } else {
@@ -112,10 +113,17 @@ pub fn deny(
     set(&mut n.closest, meta.closest);
     set(&mut n.next_closer, meta.next_closer);
     set(&mut n.wildcard, meta.wildcard);
+    // An NSEC zone's denial (`nsec`): the same meta slots, another search.
+    set(
+        &mut scratch.nsec.active,
+        (meta.slot & NSEC_META_FLAG != 0) as u32,
+    );
+    set(&mut scratch.nsec.steps, 0);
     run(1, setup)?;
     run(get(&scratch.nsec3.blocks), first_block)?;
     run(get(&scratch.nsec3.iterations), iterate)?;
     run(get(&scratch.nsec3.steps), search_step)?;
+    run(get(&scratch.nsec.steps), nsec::search_step)?;
     run(3, place_part)?;
     let n = &scratch.nsec3;
     let error = get(&n.error);
@@ -206,6 +214,9 @@ extern "C" fn setup(_index: u32, _ctx: *mut c_void) -> i64 {
     s.nsec3.len = s.nsec3.head;
     s.nsec3.csum = s.nsec3.head_csum;
     s.nsec3.lens = [s.nsec3.head as u16, 0, 0, 0];
+    if s.nsec.active != 0 {
+        return nsec::setup(s, zone);
+    }
     if next_closer != NSEC3_NONE {
         s.nsec3.error = 0;
         return 1;

@@ -17,8 +17,10 @@ pub mod deps;
 pub mod edns;
 mod incremental;
 pub mod keyset;
+pub mod nsec;
 pub mod nsec3;
 mod nsec3_maps;
+mod nsec_maps;
 pub mod parts;
 pub mod pin;
 pub mod promote;
@@ -114,6 +116,7 @@ fn capacity_for(entries: &Entries, templates: Option<u32>) -> Capacity {
         suffixes: room(entries.suffix.len()),
         templates,
         nsec3: nsec3_maps::capacity_for(nsec3_records(entries)),
+        nsec_labels: nsec_maps::capacity_for(nsec_maps::labels(&entries.nsec3)),
     }
 }
 
@@ -271,7 +274,8 @@ impl FastPath {
         let fits = self.exact_keys.len() + entries.exact.len() <= have.answers as usize
             && self.suffix_keys.len() + entries.suffix.len() <= have.suffixes as usize
             && templates <= have.templates as usize
-            && nsec3_records(&entries) <= have.nsec3 as usize / 2;
+            && nsec3_records(&entries) <= have.nsec3 as usize / 2
+            && nsec_maps::labels(&entries.nsec3) <= have.nsec_labels as usize / 2;
         if fits {
             return self.install(engine, entries, generation, Some(switched));
         }

@@ -15,6 +15,7 @@
 //! would then find proofs at names that do not exist, which the program does not hash).
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use dns_common::{
     Answer, AnswerKind, Nsec3Hash, Nsec3Meta, Nsec3Record, Nsec3Zone, ANSWER_MAX,
@@ -22,6 +23,7 @@ use dns_common::{
     NSEC3_RECORD_MAX, NSEC3_RECORD_PTRS, NSEC3_SALT_MAX, NSEC3_SEARCH_STEPS,
 };
 
+use super::nsec::ZoneNsec;
 use super::parts::{self, ApexAnswer};
 use super::render::{render_within, Rendered};
 use crate::engine::resolve::{set, sigs};
@@ -48,6 +50,8 @@ pub struct ZoneNsec3 {
     /// The NSEC3 records at the index of their hash, then the parts of `apex_answers`.
     pub records: Vec<Nsec3Record>,
     pub apex_answers: Vec<ApexAnswer>,
+    /// An NSEC zone's labels and wildcard record (`nsec`); its records are in `records`.
+    pub nsec: Option<Arc<ZoneNsec>>,
 }
 
 impl ZoneNsec3 {
@@ -80,6 +84,7 @@ impl PartialEq for ZoneNsec3 {
             && self.apex_answers == o.apex_answers
             && z(&self.zone) == z(&o.zone)
             && self.hashes == o.hashes
+            && self.nsec == o.nsec
             && self.records.len() == o.records.len()
             && self
                 .records
@@ -161,7 +166,8 @@ pub fn prepare(engine: &Engine, zone: &Zone, slot: u32) -> Option<ZoneNsec3> {
         None => (Vec::new(), Vec::new(), empty_zone(apex)),
     };
     let apex_answers = parts::apex_answers(engine, zone, slot, &mut records);
-    if hashes.is_empty() && apex_answers.is_empty() {
+    let nsec = super::nsec::prepare(engine, zone, &mut records).map(Arc::new);
+    if hashes.is_empty() && apex_answers.is_empty() && nsec.is_none() {
         return None;
     }
     v.records = records.len() as u32;
@@ -172,6 +178,7 @@ pub fn prepare(engine: &Engine, zone: &Zone, slot: u32) -> Option<ZoneNsec3> {
         hashes,
         records,
         apex_answers,
+        nsec,
     })
 }
 
@@ -181,7 +188,7 @@ fn empty_zone(apex: &Name) -> Nsec3Zone {
         base: 0,
         count: 0,
         records: 0,
-        _pad: 0,
+        labels: 0,
         iterations: 0,
         salt_len: 0,
         apex_len: apex.wire().len() as u16,
@@ -229,7 +236,7 @@ fn chain_data(zone: &Zone) -> Option<ChainData> {
         base: 0,
         count: hashes.len() as u32,
         records: 0,
-        _pad: 0,
+        labels: 0,
         iterations: chain.iterations,
         salt_len: chain.salt.len() as u16,
         apex_len: apex.wire().len() as u16,
@@ -241,7 +248,7 @@ fn chain_data(zone: &Zone) -> Option<ChainData> {
 }
 
 /// End of each resource record in `body`.
-fn record_ends(body: &[u8], count: usize) -> Option<Vec<(usize, u16)>> {
+pub(super) fn record_ends(body: &[u8], count: usize) -> Option<Vec<(usize, u16)>> {
     let mut at = 0;
     let mut out = Vec::with_capacity(count);
     for _ in 0..count {
