@@ -33,6 +33,20 @@ impl Nsec3Maps {
         self.capacity
     }
 
+    /// The zone in `slot` as the kernel has it, for `map check`.
+    pub fn zone(&self, slot: u32) -> Result<Nsec3Zone> {
+        self.zones
+            .get(&slot, 0)
+            .context("reading the XDP NSEC3 zones")
+    }
+
+    /// The record at `at` as the kernel has it, for `map check`.
+    pub fn record(&self, at: u32) -> Result<Nsec3Record> {
+        self.records
+            .get(&at, 0)
+            .context("reading the XDP NSEC3 records")
+    }
+
     /// Writes `zones` (all in one half of the slots), each zone's hashes and records first and
     /// its slot last, with its base in `NSEC_LABELS` from `labels` (by slot).
     pub fn write(&mut self, zones: &[ZoneNsec3], labels: &HashMap<u32, u32>) -> Result<()> {
