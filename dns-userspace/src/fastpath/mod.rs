@@ -241,6 +241,11 @@ impl FastPath {
         self.generation
     }
 
+    /// The first `NSEC3_ZONES` slot of the generation serving (its half of the slots).
+    pub fn nsec3_first_slot(&self) -> u32 {
+        self.nsec3_half * nsec3::HALF_SLOTS
+    }
+
     /// The dependency index of the zone `apex` (for tests).
     pub fn zone_deps(&self, apex: &Name) -> Option<&ZoneDeps> {
         self.deps.get(apex)

@@ -2,7 +2,9 @@
 //! the apex of an NSEC zone, whose proof depends on where the query name sorts among the
 //! zone's names. The data the program searches: the apex's child labels in canonical order
 //! (RFC 4034 §6.1), each with the NSEC that covers the names sorting after everything at and
-//! below that child (`dns_common::NsecLabel`, the apex itself first), and every NSEC record
+//! below that child (`dns_common::NsecLabel`, the apex itself first; children with no NSEC at
+//! or below them are left out, so that unsigned names come and go without changing the
+//! labels: a query name below one is below a name the maps index), and every NSEC record
 //! with its RRSIGs in wire form in the zone's slot records; and the templates (the engine's
 //! SOA and RRSIG, and a `dns_common::NsecMeta` naming the labels and the NSEC covering the
 //! wildcard).
@@ -207,13 +209,15 @@ pub fn prepare(engine: &Engine, zone: &Zone, records: &mut Vec<Nsec3Record>) -> 
     let apex_labels = apex.label_count();
     for n in names {
         let (_, node) = zone.node(n)?;
-        if let Some(s) = node.get(rtype::NSEC) {
-            let i = first + owners.len() as u32;
-            records.push(writer.record(n, s)?);
-            index.insert(n, i);
-            owners.push(n);
-        }
-        let last = first + owners.len().checked_sub(1)? as u32;
+        // Children without an NSEC below them (unsigned names, glue) cover nothing of their
+        // own: the entry before them serves the names that sort among them.
+        let Some(s) = node.get(rtype::NSEC) else {
+            continue;
+        };
+        let last = first + owners.len() as u32;
+        records.push(writer.record(n, s)?);
+        index.insert(n, last);
+        owners.push(n);
         if n == apex {
             labels.push(label(b"", last)?);
             continue;
