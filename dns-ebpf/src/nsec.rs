@@ -3,7 +3,9 @@
 //! encloser (the anchor) that sorts before the query's label below it, in canonical order
 //! (RFC 4034 §6.1), found by a bounded binary search over the encloser's sorted labels
 //! (`NSEC_LABELS`). The denial program (`nsec3`) then appends it and the NSEC covering the
-//! wildcard, fixed in the template (`dns_common::NsecMeta`), from the zone's records.
+//! wildcard, fixed in the template (`dns_common::NsecMeta`), from the zone's records. Those
+//! records are written against the anchor, so their pointers into the question move by the
+//! anchor's offset in the query name (`nsec3::place_part`).
 //!
 //! Each step is a `bpf_loop` callback with its state in per-CPU scratch, as in `nsec3`.
 

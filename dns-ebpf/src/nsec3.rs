@@ -400,7 +400,12 @@ extern "C" fn place_part(k: u32, _ctx: *mut c_void) -> i64 {
         return 1;
     }
     let name_len = s.nsec3.qname_len as u64 & 0x1ff;
-    let apex_shift = name_len.saturating_sub(zone.apex_len as u64);
+    // NSEC records (`nsec`) are written against the anchor, NSEC3 records against the apex.
+    let apex_shift = if s.nsec.active != 0 {
+        s.nsec3.shift as u64 & 0xff
+    } else {
+        name_len.saturating_sub(zone.apex_len as u64)
+    };
     let off = s.nsec3.len as u64 & 0x7ff;
     let slot = question::opaque(&mut s.opaque, k as usize).min(2);
     let Ok(c) = place(&mut s.nsec3.records[slot], rec, apex_shift, off) else {

@@ -321,8 +321,7 @@ impl ZoneCompiler<'_> {
 
     /// NXDOMAIN below `name` in an NSEC zone where the NSEC records of the proof depend on
     /// where the query name sorts among `name`'s children: the engine's template for DO=0,
-    /// which has none, and for DO=1 an NSEC denial template (`nsec`, below the apex) or a
-    /// pass marker.
+    /// which has none, and for DO=1 an NSEC denial template (`nsec`) or a pass marker.
     fn nsec_negative(&mut self, name: &Name, probe: &Name) -> bool {
         let Some(plain) = self.plain_negative(name, probe) else {
             return false;
@@ -331,7 +330,7 @@ impl ZoneCompiler<'_> {
         self.push_suffix(name, false, plain);
         let signed = self
             .nsec3
-            .and_then(|z| nsec::denial(self.engine, self.zone, z, name, probe));
+            .and_then(|z| nsec::denial(self.engine, z, name, probe));
         match signed {
             Some(v) => {
                 self.push_suffix(name, true, v);
