@@ -28,23 +28,9 @@ pub fn setup(s: &mut Scratch, zone: &Nsec3Zone) -> i64 {
     if count == 0 || count > 1 << NSEC3_SEARCH_STEPS || zone.count != 0 {
         return 1;
     }
-    // The label that ends where the anchor starts.
     let name_len = s.nsec3.qname_len as usize;
     let shift = s.nsec3.shift as usize;
-    let mut pos = 0usize;
-    let mut start = NAME_BUF;
-    for _ in 0..128 {
-        let l = s.question[pos & 0xff] as usize;
-        let next = pos + l + 1;
-        if next == shift {
-            start = pos;
-            break;
-        }
-        if l == 0 || next > shift {
-            break;
-        }
-        pos = next;
-    }
+    let start = label_before(&s.question, shift);
     if start >= shift || name_len > NAME_BUF {
         return 1;
     }
@@ -61,6 +47,25 @@ pub fn setup(s: &mut Scratch, zone: &Nsec3Zone) -> i64 {
     s.nsec3.lo = 0;
     s.nsec3.hi = count;
     1
+}
+
+/// The offset of the question name's label that ends at `shift` (where the anchor starts),
+/// `NAME_BUF` when none does.
+#[inline(always)]
+pub fn label_before(question: &[u8; NAME_BUF + 8], shift: usize) -> usize {
+    let mut pos = 0usize;
+    for _ in 0..128 {
+        let l = question[pos & 0xff] as usize;
+        let next = pos + l + 1;
+        if next == shift {
+            return pos;
+        }
+        if l == 0 || next > shift {
+            break;
+        }
+        pos = next;
+    }
+    NAME_BUF
 }
 
 /// One step of the binary search for the first label entry not before the query's label;

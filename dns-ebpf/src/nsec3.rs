@@ -226,20 +226,7 @@ extern "C" fn setup(_index: u32, _ctx: *mut c_void) -> i64 {
     }
     // The label that ends where the anchor starts.
     let shift = s.nsec3.shift as usize;
-    let mut pos = 0usize;
-    let mut start = NAME_BUF;
-    for _ in 0..128 {
-        let l = s.question[pos & 0xff] as usize;
-        let next = pos + l + 1;
-        if next == shift {
-            start = pos;
-            break;
-        }
-        if l == 0 || next > shift {
-            break;
-        }
-        pos = next;
-    }
+    let start = nsec::label_before(&s.question, shift);
     if start >= shift {
         return 1;
     }

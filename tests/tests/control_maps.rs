@@ -12,6 +12,15 @@ fn bpftool(args: &[&str]) -> serde_json::Value {
     serde_json::from_str(&out).unwrap()
 }
 
+/// A key or value of bpftool's JSON dump ("0x2a" strings) as hex octets, as bpftool takes them.
+fn hex(v: &serde_json::Value) -> Vec<String> {
+    v.as_array()
+        .expect("bytes")
+        .iter()
+        .map(|b| b.as_str().unwrap().trim_start_matches("0x").to_owned())
+        .collect()
+}
+
 /// The id of map `name` of the XDP program on the server's interface.
 fn map_of_server(net: &TestNet, name: &str) -> u64 {
     map_of(server_xdp_prog(net).expect("XDP attached"), name)
@@ -27,11 +36,9 @@ fn map_of_denial(net: &TestNet, name: &str) -> u64 {
         .iter()
         .find(|e| e["key"][0] == "0x00")
         .unwrap_or_else(|| panic!("no denial program in {dump}"));
-    let id: Vec<u8> = entry["value"]
-        .as_array()
-        .expect("a program id")
+    let id: Vec<u8> = hex(&entry["value"])
         .iter()
-        .map(|b| u8::from_str_radix(b.as_str().unwrap().trim_start_matches("0x"), 16).unwrap())
+        .map(|b| u8::from_str_radix(b, 16).unwrap())
         .collect();
     map_of(
         u32::from_le_bytes([id[0], id[1], id[2], id[3]]) as u64,
@@ -84,18 +91,9 @@ fn the_maps_equal_the_engine_after_changes_and_a_deleted_entry_is_found() {
     // One index entry deleted behind the daemon's back.
     let answers = map_of_server(&net, "ANSWERS").to_string();
     let dump = bpftool(&["map", "dump", "id", &answers]);
-    let key: Vec<String> = dump[0]["key"]
-        .as_array()
-        .expect("a key")
-        .iter()
-        .map(|b| b.as_str().unwrap().to_owned())
-        .collect();
+    let key = hex(&dump[0]["key"]);
     let mut args = vec!["map", "delete", "id", &answers, "key", "hex"];
-    let hex: Vec<String> = key
-        .iter()
-        .map(|b| b.trim_start_matches("0x").to_owned())
-        .collect();
-    args.extend(hex.iter().map(String::as_str));
+    args.extend(key.iter().map(String::as_str));
     sh(Command::new("bpftool").args(&args)).unwrap();
     let (ok, _, err) = cli(&net, &["map", "check"]);
     assert!(!ok, "exit status nonzero");
@@ -122,13 +120,6 @@ fn a_changed_nsec_label_is_found() {
 
     let labels = map_of_denial(&net, "NSEC_LABELS").to_string();
     let dump = bpftool(&["map", "dump", "id", &labels]);
-    let hex = |v: &serde_json::Value| -> Vec<String> {
-        v.as_array()
-            .expect("bytes")
-            .iter()
-            .map(|b| b.as_str().unwrap().trim_start_matches("0x").to_owned())
-            .collect()
-    };
     // An entry with a label (the apex's own has none): its NSEC's index changed.
     let entry = dump
         .as_array()

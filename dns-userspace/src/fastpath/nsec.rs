@@ -20,18 +20,16 @@
 use std::collections::HashMap;
 
 use dns_common::{
-    Answer, AnswerKind, Nsec3Meta, Nsec3Record, NsecLabel, NsecMeta, ANSWER_MAX, NSEC3_META_LEN,
-    NSEC3_PTR_INTERNAL, NSEC3_RECORD_MAX, NSEC3_RECORD_PTRS, NSEC3_SEARCH_STEPS, NSEC_LABEL_MAX,
-    NSEC_META_FLAG,
+    Answer, AnswerKind, Nsec3Meta, Nsec3Record, NsecLabel, NsecMeta, NSEC3_PTR_INTERNAL,
+    NSEC3_RECORD_MAX, NSEC3_RECORD_PTRS, NSEC3_SEARCH_STEPS, NSEC_LABEL_MAX, NSEC_META_FLAG,
 };
 
-use super::nsec3::{assemble, record_ends, ZoneNsec3};
-use super::render::{render_within, Rendered};
+use super::nsec3::{assemble, nxdomain_head, ZoneNsec3};
 use crate::engine::resolve::{set, sigs};
 use crate::engine::writer::{OutSet, Section, Writer};
-use crate::engine::{Engine, Kind};
+use crate::engine::Engine;
 use crate::wire::name::Name;
-use crate::wire::record::{class, rtype};
+use crate::wire::record::rtype;
 use crate::zone::{Position, RRset, Zone};
 
 /// The program's NSEC data of one zone: the closest enclosers' child labels (`NSEC_LABELS`
@@ -56,24 +54,6 @@ pub fn probe(zone: &Zone, name: &Name) -> Option<Name> {
     (0..16)
         .filter_map(|i| name.prepend(format!("xdpdns-nx{i}").as_bytes()).ok())
         .find(|p| zone.node(p).is_none())
-}
-
-/// The engine's DO=1 NXDOMAIN answer to `probe`, and the length of its head (the records
-/// before the first NSEC).
-fn nxdomain(engine: &Engine, probe: &Name) -> Option<(Rendered, usize, usize)> {
-    let r = render_within(engine, probe, rtype::A, class::IN, true, usize::MAX)?;
-    if r.kind != Some(Kind::Negative) || r.flags & 0xf != 3 || r.counts[0] != 0 || r.counts[2] != 0
-    {
-        return None;
-    }
-    let ends = record_ends(&r.data, r.counts[1] as usize)?;
-    let head_rrs = ends.iter().take_while(|(_, t)| *t != rtype::NSEC).count();
-    let head_len = if head_rrs == 0 {
-        0
-    } else {
-        ends[head_rrs - 1].0
-    };
-    Some((r, head_len, head_rrs))
 }
 
 /// The label, lower-cased and zero padded, as the program compares it.
@@ -245,7 +225,9 @@ fn encloser(
         return None;
     }
     let probe = probe(zone, ce)?;
-    let (_, head_len, head_rrs) = nxdomain(engine, &probe)?;
+    let extra = probe.wire().len() - ce.wire().len();
+    let (_, h) = nxdomain_head(engine, &probe, rtype::NSEC, extra)?;
+    let (head_len, head_rrs) = (h.data.len(), h.counts[1] as usize);
     let apex = zone.apex();
     let soa = zone.node(apex)?.1.get(rtype::SOA)?;
     let mut head = vec![set(apex, soa)];
@@ -261,7 +243,7 @@ fn encloser(
         question,
         head,
         head_len,
-        extra: probe.wire().len() - ce.wire().len(),
+        extra,
         anchor_len: ce.wire().len(),
     };
     // The NSEC covering the encloser (or its own), those of the children, the wildcard's.
@@ -318,18 +300,8 @@ fn common_suffix(a: &Name, b: &Name) -> Name {
 pub fn denial(engine: &Engine, z: &ZoneNsec3, anchor: &Name, probe: &Name) -> Option<Answer> {
     let e = z.nsec.as_ref()?.enclosers.get(anchor)?;
     let labels = &z.nsec.as_ref()?.labels[e.first as usize..(e.first + e.count) as usize];
-    let (r, head_len, head_rrs) = nxdomain(engine, probe)?;
-    let mut head = Rendered {
-        flags: r.flags,
-        counts: [0, head_rrs as u16, 0],
-        data: r.data[..head_len].to_vec(),
-        ptrs: r.ptrs.iter().copied().filter(|p| *p < head_len).collect(),
-        kind: r.kind,
-    };
     let extra = probe.wire().len() - anchor.wire().len();
-    if head.data.len() + NSEC3_META_LEN > ANSWER_MAX || !head.rebase(extra) {
-        return None;
-    }
+    let (r, mut head) = nxdomain_head(engine, probe, rtype::NSEC, extra)?;
     let cover = covering(labels, &label(probe.labels().next()?, 0)?)?;
     let meta = Nsec3Meta {
         slot: z.slot,

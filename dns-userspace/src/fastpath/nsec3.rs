@@ -248,7 +248,7 @@ fn chain_data(zone: &Zone) -> Option<ChainData> {
 }
 
 /// End of each resource record in `body`.
-pub(super) fn record_ends(body: &[u8], count: usize) -> Option<Vec<(usize, u16)>> {
+fn record_ends(body: &[u8], count: usize) -> Option<Vec<(usize, u16)>> {
     let mut at = 0;
     let mut out = Vec::with_capacity(count);
     for _ in 0..count {
@@ -340,13 +340,37 @@ pub fn denial(
         },
         wildcard: index(chain.covering_index(&ce.wildcard().ok()?)?),
     };
+    let extra = probe.wire().len() - anchor.wire().len();
+    let (r, mut head) = nxdomain_head(engine, probe, rtype::NSEC3, extra)?;
+    let nc = match child {
+        Some(_) => meta.next_closer,
+        None => index(chain.covering_index(probe)?),
+    };
+    let (body, ns) = assemble(&head, &meta, z, probe.wire().len(), extra, nc);
+    if body != r.data || ns != r.counts[1] {
+        log::debug!("NSEC3 denial below {anchor} not assembled as the engine answers; passed");
+        return None;
+    }
+    head.data.extend_from_slice(&meta_bytes(&meta));
+    Some(head.suffix(AnswerKind::Nsec3Negative, anchor.wire().len()))
+}
+
+/// The engine's DO=1 NXDOMAIN answer to `probe` and its head: the records before the first
+/// of type `proof` (NSEC3 or NSEC), its pointers rebased for names `extra` octets longer than
+/// the anchor; `None` when it cannot be the head of a denial template.
+pub(super) fn nxdomain_head(
+    engine: &Engine,
+    probe: &Name,
+    proof: u16,
+    extra: usize,
+) -> Option<(Rendered, Rendered)> {
     let r = render_within(engine, probe, rtype::A, class::IN, true, usize::MAX)?;
     if r.kind != Some(Kind::Negative) || r.flags & 0xf != 3 || r.counts[0] != 0 || r.counts[2] != 0
     {
         return None;
     }
     let ends = record_ends(&r.data, r.counts[1] as usize)?;
-    let head_rrs = ends.iter().take_while(|(_, t)| *t != rtype::NSEC3).count();
+    let head_rrs = ends.iter().take_while(|(_, t)| *t != proof).count();
     let head_len = if head_rrs == 0 {
         0
     } else {
@@ -359,21 +383,10 @@ pub fn denial(
         ptrs: r.ptrs.iter().copied().filter(|p| *p < head_len).collect(),
         kind: r.kind,
     };
-    let extra = probe.wire().len() - anchor.wire().len();
     if head.data.len() + NSEC3_META_LEN > ANSWER_MAX || !head.rebase(extra) {
         return None;
     }
-    let nc = match child {
-        Some(_) => meta.next_closer,
-        None => index(chain.covering_index(probe)?),
-    };
-    let (body, ns) = assemble(&head, &meta, z, probe.wire().len(), extra, nc);
-    if body != r.data || ns != r.counts[1] {
-        log::debug!("NSEC3 denial below {anchor} not assembled as the engine answers; passed");
-        return None;
-    }
-    head.data.extend_from_slice(&meta_bytes(&meta));
-    Some(head.suffix(AnswerKind::Nsec3Negative, anchor.wire().len()))
+    Some((r, head))
 }
 
 pub(super) fn meta_bytes(m: &Nsec3Meta) -> [u8; NSEC3_META_LEN] {
