@@ -142,7 +142,7 @@ fn compile_all(engine: &Engine, generation: u16, nsec3_first_slot: u32) -> Entri
     for zone in engine.catalog.zones() {
         let s = compile::compile_zone(engine, zone, generation, &mut entries);
         log::info!(
-            "zone {}: {} XDP entries ({} exact, {} NODATA, {} referral, {} NXDOMAIN of which {} NSEC3 denials, {} pass markers), {} answers left to userspace",
+            "zone {}: {} XDP entries ({} exact, {} NODATA, {} referral, {} NXDOMAIN of which {} NSEC3 and {} NSEC denials, {} pass markers), {} answers left to userspace",
             zone.apex(),
             s.entries(),
             s.exact,
@@ -150,6 +150,7 @@ fn compile_all(engine: &Engine, generation: u16, nsec3_first_slot: u32) -> Entri
             s.referral,
             s.negative,
             s.nsec3,
+            s.nsec,
             s.pass,
             s.skipped
         );

@@ -158,8 +158,12 @@ pub fn prepare(engine: &Engine, zone: &Zone, records: &mut Vec<Nsec3Record>) -> 
     {
         return None;
     }
-    // Canonical order: labels right to left, lower-cased; fewer labels first.
-    let mut names: Vec<&Name> = zone.nodes().map(|(n, _)| n).collect();
+    // The NSEC owners in canonical order: labels right to left, lower-cased; fewer first.
+    let mut names: Vec<&Name> = zone
+        .nodes()
+        .filter(|(n, node)| *n != apex && node.get(rtype::NSEC).is_some())
+        .map(|(n, _)| n)
+        .collect();
     names.sort_by_cached_key(|n| {
         let mut k: Vec<Vec<u8>> = n.labels().map(|l| l.to_ascii_lowercase()).collect();
         k.reverse();
@@ -171,10 +175,6 @@ pub fn prepare(engine: &Engine, zone: &Zone, records: &mut Vec<Nsec3Record>) -> 
     // changing the labels), in order, each with the last NSEC owner at or below it.
     let mut children: HashMap<&Name, Vec<(NsecLabel, &Name)>> = HashMap::new();
     for &n in &names {
-        let (_, node) = zone.node(n)?;
-        if n == apex || node.get(rtype::NSEC).is_none() {
-            continue;
-        }
         let mut below = n.clone();
         while let Some(a) = below.parent() {
             let l = label(below.labels().next()?, 0)?;
