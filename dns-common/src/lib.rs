@@ -46,6 +46,7 @@ pub mod maps {
     pub const NSEC3_ZONES: &str = "NSEC3_ZONES";
     pub const NSEC3_HASHES: &str = "NSEC3_HASHES";
     pub const NSEC3_RECORDS: &str = "NSEC3_RECORDS";
+    pub const NSEC_LABELS: &str = "NSEC_LABELS";
     pub const JUMP: &str = "JUMP";
     pub const RRL: &str = "RRL";
     pub const RRL_BUCKETS: &str = "RRL_BUCKETS";
@@ -284,6 +285,65 @@ pub struct Scratch {
     pub opt: [u8; OPT_BUF],
     /// NSEC3 denial: hashing state and the records of the proof (see `Nsec3Scratch`).
     pub nsec3: Nsec3Scratch,
+    /// NSEC denial: the query's label below the closest encloser and the search's state.
+    pub nsec: NsecScratch,
+}
+
+/// Per-CPU state of an NSEC denial in the XDP program (see `NsecMeta`).
+#[repr(C, align(8))]
+#[derive(Clone, Copy)]
+pub struct NsecScratch {
+    /// The query name's label just below the closest encloser, lower-cased, zero padded.
+    pub label: [u8; NSEC_LABEL_MAX],
+    pub label_len: u32,
+    /// Where the label's octets start in `Scratch::key.name`, and whether they were copied.
+    pub from: u32,
+    pub copied: u32,
+    /// 1: the template is an NSEC denial (`NSEC_META_FLAG`).
+    pub active: u32,
+    /// Search steps to run (the last one takes the result), and whether it was taken.
+    pub steps: u32,
+    pub done: u32,
+}
+
+/// Longest DNS label (RFC 1035 §2.3.4).
+pub const NSEC_LABEL_MAX: usize = 64;
+
+/// `NsecMeta::slot` bit: the template is an NSEC denial, not an NSEC3 one.
+pub const NSEC_META_FLAG: u32 = 0x8000_0000;
+
+/// The last 16 octets of an `AnswerKind::Nsec3Negative` template of an NSEC zone's NXDOMAIN
+/// with DO=1 below a name with children (RFC 4035 §3.1.3.2), in the place of an `Nsec3Meta`:
+/// the zone slot with `NSEC_META_FLAG`, and the closest encloser's child labels in
+/// `NSEC_LABELS` (`count` entries from `first`, relative to `Nsec3Zone::labels`). The
+/// program finds the last entry whose label sorts before the query's label below the closest
+/// encloser and appends its NSEC (the one covering the query name), then the NSEC covering
+/// the wildcard, `wildcard` (left out when it is the same), as the engine does; both are
+/// indexes of the slot's records (`NSEC3_RECORDS`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NsecMeta {
+    pub slot: u32,
+    pub first: u32,
+    pub count: u32,
+    pub wildcard: u32,
+}
+
+/// Default capacity of `NSEC_LABELS` (both halves).
+pub const NSEC_LABELS_CAPACITY: u32 = 1 << 14;
+
+/// One entry of `NSEC_LABELS`: a child label of a closest encloser, lower-cased and zero
+/// padded, and the NSEC record (an index of the zone's records) covering the names that sort
+/// after everything at and below that child and before the next child. Each encloser's
+/// entries are sorted in canonical order (RFC 4034 §6.1): by the padded octets, then by
+/// length (zero padding keeps that order, zero octets included); the first is the encloser
+/// itself, with the empty label, and its own NSEC (or the one covering it).
+#[repr(C, align(8))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NsecLabel {
+    pub label: [u8; NSEC_LABEL_MAX],
+    pub len: u32,
+    pub record: u32,
 }
 
 /// Size of the scratch buffer holding the answer's OPT record: the longest, rounded up to a
@@ -384,7 +444,8 @@ pub struct Nsec3Zone {
     /// Number of records in `NSEC3_RECORDS` from `base` (0: the slot is unused): the `count`
     /// NSEC3 records, then the parts of the zone's apex answers too long for one template.
     pub records: u32,
-    pub _pad: u32,
+    /// Index of the zone's first entry in `NSEC_LABELS` (NSEC zones; see `NsecMeta`).
+    pub labels: u32,
     pub iterations: u16,
     pub salt_len: u16,
     /// Wire length of the apex name (records compress their owners to it).
@@ -542,6 +603,7 @@ mod user {
     unsafe impl aya::Pod for super::Nsec3Zone {}
     unsafe impl aya::Pod for super::Nsec3Hash {}
     unsafe impl aya::Pod for super::Nsec3Record {}
+    unsafe impl aya::Pod for super::NsecLabel {}
     unsafe impl aya::Pod for super::rrl::RrlConfig {}
     unsafe impl aya::Pod for super::rrl::RrlKey {}
     unsafe impl aya::Pod for super::rrl::RrlBucket {}

@@ -11,6 +11,7 @@ mod checksum;
 mod cookie;
 mod edns;
 mod lookup;
+mod nsec;
 mod nsec3;
 mod packet;
 mod question;
@@ -30,9 +31,9 @@ use aya_ebpf::{
 use aya_log_ebpf::debug;
 use dns_common::{
     counter, Answer, AnswerEntry, AnswerMapKey, Config, EdnsConfig, Nsec3Hash, Nsec3Record,
-    Nsec3Zone, Scratch, SuffixEntry, SuffixMapKey, ANSWERS_CAPACITY, BPF_F_NO_PREALLOC,
-    COLD_RING_BYTES, NSEC3_CAPACITY, NSEC3_ZONE_SLOTS, SERVICE_ADDRS_CAPACITY, SUFFIXES_CAPACITY,
-    TEMPLATES_CAPACITY,
+    Nsec3Zone, NsecLabel, Scratch, SuffixEntry, SuffixMapKey, ANSWERS_CAPACITY, BPF_F_NO_PREALLOC,
+    COLD_RING_BYTES, NSEC3_CAPACITY, NSEC3_ZONE_SLOTS, NSEC_LABELS_CAPACITY,
+    SERVICE_ADDRS_CAPACITY, SUFFIXES_CAPACITY, TEMPLATES_CAPACITY,
 };
 
 /// Index of exact and NODATA answers, by (generation, name, type, flags).
@@ -87,6 +88,10 @@ static NSEC3_HASHES: Array<Nsec3Hash> = Array::with_max_entries(NSEC3_CAPACITY, 
 /// The NSEC3 records (with RRSIGs) in wire form, at the index of their hash.
 #[map]
 static NSEC3_RECORDS: Array<Nsec3Record> = Array::with_max_entries(NSEC3_CAPACITY, 0);
+
+/// NSEC zones' closest enclosers' child labels, each encloser's sorted (see `nsec`).
+#[map]
+static NSEC_LABELS: Array<NsecLabel> = Array::with_max_entries(NSEC_LABELS_CAPACITY, 0);
 
 /// The programs `xdp_dns` tail-calls with what it found: the NSEC3 denial program (index 0)
 /// and the one that writes every other answer (index 1).

@@ -19,10 +19,11 @@ use dns_common::{
     counter, Answer, AnswerKind, Nsec3Hash, Nsec3Meta, Nsec3Record, Nsec3Zone, Scratch, ANSWER_MAX,
     NAME_BUF, NSEC3_ITERATIONS_MAX, NSEC3_ITER_WORDS, NSEC3_META_LEN, NSEC3_MSG_MAX, NSEC3_NONE,
     NSEC3_PTR_INTERNAL, NSEC3_RECORD_BUF, NSEC3_RECORD_MAX, NSEC3_RECORD_PTRS, NSEC3_SEARCH_STEPS,
+    NSEC_META_FLAG,
 };
 
 use crate::{
-    checksum, lookup, question, sha1, JUMP, NSEC3_HASHES, NSEC3_RECORDS, NSEC3_ZONES, SCRATCH,
+    checksum, lookup, nsec, question, sha1, JUMP, NSEC3_HASHES, NSEC3_RECORDS, NSEC3_ZONES, SCRATCH,
 };
 
 /// The body of a denial, as `packet` needs it: its length, its checksum (even-aligned) and the
@@ -87,7 +88,7 @@ pub fn deny(
     set(&mut n.blocks, 0);
     set(&mut n.iterations, 0);
     set(&mut n.steps, 0);
-    set(&mut n.slot, meta.slot);
+    set(&mut n.slot, meta.slot & !NSEC_META_FLAG);
     let answered = if answer.ancount > 0 {
         AnswerKind::Exact
     } else {
@@ -97,10 +98,17 @@ pub fn deny(
     set(&mut n.closest, meta.closest);
     set(&mut n.next_closer, meta.next_closer);
     set(&mut n.wildcard, meta.wildcard);
+    // An NSEC zone's denial (`nsec`): the same meta slots, another search.
+    set(
+        &mut scratch.nsec.active,
+        (meta.slot & NSEC_META_FLAG != 0) as u32,
+    );
+    set(&mut scratch.nsec.steps, 0);
     run(1, setup)?;
     run(get(&scratch.nsec3.blocks), first_block)?;
     run(get(&scratch.nsec3.iterations), iterate)?;
     run(get(&scratch.nsec3.steps), search_step)?;
+    run(get(&scratch.nsec.steps), nsec::search_step)?;
     run(3, place_part)?;
     let n = &scratch.nsec3;
     let error = get(&n.error);
@@ -191,6 +199,9 @@ extern "C" fn setup(_index: u32, _ctx: *mut c_void) -> i64 {
     s.nsec3.len = s.nsec3.head;
     s.nsec3.csum = s.nsec3.head_csum;
     s.nsec3.lens = [s.nsec3.head as u16, 0, 0, 0];
+    if s.nsec.active != 0 {
+        return nsec::setup(s, zone);
+    }
     if next_closer != NSEC3_NONE {
         s.nsec3.error = 0;
         return 1;
@@ -200,20 +211,7 @@ extern "C" fn setup(_index: u32, _ctx: *mut c_void) -> i64 {
     }
     // The label that ends where the anchor starts.
     let shift = s.nsec3.shift as usize;
-    let mut pos = 0usize;
-    let mut start = NAME_BUF;
-    for _ in 0..128 {
-        let l = s.question[pos & 0xff] as usize;
-        let next = pos + l + 1;
-        if next == shift {
-            start = pos;
-            break;
-        }
-        if l == 0 || next > shift {
-            break;
-        }
-        pos = next;
-    }
+    let start = nsec::label_before(&s.question, shift);
     if start >= shift {
         return 1;
     }
@@ -374,7 +372,12 @@ extern "C" fn place_part(k: u32, _ctx: *mut c_void) -> i64 {
         return 1;
     }
     let name_len = s.nsec3.qname_len as u64 & 0x1ff;
-    let apex_shift = name_len.saturating_sub(zone.apex_len as u64);
+    // NSEC records (`nsec`) are written against the anchor, NSEC3 records against the apex.
+    let apex_shift = if s.nsec.active != 0 {
+        s.nsec3.shift as u64 & 0xff
+    } else {
+        name_len.saturating_sub(zone.apex_len as u64)
+    };
     let off = s.nsec3.len as u64 & 0x7ff;
     let slot = question::opaque(&mut s.opaque, k as usize).min(2);
     let Ok(c) = place(&mut s.nsec3.records[slot], rec, apex_shift, off) else {

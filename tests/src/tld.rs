@@ -201,3 +201,23 @@ pub fn tld_mix(
     }
     out
 }
+
+/// Signs the zone file `zone` of `origin` into `out` with ldns-signzone and new ECDSA P-256
+/// keys (a KSK and a ZSK made by ldns-keygen in `dir`); `args` go before the zone's (`-n ...`
+/// for NSEC3; none for NSEC).
+pub fn sign_ldns(dir: &Path, origin: &str, zone: &Path, out: &Path, args: &[&str]) -> Result<()> {
+    let name = origin.trim_end_matches('.');
+    let mut keys = Vec::new();
+    for ksk in [true, false] {
+        let mut c = Command::new("ldns-keygen");
+        c.current_dir(dir).args(["-a", "ECDSAP256SHA256"]);
+        if ksk {
+            c.arg("-k");
+        }
+        keys.push(sh(c.arg(name)).context("ldns-keygen")?.trim().to_string());
+    }
+    let mut c = Command::new("ldns-signzone");
+    c.current_dir(dir).args(args).args(["-o", name, "-f"]);
+    sh(c.arg(out).arg(zone).args(&keys)).context("ldns-signzone")?;
+    Ok(())
+}

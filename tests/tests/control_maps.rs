@@ -12,9 +12,42 @@ fn bpftool(args: &[&str]) -> serde_json::Value {
     serde_json::from_str(&out).unwrap()
 }
 
+/// A key or value of bpftool's JSON dump ("0x2a" strings) as hex octets, as bpftool takes them.
+fn hex(v: &serde_json::Value) -> Vec<String> {
+    v.as_array()
+        .expect("bytes")
+        .iter()
+        .map(|b| b.as_str().unwrap().trim_start_matches("0x").to_owned())
+        .collect()
+}
+
 /// The id of map `name` of the XDP program on the server's interface.
 fn map_of_server(net: &TestNet, name: &str) -> u64 {
-    let prog = server_xdp_prog(net).expect("XDP attached");
+    map_of(server_xdp_prog(net).expect("XDP attached"), name)
+}
+
+/// The id of map `name` of the denial program the server's XDP program tail-calls (JUMP 0).
+fn map_of_denial(net: &TestNet, name: &str) -> u64 {
+    let jump = map_of_server(net, "JUMP").to_string();
+    let dump = bpftool(&["map", "dump", "id", &jump]);
+    let entry = dump
+        .as_array()
+        .expect("entries")
+        .iter()
+        .find(|e| e["key"][0] == "0x00")
+        .unwrap_or_else(|| panic!("no denial program in {dump}"));
+    let id: Vec<u8> = hex(&entry["value"])
+        .iter()
+        .map(|b| u8::from_str_radix(b, 16).unwrap())
+        .collect();
+    map_of(
+        u32::from_le_bytes([id[0], id[1], id[2], id[3]]) as u64,
+        name,
+    )
+}
+
+/// The id of map `name` of program `prog`.
+fn map_of(prog: u64, name: &str) -> u64 {
     let prog = bpftool(&["prog", "show", "id", &prog.to_string()]);
     let ids = prog["map_ids"].as_array().expect("map ids");
     ids.iter()
@@ -58,24 +91,56 @@ fn the_maps_equal_the_engine_after_changes_and_a_deleted_entry_is_found() {
     // One index entry deleted behind the daemon's back.
     let answers = map_of_server(&net, "ANSWERS").to_string();
     let dump = bpftool(&["map", "dump", "id", &answers]);
-    let key: Vec<String> = dump[0]["key"]
-        .as_array()
-        .expect("a key")
-        .iter()
-        .map(|b| b.as_str().unwrap().to_owned())
-        .collect();
+    let key = hex(&dump[0]["key"]);
     let mut args = vec!["map", "delete", "id", &answers, "key", "hex"];
-    let hex: Vec<String> = key
-        .iter()
-        .map(|b| b.trim_start_matches("0x").to_owned())
-        .collect();
-    args.extend(hex.iter().map(String::as_str));
+    args.extend(key.iter().map(String::as_str));
     sh(Command::new("bpftool").args(&args)).unwrap();
     let (ok, _, err) = cli(&net, &["map", "check"]);
     assert!(!ok, "exit status nonzero");
     println!("{err}");
     assert!(
         err.contains("missing: exact") && err.contains("1 missing"),
+        "{err}"
+    );
+}
+
+/// The NSEC zone slot's data is checked too: an NSEC label entry changed behind the daemon's
+/// back (the NSEC it names) is reported as different, with exit status 1.
+#[test]
+fn a_changed_nsec_label_is_found() {
+    let mut net = TestNet::new().expect("test namespaces");
+    let zone = net.dir.join("nsec.example.zone");
+    std::fs::copy(zone_file("signed/nsec.example.zone"), &zone).unwrap();
+    net.start_server(&[zone.to_str().unwrap()], &["--listen", "[::]:53"])
+        .expect("server starts");
+    let out = xdpdns(&net, &["map", "check", "--json"]).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["different"], 0, "{out}");
+    assert_eq!(v["missing"], 0, "{out}");
+
+    let labels = map_of_denial(&net, "NSEC_LABELS").to_string();
+    let dump = bpftool(&["map", "dump", "id", &labels]);
+    // An entry with a label (the apex's own has none): its NSEC's index changed.
+    let entry = dump
+        .as_array()
+        .expect("entries")
+        .iter()
+        .find(|e| hex(&e["value"])[64] != "00")
+        .expect("an NSEC label in the map");
+    let key = hex(&entry["key"]);
+    let mut value = hex(&entry["value"]);
+    let record = u8::from_str_radix(&value[68], 16).unwrap();
+    value[68] = format!("{:02x}", record ^ 1);
+    let mut args = vec!["map", "update", "id", &labels, "key", "hex"];
+    args.extend(key.iter().map(String::as_str));
+    args.extend(["value", "hex"]);
+    args.extend(value.iter().map(String::as_str));
+    sh(Command::new("bpftool").args(&args)).unwrap();
+    let (ok, _, err) = cli(&net, &["map", "check"]);
+    assert!(!ok, "exit status nonzero");
+    println!("{err}");
+    assert!(
+        err.contains("different: nsec.example. slot") && err.contains("NSEC label"),
         "{err}"
     );
 }

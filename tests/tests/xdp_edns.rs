@@ -404,13 +404,6 @@ fn fuzzed_option_queries_never_get_a_wrong_answer() {
     );
 }
 
-/// Whether the TLD mix from `profile` must be answered in XDP (≥ 99%, issue 12) on a zone
-/// signed so; the rest is the NSEC NXDOMAIN with DO=1, whose proof depends on where the name
-/// sorts.
-fn profile_target(signing: xdpdns_tests::bench::zone::Signing, dnssec_ok: bool) -> bool {
-    signing != xdpdns_tests::bench::zone::Signing::Nsec || !dnssec_ok
-}
-
 /// A bench zone kind, its zone and its queries.
 type ProfileZone = (
     xdpdns_tests::bench::zone::Signing,
@@ -443,9 +436,8 @@ fn sender_profiles_of_real_resolvers_are_answered_in_xdp() {
         for s in profiles::test_run(&z, signing.label(), &qs).unwrap() {
             print!("{}", s.line());
             assert_eq!(s.queries, qs.len() as u64);
-            if profile_target(signing, s.profile.dnssec_ok()) {
-                assert!(s.percent() >= 99.0, "{}", s.line());
-            }
+            // Issue 12: every profile on every zone kind, NSEC with DO=1 included.
+            assert!(s.percent() >= 99.0, "{}", s.line());
         }
     }
     let _ = std::fs::remove_dir_all(dir);
@@ -477,9 +469,7 @@ fn sender_profile_answers_equal_the_engine_on_every_zone_kind() {
                 signing.label(),
                 profile.name()
             );
-            if profile_target(signing, profile.dnssec_ok()) {
-                assert!(pct >= 99.0, "{signing:?} {profile:?}: {pct:.1}%");
-            }
+            assert!(pct >= 99.0, "{signing:?} {profile:?}: {pct:.1}%");
         }
     }
     let _ = std::fs::remove_dir_all(dir);

@@ -7,9 +7,8 @@
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::Result;
 use dns_common::{counter, Config};
 use xdpdns::engine::{Engine, EngineConfig, Transport};
 use xdpdns::fastpath::compile;
@@ -23,14 +22,6 @@ use xdpdns_tests::{CLIENT_V4, CLIENT_V6, SERVER_V4, SERVER_V6};
 
 const XDP_TX: u32 = 3;
 const XDP_PASS: u32 = 2;
-
-fn sh(c: &mut Command) -> Result<String> {
-    let out = c.output().with_context(|| format!("running {c:?}"))?;
-    if !out.status.success() {
-        bail!("{c:?}: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
 
 /// An NSEC3 signing: salt (hex, empty for none), iterations, opt-out, and whether BIND's
 /// dnssec-signzone signs (ldns-signzone 1.8.3 aborts on salts of 128 octets and more).
@@ -46,39 +37,21 @@ struct Params {
 fn signed_zone(dir: &Path, origin: &str, n: usize, p: Params) -> Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
     let zone = tld::write_zone(dir, origin, n, false)?;
-    let name = origin.trim_end_matches('.');
     let out = dir.join(format!("{origin}signed"));
     if p.bind {
         tld::sign_nsec3(dir, origin, &zone, &out, p.salt, p.iterations, p.opt_out)?;
         return Ok(out);
     }
-    let keys = ldns_keys(dir, name)?;
-    let mut c = Command::new("ldns-signzone");
-    c.current_dir(dir)
-        .args(["-n", "-t", &p.iterations.to_string()]);
+    let iterations = p.iterations.to_string();
+    let mut args = vec!["-n", "-t", &iterations];
     if !p.salt.is_empty() {
-        c.args(["-s", p.salt]);
+        args.extend(["-s", p.salt]);
     }
     if p.opt_out {
-        c.arg("-p");
+        args.push("-p");
     }
-    c.args(["-o", name, "-f"]).arg(&out).arg(&zone).args(&keys);
-    sh(&mut c)?;
+    tld::sign_ldns(dir, origin, &zone, &out, &args)?;
     Ok(out)
-}
-
-/// A KSK and a ZSK (ECDSA P-256) for zone `name`, made in `dir` by ldns-keygen: their base names.
-fn ldns_keys(dir: &Path, name: &str) -> Result<Vec<String>> {
-    let mut keys = Vec::new();
-    for ksk in [true, false] {
-        let mut c = Command::new("ldns-keygen");
-        c.current_dir(dir).args(["-a", "ECDSAP256SHA256"]);
-        if ksk {
-            c.arg("-k");
-        }
-        keys.push(sh(c.arg(name))?);
-    }
-    Ok(keys)
 }
 
 struct Rig {
@@ -451,15 +424,8 @@ fn apex_answers_too_long_for_a_template_are_assembled_like_the_engine() {
 
 /// Signs `zone` with ldns-signzone, NSEC3 (opt-out, no salt, no iterations) or NSEC.
 fn sign_ldns(dir: &Path, origin: &str, zone: &Path, nsec3: bool) -> PathBuf {
-    let name = origin.trim_end_matches('.');
-    let keys = ldns_keys(dir, name).unwrap();
     let out = dir.join(format!("{origin}signed"));
-    let mut c = Command::new("ldns-signzone");
-    c.current_dir(dir);
-    if nsec3 {
-        c.args(["-n", "-t", "0", "-p"]);
-    }
-    c.args(["-o", name, "-f"]).arg(&out).arg(zone).args(&keys);
-    sh(&mut c).unwrap();
+    let args: &[&str] = if nsec3 { &["-n", "-t", "0", "-p"] } else { &[] };
+    tld::sign_ldns(dir, origin, zone, &out, args).unwrap();
     out
 }

@@ -28,6 +28,7 @@ use dns_common::{maps, AnswerKey};
 use super::answer_index::AnswerIndex;
 use super::keyset::KeySet;
 use super::nsec3_maps::Nsec3Maps;
+use super::nsec_maps::NsecLabels;
 use super::pin_state::{fingerprint, PinState};
 use super::suffix_index::SuffixIndex;
 use super::templates::TemplateStore;
@@ -111,6 +112,10 @@ impl XdpServer {
             templates,
             cold: Some(open(dir, maps::COLD)?.0),
             nsec3,
+            nsec_labels: {
+                let (labels, size) = open(dir, maps::NSEC_LABELS)?;
+                NsecLabels::new(labels, size)
+            },
             _jump: aya::maps::ProgramArray::try_from(Map::from_map_data(jump_data)?)?,
             jump_id,
             store: TemplateStore::default(),

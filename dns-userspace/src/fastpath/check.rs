@@ -7,6 +7,8 @@
 //!   `unexpected`;
 //! - an entry that names another template kind, anchor or template than the engine's answer is
 //!   `different`, and so is a cached template whose body is not the engine's answer;
+//! - the NSEC3 and NSEC data of each zone slot (parameters, records with their RRSIGs, NSEC
+//!   labels) is one entry, `different` when anything in it is not the engine's;
 //! - a template that is not in the kernel's cache is `cold` (its queries are passed, which is
 //!   never wrong) and not a difference.
 //!
@@ -17,10 +19,11 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use anyhow::Result;
-use dns_common::{AnswerKey, AnswerRef, KIND_EPOCH_MASK};
+use dns_common::{AnswerKey, AnswerRef, Nsec3Record, Nsec3Zone, KIND_EPOCH_MASK};
 
 use super::suffix_index::SuffixIndex;
 
+use super::nsec3::ZoneNsec3;
 use super::templates::Body;
 use super::{compile_all, nsec3, FastPath};
 use crate::engine::Engine;
@@ -148,6 +151,16 @@ impl FastPath {
                 Some(r) => self.judge(&mut c, &r, body, what),
             }
         }
+        for z in &entries.nsec3 {
+            c.expected += 1;
+            match self.slot_difference(z)? {
+                None => c.matching += 1,
+                Some(why) => {
+                    c.different += 1;
+                    c.note(format!("different: {} slot {}: {why}", z.apex, z.slot));
+                }
+            }
+        }
         for k in exact.keys() {
             c.unexpected += 1;
             c.note(format!("unexpected: exact {}", describe_exact(k)));
@@ -157,6 +170,42 @@ impl FastPath {
             c.note(format!("unexpected: suffix {}", describe_suffix(prefix)));
         }
         Ok(c)
+    }
+
+    /// How the kernel's data of an NSEC3 or NSEC zone slot (its parameters, records and NSEC
+    /// labels) differs from the engine's, if it does.
+    fn slot_difference(&self, z: &ZoneNsec3) -> Result<Option<String>> {
+        let s = &self.server;
+        let k = s.nsec3.zone(z.slot)?;
+        let params = |v: &Nsec3Zone| {
+            (
+                v.count,
+                v.records,
+                v.iterations,
+                v.salt_len,
+                v.salt,
+                v.apex_len,
+                v.iter_blocks,
+                v.iter_words,
+            )
+        };
+        if params(&k) != params(&z.zone) {
+            return Ok(Some("zone parameters or counts".into()));
+        }
+        for (i, r) in z.records.iter().enumerate() {
+            let m = s.nsec3.record(k.base + i as u32)?;
+            let v = |r: &Nsec3Record| (r.len, r.rrs, r.nptrs, r.ptrs, r.data);
+            if v(&m) != v(r) {
+                return Ok(Some(format!("record {i}")));
+            }
+        }
+        if let Some(n) = &z.nsec {
+            let labels = s.nsec_labels.read(k.labels, n.labels.len())?;
+            if let Some(i) = (0..labels.len()).find(|&i| labels[i] != n.labels[i]) {
+                return Ok(Some(format!("NSEC label {i}")));
+            }
+        }
+        Ok(None)
     }
 
     fn judge(&self, c: &mut MapCheck, r: &AnswerRef, body: &Body, what: impl Fn() -> String) {

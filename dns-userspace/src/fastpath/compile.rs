@@ -22,6 +22,7 @@ use dns_common::{
     KIND_ANY_DO, NAME_BUF,
 };
 
+use super::nsec;
 use super::nsec3::{self, ZoneNsec3};
 use super::parts::NODATA_PROBE_TYPE;
 use super::render::{answer_kind, pass_marker, render};
@@ -125,6 +126,8 @@ pub struct Stats {
     pub negative: usize,
     /// Of the NXDOMAIN templates, NSEC3 denials.
     pub nsec3: usize,
+    /// Of the NXDOMAIN templates, NSEC denials searched by the program (`nsec`).
+    pub nsec: usize,
     /// Of the exact and NODATA entries, apex answers assembled from parts (`parts`).
     pub assembled: usize,
     pub pass: usize,
@@ -143,6 +146,7 @@ impl Stats {
         self.referral += o.referral;
         self.negative += o.negative;
         self.nsec3 += o.nsec3;
+        self.nsec += o.nsec;
         self.assembled += o.assembled;
         self.pass += o.pass;
         self.skipped += o.skipped;
@@ -312,14 +316,23 @@ impl ZoneCompiler<'_> {
 
     /// NXDOMAIN below `name` in an NSEC zone where the NSEC records of the proof depend on
     /// where the query name sorts among `name`'s children: the engine's template for DO=0,
-    /// which has none, and a pass marker for DO=1.
+    /// which has none, and for DO=1 an NSEC denial template (`nsec`) or a pass marker.
     fn nsec_negative(&mut self, name: &Name, probe: &Name) -> bool {
         let Some(plain) = self.plain_negative(name, probe) else {
             return false;
         };
         self.suffix_keys.insert(name.clone());
         self.push_suffix(name, false, plain);
-        self.push_suffix(name, true, pass_marker(name.wire().len()));
+        let signed = self
+            .nsec3
+            .and_then(|z| nsec::denial(self.engine, z, name, probe));
+        match signed {
+            Some(v) => {
+                self.push_suffix(name, true, v);
+                self.stats.nsec += 1;
+            }
+            None => self.push_suffix(name, true, pass_marker(name.wire().len())),
+        }
         true
     }
 
@@ -433,7 +446,7 @@ pub fn compile_zone(engine: &Engine, zone: &Zone, generation: u16, out: &mut Ent
     });
     let mut stats = Stats::default();
     // Only zones some template refers to.
-    let used = |st: &Stats| st.nsec3 > 0 || st.assembled > 0;
+    let used = |st: &Stats| st.nsec3 > 0 || st.nsec > 0 || st.assembled > 0;
     if let Some(z) = z3.filter(|_| parts.iter().any(|(_, st)| used(st))) {
         out.nsec3.push(z.clone());
     }

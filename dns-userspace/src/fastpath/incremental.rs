@@ -218,13 +218,13 @@ impl FastPath {
         ) else {
             return Ok(Err(format!("zone {} is not served", change.apex)));
         };
-        // The NSEC3 arrays are written per generation: a changed chain, or changed apex
-        // answers assembled from parts (`parts`), take a new one.
+        // The NSEC3 arrays are written per generation: a changed NSEC3 or NSEC chain (`nsec`),
+        // or changed apex answers assembled from parts (`parts`), take a new one.
         let nsec3 = self.nsec3.get(&change.apex);
         let now = prepare(engine, new, nsec3.map_or(0, |z| z.slot));
         if nsec3.cloned() != now {
             return Ok(Err(
-                "the NSEC3 chain or the apex's long answers changed".into()
+                "the NSEC3 or NSEC chain or the apex's long answers changed".into(),
             ));
         }
         let Some(deps) = self.deps.get(&change.apex) else {

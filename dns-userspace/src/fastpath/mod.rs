@@ -19,8 +19,10 @@ pub mod deps;
 pub mod edns;
 mod incremental;
 pub mod keyset;
+pub mod nsec;
 pub mod nsec3;
 mod nsec3_maps;
+mod nsec_maps;
 pub mod parts;
 pub mod pin;
 pub mod pin_state;
@@ -125,6 +127,7 @@ pub fn capacity_for(entries: &Entries, templates: Option<u32>) -> Capacity {
         suffixes: room(entries.suffix.len()),
         templates,
         nsec3: nsec3_maps::capacity_for(nsec3_records(entries)),
+        nsec_labels: nsec_maps::capacity_for(nsec_maps::labels(&entries.nsec3)),
     }
 }
 
@@ -150,7 +153,7 @@ fn compile_all(engine: &Engine, generation: u16, nsec3_first_slot: u32) -> Entri
     for zone in engine.catalog.zones() {
         let s = compile::compile_zone(engine, zone, generation, &mut entries);
         log::info!(
-            "zone {}: {} XDP entries ({} exact, {} NODATA, {} referral, {} NXDOMAIN of which {} NSEC3 denials, {} pass markers), {} answers left to userspace",
+            "zone {}: {} XDP entries ({} exact, {} NODATA, {} referral, {} NXDOMAIN of which {} NSEC3 and {} NSEC denials, {} pass markers), {} answers left to userspace",
             zone.apex(),
             s.entries(),
             s.exact,
@@ -158,6 +161,7 @@ fn compile_all(engine: &Engine, generation: u16, nsec3_first_slot: u32) -> Entri
             s.referral,
             s.negative,
             s.nsec3,
+            s.nsec,
             s.pass,
             s.skipped
         );
@@ -278,6 +282,11 @@ impl FastPath {
         self.generation
     }
 
+    /// The first `NSEC3_ZONES` slot of the generation serving (its half of the slots).
+    pub fn nsec3_first_slot(&self) -> u32 {
+        self.nsec3_half * nsec3::HALF_SLOTS
+    }
+
     /// The dependency index of the zone `apex` (for tests).
     pub fn zone_deps(&self, apex: &Name) -> Option<&ZoneDeps> {
         self.deps.get(apex)
@@ -311,7 +320,8 @@ impl FastPath {
         let fits = self.exact_keys.len() + entries.exact.len() <= have.answers as usize
             && self.suffix_keys.len() + entries.suffix.len() <= have.suffixes as usize
             && templates <= have.templates as usize
-            && nsec3_records(&entries) <= have.nsec3 as usize / 2;
+            && nsec3_records(&entries) <= have.nsec3 as usize / 2
+            && nsec_maps::labels(&entries.nsec3) <= have.nsec_labels as usize / 2;
         if fits {
             return self.install(engine, entries, generation, Some(switched));
         }

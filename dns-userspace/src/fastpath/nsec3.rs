@@ -15,6 +15,7 @@
 //! would then find proofs at names that do not exist, which the program does not hash).
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use dns_common::{
     Answer, AnswerKind, Nsec3Hash, Nsec3Meta, Nsec3Record, Nsec3Zone, ANSWER_MAX,
@@ -22,6 +23,7 @@ use dns_common::{
     NSEC3_RECORD_MAX, NSEC3_RECORD_PTRS, NSEC3_SALT_MAX, NSEC3_SEARCH_STEPS,
 };
 
+use super::nsec::ZoneNsec;
 use super::parts::{self, ApexAnswer};
 use super::render::{render_within, Rendered};
 use crate::engine::resolve::{set, sigs};
@@ -48,6 +50,8 @@ pub struct ZoneNsec3 {
     /// The NSEC3 records at the index of their hash, then the parts of `apex_answers`.
     pub records: Vec<Nsec3Record>,
     pub apex_answers: Vec<ApexAnswer>,
+    /// An NSEC zone's labels and wildcard record (`nsec`); its records are in `records`.
+    pub nsec: Option<Arc<ZoneNsec>>,
 }
 
 impl ZoneNsec3 {
@@ -80,6 +84,7 @@ impl PartialEq for ZoneNsec3 {
             && self.apex_answers == o.apex_answers
             && z(&self.zone) == z(&o.zone)
             && self.hashes == o.hashes
+            && self.nsec == o.nsec
             && self.records.len() == o.records.len()
             && self
                 .records
@@ -161,7 +166,8 @@ pub fn prepare(engine: &Engine, zone: &Zone, slot: u32) -> Option<ZoneNsec3> {
         None => (Vec::new(), Vec::new(), empty_zone(apex)),
     };
     let apex_answers = parts::apex_answers(engine, zone, slot, &mut records);
-    if hashes.is_empty() && apex_answers.is_empty() {
+    let nsec = super::nsec::prepare(engine, zone, &mut records).map(Arc::new);
+    if hashes.is_empty() && apex_answers.is_empty() && nsec.is_none() {
         return None;
     }
     v.records = records.len() as u32;
@@ -172,6 +178,7 @@ pub fn prepare(engine: &Engine, zone: &Zone, slot: u32) -> Option<ZoneNsec3> {
         hashes,
         records,
         apex_answers,
+        nsec,
     })
 }
 
@@ -181,7 +188,7 @@ fn empty_zone(apex: &Name) -> Nsec3Zone {
         base: 0,
         count: 0,
         records: 0,
-        _pad: 0,
+        labels: 0,
         iterations: 0,
         salt_len: 0,
         apex_len: apex.wire().len() as u16,
@@ -229,7 +236,7 @@ fn chain_data(zone: &Zone) -> Option<ChainData> {
         base: 0,
         count: hashes.len() as u32,
         records: 0,
-        _pad: 0,
+        labels: 0,
         iterations: chain.iterations,
         salt_len: chain.salt.len() as u16,
         apex_len: apex.wire().len() as u16,
@@ -333,13 +340,37 @@ pub fn denial(
         },
         wildcard: index(chain.covering_index(&ce.wildcard().ok()?)?),
     };
+    let extra = probe.wire().len() - anchor.wire().len();
+    let (r, mut head) = nxdomain_head(engine, probe, rtype::NSEC3, extra)?;
+    let nc = match child {
+        Some(_) => meta.next_closer,
+        None => index(chain.covering_index(probe)?),
+    };
+    let (body, ns) = assemble(&head, &meta, z, probe.wire().len(), extra, nc);
+    if body != r.data || ns != r.counts[1] {
+        log::debug!("NSEC3 denial below {anchor} not assembled as the engine answers; passed");
+        return None;
+    }
+    head.data.extend_from_slice(&meta_bytes(&meta));
+    Some(head.suffix(AnswerKind::Nsec3Negative, anchor.wire().len()))
+}
+
+/// The engine's DO=1 NXDOMAIN answer to `probe` and its head: the records before the first
+/// of type `proof` (NSEC3 or NSEC), its pointers rebased for names `extra` octets longer than
+/// the anchor; `None` when it cannot be the head of a denial template.
+pub(super) fn nxdomain_head(
+    engine: &Engine,
+    probe: &Name,
+    proof: u16,
+    extra: usize,
+) -> Option<(Rendered, Rendered)> {
     let r = render_within(engine, probe, rtype::A, class::IN, true, usize::MAX)?;
     if r.kind != Some(Kind::Negative) || r.flags & 0xf != 3 || r.counts[0] != 0 || r.counts[2] != 0
     {
         return None;
     }
     let ends = record_ends(&r.data, r.counts[1] as usize)?;
-    let head_rrs = ends.iter().take_while(|(_, t)| *t != rtype::NSEC3).count();
+    let head_rrs = ends.iter().take_while(|(_, t)| *t != proof).count();
     let head_len = if head_rrs == 0 {
         0
     } else {
@@ -352,21 +383,10 @@ pub fn denial(
         ptrs: r.ptrs.iter().copied().filter(|p| *p < head_len).collect(),
         kind: r.kind,
     };
-    let extra = probe.wire().len() - anchor.wire().len();
     if head.data.len() + NSEC3_META_LEN > ANSWER_MAX || !head.rebase(extra) {
         return None;
     }
-    let nc = match child {
-        Some(_) => meta.next_closer,
-        None => index(chain.covering_index(probe)?),
-    };
-    let (body, ns) = assemble(&head, &meta, z, probe.wire().len(), extra, nc);
-    if body != r.data || ns != r.counts[1] {
-        log::debug!("NSEC3 denial below {anchor} not assembled as the engine answers; passed");
-        return None;
-    }
-    head.data.extend_from_slice(&meta_bytes(&meta));
-    Some(head.suffix(AnswerKind::Nsec3Negative, anchor.wire().len()))
+    Some((r, head))
 }
 
 pub(super) fn meta_bytes(m: &Nsec3Meta) -> [u8; NSEC3_META_LEN] {

@@ -2,6 +2,8 @@
 //! writing the NSEC3 zones of a generation into the half of the arrays its slots name, so
 //! that the generation serving keeps its own until the switch.
 
+use std::collections::HashMap;
+
 use anyhow::{bail, Context as _, Result};
 use aya::maps::{Array, MapData};
 use aya::Ebpf;
@@ -46,9 +48,23 @@ impl Nsec3Maps {
         self.capacity
     }
 
+    /// The zone in `slot` as the kernel has it, for `map check`.
+    pub fn zone(&self, slot: u32) -> Result<Nsec3Zone> {
+        self.zones
+            .get(&slot, 0)
+            .context("reading the XDP NSEC3 zones")
+    }
+
+    /// The record at `at` as the kernel has it, for `map check`.
+    pub fn record(&self, at: u32) -> Result<Nsec3Record> {
+        self.records
+            .get(&at, 0)
+            .context("reading the XDP NSEC3 records")
+    }
+
     /// Writes `zones` (all in one half of the slots), each zone's hashes and records first and
-    /// its slot last.
-    pub fn write(&mut self, zones: &[ZoneNsec3]) -> Result<()> {
+    /// its slot last, with its base in `NSEC_LABELS` from `labels` (by slot).
+    pub fn write(&mut self, zones: &[ZoneNsec3], labels: &HashMap<u32, u32>) -> Result<()> {
         let half_cap = self.capacity / 2;
         let mut used = [0u32; 2];
         for z in zones {
@@ -72,6 +88,7 @@ impl Nsec3Maps {
             }
             let mut v = z.zone;
             v.base = base;
+            v.labels = labels.get(&z.slot).copied().unwrap_or(0);
             self.zones
                 .set(z.slot, v, 0)
                 .context("filling the XDP NSEC3 zones")?;

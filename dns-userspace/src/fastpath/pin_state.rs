@@ -187,6 +187,10 @@ impl PinState {
                 for r in &z.records {
                     (r.len, r.rrs, r.nptrs, &r.ptrs[..], &r.data[..]).hash(h);
                 }
+                // An NSEC zone's sorted labels and the records they name.
+                for l in z.nsec.iter().flat_map(|n| n.labels.iter()) {
+                    (&l.label[..], l.len, l.record).hash(h);
+                }
             }));
         }
         let n = entries.exact.len() + entries.suffix.len() + entries.nsec3.len();

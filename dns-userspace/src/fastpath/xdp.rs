@@ -21,6 +21,7 @@ use dns_common::{
 use super::answer_index::AnswerIndex;
 use super::compile::Entries;
 use super::nsec3_maps::Nsec3Maps;
+use super::nsec_maps::NsecLabels;
 use super::suffix_index::SuffixIndex;
 use super::templates::{Body, TemplateStore};
 
@@ -60,6 +61,8 @@ pub struct Capacity {
     pub templates: u32,
     /// `NSEC3_HASHES` and `NSEC3_RECORDS` entries, two generations (preallocated).
     pub nsec3: u32,
+    /// `NSEC_LABELS` entries, two generations (preallocated).
+    pub nsec_labels: u32,
 }
 
 impl Default for Capacity {
@@ -69,6 +72,7 @@ impl Default for Capacity {
             suffixes: SUFFIXES_CAPACITY,
             templates: TEMPLATES_CAPACITY,
             nsec3: dns_common::NSEC3_CAPACITY,
+            nsec_labels: dns_common::NSEC_LABELS_CAPACITY,
         }
     }
 }
@@ -97,6 +101,8 @@ pub struct XdpServer {
     pub(super) cold: Option<RingBuf<MapData>>,
     /// The NSEC3 zones of the generations published.
     pub nsec3: Nsec3Maps,
+    /// The NSEC zones' labels of the generations published.
+    pub nsec_labels: NsecLabels,
     /// Holds the tail call to the NSEC3 denial program (the kernel empties a program array
     /// when userspace closes it).
     pub(super) _jump: ProgramArray<MapData>,
@@ -154,6 +160,7 @@ impl XdpServer {
             .map_max_entries(maps::TEMPLATES, templates)
             .map_max_entries(maps::NSEC3_HASHES, cap.nsec3.max(2))
             .map_max_entries(maps::NSEC3_RECORDS, cap.nsec3.max(2))
+            .map_max_entries(maps::NSEC_LABELS, cap.nsec_labels.max(2))
             .load(PROGRAM_OBJECT)
             .context("loading the XDP object")?;
         let logger = match aya_log::EbpfLogger::init(&mut ebpf) {
@@ -205,6 +212,7 @@ impl XdpServer {
             templates: take(&mut ebpf, maps::TEMPLATES)?,
             cold: Some(take(&mut ebpf, maps::COLD)?),
             nsec3: Nsec3Maps::take(&mut ebpf, cap.nsec3.max(2))?,
+            nsec_labels: NsecLabels::take(&mut ebpf, cap.nsec_labels.max(2))?,
             store: TemplateStore::default(),
             retired: Vec::new(),
             template_capacity: templates,
@@ -287,6 +295,7 @@ impl XdpServer {
             suffixes: self.index_capacity.1,
             templates: self.template_capacity,
             nsec3: self.nsec3.capacity(),
+            nsec_labels: self.nsec_labels.capacity(),
         }
     }
 
@@ -320,7 +329,8 @@ impl XdpServer {
     pub fn insert(&mut self, entries: &Entries) -> Result<Inserted> {
         self.flush_retired();
         // Before any template that refers to them.
-        self.nsec3.write(&entries.nsec3)?;
+        let labels = self.nsec_labels.write(&entries.nsec3)?;
+        self.nsec3.write(&entries.nsec3, &labels)?;
         self.store.begin();
         let mut fresh = Vec::new();
         for (k, v) in &entries.exact {
