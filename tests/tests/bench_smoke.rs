@@ -171,13 +171,21 @@ fn check_xfr(x: &json::Json) {
     }
 }
 
-/// The sender profiles are there for both zones, in TEST_RUN and over the veth, each with
-/// queries counted; on the unsigned zone the driver answers every profile in full.
+/// The sender profiles are there for the three zone kinds (unsigned, NSEC, NSEC3), in TEST_RUN
+/// and over the veth, each with queries counted; on the unsigned zone the driver answers every
+/// profile in full.
 fn check_profiles(p: &json::Json) {
     assert_eq!(p.get("errors").and_then(|e| e.as_str()), Some(""), "{p:?}");
     for path in ["test_run", "veth"] {
         let shares = p.get(path).and_then(|s| s.as_array()).expect(path);
-        assert_eq!(shares.len(), 8, "{path}: 4 profiles × 2 zones");
+        assert_eq!(shares.len(), 12, "{path}: 4 profiles × 3 zones");
+        let mut zones: Vec<&str> = shares
+            .iter()
+            .filter_map(|s| s.get("zone").and_then(|z| z.as_str()))
+            .collect();
+        zones.sort();
+        zones.dedup();
+        assert_eq!(zones.len(), 3, "{path}: zone kinds {zones:?}");
         for s in shares {
             let num = |k: &str| s.get(k).and_then(|v| v.as_f64()).unwrap_or(-1.0);
             assert!(num("queries") > 0.0, "{path}: {s:?}");
