@@ -10,14 +10,14 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLockWriteGuard};
 
 use anyhow::{anyhow, Result};
 
 use super::held;
 use crate::engine::{Catalog, Engine, EngineConfig};
 use crate::fastpath::change::ZoneChange;
-use crate::fastpath::{FastPath, Published};
+use crate::fastpath::{FastPath, Flip, Published};
 use crate::net::SharedEngine;
 use crate::wire::name::Name;
 use crate::xfr::ixfr::Diff;
@@ -165,7 +165,7 @@ impl Served {
                     }
                     None => ZoneChange::between(&old, new),
                 };
-                let switched = &mut || self.serve(engine.clone());
+                let switched = &mut self.switcher(&engine);
                 Some(held(x).publish_change_switching(&engine, &change, switched)?)
             }
             _ => self.publish(&engine)?,
@@ -198,7 +198,7 @@ impl Served {
         let engine = Arc::new(next.engine(&self.config()));
         let published = match self.xdp.get() {
             Some(x) => held(x)
-                .publish_change_switching(&engine, &change, &mut || self.serve(engine.clone()))
+                .publish_change_switching(&engine, &change, &mut self.switcher(&engine))
                 .map(Some),
             None => Ok(None),
         };
@@ -231,12 +231,31 @@ impl Served {
     /// it from userspace at the moment XDP switches to it.
     fn publish(&self, engine: &Arc<Engine>) -> Result<Option<Published>> {
         match self.xdp.get() {
-            Some(x) => {
-                Ok(Some(held(x).publish_switching(engine, &mut || {
-                    self.serve(engine.clone())
-                })?))
-            }
+            Some(x) => Ok(Some(
+                held(x).publish_switching(engine, &mut self.switcher(engine))?,
+            )),
             None => Ok(None),
+        }
+    }
+
+    /// The fast path's callback around its switch to `engine` (`Flip`): at `Before` it takes
+    /// the userspace engine's lock for writing (queries in progress finish first, new ones
+    /// wait), at `After` it serves `engine` and lets them go on. Dropped without `After` (the
+    /// publication failed), it releases the lock with the old engine still served.
+    fn switcher<'a>(&'a self, engine: &'a Arc<Engine>) -> impl FnMut(Flip) + 'a {
+        let mut locked: Option<RwLockWriteGuard<'a, Arc<Engine>>> = None;
+        move |flip| match flip {
+            Flip::Before => {
+                if locked.is_none() {
+                    locked = Some(self.engine.write().expect("engine lock"));
+                }
+            }
+            Flip::After => {
+                let mut served = locked
+                    .take()
+                    .unwrap_or_else(|| self.engine.write().expect("engine lock"));
+                *served = engine.clone();
+            }
         }
     }
 

@@ -29,7 +29,7 @@ use super::nsec3::{prepare, ZoneNsec3};
 use super::templates::Body;
 use super::update::{self, Touched, Write};
 use super::xdp::XdpServer;
-use super::{FastPath, Published, Update};
+use super::{FastPath, Flip, Published, Update};
 use crate::engine::{Engine, EngineConfig};
 use crate::wire::name::Name;
 use crate::zone::Zone;
@@ -134,17 +134,18 @@ impl FastPath {
     /// not cheaper. On success the caller switches its userspace engine to `engine`; on an
     /// error the maps are as they were, and the caller keeps its engine.
     pub fn publish_change(&mut self, engine: &Engine, change: &ZoneChange) -> Result<Published> {
-        self.publish_change_switching(engine, change, &mut || {})
+        self.publish_change_switching(engine, change, &mut |_| {})
     }
 
-    /// `publish_change`, calling `switched` once the XDP path answers from `engine` (after the
-    /// last index write, before the bookkeeping), for the caller to switch its userspace engine
-    /// then. Not called when it fails.
+    /// `publish_change`, calling `switched` around the XDP path's switch to `engine`
+    /// (`Flip::Before` before the first index write, `Flip::After` after the last, before the
+    /// bookkeeping), for the caller to switch its userspace engine then. `After` is not called
+    /// when it fails.
     pub fn publish_change_switching(
         &mut self,
         engine: &Engine,
         change: &ZoneChange,
-        switched: &mut dyn FnMut(),
+        switched: &mut dyn FnMut(Flip),
     ) -> Result<Published> {
         self.publish_change_inner(engine, change, &mut |_| Ok(()), switched)
     }
@@ -158,7 +159,7 @@ impl FastPath {
         change: &ZoneChange,
         observe: &mut dyn FnMut(&mut XdpServer) -> Result<()>,
     ) -> Result<Published> {
-        self.publish_change_inner(engine, change, observe, &mut || {})
+        self.publish_change_inner(engine, change, observe, &mut |_| {})
     }
 
     fn publish_change_inner(
@@ -166,7 +167,7 @@ impl FastPath {
         engine: &Engine,
         change: &ZoneChange,
         observe: &mut dyn FnMut(&mut XdpServer) -> Result<()>,
-        switched: &mut dyn FnMut(),
+        switched: &mut dyn FnMut(Flip),
     ) -> Result<Published> {
         let t = Instant::now();
         // The pinned maps' record: not clean while they change (`pin_state`).
@@ -193,7 +194,7 @@ impl FastPath {
         change: &ZoneChange,
         t: Instant,
         observe: &mut dyn FnMut(&mut XdpServer) -> Result<()>,
-        switched: &mut dyn FnMut(),
+        switched: &mut dyn FnMut(Flip),
     ) -> Result<Result<Published, String>> {
         let last = self.last.clone();
         if self.generation == 0 || !same_config(&last.config, &engine.config) {
@@ -250,13 +251,14 @@ impl FastPath {
             Err(reason) => return Ok(Err(reason)),
         };
         let mut touched = Touched::default();
+        switched(Flip::Before);
         if let Err(e) = self.write(&mut plan, &mut touched, observe) {
             self.abandon(&plan.writes);
             return Err(e).with_context(|| {
                 format!("incremental XDP update of zone {} (undone)", change.apex)
             });
         }
-        switched();
+        switched(Flip::After);
         for w in &plan.writes {
             match w {
                 Write::Exact { key, new, .. } => match new {

@@ -55,6 +55,19 @@ fn next_generation(g: u16) -> u16 {
     g % 127 + 1
 }
 
+/// The two moments of a switch to a new version that a caller serving the same answers from
+/// userspace must know of: `Before`, the last moment the XDP path answers the old version
+/// (the caller stops answering, waiting for its queries in progress), and `After`, once XDP
+/// answers the new one (the caller answers the new version). Between them no query is answered
+/// from userspace, so a client never gets the new version from one path and then the old from
+/// the other: the wait lasts one map write (a generation switch or a program swap), or the
+/// writes of an incremental update.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flip {
+    Before,
+    After,
+}
+
 pub struct FastPath {
     pub server: XdpServer,
     generation: u16,
@@ -297,16 +310,17 @@ impl FastPath {
     /// copy, say), the program is loaded again sized for them, filled, and swapped in for the
     /// old one on the interface.
     pub fn publish(&mut self, engine: &Engine) -> Result<Published> {
-        self.publish_switching(engine, &mut || {})
+        self.publish_switching(engine, &mut |_| {})
     }
 
-    /// `publish`, calling `switched` at the moment the XDP path starts answering from the new
-    /// generation (before the old one is cleaned up), for the caller to switch its userspace
-    /// engine to `engine` then: both paths change together. Not called when it fails.
+    /// `publish`, calling `switched(Flip::Before)` just before the XDP path starts answering
+    /// from the new generation and `switched(Flip::After)` just after (before the old one is
+    /// cleaned up), for the caller to switch its userspace engine to `engine` then: both
+    /// paths change together (see `Flip`). `After` is not called when it fails.
     pub fn publish_switching(
         &mut self,
         engine: &Engine,
-        switched: &mut dyn FnMut(),
+        switched: &mut dyn FnMut(Flip),
     ) -> Result<Published> {
         let generation = next_generation(self.generation);
         let half = 1 - self.nsec3_half;
@@ -341,8 +355,9 @@ impl FastPath {
         self.pin_dirty()?;
         let mut next = FastPath::sized(&entries, &self.addrs, self.port, self.templates)?;
         let p = next.install(engine, entries, generation, None)?;
+        switched(Flip::Before);
         next.server.take_over(&mut self.server)?;
-        switched();
+        switched(Flip::After);
         next.pin = self.pin.take();
         next.start_note = self.start_note.take();
         *self = next;
@@ -364,7 +379,7 @@ impl FastPath {
         engine: &Engine,
         entries: Entries,
         generation: u16,
-        switched: Option<&mut dyn FnMut()>,
+        mut switched: Option<&mut dyn FnMut(Flip)>,
     ) -> Result<Published> {
         let t = Instant::now();
         let digest = self.pin.as_ref().map(|p| p.state.digest(&entries));
@@ -382,9 +397,12 @@ impl FastPath {
                 return Err(e);
             }
         };
+        if let Some(s) = &mut switched {
+            s(Flip::Before);
+        }
         self.write_settings(engine, generation)?;
-        if let Some(switched) = switched {
-            switched();
+        if let Some(s) = &mut switched {
+            s(Flip::After);
         }
         let old_exact = std::mem::replace(
             &mut self.exact_keys,
