@@ -9,6 +9,7 @@ pub mod client;
 pub mod compare;
 pub mod corpus;
 pub mod ctl;
+pub mod denial;
 pub mod downstream;
 pub mod feeder;
 pub mod frame;
