@@ -270,13 +270,7 @@ impl FastPath {
         self.write_settings(engine, generation)?;
         self.exact_keys = KeySet::new(entries.exact.iter().map(|(k, _)| *k).collect());
         self.suffix_keys = KeySet::new(entries.suffix.iter().map(|(k, _)| k.clone()).collect());
-        self.nsec3 = entries
-            .nsec3
-            .iter()
-            .map(|z| (z.apex.clone(), z.clone()))
-            .collect();
-        self.entries = entries.len();
-        self.index(engine);
+        self.served(engine, &entries);
         Ok(true)
     }
 

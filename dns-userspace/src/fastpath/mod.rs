@@ -372,6 +372,18 @@ impl FastPath {
         Ok(p)
     }
 
+    /// Takes `entries` as what the maps serve: their NSEC3 zones, their count and the index
+    /// of `engine`'s zones (after a switch, or an adoption that kept the maps).
+    pub(super) fn served(&mut self, engine: &Engine, entries: &Entries) {
+        self.nsec3 = entries
+            .nsec3
+            .iter()
+            .map(|z| (z.apex.clone(), z.clone()))
+            .collect();
+        self.entries = entries.len();
+        self.index(engine);
+    }
+
     /// Fills the maps with `entries` as `generation` and switches the program to it
     /// (`switched` is called then).
     fn install(
@@ -416,14 +428,8 @@ impl FastPath {
         self.server.retire_templates();
         self.generation = generation;
         self.nsec3_half = entries.nsec3_first_slot / nsec3::HALF_SLOTS;
-        self.nsec3 = entries
-            .nsec3
-            .iter()
-            .map(|z| (z.apex.clone(), z.clone()))
-            .collect();
-        self.entries = entries.len();
+        self.served(engine, &entries);
         self.epochs.clear();
-        self.index(engine);
         self.pin_clean(engine, digest);
         let p = Published {
             generation,
