@@ -8,10 +8,10 @@
 
 use aya_ebpf::{cty::c_void, helpers::bpf_loop, programs::XdpContext};
 use dns_common::{
-    counter, suffix_generation, suffix_hash_step, Answer, AnswerEntry, AnswerKind, AnswerMapKey,
-    AnswerRef, Scratch, SuffixEntry, SuffixMapKey, Walk, ANSWER_MAX, KEY_FLAG_CHAOS, KEY_FLAG_DO,
-    KEY_FLAG_NODATA, KEY_FLAG_SUFFIX, KIND_ANY_DO, KIND_EPOCH_MASK, KIND_EPOCH_SHIFT, MAX_PTRS,
-    NAME_BUF,
+    ascii_lower8, counter, suffix_generation, suffix_hash_step, Answer, AnswerEntry, AnswerKind,
+    AnswerMapKey, AnswerRef, Scratch, SuffixEntry, SuffixMapKey, Walk, ANSWER_MAX, KEY_FLAG_CHAOS,
+    KEY_FLAG_DO, KEY_FLAG_NODATA, KEY_FLAG_SUFFIX, KIND_ANY_DO, KIND_EPOCH_MASK, KIND_EPOCH_SHIFT,
+    MAX_PTRS, NAME_BUF,
 };
 
 use crate::{checksum, packet, question, ANSWERS, COLD, SCRATCH, SUFFIXES, SUFFIX_SEED, TEMPLATES};
@@ -69,15 +69,36 @@ fn get(scratch: &mut Scratch) -> Result<Option<&'static AnswerRef>, u32> {
 fn same_name(scratch: &Scratch, e: &'static AnswerEntry) -> Result<&'static AnswerRef, u32> {
     let a = scratch.key.name.as_ptr() as *const u64;
     let b = e.name.as_ptr() as *const u64;
+    // From the word of the name's first octet (the key's words before it are stale; the
+    // lengths, in the map key, are equal).
+    let first = ((NAME_BUF - (scratch.walk.name_len as usize & 0xff)) >> 3) & 31;
+    let count = words_from(first);
     let mut diff = 0u64;
     for i in 0..NAME_BUF / 8 {
-        // SAFETY: i < 32 words of both 8-byte aligned names.
-        diff |= unsafe { a.add(i).read() ^ b.add(i).read() };
+        if i >= count {
+            break;
+        }
+        let idx = (first + i) & 31;
+        // SAFETY: idx < 32 words of both 8-byte aligned names.
+        diff |= unsafe { a.add(idx).read() ^ b.add(idx).read() };
     }
     if diff != 0 {
         return Err(counter::PASS_MISS);
     }
     Ok(&e.entry)
+}
+
+/// The number of name words from word `first` to the last (32 − `first`), through memory: the
+/// compiler cannot then prove `first + i < 32` in the loops that run to it and drop the `& 31`
+/// that bounds their index for the verifier.
+#[inline(always)]
+fn words_from(first: usize) -> usize {
+    let mut slot = core::mem::MaybeUninit::<u64>::uninit();
+    // SAFETY: a stack slot written, then read; volatile, so that the round trip stays.
+    unsafe {
+        core::ptr::write_volatile(slot.as_mut_ptr(), (NAME_BUF / 8 - first) as u64);
+        core::ptr::read_volatile(slot.as_ptr()) as usize
+    }
 }
 
 /// `Scratch::nsec3.shift` of an answer that is not a suffix template.
@@ -281,20 +302,25 @@ extern "C" fn walk_step(_index: u32, _ctx: *mut c_void) -> i64 {
     let start = base + at;
     let first = (start >> 3) & 31;
     let head = u64::MAX << ((start & 7) * 8);
-    let w = s.key.name.as_ptr() as *const u64;
-    // SAFETY: first < 32 words of the 8-byte aligned name.
-    let mut h = suffix_hash_step(seed, unsafe { w.add(first).read() } & head);
-    for i in 1..NAME_BUF / 8 {
-        let idx = first + i;
-        if idx >= NAME_BUF / 8 {
-            break;
-        }
-        // SAFETY: idx & 31 < 32 words of the 8-byte aligned name.
-        h = suffix_hash_step(h, unsafe { w.add(idx & 31).read() });
-    }
-    if at == 0 {
+    let h = if at == 0 {
+        let h = build_key(s, first, start & 7, seed);
         s.walk.name_hash = h;
-    }
+        h
+    } else {
+        let w = s.key.name.as_ptr() as *const u64;
+        // SAFETY: first < 32 words of the 8-byte aligned name.
+        let mut h = suffix_hash_step(seed, unsafe { w.add(first).read() } & head);
+        let count = words_from(first);
+        for i in 1..NAME_BUF / 8 {
+            if i >= count {
+                break;
+            }
+            let idx = (first + i) & 31;
+            // SAFETY: idx < 32 words of the 8-byte aligned name.
+            h = suffix_hash_step(h, unsafe { w.add(idx).read() });
+        }
+        h
+    };
     let dnssec_ok = s.walk.dnssec_ok != 0;
     let mut key = SuffixMapKey {
         hash: h,
@@ -333,6 +359,39 @@ extern "C" fn walk_step(_index: u32, _ctx: *mut c_void) -> i64 {
     0
 }
 
+/// Writes the key name — the question's name, ASCII lower-cased, right-aligned in
+/// `key.name` from word `first` (its first octet at `sh` in that word, the octets before it
+/// zero) — and returns its keyed hash (`dns_common::suffix_hash`). Words before `first` are left
+/// as they were: everything that reads the key name starts at the word of its first octet.
+/// Each key word is two aligned words of the question copy joined by shifts (unaligned loads
+/// are split into octets by the BPF backend).
+#[inline(always)]
+fn build_key(s: &mut Scratch, first: usize, sh: usize, seed: u64) -> u64 {
+    let q = s.question.as_ptr() as *const u64;
+    let k = s.key.name.as_mut_ptr() as *mut u64;
+    let left = (sh * 8) as u64;
+    let right = 56 - left;
+    let mut prev = 0u64;
+    let mut h = seed;
+    let count = words_from(first);
+    for j in 0..NAME_BUF / 8 {
+        if j >= count {
+            break;
+        }
+        let idx = (first + j) & 31;
+        // SAFETY: j < 32 words of the 8-byte aligned question copy (NAME_BUF + 8 octets).
+        let cur = unsafe { q.add(j).read() };
+        // The octets of the previous word past the shift, then this word's; `>> 8` after
+        // `>> right` so that no shift is by 64 (sh = 0 takes nothing from `prev`).
+        let w = ascii_lower8(((prev >> right) >> 8) | (cur << left));
+        prev = cur;
+        // SAFETY: idx < 32 words of the 8-byte aligned key name.
+        unsafe { k.add(idx).write(w) };
+        h = suffix_hash_step(h, w);
+    }
+    h
+}
+
 /// The entry `e` found for the suffix of the query's key name that starts in word `first`
 /// (its octets there under `head`) packed for `walk`, when `e` is the entry of that very name;
 /// else `COLLISION` (another name's entry under the same hash: the query goes to userspace).
@@ -345,13 +404,14 @@ fn verified(s: &Scratch, e: &SuffixEntry, first: usize, head: u64) -> u64 {
     if unsafe { a.add(first).read() & head != b.add(first).read() } {
         return COLLISION;
     }
+    let count = words_from(first);
     for i in 1..NAME_BUF / 8 {
-        let idx = first + i;
-        if idx >= NAME_BUF / 8 {
+        if i >= count {
             break;
         }
-        // SAFETY: idx & 31 < 32 words of both 8-byte aligned names.
-        if unsafe { a.add(idx & 31).read() != b.add(idx & 31).read() } {
+        let idx = (first + i) & 31;
+        // SAFETY: idx < 32 words of both 8-byte aligned names.
+        if unsafe { a.add(idx).read() != b.add(idx).read() } {
             return COLLISION;
         }
     }

@@ -1,11 +1,13 @@
 //! The DNS question and EDNS OPT record of a query, read into per-CPU scratch space.
 //!
-//! The question is copied with `bpf_xdp_load_bytes` (no per-byte packet access), its labels are
-//! walked in a bounded loop over the copy, and the lookup key is built word by word: ASCII
-//! lower-cased and zero padded after the name.
+//! The question (and, when it fits, the OPT record after it) is copied with one
+//! `bpf_xdp_load_bytes` (no per-byte packet access) and its labels are walked in a bounded loop
+//! over the copy. The lookup key's name is built from that copy by the walk's first step
+//! (`lookup::build_key`), so the name is neither loaded twice nor lower-cased over the whole
+//! 256-octet buffer.
 
 use aya_ebpf::{helpers::bpf_xdp_load_bytes, programs::XdpContext};
-use dns_common::{ascii_lower8, counter, Scratch, KEY_FLAG_CHAOS, KEY_FLAG_DO, NAME_BUF, NAME_MAX};
+use dns_common::{counter, Scratch, KEY_FLAG_CHAOS, KEY_FLAG_DO, NAME_BUF, NAME_MAX};
 
 use crate::edns::{self, Options};
 
@@ -69,28 +71,6 @@ pub fn read(
     if qclass != 1 && qclass != 3 {
         return Err(counter::PASS_CLASS);
     }
-    // The key: the name right-aligned in its buffer (see AnswerKey).
-    let start = NAME_BUF - name_len;
-    // SAFETY: start + name_len = NAME_BUF, and `spill` follows `key.name`, so even the bounds
-    // the verifier can prove (start ≤ 255, len ≤ 255) stay inside Scratch.
-    let r = unsafe {
-        bpf_xdp_load_bytes(
-            ctx.ctx,
-            qoff as u32,
-            scratch.key.name.as_mut_ptr().add(start & 0xff) as *mut _,
-            (name_len & 0xff) as u32,
-        )
-    };
-    if r != 0 {
-        return Err(counter::PASS_MALFORMED);
-    }
-    mask_words(scratch, name_len);
-    // The masks above split the verifier's view of the length into one path per word boundary;
-    // a round trip through memory joins them again.
-    let name_len = opaque(&mut scratch.opaque, name_len);
-    if name_len == 0 || name_len > NAME_MAX {
-        return Err(counter::PASS_ERROR);
-    }
     scratch.key.qtype = qtype;
 
     let rest = rem - name_len - 4;
@@ -109,17 +89,23 @@ pub fn read(
             if rest < 11 {
                 return Err(counter::PASS_MALFORMED);
             }
-            // SAFETY: bounds checked by the helper; opt is 11 bytes.
-            let r = unsafe {
-                bpf_xdp_load_bytes(
-                    ctx.ctx,
-                    (qoff + name_len + 4) as u32,
-                    opt.as_mut_ptr() as *mut _,
-                    11,
-                )
-            };
-            if r != 0 {
-                return Err(counter::PASS_MALFORMED);
+            let at = name_len + 4;
+            if at + 11 <= n && at < 256 {
+                // In the question copy already (still as sent: `zero_after` comes last).
+                let q = scratch.question.as_ptr();
+                for (i, o) in opt.iter_mut().take(11).enumerate() {
+                    // SAFETY: at + i < n ≤ QUESTION_BUF, and the verifier's bound
+                    // (at & 0xff) + 10 stays inside Scratch (`key` follows).
+                    *o = unsafe { *q.add((at & 0xff) + i) };
+                }
+            } else {
+                // SAFETY: bounds checked by the helper; opt is 11 bytes.
+                let r = unsafe {
+                    bpf_xdp_load_bytes(ctx.ctx, (qoff + at) as u32, opt.as_mut_ptr() as *mut _, 11)
+                };
+                if r != 0 {
+                    return Err(counter::PASS_MALFORMED);
+                }
             }
             if opt[0] != 0 || opt[1] != 0 || opt[2] != 41 {
                 return Err(counter::PASS_OTHER);
@@ -159,6 +145,8 @@ pub fn read(
         }
         _ => return Err(counter::PASS_MALFORMED),
     }
+    // The key name is built from the copy by the walk's first step (`lookup::build_key`).
+    zero_after(scratch, name_len);
     scratch.key.flags = if query.dnssec_ok { KEY_FLAG_DO } else { 0 }
         | if qclass == 3 { KEY_FLAG_CHAOS } else { 0 };
     Ok(query)
@@ -198,36 +186,11 @@ fn name_length(q: &[u8; QUESTION_BUF], starts: &mut [u64; 4]) -> Result<usize, u
     Err(counter::PASS_MALFORMED)
 }
 
-/// Mask that keeps the first `keep` bytes of a little-endian word (0..8 or more).
+/// Zeroes the (at most three) octets of the question copy after QTYPE and QCLASS up to the
+/// next 4-octet word, so that a checksum over whole words (`checksum::words`) is the checksum
+/// of the question.
 #[inline(always)]
-fn keep_mask(keep: isize) -> u64 {
-    if keep <= 0 {
-        0
-    } else if keep >= 8 {
-        u64::MAX
-    } else {
-        (1u64 << (keep as u64 * 8)) - 1
-    }
-}
-
-/// Builds the key name (lower-cased, right-aligned, zero padded on the left) and zeroes the
-/// (at most three) octets of the question copy after QTYPE and QCLASS up to the next 4-octet
-/// word, so that a checksum over whole words (`checksum::words`) is the checksum of the
-/// question.
-#[inline(always)]
-fn mask_words(scratch: &mut Scratch, name_len: usize) {
-    let k = scratch.key.name.as_mut_ptr() as *mut u64;
-    let start = (NAME_BUF - name_len) as isize;
-    for i in 0..NAME_BUF / 8 {
-        let base = (i * 8) as isize;
-        // SAFETY: i < NAME_BUF / 8; the buffer is 8-byte aligned inside Scratch.
-        unsafe {
-            let w = k.add(i).read();
-            // Keep the bytes at or after `start`: the top `keep` bytes of this word.
-            let keep = base + 8 - start;
-            k.add(i).write(ascii_lower8(w) & !keep_mask(8 - keep));
-        }
-    }
+fn zero_after(scratch: &mut Scratch, name_len: usize) {
     let end = name_len + 4;
     if end + 3 <= QUESTION_BUF {
         let q = &mut scratch.question;
