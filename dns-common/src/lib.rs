@@ -162,8 +162,11 @@ pub const KIND_ANY_DO: u16 = 0x8000;
 pub const KIND_EPOCH_MASK: u16 = 0x7f00;
 /// Shift of the epoch in `AnswerRef::kind`.
 pub const KIND_EPOCH_SHIFT: u16 = 8;
-/// Epochs cycle through 0..=KIND_EPOCH_MAX.
+/// Epochs cycle through 0..KIND_EPOCH_MAX; `EPOCH_NONE` is kept apart.
 pub const KIND_EPOCH_MAX: u16 = 0x7f;
+/// The epoch of a suffix entry whose name has no exact or NODATA entries at all: the program
+/// then looks none up (a delegation's NS query, say, goes straight to its referral).
+pub const EPOCH_NONE: u16 = KIND_EPOCH_MAX;
 
 /// An index entry of `ANSWERS` and `SUFFIXES`: what kind of answer a key has, and which
 /// template in `TEMPLATES` holds its bytes.

@@ -9,9 +9,9 @@
 use aya_ebpf::{cty::c_void, helpers::bpf_loop, programs::XdpContext};
 use dns_common::{
     ascii_lower8, counter, suffix_generation, suffix_hash_step, Answer, AnswerEntry, AnswerKind,
-    AnswerMapKey, AnswerRef, Scratch, SuffixEntry, SuffixMapKey, Walk, ANSWER_MAX, KEY_FLAG_CHAOS,
-    KEY_FLAG_DO, KEY_FLAG_NODATA, KEY_FLAG_SUFFIX, KIND_ANY_DO, KIND_EPOCH_MASK, KIND_EPOCH_SHIFT,
-    MAX_PTRS, NAME_BUF,
+    AnswerMapKey, AnswerRef, Scratch, SuffixEntry, SuffixMapKey, Walk, ANSWER_MAX, EPOCH_NONE,
+    KEY_FLAG_CHAOS, KEY_FLAG_DO, KEY_FLAG_NODATA, KEY_FLAG_SUFFIX, KIND_ANY_DO, KIND_EPOCH_MASK,
+    KIND_EPOCH_SHIFT, MAX_PTRS, NAME_BUF,
 };
 
 use crate::{checksum, packet, question, ANSWERS, COLD, SCRATCH, SUFFIXES, SUFFIX_SEED, TEMPLATES};
@@ -177,8 +177,11 @@ fn index(scratch: &mut Scratch, name_len: usize) -> Result<Entry, u32> {
     let qtype = scratch.key.qtype;
     let dnssec = scratch.key.flags;
     let (entry, at) = longest(scratch, name_len, scratch.key.generation, dnssec != 0)?;
-    if at == 0 {
-        scratch.key.epoch = (entry.kind & KIND_EPOCH_MASK) >> KIND_EPOCH_SHIFT;
+    let epoch = (entry.kind & KIND_EPOCH_MASK) >> KIND_EPOCH_SHIFT;
+    // The name's own entry says whether it has exact or NODATA entries to look up.
+    let own = at == 0 && epoch != EPOCH_NONE;
+    if own {
+        scratch.key.epoch = epoch;
         if let Some(entry) = get(scratch)? {
             return Ok(Entry {
                 entry: *entry,
@@ -190,7 +193,7 @@ fn index(scratch: &mut Scratch, name_len: usize) -> Result<Entry, u32> {
     if qtype == 0 || qtype == QTYPE_OPT || qtype >= 128 {
         return Err(counter::PASS_MISS);
     }
-    if at == 0 && qtype != QTYPE_RRSIG && qtype != QTYPE_DS {
+    if own && qtype != QTYPE_RRSIG && qtype != QTYPE_DS {
         scratch.key.qtype = 0;
         scratch.key.flags = dnssec | KEY_FLAG_NODATA;
         if let Some(entry) = get(scratch)? {

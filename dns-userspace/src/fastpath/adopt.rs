@@ -26,6 +26,7 @@ use aya_obj::programs::XdpAttachType;
 use dns_common::{maps, AnswerKey};
 
 use super::answer_index::AnswerIndex;
+use super::epoch::{self, ExactNames};
 use super::keyset::KeySet;
 use super::nsec3_maps::Nsec3Maps;
 use super::nsec_maps::NsecLabels;
@@ -240,9 +241,10 @@ impl FastPath {
         }
         let digested = t.elapsed().as_secs_f64();
         let mut store = TemplateStore::default();
-        let mut take = |r: Option<dns_common::AnswerRef>, body: &super::templates::Body| {
+        let names = ExactNames::of(&entries.exact);
+        let mut take = |r: Option<dns_common::AnswerRef>, body: &super::templates::Body, e| {
             let Some(r) = r else { return false };
-            if r.kind != body.kind() || r.anchor_len != body.anchor_len() {
+            if r.kind != epoch::with_epoch(body.kind(), e) || r.anchor_len != body.anchor_len() {
                 return false;
             }
             match body.kind() & 0xff == dns_common::AnswerKind::Pass as u16 {
@@ -251,12 +253,12 @@ impl FastPath {
             }
         };
         for (k, b) in &entries.exact {
-            if !take(self.server.answers.get(k).ok(), b) {
+            if !take(self.server.answers.get(k).ok(), b, 0) {
                 return Ok(false);
             }
         }
         for (k, b) in &entries.suffix {
-            if !take(self.server.suffixes.get(k).ok(), b) {
+            if !take(self.server.suffixes.get(k).ok(), b, names.epoch(k)) {
                 return Ok(false);
             }
         }

@@ -19,12 +19,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context as _, Result};
-use dns_common::{AnswerRef, KIND_EPOCH_MAX, KIND_EPOCH_SHIFT};
+use dns_common::{AnswerRef, EPOCH_NONE};
 
 use super::affected::affected;
 use super::change::ZoneChange;
 use super::compile::{compile_name, index_memory, Entries};
 use super::deps::ZoneDeps;
+use super::epoch;
 use super::nsec3::{prepare, ZoneNsec3};
 use super::templates::Body;
 use super::update::{self, Touched, Write};
@@ -112,8 +113,8 @@ fn suffix_body<'a>(e: &'a Entries, key: &super::SuffixKey) -> Option<&'a Body> {
     e.suffix.iter().find(|(k, _)| k == key).map(|(_, b)| b)
 }
 
-fn with_epoch(mut r: AnswerRef, epoch: u16) -> AnswerRef {
-    r.kind |= epoch << KIND_EPOCH_SHIFT;
+fn with_epoch(mut r: AnswerRef, e: u16) -> AnswerRef {
+    r.kind = epoch::with_epoch(r.kind, e);
     r
 }
 
@@ -273,7 +274,7 @@ impl FastPath {
             }
         }
         for (name, e) in plan.epochs {
-            if e == 0 {
+            if e == 0 || e == EPOCH_NONE {
                 self.epochs.remove(&name);
             } else {
                 self.epochs.insert(name, e);
@@ -353,14 +354,21 @@ impl FastPath {
     }
 
     fn plan_name(&mut self, c: &Compiled, plan: &mut Plan) -> Result<(), &'static str> {
-        let old_e = self.epochs.get(&c.name).copied().unwrap_or(0);
+        // A name without exact or NODATA entries has EPOCH_NONE (see `epoch`); one that gains
+        // them starts at 0, where none of its keys can be.
+        let old_e = match c.old.exact.is_empty() {
+            true => EPOCH_NONE,
+            false => self.epochs.get(&c.name).copied().unwrap_or(0),
+        };
         let exact_same = c.old.exact == c.new.exact;
-        let new_e = if c.old.is_empty() || c.new.is_empty() {
+        let new_e = if c.new.exact.is_empty() {
+            EPOCH_NONE
+        } else if c.old.exact.is_empty() {
             0
         } else if exact_same {
             old_e
         } else {
-            (old_e + 1) % (KIND_EPOCH_MAX + 1)
+            epoch::next(old_e)
         };
         plan.epochs.push((c.name.clone(), new_e));
         let current = |s: &Self, b: &Body| s.server.current_ref(b).ok_or("a template is missing");

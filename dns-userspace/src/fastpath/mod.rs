@@ -17,6 +17,7 @@ pub mod check;
 pub mod compile;
 pub mod deps;
 pub mod edns;
+pub mod epoch;
 mod incremental;
 pub mod keyset;
 pub mod nsec;

@@ -20,6 +20,7 @@ use dns_common::{
 
 use super::answer_index::AnswerIndex;
 use super::compile::Entries;
+use super::epoch::{self, ExactNames};
 use super::nsec3_maps::Nsec3Maps;
 use super::nsec_maps::NsecLabels;
 use super::suffix_index::SuffixIndex;
@@ -340,8 +341,10 @@ impl XdpServer {
                 .insert(k, r)
                 .context("filling the XDP answer map")?;
         }
+        let names = ExactNames::of(&entries.exact);
         for (k, v) in &entries.suffix {
-            let r = self.reference(v, k.prefix.len(), &mut fresh);
+            let mut r = self.reference(v, k.prefix.len(), &mut fresh);
+            r.kind = epoch::with_epoch(r.kind, names.epoch(k));
             self.suffixes
                 .insert(k, r)
                 .context("filling the XDP suffix map")?;

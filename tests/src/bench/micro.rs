@@ -151,6 +151,10 @@ pub fn test_run(z: &zone::Zone, qs: &[zone::Query], runs: usize) -> Result<Vec<P
             query(&format!("www.{glue}.bench."), 1, false),
         ),
         (
+            "referral at the cut (minimised NS)",
+            query(&format!("{glue}.bench."), 2, false),
+        ),
+        (
             "referral, glue, COOKIE",
             with_options(
                 &format!("www.{glue}.bench."),
