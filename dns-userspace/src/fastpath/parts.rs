@@ -12,7 +12,6 @@
 
 use dns_common::{
     Answer, AnswerKind, Nsec3Meta, Nsec3Record, ANSWER_MAX, NSEC3_META_LEN, NSEC3_RECORD_MAX,
-    NSEC3_RECORD_PTRS,
 };
 
 use super::nsec3::meta_bytes;
