@@ -283,7 +283,8 @@ pub struct Scratch {
     pub cookie: [u8; COOKIE_MAX],
     /// The answer's OPT record (header, NSID, COOKIE), zero padded after it.
     pub opt: [u8; OPT_BUF],
-    /// NSEC3 denial: hashing state and the records of the proof (see `Nsec3Scratch`).
+    /// NSEC3 denial: hashing state, the search and the records of the proof (see
+    /// `Nsec3Scratch`).
     pub nsec3: Nsec3Scratch,
     /// NSEC denial: the query's label below the closest encloser and the search's state.
     pub nsec: NsecScratch,
@@ -296,9 +297,8 @@ pub struct NsecScratch {
     /// The query name's label just below the closest encloser, lower-cased, zero padded.
     pub label: [u8; NSEC_LABEL_MAX],
     pub label_len: u32,
-    /// Where the label's octets start in `Scratch::key.name`, and whether they were copied.
+    /// Where the label's octets start in `Scratch::key.name`.
     pub from: u32,
-    pub copied: u32,
     /// 1: the template is an NSEC denial (`NSEC_META_FLAG`).
     pub active: u32,
     /// Search steps to run (the last one takes the result), and whether it was taken.

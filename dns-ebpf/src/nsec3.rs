@@ -114,8 +114,8 @@ pub fn deny(
     run(1, setup)?;
     run(get(&scratch.nsec3.blocks), first_block)?;
     run(get(&scratch.nsec3.iterations), iterate)?;
-    run(get(&scratch.nsec3.steps), search_step)?;
-    run(get(&scratch.nsec.steps), nsec::search_step)?;
+    run(get(&scratch.nsec3.steps).min(1), search)?;
+    run(get(&scratch.nsec.steps).min(1), nsec::search)?;
     run(3, place_part)?;
     let n = &scratch.nsec3;
     let error = get(&n.error);
@@ -142,14 +142,16 @@ pub fn answered(kind: u16) -> u16 {
     }
 }
 
+/// A volatile read of scratch that a callback may have changed.
 #[inline(always)]
-fn get<T: Copy>(v: &T) -> T {
+pub(crate) fn get<T: Copy>(v: &T) -> T {
     // SAFETY: a plain read of a valid reference.
     unsafe { core::ptr::read_volatile(v) }
 }
 
+/// A volatile write of scratch for a callback or the program to read.
 #[inline(always)]
-fn set<T: Copy>(slot: &mut T, v: T) {
+pub(crate) fn set<T: Copy>(slot: &mut T, v: T) {
     // SAFETY: a plain write through a valid reference.
     unsafe { core::ptr::write_volatile(slot, v) }
 }
@@ -333,26 +335,30 @@ extern "C" fn iterate(k: u32, _ctx: *mut c_void) -> i64 {
     0
 }
 
-/// One step of the binary search for the last owner hash not above the hash; a no-op once
-/// the range is empty.
+/// The binary search for the last owner hash not above the hash, all its steps in one call:
+/// each step reads the bounds from scratch and writes them back (volatile), so that every
+/// step starts from the same state for the verifier whatever the comparisons before it.
 #[inline(never)]
-extern "C" fn search_step(_index: u32, _ctx: *mut c_void) -> i64 {
+extern "C" fn search(_index: u32, _ctx: *mut c_void) -> i64 {
     let Some((s, zone)) = with_zone() else {
         return 1;
     };
-    let (lo, hi) = (s.nsec3.lo, s.nsec3.hi);
-    if lo >= hi {
-        return 0;
-    }
-    let mid = lo + (hi - lo) / 2;
-    let Some(m) = NSEC3_HASHES.get(zone.base.wrapping_add(mid)) else {
-        s.nsec3.error = counter::PASS_NSEC3;
-        return 1;
-    };
-    if not_above(m, &Nsec3Hash(s.nsec3.state)) {
-        s.nsec3.lo = mid + 1;
-    } else {
-        s.nsec3.hi = mid;
+    let steps = get(&s.nsec3.steps);
+    for i in 0..NSEC3_SEARCH_STEPS + 1 {
+        let (lo, hi) = (get(&s.nsec3.lo), get(&s.nsec3.hi));
+        if i >= steps || lo >= hi {
+            break;
+        }
+        let mid = lo + (hi - lo) / 2;
+        let Some(m) = NSEC3_HASHES.get(zone.base.wrapping_add(mid)) else {
+            s.nsec3.error = counter::PASS_NSEC3;
+            return 1;
+        };
+        if not_above(m, &Nsec3Hash(get(&s.nsec3.state))) {
+            set(&mut s.nsec3.lo, mid + 1);
+        } else {
+            set(&mut s.nsec3.hi, mid);
+        }
     }
     0
 }
