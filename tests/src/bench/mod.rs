@@ -317,9 +317,9 @@ fn run_nsec3(o: &Options) -> Result<Json> {
         o.delegations, o.micro_runs
     );
     println!(
-        "| zone | iterations | NSEC3 records (NSEC: child labels) | ns | xdp_pass ns | net ns | answered in XDP |"
+        "| zone | iterations | NSEC3 records (NSEC: child labels) | ns | xdp_pass ns | net ns | DO=0 net ns | answered in XDP |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     for f in &figures {
         println!("{}", f.line());
     }
