@@ -5,7 +5,7 @@
 //! (`NSEC_LABELS`). The denial program (`nsec3`) then appends it and the NSEC covering the
 //! wildcard, fixed in the template (`dns_common::NsecMeta`), from the zone's records. Those
 //! records are written against the anchor, so their pointers into the question move by the
-//! anchor's offset in the query name (`nsec3::place_part`).
+//! anchor's offset in the query name (`nsec3::place`).
 //!
 //! The search is a `bpf_loop` callback with its state in per-CPU scratch, as in `nsec3`.
 
