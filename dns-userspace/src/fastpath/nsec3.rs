@@ -428,3 +428,52 @@ pub(super) fn meta_bytes(m: &Nsec3Meta) -> [u8; NSEC3_META_LEN] {
     }
     b
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The record's sum once the program shifted its pointers (every one by `apex_shift`, the
+    /// internal ones by `at` too) and placed it at body offset `at`, as the program takes it
+    /// from `seal`'s figures, against the sum of the shifted octets themselves.
+    #[test]
+    fn sealed_sums_follow_the_pointer_shifts() {
+        let mut r = empty_record(41, 2, 3);
+        for (i, b) in r.data[..41].iter_mut().enumerate() {
+            *b = (i as u8).wrapping_mul(37) ^ 0x5a;
+        }
+        // Pointers at an even and an odd offset into the question, one into the record.
+        for (slot, (at, flag)) in
+            r.ptrs
+                .iter_mut()
+                .zip([(4u16, 0), (11, 0), (30, NSEC3_PTR_INTERNAL)])
+        {
+            r.data[at as usize..at as usize + 2].copy_from_slice(&(0xc00c_u16 + at).to_be_bytes());
+            *slot = at | flag;
+        }
+        seal(&mut r);
+        for (apex_shift, at) in [(0u64, 0u64), (7, 0), (0, 133), (200, 301), (255, 1999)] {
+            let mut data = r.data[..41].to_vec();
+            for &p in &r.ptrs[..3] {
+                let o = (p & 0x1ff) as usize;
+                let add = apex_shift + if p & NSEC3_PTR_INTERNAL != 0 { at } else { 0 };
+                let v = u16::from_be_bytes([data[o], data[o + 1]]) + add as u16;
+                data[o..o + 2].copy_from_slice(&v.to_be_bytes());
+            }
+            let fold = |mut s: u64| {
+                while s > 0xffff {
+                    s = (s & 0xffff) + (s >> 16);
+                }
+                s
+            };
+            let from_seal =
+                fold(r.csum as u64 + apex_shift * r.weight as u64 + at * r.internal_weight as u64);
+            // Equal as ones' complement numbers (0 and 0xffff are the same).
+            assert_eq!(
+                from_seal % 0xffff,
+                memory_order_sum(&data) as u64 % 0xffff,
+                "shift {apex_shift}, offset {at}"
+            );
+        }
+    }
+}
