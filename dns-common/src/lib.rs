@@ -286,7 +286,8 @@ pub struct Scratch {
     pub cookie: [u8; COOKIE_MAX],
     /// The answer's OPT record (header, NSID, COOKIE), zero padded after it.
     pub opt: [u8; OPT_BUF],
-    /// NSEC3 denial: hashing state and the records of the proof (see `Nsec3Scratch`).
+    /// NSEC3 denial: hashing state, the search and the records of the proof (see
+    /// `Nsec3Scratch`).
     pub nsec3: Nsec3Scratch,
     /// NSEC denial: the query's label below the closest encloser and the search's state.
     pub nsec: NsecScratch,
@@ -299,9 +300,8 @@ pub struct NsecScratch {
     /// The query name's label just below the closest encloser, lower-cased, zero padded.
     pub label: [u8; NSEC_LABEL_MAX],
     pub label_len: u32,
-    /// Where the label's octets start in `Scratch::key.name`, and whether they were copied.
+    /// Where the label's octets start in `Scratch::key.name`.
     pub from: u32,
-    pub copied: u32,
     /// 1: the template is an NSEC denial (`NSEC_META_FLAG`).
     pub active: u32,
     /// Search steps to run (the last one takes the result), and whether it was taken.
@@ -401,16 +401,24 @@ pub struct Nsec3Scratch {
     pub flow: u64,
     /// A SHA-1 block being compressed.
     pub w: [u32; 16],
-    /// The NSEC3 records of the proof, patched for this response, and the lengths of the
-    /// head and the records.
-    pub records: [[u8; NSEC3_RECORD_BUF]; 3],
+    /// The lengths of the head and of the proof's records (0: left out).
     pub lens: [u16; 4],
+    /// The proof's records, as indexes of `NSEC3_RECORDS`, written into the packet from
+    /// there, and what their pointers into the question move by.
+    pub parts: [u32; 3],
+    pub apex_shift: u32,
+    /// The first message of the hash, laid out so that it is read by aligned words: the key
+    /// name (the next closer name ends it, at octet `NAME_BUF`), the zone's salt after it,
+    /// its padding octet, zeros (`NSEC3_MSG_WORDS`).
+    pub msg: [u64; NSEC3_MSG_WORDS],
 }
+
+/// Words of `Nsec3Scratch::msg`: the name and the salt (32 words each), the zeros after them
+/// that a message's last block can reach, and one word more for the masked index.
+pub const NSEC3_MSG_WORDS: usize = 129;
 
 /// Longest first message of the NSEC3 hash: a name and the longest salt, padded (9 blocks).
 pub const NSEC3_MSG_MAX: usize = 9 * 64;
-/// Room for a patched NSEC3 record: any 9-bit pointer offset plus one stays inside.
-pub const NSEC3_RECORD_BUF: usize = 520;
 /// Longest NSEC3 record with its RRSIGs, in wire form, that the program serves.
 pub const NSEC3_RECORD_MAX: usize = ANSWER_MAX;
 /// Most compression pointers in one NSEC3 record with its RRSIGs.
@@ -476,10 +484,19 @@ pub struct Nsec3Record {
     /// Resource records: the NSEC3 and its RRSIGs.
     pub rrs: u16,
     pub nptrs: u16,
-    pub _pad: u16,
+    /// Memory-order ones' complement sum of `data[..len]` from an even offset, as written
+    /// here (pointers not shifted).
+    pub csum: u16,
     /// Offsets of the compression pointers, with `NSEC3_PTR_INTERNAL`.
     pub ptrs: [u16; NSEC3_RECORD_PTRS],
     pub data: [u8; NSEC3_RECORD_MAX],
+    /// `ptr_weight` of all the pointers and of those with `NSEC3_PTR_INTERNAL`: the program
+    /// shifts every pointer by the query name's extra length and the internal ones by the
+    /// record's offset in the body too, so the record's sum in the answer is `csum` plus
+    /// those shifts times these weights (RFC 1624), with nothing summed per query.
+    pub weight: u16,
+    pub internal_weight: u16,
+    pub _pad: u32,
 }
 
 /// The last 16 octets of an `AnswerKind::Nsec3Negative` template's data (its `len` counts

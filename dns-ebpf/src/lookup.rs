@@ -9,9 +9,9 @@
 use aya_ebpf::{cty::c_void, helpers::bpf_loop, programs::XdpContext};
 use dns_common::{
     ascii_lower8, counter, suffix_generation, suffix_hash_step, Answer, AnswerEntry, AnswerKind,
-    AnswerMapKey, AnswerRef, Scratch, SuffixEntry, SuffixMapKey, Walk, ANSWER_MAX, EPOCH_NONE,
-    KEY_FLAG_CHAOS, KEY_FLAG_DO, KEY_FLAG_NODATA, KEY_FLAG_SUFFIX, KIND_ANY_DO, KIND_EPOCH_MASK,
-    KIND_EPOCH_SHIFT, MAX_PTRS, NAME_BUF,
+    AnswerMapKey, AnswerRef, Scratch, SuffixEntry, SuffixMapKey, Walk, EPOCH_NONE, KEY_FLAG_CHAOS,
+    KEY_FLAG_DO, KEY_FLAG_NODATA, KEY_FLAG_SUFFIX, KIND_ANY_DO, KIND_EPOCH_MASK, KIND_EPOCH_SHIFT,
+    MAX_PTRS, NAME_BUF,
 };
 
 use crate::{checksum, packet, question, ANSWERS, COLD, SCRATCH, SUFFIXES, SUFFIX_SEED, TEMPLATES};
@@ -457,35 +457,4 @@ pub fn shift_ptrs(ctx: &XdpContext, answer: &Answer, at: usize, shift: usize) ->
         }
     }
     Ok(())
-}
-
-/// Copies a suffix template into `scratch.tpl`, shifts its compression pointers by `shift` and
-/// returns the checksum (even-aligned, folded) of its first `len` octets.
-#[inline(always)]
-pub fn patch(scratch: &mut Scratch, answer: &Answer, shift: usize, len: usize) -> Result<u16, u32> {
-    let tpl = scratch.tpl.as_mut_ptr();
-    // By 8-byte words: `data` and `tpl` are both 8-byte aligned (see their layouts).
-    let src = answer.data.as_ptr() as *const u64;
-    let dst = tpl as *mut u64;
-    for i in 0..ANSWER_MAX / 8 {
-        // SAFETY: i < ANSWER_MAX / 8 and both buffers hold at least ANSWER_MAX bytes.
-        unsafe { dst.add(i).write(src.add(i).read()) };
-    }
-    let n = answer.nptrs as i64;
-    // Branch-free, so that the verifier walks the loop once: slots past `nptrs` add 0.
-    for i in 0..MAX_PTRS {
-        let active = ((i as i64 - n) >> 63) & 1;
-        let add = shift as u64 * active as u64;
-        let off = answer.ptrs[i] as usize & 0x1ff;
-        // SAFETY: off ≤ 511 and the buffer has TPL_BUF > 512 bytes.
-        unsafe {
-            let hi = tpl.add(off);
-            let lo = tpl.add(off + 1);
-            let v = ((*hi as u64) << 8 | *lo as u64) + add;
-            *hi = (v >> 8) as u8;
-            *lo = v as u8;
-        }
-    }
-    // Only the template's own length: the compiler zero-pads templates.
-    checksum::words(tpl, len, ANSWER_MAX as u32)
 }

@@ -5,9 +5,9 @@
 //! (`NSEC_LABELS`). The denial program (`nsec3`) then appends it and the NSEC covering the
 //! wildcard, fixed in the template (`dns_common::NsecMeta`), from the zone's records. Those
 //! records are written against the anchor, so their pointers into the question move by the
-//! anchor's offset in the query name (`nsec3::place_part`).
+//! anchor's offset in the query name (`nsec3::place`).
 //!
-//! Each step is a `bpf_loop` callback with its state in per-CPU scratch, as in `nsec3`.
+//! The search is a `bpf_loop` callback with its state in per-CPU scratch, as in `nsec3`.
 
 use aya_ebpf::cty::c_void;
 use dns_common::{
@@ -15,6 +15,7 @@ use dns_common::{
     NSEC_LABEL_MAX,
 };
 
+use crate::nsec3::{get, set};
 use crate::{NSEC3_ZONES, NSEC_LABELS, SCRATCH};
 
 /// Plans the search, from `nsec3::setup` once the zone and the template's head are checked:
@@ -41,7 +42,6 @@ pub fn setup(s: &mut Scratch, zone: &Nsec3Zone) -> i64 {
     s.nsec.from = (NAME_BUF - name_len + start + 1) as u32;
     s.nsec.label_len = len as u32;
     s.nsec.done = 0;
-    s.nsec.copied = 0;
     // A range of n entries is empty after bit-length(n) halvings; one more step takes it.
     s.nsec.steps = 32 - count.leading_zeros() + 1;
     s.nsec3.lo = 0;
@@ -68,27 +68,38 @@ pub fn label_before(question: &[u8; NAME_BUF + 8], shift: usize) -> usize {
     NAME_BUF
 }
 
-/// One step of the binary search for the first label entry not before the query's label;
-/// once the range is empty, takes the NSEC of the entry before it (the first entry, the
-/// encloser's own, sorts before every label) as the one covering the query name. A label
-/// equal to an entry's is below a name the maps do not index: passed.
+/// The binary search for the first label entry not before the query's label, all its steps
+/// in one call (the bounds through scratch, volatile, as in `nsec3::search`); once the range
+/// is empty, takes the NSEC of the entry before it (the first entry, the encloser's own,
+/// sorts before every label) as the one covering the query name. A label equal to an
+/// entry's is below a name the maps do not index: passed.
 #[inline(never)]
-pub extern "C" fn search_step(_index: u32, _ctx: *mut c_void) -> i64 {
+pub extern "C" fn search(_index: u32, _ctx: *mut c_void) -> i64 {
     // SAFETY: per-CPU scratch, used by this CPU only for the duration of this program.
     let Some(s) = SCRATCH.get_ptr_mut(0).map(|s| unsafe { &mut *s }) else {
         return 1;
     };
-    if s.nsec.done != 0 {
-        return 0;
-    }
-    if s.nsec.copied == 0 {
-        copy_label(s);
-    }
     let Some(zone) = NSEC3_ZONES.get(s.nsec3.slot) else {
         return 1;
     };
+    copy_label(s);
     let base = zone.labels.wrapping_add(s.nsec3.closest);
-    let (lo, hi) = (s.nsec3.lo, s.nsec3.hi);
+    let steps = get(&s.nsec.steps);
+    for i in 0..NSEC3_SEARCH_STEPS + 2 {
+        if i >= steps || get(&s.nsec.done) != 0 {
+            break;
+        }
+        if step(s, base) != 0 {
+            return 1;
+        }
+    }
+    0
+}
+
+/// One step of `search`: 0 to go on, 1 to stop with the pass reason left in scratch.
+#[inline(always)]
+fn step(s: &mut Scratch, base: u32) -> i64 {
+    let (lo, hi) = (get(&s.nsec3.lo), get(&s.nsec3.hi));
     if lo >= hi {
         if lo == 0 {
             return 1;
@@ -97,7 +108,7 @@ pub extern "C" fn search_step(_index: u32, _ctx: *mut c_void) -> i64 {
             return 1;
         };
         s.nsec3.closest = e.record;
-        s.nsec.done = 1;
+        set(&mut s.nsec.done, 1);
         s.nsec3.error = 0;
         return 0;
     }
@@ -106,8 +117,8 @@ pub extern "C" fn search_step(_index: u32, _ctx: *mut c_void) -> i64 {
         return 1;
     };
     match compare(e, &s.nsec) {
-        c if c < 0 => s.nsec3.lo = mid + 1,
-        c if c > 0 => s.nsec3.hi = mid,
+        c if c < 0 => set(&mut s.nsec3.lo, mid + 1),
+        c if c > 0 => set(&mut s.nsec3.hi, mid),
         _ => return 1,
     }
     0
@@ -124,7 +135,6 @@ fn copy_label(s: &mut Scratch) {
         let byte = s.key.name[(from + j) & 0xff];
         s.nsec.label[j] = if j < len { byte } else { 0 };
     }
-    s.nsec.copied = 1;
 }
 
 /// The canonical order of an entry's label against the query's: the padded octets as

@@ -13,13 +13,18 @@
 //! Every step runs in a `bpf_loop` callback (message blocks, iterations, search steps, the
 //! assembly), with its state in per-CPU scratch: the verifier checks each callback on its own
 //! and the packet path goes on with one state whatever paths a callback took.
+//!
+//! Nothing of the answer is copied or summed per query: the head and the records are written
+//! into the packet from their map values (`store`) and their pointers shifted there, and the
+//! body's checksum is the template's and the records' precomputed sums plus those shifts
+//! times per-record weights (RFC 1624, `dns_common::Nsec3Record`). The first message of the
+//! hash is laid out once in scratch by words (`setup`) and each block read from it by words.
 
 use aya_ebpf::{cty::c_void, helpers::bpf_loop, programs::XdpContext};
 use dns_common::{
     counter, Answer, AnswerKind, Nsec3Hash, Nsec3Meta, Nsec3Record, Nsec3Zone, Scratch, ANSWER_MAX,
     NAME_BUF, NSEC3_ITERATIONS_MAX, NSEC3_ITER_WORDS, NSEC3_META_LEN, NSEC3_MSG_MAX, NSEC3_NONE,
-    NSEC3_PTR_INTERNAL, NSEC3_RECORD_BUF, NSEC3_RECORD_MAX, NSEC3_RECORD_PTRS, NSEC3_SEARCH_STEPS,
-    NSEC_META_FLAG,
+    NSEC3_PTR_INTERNAL, NSEC3_RECORD_MAX, NSEC3_RECORD_PTRS, NSEC3_SEARCH_STEPS, NSEC_META_FLAG,
 };
 
 use crate::{
@@ -27,7 +32,8 @@ use crate::{
 };
 
 /// The body of a denial, as `packet` needs it: its length, its checksum (even-aligned) and the
-/// authority count. The head is in `scratch.tpl`, the records in `scratch.nsec3.records`.
+/// authority count. `store` writes it: the head from the template, the records from
+/// `NSEC3_RECORDS` (`scratch.nsec3.parts`).
 pub struct Denial {
     pub len: usize,
     pub csum: u16,
@@ -69,13 +75,14 @@ pub fn deny(
     // SAFETY: head + 16 ≤ ANSWER_MAX, inside `data`.
     let meta: Nsec3Meta =
         unsafe { (answer.data.as_ptr().add(head) as *const Nsec3Meta).read_unaligned() };
-    lookup::patch(scratch, answer, shift, 0)?;
-    // The metadata follows the head: zero what a checksum over whole words would read.
-    let h = head & 0x1ff;
-    for i in 0..4 {
-        scratch.tpl[(h + i) & 0x1ff] = 0;
+    // The template's sum covers the metadata after the head: taken out again (its octets
+    // as 16-bit memory-order words, byte-swapped at an odd offset).
+    let mut meta_sum = 0u64;
+    for v in [meta.slot, meta.closest, meta.next_closer, meta.wildcard] {
+        meta_sum += (v & 0xffff) as u64 + (v >> 16) as u64;
     }
-    let head_csum = checksum::words(scratch.tpl.as_mut_ptr(), head, ANSWER_MAX as u32)?;
+    let meta_sum = checksum::at_parity(checksum::fold(meta_sum), head & 1 == 1);
+    let head_csum = checksum::fold(lookup::shifted_csum(answer, shift) as u64 + 0xffff - meta_sum);
     // The callbacks change scratch behind the compiler's back: everything passed to them or
     // read from them goes through volatile accesses.
     let n = &mut scratch.nsec3;
@@ -107,9 +114,9 @@ pub fn deny(
     run(1, setup)?;
     run(get(&scratch.nsec3.blocks), first_block)?;
     run(get(&scratch.nsec3.iterations), iterate)?;
-    run(get(&scratch.nsec3.steps), search_step)?;
-    run(get(&scratch.nsec.steps), nsec::search_step)?;
-    run(3, place_part)?;
+    run(get(&scratch.nsec3.steps).min(1), search)?;
+    run(get(&scratch.nsec.steps).min(1), nsec::search)?;
+    run(1, place_parts)?;
     let n = &scratch.nsec3;
     let error = get(&n.error);
     if error != 0 {
@@ -135,14 +142,16 @@ pub fn answered(kind: u16) -> u16 {
     }
 }
 
+/// A volatile read of scratch that a callback may have changed.
 #[inline(always)]
-fn get<T: Copy>(v: &T) -> T {
+pub(crate) fn get<T: Copy>(v: &T) -> T {
     // SAFETY: a plain read of a valid reference.
     unsafe { core::ptr::read_volatile(v) }
 }
 
+/// A volatile write of scratch for a callback or the program to read.
 #[inline(always)]
-fn set<T: Copy>(slot: &mut T, v: T) {
+pub(crate) fn set<T: Copy>(slot: &mut T, v: T) {
     // SAFETY: a plain write through a valid reference.
     unsafe { core::ptr::write_volatile(slot, v) }
 }
@@ -221,6 +230,7 @@ extern "C" fn setup(_index: u32, _ctx: *mut c_void) -> i64 {
     if blocks * 64 > NSEC3_MSG_MAX {
         return 1;
     }
+    message(s, zone);
     s.nsec3.state = sha1::INIT;
     s.nsec3.name_len = nc_len as u32;
     s.nsec3.total = total as u32;
@@ -235,34 +245,66 @@ extern "C" fn setup(_index: u32, _ctx: *mut c_void) -> i64 {
     1
 }
 
-/// Block `b` of the first message, `lower(next closer) || salt`, padded (FIPS 180-4 §5.1.1).
+/// Lays out the first message, `lower(next closer) || salt`, padded (FIPS 180-4 §5.1.1), in
+/// `msg` by whole words: the key name (lower-cased and right-aligned, so the next closer name
+/// ends it), the zone's salt right after it (zero padded in the map), the padding octet and
+/// the zeros a last block can reach. The message then starts `next closer` octets before
+/// the salt; the length goes into the last block's last word.
+#[inline(always)]
+fn message(s: &mut Scratch, zone: &Nsec3Zone) {
+    const HALF: usize = NAME_BUF / 8;
+    let msg = s.nsec3.msg.as_mut_ptr();
+    let name = s.key.name.as_ptr() as *const u64;
+    let salt = zone.salt.as_ptr() as *const u64;
+    for i in 0..HALF {
+        // SAFETY: the name and the salt hold NAME_BUF octets each, `msg` twice that and more;
+        // all of them 8-byte aligned.
+        unsafe {
+            msg.add(i).write(name.add(i).read());
+            msg.add(HALF + i).write(salt.add(i).read());
+        }
+    }
+    // A message ends at most 255 + 255 + 9 octets after its start (below octet 256), its last
+    // block at most 63 octets later: words 64..80 at most; zeroed to 96.
+    crate::zero::words::<32>(s.nsec3.msg[2 * HALF..].as_mut_ptr() as *mut u8);
+    let end = NAME_BUF + (zone.salt_len as usize & 0xff);
+    let bytes = s.nsec3.msg.as_mut_ptr() as *mut u8;
+    // SAFETY: end < 2 × NAME_BUF, inside `msg`.
+    unsafe { bytes.add(end).write(0x80) };
+}
+
+/// Block `b` of the first message (see `message`): eight big-endian words of `msg` from the
+/// message's start, each made of two aligned words, then SHA-1.
 #[inline(never)]
 extern "C" fn first_block(b: u32, _ctx: *mut c_void) -> i64 {
-    let Some((s, zone)) = with_zone() else {
+    let Some(s) = scratch() else {
         return 1;
     };
-    let nc_len = s.nsec3.name_len as i64 & 0x1ff;
-    let total = s.nsec3.total as i64 & 0x3ff;
-    let base = (b as i64 & 0xf) * 64;
-    crate::zero::words::<8>(s.nsec3.w.as_mut_ptr() as *mut u8);
-    // Branch-free, so that the verifier walks the loop once: each octet is the name's, the
-    // salt's or the padding's by masks computed from the comparisons' signs.
-    for j in 0..64 {
-        let i = base + j as i64;
-        // The key name is lower-cased and right-aligned: the next closer name ends it.
-        let name = s.key.name[(NAME_BUF as i64 - nc_len + i) as usize & 0xff] as u32;
-        let salt = zone.salt[(i - nc_len) as usize & 0xff] as u32;
-        let in_name = ((i - nc_len) >> 63) as u32 & 1;
-        let in_msg = ((i - total) >> 63) as u32 & 1;
-        let at_end = (((i ^ total) - 1) >> 63) as u32 & 1;
-        let byte = name * in_name + salt * (in_msg - in_name) + 0x80 * at_end;
-        s.nsec3.w[j / 4] |= (byte & 0xff) << (24 - 8 * (j % 4));
+    let nc_len = s.nsec3.name_len as usize & 0xff;
+    let total = s.nsec3.total & 0x3ff;
+    let start = NAME_BUF - nc_len;
+    let first = start / 8 + (b as usize & 0xf) * 8;
+    // 0..=56 bits; the low word moves down by 64 − r in two shifts, so that r = 0 adds 0.
+    let r = (start % 8 * 8) as u64;
+    let w = &mut s.nsec3.w;
+    let msg = s.nsec3.msg.as_ptr();
+    for t in 0..8 {
+        let k = (first + t) & 0x7f;
+        // SAFETY: k + 1 ≤ 128 < NSEC3_MSG_WORDS.
+        let (hi, lo) = unsafe {
+            (
+                u64::from_be(msg.add(k).read()),
+                u64::from_be(msg.add(k + 1).read()),
+            )
+        };
+        let v = (hi << r) | ((lo >> 1) >> (63 - r));
+        w[2 * t] = (v >> 32) as u32;
+        w[2 * t + 1] = v as u32;
     }
     if b + 1 == s.nsec3.blocks {
-        s.nsec3.w[15] = (total * 8) as u32;
+        w[15] = total * 8;
     }
-    let w = s.nsec3.w;
-    sha1::compress(&mut s.nsec3.state, &w);
+    sha1::compress(&mut s.nsec3.state, w);
     0
 }
 
@@ -289,31 +331,34 @@ extern "C" fn iterate(k: u32, _ctx: *mut c_void) -> i64 {
         s.nsec3.w[..5].copy_from_slice(&prev);
         s.nsec3.state = sha1::INIT;
     }
-    let w = s.nsec3.w;
-    sha1::compress(&mut s.nsec3.state, &w);
+    sha1::compress(&mut s.nsec3.state, &mut s.nsec3.w);
     0
 }
 
-/// One step of the binary search for the last owner hash not above the hash; a no-op once
-/// the range is empty.
+/// The binary search for the last owner hash not above the hash, all its steps in one call:
+/// each step reads the bounds from scratch and writes them back (volatile), so that every
+/// step starts from the same state for the verifier whatever the comparisons before it.
 #[inline(never)]
-extern "C" fn search_step(_index: u32, _ctx: *mut c_void) -> i64 {
+extern "C" fn search(_index: u32, _ctx: *mut c_void) -> i64 {
     let Some((s, zone)) = with_zone() else {
         return 1;
     };
-    let (lo, hi) = (s.nsec3.lo, s.nsec3.hi);
-    if lo >= hi {
-        return 0;
-    }
-    let mid = lo + (hi - lo) / 2;
-    let Some(m) = NSEC3_HASHES.get(zone.base.wrapping_add(mid)) else {
-        s.nsec3.error = counter::PASS_NSEC3;
-        return 1;
-    };
-    if not_above(m, &Nsec3Hash(s.nsec3.state)) {
-        s.nsec3.lo = mid + 1;
-    } else {
-        s.nsec3.hi = mid;
+    let steps = get(&s.nsec3.steps);
+    for i in 0..NSEC3_SEARCH_STEPS + 1 {
+        let (lo, hi) = (get(&s.nsec3.lo), get(&s.nsec3.hi));
+        if i >= steps || lo >= hi {
+            break;
+        }
+        let mid = lo + (hi - lo) / 2;
+        let Some(m) = NSEC3_HASHES.get(zone.base.wrapping_add(mid)) else {
+            s.nsec3.error = counter::PASS_NSEC3;
+            return 1;
+        };
+        if not_above(m, &Nsec3Hash(get(&s.nsec3.state))) {
+            set(&mut s.nsec3.lo, mid + 1);
+        } else {
+            set(&mut s.nsec3.hi, mid);
+        }
     }
     0
 }
@@ -329,10 +374,22 @@ fn not_above(a: &Nsec3Hash, b: &Nsec3Hash) -> bool {
     true
 }
 
+/// Places the proof's records in order (see `place`), in one call. Stopping early leaves the
+/// pass reason in `error`.
+#[inline(never)]
+extern "C" fn place_parts(_index: u32, _ctx: *mut c_void) -> i64 {
+    for k in 0..3 {
+        if place(k) != 0 {
+            return 1;
+        }
+    }
+    0
+}
+
 /// Places record `k` of the proof (closest encloser, next closer, wildcard) after the head
 /// and what came before, leaving out one already there, and adds it to the body's sum.
-#[inline(never)]
-extern "C" fn place_part(k: u32, _ctx: *mut c_void) -> i64 {
+#[inline(always)]
+fn place(k: u32) -> i64 {
     let Some(s) = scratch() else {
         return 1;
     };
@@ -380,11 +437,14 @@ extern "C" fn place_part(k: u32, _ctx: *mut c_void) -> i64 {
     };
     let off = s.nsec3.len as u64 & 0x7ff;
     let slot = question::opaque(&mut s.opaque, k as usize).min(2);
-    let Ok(c) = place(&mut s.nsec3.records[slot], rec, apex_shift, off) else {
-        return 1;
-    };
+    // Its sum with every pointer shifted by `apex_shift` and the internal ones by its offset.
+    let c = checksum::fold(
+        rec.csum as u64 + apex_shift * rec.weight as u64 + off * rec.internal_weight as u64,
+    );
     let sum = s.nsec3.csum as u64 + checksum::at_parity(c, off & 1 == 1);
     s.nsec3.csum = checksum::fold(sum) as u32;
+    s.nsec3.parts[slot] = zone.base.wrapping_add(idx);
+    s.nsec3.apex_shift = apex_shift as u32;
     s.nsec3.lens[slot + 1] = rlen as u16;
     s.nsec3.nscount += rec.rrs as u32;
     s.nsec3.len = (off + rlen) as u32;
@@ -392,63 +452,72 @@ extern "C" fn place_part(k: u32, _ctx: *mut c_void) -> i64 {
     0
 }
 
-/// Copies a record into `buf`, shifts its pointers (by `apex_shift`, and those into the record
-/// by its offset `at` in the body too) and returns its checksum.
-#[inline(always)]
-fn place(
-    buf: &mut [u8; NSEC3_RECORD_BUF],
-    rec: &Nsec3Record,
-    apex_shift: u64,
-    at: u64,
-) -> Result<u16, u32> {
-    let dst = buf.as_mut_ptr();
-    let src = rec.data.as_ptr() as *const u64;
-    for i in 0..NSEC3_RECORD_MAX / 8 {
-        // SAFETY: both buffers hold NSEC3_RECORD_MAX bytes and are 8-byte aligned.
-        unsafe { (dst as *mut u64).add(i).write(src.add(i).read()) };
-    }
-    let n = rec.nptrs as i64;
-    // Branch-free, as `lookup::patch`: slots past `nptrs` add 0.
-    for i in 0..NSEC3_RECORD_PTRS {
-        let p = rec.ptrs[i];
-        let active = (((i as i64 - n) >> 63) & 1) as u64;
-        let internal = ((p & NSEC3_PTR_INTERNAL) >> 15) as u64;
-        let add = active * (apex_shift + internal * at);
-        let off = p as usize & 0x1ff;
-        // SAFETY: off ≤ 511 and the buffer has NSEC3_RECORD_BUF > 512 bytes.
-        unsafe {
-            let hi = dst.add(off);
-            let lo = dst.add(off + 1);
-            let v = ((*hi as u64) << 8 | *lo as u64) + add;
-            *hi = (v >> 8) as u8;
-            *lo = v as u8;
-        }
-    }
-    checksum::words(dst, rec.len as usize, NSEC3_RECORD_MAX as u32)
-}
-
-/// Writes the denial's body (head and records) into the packet at `at`.
-#[inline(always)]
-pub fn store(ctx: &XdpContext, scratch: &mut Scratch, at: usize) -> Result<(), u32> {
+/// Writes the denial's body into the packet at `at`: the template's head and the records of
+/// the proof from their map values, each followed by its pointers' shifts. A BPF function of
+/// its own: inlined, its branches let the compiler join the program's exits through
+/// registers that hold packet pointers on some paths, which the verifier refuses.
+#[inline(never)]
+pub fn store(
+    ctx: &XdpContext,
+    scratch: &mut Scratch,
+    answer: &Answer,
+    at: usize,
+) -> Result<(), u32> {
     let lens: [u16; 4] = get(&scratch.nsec3.lens);
+    let parts: [u32; 3] = get(&scratch.nsec3.parts);
+    let shift = get(&scratch.nsec3.shift) as usize;
+    let apex_shift = get(&scratch.nsec3.apex_shift) as u16 & 0xff;
     let head = lens[0] as usize & 0x1ff;
-    let mut off = at;
     if head > 0 {
-        store_part(ctx, off, scratch.tpl.as_mut_ptr(), head)?;
-        off += head;
+        store_part(ctx, at, answer.data.as_ptr(), head)?;
+        lookup::shift_ptrs(ctx, answer, at, shift)?;
     }
+    let mut off = head;
     for k in 0..3 {
         let n = lens[k + 1] as usize & 0x1ff;
-        if n > 0 {
-            store_part(ctx, off, scratch.nsec3.records[k].as_mut_ptr(), n)?;
-            off += n;
+        if n == 0 {
+            continue;
+        }
+        let rec = NSEC3_RECORDS.get(parts[k]).ok_or(counter::PASS_ERROR)?;
+        let at = at + off;
+        store_part(ctx, at, rec.data.as_ptr(), n)?;
+        shift_record_ptrs(ctx, rec, at, apex_shift, off as u16 & 0x7ff)?;
+        off += n;
+    }
+    Ok(())
+}
+
+/// Shifts the pointers of a record written at `at` in the packet, `body_at` into the body:
+/// each by `apex_shift`, the internal ones (into the record) by `body_at` too.
+#[inline(always)]
+fn shift_record_ptrs(
+    ctx: &XdpContext,
+    rec: &Nsec3Record,
+    at: usize,
+    apex_shift: u16,
+    body_at: u16,
+) -> Result<(), u32> {
+    let n = rec.nptrs as usize;
+    for i in 0..NSEC3_RECORD_PTRS {
+        if i >= n {
+            break;
+        }
+        let p = rec.ptrs[i];
+        let internal = (p & NSEC3_PTR_INTERNAL) >> 15;
+        let add = apex_shift + internal * body_at;
+        let off = (at & 0xfff) + (p as usize & 0x1ff);
+        let ptr: *mut [u8; 2] = crate::packet::ptr_at(ctx, off).map_err(|_| counter::PASS_ERROR)?;
+        // SAFETY: bounds checked by ptr_at.
+        unsafe {
+            let v = u16::from_be_bytes(ptr.read_unaligned()).wrapping_add(add);
+            ptr.write_unaligned(v.to_be_bytes());
         }
     }
     Ok(())
 }
 
 #[inline(always)]
-fn store_part(ctx: &XdpContext, at: usize, buf: *mut u8, len: usize) -> Result<(), u32> {
+fn store_part(ctx: &XdpContext, at: usize, buf: *const u8, len: usize) -> Result<(), u32> {
     if len > NSEC3_RECORD_MAX {
         return Err(counter::PASS_ERROR);
     }

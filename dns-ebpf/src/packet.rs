@@ -193,7 +193,8 @@ pub fn handle<const MODE: u8>(ctx: &XdpContext) -> Result<u16, u32> {
             let d = nsec3::deny(scratch, answer, shift, q.name_len)?;
             len = d.len;
             nscount = d.nscount;
-            (scratch.tpl.as_ptr(), d.csum)
+            // Not read: `nsec3::store` writes the head and the records (below).
+            (answer.data.as_ptr(), d.csum)
         }
         // Written from the map value as it is; its pointers are shifted in the packet last.
         Some(shift) => (answer.data.as_ptr(), lookup::shifted_csum(answer, shift)),
@@ -326,7 +327,7 @@ pub fn handle<const MODE: u8>(ctx: &XdpContext) -> Result<u16, u32> {
         return Ok(KIND_SLIPPED);
     }
     if denial {
-        nsec3::store(ctx, scratch, l7)?;
+        nsec3::store(ctx, scratch, answer, l7)?;
     } else if let Some(shift) = found.shift {
         let l7 = question::opaque(&mut scratch.opaque, l7);
         lookup::shift_ptrs(ctx, answer, l7, shift)?;

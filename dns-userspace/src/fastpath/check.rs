@@ -194,7 +194,10 @@ impl FastPath {
         }
         for (i, r) in z.records.iter().enumerate() {
             let m = s.nsec3.record(k.base + i as u32)?;
-            let v = |r: &Nsec3Record| (r.len, r.rrs, r.nptrs, r.ptrs, r.data);
+            let v = |r: &Nsec3Record| {
+                let sums = (r.csum, r.weight, r.internal_weight);
+                (r.len, r.rrs, r.nptrs, r.ptrs, r.data, sums)
+            };
             if v(&m) != v(r) {
                 return Ok(Some(format!("record {i}")));
             }

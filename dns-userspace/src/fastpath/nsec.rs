@@ -121,14 +121,8 @@ impl RecordWriter<'_> {
         let qend = 12 + self.question.len();
         let start = qend + self.head_len;
         let anchor_qend = 12 + self.anchor_len + 4;
-        let mut r = Nsec3Record {
-            len: data.len() as u16,
-            rrs: m.counts()[1] - self.head.len() as u16,
-            nptrs: ptrs.len() as u16,
-            _pad: 0,
-            ptrs: [0; NSEC3_RECORD_PTRS],
-            data: [0; NSEC3_RECORD_MAX],
-        };
+        let rrs = m.counts()[1] - self.head.len() as u16;
+        let mut r = super::nsec3::empty_record(data.len(), rrs, ptrs.len());
         r.data[..data.len()].copy_from_slice(data);
         for (slot, &p) in r.ptrs.iter_mut().zip(&ptrs) {
             let at = p - self.head_len;
@@ -142,6 +136,7 @@ impl RecordWriter<'_> {
             r.data[at..at + 2].copy_from_slice(&(0xc000 | v as u16).to_be_bytes());
             *slot = at as u16 | flag;
         }
+        super::nsec3::seal(&mut r);
         Some(r)
     }
 }

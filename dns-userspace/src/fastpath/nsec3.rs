@@ -25,7 +25,7 @@ use dns_common::{
 
 use super::nsec::ZoneNsec;
 use super::parts::{self, ApexAnswer};
-use super::render::{render_within, Rendered};
+use super::render::{memory_order_sum, render_within, Rendered};
 use crate::engine::resolve::{set, sigs};
 use crate::engine::writer::{Section, Writer};
 use crate::engine::{Engine, Kind};
@@ -79,7 +79,12 @@ impl PartialEq for ZoneNsec3 {
                 v.iter_words,
             )
         };
-        let r = |v: &Nsec3Record| (v.len, v.rrs, v.nptrs, v.ptrs, v.data);
+        let r = |v: &Nsec3Record| {
+            (
+                (v.len, v.rrs, v.nptrs, v.csum, v.ptrs, v.data),
+                (v.weight, v.internal_weight),
+            )
+        };
         self.slot == o.slot
             && self.apex_answers == o.apex_answers
             && z(&self.zone) == z(&o.zone)
@@ -136,14 +141,7 @@ fn record(apex: &Name, owner: &Name, s: &crate::zone::RRset) -> Option<Nsec3Reco
     if body.len() > NSEC3_RECORD_MAX || ptrs.len() > NSEC3_RECORD_PTRS {
         return None;
     }
-    let mut r = Nsec3Record {
-        len: body.len() as u16,
-        rrs: m.counts()[1],
-        nptrs: ptrs.len() as u16,
-        _pad: 0,
-        ptrs: [0; NSEC3_RECORD_PTRS],
-        data: [0; NSEC3_RECORD_MAX],
-    };
+    let mut r = empty_record(body.len(), m.counts()[1], ptrs.len());
     for (slot, &p) in r.ptrs.iter_mut().zip(&ptrs) {
         let target = (u16::from_be_bytes([body[p], body[p + 1]]) & 0x3fff) as usize;
         *slot = p as u16
@@ -154,7 +152,38 @@ fn record(apex: &Name, owner: &Name, s: &crate::zone::RRset) -> Option<Nsec3Reco
             };
     }
     r.data[..body.len()].copy_from_slice(body);
+    seal(&mut r);
     Some(r)
+}
+
+/// A record of `len` octets, `rrs` resource records and `nptrs` pointers, its data and
+/// pointers still zero (then filled in, and `seal`ed).
+pub(super) fn empty_record(len: usize, rrs: u16, nptrs: usize) -> Nsec3Record {
+    Nsec3Record {
+        len: len as u16,
+        rrs,
+        nptrs: nptrs as u16,
+        csum: 0,
+        ptrs: [0; NSEC3_RECORD_PTRS],
+        data: [0; NSEC3_RECORD_MAX],
+        weight: 0,
+        internal_weight: 0,
+        _pad: 0,
+    }
+}
+
+/// Fills in a record's sum and pointer weights (see `dns_common::Nsec3Record`) from its
+/// data and pointers, once they are final.
+pub(super) fn seal(r: &mut Nsec3Record) {
+    let ptrs = &r.ptrs[..(r.nptrs as usize).min(NSEC3_RECORD_PTRS)];
+    let internal: Vec<u16> = ptrs
+        .iter()
+        .copied()
+        .filter(|p| p & NSEC3_PTR_INTERNAL != 0)
+        .collect();
+    r.weight = dns_common::ptr_weight(ptrs);
+    r.internal_weight = dns_common::ptr_weight(&internal);
+    r.csum = memory_order_sum(&r.data[..(r.len as usize).min(NSEC3_RECORD_MAX)]);
 }
 
 /// The program's data for `zone` in `slot`: when it can serve the zone's NSEC3 denials, or
@@ -398,4 +427,53 @@ pub(super) fn meta_bytes(m: &Nsec3Meta) -> [u8; NSEC3_META_LEN] {
         b[4 * i..4 * i + 4].copy_from_slice(&v.to_ne_bytes());
     }
     b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The record's sum once the program shifted its pointers (every one by `apex_shift`, the
+    /// internal ones by `at` too) and placed it at body offset `at`, as the program takes it
+    /// from `seal`'s figures, against the sum of the shifted octets themselves.
+    #[test]
+    fn sealed_sums_follow_the_pointer_shifts() {
+        let mut r = empty_record(41, 2, 3);
+        for (i, b) in r.data[..41].iter_mut().enumerate() {
+            *b = (i as u8).wrapping_mul(37) ^ 0x5a;
+        }
+        // Pointers at an even and an odd offset into the question, one into the record.
+        for (slot, (at, flag)) in
+            r.ptrs
+                .iter_mut()
+                .zip([(4u16, 0), (11, 0), (30, NSEC3_PTR_INTERNAL)])
+        {
+            r.data[at as usize..at as usize + 2].copy_from_slice(&(0xc00c_u16 + at).to_be_bytes());
+            *slot = at | flag;
+        }
+        seal(&mut r);
+        for (apex_shift, at) in [(0u64, 0u64), (7, 0), (0, 133), (200, 301), (255, 1999)] {
+            let mut data = r.data[..41].to_vec();
+            for &p in &r.ptrs[..3] {
+                let o = (p & 0x1ff) as usize;
+                let add = apex_shift + if p & NSEC3_PTR_INTERNAL != 0 { at } else { 0 };
+                let v = u16::from_be_bytes([data[o], data[o + 1]]) + add as u16;
+                data[o..o + 2].copy_from_slice(&v.to_be_bytes());
+            }
+            let fold = |mut s: u64| {
+                while s > 0xffff {
+                    s = (s & 0xffff) + (s >> 16);
+                }
+                s
+            };
+            let from_seal =
+                fold(r.csum as u64 + apex_shift * r.weight as u64 + at * r.internal_weight as u64);
+            // Equal as ones' complement numbers (0 and 0xffff are the same).
+            assert_eq!(
+                from_seal % 0xffff,
+                memory_order_sum(&data) as u64 % 0xffff,
+                "shift {apex_shift}, offset {at}"
+            );
+        }
+    }
 }

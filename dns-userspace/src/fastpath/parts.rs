@@ -12,7 +12,6 @@
 
 use dns_common::{
     Answer, AnswerKind, Nsec3Meta, Nsec3Record, ANSWER_MAX, NSEC3_META_LEN, NSEC3_RECORD_MAX,
-    NSEC3_RECORD_PTRS,
 };
 
 use super::nsec3::meta_bytes;
@@ -71,15 +70,9 @@ pub fn split(r: &Rendered, slot: u32, first: u32) -> Option<(Answer, Vec<Nsec3Re
 
 /// A part: octets of an answer, counted in no section (the template has the counts).
 fn part(data: &[u8]) -> Nsec3Record {
-    let mut r = Nsec3Record {
-        len: data.len() as u16,
-        rrs: 0,
-        nptrs: 0,
-        _pad: 0,
-        ptrs: [0; NSEC3_RECORD_PTRS],
-        data: [0; NSEC3_RECORD_MAX],
-    };
+    let mut r = super::nsec3::empty_record(data.len(), 0, 0);
     r.data[..data.len()].copy_from_slice(data);
+    super::nsec3::seal(&mut r);
     r
 }
 

@@ -41,8 +41,10 @@ usage: bench [--delegations N] [--signed] [--mix NAME] [--do-share PCT] [--durat
                      and on, legitimate share, in-kernel cost per answer)
   --xfr-delegations N  delegations of the transferred zone (default 1000000; smoke 2000)
   --nsec3-only       only the NSEC3 denial figures (no servers, no namespaces): TEST_RUN ns
-                     per NSEC3 NXDOMAIN answer net of xdp_pass, and the share answered in XDP,
-                     for the TLD of --delegations signed at each of --nsec3-iterations
+                     per NSEC3 NXDOMAIN answer net of xdp_pass (and for the same names with
+                     DO=0), and the share answered in XDP, for the TLD of --delegations signed
+                     at each of --nsec3-iterations, then for the bench zone signed with NSEC3
+                     and with NSEC
   --nsec3-iterations LIST
                      NSEC3 iteration counts for --nsec3-only (default 0,1,10,50,150)
   --restart-only     only the restart gap: `serve --xdp-pin` with the zone of --delegations
