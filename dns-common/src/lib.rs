@@ -255,6 +255,11 @@ pub struct Config {
 /// serves DO=1 too; the program looks DO=1 queries up under DO=0 directly.
 pub const CONFIG_NO_DNSSEC: u16 = 1;
 
+/// `Config::flags` bit: every published zone is signed, so no DO=0 entry serves DO=1 (the
+/// REFUSED one at the root is also stored under DO=1); the program looks DO=1 queries up under
+/// DO=1 only, one lookup per label instead of two where a label has no entry.
+pub const CONFIG_ALL_SIGNED: u16 = 4;
+
 /// `Config::flags` bit, honoured only by the test build of the program (`test-programs`):
 /// responses longer than their query grow the packet at the head, the path taken on buffers
 /// without tailroom, which BPF_PROG_TEST_RUN (page-sized buffers) never takes otherwise.

@@ -138,8 +138,8 @@ pub fn resume(scratch: &mut Scratch, denial: bool) -> Result<Found, u32> {
 /// itself is the tail-called program's to look up) and returns the entry's kind
 /// (`AnswerRef::kind`).
 #[inline(always)]
-pub fn find(scratch: &mut Scratch, name_len: usize) -> Result<u16, u32> {
-    let e = index(scratch, name_len)?;
+pub fn find(scratch: &mut Scratch, name_len: usize, all_signed: bool) -> Result<u16, u32> {
+    let e = index(scratch, name_len, all_signed)?;
     let shift = match e.shift {
         Some(s) => s as u32,
         // An exact entry of the denial program: an apex answer assembled from parts.
@@ -160,12 +160,18 @@ pub fn find(scratch: &mut Scratch, name_len: usize) -> Result<u16, u32> {
 /// and NXDOMAIN below a name take one lookup, not three. That suffix entry also gives the epoch
 /// of the name's exact and NODATA keys, so that they change together with it.
 #[inline(always)]
-fn index(scratch: &mut Scratch, name_len: usize) -> Result<Entry, u32> {
+fn index(scratch: &mut Scratch, name_len: usize, all_signed: bool) -> Result<Entry, u32> {
     // Scratch space outlives the packet: no epoch from the previous one.
     scratch.key.epoch = 0;
     if scratch.key.flags & KEY_FLAG_CHAOS != 0 {
         // Only for the name's hash (its first step's), which its `ANSWERS` keys take.
-        walk(scratch, name_len as u64, scratch.key.generation as u64, 0);
+        walk(
+            scratch,
+            name_len as u64,
+            scratch.key.generation as u64,
+            0,
+            0,
+        );
         return match get(scratch)? {
             Some(entry) => Ok(Entry {
                 entry: *entry,
@@ -176,7 +182,10 @@ fn index(scratch: &mut Scratch, name_len: usize) -> Result<Entry, u32> {
     }
     let qtype = scratch.key.qtype;
     let dnssec = scratch.key.flags;
-    let (entry, at) = longest(scratch, name_len, scratch.key.generation, dnssec != 0)?;
+    // DO=1 entries first, then DO=0 ones that serve both: none when every zone is signed.
+    let dnssec_ok = dnssec & KEY_FLAG_DO != 0;
+    let plain = dnssec_ok && !all_signed;
+    let (entry, at) = longest(scratch, name_len, scratch.key.generation, dnssec_ok, plain)?;
     let epoch = (entry.kind & KIND_EPOCH_MASK) >> KIND_EPOCH_SHIFT;
     // The name's own entry says whether it has exact or NODATA entries to look up.
     let own = at == 0 && epoch != EPOCH_NONE;
@@ -225,12 +234,14 @@ fn longest(
     name_len: usize,
     generation: u16,
     dnssec_ok: bool,
+    plain: bool,
 ) -> Result<(AnswerRef, usize), u32> {
     let packed = walk(
         scratch,
         name_len as u64,
         generation as u64,
         dnssec_ok as u64,
+        plain as u64,
     );
     // Join the verifier's paths out of the walk (see question::opaque).
     let packed = question::opaque(&mut scratch.opaque, packed as usize) as u64;
@@ -261,13 +272,13 @@ const WALK_STEPS: usize = 128;
 /// the low bits), or 0. One `bpf_loop` step per label: the verifier checks the step once, and
 /// the caller goes on with one state however many labels there were.
 #[inline(always)]
-fn walk(scratch: &mut Scratch, name_len: u64, generation: u64, dnssec_ok: u64) -> u64 {
+fn walk(scratch: &mut Scratch, name_len: u64, generation: u64, dnssec_ok: u64, plain: u64) -> u64 {
     scratch.walk = Walk {
         found: 0,
         at: 0,
         name_len: name_len as u32,
         dnssec_ok: dnssec_ok as u32 & 1,
-        plain: dnssec_ok as u32 & 1,
+        plain: plain as u32 & 1,
         generation: suffix_generation(generation as u16) as u32,
         _pad: 0,
         name_hash: 0,

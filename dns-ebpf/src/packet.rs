@@ -6,8 +6,8 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use dns_common::{
-    counter, rrl::KIND_SLIPPED, Answer, AnswerKind, Config, Scratch, ANSWER_MAX, CONFIG_NO_DNSSEC,
-    FRAME_PREFIX_MAX, KEY_FLAG_DO, NAME_BUF, NAME_MAX, OPT_BUF,
+    counter, rrl::KIND_SLIPPED, Answer, AnswerKind, Config, Scratch, ANSWER_MAX, CONFIG_ALL_SIGNED,
+    CONFIG_NO_DNSSEC, FRAME_PREFIX_MAX, KEY_FLAG_DO, NAME_BUF, NAME_MAX, OPT_BUF,
 };
 
 use crate::{checksum, edns, lookup, nsec3, question, rrl, CONFIG, SCRATCH, SERVICE_ADDRS};
@@ -145,7 +145,7 @@ pub fn handle<const MODE: u8>(ctx: &XdpContext) -> Result<u16, u32> {
         scratch.key.flags &= !KEY_FLAG_DO;
     }
     if !resumed {
-        let kind = lookup::find(scratch, q.name_len)?;
+        let kind = lookup::find(scratch, q.name_len, cfg.flags & CONFIG_ALL_SIGNED != 0)?;
         // The answer's OPT record does not depend on the answer: built before the lookup, so
         // that the verifier walks it once per question shape instead of once per lookup
         // outcome, and left in scratch (with its length and whether the query's server cookie

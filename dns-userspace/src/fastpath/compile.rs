@@ -371,7 +371,20 @@ pub fn compile_refused(engine: &Engine, generation: u16, out: &mut Entries) -> b
     v.kind |= KIND_ANY_DO;
     out.suffix
         .push((suffix_key(&Name::root(), false, generation), Body::new(&v)));
+    // Where DO=1 queries are not looked up under DO=0 too, the same answer under DO=1.
+    if all_signed(engine) {
+        out.suffix
+            .push((suffix_key(&Name::root(), true, generation), Body::new(&v)));
+    }
     true
+}
+
+/// Whether every zone served is signed: then no DO=0 entry serves DO=1 but the REFUSED one,
+/// which is also made under DO=1, and the program looks DO=1 queries up under DO=1 only
+/// (`CONFIG_ALL_SIGNED`).
+pub fn all_signed(engine: &Engine) -> bool {
+    let mut zones = engine.catalog.zones().peekable();
+    zones.peek().is_some() && zones.all(|z| z.is_signed())
 }
 
 /// The CHAOS-class answers (server identity and version, when configured): exact entries for

@@ -469,7 +469,9 @@ impl FastPath {
             port: self.port,
             server_payload: engine.config.server_payload,
             generation,
-            flags: if engine.catalog.zones().any(|z| z.is_signed()) {
+            flags: if compile::all_signed(engine) {
+                dns_common::CONFIG_ALL_SIGNED
+            } else if engine.catalog.zones().any(|z| z.is_signed()) {
                 0
             } else {
                 dns_common::CONFIG_NO_DNSSEC
