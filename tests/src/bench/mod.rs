@@ -19,6 +19,7 @@ pub mod measure;
 pub mod micro;
 pub mod net;
 pub mod nsec3;
+pub mod profile;
 pub mod profiles;
 pub mod report;
 pub mod restart;
@@ -62,6 +63,11 @@ pub struct Options {
     pub steps: usize,
     /// One kxdpgun run per server at this rate instead of the search (smoke: 20k).
     pub fixed_rate: Option<u64>,
+    /// Rate of the run CPU per answer is taken from, the same for every server (with
+    /// `fixed_rate`, that run is the CPU run).
+    pub cpu_rate: u64,
+    /// Also a run at `cpu_rate` under `perf record` on the server core (`profile`).
+    pub perf: bool,
     /// Zone sizes for the load/compile figures (empty: skipped).
     pub load_sizes: Vec<usize>,
     /// Zone sizes for the update figures (empty: skipped), and the records per diff.
@@ -92,6 +98,9 @@ pub struct Options {
     pub nsec3_iterations: Vec<u16>,
     /// Only the restart gap (`restart`).
     pub restart_only: bool,
+    /// Only the reflector and the servers under load (no TEST_RUN, rate limiting or sender
+    /// profile sections).
+    pub e2e_only: bool,
 }
 
 impl Options {
@@ -114,6 +123,8 @@ impl Options {
             latency_rate: if smoke { 2_000 } else { 20_000 },
             steps: 8,
             fixed_rate: smoke.then_some(20_000),
+            cpu_rate: 150_000,
+            perf: false,
             load_sizes: if smoke {
                 vec![]
             } else {
@@ -138,14 +149,17 @@ impl Options {
             micro_only: false,
             nsec3_iterations: vec![0, 1, 10, 50, 150],
             restart_only: false,
+            e2e_only: false,
         }
     }
 }
 
 /// kxdpgun's rate for "as fast as it can".
 const FULL_SPEED: u64 = 5_000_000;
-/// First rate of the search (doubled while the loss stays within the limit).
+/// Lowest first rate of the search.
 const SEARCH_START: u64 = 25_000;
+/// The search stops when its zero-loss and lossy rates are this close (fraction).
+const SEARCH_RESOLUTION: f64 = 0.03;
 
 struct Bench {
     opts: Options,
@@ -234,30 +248,63 @@ impl Bench {
         let mut report = |r: &measure::Run| self.run_line(name, r);
         let search = if let Some(rate) = o.fixed_rate {
             // One run at a fixed rate: "answered" is then simply the reply rate at that rate.
+            let bounds = measure::SearchBounds {
+                start: rate,
+                steps: 0,
+                budget: std::time::Duration::ZERO,
+                resolution: SEARCH_RESOLUTION,
+            };
             let mut s: Search = measure::search(
                 net,
                 server,
                 &files.kxdpgun,
                 rate,
-                0,
-                0,
+                bounds,
                 o.duration,
                 &mut report,
             )?;
             s.best = Some(s.max.clone());
+            res.cpu_run = Some(s.max.clone());
             s
         } else {
-            measure::search(
+            // Each run takes its duration plus kxdpgun's start and the counters' reading.
+            let per_run = std::time::Duration::from_secs(o.duration as u64 + 4);
+            let bounds = measure::SearchBounds {
+                start: SEARCH_START,
+                steps: o.steps,
+                budget: per_run * o.steps as u32,
+                resolution: SEARCH_RESOLUTION,
+            };
+            let s = measure::search(
                 net,
                 server,
                 &files.kxdpgun,
                 FULL_SPEED,
-                SEARCH_START,
-                o.steps,
+                bounds,
                 o.duration,
                 &mut report,
-            )?
+            )?;
+            // CPU per answer: the same rate and duration, so the same packet count, for all.
+            let cpu = measure::kxdpgun(net, server, &files.kxdpgun, o.cpu_rate, o.duration)
+                .context("CPU run")?;
+            self.progress(&format!(
+                "{name}: CPU run at {} q/s: {:.2} CPU s per M answers (loss {:.3}%)",
+                o.cpu_rate,
+                cpu.server_cpu_s / cpu.replies.max(1) as f64 * 1e6,
+                cpu.loss() * 100.0
+            ));
+            res.cpu_run = Some(cpu);
+            s
         };
+        if o.perf {
+            let rate = o.fixed_rate.unwrap_or(o.cpu_rate);
+            let p = profile::run(net, server, &files.kxdpgun, rate, o.duration, &self.work);
+            match &p {
+                Ok(p) => self.progress(p.text(name).trim_end()),
+                Err(e) => self.progress(&format!("{name}: perf FAILED: {e:#}")),
+            }
+            res.profile = Some(p.map_err(|e| format!("{e:#}")));
+        }
         let after = server.stats()?;
         for k in after.names() {
             let d = crate::stats::try_delta(&before, &after, k)?;
@@ -420,6 +467,81 @@ fn run_in(b: &Bench) -> Result<Json> {
     for kind in &o.servers {
         results.push(b.measure(&mut net, *kind, &zone, &files));
     }
+    let table = report::table(&results, Some(&ceiling), o.fixed_rate.is_some());
+    let targets = report::targets_text(&results, Some(&ceiling));
+    let profiles_perf: String = std::iter::once(&ceiling)
+        .chain(results.iter())
+        .filter_map(|r| match &r.profile {
+            Some(Ok(p)) => Some(p.text(r.kind.name())),
+            Some(Err(e)) => Some(format!("{}: perf FAILED: {e}\n", r.kind.name())),
+            None => None,
+        })
+        .collect();
+    let legend = format!(
+        "qps<=0.1%: answered/s at the fastest kxdpgun rate with <=0.1% loss ({} s runs; \
+         reflector = the generator's ceiling); peak rep/s: fastest reply rate of any run;\n\
+         p50/p99: dnsperf at {} q/s ({}% DO); CPU s/M: CPU-seconds per million answers of the \
+         server (processes + NAPI thread + ksoftirqd of its core) in a run at {} q/s, the same \
+         for every server;\n\
+         XDP %: xdpdns answers sent by XDP / (answered + passed). xKnotUDP, xNSD: ratios to those \
+         servers in this run.\n",
+        o.duration,
+        o.latency_rate,
+        o.do_share,
+        o.fixed_rate.unwrap_or(o.cpu_rate)
+    );
+    let e2e_text = format!("{table}{legend}\n{targets}{profiles_perf}");
+    let e2e_doc = |rest: Vec<(&str, Json)>| -> Json {
+        let find = |k: Kind| results.iter().find(|r| r.kind == k && r.error.is_none());
+        let baselines = [
+            ("knot_udp", find(Kind::KnotUdp)),
+            ("nsd", find(Kind::Nsd)),
+            ("knot_xdp", find(Kind::KnotXdp)),
+            ("reflector", Some(&ceiling).filter(|c| c.error.is_none())),
+        ];
+        let targets = report::targets(&results, Some(&ceiling));
+        let mut fields = vec![
+            ("mode", if o.smoke { "smoke" } else { "full" }.into()),
+            ("config", config_json(o)),
+            ("generator_ceiling", ceiling.json(&[])),
+            (
+                "targets",
+                Json::Obj(targets.into_iter().map(|(k, v)| (k, v.into())).collect()),
+            ),
+            (
+                "servers",
+                Json::Arr(results.iter().map(|r| r.json(&baselines)).collect()),
+            ),
+        ];
+        fields.extend(rest);
+        Json::Obj(fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+    };
+    let title = format!(
+        "xdpdns bench: {} delegations{}, mix {}, {}% DO",
+        o.delegations,
+        if o.signed { " (signed)" } else { "" },
+        o.mix.name,
+        o.do_share
+    );
+    let svg = report::svg(&results, Some(&ceiling), &title);
+    if o.e2e_only {
+        drop(net);
+        println!("\n{e2e_text}");
+        let doc = e2e_doc(vec![]);
+        write_reports(
+            o,
+            &[
+                ("bench.json", doc.pretty()),
+                ("bench.svg", svg),
+                ("bench.txt", e2e_text),
+            ],
+        )?;
+        b.progress(&format!(
+            "wrote bench.json, bench.svg and bench.txt in {}",
+            o.out_dir.display()
+        ));
+        return Ok(doc);
+    }
     b.progress(&format!(
         "TEST_RUN micro-benchmark ({} single runs per probe)",
         o.micro_runs
@@ -444,55 +566,16 @@ fn run_in(b: &Bench) -> Result<Json> {
     drop(net);
     let (update_json, update_text) = updates(b);
 
-    let table = report::table(&results, Some(&ceiling), o.fixed_rate.is_some());
     let micro_text = micro::text(&micro);
-    let legend = format!(
-        "qps<=0.1%: answered/s at the fastest kxdpgun rate with <=0.1% loss ({} s runs; \
-         reflector = the generator's ceiling); peak rep/s: fastest reply rate of any run;\n\
-         p50/p99: dnsperf at {} q/s ({}% DO); CPU s/M: CPU-seconds per million answers of the \
-         server (processes + NAPI thread + ksoftirqd of its core) at the qps<=0.1% run;\n\
-         XDP %: xdpdns answers sent by XDP / (answered + passed). xKnotUDP, xNSD: ratios to those \
-         servers in this run.\n",
-        o.duration, o.latency_rate, o.do_share
-    );
     let mut text = format!(
-        "{table}{legend}\nTEST_RUN (ns per query, single runs):\n{micro_text}\n{rrl_text}\n{profiles_text}\nstart-up:\n{load_text}\nzone updates (XDP maps):\n{update_text}"
+        "{e2e_text}\nTEST_RUN (ns per query, single runs):\n{micro_text}\n{rrl_text}\n{profiles_text}\nstart-up:\n{load_text}\nzone updates (XDP maps):\n{update_text}"
     );
     if let Some(x) = &xfr {
         text.push('\n');
         text.push_str(&x.text());
     }
     println!("\n{text}");
-    let find = |k: Kind| results.iter().find(|r| r.kind == k && r.error.is_none());
-    let baselines = [("knot_udp", find(Kind::KnotUdp)), ("nsd", find(Kind::Nsd))];
-    let doc = obj([
-        ("mode", if o.smoke { "smoke" } else { "full" }.into()),
-        (
-            "config",
-            obj([
-                ("delegations", o.delegations.into()),
-                ("signed", o.signed.into()),
-                ("mix", o.mix.name.as_str().into()),
-                ("referral_pct", o.mix.referral.into()),
-                ("nxdomain_pct", o.mix.nxdomain.into()),
-                ("apex_pct", o.mix.apex.into()),
-                ("do_pct", o.do_share.into()),
-                ("run_seconds", o.duration.into()),
-                ("fixed_rate_qps", o.fixed_rate.into()),
-                ("queries", o.queries.into()),
-                ("seed", o.seed.into()),
-                ("latency_rate_qps", o.latency_rate.into()),
-                ("loss_limit", measure::LOSS_LIMIT.into()),
-                ("server_cpu", net::SERVER_CPU.into()),
-                ("generator_cpu", net::GENERATOR_CPU.into()),
-                ("nice", (o.nice as f64).into()),
-            ]),
-        ),
-        ("generator_ceiling", ceiling.json(&[])),
-        (
-            "servers",
-            Json::Arr(results.iter().map(|r| r.json(&baselines)).collect()),
-        ),
+    let doc = e2e_doc(vec![
         (
             "test_run",
             match &micro {
@@ -506,18 +589,11 @@ fn run_in(b: &Bench) -> Result<Json> {
         ("update", update_json),
         ("xfr", xfr.as_ref().map_or(Json::Null, xfr::XfrResult::json)),
     ]);
-    let title = format!(
-        "xdpdns bench: {} delegations{}, mix {}, {}% DO",
-        o.delegations,
-        if o.signed { " (signed)" } else { "" },
-        o.mix.name,
-        o.do_share
-    );
     write_reports(
         o,
         &[
             ("bench.json", doc.pretty()),
-            ("bench.svg", report::svg(&results, Some(&ceiling), &title)),
+            ("bench.svg", svg),
             ("bench.txt", text),
         ],
     )?;
@@ -526,6 +602,30 @@ fn run_in(b: &Bench) -> Result<Json> {
         o.out_dir.display()
     ));
     Ok(doc)
+}
+
+/// The run's configuration, for the JSON report.
+fn config_json(o: &Options) -> Json {
+    obj([
+        ("delegations", o.delegations.into()),
+        ("signed", o.signed.into()),
+        ("mix", o.mix.name.as_str().into()),
+        ("referral_pct", o.mix.referral.into()),
+        ("nxdomain_pct", o.mix.nxdomain.into()),
+        ("apex_pct", o.mix.apex.into()),
+        ("do_pct", o.do_share.into()),
+        ("run_seconds", o.duration.into()),
+        ("fixed_rate_qps", o.fixed_rate.into()),
+        ("cpu_rate_qps", o.fixed_rate.unwrap_or(o.cpu_rate).into()),
+        ("search_steps", o.steps.into()),
+        ("queries", o.queries.into()),
+        ("seed", o.seed.into()),
+        ("latency_rate_qps", o.latency_rate.into()),
+        ("loss_limit", measure::LOSS_LIMIT.into()),
+        ("server_cpu", net::SERVER_CPU.into()),
+        ("generator_cpu", net::GENERATOR_CPU.into()),
+        ("nice", (o.nice as f64).into()),
+    ])
 }
 
 /// The zone-transfer section in `net`.
