@@ -258,7 +258,8 @@ pub fn next_rate(lo: f64, hi: Option<f64>, cap: f64, resolution: f64) -> Option<
 /// servers whose receive path livelocks under overload answer less there than they can, and
 /// the search climbs from it. Then it climbs by half again while the loss stays within the
 /// limit and bisects between the last zero-loss rate and the first lossy one, down to
-/// `bounds.resolution`. `progress` reports each run.
+/// `bounds.resolution`. A lossy run is repeated once (a step too): the rate is lossy only
+/// when both runs lose more than the limit. `progress` reports each run.
 pub fn search(
     net: &BenchNet,
     server: &Server,
@@ -287,12 +288,19 @@ pub fn search(
     let cap = max.sent_pps.max(1000.0);
     let (mut lo, mut hi) = (0.0f64, None::<f64>);
     let mut rate = (max.reply_pps * 0.9).max(bounds.start as f64).min(cap);
-    for _ in 0..bounds.steps {
-        if t0.elapsed() > bounds.budget {
-            break;
-        }
-        let r = kxdpgun(net, server, qfile, rate as u64, secs)?;
+    let mut steps = 0;
+    while steps < bounds.steps && t0.elapsed() <= bounds.budget {
+        steps += 1;
+        let mut r = kxdpgun(net, server, qfile, rate as u64, secs)?;
         progress(&r);
+        if r.loss() > LOSS_LIMIT && steps < bounds.steps && t0.elapsed() <= bounds.budget {
+            // On this shared machine a lossy run is often one scheduling hiccup of either
+            // side; a rate counts as lossy when a second run at it loses too.
+            steps += 1;
+            s.runs.push(r);
+            r = kxdpgun(net, server, qfile, rate as u64, secs)?;
+            progress(&r);
+        }
         let pass = r.loss() <= LOSS_LIMIT;
         if pass && s.best.as_ref().is_none_or(|b| r.reply_pps > b.reply_pps) {
             s.best = Some(r.clone());

@@ -121,7 +121,7 @@ impl Options {
             seed: 20261127,
             queries: if smoke { 10_000 } else { 100_000 },
             latency_rate: if smoke { 2_000 } else { 20_000 },
-            steps: 8,
+            steps: 10,
             fixed_rate: smoke.then_some(20_000),
             cpu_rate: 150_000,
             perf: false,

@@ -200,6 +200,16 @@ pub struct Tasks {
     pub ksoftirqd: Vec<i32>,
 }
 
+/// A JITed program's symbol: `bpf_prog_<16 hex digits of its tag>_<name>` (not the kernel's
+/// `bpf_prog_load` and the like).
+fn is_program(frame: &str) -> bool {
+    frame.strip_prefix("bpf_prog_").is_some_and(|rest| {
+        rest.len() > 17
+            && rest.as_bytes()[..16].iter().all(u8::is_ascii_hexdigit)
+            && rest.as_bytes()[16] == b'_'
+    })
+}
+
 /// Kernel functions a halted core samples in.
 fn idle_symbol(sym: &str) -> bool {
     [
@@ -240,27 +250,31 @@ pub fn classify(script: &str, tasks: &Tasks) -> Profile {
             .collect();
         let leaf = frames.first().copied().unwrap_or("[unknown]");
         let leaf = leaf.split("+0x").next().unwrap_or(leaf);
-        let in_prog = frames.iter().position(|f| f.starts_with("bpf_prog_"));
-        let class = if let Some(at) = in_prog {
-            if at == 0 {
-                "program"
-            } else {
-                "helpers"
-            }
-        } else if tid == 0 || comm.starts_with("swapper") {
-            if idle_symbol(leaf) {
-                "idle"
-            } else {
-                "irq"
-            }
-        } else if tasks.napi.contains(&tid) {
+        let in_prog = frames.iter().position(|f| is_program(f));
+        let idle_task = tid == 0 || comm.starts_with("swapper");
+        let task_class = if tasks.napi.contains(&tid) {
             "napi"
         } else if tasks.server.contains(&tid) {
             "server"
         } else if tasks.ksoftirqd.contains(&tid) {
             "ksoftirqd"
+        } else if idle_task && idle_symbol(leaf) {
+            "idle"
+        } else if idle_task {
+            "irq"
         } else {
+            // Other tasks' programs (TEST_RUN of other work on the machine) are theirs.
             "other"
+        };
+        let class = match in_prog {
+            Some(at) if !matches!(task_class, "other" | "idle") => {
+                if at == 0 {
+                    "program"
+                } else {
+                    "helpers"
+                }
+            }
+            _ => task_class,
         };
         let i = CLASSES.iter().position(|c| *c == class).unwrap_or(6);
         p.by_class[i] += 1;
@@ -290,8 +304,10 @@ mod tests {
 
     #[test]
     fn samples_are_classed_by_task_and_chain() {
-        let script = "napi/bs1-9  100 \n\t ffff1 bpf_xdp_adjust_tail+0x10\n\t ffff2 bpf_prog_abc_xdp_dns+0x40\n\t ffff3 veth_xdp_rcv+0x1\n\n\
-                      napi/bs1-9  100 \n\t ffff4 bpf_prog_abc_xdp_dns+0x44\n\n\
+        let script = "napi/bs1-9  100 \n\t ffff1 bpf_xdp_adjust_tail+0x10\n\t ffff2 bpf_prog_0123456789abcdef_xdp_dns+0x40\n\t ffff3 veth_xdp_rcv+0x1\n\n\
+                      napi/bs1-9  100 \n\t ffff4 bpf_prog_0123456789abcdef_xdp_dns+0x44\n\n\
+                      cargo  300 \n\t ffff4 bpf_prog_0123456789abcdef_xdp_dns+0x44\n\n\
+                      xdpdns  200 \n\t ffff9 states_equal+0x4\n\t ffffa bpf_prog_load+0x4\n\n\
                       napi/bs1-9  100 \n\t ffff5 veth_xdp_rcv_skb+0x4\n\n\
                       swapper     0 \n\t ffff6 pv_native_safe_halt+0x2\n\n\
                       swapper     0 \n\t ffff7 __sysvec_call_function_single+0x2\n\n\
@@ -303,8 +319,9 @@ mod tests {
             ksoftirqd: vec![],
         };
         let p = classify(script, &tasks);
-        assert_eq!(p.samples, 7);
-        assert_eq!(p.by_class, [1, 1, 1, 1, 0, 1, 1, 1]);
+        assert_eq!(p.samples, 9);
+        // Another task's program is "other"; the verifier is not a program.
+        assert_eq!(p.by_class, [1, 1, 1, 2, 0, 1, 2, 1]);
         assert!(p
             .top
             .iter()

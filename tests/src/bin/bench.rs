@@ -21,10 +21,11 @@ usage: bench [--delegations N] [--signed] [--mix NAME] [--do-share PCT] [--durat
   --duration S       seconds per measurement run (default 3; smoke 1)
   --servers LIST     comma-separated: xdpdns-xdp,xdpdns-user,knot-udp,knot-xdp,nsd (default all)
   --smoke            a few seconds per server, small zone, no rate search, no load figures
-  --steps N          search runs after the full-speed run (default 8, at most 12, and at most
+  --steps N          search runs after the full-speed run (default 10, at most 12, and at most
                      N x (duration + 4) s): from 90% of the full-speed reply rate, up by half
                      again while the loss stays <= 0.1%, then bisection between the last
-                     zero-loss rate and the first lossy one down to 3%
+                     zero-loss rate and the first lossy one down to 3%; a lossy run is
+                     repeated once, the rate is lossy when both are
   --rate QPS         no search: one kxdpgun run per server at this rate (smoke: 20000)
   --cpu-rate QPS     rate of the run CPU per answer is taken from, the same for every server
                      (default 150000; with --rate, that run)
