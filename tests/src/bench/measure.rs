@@ -50,6 +50,12 @@ pub struct Run {
 }
 
 impl Run {
+    /// Busy time of the server core that was not the server's (other work on the machine,
+    /// which competes with the server for the core), seconds.
+    pub fn foreign_s(&self) -> f64 {
+        (self.core_busy_s - self.server_cpu_s).max(0.0)
+    }
+
     pub fn loss(&self) -> f64 {
         if self.sent == 0 {
             return 1.0;

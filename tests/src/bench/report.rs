@@ -176,6 +176,7 @@ fn run_json(r: &Run) -> Json {
         ("server_core_busy_s", r.core_busy_s.into()),
         ("all_cpus_busy_s", r.all_busy_s.into()),
         ("server_core_softirq_s", r.core_softirq_s.into()),
+        ("server_core_other_s", r.foreign_s().into()),
         ("generator_cpu_s", r.gen_cpu_s.into()),
         (
             "rcodes",
