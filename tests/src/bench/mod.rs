@@ -379,21 +379,7 @@ fn run_in(b: &Bench) -> Result<Json> {
     let svg = report::svg(&results, Some(&ceiling), &title);
     if o.e2e_only {
         drop(net);
-        println!("\n{e2e_text}");
-        let doc = e2e_doc(vec![]);
-        write_reports(
-            o,
-            &[
-                ("bench.json", doc.pretty()),
-                ("bench.svg", svg),
-                ("bench.txt", e2e_text),
-            ],
-        )?;
-        b.progress(&format!(
-            "wrote bench.json, bench.svg and bench.txt in {}",
-            o.out_dir.display()
-        ));
-        return Ok(doc);
+        return finish(b, e2e_doc(vec![]), svg, e2e_text);
     }
     b.progress(&format!(
         "TEST_RUN micro-benchmark ({} single runs per probe)",
@@ -427,7 +413,6 @@ fn run_in(b: &Bench) -> Result<Json> {
         text.push('\n');
         text.push_str(&x.text());
     }
-    println!("\n{text}");
     let doc = e2e_doc(vec![
         (
             "test_run",
@@ -442,8 +427,14 @@ fn run_in(b: &Bench) -> Result<Json> {
         ("update", update_json),
         ("xfr", xfr.as_ref().map_or(Json::Null, xfr::XfrResult::json)),
     ]);
+    finish(b, doc, svg, text)
+}
+
+/// Prints the text report and writes it with the JSON document and the chart.
+fn finish(b: &Bench, doc: Json, svg: String, text: String) -> Result<Json> {
+    println!("\n{text}");
     write_reports(
-        o,
+        &b.opts,
         &[
             ("bench.json", doc.pretty()),
             ("bench.svg", svg),
@@ -452,7 +443,7 @@ fn run_in(b: &Bench) -> Result<Json> {
     )?;
     b.progress(&format!(
         "wrote bench.json, bench.svg and bench.txt in {}",
-        o.out_dir.display()
+        b.opts.out_dir.display()
     ));
     Ok(doc)
 }
