@@ -149,8 +149,27 @@ impl Profile {
     }
 }
 
-/// One kxdpgun run at `rate` with the server core sampled; `dir` holds perf's files.
+/// One kxdpgun run at `rate` with the server core sampled; `dir` holds perf's files. A run
+/// whose samples perf cannot read back is made once more: `perf script` fails on the BPF
+/// program events of programs that other work on the machine loaded and unloaded meanwhile.
 pub fn run(
+    net: &BenchNet,
+    server: &Server,
+    qfile: &Path,
+    rate: u64,
+    secs: u32,
+    dir: &Path,
+) -> Result<Profile> {
+    match sampled_run(net, server, qfile, rate, secs, dir) {
+        Err(e) if format!("{e:#}").starts_with("perf script") => {
+            sampled_run(net, server, qfile, rate, secs, dir)
+                .with_context(|| format!("after a first attempt that failed: {e:#}"))
+        }
+        other => other,
+    }
+}
+
+fn sampled_run(
     net: &BenchNet,
     server: &Server,
     qfile: &Path,
