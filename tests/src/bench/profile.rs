@@ -160,35 +160,51 @@ pub fn run(
     secs: u32,
     dir: &Path,
 ) -> Result<Profile> {
-    match sampled_run(net, server, qfile, rate, secs, dir) {
-        Err(e) if format!("{e:#}").starts_with("perf script") => {
-            sampled_run(net, server, qfile, rate, secs, dir)
-                .with_context(|| format!("after a first attempt that failed: {e:#}"))
+    let data = dir.join(format!("perf-{}.data", server.kind.name()));
+    let mut failed = None;
+    let (run, script) = loop {
+        let run = record(&data, || measure::kxdpgun(net, server, qfile, rate, secs))?;
+        let script = Command::new("perf")
+            .args(["script", "-F", "comm,tid,ip,sym", "-i"])
+            .arg(&data)
+            .output()
+            .context("perf script")?;
+        let _ = std::fs::remove_file(&data);
+        if script.status.success() {
+            break (run, script);
         }
-        other => other,
+        let error = String::from_utf8_lossy(&script.stderr).trim().to_owned();
+        if let Some(first) = failed {
+            bail!("perf script, twice: {first}; {error}");
+        }
+        failed = Some(error);
+    };
+    let tasks = Tasks {
+        napi: net.server_napi().unwrap_or_default(),
+        server: server.pids().into_iter().flat_map(net::tasks).collect(),
+        ksoftirqd: net::threads_named(&format!("ksoftirqd/{SERVER_CPU}")).unwrap_or_default(),
+    };
+    let mut p = classify(&String::from_utf8_lossy(&script.stdout), &tasks);
+    if p.samples == 0 {
+        bail!("perf recorded no samples on CPU {SERVER_CPU}");
     }
+    p.run = run;
+    Ok(p)
 }
 
-fn sampled_run(
-    net: &BenchNet,
-    server: &Server,
-    qfile: &Path,
-    rate: u64,
-    secs: u32,
-    dir: &Path,
-) -> Result<Profile> {
-    let data = dir.join(format!("perf-{}.data", server.kind.name()));
+/// Runs `load` under `perf record` on the server core, samples written to `data`.
+fn record(data: &Path, load: impl FnOnce() -> Result<Run>) -> Result<Run> {
     let mut perf = Command::new("perf");
     perf.args(["record", "-q", "-g", "-e", "cpu-clock", "-F"])
         .arg(FREQ.to_string())
         .args(["-C", &SERVER_CPU.to_string(), "-o"])
-        .arg(&data)
+        .arg(data)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     let mut child = cleanup::spawn(&mut perf).context("perf record")?;
     std::thread::sleep(Duration::from_millis(300));
-    let result = measure::kxdpgun(net, server, qfile, rate, secs);
+    let result = load();
     // perf writes its file on SIGINT.
     // SAFETY: kill(2) on our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
@@ -203,30 +219,7 @@ fn sampled_run(
         cleanup::terminate(&mut child, Duration::from_secs(1));
     }
     cleanup::forget_pid(child.id());
-    let run = result?;
-    let script = Command::new("perf")
-        .args(["script", "-F", "comm,tid,ip,sym", "-i"])
-        .arg(&data)
-        .output()
-        .context("perf script")?;
-    let _ = std::fs::remove_file(&data);
-    if !script.status.success() {
-        bail!(
-            "perf script: {}",
-            String::from_utf8_lossy(&script.stderr).trim()
-        );
-    }
-    let tasks = Tasks {
-        napi: net.server_napi().unwrap_or_default(),
-        server: server.pids().into_iter().flat_map(net::tasks).collect(),
-        ksoftirqd: net::threads_named(&format!("ksoftirqd/{SERVER_CPU}")).unwrap_or_default(),
-    };
-    let mut p = classify(&String::from_utf8_lossy(&script.stdout), &tasks);
-    if p.samples == 0 {
-        bail!("perf recorded no samples on CPU {SERVER_CPU}");
-    }
-    p.run = run;
-    Ok(p)
+    result
 }
 
 /// Thread ids by owner.
