@@ -308,6 +308,22 @@ pub fn targets(results: &[ServerResult], ceiling: Option<&ServerResult>) -> Vec<
     put("qps_vs_knot_xdp", div(qps(xdp), qps(knot)));
     put("cpu_vs_reflector", div(cpu(xdp), cpu(ceiling)));
     put("cpu_vs_knot_xdp", div(cpu(xdp), cpu(knot)));
+    // From the `--perf` samples: the same ratio, and without the generator's skbs.
+    fn prof(r: Option<&ServerResult>) -> Option<&Profile> {
+        r?.profile.as_ref()?.as_ref().ok()
+    }
+    let (px, pr) = (prof(xdp), prof(ceiling));
+    put(
+        "perf_cpu_vs_reflector",
+        div(px.map(|p| p.counted_ns()), pr.map(|p| p.counted_ns())),
+    );
+    put(
+        "perf_cpu_vs_reflector_without_skb",
+        div(
+            px.map(|p| p.counted_without_skb_ns()),
+            pr.map(|p| p.counted_without_skb_ns()),
+        ),
+    );
     out
 }
 
@@ -337,7 +353,7 @@ pub fn targets_text(results: &[ServerResult], ceiling: Option<&ServerResult>) ->
          zero-loss qps: xdpdns-xdp {}, reflector {}, knot-xdp {}: {} the reflector's \
          (target >= 0.80x), {} Knot XDP's (target >= 2.00x)\n  \
          CPU s per M answers at {cpu_rate}: xdpdns-xdp {}, reflector {}, knot-xdp {}: {} the \
-         reflector's (target <= 1.50x), {} Knot XDP's\n",
+         reflector's (target <= 1.50x), {} Knot XDP's\n{}",
         bracket(Kind::XdpdnsXdp),
         bracket(Kind::Reflector),
         bracket(Kind::KnotXdp),
@@ -348,6 +364,16 @@ pub fn targets_text(results: &[ServerResult], ceiling: Option<&ServerResult>) ->
         fmt_opt(get("knot_xdp_cpu_s_per_m"), 2),
         fmt_ratio(get("cpu_vs_reflector")),
         fmt_ratio(get("cpu_vs_knot_xdp")),
+        match (
+            get("perf_cpu_vs_reflector"),
+            get("perf_cpu_vs_reflector_without_skb"),
+        ) {
+            (Some(a), Some(b)) => format!(
+                "  perf samples of the server core: {a:.2}x the reflector's; without the \
+                 generator's skbs (what a NIC would not cost) {b:.2}x\n"
+            ),
+            _ => String::new(),
+        }
     )
 }
 
