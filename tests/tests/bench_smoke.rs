@@ -140,10 +140,21 @@ fn check_cpu_run(name: &str, s: &json::Json) {
     );
     assert!(num(p.get("cpu_ns_per_answer"), "cpu ns") > 0.0, "{p:?}");
     let class = |c: &str| num(p.get("ns_per_answer").and_then(|n| n.get(c)), c);
+    assert!(
+        num(p.get("counted_without_skb_ns_per_answer"), "without skb") > 0.0,
+        "{p:?}"
+    );
     if matches!(name, "reflector" | "xdpdns-xdp" | "knot-xdp") {
         assert!(
             class("napi") > 0.0,
             "{name}: no samples in the NAPI thread: {p:?}"
+        );
+    }
+    if name == "reflector" {
+        // kxdpgun's copy-mode skbs reach veth's XDP path on every query.
+        assert!(
+            class("skb") > 0.0,
+            "{name}: no generator skb samples: {p:?}"
         );
     }
     if name == "xdpdns-xdp" {
@@ -165,6 +176,8 @@ fn check_targets(doc: &json::Json, out: &std::path::Path) {
         "qps_vs_knot_xdp",
         "cpu_vs_reflector",
         "cpu_vs_knot_xdp",
+        "perf_cpu_vs_reflector",
+        "perf_cpu_vs_reflector_without_skb",
     ] {
         let v = t.get(k).and_then(|v| v.as_f64()).unwrap_or(0.0);
         assert!(v > 0.0, "targets.{k}: {t:?}");
