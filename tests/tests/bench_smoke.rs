@@ -149,6 +149,11 @@ fn check_cpu_run(name: &str, s: &json::Json) {
             class("napi") > 0.0,
             "{name}: no samples in the NAPI thread: {p:?}"
         );
+        // XDP runs in the server veth's NAPI thread, scheduled in at least once per run.
+        assert!(
+            num(run.get("server_napi_runs"), "cpu_run.server_napi_runs") > 0.0,
+            "{name}: {run:?}"
+        );
     }
     if name == "reflector" {
         // kxdpgun's copy-mode skbs reach veth's XDP path on every query.

@@ -115,10 +115,12 @@ impl Bench {
             let cpu = measure::kxdpgun(net, server, &files.kxdpgun, o.cpu_rate, o.duration)
                 .context("CPU run")?;
             self.progress(&format!(
-                "{name}: CPU run at {} q/s: {:.2} CPU s per M answers (loss {:.3}%)",
+                "{name}: CPU run at {} q/s: {:.2} CPU s per M answers (loss {:.3}%), {:.1} answers \
+                 per run of the NAPI thread",
                 o.cpu_rate,
                 cpu.server_cpu_s / cpu.replies.max(1) as f64 * 1e6,
-                cpu.loss() * 100.0
+                cpu.loss() * 100.0,
+                cpu.replies as f64 / cpu.napi_runs.max(1) as f64
             ));
             res.cpu_run = Some(cpu);
             s

@@ -45,6 +45,9 @@ pub struct Run {
     pub all_busy_s: f64,
     /// kxdpgun's own CPU time.
     pub gen_cpu_s: f64,
+    /// Times the server veth's NAPI thread was scheduled in (schedstat timeslices): how many
+    /// answers one poll cycle carried.
+    pub napi_runs: u64,
     /// Where packets were dropped: nonzero deltas of the veth drop/error counters.
     pub drops: Vec<(String, u64)>,
 }
@@ -105,6 +108,16 @@ pub fn server_tasks(net: &BenchNet, server: &Server) -> Vec<i32> {
 
 fn ticks(tasks: &[i32]) -> u64 {
     tasks.iter().map(|p| net::ticks(*p)).sum()
+}
+
+/// Times the threads were scheduled in (third field of /proc/TID/schedstat), summed.
+fn timeslices(tids: &[i32]) -> u64 {
+    tids.iter()
+        .filter_map(|t| {
+            let st = std::fs::read_to_string(format!("/proc/{t}/schedstat")).ok()?;
+            st.split_whitespace().nth(2)?.parse::<u64>().ok()
+        })
+        .sum()
 }
 
 /// Waits for `pid` with a deadline; returns (exit status, CPU seconds from rusage).
@@ -185,6 +198,8 @@ pub fn kxdpgun(net: &BenchNet, server: &Server, qfile: &Path, rate: u64, secs: u
         .stdout(out.try_clone()?)
         .stderr(out);
     let tasks = server_tasks(net, server);
+    let napi = net.server_napi().unwrap_or_default();
+    let n0 = timeslices(&napi);
     let d0 = net.drop_counters();
     let (t0, c0, a0) = (ticks(&tasks), core_busy(Some(SERVER_CPU)), core_busy(None));
     let child = net.spawn(&mut cmd)?;
@@ -193,6 +208,7 @@ pub fn kxdpgun(net: &BenchNet, server: &Server, qfile: &Path, rate: u64, secs: u
     net.pin_napi()?;
     let waited = wait_rusage(pid, Instant::now() + Duration::from_secs(secs as u64 + 30));
     let (t1, c1, a1) = (ticks(&tasks), core_busy(Some(SERVER_CPU)), core_busy(None));
+    let n1 = timeslices(&napi);
     let d1 = net.drop_counters();
     net.xdp_off(&net.client_ns, &net.client_if);
     let text = std::fs::read_to_string(&out_path).unwrap_or_default();
@@ -209,6 +225,7 @@ pub fn kxdpgun(net: &BenchNet, server: &Server, qfile: &Path, rate: u64, secs: u
     run.all_busy_s = a1.0.saturating_sub(a0.0) as f64 / hz;
     run.core_softirq_s = c1.1.saturating_sub(c0.1) as f64 / hz;
     run.gen_cpu_s = gen_cpu;
+    run.napi_runs = n1.saturating_sub(n0);
     run.drops = d1
         .into_iter()
         .filter_map(|(k, v)| {

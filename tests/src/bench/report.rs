@@ -177,6 +177,7 @@ fn run_json(r: &Run) -> Json {
         ("all_cpus_busy_s", r.all_busy_s.into()),
         ("server_core_softirq_s", r.core_softirq_s.into()),
         ("server_core_other_s", r.foreign_s().into()),
+        ("server_napi_runs", r.napi_runs.into()),
         ("generator_cpu_s", r.gen_cpu_s.into()),
         (
             "rcodes",
