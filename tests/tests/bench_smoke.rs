@@ -2,7 +2,9 @@
 //! zone, one short fixed-rate run per server, every server and the reflector, TEST_RUN probes,
 //! the zone update figures on a small zone) and checks that the JSON report lists every server
 //! with answers, has the update figures, the sender profiles and the rate limiting section (RRL
-//! cuts the amplification below 1, legitimate queries answered), and that the chart exists.
+//! cuts the amplification below 1, legitimate queries answered), the run CPU per answer is
+//! taken from and the `--perf` profile of the server core for every server, the end-to-end
+//! ratios against the reflector and Knot XDP, and that the chart exists.
 
 use std::collections::BTreeSet;
 use std::process::Command;
@@ -17,7 +19,7 @@ fn bench_smoke_reports_every_server() {
     let out = std::env::temp_dir().join(format!("xdpdns-bench-smoke-{}", std::process::id()));
     let t = Instant::now();
     let status = Command::new(bin)
-        .args(["--smoke", "--out"])
+        .args(["--smoke", "--perf", "--out"])
         .arg(&out)
         .status()
         .expect("running the bench binary");
@@ -48,6 +50,7 @@ fn bench_smoke_reports_every_server() {
             "{name} failed: {:?}",
             s.get("error")
         );
+        check_cpu_run(name, s);
         seen.insert(name.to_owned());
     }
     let expected: BTreeSet<String> = ["xdpdns-xdp", "xdpdns-user", "knot-udp", "knot-xdp", "nsd"]
@@ -97,11 +100,99 @@ fn bench_smoke_reports_every_server() {
             u.get("error")
         );
     }
+    check_cpu_run("reflector", ceiling);
+    check_targets(&doc, &out);
     check_xfr(doc.get("xfr").expect("xfr section"));
     check_profiles(doc.get("profiles").expect("profiles section"));
     let svg = std::fs::read_to_string(out.join("bench.svg")).expect("bench.svg");
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
     let _ = std::fs::remove_dir_all(&out);
+}
+
+/// CPU per answer comes from the run at the common rate (in smoke mode, the fixed-rate run),
+/// and `--perf` profiled the server core in a run at that rate: every server has its counted
+/// time, the XDP servers spend theirs in the veth NAPI thread and, for xdpdns, in its programs.
+fn check_cpu_run(name: &str, s: &json::Json) {
+    let num = |v: Option<&json::Json>, what: &str| {
+        v.and_then(|v| v.as_f64())
+            .unwrap_or_else(|| panic!("{name}: {what} missing: {s:?}"))
+    };
+    let run = s
+        .get("cpu_run")
+        .unwrap_or_else(|| panic!("{name}: cpu_run"));
+    assert_eq!(
+        num(run.get("requested_qps"), "cpu_run.requested_qps"),
+        20000.0
+    );
+    assert!(num(run.get("replies"), "cpu_run.replies") > 0.0, "{name}");
+    assert!(num(s.get("cpu_s_per_million_answers"), "cpu per answer") > 0.0);
+    assert!(
+        s.get("first_lossy_qps").is_some(),
+        "{name}: first_lossy_qps"
+    );
+    let p = s
+        .get("profile")
+        .unwrap_or_else(|| panic!("{name}: profile"));
+    assert!(p.get("error").is_none(), "{name}: perf failed: {p:?}");
+    assert!(
+        num(p.get("counted_ns_per_answer"), "counted ns") > 0.0,
+        "{p:?}"
+    );
+    assert!(num(p.get("cpu_ns_per_answer"), "cpu ns") > 0.0, "{p:?}");
+    let class = |c: &str| num(p.get("ns_per_answer").and_then(|n| n.get(c)), c);
+    assert!(
+        num(p.get("counted_without_skb_ns_per_answer"), "without skb") > 0.0,
+        "{p:?}"
+    );
+    if matches!(name, "reflector" | "xdpdns-xdp" | "knot-xdp") {
+        assert!(
+            class("napi") > 0.0,
+            "{name}: no samples in the NAPI thread: {p:?}"
+        );
+        // XDP runs in the server veth's NAPI thread, scheduled in at least once per run.
+        assert!(
+            num(run.get("server_napi_runs"), "cpu_run.server_napi_runs") > 0.0,
+            "{name}: {run:?}"
+        );
+    }
+    if name == "reflector" {
+        // kxdpgun's copy-mode skbs reach veth's XDP path on every query.
+        assert!(
+            class("skb") > 0.0,
+            "{name}: no generator skb samples: {p:?}"
+        );
+    }
+    if name == "xdpdns-xdp" {
+        assert!(
+            class("program") + class("helpers") > 0.0,
+            "{name}: no samples in its XDP programs: {p:?}"
+        );
+    }
+    let top = p.get("top").and_then(|t| t.as_array()).expect("top");
+    assert!(!top.is_empty(), "{name}: {p:?}");
+}
+
+/// The end-to-end ratios of xdpdns XDP against the reflector and Knot XDP are in the JSON and
+/// in the text.
+fn check_targets(doc: &json::Json, out: &std::path::Path) {
+    let t = doc.get("targets").expect("targets");
+    for k in [
+        "qps_vs_reflector",
+        "qps_vs_knot_xdp",
+        "cpu_vs_reflector",
+        "cpu_vs_knot_xdp",
+        "perf_cpu_vs_reflector",
+        "perf_cpu_vs_reflector_without_skb",
+    ] {
+        let v = t.get(k).and_then(|v| v.as_f64()).unwrap_or(0.0);
+        assert!(v > 0.0, "targets.{k}: {t:?}");
+    }
+    let text = std::fs::read_to_string(out.join("bench.txt")).expect("bench.txt");
+    assert!(
+        text.contains("end to end, xdpdns XDP against the reflector and Knot XDP"),
+        "{text}"
+    );
+    assert!(text.contains("perf on the server core"), "{text}");
 }
 
 /// The zone-transfer figures are there and positive (their values are the benchmark's, not the

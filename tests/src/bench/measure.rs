@@ -45,11 +45,20 @@ pub struct Run {
     pub all_busy_s: f64,
     /// kxdpgun's own CPU time.
     pub gen_cpu_s: f64,
+    /// Times the server veth's NAPI thread was scheduled in (schedstat timeslices): how many
+    /// answers one poll cycle carried.
+    pub napi_runs: u64,
     /// Where packets were dropped: nonzero deltas of the veth drop/error counters.
     pub drops: Vec<(String, u64)>,
 }
 
 impl Run {
+    /// Busy time of the server core that was not the server's (other work on the machine,
+    /// which competes with the server for the core), seconds.
+    pub fn foreign_s(&self) -> f64 {
+        (self.core_busy_s - self.server_cpu_s).max(0.0)
+    }
+
     pub fn loss(&self) -> f64 {
         if self.sent == 0 {
             return 1.0;
@@ -99,6 +108,16 @@ pub fn server_tasks(net: &BenchNet, server: &Server) -> Vec<i32> {
 
 fn ticks(tasks: &[i32]) -> u64 {
     tasks.iter().map(|p| net::ticks(*p)).sum()
+}
+
+/// Times the threads were scheduled in (third field of /proc/TID/schedstat), summed.
+fn timeslices(tids: &[i32]) -> u64 {
+    tids.iter()
+        .filter_map(|t| {
+            let st = std::fs::read_to_string(format!("/proc/{t}/schedstat")).ok()?;
+            st.split_whitespace().nth(2)?.parse::<u64>().ok()
+        })
+        .sum()
 }
 
 /// Waits for `pid` with a deadline; returns (exit status, CPU seconds from rusage).
@@ -179,6 +198,8 @@ pub fn kxdpgun(net: &BenchNet, server: &Server, qfile: &Path, rate: u64, secs: u
         .stdout(out.try_clone()?)
         .stderr(out);
     let tasks = server_tasks(net, server);
+    let napi = net.server_napi().unwrap_or_default();
+    let n0 = timeslices(&napi);
     let d0 = net.drop_counters();
     let (t0, c0, a0) = (ticks(&tasks), core_busy(Some(SERVER_CPU)), core_busy(None));
     let child = net.spawn(&mut cmd)?;
@@ -187,6 +208,7 @@ pub fn kxdpgun(net: &BenchNet, server: &Server, qfile: &Path, rate: u64, secs: u
     net.pin_napi()?;
     let waited = wait_rusage(pid, Instant::now() + Duration::from_secs(secs as u64 + 30));
     let (t1, c1, a1) = (ticks(&tasks), core_busy(Some(SERVER_CPU)), core_busy(None));
+    let n1 = timeslices(&napi);
     let d1 = net.drop_counters();
     net.xdp_off(&net.client_ns, &net.client_if);
     let text = std::fs::read_to_string(&out_path).unwrap_or_default();
@@ -203,6 +225,7 @@ pub fn kxdpgun(net: &BenchNet, server: &Server, qfile: &Path, rate: u64, secs: u
     run.all_busy_s = a1.0.saturating_sub(a0.0) as f64 / hz;
     run.core_softirq_s = c1.1.saturating_sub(c0.1) as f64 / hz;
     run.gen_cpu_s = gen_cpu;
+    run.napi_runs = n1.saturating_sub(n0);
     run.drops = d1
         .into_iter()
         .filter_map(|(k, v)| {
@@ -220,33 +243,65 @@ pub struct Search {
     pub max: Run,
     /// The fastest run with loss within `LOSS_LIMIT`.
     pub best: Option<Run>,
+    /// The slowest rate (requested) that lost more than `LOSS_LIMIT`, if the search met one
+    /// below the generator's full speed: the zero-loss rate is between `best` and it.
+    pub first_lossy: Option<u64>,
     pub runs: Vec<Run>,
 }
 
+/// Bounds of a rate search: runs after the full-speed one, and wall time for all of them.
+#[derive(Clone, Copy, Debug)]
+pub struct SearchBounds {
+    /// Rate of the first search run when the full-speed run gives no better hint.
+    pub start: u64,
+    pub steps: usize,
+    pub budget: Duration,
+    /// Stop once the lossy and the zero-loss rates are within this fraction of each other.
+    pub resolution: f64,
+}
+
+/// The next rate of the search, from the highest zero-loss rate `lo` (0: none yet) and the
+/// lowest lossy one `hi`: climb by half again until a run loses (never above `cap`, what the
+/// generator managed at full speed), then bisect; `None` when the bracket is narrow enough or
+/// the climb reached the cap.
+pub fn next_rate(lo: f64, hi: Option<f64>, cap: f64, resolution: f64) -> Option<f64> {
+    match hi {
+        None if lo >= cap => None,
+        None => Some((lo * 1.5).min(cap)),
+        Some(h) if h - lo <= h * resolution => None,
+        Some(h) if lo == 0.0 => Some(h / 2.0),
+        Some(h) => Some((lo + h) / 2.0),
+    }
+}
+
 /// Finds the highest rate answered with at most 0.1% loss: one run at `top` (the generator's
-/// full speed, which also gives the overload figure), then up to `steps` runs that double the
-/// rate from `start` while the loss stays within the limit and bisect once a run fails. The
-/// reply rate under overload is no guide to capacity (servers whose receive path runs at
-/// priority livelock), so the search climbs from below. `progress` reports each run.
-#[allow(clippy::too_many_arguments)]
+/// full speed, which also gives the overload figure), then search runs, bounded by
+/// `bounds.steps` and `bounds.budget`. The first search run is at 90% of the reply rate at
+/// full speed (at least `bounds.start`): for XDP servers that is close to their capacity;
+/// servers whose receive path livelocks under overload answer less there than they can, and
+/// the search climbs from it. Then it climbs by half again while the loss stays within the
+/// limit and bisects between the last zero-loss rate and the first lossy one, down to
+/// `bounds.resolution`. A lossy run is repeated once (a step too): the rate is lossy only
+/// when both runs lose more than the limit. `progress` reports each run.
 pub fn search(
     net: &BenchNet,
     server: &Server,
     qfile: &Path,
     top: u64,
-    start: u64,
-    steps: usize,
+    bounds: SearchBounds,
     secs: u32,
     progress: &mut dyn FnMut(&Run),
 ) -> Result<Search> {
+    let t0 = Instant::now();
     let max = kxdpgun(net, server, qfile, top, secs)?;
     progress(&max);
     let mut s = Search {
         max: max.clone(),
         best: None,
+        first_lossy: None,
         runs: vec![max.clone()],
     };
-    if max.loss() <= LOSS_LIMIT || steps == 0 {
+    if max.loss() <= LOSS_LIMIT || bounds.steps == 0 {
         if max.loss() <= LOSS_LIMIT {
             s.best = Some(max);
         }
@@ -255,31 +310,36 @@ pub fn search(
     // The generator cannot send faster than it did at full speed.
     let cap = max.sent_pps.max(1000.0);
     let (mut lo, mut hi) = (0.0f64, None::<f64>);
-    let mut rate = (start as f64).min(cap);
-    for _ in 0..steps {
-        let r = kxdpgun(net, server, qfile, rate as u64, secs)?;
+    let mut rate = (max.reply_pps * 0.9).max(bounds.start as f64).min(cap);
+    let mut steps = 0;
+    while steps < bounds.steps && t0.elapsed() <= bounds.budget {
+        steps += 1;
+        let mut r = kxdpgun(net, server, qfile, rate as u64, secs)?;
         progress(&r);
+        if r.loss() > LOSS_LIMIT && steps < bounds.steps && t0.elapsed() <= bounds.budget {
+            // On this shared machine a lossy run is often one scheduling hiccup of either
+            // side; a rate counts as lossy when a second run at it loses too.
+            steps += 1;
+            s.runs.push(r);
+            r = kxdpgun(net, server, qfile, rate as u64, secs)?;
+            progress(&r);
+        }
         let pass = r.loss() <= LOSS_LIMIT;
         if pass && s.best.as_ref().is_none_or(|b| r.reply_pps > b.reply_pps) {
             s.best = Some(r.clone());
         }
         s.runs.push(r);
         if pass {
-            lo = rate;
+            lo = lo.max(rate);
         } else {
-            hi = Some(rate);
+            hi = Some(hi.map_or(rate, |h| h.min(rate)));
         }
-        rate = match hi {
-            None if rate >= cap => break,
-            None => (rate * 2.0).min(cap),
-            Some(h) if h - lo < h * 0.05 => break,
-            Some(h) if lo == 0.0 => h / 2.0,
-            Some(h) => (lo + h) / 2.0,
-        };
-        if rate < 1000.0 {
-            break;
+        match next_rate(lo, hi, cap, bounds.resolution) {
+            Some(r) if r >= 1000.0 => rate = r,
+            _ => break,
         }
     }
+    s.first_lossy = hi.map(|h| h as u64);
     Ok(s)
 }
 
@@ -346,4 +406,28 @@ pub fn dnsperf(net: &BenchNet, files: &[(&Path, bool, u64)], secs: u32) -> Resul
     total.p99_us = pct(0.99);
     total.mean_us = lat.iter().sum::<f64>() / lat.len() as f64;
     Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_rate;
+
+    #[test]
+    fn search_climbs_then_bisects_and_stops() {
+        // Climbs by half again while nothing lost, never above the cap.
+        assert_eq!(next_rate(100_000.0, None, 700_000.0, 0.03), Some(150_000.0));
+        assert_eq!(next_rate(600_000.0, None, 700_000.0, 0.03), Some(700_000.0));
+        assert_eq!(next_rate(700_000.0, None, 700_000.0, 0.03), None);
+        // Halves while nothing passed; bisects the bracket once it has both ends.
+        assert_eq!(
+            next_rate(0.0, Some(400_000.0), 700_000.0, 0.03),
+            Some(200_000.0)
+        );
+        assert_eq!(
+            next_rate(300_000.0, Some(400_000.0), 700_000.0, 0.03),
+            Some(350_000.0)
+        );
+        // Stops within the resolution.
+        assert_eq!(next_rate(390_000.0, Some(400_000.0), 700_000.0, 0.03), None);
+    }
 }

@@ -4,8 +4,9 @@
 //! the TEST_RUN micro-benchmark, start-up figures against knotd and NSD, the zone update figures
 //! (incremental against full XDP publication), zone transfers (`--xfr`), and the report files.
 //!
-//! Submodules: `zone` (data), `net` (namespaces, pinning), `servers`, `measure` (kxdpgun,
-//! dnsperf, CPU), `micro` (TEST_RUN), `load` (start-up times and memory against knotd and
+//! Submodules: `zone` (data), `net` (namespaces, pinning), `servers`, `e2e` (one server under
+//! load), `measure` (kxdpgun, dnsperf, CPU, the rate search), `profile` (perf on the server
+//! core), `micro` (TEST_RUN), `load` (start-up times and memory against knotd and
 //! NSD), `update` (publishing a zone change), `sizes` (the per-size sections, in the full run
 //! and alone), `xfr` (AXFR and NOTIFY as a secondary, against knotd), `report` (table, SVG),
 //! `json`, `bpf` (a minimal loader for the self-contained XDP programs), `cleanup` (Ctrl-C
@@ -13,12 +14,14 @@
 
 pub mod bpf;
 pub mod cleanup;
+mod e2e;
 pub mod json;
 pub mod load;
 pub mod measure;
 pub mod micro;
 pub mod net;
 pub mod nsec3;
+pub mod profile;
 pub mod profiles;
 pub mod report;
 pub mod restart;
@@ -35,10 +38,8 @@ use std::time::Instant;
 use anyhow::{bail, Context as _, Result};
 
 use json::{obj, Json};
-use measure::Search;
 use net::BenchNet;
-use report::ServerResult;
-use servers::{Kind, Server};
+use servers::Kind;
 use sizes::{load_only, loads, run_updates, updates};
 
 /// What to run.
@@ -62,6 +63,11 @@ pub struct Options {
     pub steps: usize,
     /// One kxdpgun run per server at this rate instead of the search (smoke: 20k).
     pub fixed_rate: Option<u64>,
+    /// Rate of the run CPU per answer is taken from, the same for every server (with
+    /// `fixed_rate`, that run is the CPU run).
+    pub cpu_rate: u64,
+    /// Also a run at `cpu_rate` under `perf record` on the server core (`profile`).
+    pub perf: bool,
     /// Zone sizes for the load/compile figures (empty: skipped).
     pub load_sizes: Vec<usize>,
     /// Zone sizes for the update figures (empty: skipped), and the records per diff.
@@ -92,6 +98,9 @@ pub struct Options {
     pub nsec3_iterations: Vec<u16>,
     /// Only the restart gap (`restart`).
     pub restart_only: bool,
+    /// Only the reflector and the servers under load (no TEST_RUN, rate limiting or sender
+    /// profile sections).
+    pub e2e_only: bool,
 }
 
 impl Options {
@@ -112,8 +121,10 @@ impl Options {
             seed: 20261127,
             queries: if smoke { 10_000 } else { 100_000 },
             latency_rate: if smoke { 2_000 } else { 20_000 },
-            steps: 8,
+            steps: 10,
             fixed_rate: smoke.then_some(20_000),
+            cpu_rate: 150_000,
+            perf: false,
             load_sizes: if smoke {
                 vec![]
             } else {
@@ -138,14 +149,17 @@ impl Options {
             micro_only: false,
             nsec3_iterations: vec![0, 1, 10, 50, 150],
             restart_only: false,
+            e2e_only: false,
         }
     }
 }
 
 /// kxdpgun's rate for "as fast as it can".
 const FULL_SPEED: u64 = 5_000_000;
-/// First rate of the search (doubled while the loss stays within the limit).
+/// Lowest first rate of the search.
 const SEARCH_START: u64 = 25_000;
+/// The search stops when its zero-loss and lossy rates are this close (fraction).
+const SEARCH_RESOLUTION: f64 = 0.03;
 
 struct Bench {
     opts: Options,
@@ -161,129 +175,15 @@ impl Bench {
     fn run_line(&self, who: &str, r: &measure::Run) {
         let drops: Vec<String> = r.drops.iter().map(|(k, v)| format!("{k} {v}")).collect();
         self.progress(&format!(
-            "{who}: offered {:.0} q/s -> {:.0} replies/s, loss {:.3}%, server CPU {:.2}s, gen CPU {:.2}s{}",
+            "{who}: offered {:.0} q/s -> {:.0} replies/s, loss {:.3}%, server CPU {:.2}s (other work on its core {:.2}s), gen CPU {:.2}s{}",
             r.sent_pps,
             r.reply_pps,
             r.loss() * 100.0,
             r.server_cpu_s,
+            r.foreign_s(),
             r.gen_cpu_s,
             if drops.is_empty() { String::new() } else { format!(" [drops: {}]", drops.join(", ")) }
         ));
-    }
-
-    /// Latency and rate search for one server (or the reflector).
-    fn measure(
-        &self,
-        net: &mut BenchNet,
-        kind: Kind,
-        zone: &zone::Zone,
-        files: &Files,
-    ) -> ServerResult {
-        let mut res = ServerResult::new(kind);
-        self.progress(&format!("{}: starting", kind.name()));
-        let dir = self.work.join(kind.name());
-        let server = match Server::start(kind, net, &zone.path, &dir) {
-            Ok(s) => s,
-            Err(e) => {
-                res.error = Some(format!("{e:#}"));
-                self.progress(&format!("{}: FAILED to start: {e:#}", kind.name()));
-                return res;
-            }
-        };
-        res.startup_s = server.startup.as_secs_f64();
-        let outcome = self.measure_running(net, &server, &mut res, files);
-        if let Err(e) = outcome {
-            self.progress(&format!("{}: FAILED: {e:#}", kind.name()));
-            res.error = Some(format!("{e:#}"));
-        }
-        if let Err(e) = server.stop(net) {
-            self.progress(&format!("{}: warning: {e:#}", kind.name()));
-        }
-        res
-    }
-
-    fn measure_running(
-        &self,
-        net: &mut BenchNet,
-        server: &Server,
-        res: &mut ServerResult,
-        files: &Files,
-    ) -> Result<()> {
-        let name = server.kind.name();
-        let o = &self.opts;
-        if server.kind != Kind::Reflector {
-            net.client_pass(true)?;
-            let do_rate = o.latency_rate * o.do_share as u64 / 100;
-            let lat = measure::dnsperf(
-                net,
-                &[
-                    (&files.dnsperf_plain, false, o.latency_rate - do_rate),
-                    (&files.dnsperf_do, true, do_rate),
-                ],
-                o.duration,
-            )
-            .context("latency run (dnsperf)")?;
-            self.progress(&format!(
-                "{name}: latency at {} q/s: p50 {:.0} us, p99 {:.0} us ({} of {} answered)",
-                lat.rate, lat.p50_us, lat.p99_us, lat.completed, lat.sent
-            ));
-            res.latency = Some(lat);
-        }
-        net.client_pass(false)?;
-        let before = server.stats()?;
-        let mut report = |r: &measure::Run| self.run_line(name, r);
-        let search = if let Some(rate) = o.fixed_rate {
-            // One run at a fixed rate: "answered" is then simply the reply rate at that rate.
-            let mut s: Search = measure::search(
-                net,
-                server,
-                &files.kxdpgun,
-                rate,
-                0,
-                0,
-                o.duration,
-                &mut report,
-            )?;
-            s.best = Some(s.max.clone());
-            s
-        } else {
-            measure::search(
-                net,
-                server,
-                &files.kxdpgun,
-                FULL_SPEED,
-                SEARCH_START,
-                o.steps,
-                o.duration,
-                &mut report,
-            )?
-        };
-        let after = server.stats()?;
-        for k in after.names() {
-            let d = crate::stats::try_delta(&before, &after, k)?;
-            if k == "udp.queries" {
-                res.udp_queries = Some(d);
-            } else if k.starts_with("xdp.") && d > 0 {
-                res.xdp.push((k.to_owned(), d));
-            }
-        }
-        if server.kind == Kind::XdpdnsXdp {
-            let d = |k: &str| crate::stats::try_delta(&before, &after, k);
-            res.xdp_split = Some((d("xdp.answered")?, d("xdp.passed")?));
-        }
-        if let Some(b) = &search.best {
-            self.progress(&format!(
-                "{name}: {:.0} answered q/s at <=0.1% loss; {:.0} replies/s at the generator's full speed",
-                b.reply_pps, search.max.reply_pps
-            ));
-        } else {
-            self.progress(&format!(
-                "{name}: no rate with <=0.1% loss found; {:.0} replies/s at full speed",
-                search.max.reply_pps
-            ));
-        }
-        res.search = Some(search);
-        Ok(())
     }
 }
 
@@ -422,6 +322,67 @@ fn run_in(b: &Bench) -> Result<Json> {
     for kind in &o.servers {
         results.push(b.measure(&mut net, *kind, &zone, &files));
     }
+    let table = report::table(&results, Some(&ceiling), o.fixed_rate.is_some());
+    let targets = report::targets_text(&results, Some(&ceiling));
+    let profiles_perf: String = std::iter::once(&ceiling)
+        .chain(results.iter())
+        .filter_map(|r| match &r.profile {
+            Some(Ok(p)) => Some(p.text(r.kind.name())),
+            Some(Err(e)) => Some(format!("{}: perf FAILED: {e}\n", r.kind.name())),
+            None => None,
+        })
+        .collect();
+    let legend = format!(
+        "qps<=0.1%: answered/s at the fastest kxdpgun rate with <=0.1% loss ({} s runs; \
+         reflector = the generator's ceiling); peak rep/s: fastest reply rate of any run;\n\
+         p50/p99: dnsperf at {} q/s ({}% DO); CPU s/M: CPU-seconds per million answers of the \
+         server (processes + NAPI thread + ksoftirqd of its core) in a run at {} q/s, the same \
+         for every server;\n\
+         XDP %: xdpdns answers sent by XDP / (answered + passed). xKnotUDP, xNSD: ratios to those \
+         servers in this run.\n",
+        o.duration,
+        o.latency_rate,
+        o.do_share,
+        o.fixed_rate.unwrap_or(o.cpu_rate)
+    );
+    let e2e_text = format!("{table}{legend}\n{targets}{profiles_perf}");
+    let e2e_doc = |rest: Vec<(&str, Json)>| -> Json {
+        let find = |k: Kind| results.iter().find(|r| r.kind == k && r.error.is_none());
+        let baselines = [
+            ("knot_udp", find(Kind::KnotUdp)),
+            ("nsd", find(Kind::Nsd)),
+            ("knot_xdp", find(Kind::KnotXdp)),
+            ("reflector", Some(&ceiling).filter(|c| c.error.is_none())),
+        ];
+        let targets = report::targets(&results, Some(&ceiling));
+        let mut fields = vec![
+            ("mode", if o.smoke { "smoke" } else { "full" }.into()),
+            ("config", config_json(o)),
+            ("generator_ceiling", ceiling.json(&[])),
+            (
+                "targets",
+                Json::Obj(targets.into_iter().map(|(k, v)| (k, v.into())).collect()),
+            ),
+            (
+                "servers",
+                Json::Arr(results.iter().map(|r| r.json(&baselines)).collect()),
+            ),
+        ];
+        fields.extend(rest);
+        Json::Obj(fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+    };
+    let title = format!(
+        "xdpdns bench: {} delegations{}, mix {}, {}% DO",
+        o.delegations,
+        if o.signed { " (signed)" } else { "" },
+        o.mix.name,
+        o.do_share
+    );
+    let svg = report::svg(&results, Some(&ceiling), &title);
+    if o.e2e_only {
+        drop(net);
+        return finish(b, e2e_doc(vec![]), svg, e2e_text);
+    }
     b.progress(&format!(
         "TEST_RUN micro-benchmark ({} single runs per probe)",
         o.micro_runs
@@ -446,55 +407,15 @@ fn run_in(b: &Bench) -> Result<Json> {
     drop(net);
     let (update_json, update_text) = updates(b);
 
-    let table = report::table(&results, Some(&ceiling), o.fixed_rate.is_some());
     let micro_text = micro::text(&micro);
-    let legend = format!(
-        "qps<=0.1%: answered/s at the fastest kxdpgun rate with <=0.1% loss ({} s runs; \
-         reflector = the generator's ceiling); peak rep/s: fastest reply rate of any run;\n\
-         p50/p99: dnsperf at {} q/s ({}% DO); CPU s/M: CPU-seconds per million answers of the \
-         server (processes + NAPI thread + ksoftirqd of its core) at the qps<=0.1% run;\n\
-         XDP %: xdpdns answers sent by XDP / (answered + passed). xKnotUDP, xNSD: ratios to those \
-         servers in this run.\n",
-        o.duration, o.latency_rate, o.do_share
-    );
     let mut text = format!(
-        "{table}{legend}\nTEST_RUN (ns per query, single runs):\n{micro_text}\n{rrl_text}\n{profiles_text}\nstart-up:\n{load_text}\nzone updates (XDP maps):\n{update_text}"
+        "{e2e_text}\nTEST_RUN (ns per query, single runs):\n{micro_text}\n{rrl_text}\n{profiles_text}\nstart-up:\n{load_text}\nzone updates (XDP maps):\n{update_text}"
     );
     if let Some(x) = &xfr {
         text.push('\n');
         text.push_str(&x.text());
     }
-    println!("\n{text}");
-    let find = |k: Kind| results.iter().find(|r| r.kind == k && r.error.is_none());
-    let baselines = [("knot_udp", find(Kind::KnotUdp)), ("nsd", find(Kind::Nsd))];
-    let doc = obj([
-        ("mode", if o.smoke { "smoke" } else { "full" }.into()),
-        (
-            "config",
-            obj([
-                ("delegations", o.delegations.into()),
-                ("signed", o.signed.into()),
-                ("mix", o.mix.name.as_str().into()),
-                ("referral_pct", o.mix.referral.into()),
-                ("nxdomain_pct", o.mix.nxdomain.into()),
-                ("apex_pct", o.mix.apex.into()),
-                ("do_pct", o.do_share.into()),
-                ("run_seconds", o.duration.into()),
-                ("fixed_rate_qps", o.fixed_rate.into()),
-                ("queries", o.queries.into()),
-                ("seed", o.seed.into()),
-                ("latency_rate_qps", o.latency_rate.into()),
-                ("loss_limit", measure::LOSS_LIMIT.into()),
-                ("server_cpu", net::SERVER_CPU.into()),
-                ("generator_cpu", net::GENERATOR_CPU.into()),
-                ("nice", (o.nice as f64).into()),
-            ]),
-        ),
-        ("generator_ceiling", ceiling.json(&[])),
-        (
-            "servers",
-            Json::Arr(results.iter().map(|r| r.json(&baselines)).collect()),
-        ),
+    let doc = e2e_doc(vec![
         (
             "test_run",
             match &micro {
@@ -508,26 +429,49 @@ fn run_in(b: &Bench) -> Result<Json> {
         ("update", update_json),
         ("xfr", xfr.as_ref().map_or(Json::Null, xfr::XfrResult::json)),
     ]);
-    let title = format!(
-        "xdpdns bench: {} delegations{}, mix {}, {}% DO",
-        o.delegations,
-        if o.signed { " (signed)" } else { "" },
-        o.mix.name,
-        o.do_share
-    );
+    finish(b, doc, svg, text)
+}
+
+/// Prints the text report and writes it with the JSON document and the chart.
+fn finish(b: &Bench, doc: Json, svg: String, text: String) -> Result<Json> {
+    println!("\n{text}");
     write_reports(
-        o,
+        &b.opts,
         &[
             ("bench.json", doc.pretty()),
-            ("bench.svg", report::svg(&results, Some(&ceiling), &title)),
+            ("bench.svg", svg),
             ("bench.txt", text),
         ],
     )?;
     b.progress(&format!(
         "wrote bench.json, bench.svg and bench.txt in {}",
-        o.out_dir.display()
+        b.opts.out_dir.display()
     ));
     Ok(doc)
+}
+
+/// The run's configuration, for the JSON report.
+fn config_json(o: &Options) -> Json {
+    obj([
+        ("delegations", o.delegations.into()),
+        ("signed", o.signed.into()),
+        ("mix", o.mix.name.as_str().into()),
+        ("referral_pct", o.mix.referral.into()),
+        ("nxdomain_pct", o.mix.nxdomain.into()),
+        ("apex_pct", o.mix.apex.into()),
+        ("do_pct", o.do_share.into()),
+        ("run_seconds", o.duration.into()),
+        ("fixed_rate_qps", o.fixed_rate.into()),
+        ("cpu_rate_qps", o.fixed_rate.unwrap_or(o.cpu_rate).into()),
+        ("search_steps", o.steps.into()),
+        ("queries", o.queries.into()),
+        ("seed", o.seed.into()),
+        ("latency_rate_qps", o.latency_rate.into()),
+        ("loss_limit", measure::LOSS_LIMIT.into()),
+        ("server_cpu", net::SERVER_CPU.into()),
+        ("generator_cpu", net::GENERATOR_CPU.into()),
+        ("nice", (o.nice as f64).into()),
+    ])
 }
 
 /// The zone-transfer section in `net`.

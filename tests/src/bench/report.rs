@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use super::json::{obj, Json};
 use super::measure::{Latency, Run, Search};
+use super::profile::Profile;
 use super::servers::Kind;
 
 /// Everything measured for one server.
@@ -21,6 +22,11 @@ pub struct ServerResult {
     /// xdpdns with XDP: (answered, passed) deltas of the XDP counters over the kxdpgun runs.
     pub xdp_split: Option<(u64, u64)>,
     pub udp_queries: Option<u64>,
+    /// The run CPU per answer is taken from: the same rate and duration for every server
+    /// (`--cpu-rate`), or the fixed-rate run.
+    pub cpu_run: Option<Run>,
+    /// `--perf`: where the server core's time went in a run at the CPU rate.
+    pub profile: Option<std::result::Result<Profile, String>>,
 }
 
 impl ServerResult {
@@ -34,6 +40,8 @@ impl ServerResult {
             xdp: Vec::new(),
             xdp_split: None,
             udp_queries: None,
+            cpu_run: None,
+            profile: None,
         }
     }
 
@@ -62,10 +70,19 @@ impl ServerResult {
         self.runs().iter().map(|r| r.reply_pps).reduce(f64::max)
     }
 
-    /// The run CPU is taken from: the best run within the loss limit, else the full-speed one.
+    /// The run CPU is taken from: the run at the common CPU rate, else the best run within
+    /// the loss limit, else the full-speed one.
     fn cpu_run(&self) -> Option<&Run> {
+        if let Some(r) = &self.cpu_run {
+            return Some(r);
+        }
         let s = self.search.as_ref()?;
         s.best.as_ref().or(Some(&s.max))
+    }
+
+    /// The slowest rate that lost more than the limit, below the generator's full speed.
+    pub fn first_lossy(&self) -> Option<u64> {
+        self.search.as_ref()?.first_lossy
     }
 
     /// CPU-seconds per million answers (= CPU µs per answer) of the server.
@@ -104,6 +121,11 @@ impl ServerResult {
             ));
         }
         let runs = self.runs().iter().map(run_json).collect();
+        let profile = match &self.profile {
+            None => Json::Null,
+            Some(Ok(p)) => p.json(),
+            Some(Err(e)) => obj([("error", e.as_str().into())]),
+        };
         obj([
             ("name", self.kind.name().into()),
             ("ok", self.error.is_none().into()),
@@ -113,7 +135,13 @@ impl ServerResult {
             ("answered_qps", self.answered_qps().into()),
             ("peak_replies_pps", self.peak_replies().into()),
             ("overload_replies_pps", self.overload_replies().into()),
+            ("first_lossy_qps", self.first_lossy().into()),
             ("cpu_s_per_million_answers", self.cpu_per_m().into()),
+            (
+                "cpu_run",
+                self.cpu_run.as_ref().map_or(Json::Null, run_json),
+            ),
+            ("profile", profile),
             ("core_busy_s_per_million_answers", self.core_per_m().into()),
             (
                 "latency",
@@ -148,6 +176,8 @@ fn run_json(r: &Run) -> Json {
         ("server_core_busy_s", r.core_busy_s.into()),
         ("all_cpus_busy_s", r.all_busy_s.into()),
         ("server_core_softirq_s", r.core_softirq_s.into()),
+        ("server_core_other_s", r.foreign_s().into()),
+        ("server_napi_runs", r.napi_runs.into()),
         ("generator_cpu_s", r.gen_cpu_s.into()),
         (
             "rcodes",
@@ -247,6 +277,109 @@ pub fn table(results: &[ServerResult], ceiling: Option<&ServerResult>, fixed_rat
         );
     }
     t
+}
+
+/// The issue 12 end-to-end figures: xdpdns XDP against the reflector (the generator's ceiling)
+/// and Knot XDP, all from this run, as (name, value) pairs: the zero-loss rates, the CPU per
+/// answer at the common rate, and the ratios with their targets.
+pub fn targets(results: &[ServerResult], ceiling: Option<&ServerResult>) -> Vec<(String, f64)> {
+    let find = |k: Kind| results.iter().find(|r| r.kind == k && r.error.is_none());
+    let xdp = find(Kind::XdpdnsXdp);
+    let knot = find(Kind::KnotXdp);
+    let ceiling = ceiling.filter(|c| c.error.is_none());
+    let mut out = Vec::new();
+    let mut put = |k: &str, v: Option<f64>| {
+        if let Some(v) = v.filter(|v| v.is_finite()) {
+            out.push((k.to_owned(), v));
+        }
+    };
+    let qps = |r: Option<&ServerResult>| r.and_then(|r| r.answered_qps());
+    let cpu = |r: Option<&ServerResult>| r.and_then(|r| r.cpu_per_m());
+    let div = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+        _ => None,
+    };
+    put("xdpdns_xdp_qps", qps(xdp));
+    put("reflector_qps", qps(ceiling));
+    put("knot_xdp_qps", qps(knot));
+    put("xdpdns_xdp_cpu_s_per_m", cpu(xdp));
+    put("reflector_cpu_s_per_m", cpu(ceiling));
+    put("knot_xdp_cpu_s_per_m", cpu(knot));
+    put("qps_vs_reflector", div(qps(xdp), qps(ceiling)));
+    put("qps_vs_knot_xdp", div(qps(xdp), qps(knot)));
+    put("cpu_vs_reflector", div(cpu(xdp), cpu(ceiling)));
+    put("cpu_vs_knot_xdp", div(cpu(xdp), cpu(knot)));
+    // From the `--perf` samples: the same ratio, and without the generator's skbs.
+    fn prof(r: Option<&ServerResult>) -> Option<&Profile> {
+        r?.profile.as_ref()?.as_ref().ok()
+    }
+    let (px, pr) = (prof(xdp), prof(ceiling));
+    put(
+        "perf_cpu_vs_reflector",
+        div(px.map(|p| p.counted_ns()), pr.map(|p| p.counted_ns())),
+    );
+    put(
+        "perf_cpu_vs_reflector_without_skb",
+        div(
+            px.map(|p| p.counted_without_skb_ns()),
+            pr.map(|p| p.counted_without_skb_ns()),
+        ),
+    );
+    out
+}
+
+/// The text of `targets`: one line per figure with its target.
+pub fn targets_text(results: &[ServerResult], ceiling: Option<&ServerResult>) -> String {
+    let t = targets(results, ceiling);
+    let get = |k: &str| t.iter().find(|(n, _)| n == k).map(|(_, v)| *v);
+    let bracket = |k: Kind| -> String {
+        let r = if k == Kind::Reflector {
+            ceiling
+        } else {
+            results.iter().find(|r| r.kind == k)
+        };
+        match r.and_then(|r| Some((r.answered_qps()?, r.first_lossy()))) {
+            Some((q, Some(l))) => format!("{q:.0} (lossy at {l})"),
+            Some((q, None)) => format!("{q:.0}"),
+            None => "-".into(),
+        }
+    };
+    let cpu_rate = ceiling
+        .and_then(|c| c.cpu_run.as_ref())
+        .map_or("the zero-loss rate".to_owned(), |r| {
+            format!("{} q/s", r.requested)
+        });
+    format!(
+        "end to end, xdpdns XDP against the reflector and Knot XDP (issue 12 targets):\n  \
+         zero-loss qps: xdpdns-xdp {}, reflector {}, knot-xdp {}: {} the reflector's \
+         (target >= 0.80x), {} Knot XDP's (target >= 2.00x)\n  \
+         CPU s per M answers at {cpu_rate}: xdpdns-xdp {}, reflector {}, knot-xdp {}: {} the \
+         reflector's (target <= 1.50x), {} Knot XDP's\n{}",
+        bracket(Kind::XdpdnsXdp),
+        bracket(Kind::Reflector),
+        bracket(Kind::KnotXdp),
+        fmt_ratio(get("qps_vs_reflector")),
+        fmt_ratio(get("qps_vs_knot_xdp")),
+        fmt_opt(get("xdpdns_xdp_cpu_s_per_m"), 2),
+        fmt_opt(get("reflector_cpu_s_per_m"), 2),
+        fmt_opt(get("knot_xdp_cpu_s_per_m"), 2),
+        fmt_ratio(get("cpu_vs_reflector")),
+        fmt_ratio(get("cpu_vs_knot_xdp")),
+        match (
+            get("perf_cpu_vs_reflector"),
+            get("perf_cpu_vs_reflector_without_skb"),
+        ) {
+            (Some(a), Some(b)) => format!(
+                "  perf samples of the server core: {a:.2}x the reflector's; without the \
+                 generator's skbs (what a NIC would not cost) {b:.2}x\n"
+            ),
+            _ => String::new(),
+        }
+    )
+}
+
+fn fmt_ratio(v: Option<f64>) -> String {
+    v.map_or("-".into(), |v| format!("{v:.2}x"))
 }
 
 /// The SVG chart: two horizontal bar charts (answered qps, CPU-seconds per million answers).

@@ -8,7 +8,7 @@ use xdpdns_tests::bench::{self, cleanup, servers::Kind, zone::Mix, Options};
 const USAGE: &str = "\
 usage: bench [--delegations N] [--signed] [--mix NAME] [--do-share PCT] [--duration S]
              [--servers LIST] [--smoke] [--seed N] [--queries N] [--latency-rate QPS]
-             [--steps N] [--rate QPS] [--load-sizes LIST|none] [--update-sizes LIST|none]
+             [--steps N] [--rate QPS] [--cpu-rate QPS] [--perf] [--e2e-only] [--load-sizes LIST|none] [--update-sizes LIST|none]
              [--update-changes N] [--update-only] [--load-only] [--micro-runs N] [--nice N]
              [--xfr] [--xfr-only] [--xfr-delegations N] [--nsec3-only]
              [--nsec3-iterations LIST] [--restart-only] [--micro-only] [--out DIR]
@@ -21,9 +21,20 @@ usage: bench [--delegations N] [--signed] [--mix NAME] [--do-share PCT] [--durat
   --duration S       seconds per measurement run (default 3; smoke 1)
   --servers LIST     comma-separated: xdpdns-xdp,xdpdns-user,knot-udp,knot-xdp,nsd (default all)
   --smoke            a few seconds per server, small zone, no rate search, no load figures
-  --steps N          search runs after the full-speed run: doubling from 25k q/s while the
-                     loss stays <= 0.1%, then bisection (default 8)
+  --steps N          search runs after the full-speed run (default 10, at most 12, and at most
+                     N x (duration + 4) s): from 90% of the full-speed reply rate, up by half
+                     again while the loss stays <= 0.1%, then bisection between the last
+                     zero-loss rate and the first lossy one down to 3%; a lossy run is
+                     repeated once, the rate is lossy when both are
   --rate QPS         no search: one kxdpgun run per server at this rate (smoke: 20000)
+  --cpu-rate QPS     rate of the run CPU per answer is taken from, the same for every server
+                     (default 150000; with --rate, that run)
+  --perf             also one run per server at the CPU rate under perf record on the server
+                     core: ns per answer in the XDP programs, their helpers, the veth NAPI
+                     thread, the server's processes, and what is not the server's
+  --e2e-only         only the reflector and the servers under load (latency, rate search, CPU
+                     run): no TEST_RUN, rate limiting, sender profile, start-up, update or
+                     transfer sections
   --load-sizes LIST  zone sizes for the start-up figures: xdpdns, knotd and nsd loading the
                      same zone (default 10000,100000,1000000)
   --load-only        only the start-up figures (in their own namespaces)
@@ -95,6 +106,9 @@ fn parse(argv: Vec<String>) -> Result<Options> {
             "--micro-runs" => o.micro_runs = value(&mut args, &a)?,
             "--nice" => o.nice = value(&mut args, &a)?,
             "--rate" => o.fixed_rate = Some(value(&mut args, &a)?),
+            "--cpu-rate" => o.cpu_rate = value(&mut args, &a)?,
+            "--perf" => o.perf = true,
+            "--e2e-only" => o.e2e_only = true,
             "--out" => o.out_dir = value::<String>(&mut args, &a)?.into(),
             "--xfr" => o.xfr = true,
             "--xfr-only" => (o.xfr, o.xfr_only) = (true, true),
@@ -136,6 +150,9 @@ fn parse(argv: Vec<String>) -> Result<Options> {
     }
     if !(-20..=19).contains(&o.nice) {
         bail!("--nice must be -20..19");
+    }
+    if o.cpu_rate == 0 {
+        bail!("--cpu-rate must be positive");
     }
     if o.duration > 60 || o.steps > 12 {
         bail!("--duration is capped at 60 s and --steps at 12 (every load loop is bounded)");
