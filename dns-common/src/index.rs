@@ -22,8 +22,8 @@ pub struct SuffixMapKey {
     pub _pad: u16,
 }
 
-/// Value of a `SUFFIXES` entry: the index entry, and the name it is for (lower-cased,
-/// right-aligned and zero padded as in `AnswerKey`), which the program compares.
+/// Value of a `SUFFIXES` entry: the index entry, and the name it is for (lower-cased, as
+/// `pack_name` lays it out), which the program compares.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct SuffixEntry {
@@ -47,12 +47,41 @@ pub struct AnswerMapKey {
     pub _pad: [u16; 3],
 }
 
-/// Value of an `ANSWERS` entry: the index entry and the name it is for (as in `AnswerKey`).
+/// Value of an `ANSWERS` entry: the index entry and the name it is for (as `pack_name` lays
+/// it out).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct AnswerEntry {
     pub entry: AnswerRef,
     pub name: [u8; NAME_BUF],
+}
+
+/// The name of an index entry's value: the words of the name right-aligned in 256 octets (as
+/// in `AnswerKey`, `len` octets long) from the one its first octet is in, moved to the front,
+/// zeros after. The program compares the query's words from that word on with the value's
+/// from its start, so it reads the value's first cache lines, beside the element's key, not
+/// its last ones.
+pub fn pack_name(name: &[u8; NAME_BUF], len: usize) -> [u8; NAME_BUF] {
+    let first = (NAME_BUF - len.clamp(1, NAME_BUF)) / 8 * 8;
+    let mut out = [0u8; NAME_BUF];
+    let mut i = first;
+    while i < NAME_BUF {
+        out[i - first] = name[i];
+        i += 1;
+    }
+    out
+}
+
+/// The right-aligned name (see `pack_name`) of a value's name, `len` octets long.
+pub fn unpack_name(packed: &[u8; NAME_BUF], len: usize) -> [u8; NAME_BUF] {
+    let first = (NAME_BUF - len.clamp(1, NAME_BUF)) / 8 * 8;
+    let mut out = [0u8; NAME_BUF];
+    let mut i = first;
+    while i < NAME_BUF {
+        out[i] = packed[i - first];
+        i += 1;
+    }
+    out
 }
 
 /// One step of the keyed hash of a name in `SUFFIXES` keys: `h` is the seed (`SUFFIX_SEED`)
@@ -99,4 +128,24 @@ pub struct Walk {
     pub _pad: u32,
     /// The keyed hash of the whole query name (the first step's), for its `ANSWERS` keys.
     pub name_hash: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packed_names_start_at_their_first_word_and_come_back() {
+        for len in 1..NAME_BUF {
+            let mut name = [0u8; NAME_BUF];
+            for (i, b) in name[NAME_BUF - len..].iter_mut().enumerate() {
+                *b = 1 + (i % 250) as u8;
+            }
+            let p = pack_name(&name, len);
+            let first = (NAME_BUF - len) / 8 * 8;
+            assert_eq!(p[..NAME_BUF - first], name[first..]);
+            assert!(p[NAME_BUF - first..].iter().all(|b| *b == 0));
+            assert_eq!(unpack_name(&p, len), name);
+        }
+    }
 }

@@ -79,8 +79,9 @@ fn same_name(scratch: &Scratch, e: &'static AnswerEntry) -> Result<&'static Answ
             break;
         }
         let idx = (first + i) & 31;
-        // SAFETY: idx < 32 words of both 8-byte aligned names.
-        diff |= unsafe { a.add(idx).read() ^ b.add(idx).read() };
+        // SAFETY: idx and i < 32 words of the 8-byte aligned names; the value's holds them
+        // from its start (`dns_common::pack_name`).
+        diff |= unsafe { a.add(idx).read() ^ b.add(i).read() };
     }
     if diff != 0 {
         return Err(counter::PASS_MISS);
@@ -415,7 +416,8 @@ fn verified(s: &Scratch, e: &SuffixEntry, first: usize, head: u64) -> u64 {
     let a = s.key.name.as_ptr() as *const u64;
     let b = e.name.as_ptr() as *const u64;
     // SAFETY: first < 32 words of both 8-byte aligned names.
-    if unsafe { a.add(first).read() & head != b.add(first).read() } {
+    // The value's name starts at its first word (`dns_common::pack_name`).
+    if unsafe { a.add(first).read() & head != b.read() } {
         return COLLISION;
     }
     let count = words_from(first);
@@ -424,8 +426,8 @@ fn verified(s: &Scratch, e: &SuffixEntry, first: usize, head: u64) -> u64 {
             break;
         }
         let idx = (first + i) & 31;
-        // SAFETY: idx < 32 words of both 8-byte aligned names.
-        if unsafe { a.add(idx).read() != b.add(idx).read() } {
+        // SAFETY: idx and i < 32 words of the 8-byte aligned names.
+        if unsafe { a.add(idx).read() != b.add(i).read() } {
             return COLLISION;
         }
     }

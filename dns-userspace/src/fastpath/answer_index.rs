@@ -6,13 +6,20 @@
 
 use anyhow::{bail, Context as _, Result};
 use aya::maps::{HashMap, MapData, MapError};
-use dns_common::{suffix_hash, AnswerEntry, AnswerKey, AnswerMapKey, AnswerRef, NAME_BUF};
+use dns_common::{
+    pack_name, suffix_hash, unpack_name, AnswerEntry, AnswerKey, AnswerMapKey, AnswerRef, NAME_BUF,
+};
 
 use super::suffix_index::describe;
 
 pub struct AnswerIndex {
     map: HashMap<MapData, AnswerMapKey, AnswerEntry>,
     seed: u64,
+}
+
+/// The name of `k` as its value holds it (`dns_common::pack_name`).
+fn packed(k: &AnswerKey) -> [u8; NAME_BUF] {
+    pack_name(&k.name, name_len(&k.name))
 }
 
 /// Wire length of a right-aligned name (the root name is all zeros).
@@ -42,9 +49,9 @@ impl AnswerIndex {
     pub fn insert(&mut self, k: &AnswerKey, entry: AnswerRef) -> Result<()> {
         let key = self.map_key(k);
         match self.map.get(&key, 0) {
-            Ok(e) if e.name != k.name => bail!(
+            Ok(e) if e.name != packed(k) => bail!(
                 "answer hash collision: {:?} and {:?} (a new program load draws a new seed)",
-                describe(&e.name),
+                describe(&unpack_name(&e.name, key.name_len as usize)),
                 describe(&k.name)
             ),
             Ok(_) | Err(MapError::KeyNotFound) => {}
@@ -52,7 +59,7 @@ impl AnswerIndex {
         }
         let value = AnswerEntry {
             entry,
-            name: k.name,
+            name: packed(k),
         };
         self.map
             .insert(key, value, 0)
@@ -63,7 +70,7 @@ impl AnswerIndex {
     pub fn remove(&mut self, k: &AnswerKey) -> Result<(), MapError> {
         let key = self.map_key(k);
         match self.map.get(&key, 0) {
-            Ok(e) if e.name == k.name => self.map.remove(&key),
+            Ok(e) if e.name == packed(k) => self.map.remove(&key),
             Ok(_) => Err(MapError::KeyNotFound),
             Err(e) => Err(e),
         }
@@ -72,7 +79,7 @@ impl AnswerIndex {
     /// `k`'s own entry.
     pub fn get(&self, k: &AnswerKey) -> Result<AnswerRef, MapError> {
         match self.map.get(&self.map_key(k), 0) {
-            Ok(e) if e.name == k.name => Ok(e.entry),
+            Ok(e) if e.name == packed(k) => Ok(e.entry),
             Ok(_) => Err(MapError::KeyNotFound),
             Err(e) => Err(e),
         }
@@ -89,7 +96,7 @@ impl AnswerIndex {
     ) -> Result<()> {
         let value = AnswerEntry {
             entry,
-            name: name_of.name,
+            name: packed(name_of),
         };
         self.map
             .insert(self.map_key(under), value, 0)
@@ -106,12 +113,12 @@ impl AnswerIndex {
                 qtype: key.qtype,
                 flags: key.flags,
                 epoch: key.epoch,
-                name: e.name,
+                name: unpack_name(&e.name, key.name_len as usize),
             };
-            if self.map_key(&k) != key {
+            if self.map_key(&k) != key || packed(&k) != e.name {
                 bail!(
                     "answer entry {:?} under another name's key",
-                    describe(&e.name)
+                    describe(&k.name)
                 );
             }
             Ok((k, e.entry))

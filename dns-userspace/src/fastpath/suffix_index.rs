@@ -11,8 +11,8 @@
 use anyhow::{bail, Context as _, Result};
 use aya::maps::{Array, HashMap, MapData, MapError};
 use dns_common::{
-    suffix_flag_byte, suffix_generation, suffix_hash, AnswerRef, SuffixEntry, SuffixMapKey,
-    KEY_FLAG_DO, KEY_FLAG_SUFFIX, NAME_BUF,
+    pack_name, suffix_flag_byte, suffix_generation, suffix_hash, unpack_name, AnswerRef,
+    SuffixEntry, SuffixMapKey, KEY_FLAG_DO, KEY_FLAG_SUFFIX, NAME_BUF,
 };
 
 use super::compile::SuffixKey;
@@ -48,7 +48,7 @@ impl SuffixIndex {
         self.seed
     }
 
-    /// The map key and the right-aligned name of `k`.
+    /// The map key and the name of `k` as its value holds it (`dns_common::pack_name`).
     fn map_key(&self, k: &SuffixKey) -> (SuffixMapKey, [u8; NAME_BUF]) {
         let flag = k.prefix.first().copied().unwrap_or(0);
         let reversed = k.prefix.get(1..).unwrap_or(&[]);
@@ -64,7 +64,7 @@ impl SuffixIndex {
             name_len: len as u16,
             _pad: 0,
         };
-        (key, name)
+        (key, pack_name(&name, len))
     }
 
     /// Writes `k`'s entry; fails when another name's entry is under its key.
@@ -73,8 +73,8 @@ impl SuffixIndex {
         match self.map.get(&key, 0) {
             Ok(e) if e.name != name => bail!(
                 "suffix hash collision: {:?} and {:?} (a new program load draws a new seed)",
-                describe(&e.name),
-                describe(&name)
+                describe(&unpack(&key, &e.name)),
+                describe(&unpack(&key, &name))
             ),
             Ok(_) | Err(MapError::KeyNotFound) => {}
             Err(e) => return Err(e).context("reading the XDP suffix map"),
@@ -109,11 +109,12 @@ impl SuffixIndex {
     pub fn iter(&self) -> impl Iterator<Item = Result<(SuffixKey, AnswerRef)>> + '_ {
         self.map.iter().map(move |kv| {
             let (key, e) = kv.context("reading the XDP suffix map")?;
-            let k = from_map(&key, &e.name);
-            if self.map_key(&k).0 != key {
+            let name = unpack(&key, &e.name);
+            let k = from_map(&key, &name);
+            if self.map_key(&k) != (key, e.name) {
                 bail!(
                     "suffix entry {:?} under another name's key",
-                    describe(&e.name)
+                    describe(&name)
                 );
             }
             Ok((k, e.entry))
@@ -140,6 +141,11 @@ impl SuffixIndex {
     pub fn generation_of(k: &SuffixKey) -> u16 {
         suffix_generation((k.prefix.first().copied().unwrap_or(0) >> 1) as u16)
     }
+}
+
+/// The right-aligned name of a value's name under `key`.
+fn unpack(key: &SuffixMapKey, packed: &[u8; NAME_BUF]) -> [u8; NAME_BUF] {
+    unpack_name(packed, key.name_len as usize)
 }
 
 /// Userspace's form of the key of an entry read back.
