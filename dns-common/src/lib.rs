@@ -289,6 +289,9 @@ pub struct Scratch {
     pub nsec: NsecScratch,
 }
 
+// The XDP program reads the answer's OPT record from `Scratch::opt` by 8-byte words.
+const _: () = assert!(core::mem::offset_of!(Scratch, opt) % 8 == 0);
+
 /// Per-CPU state of an NSEC denial in the XDP program (see `NsecMeta`).
 #[repr(C, align(8))]
 #[derive(Clone, Copy)]

@@ -7,10 +7,12 @@ use aya_ebpf::{
 };
 use dns_common::{
     counter, rrl::KIND_SLIPPED, Answer, AnswerKind, Config, Scratch, ANSWER_MAX, CONFIG_NO_DNSSEC,
-    FRAME_PREFIX_MAX, KEY_FLAG_DO, NAME_BUF, NAME_MAX, OPT_BUF,
+    FRAME_PREFIX_MAX, KEY_FLAG_DO, NAME_BUF, NAME_MAX, OPT_BUF, OPT_LEN,
 };
 
-use crate::{checksum, edns, lookup, nsec3, question, rrl, CONFIG, SCRATCH, SERVICE_ADDRS};
+use crate::{
+    checksum, edns, lookup, nsec3, question, rewrite, rrl, CONFIG, SCRATCH, SERVICE_ADDRS,
+};
 
 const ETH_P_IPV4: u16 = 0x0800;
 const ETH_P_IPV6: u16 = 0x86dd;
@@ -106,12 +108,22 @@ pub fn handle<const MODE: u8>(ctx: &XdpContext) -> Result<u16, u32> {
         unsafe { core::ptr::write_volatile(&mut scratch.nsec3.flow, flow.pack()) };
         flow
     };
-    // Join the verifier's paths for each VLAN depth and IP version (see question::opaque).
-    let flow = Flow {
-        l3: question::opaque(&mut scratch.opaque, flow.l3) & 0x1f,
-        v6: question::opaque(&mut scratch.opaque, flow.v6 as usize) != 0,
-        l4: question::opaque(&mut scratch.opaque, flow.l4) & 0x7f,
-        dns_len: question::opaque(&mut scratch.opaque, flow.dns_len) & 0xffff,
+    // Join the verifier's paths for each VLAN depth and IP version (see question::opaque); a
+    // flow read back from scratch is one path already.
+    let flow = if resumed {
+        Flow {
+            l3: flow.l3 & 0x1f,
+            v6: flow.v6,
+            l4: flow.l4 & 0x7f,
+            dns_len: flow.dns_len,
+        }
+    } else {
+        Flow {
+            l3: question::opaque(&mut scratch.opaque, flow.l3) & 0x1f,
+            v6: question::opaque(&mut scratch.opaque, flow.v6 as usize) != 0,
+            l4: question::opaque(&mut scratch.opaque, flow.l4) & 0x7f,
+            dns_len: question::opaque(&mut scratch.opaque, flow.dns_len) & 0xffff,
+        }
     };
     let dns = flow.l4 + UDP_HEADER;
     if flow.dns_len < DNS_HEADER {
@@ -238,26 +250,54 @@ pub fn handle<const MODE: u8>(ctx: &XdpContext) -> Result<u16, u32> {
         return Err(counter::PASS_TOO_BIG);
     }
 
-    // Checksum of everything after the UDP header, computed before the packet changes: the
-    // question, rounded up to whole words (the buffer is zero padded after it).
-    let qsum = checksum::words(
-        scratch.question.as_mut_ptr(),
-        q.name_len + 4,
-        (NAME_BUF + 8) as u32,
+    // The UDP checksum's sum of what the response keeps from the query (see `rewrite`), taken
+    // before the packet changes: from the query's checksum, or summed (the question, rounded
+    // up to whole words: the buffer is zero padded after it).
+    let kept = rewrite::kept_sum(
+        ctx,
+        flow.l4,
+        q.name_len,
+        flow.dns_len,
+        q.edns,
+        // The query's ARCOUNT: 1 with an OPT record, else 0 (`question::read`).
+        (flags, q.edns as u16),
     )?;
+    let mut sum = match kept {
+        Some(s) => s,
+        None => {
+            let qsum = checksum::words(
+                scratch.question.as_mut_ptr(),
+                q.name_len + 4,
+                (NAME_BUF + 8) as u32,
+            )?;
+            rewrite::full_sum(qsum, id)
+        }
+    };
     let resp_flags = answer.header_flags | (flags & COPIED_FLAGS) | extra_flags;
     let arcount_out = arcount + q.edns as u16;
-    let mut sum = qsum as u64
-        + checksum::bytes(id[0], id[1])
-        + checksum::field(resp_flags)
-        + checksum::field(1)
+    sum += checksum::field(resp_flags)
         + checksum::field(ancount)
         + checksum::field(nscount)
         + checksum::field(arcount_out);
     let tpl_odd = q.name_len & 1 == 1;
     sum += checksum::at_parity(tpl_csum, tpl_odd);
+    // The OPT record of a query without options is the fixed 11 octets (`opt_record`), in
+    // the first two words of the zero padded buffer: summed and written here directly.
+    let opt_words = if opt_len == OPT_LEN {
+        let w = scratch.opt.as_ptr() as *const u64;
+        // SAFETY: `opt` is 8-byte aligned in Scratch (an assertion in dns_common) and holds
+        // OPT_BUF ≥ 16 octets.
+        unsafe { [w.read(), w.add(1).read()] }
+    } else {
+        [0, 0]
+    };
     if q.edns {
-        let s = checksum::words(scratch.opt.as_mut_ptr(), opt_len, OPT_BUF as u32)?;
+        let s = if opt_len == OPT_LEN {
+            let [a, b] = opt_words;
+            checksum::fold((a & 0xffff_ffff) + (a >> 32) + (b & 0xffff_ffff) + (b >> 32))
+        } else {
+            checksum::words(scratch.opt.as_mut_ptr(), opt_len, OPT_BUF as u32)?
+        };
         sum += checksum::at_parity(s, (q.name_len + len) & 1 == 1);
     }
 
@@ -282,7 +322,15 @@ pub fn handle<const MODE: u8>(ctx: &XdpContext) -> Result<u16, u32> {
             return Err(counter::PASS_ERROR);
         }
     }
-    if q.edns {
+    if q.edns && opt_len == OPT_LEN {
+        let p: *mut [u8; OPT_LEN] = ptr_at(ctx, l7 + len).map_err(|_| counter::PASS_ERROR)?;
+        let [a, b] = opt_words.map(u64::to_ne_bytes);
+        let o = [
+            a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], b[0], b[1], b[2],
+        ];
+        // SAFETY: bounds checked by ptr_at.
+        unsafe { p.write_unaligned(o) };
+    } else if q.edns {
         let opt_len = question::opaque(&mut scratch.opaque, opt_len);
         if opt_len == 0 || opt_len > OPT_BUF {
             return Err(counter::PASS_ERROR);
@@ -313,15 +361,14 @@ pub fn handle<const MODE: u8>(ctx: &XdpContext) -> Result<u16, u32> {
     }
 
     let udp_len = (UDP_HEADER + resp_len) as u16;
-    sum +=
-        checksum::field(udp_len) + checksum::field(udp_len) + checksum::field(IPPROTO_UDP as u16);
-    swap_link(ctx)?;
-    if flow.v6 {
-        sum += swap_ipv6(ctx, flow.l3, udp_len)?;
+    sum += checksum::field(udp_len) + checksum::field(udp_len);
+    rewrite::swap_link(ctx)?;
+    let addrs = if flow.v6 {
+        rewrite::swap_ipv6(ctx, flow.l3, udp_len)?
     } else {
-        sum += swap_ipv4(ctx, flow.l3, udp_len)?;
-    }
-    swap_udp(ctx, flow.l4, udp_len, sum)?;
+        rewrite::swap_ipv4(ctx, flow.l3, udp_len)?
+    };
+    rewrite::swap_udp(ctx, flow.l4, udp_len, sum, kept.is_none().then_some(addrs))?;
     if slip != 0 {
         return Ok(KIND_SLIPPED);
     }
@@ -482,104 +529,6 @@ fn classify(ctx: &XdpContext, port: u16) -> Result<Flow, u32> {
         l4,
         dns_len: udp_len - UDP_HEADER,
     })
-}
-
-/// Swaps source and destination MAC addresses.
-#[inline(always)]
-fn swap_link(ctx: &XdpContext) -> Result<(), u32> {
-    let eth: *mut [u8; 12] = ptr_at(ctx, 0).map_err(|_| counter::PASS_ERROR)?;
-    // SAFETY: bounds checked by ptr_at.
-    unsafe {
-        let m = eth.read_unaligned();
-        let mut out = [0u8; 12];
-        out[..6].copy_from_slice(&m[6..]);
-        out[6..].copy_from_slice(&m[..6]);
-        eth.write_unaligned(out);
-    }
-    Ok(())
-}
-
-/// Rewrites the IPv4 header; returns the pseudo-header address sum for the UDP checksum.
-#[inline(always)]
-fn swap_ipv4(ctx: &XdpContext, l3: usize, udp_len: u16) -> Result<u64, u32> {
-    let p: *mut [u8; 20] = ptr_at(ctx, l3).map_err(|_| counter::PASS_ERROR)?;
-    // SAFETY: bounds checked by ptr_at.
-    let mut ip = unsafe { p.read_unaligned() };
-    let total = (udp_len + 20).to_be_bytes();
-    ip[2] = total[0];
-    ip[3] = total[1];
-    ip[8] = 64;
-    ip[10] = 0;
-    ip[11] = 0;
-    let mut addrs = 0u64;
-    let mut i = 12;
-    while i < 16 {
-        let s = ip[i];
-        ip[i] = ip[i + 4];
-        ip[i + 4] = s;
-        let s = ip[i + 1];
-        ip[i + 1] = ip[i + 5];
-        ip[i + 5] = s;
-        addrs += checksum::bytes(ip[i], ip[i + 1]) + checksum::bytes(ip[i + 4], ip[i + 5]);
-        i += 2;
-    }
-    let mut sum = 0u64;
-    let mut i = 0;
-    while i < 20 {
-        sum += checksum::bytes(ip[i], ip[i + 1]);
-        i += 2;
-    }
-    let c = checksum::finish(sum).to_ne_bytes();
-    ip[10] = c[0];
-    ip[11] = c[1];
-    // SAFETY: bounds checked by ptr_at.
-    unsafe { p.write_unaligned(ip) };
-    Ok(addrs)
-}
-
-/// Rewrites the IPv6 header; returns the pseudo-header address sum for the UDP checksum.
-#[inline(always)]
-fn swap_ipv6(ctx: &XdpContext, l3: usize, udp_len: u16) -> Result<u64, u32> {
-    let p: *mut [u8; 40] = ptr_at(ctx, l3).map_err(|_| counter::PASS_ERROR)?;
-    // SAFETY: bounds checked by ptr_at.
-    let mut ip = unsafe { p.read_unaligned() };
-    let plen = udp_len.to_be_bytes();
-    ip[4] = plen[0];
-    ip[5] = plen[1];
-    ip[7] = 64;
-    let mut addrs = 0u64;
-    let mut i = 8;
-    while i < 24 {
-        let s = ip[i];
-        ip[i] = ip[i + 16];
-        ip[i + 16] = s;
-        let s = ip[i + 1];
-        ip[i + 1] = ip[i + 17];
-        ip[i + 17] = s;
-        addrs += checksum::bytes(ip[i], ip[i + 1]) + checksum::bytes(ip[i + 16], ip[i + 17]);
-        i += 2;
-    }
-    // SAFETY: bounds checked by ptr_at.
-    unsafe { p.write_unaligned(ip) };
-    Ok(addrs)
-}
-
-/// Swaps the UDP ports, sets the length and the checksum (`sum` covers everything else).
-#[inline(always)]
-fn swap_udp(ctx: &XdpContext, l4: usize, udp_len: u16, mut sum: u64) -> Result<(), u32> {
-    let p: *mut [u8; 8] = ptr_at(ctx, l4).map_err(|_| counter::PASS_ERROR)?;
-    // SAFETY: bounds checked by ptr_at.
-    let u = unsafe { p.read_unaligned() };
-    sum += checksum::bytes(u[0], u[1]) + checksum::bytes(u[2], u[3]);
-    let mut c = checksum::finish(sum);
-    if c == 0 {
-        c = 0xffff;
-    }
-    let c = c.to_ne_bytes();
-    let l = udp_len.to_be_bytes();
-    // SAFETY: bounds checked by ptr_at.
-    unsafe { p.write_unaligned([u[2], u[3], u[0], u[1], l[0], l[1], c[0], c[1]]) };
-    Ok(())
 }
 
 /// `handle` modes: the program that looks the query up, and the two it tail-calls.
