@@ -7,7 +7,7 @@ use aya_ebpf::{
 };
 use dns_common::{
     counter, rrl::KIND_SLIPPED, Answer, AnswerKind, Config, Scratch, ANSWER_MAX, CONFIG_NO_DNSSEC,
-    FRAME_PREFIX_MAX, KEY_FLAG_DO, NAME_BUF, NAME_MAX, OPT_BUF, OPT_LEN,
+    FRAME_PREFIX_MAX, KEY_FLAG_DO, NAME_BUF, NAME_MAX, OPT_BUF, OPT_LEN, SERVICE_INLINE,
 };
 
 use crate::{
@@ -90,8 +90,8 @@ struct Flow {
 #[inline(always)]
 pub fn handle<const MODE: u8>(ctx: &XdpContext) -> Result<u16, u32> {
     let resumed = MODE != LOOKUP;
-    let cfg = match CONFIG.get(0) {
-        Some(c) if c.port != 0 => *c,
+    let cfg: &Config = match CONFIG.get(0) {
+        Some(c) if c.port != 0 => c,
         _ => return Err(counter::PASS_NOT_DNS),
     };
     let scratch = match SCRATCH.get_ptr_mut(0) {
@@ -103,7 +103,7 @@ pub fn handle<const MODE: u8>(ctx: &XdpContext) -> Result<u16, u32> {
         // SAFETY: a plain read of per-CPU memory the answering program wrote (`Flow::pack`).
         Flow::unpack(unsafe { core::ptr::read_volatile(&scratch.nsec3.flow) })
     } else {
-        let flow = classify(ctx, cfg.port)?;
+        let flow = classify(ctx, cfg)?;
         // SAFETY: a plain write of per-CPU memory, read by the programs tail-called.
         unsafe { core::ptr::write_volatile(&mut scratch.nsec3.flow, flow.pack()) };
         flow
@@ -309,7 +309,7 @@ pub fn handle<const MODE: u8>(ctx: &XdpContext) -> Result<u16, u32> {
     // pointers of a suffix template) reaches all of it.
     let frame_len = ctx.data_end() - ctx.data();
     let delta = new_frame as i64 - frame_len as i64;
-    let at_head = delta > 0 && grow_at_head_only(&cfg);
+    let at_head = delta > 0 && grow_at_head_only(cfg);
     // SAFETY: plain helper call on our own context.
     if at_head || unsafe { bpf_xdp_adjust_tail(ctx.ctx, delta as i32) } != 0 {
         grow_at_head(ctx, scratch, l7, delta)?;
@@ -440,9 +440,39 @@ fn grow_at_head(
     Ok(())
 }
 
+/// Whether `addr` (a `SERVICE_ADDRS` key as `dns_common::service_words` gives it) is a
+/// service address: compared with those in `Config::service` when they are all there, looked
+/// up in the map otherwise.
+#[inline(always)]
+fn is_service(cfg: &Config, addr: [u64; 2]) -> bool {
+    let n = cfg.service_count as usize;
+    if n > SERVICE_INLINE {
+        let mut key = core::mem::MaybeUninit::<crate::zero::Buf16>::uninit();
+        let p = key.as_mut_ptr() as *mut u64;
+        // SAFETY: Buf16 is two aligned words, both written here.
+        let key = unsafe {
+            p.write(addr[0]);
+            p.add(1).write(addr[1]);
+            &(*key.as_ptr()).0
+        };
+        return SERVICE_ADDRS.get_ptr(key).is_some();
+    }
+    // Early returns: the verifier then follows one path per outcome, not one per combination
+    // of the comparisons.
+    for (i, s) in cfg.service.iter().enumerate() {
+        if i >= n {
+            break;
+        }
+        if addr[0] == s[0] && addr[1] == s[1] {
+            return true;
+        }
+    }
+    false
+}
+
 /// Finds the UDP DNS query to a service address and port, or says why this is not one.
 #[inline(always)]
-fn classify(ctx: &XdpContext, port: u16) -> Result<Flow, u32> {
+fn classify(ctx: &XdpContext, cfg: &Config) -> Result<Flow, u32> {
     let mut l3 = 14usize;
     let mut ethertype = be16(ctx, 12).map_err(not_dns)?;
     if ethertype == ETH_P_8021Q || ethertype == ETH_P_8021AD {
@@ -454,8 +484,6 @@ fn classify(ctx: &XdpContext, port: u16) -> Result<Flow, u32> {
         }
     }
     let frame_len = ctx.data_end() - ctx.data();
-    let mut addr = core::mem::MaybeUninit::uninit();
-    let addr = crate::zero::Buf16::zeroed(&mut addr);
     let (v6, l4, proto, ip_payload) = match ethertype {
         ETH_P_IPV4 => {
             let ip: *const [u8; 20] = ptr_at(ctx, l3).map_err(not_dns)?;
@@ -464,10 +492,10 @@ fn classify(ctx: &XdpContext, port: u16) -> Result<Flow, u32> {
             if ip[0] >> 4 != 4 {
                 return Err(counter::PASS_NOT_DNS);
             }
-            addr[10] = 0xff;
-            addr[11] = 0xff;
-            addr[12..16].copy_from_slice(&ip[16..20]);
-            if SERVICE_ADDRS.get_ptr(addr).is_none() {
+            // `::ffff:a.b.c.d`: its first word is zero.
+            let d = u32::from_ne_bytes([ip[16], ip[17], ip[18], ip[19]]) as u64;
+            let mapped = u32::from_ne_bytes([0, 0, 0xff, 0xff]) as u64 | d << 32;
+            if !is_service(cfg, [0, mapped]) {
                 return Err(counter::PASS_NOT_DNS);
             }
             let proto = ip[9];
@@ -493,8 +521,11 @@ fn classify(ctx: &XdpContext, port: u16) -> Result<Flow, u32> {
             if ip[0] >> 4 != 6 {
                 return Err(counter::PASS_NOT_DNS);
             }
-            addr.copy_from_slice(&ip[24..40]);
-            if SERVICE_ADDRS.get_ptr(addr).is_none() {
+            let mut a = [0u8; 8];
+            let mut b = [0u8; 8];
+            a.copy_from_slice(&ip[24..32]);
+            b.copy_from_slice(&ip[32..40]);
+            if !is_service(cfg, [u64::from_ne_bytes(a), u64::from_ne_bytes(b)]) {
                 return Err(counter::PASS_NOT_DNS);
             }
             let proto = ip[6];
@@ -513,7 +544,7 @@ fn classify(ctx: &XdpContext, port: u16) -> Result<Flow, u32> {
         _ => return Err(counter::PASS_NOT_DNS),
     };
     let dport = be16(ctx, l4 + 2).map_err(not_dns)?;
-    if dport != port {
+    if dport != cfg.port {
         return Err(counter::PASS_NOT_DNS);
     }
     if proto == IPPROTO_TCP {

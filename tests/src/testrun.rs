@@ -51,6 +51,7 @@ fn load_with(
         server_payload: engine.config.server_payload,
         generation,
         flags: if unsigned { CONFIG_NO_DNSSEC } else { 0 },
+        ..Default::default()
     })?;
     xdp.set_edns(xdpdns::fastpath::edns::config(&engine.config))?;
     names.sort();

@@ -1,6 +1,7 @@
 //! `xdpdns map check` end to end: after record changes (published incrementally) the maps equal
 //! what the engine answers, and an entry deleted behind the daemon's back (`bpftool map
-//! delete`) is reported as missing, with exit status 1.
+//! delete`) is reported as missing, with exit status 1; so are a changed NSEC label and a
+//! changed service address.
 
 use std::process::Command;
 
@@ -141,6 +142,57 @@ fn a_changed_nsec_label_is_found() {
     println!("{err}");
     assert!(
         err.contains("different: nsec.example. slot") && err.contains("NSEC label"),
+        "{err}"
+    );
+}
+
+/// The service addresses are checked in both places the program has them: one deleted from
+/// `SERVICE_ADDRS` is reported missing, and the configuration's copy changed (its count) is
+/// reported as different, with exit status 1.
+#[test]
+fn a_changed_service_address_is_found() {
+    let mut net = TestNet::new().expect("test namespaces");
+    let zone = net.dir.join("example.zone");
+    std::fs::copy(zone_file("example.zone"), &zone).unwrap();
+    net.start_server(&[zone.to_str().unwrap()], &["--listen", "[::]:53"])
+        .expect("server starts");
+    let out = xdpdns(&net, &["map", "check", "--json"]).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["different"], 0, "{out}");
+    assert_eq!(v["missing"], 0, "{out}");
+
+    let addrs = map_of_server(&net, "SERVICE_ADDRS").to_string();
+    let dump = bpftool(&["map", "dump", "id", &addrs]);
+    let key = hex(&dump[0]["key"]);
+    let mut args = vec!["map", "delete", "id", &addrs, "key", "hex"];
+    args.extend(key.iter().map(String::as_str));
+    sh(Command::new("bpftool").args(&args)).unwrap();
+    let (ok, _, err) = cli(&net, &["map", "check"]);
+    assert!(!ok, "exit status nonzero");
+    println!("{err}");
+    assert!(
+        err.contains("missing: service address")
+            && err.contains("1 missing, 0 unexpected, 0 different"),
+        "{err}"
+    );
+
+    // `Config::service_count` (octets 8..12) one more than the addresses.
+    let config = map_of_server(&net, "CONFIG").to_string();
+    let dump = bpftool(&["map", "dump", "id", &config]);
+    let mut value = hex(&dump[0]["value"]);
+    let count = u8::from_str_radix(&value[8], 16).unwrap();
+    value[8] = format!("{:02x}", count + 1);
+    let mut args = vec![
+        "map", "update", "id", &config, "key", "hex", "00", "00", "00", "00",
+    ];
+    args.extend(["value", "hex"]);
+    args.extend(value.iter().map(String::as_str));
+    sh(Command::new("bpftool").args(&args)).unwrap();
+    let (ok, _, err) = cli(&net, &["map", "check"]);
+    assert!(!ok, "exit status nonzero");
+    println!("{err}");
+    assert!(
+        err.contains("different: the configuration's service addresses"),
         "{err}"
     );
 }

@@ -28,6 +28,7 @@ pub mod pin;
 pub mod pin_state;
 pub mod promote;
 pub mod render;
+mod service;
 pub mod suffix_index;
 pub mod templates;
 #[cfg(feature = "test-support")]
@@ -473,6 +474,7 @@ impl FastPath {
             } else {
                 dns_common::CONFIG_NO_DNSSEC
             },
+            ..Default::default()
         })
     }
 

@@ -70,6 +70,7 @@ pub fn run(
             server_payload: 1232,
             generation: 7,
             flags: 0,
+            ..Default::default()
         })?;
         let mut rng = Rng::new(0x3e3 ^ it as u64);
         let frames: Vec<Vec<u8>> = (0..runs.max(1))
