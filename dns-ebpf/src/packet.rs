@@ -255,7 +255,7 @@ pub fn handle<const MODE: u8>(ctx: &XdpContext) -> Result<u16, u32> {
     // up to whole words: the buffer is zero padded after it).
     let kept = rewrite::kept_sum(
         ctx,
-        flow.l4,
+        (flow.l3, flow.l4, flow.v6),
         q.name_len,
         flow.dns_len,
         q.edns,
@@ -270,7 +270,7 @@ pub fn handle<const MODE: u8>(ctx: &XdpContext) -> Result<u16, u32> {
                 q.name_len + 4,
                 (NAME_BUF + 8) as u32,
             )?;
-            rewrite::full_sum(qsum, id)
+            rewrite::full_sum(ctx, (flow.l3, flow.l4, flow.v6), qsum, id)?
         }
     };
     let resp_flags = answer.header_flags | (flags & COPIED_FLAGS) | extra_flags;
@@ -363,12 +363,12 @@ pub fn handle<const MODE: u8>(ctx: &XdpContext) -> Result<u16, u32> {
     let udp_len = (UDP_HEADER + resp_len) as u16;
     sum += checksum::field(udp_len) + checksum::field(udp_len);
     rewrite::swap_link(ctx)?;
-    let addrs = if flow.v6 {
-        rewrite::swap_ipv6(ctx, flow.l3, udp_len)?
+    if flow.v6 {
+        rewrite::swap_ipv6(ctx, flow.l3, udp_len)?;
     } else {
-        rewrite::swap_ipv4(ctx, flow.l3, udp_len)?
-    };
-    rewrite::swap_udp(ctx, flow.l4, udp_len, sum, kept.is_none().then_some(addrs))?;
+        rewrite::swap_ipv4(ctx, flow.l3, udp_len)?;
+    }
+    rewrite::swap_udp(ctx, flow.l4, udp_len, sum)?;
     if slip != 0 {
         return Ok(KIND_SLIPPED);
     }

@@ -9,9 +9,9 @@
 //! summed per query. This holds when the query's checksum is right: a query whose UDP checksum
 //! is wrong gets a response whose checksum is wrong by as much, which the client drops, as its
 //! kernel would have dropped the query had it reached a socket. A query without a UDP checksum
-//! (IPv4, 0), or whose OPT record has options (their sum is not at hand), is summed in full
-//! (`full_sum`). The IPv4 header checksum is updated the same way: only the total length and
-//! the TTL change.
+//! (IPv4, 0), with a partial one (checksum offload: see `kept_sum`), or whose OPT record has
+//! options (their sum is not at hand), is summed in full (`full_sum`). The IPv4 header
+//! checksum is updated the same way: only the total length and the TTL change.
 
 use aya_ebpf::programs::XdpContext;
 use dns_common::{counter, OPT_LEN};
@@ -23,14 +23,19 @@ const IPPROTO_UDP: u8 = 17;
 const TTL: u8 = 64;
 
 /// What the response shares with the query, as a partial sum taken from the query's UDP
-/// checksum (see the module doc): the query at `l4` has its DNS message at `l4 + 8`, a question
-/// name of `name_len` octets, `dns_len` DNS octets, the header `flags` and `arcount`, and an
-/// OPT record right after the question when `edns`. `None` when the query's checksum cannot
-/// stand for it (absent, or options in its OPT record).
+/// checksum (see the module doc): the query (IP header at `l3`, UDP header at `l4`) has a
+/// question name of `name_len` octets, `dns_len` DNS octets, the header `flags` and `arcount`,
+/// and an OPT record right after the question when `edns`. `None` when the query's checksum
+/// cannot stand for it: absent, options in its OPT record, or a partial checksum.
+///
+/// A partial checksum: a query sent from this host's own stack or a virtual machine's, with
+/// the checksum left to the hardware (CHECKSUM_PARTIAL, as over veth), carries only the sum
+/// of its pseudo-header in the field. Such a field is taken for one, and the answer summed in
+/// full; so is a right checksum that happens to equal it, which is never wrong.
 #[inline(always)]
 pub fn kept_sum(
     ctx: &XdpContext,
-    l4: usize,
+    (l3, l4, v6): (usize, usize, bool),
     name_len: usize,
     dns_len: usize,
     edns: bool,
@@ -39,10 +44,12 @@ pub fn kept_sum(
     let p: *const [u8; 2] = ptr_at(ctx, l4 + 6)?;
     // SAFETY: bounds checked by ptr_at.
     let csum = u16::from_ne_bytes(unsafe { p.read_unaligned() });
-    if csum == 0 {
+    let udp_len = (dns_len + 8) as u16;
+    let pseudo =
+        addresses(ctx, l3, v6)? + checksum::field(IPPROTO_UDP as u16) + checksum::field(udp_len);
+    if csum == 0 || csum == checksum::fold(pseudo) {
         return Ok(None);
     }
-    let udp_len = (dns_len + 8) as u16;
     let (flags, arcount) = header;
     // The fields that change, taken out (adding a complement subtracts, RFC 1624 eqn. 3);
     // ANCOUNT and NSCOUNT were 0 in the query.
@@ -71,15 +78,62 @@ pub fn kept_sum(
     Ok(Some(sum))
 }
 
-/// The partial sum of the same fields as `kept_sum`'s, from the response's own: the question
-/// (summed by the caller: `question`), ID, QDCOUNT, the protocol, and the addresses and ports
-/// that `swap_udp` adds (`Swap::full`).
+/// The partial sum of the same fields as `kept_sum`'s, from the query's own: the question
+/// (summed by the caller: `question`), ID, QDCOUNT, the protocol, and the addresses (IP header
+/// at `l3`) and ports (UDP header at `l4`), which the swaps leave the same in the sum.
 #[inline(always)]
-pub fn full_sum(question: u16, id: [u8; 2]) -> u64 {
-    question as u64
+pub fn full_sum(
+    ctx: &XdpContext,
+    (l3, l4, v6): (usize, usize, bool),
+    question: u16,
+    id: [u8; 2],
+) -> Result<u64, u32> {
+    let mut sum = question as u64
         + checksum::bytes(id[0], id[1])
         + checksum::field(1)
-        + checksum::field(IPPROTO_UDP as u16)
+        + checksum::field(IPPROTO_UDP as u16);
+    sum += addresses(ctx, l3, v6)?;
+    let u: *const [u8; 4] = ptr_at(ctx, l4)?;
+    // SAFETY: bounds checked by ptr_at.
+    let u = unsafe { u.read_unaligned() };
+    Ok(sum + checksum::bytes(u[0], u[1]) + checksum::bytes(u[2], u[3]))
+}
+
+/// The sum of the source and destination addresses of the IP header at `l3` (next to each
+/// other in both versions), the same before and after they are swapped.
+#[inline(always)]
+fn addresses(ctx: &XdpContext, l3: usize, v6: bool) -> Result<u64, u32> {
+    Ok(if v6 {
+        pairs::<32>(ptr_at(ctx, l3 + 8)?)
+    } else {
+        pairs::<8>(ptr_at(ctx, l3 + 12)?)
+    })
+}
+
+/// The sum of the `N` (even) octets at `p`.
+#[inline(always)]
+fn pairs<const N: usize>(p: *const [u8; N]) -> u64 {
+    // SAFETY: the caller checked the bounds (ptr_at).
+    let b = unsafe { p.read_unaligned() };
+    let mut sum = 0u64;
+    let mut i = 0;
+    while i + 1 < N {
+        sum += checksum::bytes(b[i], b[i + 1]);
+        i += 2;
+    }
+    sum
+}
+
+/// Swaps the `N` octets at `a` with the `N` after them.
+///
+/// # Safety
+/// `a` must point at `2N` octets of the packet, bounds checked.
+#[inline(always)]
+unsafe fn swap_halves<const N: usize>(a: *mut u8) {
+    let x = (a as *const [u8; N]).read_unaligned();
+    let y = (a.add(N) as *const [u8; N]).read_unaligned();
+    (a as *mut [u8; N]).write_unaligned(y);
+    (a.add(N) as *mut [u8; N]).write_unaligned(x);
 }
 
 /// Swaps source and destination MAC addresses.
@@ -87,97 +141,58 @@ pub fn full_sum(question: u16, id: [u8; 2]) -> u64 {
 pub fn swap_link(ctx: &XdpContext) -> Result<(), u32> {
     let eth: *mut [u8; 12] = ptr_at(ctx, 0).map_err(|_| counter::PASS_ERROR)?;
     // SAFETY: bounds checked by ptr_at.
+    unsafe { swap_halves::<6>(eth as *mut u8) };
+    Ok(())
+}
+
+/// Rewrites the IPv4 header in place: addresses swapped, total length and TTL set, and its
+/// checksum updated for those two (RFC 1624).
+#[inline(always)]
+pub fn swap_ipv4(ctx: &XdpContext, l3: usize, udp_len: u16) -> Result<(), u32> {
+    let p: *mut [u8; 20] = ptr_at(ctx, l3).map_err(|_| counter::PASS_ERROR)?;
+    let p = p as *mut u8;
+    let total = (udp_len + 20).to_be_bytes();
+    // SAFETY: bounds checked by ptr_at: 20 octets at p.
     unsafe {
-        let m = eth.read_unaligned();
-        let mut out = [0u8; 12];
-        out[..6].copy_from_slice(&m[6..]);
-        out[6..].copy_from_slice(&m[..6]);
-        eth.write_unaligned(out);
+        let word = |i: usize| !u16::from_ne_bytes([*p.add(i), *p.add(i + 1)]) as u64;
+        let sum = word(10)
+            + word(2)
+            + word(8)
+            + checksum::bytes(total[0], total[1])
+            + checksum::bytes(TTL, *p.add(9));
+        let c = checksum::finish(sum).to_ne_bytes();
+        *p.add(2) = total[0];
+        *p.add(3) = total[1];
+        *p.add(8) = TTL;
+        *p.add(10) = c[0];
+        *p.add(11) = c[1];
+        swap_halves::<4>(p.add(12));
     }
     Ok(())
 }
 
-/// Rewrites the IPv4 header (addresses swapped, total length and TTL set, its checksum
-/// updated, RFC 1624); returns the pseudo-header address sum for a UDP checksum summed in full.
+/// Rewrites the IPv6 header in place: addresses swapped, payload length and hop limit set.
 #[inline(always)]
-pub fn swap_ipv4(ctx: &XdpContext, l3: usize, udp_len: u16) -> Result<u64, u32> {
-    let p: *mut [u8; 20] = ptr_at(ctx, l3).map_err(|_| counter::PASS_ERROR)?;
-    // SAFETY: bounds checked by ptr_at.
-    let mut ip = unsafe { p.read_unaligned() };
-    let total = (udp_len + 20).to_be_bytes();
-    let sum = !u16::from_ne_bytes([ip[10], ip[11]]) as u64
-        + !u16::from_ne_bytes([ip[2], ip[3]]) as u64
-        + !u16::from_ne_bytes([ip[8], ip[9]]) as u64
-        + checksum::bytes(total[0], total[1])
-        + checksum::bytes(TTL, ip[9]);
-    ip[2] = total[0];
-    ip[3] = total[1];
-    ip[8] = TTL;
-    let c = checksum::finish(sum).to_ne_bytes();
-    ip[10] = c[0];
-    ip[11] = c[1];
-    let mut addrs = 0u64;
-    let mut i = 12;
-    while i < 16 {
-        let s = ip[i];
-        ip[i] = ip[i + 4];
-        ip[i + 4] = s;
-        let s = ip[i + 1];
-        ip[i + 1] = ip[i + 5];
-        ip[i + 5] = s;
-        addrs += checksum::bytes(ip[i], ip[i + 1]) + checksum::bytes(ip[i + 4], ip[i + 5]);
-        i += 2;
-    }
-    // SAFETY: bounds checked by ptr_at.
-    unsafe { p.write_unaligned(ip) };
-    Ok(addrs)
-}
-
-/// Rewrites the IPv6 header; returns the pseudo-header address sum for a UDP checksum summed
-/// in full.
-#[inline(always)]
-pub fn swap_ipv6(ctx: &XdpContext, l3: usize, udp_len: u16) -> Result<u64, u32> {
+pub fn swap_ipv6(ctx: &XdpContext, l3: usize, udp_len: u16) -> Result<(), u32> {
     let p: *mut [u8; 40] = ptr_at(ctx, l3).map_err(|_| counter::PASS_ERROR)?;
-    // SAFETY: bounds checked by ptr_at.
-    let mut ip = unsafe { p.read_unaligned() };
+    let p = p as *mut u8;
     let plen = udp_len.to_be_bytes();
-    ip[4] = plen[0];
-    ip[5] = plen[1];
-    ip[7] = TTL;
-    let mut addrs = 0u64;
-    let mut i = 8;
-    while i < 24 {
-        let s = ip[i];
-        ip[i] = ip[i + 16];
-        ip[i + 16] = s;
-        let s = ip[i + 1];
-        ip[i + 1] = ip[i + 17];
-        ip[i + 17] = s;
-        addrs += checksum::bytes(ip[i], ip[i + 1]) + checksum::bytes(ip[i + 16], ip[i + 17]);
-        i += 2;
+    // SAFETY: bounds checked by ptr_at: 40 octets at p.
+    unsafe {
+        *p.add(4) = plen[0];
+        *p.add(5) = plen[1];
+        *p.add(7) = TTL;
+        swap_halves::<16>(p.add(8));
     }
-    // SAFETY: bounds checked by ptr_at.
-    unsafe { p.write_unaligned(ip) };
-    Ok(addrs)
+    Ok(())
 }
 
-/// Swaps the UDP ports, sets the length and the checksum: `sum` covers everything else, except
-/// the addresses and ports when `full` (a sum not taken from the query's checksum) has them
-/// to add (the address sum).
+/// Swaps the UDP ports, sets the length and the checksum, of which `sum` is the whole sum.
 #[inline(always)]
-pub fn swap_udp(
-    ctx: &XdpContext,
-    l4: usize,
-    udp_len: u16,
-    mut sum: u64,
-    full: Option<u64>,
-) -> Result<(), u32> {
+pub fn swap_udp(ctx: &XdpContext, l4: usize, udp_len: u16, sum: u64) -> Result<(), u32> {
     let p: *mut [u8; 8] = ptr_at(ctx, l4).map_err(|_| counter::PASS_ERROR)?;
     // SAFETY: bounds checked by ptr_at.
     let u = unsafe { p.read_unaligned() };
-    if let Some(addrs) = full {
-        sum += addrs + checksum::bytes(u[0], u[1]) + checksum::bytes(u[2], u[3]);
-    }
     let mut c = checksum::finish(sum);
     if c == 0 {
         c = 0xffff;

@@ -4,7 +4,8 @@
 //! - answers to queries with right checksums have right checksums, over every path the sum
 //!   takes: no EDNS, EDNS without options (the query's OPT record taken out of the sum at an
 //!   even and an odd offset), EDNS options (summed in full), an IPv4 query without a UDP
-//!   checksum (summed in full), IPv4 and IPv6, VLAN tags, referrals, NXDOMAIN, exact answers;
+//!   checksum and a query with a partial checksum (checksum offload, as over veth: summed in
+//!   full), IPv4 and IPv6, VLAN tags, referrals, NXDOMAIN, exact answers;
 //! - a query whose UDP (or IPv4 header) checksum is wrong gets an answer whose checksum is
 //!   wrong by exactly as much, so the client's stack drops it as it would have dropped the
 //!   query; its DNS payload is still the engine's answer.
@@ -184,6 +185,30 @@ fn ipv4_queries_without_a_udp_checksum_get_right_checksums() {
             f[l4 + 7] = 0;
             let out = answer(&mut xdp, &engine, &f, l4, &dns, kind);
             assert_ne!([out[l4 + 6], out[l4 + 7]], [0, 0], "a checksum is set");
+            frame::parse(&out).unwrap_or_else(|e| panic!("{} over {s:?}: {e:#}", q.name));
+        }
+    }
+}
+
+/// A query sent with its checksum left to the hardware (CHECKSUM_PARTIAL, as over veth) carries
+/// the sum of its pseudo-header in the field: its answer is summed in full.
+#[test]
+fn queries_with_partial_checksums_get_right_checksums() {
+    let (mut xdp, engine) = rig();
+    for (q, kind) in queries() {
+        let dns = q.wire();
+        for (s, mut f) in frames(&dns) {
+            let (l3, l4) = offsets(&s);
+            let v6 = s.src.is_ipv6();
+            let addrs = if v6 {
+                sum16(&f[l3 + 8..l3 + 40])
+            } else {
+                sum16(&f[l3 + 12..l3 + 20])
+            };
+            let len = (f.len() - l4) as u32;
+            let partial = fold(addrs + 17 + len);
+            f[l4 + 6..l4 + 8].copy_from_slice(&partial.to_be_bytes());
+            let out = answer(&mut xdp, &engine, &f, l4, &dns, kind);
             frame::parse(&out).unwrap_or_else(|e| panic!("{} over {s:?}: {e:#}", q.name));
         }
     }
