@@ -113,6 +113,9 @@ fn spec(v6: bool) -> FrameSpec {
     }
 }
 
+/// An OPT record: payload size (none: no OPT), DO, options.
+type Edns = (Option<u16>, bool, Vec<(u16, Vec<u8>)>);
+
 /// Queries over every path of the sum, with the counter of their answers.
 fn queries() -> Vec<(Q, u32)> {
     // Name lengths: `www.example.` is 13 octets (odd), `shop.example.` 14 (even) and so on.
@@ -123,7 +126,7 @@ fn queries() -> Vec<(Q, u32)> {
         ("ab.shop.example.", 28, counter::ANSWERED_REFERRAL),
         ("nothere.example.", 1, counter::ANSWERED_NEGATIVE),
     ];
-    let edns: [(Option<u16>, bool, Vec<(u16, Vec<u8>)>); 5] = [
+    let edns: [Edns; 5] = [
         (None, false, vec![]),
         (Some(1232), false, vec![]),
         (Some(4096), true, vec![]),
