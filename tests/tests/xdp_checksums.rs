@@ -15,26 +15,20 @@ use std::net::IpAddr;
 use dns_common::counter;
 use xdpdns::engine::{Engine, EngineConfig, Transport};
 use xdpdns::fastpath::xdp::{Capacity, XdpServer};
-use xdpdns::zone::load::{load_catalog, ZoneSpec};
 use xdpdns_tests::client::Q;
 use xdpdns_tests::frame::{self, FrameSpec};
-use xdpdns_tests::{testrun, zone_file, CLIENT_V4, CLIENT_V6, SERVER_V4, SERVER_V6};
+use xdpdns_tests::{testrun, CLIENT_V4, CLIENT_V6, SERVER_V4, SERVER_V6};
 
 const XDP_TX: u32 = 3;
 const OPTION_NSID: u16 = 3;
 const OPTION_PADDING: u16 = 12;
 
 fn rig() -> (XdpServer, Engine) {
-    let spec: ZoneSpec = zone_file("example.zone").parse().unwrap();
-    let (catalog, _) = load_catalog(&[spec]).unwrap();
-    let engine = Engine::new(
-        catalog,
-        EngineConfig {
-            nsid: Some(b"csum-node".to_vec()),
-            identity: Some("csum-node".into()),
-            ..Default::default()
-        },
-    );
+    let engine = testrun::example_engine(EngineConfig {
+        nsid: Some(b"csum-node".to_vec()),
+        identity: Some("csum-node".into()),
+        ..Default::default()
+    });
     let (xdp, _) = testrun::load(&engine, Capacity::default(), 3).unwrap();
     (xdp, engine)
 }
@@ -63,12 +57,17 @@ fn fold(mut s: u32) -> u16 {
 /// less by the error otherwise.
 fn udp_sum(f: &[u8], l3: usize, l4: usize, v6: bool) -> u16 {
     let len = u16::from_be_bytes([f[l4 + 4], f[l4 + 5]]) as usize;
+    fold(pseudo_sum(f, l3, v6, len) + sum16(&f[l4..l4 + len]))
+}
+
+/// The sum of the UDP pseudo-header of a datagram of `len` octets (IP header at `l3`).
+fn pseudo_sum(f: &[u8], l3: usize, v6: bool, len: usize) -> u32 {
     let addrs = if v6 {
         sum16(&f[l3 + 8..l3 + 40])
     } else {
         sum16(&f[l3 + 12..l3 + 20])
     };
-    fold(addrs + 17 + len as u32 + sum16(&f[l4..l4 + len]))
+    addrs + 17 + len as u32
 }
 
 /// The same for the IPv4 header.
@@ -202,14 +201,7 @@ fn queries_with_partial_checksums_get_right_checksums() {
         let dns = q.wire();
         for (s, mut f) in frames(&dns) {
             let (l3, l4) = offsets(&s);
-            let v6 = s.src.is_ipv6();
-            let addrs = if v6 {
-                sum16(&f[l3 + 8..l3 + 40])
-            } else {
-                sum16(&f[l3 + 12..l3 + 20])
-            };
-            let len = (f.len() - l4) as u32;
-            let partial = fold(addrs + 17 + len);
+            let partial = fold(pseudo_sum(&f, l3, s.src.is_ipv6(), f.len() - l4));
             f[l4 + 6..l4 + 8].copy_from_slice(&partial.to_be_bytes());
             let out = answer(&mut xdp, &engine, &f, l4, &dns, kind);
             frame::parse(&out).unwrap_or_else(|e| panic!("{} over {s:?}: {e:#}", q.name));

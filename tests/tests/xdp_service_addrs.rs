@@ -10,18 +10,15 @@ use std::net::IpAddr;
 use dns_common::{counter, SERVICE_INLINE};
 use xdpdns::engine::{Engine, EngineConfig, Transport};
 use xdpdns::fastpath::xdp::{Capacity, XdpServer};
-use xdpdns::zone::load::{load_catalog, ZoneSpec};
 use xdpdns_tests::client::Q;
 use xdpdns_tests::frame::{self, FrameSpec};
-use xdpdns_tests::{testrun, zone_file, CLIENT_V4, CLIENT_V6};
+use xdpdns_tests::{testrun, CLIENT_V4, CLIENT_V6};
 
 const XDP_PASS: u32 = 2;
 const XDP_TX: u32 = 3;
 
 fn engine() -> Engine {
-    let spec: ZoneSpec = zone_file("example.zone").parse().unwrap();
-    let (catalog, _) = load_catalog(&[spec]).unwrap();
-    Engine::new(catalog, EngineConfig::default())
+    testrun::example_engine(EngineConfig::default())
 }
 
 /// `n` IPv4 and `n` IPv6 addresses, none of them the test defaults (198.18.0.1, fd00::1).
