@@ -237,7 +237,7 @@ pub const fn ptr_weight(ptrs: &[u16]) -> u16 {
 }
 
 /// Global settings of the XDP program (index 0 of the `CONFIG` array).
-#[repr(C)]
+#[repr(C, align(8))]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Config {
     /// UDP/TCP port of the service, host byte order. 0 disables the fast path.
@@ -249,6 +249,27 @@ pub struct Config {
     pub generation: u16,
     /// `CONFIG_*` bits.
     pub flags: u16,
+    /// How many service addresses `SERVICE_ADDRS` holds. When at most `SERVICE_INLINE`, they
+    /// are all in `service` too, and the program compares a packet's destination with those
+    /// (two words each) instead of looking it up in the hash map.
+    pub service_count: u32,
+    pub _pad: u32,
+    /// The first `service_count` service addresses (keys of `SERVICE_ADDRS`, see
+    /// `service_words`); the slots after them are zero.
+    pub service: [[u64; 2]; SERVICE_INLINE],
+}
+
+/// Most service addresses kept in `Config::service`.
+pub const SERVICE_INLINE: usize = 4;
+
+/// A `SERVICE_ADDRS` key (IPv6, or IPv4 mapped into IPv6) as `Config::service` holds it: its
+/// two 8-octet halves, each loaded in the machine's byte order.
+pub fn service_words(key: &[u8; 16]) -> [u64; 2] {
+    let mut a = [0u8; 8];
+    let mut b = [0u8; 8];
+    a.copy_from_slice(&key[..8]);
+    b.copy_from_slice(&key[8..]);
+    [u64::from_ne_bytes(a), u64::from_ne_bytes(b)]
 }
 
 /// `Config::flags` bit: no published zone is signed, so every entry is stored under DO=0 and
@@ -297,6 +318,9 @@ pub struct Scratch {
     /// NSEC denial: the query's label below the closest encloser and the search's state.
     pub nsec: NsecScratch,
 }
+
+// The XDP program reads the answer's OPT record from `Scratch::opt` by 8-byte words.
+const _: () = assert!(core::mem::offset_of!(Scratch, opt) % 8 == 0);
 
 /// Per-CPU state of an NSEC denial in the XDP program (see `NsecMeta`).
 #[repr(C, align(8))]

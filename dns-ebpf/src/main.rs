@@ -17,6 +17,7 @@ mod packet;
 mod question;
 #[cfg(feature = "test-programs")]
 mod reflect;
+mod rewrite;
 mod rrl;
 mod sha1;
 mod siphash;

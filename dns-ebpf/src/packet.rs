@@ -7,10 +7,13 @@ use aya_ebpf::{
 };
 use dns_common::{
     counter, rrl::KIND_SLIPPED, Answer, AnswerKind, Config, Scratch, ANSWER_MAX, CONFIG_ALL_SIGNED,
-    CONFIG_NO_DNSSEC, FRAME_PREFIX_MAX, KEY_FLAG_DO, NAME_BUF, NAME_MAX, OPT_BUF,
+    CONFIG_NO_DNSSEC, FRAME_PREFIX_MAX, KEY_FLAG_DO, NAME_BUF, NAME_MAX, OPT_BUF, OPT_LEN,
+    SERVICE_INLINE,
 };
 
-use crate::{checksum, edns, lookup, nsec3, question, rrl, CONFIG, SCRATCH, SERVICE_ADDRS};
+use crate::{
+    checksum, edns, lookup, nsec3, question, rewrite, rrl, CONFIG, SCRATCH, SERVICE_ADDRS,
+};
 
 const ETH_P_IPV4: u16 = 0x0800;
 const ETH_P_IPV6: u16 = 0x86dd;
@@ -88,8 +91,8 @@ struct Flow {
 #[inline(always)]
 pub fn handle<const MODE: u8>(ctx: &XdpContext) -> Result<u16, u32> {
     let resumed = MODE != LOOKUP;
-    let cfg = match CONFIG.get(0) {
-        Some(c) if c.port != 0 => *c,
+    let cfg: &Config = match CONFIG.get(0) {
+        Some(c) if c.port != 0 => c,
         _ => return Err(counter::PASS_NOT_DNS),
     };
     let scratch = match SCRATCH.get_ptr_mut(0) {
@@ -101,17 +104,27 @@ pub fn handle<const MODE: u8>(ctx: &XdpContext) -> Result<u16, u32> {
         // SAFETY: a plain read of per-CPU memory the answering program wrote (`Flow::pack`).
         Flow::unpack(unsafe { core::ptr::read_volatile(&scratch.nsec3.flow) })
     } else {
-        let flow = classify(ctx, cfg.port)?;
+        let flow = classify(ctx, cfg)?;
         // SAFETY: a plain write of per-CPU memory, read by the programs tail-called.
         unsafe { core::ptr::write_volatile(&mut scratch.nsec3.flow, flow.pack()) };
         flow
     };
-    // Join the verifier's paths for each VLAN depth and IP version (see question::opaque).
-    let flow = Flow {
-        l3: question::opaque(&mut scratch.opaque, flow.l3) & 0x1f,
-        v6: question::opaque(&mut scratch.opaque, flow.v6 as usize) != 0,
-        l4: question::opaque(&mut scratch.opaque, flow.l4) & 0x7f,
-        dns_len: question::opaque(&mut scratch.opaque, flow.dns_len) & 0xffff,
+    // Join the verifier's paths for each VLAN depth and IP version (see question::opaque); a
+    // flow read back from scratch is one path already.
+    let flow = if resumed {
+        Flow {
+            l3: flow.l3 & 0x1f,
+            v6: flow.v6,
+            l4: flow.l4 & 0x7f,
+            dns_len: flow.dns_len,
+        }
+    } else {
+        Flow {
+            l3: question::opaque(&mut scratch.opaque, flow.l3) & 0x1f,
+            v6: question::opaque(&mut scratch.opaque, flow.v6 as usize) != 0,
+            l4: question::opaque(&mut scratch.opaque, flow.l4) & 0x7f,
+            dns_len: question::opaque(&mut scratch.opaque, flow.dns_len) & 0xffff,
+        }
     };
     let dns = flow.l4 + UDP_HEADER;
     if flow.dns_len < DNS_HEADER {
@@ -239,26 +252,54 @@ pub fn handle<const MODE: u8>(ctx: &XdpContext) -> Result<u16, u32> {
         return Err(counter::PASS_TOO_BIG);
     }
 
-    // Checksum of everything after the UDP header, computed before the packet changes: the
-    // question, rounded up to whole words (the buffer is zero padded after it).
-    let qsum = checksum::words(
-        scratch.question.as_mut_ptr(),
-        q.name_len + 4,
-        (NAME_BUF + 8) as u32,
+    // The UDP checksum's sum of what the response keeps from the query (see `rewrite`), taken
+    // before the packet changes: from the query's checksum, or summed (the question, rounded
+    // up to whole words: the buffer is zero padded after it).
+    let kept = rewrite::kept_sum(
+        ctx,
+        (flow.l3, flow.l4, flow.v6),
+        q.name_len,
+        flow.dns_len,
+        q.edns,
+        // The query's ARCOUNT: 1 with an OPT record, else 0 (`question::read`).
+        (flags, q.edns as u16),
     )?;
+    let mut sum = match kept {
+        Some(s) => s,
+        None => {
+            let qsum = checksum::words(
+                scratch.question.as_mut_ptr(),
+                q.name_len + 4,
+                (NAME_BUF + 8) as u32,
+            )?;
+            rewrite::full_sum(ctx, (flow.l3, flow.l4, flow.v6), qsum, id)?
+        }
+    };
     let resp_flags = answer.header_flags | (flags & COPIED_FLAGS) | extra_flags;
     let arcount_out = arcount + q.edns as u16;
-    let mut sum = qsum as u64
-        + checksum::bytes(id[0], id[1])
-        + checksum::field(resp_flags)
-        + checksum::field(1)
+    sum += checksum::field(resp_flags)
         + checksum::field(ancount)
         + checksum::field(nscount)
         + checksum::field(arcount_out);
     let tpl_odd = q.name_len & 1 == 1;
     sum += checksum::at_parity(tpl_csum, tpl_odd);
+    // The OPT record of a query without options is the fixed 11 octets (`opt_record`), in
+    // the first two words of the zero padded buffer: summed and written here directly.
+    let opt_words = if opt_len == OPT_LEN {
+        let w = scratch.opt.as_ptr() as *const u64;
+        // SAFETY: `opt` is 8-byte aligned in Scratch (an assertion in dns_common) and holds
+        // OPT_BUF ≥ 16 octets.
+        unsafe { [w.read(), w.add(1).read()] }
+    } else {
+        [0, 0]
+    };
     if q.edns {
-        let s = checksum::words(scratch.opt.as_mut_ptr(), opt_len, OPT_BUF as u32)?;
+        let s = if opt_len == OPT_LEN {
+            let [a, b] = opt_words;
+            checksum::fold((a & 0xffff_ffff) + (a >> 32) + (b & 0xffff_ffff) + (b >> 32))
+        } else {
+            checksum::words(scratch.opt.as_mut_ptr(), opt_len, OPT_BUF as u32)?
+        };
         sum += checksum::at_parity(s, (q.name_len + len) & 1 == 1);
     }
 
@@ -270,7 +311,7 @@ pub fn handle<const MODE: u8>(ctx: &XdpContext) -> Result<u16, u32> {
     // pointers of a suffix template) reaches all of it.
     let frame_len = ctx.data_end() - ctx.data();
     let delta = new_frame as i64 - frame_len as i64;
-    let at_head = delta > 0 && grow_at_head_only(&cfg);
+    let at_head = delta > 0 && grow_at_head_only(cfg);
     // SAFETY: plain helper call on our own context.
     if at_head || unsafe { bpf_xdp_adjust_tail(ctx.ctx, delta as i32) } != 0 {
         grow_at_head(ctx, scratch, l7, delta)?;
@@ -283,7 +324,15 @@ pub fn handle<const MODE: u8>(ctx: &XdpContext) -> Result<u16, u32> {
             return Err(counter::PASS_ERROR);
         }
     }
-    if q.edns {
+    if q.edns && opt_len == OPT_LEN {
+        let p: *mut [u8; OPT_LEN] = ptr_at(ctx, l7 + len).map_err(|_| counter::PASS_ERROR)?;
+        let [a, b] = opt_words.map(u64::to_ne_bytes);
+        let o = [
+            a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], b[0], b[1], b[2],
+        ];
+        // SAFETY: bounds checked by ptr_at.
+        unsafe { p.write_unaligned(o) };
+    } else if q.edns {
         let opt_len = question::opaque(&mut scratch.opaque, opt_len);
         if opt_len == 0 || opt_len > OPT_BUF {
             return Err(counter::PASS_ERROR);
@@ -314,15 +363,14 @@ pub fn handle<const MODE: u8>(ctx: &XdpContext) -> Result<u16, u32> {
     }
 
     let udp_len = (UDP_HEADER + resp_len) as u16;
-    sum +=
-        checksum::field(udp_len) + checksum::field(udp_len) + checksum::field(IPPROTO_UDP as u16);
-    swap_link(ctx)?;
+    sum += checksum::field(udp_len) + checksum::field(udp_len);
+    rewrite::swap_link(ctx)?;
     if flow.v6 {
-        sum += swap_ipv6(ctx, flow.l3, udp_len)?;
+        rewrite::swap_ipv6(ctx, flow.l3, udp_len)?;
     } else {
-        sum += swap_ipv4(ctx, flow.l3, udp_len)?;
+        rewrite::swap_ipv4(ctx, flow.l3, udp_len)?;
     }
-    swap_udp(ctx, flow.l4, udp_len, sum)?;
+    rewrite::swap_udp(ctx, flow.l4, udp_len, sum)?;
     if slip != 0 {
         return Ok(KIND_SLIPPED);
     }
@@ -394,9 +442,39 @@ fn grow_at_head(
     Ok(())
 }
 
+/// Whether `addr` (a `SERVICE_ADDRS` key as `dns_common::service_words` gives it) is a
+/// service address: compared with those in `Config::service` when they are all there, looked
+/// up in the map otherwise.
+#[inline(always)]
+fn is_service(cfg: &Config, addr: [u64; 2]) -> bool {
+    let n = cfg.service_count as usize;
+    if n > SERVICE_INLINE {
+        let mut key = core::mem::MaybeUninit::<crate::zero::Buf16>::uninit();
+        let p = key.as_mut_ptr() as *mut u64;
+        // SAFETY: Buf16 is two aligned words, both written here.
+        let key = unsafe {
+            p.write(addr[0]);
+            p.add(1).write(addr[1]);
+            &(*key.as_ptr()).0
+        };
+        return SERVICE_ADDRS.get_ptr(key).is_some();
+    }
+    // Early returns: the verifier then follows one path per outcome, not one per combination
+    // of the comparisons.
+    for (i, s) in cfg.service.iter().enumerate() {
+        if i >= n {
+            break;
+        }
+        if addr[0] == s[0] && addr[1] == s[1] {
+            return true;
+        }
+    }
+    false
+}
+
 /// Finds the UDP DNS query to a service address and port, or says why this is not one.
 #[inline(always)]
-fn classify(ctx: &XdpContext, port: u16) -> Result<Flow, u32> {
+fn classify(ctx: &XdpContext, cfg: &Config) -> Result<Flow, u32> {
     let mut l3 = 14usize;
     let mut ethertype = be16(ctx, 12).map_err(not_dns)?;
     if ethertype == ETH_P_8021Q || ethertype == ETH_P_8021AD {
@@ -408,8 +486,6 @@ fn classify(ctx: &XdpContext, port: u16) -> Result<Flow, u32> {
         }
     }
     let frame_len = ctx.data_end() - ctx.data();
-    let mut addr = core::mem::MaybeUninit::uninit();
-    let addr = crate::zero::Buf16::zeroed(&mut addr);
     let (v6, l4, proto, ip_payload) = match ethertype {
         ETH_P_IPV4 => {
             let ip: *const [u8; 20] = ptr_at(ctx, l3).map_err(not_dns)?;
@@ -418,10 +494,10 @@ fn classify(ctx: &XdpContext, port: u16) -> Result<Flow, u32> {
             if ip[0] >> 4 != 4 {
                 return Err(counter::PASS_NOT_DNS);
             }
-            addr[10] = 0xff;
-            addr[11] = 0xff;
-            addr[12..16].copy_from_slice(&ip[16..20]);
-            if SERVICE_ADDRS.get_ptr(addr).is_none() {
+            // `::ffff:a.b.c.d`: its first word is zero.
+            let d = u32::from_ne_bytes([ip[16], ip[17], ip[18], ip[19]]) as u64;
+            let mapped = u32::from_ne_bytes([0, 0, 0xff, 0xff]) as u64 | d << 32;
+            if !is_service(cfg, [0, mapped]) {
                 return Err(counter::PASS_NOT_DNS);
             }
             let proto = ip[9];
@@ -447,8 +523,11 @@ fn classify(ctx: &XdpContext, port: u16) -> Result<Flow, u32> {
             if ip[0] >> 4 != 6 {
                 return Err(counter::PASS_NOT_DNS);
             }
-            addr.copy_from_slice(&ip[24..40]);
-            if SERVICE_ADDRS.get_ptr(addr).is_none() {
+            let mut a = [0u8; 8];
+            let mut b = [0u8; 8];
+            a.copy_from_slice(&ip[24..32]);
+            b.copy_from_slice(&ip[32..40]);
+            if !is_service(cfg, [u64::from_ne_bytes(a), u64::from_ne_bytes(b)]) {
                 return Err(counter::PASS_NOT_DNS);
             }
             let proto = ip[6];
@@ -467,7 +546,7 @@ fn classify(ctx: &XdpContext, port: u16) -> Result<Flow, u32> {
         _ => return Err(counter::PASS_NOT_DNS),
     };
     let dport = be16(ctx, l4 + 2).map_err(not_dns)?;
-    if dport != port {
+    if dport != cfg.port {
         return Err(counter::PASS_NOT_DNS);
     }
     if proto == IPPROTO_TCP {
@@ -483,104 +562,6 @@ fn classify(ctx: &XdpContext, port: u16) -> Result<Flow, u32> {
         l4,
         dns_len: udp_len - UDP_HEADER,
     })
-}
-
-/// Swaps source and destination MAC addresses.
-#[inline(always)]
-fn swap_link(ctx: &XdpContext) -> Result<(), u32> {
-    let eth: *mut [u8; 12] = ptr_at(ctx, 0).map_err(|_| counter::PASS_ERROR)?;
-    // SAFETY: bounds checked by ptr_at.
-    unsafe {
-        let m = eth.read_unaligned();
-        let mut out = [0u8; 12];
-        out[..6].copy_from_slice(&m[6..]);
-        out[6..].copy_from_slice(&m[..6]);
-        eth.write_unaligned(out);
-    }
-    Ok(())
-}
-
-/// Rewrites the IPv4 header; returns the pseudo-header address sum for the UDP checksum.
-#[inline(always)]
-fn swap_ipv4(ctx: &XdpContext, l3: usize, udp_len: u16) -> Result<u64, u32> {
-    let p: *mut [u8; 20] = ptr_at(ctx, l3).map_err(|_| counter::PASS_ERROR)?;
-    // SAFETY: bounds checked by ptr_at.
-    let mut ip = unsafe { p.read_unaligned() };
-    let total = (udp_len + 20).to_be_bytes();
-    ip[2] = total[0];
-    ip[3] = total[1];
-    ip[8] = 64;
-    ip[10] = 0;
-    ip[11] = 0;
-    let mut addrs = 0u64;
-    let mut i = 12;
-    while i < 16 {
-        let s = ip[i];
-        ip[i] = ip[i + 4];
-        ip[i + 4] = s;
-        let s = ip[i + 1];
-        ip[i + 1] = ip[i + 5];
-        ip[i + 5] = s;
-        addrs += checksum::bytes(ip[i], ip[i + 1]) + checksum::bytes(ip[i + 4], ip[i + 5]);
-        i += 2;
-    }
-    let mut sum = 0u64;
-    let mut i = 0;
-    while i < 20 {
-        sum += checksum::bytes(ip[i], ip[i + 1]);
-        i += 2;
-    }
-    let c = checksum::finish(sum).to_ne_bytes();
-    ip[10] = c[0];
-    ip[11] = c[1];
-    // SAFETY: bounds checked by ptr_at.
-    unsafe { p.write_unaligned(ip) };
-    Ok(addrs)
-}
-
-/// Rewrites the IPv6 header; returns the pseudo-header address sum for the UDP checksum.
-#[inline(always)]
-fn swap_ipv6(ctx: &XdpContext, l3: usize, udp_len: u16) -> Result<u64, u32> {
-    let p: *mut [u8; 40] = ptr_at(ctx, l3).map_err(|_| counter::PASS_ERROR)?;
-    // SAFETY: bounds checked by ptr_at.
-    let mut ip = unsafe { p.read_unaligned() };
-    let plen = udp_len.to_be_bytes();
-    ip[4] = plen[0];
-    ip[5] = plen[1];
-    ip[7] = 64;
-    let mut addrs = 0u64;
-    let mut i = 8;
-    while i < 24 {
-        let s = ip[i];
-        ip[i] = ip[i + 16];
-        ip[i + 16] = s;
-        let s = ip[i + 1];
-        ip[i + 1] = ip[i + 17];
-        ip[i + 17] = s;
-        addrs += checksum::bytes(ip[i], ip[i + 1]) + checksum::bytes(ip[i + 16], ip[i + 17]);
-        i += 2;
-    }
-    // SAFETY: bounds checked by ptr_at.
-    unsafe { p.write_unaligned(ip) };
-    Ok(addrs)
-}
-
-/// Swaps the UDP ports, sets the length and the checksum (`sum` covers everything else).
-#[inline(always)]
-fn swap_udp(ctx: &XdpContext, l4: usize, udp_len: u16, mut sum: u64) -> Result<(), u32> {
-    let p: *mut [u8; 8] = ptr_at(ctx, l4).map_err(|_| counter::PASS_ERROR)?;
-    // SAFETY: bounds checked by ptr_at.
-    let u = unsafe { p.read_unaligned() };
-    sum += checksum::bytes(u[0], u[1]) + checksum::bytes(u[2], u[3]);
-    let mut c = checksum::finish(sum);
-    if c == 0 {
-        c = 0xffff;
-    }
-    let c = c.to_ne_bytes();
-    let l = udp_len.to_be_bytes();
-    // SAFETY: bounds checked by ptr_at.
-    unsafe { p.write_unaligned([u[2], u[3], u[0], u[1], l[0], l[1], c[0], c[1]]) };
-    Ok(())
 }
 
 /// `handle` modes: the program that looks the query up, and the two it tail-calls.

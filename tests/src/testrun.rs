@@ -5,10 +5,18 @@
 
 use anyhow::{Context as _, Result};
 use dns_common::{Config, CONFIG_NO_DNSSEC};
-use xdpdns::engine::Engine;
+use xdpdns::engine::{Engine, EngineConfig};
 use xdpdns::fastpath::compile;
 use xdpdns::fastpath::xdp::{Capacity, XdpServer};
 use xdpdns::wire::name::Name;
+use xdpdns::zone::load::{load_catalog, ZoneSpec};
+
+/// An engine serving the example zone (`zones/example.zone`) with `config`.
+pub fn example_engine(config: EngineConfig) -> Engine {
+    let spec: ZoneSpec = crate::zone_file("example.zone").parse().unwrap();
+    let (catalog, _) = load_catalog(&[spec]).unwrap();
+    Engine::new(catalog, config)
+}
 
 /// The loaded program, and the names of every node of the engine's zones, sorted.
 pub fn load(
@@ -51,6 +59,7 @@ fn load_with(
         server_payload: engine.config.server_payload,
         generation,
         flags: if unsigned { CONFIG_NO_DNSSEC } else { 0 },
+        ..Default::default()
     })?;
     xdp.set_edns(xdpdns::fastpath::edns::config(&engine.config))?;
     names.sort();

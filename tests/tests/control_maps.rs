@@ -1,6 +1,7 @@
 //! `xdpdns map check` end to end: after record changes (published incrementally) the maps equal
 //! what the engine answers, and an entry deleted behind the daemon's back (`bpftool map
-//! delete`) is reported as missing, with exit status 1.
+//! delete`) is reported as missing, with exit status 1; so are a changed NSEC label and a
+//! changed service address.
 
 use std::process::Command;
 
@@ -104,20 +105,42 @@ fn the_maps_equal_the_engine_after_changes_and_a_deleted_entry_is_found() {
     );
 }
 
-/// The NSEC zone slot's data is checked too: an NSEC label entry changed behind the daemon's
-/// back (the NSEC it names) is reported as different, with exit status 1.
-#[test]
-fn a_changed_nsec_label_is_found() {
+/// A server on `zone` (a file of `zones/`) whose maps check clean.
+fn clean_server(zone: &str) -> TestNet {
     let mut net = TestNet::new().expect("test namespaces");
-    let zone = net.dir.join("nsec.example.zone");
-    std::fs::copy(zone_file("signed/nsec.example.zone"), &zone).unwrap();
-    net.start_server(&[zone.to_str().unwrap()], &["--listen", "[::]:53"])
+    let path = net.dir.join(zone.rsplit('/').next().unwrap());
+    std::fs::copy(zone_file(zone), &path).unwrap();
+    net.start_server(&[path.to_str().unwrap()], &["--listen", "[::]:53"])
         .expect("server starts");
     let out = xdpdns(&net, &["map", "check", "--json"]).unwrap();
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["different"], 0, "{out}");
     assert_eq!(v["missing"], 0, "{out}");
+    net
+}
 
+/// Writes `value` under `key` into map `id` behind the daemon's back.
+fn update(id: &str, key: &[String], value: &[String]) {
+    let mut args = vec!["map", "update", "id", id, "key", "hex"];
+    args.extend(key.iter().map(String::as_str));
+    args.extend(["value", "hex"]);
+    args.extend(value.iter().map(String::as_str));
+    sh(Command::new("bpftool").args(&args)).unwrap();
+}
+
+/// `xdpdns map check`'s report, asserting it failed.
+fn failed_check(net: &TestNet) -> String {
+    let (ok, _, err) = cli(net, &["map", "check"]);
+    assert!(!ok, "exit status nonzero");
+    println!("{err}");
+    err
+}
+
+/// The NSEC zone slot's data is checked too: an NSEC label entry changed behind the daemon's
+/// back (the NSEC it names) is reported as different, with exit status 1.
+#[test]
+fn a_changed_nsec_label_is_found() {
+    let net = clean_server("signed/nsec.example.zone");
     let labels = map_of_denial(&net, "NSEC_LABELS").to_string();
     let dump = bpftool(&["map", "dump", "id", &labels]);
     // An entry with a label (the apex's own has none): its NSEC's index changed.
@@ -131,16 +154,43 @@ fn a_changed_nsec_label_is_found() {
     let mut value = hex(&entry["value"]);
     let record = u8::from_str_radix(&value[68], 16).unwrap();
     value[68] = format!("{:02x}", record ^ 1);
-    let mut args = vec!["map", "update", "id", &labels, "key", "hex"];
-    args.extend(key.iter().map(String::as_str));
-    args.extend(["value", "hex"]);
-    args.extend(value.iter().map(String::as_str));
-    sh(Command::new("bpftool").args(&args)).unwrap();
-    let (ok, _, err) = cli(&net, &["map", "check"]);
-    assert!(!ok, "exit status nonzero");
-    println!("{err}");
+    update(&labels, &key, &value);
+    let err = failed_check(&net);
     assert!(
         err.contains("different: nsec.example. slot") && err.contains("NSEC label"),
+        "{err}"
+    );
+}
+
+/// The service addresses are checked in both places the program has them: one deleted from
+/// `SERVICE_ADDRS` is reported missing, and the configuration's copy changed (its count) is
+/// reported as different, with exit status 1.
+#[test]
+fn a_changed_service_address_is_found() {
+    let net = clean_server("example.zone");
+    let addrs = map_of_server(&net, "SERVICE_ADDRS").to_string();
+    let dump = bpftool(&["map", "dump", "id", &addrs]);
+    let key = hex(&dump[0]["key"]);
+    let mut args = vec!["map", "delete", "id", &addrs, "key", "hex"];
+    args.extend(key.iter().map(String::as_str));
+    sh(Command::new("bpftool").args(&args)).unwrap();
+    let err = failed_check(&net);
+    assert!(
+        err.contains("missing: service address")
+            && err.contains("1 missing, 0 unexpected, 0 different"),
+        "{err}"
+    );
+
+    // `Config::service_count` (octets 8..12) one more than the addresses.
+    let config = map_of_server(&net, "CONFIG").to_string();
+    let dump = bpftool(&["map", "dump", "id", &config]);
+    let mut value = hex(&dump[0]["value"]);
+    let count = u8::from_str_radix(&value[8], 16).unwrap();
+    value[8] = format!("{:02x}", count + 1);
+    update(&config, &hex(&dump[0]["key"]), &value);
+    let err = failed_check(&net);
+    assert!(
+        err.contains("different: the configuration's service addresses"),
         "{err}"
     );
 }

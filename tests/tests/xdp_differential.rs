@@ -173,7 +173,7 @@ fn fuzzed_packets_never_get_a_wrong_answer() {
             tx += 1;
             // Whatever the XDP program answered must be the engine's answer to the query
             // as the program saw it: same headers as built, payload after them.
-            let p = frame::parse(&out).expect("valid output frame");
+            let p = frame::parse_answer(&f, &out).expect("valid output frame");
             let q = frame::parse(&f).ok();
             let query = match q {
                 Some(q) => q.payload,

@@ -382,7 +382,7 @@ fn fuzzed_option_queries_never_get_a_wrong_answer() {
         tx += 1;
         // The engine's answer to the query as the program saw it, from the address it
         // answered (the mutation may have changed the source).
-        let p = frame::parse(&out).expect("valid output frame");
+        let p = frame::parse_answer(&f, &out).expect("valid output frame");
         let query = match frame::parse(&f) {
             Ok(q) => q.payload,
             Err(_) => oracle::udp_payload(&s, &f),

@@ -83,6 +83,7 @@ fn rig(zone: &Path, origin: &str, payload: u16) -> Rig {
         server_payload: payload,
         generation: 7,
         flags: 0,
+        ..Default::default()
     })
     .unwrap();
     Rig { xdp, engine }

@@ -283,7 +283,7 @@ fn fuzzed_queries_under_rate_limits_get_the_engines_answer_or_its_slip() {
         let (action, out) = r.xdp.test_run(&f).unwrap();
         match action {
             XDP_TX => {
-                let p = frame::parse(&out).expect("valid output frame");
+                let p = frame::parse_answer(&f, &out).expect("valid output frame");
                 let query = match frame::parse(&f) {
                     Ok(q) => q.payload,
                     Err(_) => oracle::udp_payload(&spec, &f),

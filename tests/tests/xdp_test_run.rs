@@ -109,6 +109,7 @@ fn rig_with(zones: &[String], flags: u16) -> Rig {
         server_payload: 1232,
         generation: 7,
         flags,
+        ..Default::default()
     })
     .unwrap();
     Rig { xdp, engine }

@@ -143,21 +143,6 @@ impl XdpServer {
         server.attached = Some((iface.to_owned(), id));
         Ok(server)
     }
-
-    /// Makes the service address map hold exactly `addrs`.
-    fn set_service_addrs(&mut self, addrs: &[IpAddr]) -> Result<()> {
-        let want: HashSet<[u8; 16]> = addrs.iter().map(|a| super::xdp::service_key(*a)).collect();
-        for a in addrs {
-            self.add_service_addr(*a)?;
-        }
-        let old: Vec<[u8; 16]> = self.service_addrs.keys().filter_map(|k| k.ok()).collect();
-        for k in old.iter().filter(|k| !want.contains(*k)) {
-            self.service_addrs
-                .remove(k)
-                .context("removing a service address")?;
-        }
-        Ok(())
-    }
 }
 
 /// What an adoption did, for the log and `status`.

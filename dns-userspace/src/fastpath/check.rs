@@ -9,6 +9,9 @@
 //!   `different`, and so is a cached template whose body is not the engine's answer;
 //! - the NSEC3 and NSEC data of each zone slot (parameters, records with their RRSIGs, NSEC
 //!   labels) is one entry, `different` when anything in it is not the engine's;
+//! - the service addresses: each one the program should answer on but `SERVICE_ADDRS` lacks is
+//!   `missing`, each other one there `unexpected`, and the configuration's copy of them
+//!   (`Config::service`) is one entry, `different` when it is not exactly the addresses;
 //! - a template that is not in the kernel's cache is `cold` (its queries are passed, which is
 //!   never wrong) and not a difference.
 //!
@@ -160,6 +163,21 @@ impl FastPath {
                     c.note(format!("different: {} slot {}: {why}", z.apex, z.slot));
                 }
             }
+        }
+        // The service addresses: the hash is one entry, the configuration's copy another.
+        c.expected += 2;
+        let service = s.check_service(&self.addrs)?;
+        if service.missing.is_empty() && service.unexpected.is_empty() {
+            c.matching += 1;
+        }
+        c.missing += service.missing.len();
+        c.unexpected += service.unexpected.len();
+        match service.config {
+            None => c.matching += 1,
+            Some(_) => c.different += 1,
+        }
+        for line in service.lines() {
+            c.note(line);
         }
         for k in exact.keys() {
             c.unexpected += 1;

@@ -29,6 +29,7 @@ pub mod pin;
 pub mod pin_state;
 pub mod promote;
 pub mod render;
+mod service;
 pub mod suffix_index;
 pub mod templates;
 #[cfg(feature = "test-support")]
@@ -476,6 +477,7 @@ impl FastPath {
             } else {
                 dns_common::CONFIG_NO_DNSSEC
             },
+            ..Default::default()
         })
     }
 

@@ -2,8 +2,6 @@
 //! (the answer index, the template cache, configuration, service addresses, per-CPU counters
 //! and the ring of cold template ids).
 
-use std::net::IpAddr;
-
 use anyhow::{anyhow, bail, Context as _, Result};
 use aya::{
     maps::{
@@ -473,10 +471,6 @@ impl XdpServer {
         self.cold.take()
     }
 
-    pub fn set_config(&mut self, cfg: Config) -> Result<()> {
-        self.config.set(0, cfg, 0).context("writing XDP config")
-    }
-
     /// Writes the EDNS settings (NSID, cookie secrets, the cookies' clock offset).
     pub fn set_edns(&mut self, cfg: EdnsConfig) -> Result<()> {
         self.edns
@@ -508,13 +502,6 @@ impl XdpServer {
 
     pub fn config(&self) -> Result<Config> {
         self.config.get(&0, 0).context("reading XDP config")
-    }
-
-    /// Adds an address the XDP path answers on.
-    pub fn add_service_addr(&mut self, addr: IpAddr) -> Result<()> {
-        self.service_addrs
-            .insert(service_key(addr), 1, 0)
-            .with_context(|| format!("adding service address {addr}"))
     }
 
     /// Counters summed over CPUs, in `counter::NAMES` order (with those of the programs it took
@@ -554,13 +541,7 @@ fn map_data(map: &aya::maps::Map) -> Option<&MapData> {
     }
 }
 
-/// Key of the service address map: IPv6, or IPv4 mapped into IPv6.
-pub fn service_key(addr: IpAddr) -> [u8; 16] {
-    match addr {
-        IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
-        IpAddr::V6(a) => a.octets(),
-    }
-}
+pub use super::service::service_key;
 
 /// Loads the object's XDP program `name` into the kernel (the verifier runs here).
 fn load_program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut Xdp> {

@@ -113,6 +113,7 @@ fn measure(
         server_payload: 1232,
         generation: 7,
         flags: 0,
+        ..Default::default()
     })?;
     let mut rng = Rng::new(0x3e3 ^ iterations as u64);
     let names: Vec<String> = (0..runs.max(1))
