@@ -81,7 +81,8 @@ pub struct FastPath {
     last: Engine,
     /// Per zone (by apex): what its answers depend on, for incremental publications.
     deps: HashMap<Name, ZoneDeps>,
-    /// Names whose exact and NODATA entries are under an epoch other than 0.
+    /// Names whose exact and NODATA entries are under an epoch other than 0 (a name without
+    /// any has `EPOCH_NONE`, derived, not kept here).
     epochs: HashMap<Name, u16>,
     /// What it answers on, and the template cache size asked for (`None`: follow the zones),
     /// to load the program again when the zones outgrow its maps.
