@@ -3,7 +3,7 @@
 //! previous secret, and writes the COOKIE option of the answer — the client cookie and a fresh
 //! server cookie of the current second, always made with the current secret.
 
-use aya_ebpf::{helpers::bpf_xdp_load_bytes, programs::XdpContext};
+use aya_ebpf::programs::XdpContext;
 use dns_common::{
     counter, EdnsConfig, COOKIE_MAX_AGE, COOKIE_MAX_AHEAD, EDNS_COOKIE_PREVIOUS, OPTION_COOKIE,
     SERVER_COOKIE_LEN, SERVER_COOKIE_VERSION,
@@ -29,29 +29,30 @@ pub struct Client {
     tail: u64,
 }
 
-/// Reads the query's source address (IPv4 at `l3 + 12`, IPv6 at `l3 + 8`).
+/// Reads the query's source address (IPv4 at `l3 + 12`, IPv6 at `l3 + 8`) from the packet
+/// directly (no helper call: the headers are in the linear frame).
 #[inline(always)]
 pub fn client(ctx: &XdpContext, l3: usize, v6: bool) -> Result<Client, u32> {
-    let mut a = core::mem::MaybeUninit::uninit();
-    let a = crate::zero::Buf16::zeroed(&mut a);
-    let (off, len) = if v6 { (l3 + 8, 16) } else { (l3 + 12, 4) };
-    // SAFETY: the helper checks the packet bounds; `a` holds 16 bytes and len ≤ 16.
-    let r = unsafe { bpf_xdp_load_bytes(ctx.ctx, off as u32, a.as_mut_ptr() as *mut _, len) };
-    if r != 0 {
-        return Err(counter::PASS_ERROR);
-    }
+    let l3 = l3 & 0x1f;
     Ok(if v6 {
+        let p: *const [u8; 16] =
+            crate::packet::ptr_at(ctx, l3 + 8).map_err(|_| counter::PASS_ERROR)?;
+        // SAFETY: bounds checked by ptr_at.
+        let a = unsafe { p.read_unaligned() };
         Client {
-            words: [le64(a, 0), le64(a, 8)],
+            words: [le64(&a, 0), le64(&a, 8)],
             n: 4,
             tail: 32 << 56,
         }
     } else {
-        let w = u32::from_le_bytes([a[0], a[1], a[2], a[3]]) as u64;
+        let p: *const [u8; 4] =
+            crate::packet::ptr_at(ctx, l3 + 12).map_err(|_| counter::PASS_ERROR)?;
+        // SAFETY: bounds checked by ptr_at.
+        let a = unsafe { p.read_unaligned() };
         Client {
             words: [0, 0],
             n: 2,
-            tail: w | (20 << 56),
+            tail: u32::from_le_bytes(a) as u64 | (20 << 56),
         }
     })
 }
