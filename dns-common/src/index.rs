@@ -84,6 +84,25 @@ pub fn unpack_name(packed: &[u8; NAME_BUF], len: usize) -> [u8; NAME_BUF] {
     out
 }
 
+/// Entries of `SUFFIX_SEED`: the seed, then for each generation parity the label depths no
+/// suffix entry of that generation has (bit d: names of d labels, d < 63; bit 63, names of 63
+/// or more, is never set). The program looks no suffix of such a depth up: a `www.dN.tld`
+/// query to a TLD whose names have one or two labels takes one lookup, not two. Userspace
+/// writes a generation's mask before switching to it and clears a depth's bit before it
+/// inserts an entry of that depth into a generation being served, so the mask only ever
+/// leaves out depths that have no entries.
+pub const SUFFIX_SEED_ENTRIES: u32 = 3;
+
+/// The `SUFFIX_SEED` index of the depth mask of `generation` (see `SUFFIX_SEED_ENTRIES`).
+pub const fn skip_slot(generation: u16) -> u32 {
+    1 + (generation & 1) as u32
+}
+
+/// The depth bit of a name of `labels` labels (see `SUFFIX_SEED_ENTRIES`).
+pub const fn depth_bit(labels: u32) -> u64 {
+    1 << if labels > 63 { 63 } else { labels }
+}
+
 /// One step of the keyed hash of a name in `SUFFIXES` keys: `h` is the seed (`SUFFIX_SEED`)
 /// before the first word, and the words are the name's right-aligned buffer read as
 /// little-endian `u64`s, from the one its first octet is in to the last.
@@ -125,9 +144,13 @@ pub struct Walk {
     pub plain: u32,
     /// `SuffixMapKey::generation` of the keys looked up.
     pub generation: u32,
-    pub _pad: u32,
+    /// Labels of the suffix the next step looks up (the root has none).
+    pub labels: u32,
     /// The keyed hash of the whole query name (the first step's), for its `ANSWERS` keys.
     pub name_hash: u64,
+    /// The label depths no suffix entry of the generation has (`SUFFIX_SEED` at
+    /// `skip_slot`): their steps look nothing up.
+    pub skip: u64,
 }
 
 #[cfg(test)]

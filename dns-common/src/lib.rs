@@ -317,6 +317,8 @@ pub struct Scratch {
     pub nsec3: Nsec3Scratch,
     /// NSEC denial: the query's label below the closest encloser and the search's state.
     pub nsec: NsecScratch,
+    /// Labels of the query name (the root not counted), for the walk (`Walk::labels`).
+    pub label_count: u64,
 }
 
 // The XDP program reads the answer's OPT record from `Scratch::opt` by 8-byte words.

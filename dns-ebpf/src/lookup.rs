@@ -8,10 +8,10 @@
 
 use aya_ebpf::{cty::c_void, helpers::bpf_loop, programs::XdpContext};
 use dns_common::{
-    ascii_lower8, counter, suffix_generation, suffix_hash_step, Answer, AnswerEntry, AnswerKind,
-    AnswerMapKey, AnswerRef, Scratch, SuffixEntry, SuffixMapKey, Walk, EPOCH_NONE, KEY_FLAG_CHAOS,
-    KEY_FLAG_DO, KEY_FLAG_NODATA, KEY_FLAG_SUFFIX, KIND_ANY_DO, KIND_EPOCH_MASK, KIND_EPOCH_SHIFT,
-    MAX_PTRS, NAME_BUF,
+    ascii_lower8, counter, depth_bit, skip_slot, suffix_generation, suffix_hash_step, Answer,
+    AnswerEntry, AnswerKind, AnswerMapKey, AnswerRef, Scratch, SuffixEntry, SuffixMapKey, Walk,
+    EPOCH_NONE, KEY_FLAG_CHAOS, KEY_FLAG_DO, KEY_FLAG_NODATA, KEY_FLAG_SUFFIX, KIND_ANY_DO,
+    KIND_EPOCH_MASK, KIND_EPOCH_SHIFT, MAX_PTRS, NAME_BUF,
 };
 
 use crate::{checksum, packet, question, ANSWERS, COLD, SCRATCH, SUFFIXES, SUFFIX_SEED, TEMPLATES};
@@ -281,8 +281,13 @@ fn walk(scratch: &mut Scratch, name_len: u64, generation: u64, dnssec_ok: u64, p
         dnssec_ok: dnssec_ok as u32 & 1,
         plain: plain as u32 & 1,
         generation: suffix_generation(generation as u16) as u32,
-        _pad: 0,
+        labels: scratch.label_count as u32,
         name_hash: 0,
+        // No mask (a map not yet written) skips nothing.
+        skip: SUFFIX_SEED
+            .get(skip_slot(generation as u16))
+            .copied()
+            .unwrap_or(0),
     };
     // SAFETY: `walk_step` is a static BPF callback; it takes no context.
     unsafe {
@@ -317,6 +322,13 @@ extern "C" fn walk_step(_index: u32, _ctx: *mut c_void) -> i64 {
     let start = base + at;
     let first = (start >> 3) & 31;
     let head = u64::MAX << ((start & 7) * 8);
+    // No suffix entry of the generation has this many labels: nothing to look up (but the
+    // first step still builds the key and the name's hash).
+    let labels = s.walk.labels;
+    s.walk.labels = labels.saturating_sub(1);
+    if s.walk.skip & depth_bit(labels) != 0 && at != 0 {
+        return advance(s, at, name_len);
+    }
     let h = if at == 0 {
         let h = build_key(s, first, start & 7, seed);
         s.walk.name_hash = h;
@@ -336,6 +348,9 @@ extern "C" fn walk_step(_index: u32, _ctx: *mut c_void) -> i64 {
         }
         h
     };
+    if s.walk.skip & depth_bit(labels) != 0 {
+        return advance(s, at, name_len);
+    }
     let dnssec_ok = s.walk.dnssec_ok != 0;
     let mut key = SuffixMapKey {
         hash: h,
@@ -365,6 +380,12 @@ extern "C" fn walk_step(_index: u32, _ctx: *mut c_void) -> i64 {
             s.walk.plain = 0;
         }
     }
+    advance(s, at, name_len)
+}
+
+/// The walk's next step: the suffix after the label at `at`; 1 (stop) past the root.
+#[inline(always)]
+fn advance(s: &mut Scratch, at: usize, name_len: usize) -> i64 {
     let l = s.question[at & 0xff] as usize;
     let next = at + l + 1;
     if l == 0 || next >= name_len {

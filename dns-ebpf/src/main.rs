@@ -34,7 +34,7 @@ use dns_common::{
     counter, Answer, AnswerEntry, AnswerMapKey, Config, EdnsConfig, Nsec3Hash, Nsec3Record,
     Nsec3Zone, NsecLabel, Scratch, SuffixEntry, SuffixMapKey, ANSWERS_CAPACITY, BPF_F_NO_PREALLOC,
     COLD_RING_BYTES, NSEC3_CAPACITY, NSEC3_ZONE_SLOTS, NSEC_LABELS_CAPACITY,
-    SERVICE_ADDRS_CAPACITY, SUFFIXES_CAPACITY, TEMPLATES_CAPACITY,
+    SERVICE_ADDRS_CAPACITY, SUFFIXES_CAPACITY, SUFFIX_SEED_ENTRIES, TEMPLATES_CAPACITY,
 };
 
 /// Index of exact and NODATA answers, by (generation, name, type, flags).
@@ -48,9 +48,10 @@ static ANSWERS: HashMap<AnswerMapKey, AnswerEntry> =
 static SUFFIXES: HashMap<SuffixMapKey, SuffixEntry> =
     HashMap::with_max_entries(SUFFIXES_CAPACITY, BPF_F_NO_PREALLOC);
 
-/// The seed of the suffix keys' hash (`dns_common::suffix_hash_step`), random per load.
+/// The seed of the suffix keys' hash (`dns_common::suffix_hash_step`), random per load, and the
+/// label depths without suffix entries per generation (`dns_common::SUFFIX_SEED_ENTRIES`).
 #[map]
-static SUFFIX_SEED: Array<u64> = Array::with_max_entries(1, 0);
+static SUFFIX_SEED: Array<u64> = Array::with_max_entries(SUFFIX_SEED_ENTRIES, 0);
 
 /// The answers' bytes, by template id: a cache that keeps the recently used ones when the
 /// zones have more than fit.

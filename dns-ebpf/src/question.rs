@@ -59,7 +59,11 @@ pub fn read(
         return Err(counter::PASS_MALFORMED);
     }
     crate::zero::words::<4>(scratch.label_starts.as_mut_ptr() as *mut u8);
-    let name_len = name_length(&scratch.question, &mut scratch.label_starts)?;
+    let name_len = name_length(
+        &scratch.question,
+        &mut scratch.label_starts,
+        &mut scratch.label_count,
+    )?;
     let name_len = opaque(&mut scratch.opaque, name_len);
     if name_len == 0 || name_len > NAME_MAX || name_len + 4 > n {
         return Err(counter::PASS_MALFORMED);
@@ -167,12 +171,18 @@ pub fn opaque(slot: &mut u64, v: usize) -> usize {
 /// Walks the labels of the copied name; returns its wire length. Compression pointers and
 /// extended label types are not valid in a question we answer.
 #[inline(always)]
-fn name_length(q: &[u8; QUESTION_BUF], starts: &mut [u64; 4]) -> Result<usize, u32> {
+fn name_length(
+    q: &[u8; QUESTION_BUF],
+    starts: &mut [u64; 4],
+    labels: &mut u64,
+) -> Result<usize, u32> {
     let mut pos: usize = 0;
-    for _ in 0..128 {
+    for i in 0..128 {
         starts[(pos >> 6) & 3] |= 1 << (pos & 63);
         let len = q[pos & 0xff] as usize;
         if len == 0 {
+            // Through memory (per-CPU scratch): the paths join again after the loop.
+            *labels = i;
             return Ok(pos + 1);
         }
         if len > 63 {

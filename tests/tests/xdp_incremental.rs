@@ -476,3 +476,28 @@ fn a_failed_update_is_undone_and_the_old_answers_stay() {
         "the failure path is exercised ({failed} times)"
     );
 }
+
+/// The program skips label depths that no suffix entry of the generation has (`SUFFIX_SEED`'s
+/// depth masks): a name deeper than any before, added by an incremental update, must have
+/// its depth cleared from the mask before its entry is written, or queries for it would be
+/// answered from a shorter suffix.
+#[test]
+fn a_name_deeper_than_any_before_is_found_after_an_incremental_update() {
+    let text = tld::zone_text("tld.", 50);
+    let mut w = World::new("tld.", &text, &[]);
+    let mut rng = Rng::new(0xdee9);
+    w.check_maps();
+    let deep = "a.b.c.d.e.tld.";
+    let p = w.step(
+        vec![],
+        vec![rr(&w.origin, &format!("{deep} A 198.18.7.7"))],
+        false,
+    );
+    assert!(
+        matches!(p.update, Update::Incremental { .. }),
+        "{:?}",
+        p.update
+    );
+    w.check_maps();
+    w.check_queries(&mut rng, &[name(deep), name("c.d.e.tld.")], 400);
+}

@@ -127,6 +127,13 @@ impl FastPath {
                 c.other_generations += 1;
                 continue;
             }
+            if s.suffixes.skips(&k)? {
+                c.different += 1;
+                c.note(format!(
+                    "different: suffix {} is at a label depth the program skips",
+                    describe_suffix(&k.prefix)
+                ));
+            }
             suffix.insert((k.bits, k.prefix.to_vec()), r);
         }
         for (k, body) in &entries.exact {

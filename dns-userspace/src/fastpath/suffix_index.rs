@@ -11,8 +11,8 @@
 use anyhow::{bail, Context as _, Result};
 use aya::maps::{Array, HashMap, MapData, MapError};
 use dns_common::{
-    pack_name, suffix_flag_byte, suffix_generation, suffix_hash, unpack_name, AnswerRef,
-    SuffixEntry, SuffixMapKey, KEY_FLAG_DO, KEY_FLAG_SUFFIX, NAME_BUF,
+    depth_bit, pack_name, skip_slot, suffix_flag_byte, suffix_generation, suffix_hash, unpack_name,
+    AnswerRef, SuffixEntry, SuffixMapKey, KEY_FLAG_DO, KEY_FLAG_SUFFIX, NAME_BUF,
 };
 
 use super::compile::SuffixKey;
@@ -20,6 +20,10 @@ use super::compile::SuffixKey;
 pub struct SuffixIndex {
     map: HashMap<MapData, SuffixMapKey, SuffixEntry>,
     seed: u64,
+    /// `SUFFIX_SEED` (the seed and the depth masks), and the masks as last written there
+    /// (userspace is their only writer).
+    seed_map: Array<MapData, u64>,
+    skip: [u64; 2],
 }
 
 impl SuffixIndex {
@@ -27,7 +31,7 @@ impl SuffixIndex {
     /// over from a running program), else drawn and written.
     pub fn new(
         map: HashMap<MapData, SuffixMapKey, SuffixEntry>,
-        seed_map: &mut Array<MapData, u64>,
+        mut seed_map: Array<MapData, u64>,
     ) -> Result<SuffixIndex> {
         let mut seed = seed_map.get(&0, 0).context("reading SUFFIX_SEED")?;
         if seed == 0 {
@@ -40,7 +44,65 @@ impl SuffixIndex {
             seed = u64::from_ne_bytes(b) | 1;
             seed_map.set(0, seed, 0).context("writing SUFFIX_SEED")?;
         }
-        Ok(SuffixIndex { map, seed })
+        let mut skip = [0; 2];
+        for (g, s) in skip.iter_mut().enumerate() {
+            *s = seed_map
+                .get(&skip_slot(g as u16), 0)
+                .context("reading SUFFIX_SEED")?;
+        }
+        Ok(SuffixIndex {
+            map,
+            seed,
+            seed_map,
+            skip,
+        })
+    }
+
+    /// Writes the depth mask of `generation` (see `dns_common::SUFFIX_SEED_ENTRIES`): the
+    /// depths of none of `keys`, before any of them is inserted. `live` is the generation the
+    /// program serves; when it shares the mask's slot (generations wrap from 127 to 1), the mask
+    /// also keeps every depth the live one has.
+    pub fn write_skip<'a>(
+        &mut self,
+        generation: u16,
+        keys: impl Iterator<Item = &'a SuffixKey>,
+        live: u16,
+    ) -> Result<()> {
+        let mut skip = !depth_bit(63);
+        for k in keys {
+            skip &= !depth_bit(labels(k));
+        }
+        let slot = (generation & 1) as usize;
+        if live != 0 && live & 1 == generation & 1 {
+            skip &= self.skip[slot];
+        }
+        self.set_skip(slot, skip)
+    }
+
+    fn set_skip(&mut self, slot: usize, skip: u64) -> Result<()> {
+        self.seed_map
+            .set(skip_slot(slot as u16), skip, 0)
+            .context("writing SUFFIX_SEED")?;
+        self.skip[slot] = skip;
+        Ok(())
+    }
+
+    /// Whether the program skips `k`'s depth in its generation, by the mask in the map (a
+    /// suffix entry there would never be found: `map check` reports it).
+    pub fn skips(&self, k: &SuffixKey) -> Result<bool> {
+        let slot = skip_slot(Self::generation_of(k));
+        let skip = self.seed_map.get(&slot, 0).context("reading SUFFIX_SEED")?;
+        Ok(skip & depth_bit(labels(k)) != 0)
+    }
+
+    /// Clears `k`'s depth from its generation's mask, before its entry is inserted.
+    fn allow(&mut self, k: &SuffixKey) -> Result<()> {
+        let slot = (Self::generation_of(k) & 1) as usize;
+        let bit = depth_bit(labels(k));
+        match self.skip[slot] & bit {
+            0 => Ok(()),
+            _ => self.set_skip(slot, self.skip[slot] & !bit),
+        }
     }
 
     /// The seed of the keys' hash (`ANSWERS` keys take it too).
@@ -69,6 +131,7 @@ impl SuffixIndex {
 
     /// Writes `k`'s entry; fails when another name's entry is under its key.
     pub fn insert(&mut self, k: &SuffixKey, entry: AnswerRef) -> Result<()> {
+        self.allow(k)?;
         let (key, name) = self.map_key(k);
         match self.map.get(&key, 0) {
             Ok(e) if e.name != name => bail!(
@@ -143,6 +206,24 @@ impl SuffixIndex {
     }
 }
 
+/// The labels of a suffix key's name (the root has none).
+fn labels(k: &SuffixKey) -> u32 {
+    let wire: Vec<u8> = k
+        .prefix
+        .get(1..)
+        .unwrap_or(&[])
+        .iter()
+        .rev()
+        .copied()
+        .collect();
+    let (mut n, mut at) = (0, 0);
+    while at < wire.len() && wire[at] != 0 {
+        n += 1;
+        at += wire[at] as usize + 1;
+    }
+    n
+}
+
 /// The right-aligned name of a value's name under `key`.
 fn unpack(key: &SuffixMapKey, packed: &[u8; NAME_BUF]) -> [u8; NAME_BUF] {
     unpack_name(packed, key.name_len as usize)
@@ -174,6 +255,22 @@ pub(super) fn describe(name: &[u8; NAME_BUF]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn labels_of_suffix_keys() {
+        let key = |wire: &[u8]| SuffixKey {
+            bits: 8 * (1 + wire.len() as u32),
+            prefix: std::iter::once(0x40)
+                .chain(wire.iter().rev().copied())
+                .collect(),
+        };
+        assert_eq!(labels(&key(&[0])), 0);
+        assert_eq!(labels(&key(&[3, b't', b'l', b'd', 0])), 1);
+        assert_eq!(
+            labels(&key(&[1, 0, 2, b'd', b'1', 3, b't', b'l', b'd', 0])),
+            3
+        );
+    }
 
     #[test]
     fn the_hash_covers_only_the_names_words() {

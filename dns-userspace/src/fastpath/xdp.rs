@@ -199,7 +199,7 @@ impl XdpServer {
         }
         let suffixes = SuffixIndex::new(
             take(&mut ebpf, maps::SUFFIXES)?,
-            &mut take(&mut ebpf, maps::SUFFIX_SEED)?,
+            take(&mut ebpf, maps::SUFFIX_SEED)?,
         )?;
         Ok(XdpServer {
             _jump: jump,
@@ -338,6 +338,13 @@ impl XdpServer {
             self.answers
                 .insert(k, r)
                 .context("filling the XDP answer map")?;
+        }
+        // Before any suffix entry: the depths the new generation has no entries at.
+        if let Some((k, _)) = entries.suffix.first() {
+            let live = self.config()?.generation;
+            let g = SuffixIndex::generation_of(k);
+            self.suffixes
+                .write_skip(g, entries.suffix.iter().map(|(k, _)| k), live)?;
         }
         let names = ExactNames::of(&entries.exact);
         for (k, v) in &entries.suffix {
