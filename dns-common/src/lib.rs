@@ -93,8 +93,6 @@ pub const fn suffix_generation(generation: u16) -> u16 {
 
 /// Default capacity of the suffix map (see `ANSWERS_CAPACITY`).
 pub const SUFFIXES_CAPACITY: u32 = 1 << 18;
-/// Size of the scratch buffer for patching templates: any 9-bit offset plus one stays inside.
-pub const TPL_BUF: usize = 520;
 /// Most compression pointers a suffix template may hold (each is shifted by the query name's
 /// extra length).
 pub const MAX_PTRS: usize = 48;
@@ -296,8 +294,6 @@ pub struct Scratch {
     /// Room after `key.name` so that the right-aligned copy of the name into it can be proven
     /// in bounds by the verifier.
     pub spill: [u8; NAME_BUF],
-    /// A suffix template being patched (the tail past `ANSWER_MAX` stays zero).
-    pub tpl: [u8; TPL_BUF],
     /// Round-trip slot for values the verifier must see as unknown (then masked).
     pub opaque: u64,
     pub _pad: u64,

@@ -208,18 +208,13 @@ impl SuffixIndex {
 
 /// The labels of a suffix key's name (the root has none).
 fn labels(k: &SuffixKey) -> u32 {
-    let wire: Vec<u8> = k
-        .prefix
-        .get(1..)
-        .unwrap_or(&[])
-        .iter()
-        .rev()
-        .copied()
-        .collect();
-    let (mut n, mut at) = (0, 0);
-    while at < wire.len() && wire[at] != 0 {
+    // The wire name is the key's octets after the flags, reversed: read from the end.
+    let reversed = k.prefix.get(1..).unwrap_or(&[]);
+    let at = |i: usize| reversed[reversed.len() - 1 - i];
+    let (mut n, mut i) = (0, 0);
+    while i < reversed.len() && at(i) != 0 {
         n += 1;
-        at += wire[at] as usize + 1;
+        i += at(i) as usize + 1;
     }
     n
 }
