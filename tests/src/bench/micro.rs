@@ -189,6 +189,11 @@ pub fn test_run(z: &zone::Zone, qs: &[zone::Query], runs: usize) -> Result<Vec<P
     ];
     let spec = FrameSpec::udp(client, server, 53);
     let mut out = Vec::new();
+    // `XDPDNS_PROBES=TEXT`: only the probes whose label contains TEXT (for tools/bpf-profile).
+    let only = std::env::var("XDPDNS_PROBES").ok();
+    let probes = probes
+        .into_iter()
+        .filter(|(label, _)| only.as_deref().is_none_or(|o| label.contains(o)));
     for (label, dns) in probes {
         let f = frame::build(&spec, &dns);
         let before = xdp.counters()?;
