@@ -1,6 +1,7 @@
 //! The index maps' keys and values (`SUFFIXES`, `ANSWERS`): names by a keyed hash, with the
-//! name in the value for the XDP program to compare; the hash both sides compute; and the
-//! program's walk over a query name's suffixes.
+//! name in the value for the XDP program to compare; the hash both sides compute; the bucket
+//! directory `SUFFIXES` is found through (`DirBucket`); and the program's walk over a query
+//! name's suffixes.
 
 use crate::{AnswerRef, NAME_BUF};
 
@@ -22,13 +23,86 @@ pub struct SuffixMapKey {
     pub _pad: u16,
 }
 
-/// Value of a `SUFFIXES` entry: the index entry, and the name it is for (lower-cased, as
-/// `pack_name` lays it out), which the program compares.
+/// A `SUFFIXES` slot: the entry's key, the index entry, and the name it is for (lower-cased,
+/// as `pack_name` lays it out), which the program compares. `SUFFIXES` is an array; the
+/// program finds a key's slot through the bucket directory `SUFFIX_DIR` (see `DirBucket`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct SuffixEntry {
+    pub key: SuffixMapKey,
     pub entry: AnswerRef,
     pub name: [u8; NAME_BUF],
+}
+
+/// Slots one `DirBucket` holds.
+pub const DIR_WAYS: usize = 7;
+
+/// Buckets a lookup probes at most: its home bucket and the next ones while their `overflow`
+/// says that entries of earlier homes went past them. Userspace never places an entry further.
+pub const DIR_PROBES: u32 = 4;
+
+/// Bits of a directory word that hold the slot (the rest is the tag).
+pub const DIR_SLOT_BITS: u32 = 24;
+
+/// Largest slot count of an array the directory points into.
+pub const DIR_SLOTS_MAX: u32 = 1 << DIR_SLOT_BITS;
+
+/// One cache line of the bucket directory of an index array (`SUFFIX_DIR` for `SUFFIXES`):
+/// an open-addressing hash table that userspace keeps, and the XDP program reads with no
+/// helper call (an array lookup is a bounds check and an add; a hash map's is a call, a jhash
+/// and a walk of scattered elements, each a cache miss under load). A key's home bucket and tag
+/// come from `dir_mix` of its fields; a word is `dir_word(tag, slot)` or 0 (free). A lookup scans
+/// the home bucket's words for the tag, compares the key of each slot they point at, and goes
+/// on to the next bucket only while `overflow` is not 0 (at most `DIR_PROBES` buckets).
+///
+/// Never a wrong entry, whatever a word read says: the program answers from a slot only when
+/// the slot's own key and name are the query's, and userspace writes a slot only when nothing
+/// points at it (a new entry, or a changed one, takes a free slot; the word then moves to it)
+/// and reuses a slot a grace period after the last word pointing at it went.
+#[repr(C, align(64))]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DirBucket {
+    pub words: [u64; DIR_WAYS],
+    /// How many entries whose home is this bucket or an earlier one sit in a later bucket.
+    pub overflow: u64,
+}
+
+/// The home and tag of a key (`dir_home`, `dir_tag`): its hash mixed with its other fields.
+pub const fn dir_mix(hash: u64, generation: u16, flags: u16, name_len: u16) -> u64 {
+    suffix_hash_step(
+        hash,
+        generation as u64 | (flags as u64) << 16 | (name_len as u64) << 32 | 1 << 63,
+    )
+}
+
+/// The home bucket of a key of mix `m` in a directory of `mask + 1` buckets.
+pub const fn dir_home(m: u64, mask: u32) -> u32 {
+    m as u32 & mask
+}
+
+/// The tag of a key of mix `m`: its bits past the slot's (never 0, so a used word is not).
+pub const fn dir_tag(m: u64) -> u64 {
+    (m >> DIR_SLOT_BITS) | 1 << (63 - DIR_SLOT_BITS)
+}
+
+/// The directory word of tag `tag` pointing at `slot`.
+pub const fn dir_word(tag: u64, slot: u32) -> u64 {
+    tag << DIR_SLOT_BITS | (slot & (DIR_SLOTS_MAX - 1)) as u64
+}
+
+/// Buckets of the directory of an array of `slots` slots: a power of two, about one for two
+/// slots, so that a full array leaves each 7-slot bucket 2 entries on average and an entry
+/// almost never needs a second bucket.
+pub const fn dir_buckets(slots: u32) -> u32 {
+    let want = if slots / 2 > 1 { slots / 2 } else { 1 };
+    want.next_power_of_two()
+}
+
+impl SuffixMapKey {
+    /// `dir_mix` of this key.
+    pub const fn mix(&self) -> u64 {
+        dir_mix(self.hash, self.generation, self.flags, self.name_len)
+    }
 }
 
 /// Key of an `ANSWERS` entry: the `AnswerKey` with its name replaced by the name's keyed hash
@@ -91,7 +165,11 @@ pub fn unpack_name(packed: &[u8; NAME_BUF], len: usize) -> [u8; NAME_BUF] {
 /// writes a generation's mask before switching to it and clears a depth's bit before it
 /// inserts an entry of that depth into a generation being served, so the mask only ever
 /// leaves out depths that have no entries.
-pub const SUFFIX_SEED_ENTRIES: u32 = 3;
+/// The last entry, `SUFFIX_DIR_MASK`, is the bucket mask of `SUFFIX_DIR` (its size − 1).
+pub const SUFFIX_SEED_ENTRIES: u32 = 4;
+
+/// The `SUFFIX_SEED` index of `SUFFIX_DIR`'s bucket mask.
+pub const SUFFIX_DIR_MASK: u32 = 3;
 
 /// The `SUFFIX_SEED` index of the depth mask of `generation` (see `SUFFIX_SEED_ENTRIES`).
 pub const fn skip_slot(generation: u16) -> u32 {
@@ -151,11 +229,37 @@ pub struct Walk {
     /// The label depths no suffix entry of the generation has (`SUFFIX_SEED` at
     /// `skip_slot`): their steps look nothing up.
     pub skip: u64,
+    /// `SUFFIX_DIR`'s bucket mask (`SUFFIX_SEED` at `SUFFIX_DIR_MASK`).
+    pub dir_mask: u64,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn directory_words_are_never_free_and_keep_their_slot() {
+        for m in [0u64, 1, u64::MAX, 0x1234_5678_9abc_def0] {
+            let tag = dir_tag(m);
+            assert_ne!(dir_word(tag, 0), 0);
+            assert_eq!(dir_word(tag, 77) & (DIR_SLOTS_MAX as u64 - 1), 77);
+            assert_eq!(dir_word(tag, 77) >> DIR_SLOT_BITS, tag);
+        }
+        assert_eq!(core::mem::size_of::<DirBucket>(), 64);
+        assert_eq!(dir_buckets(4096), 2048);
+        assert_eq!(dir_buckets(4097), 4096);
+        assert_eq!(dir_buckets(0), 1);
+        // Keys that differ in any field differ in their mix.
+        let a = dir_mix(5, 1, 4, 7);
+        for b in [
+            dir_mix(6, 1, 4, 7),
+            dir_mix(5, 2, 4, 7),
+            dir_mix(5, 1, 5, 7),
+            dir_mix(5, 1, 4, 8),
+        ] {
+            assert_ne!(a, b);
+        }
+    }
 
     #[test]
     fn packed_names_start_at_their_first_word_and_come_back() {

@@ -40,6 +40,7 @@ pub mod maps {
     pub const SCRATCH: &str = "SCRATCH";
     pub const SUFFIXES: &str = "SUFFIXES";
     pub const SUFFIX_SEED: &str = "SUFFIX_SEED";
+    pub const SUFFIX_DIR: &str = "SUFFIX_DIR";
     pub const TEMPLATES: &str = "TEMPLATES";
     pub const COLD: &str = "COLD";
     pub const EDNS: &str = "EDNS";
@@ -645,6 +646,7 @@ mod user {
     unsafe impl aya::Pod for super::AnswerMapKey {}
     unsafe impl aya::Pod for super::AnswerEntry {}
     unsafe impl aya::Pod for super::SuffixEntry {}
+    unsafe impl aya::Pod for super::DirBucket {}
     unsafe impl aya::Pod for super::Config {}
     unsafe impl aya::Pod for super::EdnsConfig {}
     unsafe impl aya::Pod for super::Nsec3Zone {}

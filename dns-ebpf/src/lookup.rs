@@ -1,5 +1,6 @@
-//! Finding the answer for a query: the longest suffix of the name in `SUFFIXES` (a hash map
-//! of suffix keys, looked up at the name's label starts, longest first); when that is the name
+//! Finding the answer for a query: the longest suffix of the name in `SUFFIXES` (an array of
+//! suffix entries found through the bucket directory `SUFFIX_DIR`, see `directory`, looked up
+//! at the name's label starts, longest first); when that is the name
 //! itself, its exact (name, type, DO) entry in
 //! `ANSWERS`, then its NODATA entry; otherwise the suffix's referral or NXDOMAIN template.
 //! And shifting a suffix template's compression pointers to the query name. The index entries
@@ -11,10 +12,12 @@ use dns_common::{
     ascii_lower8, counter, depth_bit, skip_slot, suffix_generation, suffix_hash_step, Answer,
     AnswerEntry, AnswerKind, AnswerMapKey, AnswerRef, Scratch, SuffixEntry, SuffixMapKey, Walk,
     EPOCH_NONE, KEY_FLAG_CHAOS, KEY_FLAG_DO, KEY_FLAG_NODATA, KEY_FLAG_SUFFIX, KIND_ANY_DO,
-    KIND_EPOCH_MASK, KIND_EPOCH_SHIFT, MAX_PTRS, NAME_BUF,
+    KIND_EPOCH_MASK, KIND_EPOCH_SHIFT, MAX_PTRS, NAME_BUF, SUFFIX_DIR_MASK,
 };
 
-use crate::{checksum, packet, question, ANSWERS, COLD, SCRATCH, SUFFIXES, SUFFIX_SEED, TEMPLATES};
+use crate::{
+    checksum, directory, packet, question, ANSWERS, COLD, SCRATCH, SUFFIX_SEED, TEMPLATES,
+};
 
 const QTYPE_OPT: u16 = 41;
 const QTYPE_DS: u16 = 43;
@@ -288,6 +291,7 @@ fn walk(scratch: &mut Scratch, name_len: u64, generation: u64, dnssec_ok: u64, p
             .get(skip_slot(generation as u16))
             .copied()
             .unwrap_or(0),
+        dir_mask: SUFFIX_SEED.get(SUFFIX_DIR_MASK).copied().unwrap_or(0),
     };
     // SAFETY: `walk_step` is a static BPF callback; it takes no context.
     unsafe {
@@ -359,18 +363,16 @@ extern "C" fn walk_step(_index: u32, _ctx: *mut c_void) -> i64 {
         name_len: (name_len - at) as u16,
         _pad: 0,
     };
-    if let Some(e) = SUFFIXES.get_ptr(&key) {
-        // SAFETY: map values stay valid for the duration of the program (RCU).
-        s.walk.found = verified(s, unsafe { &*e }, first, head);
+    let mask = s.walk.dir_mask as u32;
+    if let Some(e) = directory::suffix(&key, mask) {
+        s.walk.found = verified(s, e, first, head);
         return 1;
     }
     if s.walk.plain != 0 {
         // A zone without DNSSEC stores only DO=0 entries (the DO=1 match may belong to a
         // signed parent zone, found further on).
         key.flags = KEY_FLAG_SUFFIX;
-        if let Some(e) = SUFFIXES.get_ptr(&key) {
-            // SAFETY: as above.
-            let e = unsafe { &*e };
+        if let Some(e) = directory::suffix(&key, mask) {
             // Another name's entry decides nothing here either: the query is passed.
             let v = verified(s, e, first, head);
             if v == COLLISION || e.entry.kind & KIND_ANY_DO != 0 {

@@ -9,6 +9,7 @@
 
 mod checksum;
 mod cookie;
+mod directory;
 mod edns;
 mod lookup;
 mod nsec;
@@ -31,8 +32,8 @@ use aya_ebpf::{
 };
 use aya_log_ebpf::debug;
 use dns_common::{
-    counter, Answer, AnswerEntry, AnswerMapKey, Config, EdnsConfig, Nsec3Hash, Nsec3Record,
-    Nsec3Zone, NsecLabel, Scratch, SuffixEntry, SuffixMapKey, ANSWERS_CAPACITY, BPF_F_NO_PREALLOC,
+    counter, Answer, AnswerEntry, AnswerMapKey, Config, DirBucket, EdnsConfig, Nsec3Hash,
+    Nsec3Record, Nsec3Zone, NsecLabel, Scratch, SuffixEntry, ANSWERS_CAPACITY, BPF_F_NO_PREALLOC,
     COLD_RING_BYTES, NSEC3_CAPACITY, NSEC3_ZONE_SLOTS, NSEC_LABELS_CAPACITY,
     SERVICE_ADDRS_CAPACITY, SUFFIXES_CAPACITY, SUFFIX_SEED_ENTRIES, TEMPLATES_CAPACITY,
 };
@@ -43,10 +44,15 @@ static ANSWERS: HashMap<AnswerMapKey, AnswerEntry> =
     HashMap::with_max_entries(ANSWERS_CAPACITY, BPF_F_NO_PREALLOC);
 
 /// Index of referral and NXDOMAIN templates and pass markers, by suffix: looked up for each
-/// suffix of the query name, longest first (see `dns_common::suffix_flag_byte`).
+/// suffix of the query name, longest first (see `dns_common::suffix_flag_byte`). Slots found
+/// through `SUFFIX_DIR` (see `directory`).
 #[map]
-static SUFFIXES: HashMap<SuffixMapKey, SuffixEntry> =
-    HashMap::with_max_entries(SUFFIXES_CAPACITY, BPF_F_NO_PREALLOC);
+static SUFFIXES: Array<SuffixEntry> = Array::with_max_entries(SUFFIXES_CAPACITY, 0);
+
+/// The bucket directory of `SUFFIXES` (see `dns_common::DirBucket`); sized by userspace, its
+/// mask in `SUFFIX_SEED`.
+#[map]
+static SUFFIX_DIR: Array<DirBucket> = Array::with_max_entries(SUFFIXES_CAPACITY / 2, 0);
 
 /// The seed of the suffix keys' hash (`dns_common::suffix_hash_step`), random per load, and the
 /// label depths without suffix entries per generation (`dns_common::SUFFIX_SEED_ENTRIES`).

@@ -339,3 +339,46 @@ fn a_small_template_cache_keeps_hot_answers_and_never_answers_wrongly() {
     assert!(hot_ratio >= 0.95, "hot names stay cached ({hot_ratio})");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Suffix entries past their home bucket (`SUFFIX_DIR` crowded: a directory of 8 buckets for
+/// a TLD of 40 delegations, with a seed that overflows buckets) are found by the program, and
+/// every answer is still the engine's, for every name of the zone and names below them.
+#[test]
+fn a_crowded_suffix_directory_answers_like_the_engine() {
+    let dir = std::env::temp_dir().join(format!("xdpdns-crowd-{}", std::process::id()));
+    let zone = tld::write_zone(&dir, "tld.", 40, false).unwrap();
+    let crowded = |seed| Capacity {
+        suffix_buckets: 8,
+        suffix_seed: seed,
+        ..Capacity::default()
+    };
+    // The first seed (a fixed search, so the same each run) whose placement overflows a bucket
+    // and fits in the probes.
+    let (mut r, seed) = (1..=50u64)
+        .find_map(|seed| {
+            let specs = [format!("tld.={}", zone.display())];
+            let specs: Vec<ZoneSpec> = specs.iter().map(|s| s.parse().unwrap()).collect();
+            let (catalog, _) = load_catalog(&specs).unwrap();
+            let engine = Engine::new(catalog, EngineConfig::default());
+            let (xdp, names) = xdpdns_tests::testrun::load(&engine, crowded(seed), 3).ok()?;
+            (xdp.suffixes.overflowed() > 0).then_some((Rig { xdp, engine, names }, seed))
+        })
+        .expect("no seed in 1..=50 overflows a directory bucket");
+    assert_eq!(r.xdp.suffixes.buckets(), 8);
+    let mut rng = Rng::new(0xc20d);
+    let (mut answered, mut total) = (0, 0);
+    for name in r.names.clone() {
+        for prefix in ["", "www.", "a.b."] {
+            for (qtype, dnssec_ok) in [(1, false), (2, false), (1, true), (28, true)] {
+                let mut q = Q::new(&format!("{prefix}{name}"), qtype);
+                q.dnssec_ok = dnssec_ok;
+                let spec = spec(&mut rng);
+                answered += r.check(&spec, &q.wire()) as usize;
+                total += 1;
+            }
+        }
+    }
+    // Every one is the driver's: an entry not found past its home would pass its names.
+    assert_eq!(answered, total, "seed {seed}: answered in XDP");
+    let _ = std::fs::remove_dir_all(&dir);
+}

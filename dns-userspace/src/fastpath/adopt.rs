@@ -91,7 +91,12 @@ impl XdpServer {
         let (answers, answers_size) = open(dir, maps::ANSWERS)?;
         let (suffixes, suffixes_size) = open(dir, maps::SUFFIXES)?;
         // The seed the pinned program hashes with: set, so kept.
-        let suffixes = SuffixIndex::new(suffixes, open(dir, maps::SUFFIX_SEED)?.0)?;
+        let suffixes = SuffixIndex::new(
+            suffixes,
+            open(dir, maps::SUFFIX_DIR)?.0,
+            open(dir, maps::SUFFIX_SEED)?.0,
+            0,
+        )?;
         let answers = AnswerIndex::new(answers, suffixes.seed());
         let (templates, template_capacity) = open(dir, maps::TEMPLATES)?;
         let (hashes, nsec3_size) = open(dir, maps::NSEC3_HASHES)?;

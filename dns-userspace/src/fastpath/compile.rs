@@ -79,10 +79,14 @@ pub fn index_memory(exact: usize, suffix: usize) -> usize {
         * (std::mem::size_of::<dns_common::AnswerMapKey>()
             + std::mem::size_of::<dns_common::AnswerEntry>()
             + HASH_ELEM)
-        + suffix
-            * (std::mem::size_of::<dns_common::SuffixMapKey>()
-                + std::mem::size_of::<dns_common::SuffixEntry>()
-                + HASH_ELEM)
+        + suffix * suffix_slot_memory()
+}
+
+/// Kernel memory of one `SUFFIXES` slot: the entry (key included) and its share of the bucket
+/// directory (`dns_common::dir_buckets`: a bucket per two slots).
+pub fn suffix_slot_memory() -> usize {
+    std::mem::size_of::<dns_common::SuffixEntry>()
+        + std::mem::size_of::<dns_common::DirBucket>() / 2
 }
 
 /// Per-element overhead of a BPF hash map (`struct htab_elem`), estimated.

@@ -16,6 +16,7 @@ pub mod change;
 pub mod check;
 pub mod compile;
 pub mod deps;
+pub mod directory;
 pub mod edns;
 pub mod epoch;
 mod incremental;
@@ -144,6 +145,7 @@ pub fn capacity_for(entries: &Entries, templates: Option<u32>) -> Capacity {
         templates,
         nsec3: nsec3_maps::capacity_for(nsec3_records(entries)),
         nsec_labels: nsec_maps::capacity_for(nsec_maps::labels(&entries.nsec3)),
+        ..Capacity::default()
     }
 }
 

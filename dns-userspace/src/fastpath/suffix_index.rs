@@ -1,24 +1,29 @@
-//! The `SUFFIXES` map as userspace writes and reads it: entries under their keyed-hash keys
-//! (`dns_common::SuffixMapKey`), each with its name, and the seed of the hash (`SUFFIX_SEED`),
-//! random per program load. Userspace keeps suffix keys in their own form (`SuffixKey`); this
-//! is where they become map keys, and where map keys become them again.
+//! The `SUFFIXES` index as userspace writes and reads it: entries under their keyed-hash keys
+//! (`dns_common::SuffixMapKey`), each with its key and name, in the slots of the `SUFFIXES`
+//! array, found through the bucket directory `SUFFIX_DIR` (`directory`); and the seed of the
+//! hash (`SUFFIX_SEED`), random per program load, with the directory's mask. Userspace keeps
+//! suffix keys in their own form (`SuffixKey`); this is where they become map keys, and where
+//! map keys become them again.
 //!
 //! Two names under one key would make one of them unanswerable in XDP (the program compares
 //! the name it finds and passes the query); worse, removing the one stored would leave the
 //! other without an entry. So an insert that finds another name under its key fails: the
 //! publication fails, and the next program load draws a new seed.
 
-use anyhow::{bail, Context as _, Result};
-use aya::maps::{Array, HashMap, MapData, MapError};
+use anyhow::{anyhow, bail, Context as _, Result};
+use aya::maps::{Array, MapData, MapError};
 use dns_common::{
     depth_bit, pack_name, skip_slot, suffix_flag_byte, suffix_generation, suffix_hash, unpack_name,
-    AnswerRef, SuffixEntry, SuffixMapKey, KEY_FLAG_DO, KEY_FLAG_SUFFIX, NAME_BUF,
+    AnswerRef, DirBucket, SuffixEntry, SuffixMapKey, KEY_FLAG_DO, KEY_FLAG_SUFFIX, NAME_BUF,
+    SUFFIX_DIR_MASK,
 };
 
 use super::compile::SuffixKey;
+use super::directory::{At, Directory};
 
 pub struct SuffixIndex {
-    map: HashMap<MapData, SuffixMapKey, SuffixEntry>,
+    map: Array<MapData, SuffixEntry>,
+    dir: Directory,
     seed: u64,
     /// `SUFFIX_SEED` (the seed and the depth masks), and the masks as last written there
     /// (userspace is their only writer).
@@ -27,13 +32,34 @@ pub struct SuffixIndex {
 }
 
 impl SuffixIndex {
-    /// The index over `map`, with the seed in `seed_map`: kept when it is set (maps taken
-    /// over from a running program), else drawn and written.
+    /// The index over `map` and its directory `dir`, with the seed in `seed_map`: kept when it
+    /// is set (maps taken over from a running program, whose directory is read back), else
+    /// drawn (or `fixed`, when not 0) and written with the directory's mask.
     pub fn new(
-        map: HashMap<MapData, SuffixMapKey, SuffixEntry>,
+        map: Array<MapData, SuffixEntry>,
+        dir: Array<MapData, DirBucket>,
         mut seed_map: Array<MapData, u64>,
+        fixed: u64,
     ) -> Result<SuffixIndex> {
         let mut seed = seed_map.get(&0, 0).context("reading SUFFIX_SEED")?;
+        let adopted = seed != 0;
+        if !adopted && fixed != 0 {
+            seed = fixed;
+            seed_map.set(0, seed, 0).context("writing SUFFIX_SEED")?;
+        }
+        let dir = Directory::new(dir, map.len(), adopted)?;
+        let mask = seed_map
+            .get(&SUFFIX_DIR_MASK, 0)
+            .context("reading SUFFIX_SEED")?;
+        if adopted && mask != dir.mask() as u64 {
+            bail!(
+                "SUFFIX_SEED holds directory mask {mask:#x}, SUFFIX_DIR has {} buckets",
+                dir.mask() as u64 + 1
+            );
+        }
+        seed_map
+            .set(SUFFIX_DIR_MASK, dir.mask() as u64, 0)
+            .context("writing SUFFIX_SEED")?;
         if seed == 0 {
             let mut b = [0u8; 8];
             // SAFETY: getrandom(2) writes at most the given length into the buffer.
@@ -52,6 +78,7 @@ impl SuffixIndex {
         }
         Ok(SuffixIndex {
             map,
+            dir,
             seed,
             seed_map,
             skip,
@@ -105,6 +132,16 @@ impl SuffixIndex {
         }
     }
 
+    /// `SUFFIX_DIR`'s buckets.
+    pub fn buckets(&self) -> u32 {
+        self.dir.mask() + 1
+    }
+
+    /// Buckets with entries of earlier homes past them (`DirBucket::overflow`).
+    pub fn overflowed(&self) -> usize {
+        self.dir.overflowed()
+    }
+
     /// The seed of the keys' hash (`ANSWERS` keys take it too).
     pub fn seed(&self) -> u64 {
         self.seed
@@ -129,49 +166,79 @@ impl SuffixIndex {
         (key, pack_name(&name, len))
     }
 
+    /// Where `key`'s entry is, and the entry, when the index has one (of any name).
+    fn find(&self, key: &SuffixMapKey) -> Result<Option<(At, SuffixEntry)>, MapError> {
+        for (at, slot) in self.dir.candidates(key.mix()) {
+            let e = self.map.get(&slot, 0)?;
+            if e.key == *key {
+                return Ok(Some((at, e)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Writes `value` into a free slot and points `key`'s word at it (a new word, or in place
+    /// of the one at `at`, whose old slot then waits out the grace period).
+    fn put(&mut self, key: &SuffixMapKey, at: Option<At>, value: SuffixEntry) -> Result<()> {
+        let slot = self.dir.alloc()?;
+        if let Err(e) = self.map.set(slot, value, 0) {
+            self.dir.unalloc(slot);
+            return Err(e).context("writing the XDP suffix array");
+        }
+        match at {
+            Some(at) => self.dir.replace(key.mix(), at, slot).map(|_| ()),
+            None => self.dir.insert(key.mix(), slot).map(|_| ()),
+        }
+    }
+
     /// Writes `k`'s entry; fails when another name's entry is under its key.
     pub fn insert(&mut self, k: &SuffixKey, entry: AnswerRef) -> Result<()> {
         self.allow(k)?;
         let (key, name) = self.map_key(k);
-        match self.map.get(&key, 0) {
-            Ok(e) if e.name != name => bail!(
-                "suffix hash collision: {:?} and {:?} (a new program load draws a new seed)",
-                describe(&unpack(&key, &e.name)),
-                describe(&unpack(&key, &name))
-            ),
-            Ok(_) | Err(MapError::KeyNotFound) => {}
-            Err(e) => return Err(e).context("reading the XDP suffix map"),
+        let found = self.find(&key).context("reading the XDP suffix array")?;
+        if let Some((_, e)) = &found {
+            if e.name != name {
+                bail!(
+                    "suffix hash collision: {:?} and {:?} (a new program load draws a new seed)",
+                    describe(&unpack(&key, &e.name)),
+                    describe(&unpack(&key, &name))
+                );
+            }
         }
-        self.map
-            .insert(key, SuffixEntry { entry, name }, 0)
-            .context("writing the XDP suffix map")
+        self.put(
+            &key,
+            found.map(|(at, _)| at),
+            SuffixEntry { key, entry, name },
+        )
     }
 
-    /// Removes `k`'s entry (not another name's under the same key).
-    pub fn remove(&mut self, k: &SuffixKey) -> Result<(), MapError> {
+    /// Removes `k`'s entry (not another name's under the same key); false when it has none.
+    pub fn remove(&mut self, k: &SuffixKey) -> Result<bool> {
         let (key, name) = self.map_key(k);
-        match self.map.get(&key, 0) {
-            Ok(e) if e.name == name => self.map.remove(&key),
-            Ok(_) => Err(MapError::KeyNotFound),
-            Err(e) => Err(e),
+        match self.find(&key).context("reading the XDP suffix array")? {
+            Some((at, e)) if e.name == name => self.dir.remove(key.mix(), at).map(|()| true),
+            _ => Ok(false),
         }
     }
 
     /// `k`'s own entry.
     pub fn get(&self, k: &SuffixKey) -> Result<AnswerRef, MapError> {
         let (key, name) = self.map_key(k);
-        match self.map.get(&key, 0) {
-            Ok(e) if e.name == name => Ok(e.entry),
-            Ok(_) => Err(MapError::KeyNotFound),
-            Err(e) => Err(e),
+        match self.find(&key)? {
+            Some((_, e)) if e.name == name => Ok(e.entry),
+            _ => Err(MapError::KeyNotFound),
         }
     }
 
     /// Every entry, with its key in userspace's form; an entry under a key that is not its
-    /// name's is an error.
+    /// name's, or a word where lookups would not find it, is an error.
     pub fn iter(&self) -> impl Iterator<Item = Result<(SuffixKey, AnswerRef)>> + '_ {
-        self.map.iter().map(move |kv| {
-            let (key, e) = kv.context("reading the XDP suffix map")?;
+        self.dir.words().map(move |(at, _, slot)| {
+            let e = self
+                .map
+                .get(&slot, 0)
+                .context("reading the XDP suffix array")?;
+            let key = e.key;
             let name = unpack(&key, &e.name);
             let k = from_map(&key, &name);
             if self.map_key(&k) != (key, e.name) {
@@ -180,6 +247,9 @@ impl SuffixIndex {
                     describe(&name)
                 );
             }
+            self.dir
+                .check(key.mix(), at)
+                .map_err(|e| anyhow!("suffix entry {:?}: {e:#}", describe(&name)))?;
             Ok((k, e.entry))
         })
     }
@@ -195,9 +265,11 @@ impl SuffixIndex {
     ) -> Result<()> {
         let (key, _) = self.map_key(under);
         let (_, name) = self.map_key(name_of);
-        self.map
-            .insert(key, SuffixEntry { entry, name }, 0)
-            .context("writing the XDP suffix map")
+        let at = self
+            .find(&key)
+            .context("reading the XDP suffix array")?
+            .map(|(at, _)| at);
+        self.put(&key, at, SuffixEntry { key, entry, name })
     }
 
     /// Generation bits of a map key, for telling generations apart when reading.

@@ -144,10 +144,11 @@ fn put_exact(x: &mut XdpServer, k: &AnswerKey, v: Option<&AnswerRef>) -> Result<
 fn put_suffix(x: &mut XdpServer, k: &SuffixKey, v: Option<&AnswerRef>) -> Result<()> {
     match v {
         Some(v) => x.suffixes.insert(k, *v),
-        None => match x.suffixes.remove(k) {
-            Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
-            Err(e) => Err(e).context("removing from the XDP suffix map"),
-        },
+        None => x
+            .suffixes
+            .remove(k)
+            .map(|_| ())
+            .context("removing from the XDP suffix index"),
     }
 }
 

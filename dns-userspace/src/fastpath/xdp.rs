@@ -62,6 +62,11 @@ pub struct Capacity {
     pub nsec3: u32,
     /// `NSEC_LABELS` entries, two generations (preallocated).
     pub nsec_labels: u32,
+    /// `SUFFIX_DIR` buckets (a power of two, at least `DIR_PROBES`); 0: `dir_buckets` of
+    /// `suffixes`. Tests crowd the directory with a small one.
+    pub suffix_buckets: u32,
+    /// The suffix hash's seed; 0: random. Tests fix it to place entries the same way each run.
+    pub suffix_seed: u64,
 }
 
 impl Default for Capacity {
@@ -72,6 +77,8 @@ impl Default for Capacity {
             templates: TEMPLATES_CAPACITY,
             nsec3: dns_common::NSEC3_CAPACITY,
             nsec_labels: dns_common::NSEC_LABELS_CAPACITY,
+            suffix_buckets: 0,
+            suffix_seed: 0,
         }
     }
 }
@@ -153,9 +160,21 @@ impl XdpServer {
         bump_memlock_rlimit();
         let templates = cap.templates.max(1);
         let index_capacity = (cap.answers.max(MIN_INDEX), cap.suffixes.max(MIN_INDEX));
+        if index_capacity.1 > dns_common::DIR_SLOTS_MAX {
+            bail!(
+                "{} suffix entries: more than the directory addresses ({})",
+                index_capacity.1,
+                dns_common::DIR_SLOTS_MAX
+            );
+        }
+        let buckets = match cap.suffix_buckets {
+            0 => dns_common::dir_buckets(index_capacity.1),
+            n => n,
+        };
         let mut ebpf = EbpfLoader::new()
             .map_max_entries(maps::ANSWERS, index_capacity.0)
             .map_max_entries(maps::SUFFIXES, index_capacity.1)
+            .map_max_entries(maps::SUFFIX_DIR, buckets)
             .map_max_entries(maps::TEMPLATES, templates)
             .map_max_entries(maps::NSEC3_HASHES, cap.nsec3.max(2))
             .map_max_entries(maps::NSEC3_RECORDS, cap.nsec3.max(2))
@@ -199,7 +218,9 @@ impl XdpServer {
         }
         let suffixes = SuffixIndex::new(
             take(&mut ebpf, maps::SUFFIXES)?,
+            take(&mut ebpf, maps::SUFFIX_DIR)?,
             take(&mut ebpf, maps::SUFFIX_SEED)?,
+            cap.suffix_seed,
         )?;
         Ok(XdpServer {
             _jump: jump,
@@ -295,6 +316,8 @@ impl XdpServer {
             templates: self.template_capacity,
             nsec3: self.nsec3.capacity(),
             nsec_labels: self.nsec_labels.capacity(),
+            suffix_buckets: self.suffixes.buckets(),
+            suffix_seed: 0,
         }
     }
 

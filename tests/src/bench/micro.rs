@@ -422,8 +422,7 @@ pub(super) fn computed_bytes(line: &str, total: u64, cache: u64) -> u64 {
     let templates = cache * (4 + std::mem::size_of::<Answer>() as u64);
     let exact_key = (std::mem::size_of::<dns_common::AnswerMapKey>()
         + std::mem::size_of::<dns_common::AnswerEntry>()) as u64;
-    let suffix_entry = (std::mem::size_of::<dns_common::SuffixMapKey>()
-        + std::mem::size_of::<dns_common::SuffixEntry>()) as u64;
+    let suffix_entry = xdpdns::fastpath::compile::suffix_slot_memory() as u64;
     let n = |w: &str| count_before(line, &format!(" {w}"));
     match (
         n("exact"),
@@ -444,7 +443,7 @@ pub(super) fn computed_bytes(line: &str, total: u64, cache: u64) -> u64 {
 pub(super) struct Memlock {
     /// The hash map of exact and NODATA entries (`AnswerMapKey` to `AnswerEntry`).
     pub answers: u64,
-    /// The suffix hash map (`SuffixMapKey` to `SuffixEntry`).
+    /// The suffix array (`SuffixEntry` slots) and its bucket directory (`DirBucket`s).
     pub suffixes: u64,
     /// The LRU hash of `Answer`s.
     pub templates: u64,
@@ -454,8 +453,8 @@ pub(super) struct Memlock {
 pub(super) fn maps_memlock(pid: u32) -> Memlock {
     let key = std::mem::size_of::<dns_common::AnswerMapKey>().to_string();
     let index_value = std::mem::size_of::<dns_common::AnswerEntry>().to_string();
-    let suffix_key = std::mem::size_of::<dns_common::SuffixMapKey>().to_string();
     let suffix_value = std::mem::size_of::<dns_common::SuffixEntry>().to_string();
+    let bucket = std::mem::size_of::<dns_common::DirBucket>().to_string();
     let value = std::mem::size_of::<Answer>().to_string();
     let mut m = Memlock::default();
     let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/fdinfo")) else {
@@ -478,9 +477,8 @@ pub(super) fn maps_memlock(pid: u32) -> Memlock {
         m.all += mem;
         if kind == "1" && field("key_size:") == key && field("value_size:") == index_value {
             m.answers += mem;
-        } else if kind == "1"
-            && field("key_size:") == suffix_key
-            && field("value_size:") == suffix_value
+        } else if kind == "2"
+            && (field("value_size:") == suffix_value || field("value_size:") == bucket)
         {
             m.suffixes += mem;
         } else if kind == "9" && field("value_size:") == value {
