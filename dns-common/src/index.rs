@@ -121,13 +121,29 @@ pub struct AnswerMapKey {
     pub _pad: [u16; 3],
 }
 
-/// Value of an `ANSWERS` entry: the index entry and the name it is for (as `pack_name` lays
-/// it out).
+/// An `ANSWERS` slot: the entry's key, the index entry and the name it is for (as
+/// `pack_name` lays it out). Found through `ANSWER_DIR`, as `SUFFIXES` slots are.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct AnswerEntry {
+    pub key: AnswerMapKey,
     pub entry: AnswerRef,
     pub name: [u8; NAME_BUF],
+}
+
+impl AnswerMapKey {
+    /// `dir_mix` of this key (its type and epoch folded into the generation's word).
+    pub const fn mix(&self) -> u64 {
+        dir_mix(
+            suffix_hash_step(
+                self.hash,
+                self.qtype as u64 | (self.epoch as u64) << 16 | 1 << 62,
+            ),
+            self.generation,
+            self.flags,
+            self.name_len,
+        )
+    }
 }
 
 /// The name of an index entry's value: the words of the name right-aligned in 256 octets (as
@@ -165,11 +181,15 @@ pub fn unpack_name(packed: &[u8; NAME_BUF], len: usize) -> [u8; NAME_BUF] {
 /// writes a generation's mask before switching to it and clears a depth's bit before it
 /// inserts an entry of that depth into a generation being served, so the mask only ever
 /// leaves out depths that have no entries.
-/// The last entry, `SUFFIX_DIR_MASK`, is the bucket mask of `SUFFIX_DIR` (its size − 1).
-pub const SUFFIX_SEED_ENTRIES: u32 = 4;
+/// The last entries, `SUFFIX_DIR_MASK` and `ANSWER_DIR_MASK`, are the bucket masks of
+/// `SUFFIX_DIR` and `ANSWER_DIR` (their sizes − 1).
+pub const SUFFIX_SEED_ENTRIES: u32 = 5;
 
 /// The `SUFFIX_SEED` index of `SUFFIX_DIR`'s bucket mask.
 pub const SUFFIX_DIR_MASK: u32 = 3;
+
+/// The `SUFFIX_SEED` index of `ANSWER_DIR`'s bucket mask.
+pub const ANSWER_DIR_MASK: u32 = 4;
 
 /// The `SUFFIX_SEED` index of the depth mask of `generation` (see `SUFFIX_SEED_ENTRIES`).
 pub const fn skip_slot(generation: u16) -> u32 {
@@ -231,6 +251,8 @@ pub struct Walk {
     pub skip: u64,
     /// `SUFFIX_DIR`'s bucket mask (`SUFFIX_SEED` at `SUFFIX_DIR_MASK`).
     pub dir_mask: u64,
+    /// `ANSWER_DIR`'s (`SUFFIX_SEED` at `ANSWER_DIR_MASK`).
+    pub answer_dir_mask: u64,
 }
 
 #[cfg(test)]

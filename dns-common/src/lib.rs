@@ -41,6 +41,7 @@ pub mod maps {
     pub const SUFFIXES: &str = "SUFFIXES";
     pub const SUFFIX_SEED: &str = "SUFFIX_SEED";
     pub const SUFFIX_DIR: &str = "SUFFIX_DIR";
+    pub const ANSWER_DIR: &str = "ANSWER_DIR";
     pub const TEMPLATES: &str = "TEMPLATES";
     pub const COLD: &str = "COLD";
     pub const EDNS: &str = "EDNS";

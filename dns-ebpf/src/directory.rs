@@ -1,33 +1,58 @@
 //! Lookups in the index arrays through their bucket directories (`dns_common::DirBucket`):
-//! `SUFFIXES` through `SUFFIX_DIR`. Array lookups only, which the verifier inlines: no helper
-//! call, no jhash, and one cache line of directory per bucket probed.
+//! `SUFFIXES` through `SUFFIX_DIR`, `ANSWERS` through `ANSWER_DIR`. Array lookups only, which
+//! the verifier inlines: no helper call, no jhash, and one cache line of directory per bucket
+//! probed.
 
+use aya_ebpf::maps::Array;
 use dns_common::{
-    dir_home, dir_tag, SuffixEntry, SuffixMapKey, DIR_PROBES, DIR_SLOTS_MAX, DIR_SLOT_BITS,
-    DIR_WAYS,
+    dir_home, dir_tag, AnswerEntry, AnswerMapKey, DirBucket, SuffixEntry, SuffixMapKey, DIR_PROBES,
+    DIR_SLOTS_MAX, DIR_SLOT_BITS, DIR_WAYS,
 };
 
-use crate::{SUFFIXES, SUFFIX_DIR};
+use crate::{ANSWERS, ANSWER_DIR, SUFFIXES, SUFFIX_DIR};
 
-/// The `SUFFIXES` slot of `key`, found through `SUFFIX_DIR` (of `mask + 1` buckets): the slot a
-/// word with the key's tag points at whose own key is `key`. The caller still compares the name.
+/// The `SUFFIXES` slot of `key`, found through `SUFFIX_DIR` (of `mask + 1` buckets). The caller
+/// still compares the name.
 #[inline(always)]
 pub fn suffix(key: &SuffixMapKey, mask: u32) -> Option<&'static SuffixEntry> {
-    let m = key.mix();
+    let want = suffix_words(key);
+    find(&SUFFIX_DIR, &SUFFIXES, key.mix(), mask, |e| {
+        suffix_words(&e.key) == want
+    })
+}
+
+/// The `ANSWERS` slot of `key`, found through `ANSWER_DIR`. The caller still compares the name.
+#[inline(always)]
+pub fn answer(key: &AnswerMapKey, mask: u32) -> Option<&'static AnswerEntry> {
+    let want = answer_words(key);
+    find(&ANSWER_DIR, &ANSWERS, key.mix(), mask, |e| {
+        answer_words(&e.key) == want
+    })
+}
+
+/// The slot of `slots` that a word with the tag of mix `m` points at and `is_key` accepts, in
+/// the key's home bucket of `dir` or the next ones while their overflow says so.
+#[inline(always)]
+fn find<V>(
+    dir: &'static Array<DirBucket>,
+    slots: &'static Array<V>,
+    m: u64,
+    mask: u32,
+    is_key: impl Fn(&V) -> bool,
+) -> Option<&'static V> {
     let tag = dir_tag(m);
     let home = dir_home(m, mask);
-    let want = words(key);
     for probe in 0..DIR_PROBES {
-        let bucket = SUFFIX_DIR.get(home.wrapping_add(probe) & mask)?;
+        let bucket = dir.get(home.wrapping_add(probe) & mask)?;
         for i in 0..DIR_WAYS {
             let w = bucket.words[i];
             if w >> DIR_SLOT_BITS != tag {
                 continue;
             }
-            let Some(e) = SUFFIXES.get((w & (DIR_SLOTS_MAX as u64 - 1)) as u32) else {
+            let Some(e) = slots.get((w & (DIR_SLOTS_MAX as u64 - 1)) as u32) else {
                 continue;
             };
-            if words(&e.key) == want {
+            if is_key(e) {
                 return Some(e);
             }
         }
@@ -40,7 +65,15 @@ pub fn suffix(key: &SuffixMapKey, mask: u32) -> Option<&'static SuffixEntry> {
 
 /// A suffix key as its two words, for comparing.
 #[inline(always)]
-fn words(k: &SuffixMapKey) -> (u64, u64) {
+fn suffix_words(k: &SuffixMapKey) -> (u64, u64) {
     let rest = k.generation as u64 | (k.flags as u64) << 16 | (k.name_len as u64) << 32;
     (k.hash, rest)
+}
+
+/// An answer key as its words, for comparing.
+#[inline(always)]
+fn answer_words(k: &AnswerMapKey) -> (u64, u64, u64) {
+    let a = k.generation as u64 | (k.qtype as u64) << 16 | (k.flags as u64) << 32;
+    let b = k.epoch as u64 | (k.name_len as u64) << 16;
+    (k.hash, a, b)
 }

@@ -2,7 +2,7 @@
 //! suffix entries found through the bucket directory `SUFFIX_DIR`, see `directory`, looked up
 //! at the name's label starts, longest first); when that is the name
 //! itself, its exact (name, type, DO) entry in
-//! `ANSWERS`, then its NODATA entry; otherwise the suffix's referral or NXDOMAIN template.
+//! `ANSWERS` (an array found through `ANSWER_DIR` likewise), then its NODATA entry; otherwise the suffix's referral or NXDOMAIN template.
 //! And shifting a suffix template's compression pointers to the query name. The index entries
 //! point at templates in the `TEMPLATES` cache; a template missing from it sends the query to
 //! userspace and its id to the `COLD` ring.
@@ -11,13 +11,11 @@ use aya_ebpf::{cty::c_void, helpers::bpf_loop, programs::XdpContext};
 use dns_common::{
     ascii_lower8, counter, depth_bit, skip_slot, suffix_generation, suffix_hash_step, Answer,
     AnswerEntry, AnswerKind, AnswerMapKey, AnswerRef, Scratch, SuffixEntry, SuffixMapKey, Walk,
-    EPOCH_NONE, KEY_FLAG_CHAOS, KEY_FLAG_DO, KEY_FLAG_NODATA, KEY_FLAG_SUFFIX, KIND_ANY_DO,
-    KIND_EPOCH_MASK, KIND_EPOCH_SHIFT, MAX_PTRS, NAME_BUF, SUFFIX_DIR_MASK,
+    ANSWER_DIR_MASK, EPOCH_NONE, KEY_FLAG_CHAOS, KEY_FLAG_DO, KEY_FLAG_NODATA, KEY_FLAG_SUFFIX,
+    KIND_ANY_DO, KIND_EPOCH_MASK, KIND_EPOCH_SHIFT, MAX_PTRS, NAME_BUF, SUFFIX_DIR_MASK,
 };
 
-use crate::{
-    checksum, directory, packet, question, ANSWERS, COLD, SCRATCH, SUFFIX_SEED, TEMPLATES,
-};
+use crate::{checksum, directory, packet, question, COLD, SCRATCH, SUFFIX_SEED, TEMPLATES};
 
 const QTYPE_OPT: u16 = 41;
 const QTYPE_DS: u16 = 43;
@@ -50,8 +48,8 @@ fn get(scratch: &mut Scratch) -> Result<Option<&'static AnswerRef>, u32> {
         name_len: scratch.walk.name_len as u16,
         _pad: [0; 3],
     };
-    // SAFETY: map values stay valid for the duration of the program (RCU).
-    if let Some(a) = ANSWERS.get_ptr(&key).map(|a| unsafe { &*a }) {
+    let mask = scratch.walk.answer_dir_mask as u32;
+    if let Some(a) = directory::answer(&key, mask) {
         return same_name(scratch, a).map(Some);
     }
     // DO=1 in a zone without DNSSEC: the DO=0 entry, when it says it serves both.
@@ -59,8 +57,7 @@ fn get(scratch: &mut Scratch) -> Result<Option<&'static AnswerRef>, u32> {
         return Ok(None);
     }
     key.flags &= !KEY_FLAG_DO;
-    // SAFETY: as above.
-    let Some(a) = ANSWERS.get_ptr(&key).map(|a| unsafe { &*a }) else {
+    let Some(a) = directory::answer(&key, mask) else {
         return Ok(None);
     };
     Ok(Some(same_name(scratch, a)?).filter(|a| a.kind & KIND_ANY_DO != 0))
@@ -292,6 +289,7 @@ fn walk(scratch: &mut Scratch, name_len: u64, generation: u64, dnssec_ok: u64, p
             .copied()
             .unwrap_or(0),
         dir_mask: SUFFIX_SEED.get(SUFFIX_DIR_MASK).copied().unwrap_or(0),
+        answer_dir_mask: SUFFIX_SEED.get(ANSWER_DIR_MASK).copied().unwrap_or(0),
     };
     // SAFETY: `walk_step` is a static BPF callback; it takes no context.
     unsafe {

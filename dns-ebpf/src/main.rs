@@ -32,16 +32,20 @@ use aya_ebpf::{
 };
 use aya_log_ebpf::debug;
 use dns_common::{
-    counter, Answer, AnswerEntry, AnswerMapKey, Config, DirBucket, EdnsConfig, Nsec3Hash,
-    Nsec3Record, Nsec3Zone, NsecLabel, Scratch, SuffixEntry, ANSWERS_CAPACITY, BPF_F_NO_PREALLOC,
-    COLD_RING_BYTES, NSEC3_CAPACITY, NSEC3_ZONE_SLOTS, NSEC_LABELS_CAPACITY,
-    SERVICE_ADDRS_CAPACITY, SUFFIXES_CAPACITY, SUFFIX_SEED_ENTRIES, TEMPLATES_CAPACITY,
+    counter, Answer, AnswerEntry, Config, DirBucket, EdnsConfig, Nsec3Hash, Nsec3Record, Nsec3Zone,
+    NsecLabel, Scratch, SuffixEntry, ANSWERS_CAPACITY, COLD_RING_BYTES, NSEC3_CAPACITY,
+    NSEC3_ZONE_SLOTS, NSEC_LABELS_CAPACITY, SERVICE_ADDRS_CAPACITY, SUFFIXES_CAPACITY,
+    SUFFIX_SEED_ENTRIES, TEMPLATES_CAPACITY,
 };
 
-/// Index of exact and NODATA answers, by (generation, name, type, flags).
+/// Index of exact and NODATA answers, by (generation, name, type, flags): slots found
+/// through `ANSWER_DIR` (see `directory`).
 #[map]
-static ANSWERS: HashMap<AnswerMapKey, AnswerEntry> =
-    HashMap::with_max_entries(ANSWERS_CAPACITY, BPF_F_NO_PREALLOC);
+static ANSWERS: Array<AnswerEntry> = Array::with_max_entries(ANSWERS_CAPACITY, 0);
+
+/// The bucket directory of `ANSWERS`, its mask in `SUFFIX_SEED`.
+#[map]
+static ANSWER_DIR: Array<DirBucket> = Array::with_max_entries(ANSWERS_CAPACITY / 2, 0);
 
 /// Index of referral and NXDOMAIN templates and pass markers, by suffix: looked up for each
 /// suffix of the query name, longest first (see `dns_common::suffix_flag_byte`). Slots found

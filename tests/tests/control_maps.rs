@@ -89,12 +89,27 @@ fn the_maps_equal_the_engine_after_changes_and_a_deleted_entry_is_found() {
     assert!(v["matching"].as_u64().unwrap() > 40, "{out}");
     assert_eq!(v["missing"], 0, "{out}");
 
-    // One index entry deleted behind the daemon's back.
-    let answers = map_of_server(&net, "ANSWERS").to_string();
-    let dump = bpftool(&["map", "dump", "id", &answers]);
-    let key = hex(&dump[0]["key"]);
-    let mut args = vec!["map", "delete", "id", &answers, "key", "hex"];
+    // One index entry deleted behind the daemon's back: its word in the directory zeroed.
+    let dir = map_of_server(&net, "ANSWER_DIR").to_string();
+    let dump = bpftool(&["map", "dump", "id", &dir]);
+    let (key, mut value, word) = dump
+        .as_array()
+        .expect("entries")
+        .iter()
+        .find_map(|e| {
+            let value = hex(&e["value"]);
+            // The first used word of the bucket (7 words, then the overflow count).
+            let word = (0..7).find(|w| value[w * 8..w * 8 + 8].iter().any(|b| b != "00"))?;
+            Some((hex(&e["key"]), value, word))
+        })
+        .expect("a used directory word");
+    for b in &mut value[word * 8..word * 8 + 8] {
+        *b = "00".into();
+    }
+    let mut args = vec!["map", "update", "id", &dir, "key", "hex"];
     args.extend(key.iter().map(String::as_str));
+    args.extend(["value", "hex"]);
+    args.extend(value.iter().map(String::as_str));
     sh(Command::new("bpftool").args(&args)).unwrap();
     let (ok, _, err) = cli(&net, &["map", "check"]);
     assert!(!ok, "exit status nonzero");

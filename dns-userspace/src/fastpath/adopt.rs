@@ -91,13 +91,21 @@ impl XdpServer {
         let (answers, answers_size) = open(dir, maps::ANSWERS)?;
         let (suffixes, suffixes_size) = open(dir, maps::SUFFIXES)?;
         // The seed the pinned program hashes with: set, so kept.
-        let suffixes = SuffixIndex::new(
+        let mut suffixes = SuffixIndex::new(
             suffixes,
             open(dir, maps::SUFFIX_DIR)?.0,
             open(dir, maps::SUFFIX_SEED)?.0,
             0,
         )?;
-        let answers = AnswerIndex::new(answers, suffixes.seed());
+        let seed = suffixes.seed();
+        let (seed_map, adopted) = suffixes.seed_map();
+        let answers = AnswerIndex::new(
+            answers,
+            open(dir, maps::ANSWER_DIR)?.0,
+            seed_map,
+            seed,
+            adopted,
+        )?;
         let (templates, template_capacity) = open(dir, maps::TEMPLATES)?;
         let (hashes, nsec3_size) = open(dir, maps::NSEC3_HASHES)?;
         let nsec3 = Nsec3Maps::new(
@@ -243,12 +251,16 @@ impl FastPath {
             }
         };
         for (k, b) in &entries.exact {
-            if !take(self.server.answers.get(k).ok(), b, 0) {
+            if !take(self.server.answers.get(k).ok().flatten(), b, 0) {
                 return Ok(false);
             }
         }
         for (k, b) in &entries.suffix {
-            if !take(self.server.suffixes.get(k).ok(), b, names.epoch(k)) {
+            if !take(
+                self.server.suffixes.get(k).ok().flatten(),
+                b,
+                names.epoch(k),
+            ) {
                 return Ok(false);
             }
         }

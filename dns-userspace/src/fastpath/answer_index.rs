@@ -1,19 +1,22 @@
-//! The `ANSWERS` map as userspace writes and reads it: exact and NODATA entries under keys that
-//! hold their name's keyed hash (`dns_common::AnswerMapKey`, the seed of `suffix_index`), each
-//! with its name, which the program compares. Userspace keeps `AnswerKey`s everywhere else;
-//! this is where they become map keys and back. As there, an insert that finds another name's
-//! entry under its key fails.
+//! The `ANSWERS` index as userspace writes and reads it: exact and NODATA entries under keys
+//! that hold their name's keyed hash (`dns_common::AnswerMapKey`, the seed of `suffix_index`),
+//! each with its key and name, which the program compares, in the slots of the `ANSWERS` array
+//! found through `ANSWER_DIR` (`slots`). Userspace keeps `AnswerKey`s everywhere else; this is
+//! where they become map keys and back. As there, an insert that finds another name's entry
+//! under its key fails.
 
-use anyhow::{bail, Context as _, Result};
-use aya::maps::{HashMap, MapData, MapError};
+use anyhow::{bail, Result};
+use aya::maps::{Array, MapData};
 use dns_common::{
-    pack_name, suffix_hash, unpack_name, AnswerEntry, AnswerKey, AnswerMapKey, AnswerRef, NAME_BUF,
+    pack_name, suffix_hash, unpack_name, AnswerEntry, AnswerKey, AnswerMapKey, AnswerRef,
+    DirBucket, ANSWER_DIR_MASK, NAME_BUF,
 };
 
-use super::suffix_index::describe;
+use super::slots::Slots;
+use super::suffix_index::{describe, set_mask};
 
 pub struct AnswerIndex {
-    map: HashMap<MapData, AnswerMapKey, AnswerEntry>,
+    slots: Slots<AnswerEntry>,
     seed: u64,
 }
 
@@ -28,8 +31,18 @@ fn name_len(name: &[u8; NAME_BUF]) -> usize {
 }
 
 impl AnswerIndex {
-    pub fn new(map: HashMap<MapData, AnswerMapKey, AnswerEntry>, seed: u64) -> AnswerIndex {
-        AnswerIndex { map, seed }
+    /// The index over `map` and its directory `dir` with the suffix index's `seed`; its mask
+    /// goes into `seed_map` (checked there when `adopted`: a running program's maps).
+    pub fn new(
+        map: Array<MapData, AnswerEntry>,
+        dir: Array<MapData, DirBucket>,
+        seed_map: &mut Array<MapData, u64>,
+        seed: u64,
+        adopted: bool,
+    ) -> Result<AnswerIndex> {
+        let slots = Slots::new(map, dir, adopted, "answer")?;
+        set_mask(seed_map, ANSWER_DIR_MASK, slots.directory(), adopted)?;
+        Ok(AnswerIndex { slots, seed })
     }
 
     fn map_key(&self, k: &AnswerKey) -> AnswerMapKey {
@@ -48,41 +61,39 @@ impl AnswerIndex {
     /// Writes `k`'s entry; fails when another name's entry is under its key.
     pub fn insert(&mut self, k: &AnswerKey, entry: AnswerRef) -> Result<()> {
         let key = self.map_key(k);
-        match self.map.get(&key, 0) {
-            Ok(e) if e.name != packed(k) => bail!(
-                "answer hash collision: {:?} and {:?} (a new program load draws a new seed)",
-                describe(&unpack_name(&e.name, key.name_len as usize)),
-                describe(&k.name)
-            ),
-            Ok(_) | Err(MapError::KeyNotFound) => {}
-            Err(e) => return Err(e).context("reading the XDP answer map"),
+        let found = self.slots.find(&key)?;
+        if let Some((_, e)) = &found {
+            if e.name != packed(k) {
+                bail!(
+                    "answer hash collision: {:?} and {:?} (a new program load draws a new seed)",
+                    describe(&unpack_name(&e.name, key.name_len as usize)),
+                    describe(&k.name)
+                );
+            }
         }
         let value = AnswerEntry {
+            key,
             entry,
             name: packed(k),
         };
-        self.map
-            .insert(key, value, 0)
-            .context("writing the XDP answer map")
+        self.slots.put(found.map(|(at, _)| at), value)
     }
 
-    /// Removes `k`'s entry (not another name's under the same key).
-    pub fn remove(&mut self, k: &AnswerKey) -> Result<(), MapError> {
+    /// Removes `k`'s entry (not another name's under the same key); false when it has none.
+    pub fn remove(&mut self, k: &AnswerKey) -> Result<bool> {
         let key = self.map_key(k);
-        match self.map.get(&key, 0) {
-            Ok(e) if e.name == packed(k) => self.map.remove(&key),
-            Ok(_) => Err(MapError::KeyNotFound),
-            Err(e) => Err(e),
+        match self.slots.find(&key)? {
+            Some((at, e)) if e.name == packed(k) => self.slots.remove(&key, at).map(|()| true),
+            _ => Ok(false),
         }
     }
 
     /// `k`'s own entry.
-    pub fn get(&self, k: &AnswerKey) -> Result<AnswerRef, MapError> {
-        match self.map.get(&self.map_key(k), 0) {
-            Ok(e) if e.name == packed(k) => Ok(e.entry),
-            Ok(_) => Err(MapError::KeyNotFound),
-            Err(e) => Err(e),
-        }
+    pub fn get(&self, k: &AnswerKey) -> Result<Option<AnswerRef>> {
+        Ok(match self.slots.find(&self.map_key(k))? {
+            Some((_, e)) if e.name == packed(k) => Some(e.entry),
+            _ => None,
+        })
     }
 
     /// Writes `entry` with `name_of`'s name under `under`'s key, as a hash collision would
@@ -94,20 +105,22 @@ impl AnswerIndex {
         name_of: &AnswerKey,
         entry: AnswerRef,
     ) -> Result<()> {
+        let key = self.map_key(under);
         let value = AnswerEntry {
+            key,
             entry,
             name: packed(name_of),
         };
-        self.map
-            .insert(self.map_key(under), value, 0)
-            .context("writing the XDP answer map")
+        let at = self.slots.find(&key)?.map(|(at, _)| at);
+        self.slots.put(at, value)
     }
 
-    /// Every entry, with its `AnswerKey`; an entry under a key that is not its name's is an
-    /// error.
+    /// Every entry, with its `AnswerKey`; an entry under a key that is not its name's, or a
+    /// word where lookups would not find it, is an error.
     pub fn iter(&self) -> impl Iterator<Item = Result<(AnswerKey, AnswerRef)>> + '_ {
-        self.map.iter().map(move |kv| {
-            let (key, e) = kv.context("reading the XDP answer map")?;
+        self.slots.iter().map(move |e| {
+            let e = e?;
+            let key = e.key;
             let k = AnswerKey {
                 generation: key.generation,
                 qtype: key.qtype,

@@ -75,11 +75,13 @@ impl Entries {
 /// Kernel memory of `exact` entries in `ANSWERS` and `suffix` entries in `SUFFIXES`, estimated
 /// (see `Entries::memory`).
 pub fn index_memory(exact: usize, suffix: usize) -> usize {
-    exact
-        * (std::mem::size_of::<dns_common::AnswerMapKey>()
-            + std::mem::size_of::<dns_common::AnswerEntry>()
-            + HASH_ELEM)
-        + suffix * suffix_slot_memory()
+    exact * answer_slot_memory() + suffix * suffix_slot_memory()
+}
+
+/// Kernel memory of one `ANSWERS` slot, as for `SUFFIXES` (see `suffix_slot_memory`).
+pub fn answer_slot_memory() -> usize {
+    std::mem::size_of::<dns_common::AnswerEntry>()
+        + std::mem::size_of::<dns_common::DirBucket>() / 2
 }
 
 /// Kernel memory of one `SUFFIXES` slot: the entry (key included) and its share of the bucket

@@ -223,50 +223,9 @@ impl<M: Buckets> Directory<M> {
         Ok(())
     }
 
-    /// Every used word: where, its tag and its slot.
-    pub fn words(&self) -> impl Iterator<Item = (At, u64, u32)> + '_ {
-        self.buckets.iter().enumerate().flat_map(|(bucket, b)| {
-            b.words
-                .iter()
-                .enumerate()
-                .filter(|(_, w)| **w != 0)
-                .map(move |(way, w)| {
-                    let at = At {
-                        bucket: bucket as u32,
-                        way,
-                    };
-                    (at, *w >> DIR_SLOT_BITS, slot_of(*w))
-                })
-        })
-    }
-
-    /// Whether a key of mix `m` at `at` is where lookups find it: its tag, within the probes
-    /// from its home, and every bucket before it on the way has overflow; and whether the map
-    /// holds the bucket as userspace wrote it.
-    pub fn check(&self, m: u64, at: At) -> Result<()> {
-        let w = self.buckets[at.bucket as usize].words[at.way];
-        if w >> DIR_SLOT_BITS != dir_tag(m) {
-            bail!("directory word {at:?} has another key's tag");
-        }
-        let home = dir_home(m, self.mask);
-        let dist = at.bucket.wrapping_sub(home) & self.mask;
-        if dist >= DIR_PROBES {
-            bail!("directory word {at:?} is {dist} buckets from its home {home}");
-        }
-        for q in 0..dist {
-            let i = home.wrapping_add(q) & self.mask;
-            if self.buckets[i as usize].overflow == 0 {
-                bail!("directory bucket {i}, on the way to {at:?}, has no overflow count");
-            }
-        }
-        let kernel = self.map.read(at.bucket)?;
-        if kernel != self.buckets[at.bucket as usize] {
-            bail!(
-                "directory bucket {} differs from what was written",
-                at.bucket
-            );
-        }
-        Ok(())
+    /// The buckets as the map holds them now (what the program reads).
+    pub fn kernel(&self) -> Result<Vec<DirBucket>> {
+        (0..=self.mask).map(|i| self.map.read(i)).collect()
     }
 
     fn retire(&mut self, slot: u32) {
@@ -278,6 +237,46 @@ impl<M: Buckets> Directory<M> {
         self.buckets[bucket as usize] = b;
         Ok(())
     }
+}
+
+/// Every used word of `buckets`: where, its tag and its slot.
+pub fn words_of(buckets: &[DirBucket]) -> impl Iterator<Item = (At, u64, u32)> + '_ {
+    buckets.iter().enumerate().flat_map(|(bucket, b)| {
+        b.words
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| **w != 0)
+            .map(move |(way, w)| {
+                let at = At {
+                    bucket: bucket as u32,
+                    way,
+                };
+                (at, *w >> DIR_SLOT_BITS, slot_of(*w))
+            })
+    })
+}
+
+/// Whether a key of mix `m` with its word at `at` of `buckets` (a power of two of them) is
+/// where lookups find it: its tag, within the probes from its home, every bucket before it on
+/// the way with overflow.
+pub fn check_in(buckets: &[DirBucket], m: u64, at: At) -> Result<()> {
+    let mask = buckets.len() as u32 - 1;
+    let w = buckets[at.bucket as usize].words[at.way];
+    if w >> DIR_SLOT_BITS != dir_tag(m) {
+        bail!("directory word {at:?} has another key's tag");
+    }
+    let home = dir_home(m, mask);
+    let dist = at.bucket.wrapping_sub(home) & mask;
+    if dist >= DIR_PROBES {
+        bail!("directory word {at:?} is {dist} buckets from its home {home}");
+    }
+    for q in 0..dist {
+        let i = home.wrapping_add(q) & mask;
+        if buckets[i as usize].overflow == 0 {
+            bail!("directory bucket {i}, on the way to {at:?}, has no overflow count");
+        }
+    }
+    Ok(())
 }
 
 fn slot_of(w: u64) -> u32 {
@@ -342,7 +341,7 @@ mod tests {
         assert_eq!(o_at.bucket, 4);
         for (m, a, slot) in &at {
             assert_eq!(found(&d, *m), vec![*slot]);
-            d.check(*m, *a).unwrap();
+            check_in(&d.buckets, *m, *a).unwrap();
         }
         // The overflow counts: bucket 2 passes on 2 × WAYS + 2 − WAYS, bucket 3 those past it.
         assert_eq!(d.buckets[2].overflow, DIR_WAYS as u64 + 2);
@@ -354,7 +353,7 @@ mod tests {
         }
         for (m, a, slot) in &at {
             assert_eq!(found(&d, *m), vec![*slot]);
-            d.check(*m, *a).unwrap();
+            check_in(&d.buckets, *m, *a).unwrap();
         }
         for (m, a, _) in at.drain(..) {
             d.remove(m, a).unwrap();

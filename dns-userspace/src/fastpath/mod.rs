@@ -31,6 +31,7 @@ pub mod pin_state;
 pub mod promote;
 pub mod render;
 mod service;
+mod slots;
 pub mod suffix_index;
 pub mod templates;
 #[cfg(feature = "test-support")]

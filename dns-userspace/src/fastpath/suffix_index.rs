@@ -10,8 +10,8 @@
 //! other without an entry. So an insert that finds another name under its key fails: the
 //! publication fails, and the next program load draws a new seed.
 
-use anyhow::{anyhow, bail, Context as _, Result};
-use aya::maps::{Array, MapData, MapError};
+use anyhow::{bail, Context as _, Result};
+use aya::maps::{Array, MapData};
 use dns_common::{
     depth_bit, pack_name, skip_slot, suffix_flag_byte, suffix_generation, suffix_hash, unpack_name,
     AnswerRef, DirBucket, SuffixEntry, SuffixMapKey, KEY_FLAG_DO, KEY_FLAG_SUFFIX, NAME_BUF,
@@ -19,12 +19,13 @@ use dns_common::{
 };
 
 use super::compile::SuffixKey;
-use super::directory::{At, Directory};
+use super::slots::Slots;
 
 pub struct SuffixIndex {
-    map: Array<MapData, SuffixEntry>,
-    dir: Directory,
+    slots: Slots<SuffixEntry>,
     seed: u64,
+    /// The maps were a running program's (the seed was set).
+    adopted: bool,
     /// `SUFFIX_SEED` (the seed and the depth masks), and the masks as last written there
     /// (userspace is their only writer).
     seed_map: Array<MapData, u64>,
@@ -47,19 +48,8 @@ impl SuffixIndex {
             seed = fixed;
             seed_map.set(0, seed, 0).context("writing SUFFIX_SEED")?;
         }
-        let dir = Directory::new(dir, map.len(), adopted)?;
-        let mask = seed_map
-            .get(&SUFFIX_DIR_MASK, 0)
-            .context("reading SUFFIX_SEED")?;
-        if adopted && mask != dir.mask() as u64 {
-            bail!(
-                "SUFFIX_SEED holds directory mask {mask:#x}, SUFFIX_DIR has {} buckets",
-                dir.mask() as u64 + 1
-            );
-        }
-        seed_map
-            .set(SUFFIX_DIR_MASK, dir.mask() as u64, 0)
-            .context("writing SUFFIX_SEED")?;
+        let slots = Slots::new(map, dir, adopted, "suffix")?;
+        set_mask(&mut seed_map, SUFFIX_DIR_MASK, slots.directory(), adopted)?;
         if seed == 0 {
             let mut b = [0u8; 8];
             // SAFETY: getrandom(2) writes at most the given length into the buffer.
@@ -77,9 +67,9 @@ impl SuffixIndex {
                 .context("reading SUFFIX_SEED")?;
         }
         Ok(SuffixIndex {
-            map,
-            dir,
+            slots,
             seed,
+            adopted,
             seed_map,
             skip,
         })
@@ -134,12 +124,17 @@ impl SuffixIndex {
 
     /// `SUFFIX_DIR`'s buckets.
     pub fn buckets(&self) -> u32 {
-        self.dir.mask() + 1
+        self.slots.directory().mask() + 1
     }
 
     /// Buckets with entries of earlier homes past them (`DirBucket::overflow`).
     pub fn overflowed(&self) -> usize {
-        self.dir.overflowed()
+        self.slots.directory().overflowed()
+    }
+
+    /// `SUFFIX_SEED`, and whether it was a running program's, for the answer index.
+    pub(super) fn seed_map(&mut self) -> (&mut Array<MapData, u64>, bool) {
+        (&mut self.seed_map, self.adopted)
     }
 
     /// The seed of the keys' hash (`ANSWERS` keys take it too).
@@ -166,36 +161,11 @@ impl SuffixIndex {
         (key, pack_name(&name, len))
     }
 
-    /// Where `key`'s entry is, and the entry, when the index has one (of any name).
-    fn find(&self, key: &SuffixMapKey) -> Result<Option<(At, SuffixEntry)>, MapError> {
-        for (at, slot) in self.dir.candidates(key.mix()) {
-            let e = self.map.get(&slot, 0)?;
-            if e.key == *key {
-                return Ok(Some((at, e)));
-            }
-        }
-        Ok(None)
-    }
-
-    /// Writes `value` into a free slot and points `key`'s word at it (a new word, or in place
-    /// of the one at `at`, whose old slot then waits out the grace period).
-    fn put(&mut self, key: &SuffixMapKey, at: Option<At>, value: SuffixEntry) -> Result<()> {
-        let slot = self.dir.alloc()?;
-        if let Err(e) = self.map.set(slot, value, 0) {
-            self.dir.unalloc(slot);
-            return Err(e).context("writing the XDP suffix array");
-        }
-        match at {
-            Some(at) => self.dir.replace(key.mix(), at, slot).map(|_| ()),
-            None => self.dir.insert(key.mix(), slot).map(|_| ()),
-        }
-    }
-
     /// Writes `k`'s entry; fails when another name's entry is under its key.
     pub fn insert(&mut self, k: &SuffixKey, entry: AnswerRef) -> Result<()> {
         self.allow(k)?;
         let (key, name) = self.map_key(k);
-        let found = self.find(&key).context("reading the XDP suffix array")?;
+        let found = self.slots.find(&key)?;
         if let Some((_, e)) = &found {
             if e.name != name {
                 bail!(
@@ -205,51 +175,41 @@ impl SuffixIndex {
                 );
             }
         }
-        self.put(
-            &key,
-            found.map(|(at, _)| at),
-            SuffixEntry { key, entry, name },
-        )
+        let value = SuffixEntry { key, entry, name };
+        self.slots.put(found.map(|(at, _)| at), value)
     }
 
     /// Removes `k`'s entry (not another name's under the same key); false when it has none.
     pub fn remove(&mut self, k: &SuffixKey) -> Result<bool> {
         let (key, name) = self.map_key(k);
-        match self.find(&key).context("reading the XDP suffix array")? {
-            Some((at, e)) if e.name == name => self.dir.remove(key.mix(), at).map(|()| true),
+        match self.slots.find(&key)? {
+            Some((at, e)) if e.name == name => self.slots.remove(&key, at).map(|()| true),
             _ => Ok(false),
         }
     }
 
     /// `k`'s own entry.
-    pub fn get(&self, k: &SuffixKey) -> Result<AnswerRef, MapError> {
+    pub fn get(&self, k: &SuffixKey) -> Result<Option<AnswerRef>> {
         let (key, name) = self.map_key(k);
-        match self.find(&key)? {
-            Some((_, e)) if e.name == name => Ok(e.entry),
-            _ => Err(MapError::KeyNotFound),
-        }
+        Ok(match self.slots.find(&key)? {
+            Some((_, e)) if e.name == name => Some(e.entry),
+            _ => None,
+        })
     }
 
     /// Every entry, with its key in userspace's form; an entry under a key that is not its
     /// name's, or a word where lookups would not find it, is an error.
     pub fn iter(&self) -> impl Iterator<Item = Result<(SuffixKey, AnswerRef)>> + '_ {
-        self.dir.words().map(move |(at, _, slot)| {
-            let e = self
-                .map
-                .get(&slot, 0)
-                .context("reading the XDP suffix array")?;
-            let key = e.key;
-            let name = unpack(&key, &e.name);
-            let k = from_map(&key, &name);
-            if self.map_key(&k) != (key, e.name) {
+        self.slots.iter().map(move |e| {
+            let e = e?;
+            let name = unpack(&e.key, &e.name);
+            let k = from_map(&e.key, &name);
+            if self.map_key(&k) != (e.key, e.name) {
                 bail!(
                     "suffix entry {:?} under another name's key",
                     describe(&name)
                 );
             }
-            self.dir
-                .check(key.mix(), at)
-                .map_err(|e| anyhow!("suffix entry {:?}: {e:#}", describe(&name)))?;
             Ok((k, e.entry))
         })
     }
@@ -265,17 +225,34 @@ impl SuffixIndex {
     ) -> Result<()> {
         let (key, _) = self.map_key(under);
         let (_, name) = self.map_key(name_of);
-        let at = self
-            .find(&key)
-            .context("reading the XDP suffix array")?
-            .map(|(at, _)| at);
-        self.put(&key, at, SuffixEntry { key, entry, name })
+        let at = self.slots.find(&key)?.map(|(at, _)| at);
+        self.slots.put(at, SuffixEntry { key, entry, name })
     }
 
     /// Generation bits of a map key, for telling generations apart when reading.
     pub fn generation_of(k: &SuffixKey) -> u16 {
         suffix_generation((k.prefix.first().copied().unwrap_or(0) >> 1) as u16)
     }
+}
+
+/// Writes a directory's mask into `SUFFIX_SEED` at `index`; a map taken over (`adopted`) must
+/// hold it already.
+pub(super) fn set_mask(
+    seed_map: &mut Array<MapData, u64>,
+    index: u32,
+    dir: &super::directory::Directory,
+    adopted: bool,
+) -> Result<()> {
+    let mask = seed_map.get(&index, 0).context("reading SUFFIX_SEED")?;
+    if adopted && mask != dir.mask() as u64 {
+        bail!(
+            "SUFFIX_SEED holds directory mask {mask:#x} at {index}, the directory has {} buckets",
+            dir.mask() as u64 + 1
+        );
+    }
+    seed_map
+        .set(index, dir.mask() as u64, 0)
+        .context("writing SUFFIX_SEED")
 }
 
 /// The labels of a suffix key's name (the root has none).

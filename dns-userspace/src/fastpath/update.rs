@@ -33,7 +33,6 @@
 //! reverse order, which passes through the same states backwards.
 
 use anyhow::{Context as _, Result};
-use aya::maps::MapError;
 use dns_common::{AnswerKey, AnswerRef};
 
 use super::compile::SuffixKey;
@@ -134,10 +133,11 @@ impl Write {
 fn put_exact(x: &mut XdpServer, k: &AnswerKey, v: Option<&AnswerRef>) -> Result<()> {
     match v {
         Some(v) => x.answers.insert(k, *v),
-        None => match x.answers.remove(k) {
-            Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
-            Err(e) => Err(e).context("removing from the XDP answer map"),
-        },
+        None => x
+            .answers
+            .remove(k)
+            .map(|_| ())
+            .context("removing from the XDP answer index"),
     }
 }
 
@@ -159,17 +159,10 @@ pub fn current(x: &XdpServer, w: &Write) -> Result<Option<AnswerRef>> {
         Write::Exact { key, .. } => x.answers.get(key),
         Write::Suffix { key, .. } => x.suffixes.get(key),
     };
-    match found {
-        Ok(r) => {
-            let own = match w {
-                Write::Suffix { key, .. } => r.anchor_len as usize + 1 == key.prefix.len(),
-                Write::Exact { .. } => true,
-            };
-            Ok(own.then_some(r))
-        }
-        Err(MapError::KeyNotFound) => Ok(None),
-        Err(e) => Err(e).context("reading the XDP index"),
-    }
+    Ok(found.context("reading the XDP index")?.filter(|r| match w {
+        Write::Suffix { key, .. } => r.anchor_len as usize + 1 == key.prefix.len(),
+        Write::Exact { .. } => true,
+    }))
 }
 
 fn apply_one(x: &mut XdpServer, w: &Write, forward: bool) -> Result<()> {

@@ -147,6 +147,20 @@ where
     T::try_from(map).with_context(|| format!("map {name} has an unexpected type"))
 }
 
+/// The answer index over the object's `ANSWERS` and `ANSWER_DIR`, its mask beside the suffix
+/// index's in `SUFFIX_SEED`.
+fn answer_index(ebpf: &mut Ebpf, suffixes: &mut SuffixIndex) -> Result<AnswerIndex> {
+    let seed = suffixes.seed();
+    let (seed_map, adopted) = suffixes.seed_map();
+    AnswerIndex::new(
+        take(ebpf, maps::ANSWERS)?,
+        take(ebpf, maps::ANSWER_DIR)?,
+        seed_map,
+        seed,
+        adopted,
+    )
+}
+
 impl XdpServer {
     /// Loads the program into the kernel (verifier included); does not attach it.
     pub fn load() -> Result<XdpServer> {
@@ -160,9 +174,10 @@ impl XdpServer {
         bump_memlock_rlimit();
         let templates = cap.templates.max(1);
         let index_capacity = (cap.answers.max(MIN_INDEX), cap.suffixes.max(MIN_INDEX));
-        if index_capacity.1 > dns_common::DIR_SLOTS_MAX {
+        if index_capacity.0.max(index_capacity.1) > dns_common::DIR_SLOTS_MAX {
             bail!(
-                "{} suffix entries: more than the directory addresses ({})",
+                "{} exact and {} suffix entries: more than a directory addresses ({})",
+                index_capacity.0,
                 index_capacity.1,
                 dns_common::DIR_SLOTS_MAX
             );
@@ -175,6 +190,7 @@ impl XdpServer {
             .map_max_entries(maps::ANSWERS, index_capacity.0)
             .map_max_entries(maps::SUFFIXES, index_capacity.1)
             .map_max_entries(maps::SUFFIX_DIR, buckets)
+            .map_max_entries(maps::ANSWER_DIR, dns_common::dir_buckets(index_capacity.0))
             .map_max_entries(maps::TEMPLATES, templates)
             .map_max_entries(maps::NSEC3_HASHES, cap.nsec3.max(2))
             .map_max_entries(maps::NSEC3_RECORDS, cap.nsec3.max(2))
@@ -216,18 +232,19 @@ impl XdpServer {
                 ));
             }
         }
-        let suffixes = SuffixIndex::new(
+        let mut suffixes = SuffixIndex::new(
             take(&mut ebpf, maps::SUFFIXES)?,
             take(&mut ebpf, maps::SUFFIX_DIR)?,
             take(&mut ebpf, maps::SUFFIX_SEED)?,
             cap.suffix_seed,
         )?;
+        let answers = answer_index(&mut ebpf, &mut suffixes)?;
         Ok(XdpServer {
             _jump: jump,
             jump_id,
             map_ids,
             adopted: None,
-            answers: AnswerIndex::new(take(&mut ebpf, maps::ANSWERS)?, suffixes.seed()),
+            answers,
             suffixes,
             templates: take(&mut ebpf, maps::TEMPLATES)?,
             cold: Some(take(&mut ebpf, maps::COLD)?),

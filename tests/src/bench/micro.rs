@@ -420,8 +420,7 @@ pub(super) fn count_before(line: &str, what: &str) -> Option<u64> {
 pub(super) fn computed_bytes(line: &str, total: u64, cache: u64) -> u64 {
     let value = std::mem::size_of::<AnswerRef>() as u64;
     let templates = cache * (4 + std::mem::size_of::<Answer>() as u64);
-    let exact_key = (std::mem::size_of::<dns_common::AnswerMapKey>()
-        + std::mem::size_of::<dns_common::AnswerEntry>()) as u64;
+    let exact_key = xdpdns::fastpath::compile::answer_slot_memory() as u64;
     let suffix_entry = xdpdns::fastpath::compile::suffix_slot_memory() as u64;
     let n = |w: &str| count_before(line, &format!(" {w}"));
     match (
@@ -441,7 +440,7 @@ pub(super) fn computed_bytes(line: &str, total: u64, cache: u64) -> u64 {
 /// `memlock` bytes of a process's BPF maps, from their fds' fdinfo.
 #[derive(Default)]
 pub(super) struct Memlock {
-    /// The hash map of exact and NODATA entries (`AnswerMapKey` to `AnswerEntry`).
+    /// The array of exact and NODATA entries (`AnswerEntry` slots).
     pub answers: u64,
     /// The suffix array (`SuffixEntry` slots) and its bucket directory (`DirBucket`s).
     pub suffixes: u64,
@@ -451,7 +450,6 @@ pub(super) struct Memlock {
 }
 
 pub(super) fn maps_memlock(pid: u32) -> Memlock {
-    let key = std::mem::size_of::<dns_common::AnswerMapKey>().to_string();
     let index_value = std::mem::size_of::<dns_common::AnswerEntry>().to_string();
     let suffix_value = std::mem::size_of::<dns_common::SuffixEntry>().to_string();
     let bucket = std::mem::size_of::<dns_common::DirBucket>().to_string();
@@ -475,7 +473,8 @@ pub(super) fn maps_memlock(pid: u32) -> Memlock {
         }
         let mem: u64 = field("memlock:").parse().unwrap_or(0);
         m.all += mem;
-        if kind == "1" && field("key_size:") == key && field("value_size:") == index_value {
+        // Both bucket directories are counted with the suffix array.
+        if kind == "2" && field("value_size:") == index_value {
             m.answers += mem;
         } else if kind == "2"
             && (field("value_size:") == suffix_value || field("value_size:") == bucket)

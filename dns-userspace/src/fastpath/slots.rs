@@ -1,0 +1,113 @@
+//! An index array of slots and the bucket directory it is found through (`directory`), as the
+//! index maps use them: `SUFFIXES` with `SUFFIX_DIR`, `ANSWERS` with `ANSWER_DIR`. A slot holds
+//! its entry's key (`Slot::key`), which lookups compare; this is where a key's slot is found,
+//! written and given up, in the order `directory` requires.
+
+use anyhow::{Context as _, Result};
+use aya::maps::{Array, MapData};
+use dns_common::{AnswerEntry, AnswerMapKey, DirBucket, SuffixEntry, SuffixMapKey};
+
+use super::directory::{check_in, words_of, At, Directory};
+
+/// A slot's value type: its key and the key's `dns_common::dir_mix`.
+pub trait Slot: aya::Pod {
+    type Key: PartialEq + Copy;
+    fn key(&self) -> Self::Key;
+    fn mix(key: &Self::Key) -> u64;
+}
+
+/// `Slot` for an entry type with a `key` field whose type has `mix`.
+macro_rules! slot {
+    ($entry:ty, $key:ty) => {
+        impl Slot for $entry {
+            type Key = $key;
+            fn key(&self) -> $key {
+                self.key
+            }
+            fn mix(key: &$key) -> u64 {
+                key.mix()
+            }
+        }
+    };
+}
+
+slot!(SuffixEntry, SuffixMapKey);
+slot!(AnswerEntry, AnswerMapKey);
+
+pub struct Slots<V: Slot> {
+    map: Array<MapData, V>,
+    dir: Directory,
+    what: &'static str,
+}
+
+impl<V: Slot> Slots<V> {
+    /// The slots of `map` through `dir` (read back when `adopted`: a running program's);
+    /// `what` names the index in messages.
+    pub fn new(
+        map: Array<MapData, V>,
+        dir: Array<MapData, DirBucket>,
+        adopted: bool,
+        what: &'static str,
+    ) -> Result<Slots<V>> {
+        let dir = Directory::new(dir, map.len(), adopted)
+            .with_context(|| format!("the {what} directory"))?;
+        Ok(Slots { map, dir, what })
+    }
+
+    pub fn directory(&self) -> &Directory {
+        &self.dir
+    }
+
+    /// Where `key`'s slot is, and the slot, when the index has one.
+    pub fn find(&self, key: &V::Key) -> Result<Option<(At, V)>> {
+        for (at, slot) in self.dir.candidates(V::mix(key)) {
+            let v = self
+                .map
+                .get(&slot, 0)
+                .with_context(|| format!("reading the XDP {} array", self.what))?;
+            if v.key() == *key {
+                return Ok(Some((at, v)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Writes `value` into a free slot and points its key's word at it (a new word, or in
+    /// place of the one at `at`, whose old slot then waits out the grace period).
+    pub fn put(&mut self, at: Option<At>, value: V) -> Result<()> {
+        let slot = self.dir.alloc()?;
+        if let Err(e) = self.map.set(slot, value, 0) {
+            self.dir.unalloc(slot);
+            return Err(e).with_context(|| format!("writing the XDP {} array", self.what));
+        }
+        let m = V::mix(&value.key());
+        match at {
+            Some(at) => self.dir.replace(m, at, slot).map(|_| ()),
+            None => self.dir.insert(m, slot).map(|_| ()),
+        }
+    }
+
+    /// Gives up the slot of `key` at `at`.
+    pub fn remove(&mut self, key: &V::Key, at: At) -> Result<()> {
+        self.dir.remove(V::mix(key), at)
+    }
+
+    /// Every slot a word of the directory as the map holds it points at, each checked to be
+    /// where lookups find it.
+    pub fn iter(&self) -> impl Iterator<Item = Result<V>> + '_ {
+        let all = match self.dir.kernel() {
+            Ok(buckets) => words_of(&buckets)
+                .map(|(at, _, slot)| {
+                    let v = self
+                        .map
+                        .get(&slot, 0)
+                        .with_context(|| format!("reading the XDP {} array", self.what))?;
+                    check_in(&buckets, V::mix(&v.key()), at)?;
+                    Ok(v)
+                })
+                .collect(),
+            Err(e) => vec![Err(e)],
+        };
+        all.into_iter()
+    }
+}
