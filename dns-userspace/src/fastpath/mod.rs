@@ -31,6 +31,7 @@ pub mod promote;
 pub mod render;
 mod service;
 pub mod suffix_index;
+pub mod template_cache;
 pub mod templates;
 #[cfg(feature = "test-support")]
 mod test_run;
