@@ -49,9 +49,31 @@ pub fn group(id: u32, slots: u32) -> impl Iterator<Item = u32> {
 pub struct Write {
     pub slot: u32,
     pub id: u32,
-    /// The body's `Answer::len` and first data octets, to tell bodies apart.
-    pub body: (u16, [u8; 8]),
+    /// The body (`body_hash`), to tell bodies apart.
+    pub body: u64,
     pub at: Instant,
+}
+
+/// A hash of an answer's body (everything but `id` and `used`), for `Write`.
+pub fn body_hash(a: &Answer) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    let head = [
+        a.header_flags,
+        a.ancount,
+        a.nscount,
+        a.arcount,
+        a.len,
+        a.csum,
+        a.kind,
+        a.anchor_len,
+        a.nptrs,
+        a.ptr_weight,
+    ];
+    head.hash(&mut h);
+    a.ptrs.hash(&mut h);
+    a.data.hash(&mut h);
+    h.finish()
 }
 
 /// `TEMPLATES` and what its slots hold.
@@ -291,7 +313,7 @@ impl TemplateCache {
             log.push(Write {
                 slot,
                 id,
-                body: (a.len, a.data[..8].try_into().unwrap_or_default()),
+                body: body_hash(&a),
                 at: Instant::now(),
             });
         }
