@@ -419,7 +419,8 @@ pub(super) fn count_before(line: &str, what: &str) -> Option<u64> {
 /// cache.
 pub(super) fn computed_bytes(line: &str, total: u64, cache: u64) -> u64 {
     let value = std::mem::size_of::<AnswerRef>() as u64;
-    let templates = cache * (4 + std::mem::size_of::<Answer>() as u64);
+    // An array: a value per slot, no key stored.
+    let templates = cache * std::mem::size_of::<Answer>() as u64;
     let exact_key = (std::mem::size_of::<dns_common::AnswerMapKey>()
         + std::mem::size_of::<dns_common::AnswerEntry>()) as u64;
     let suffix_entry = (std::mem::size_of::<dns_common::SuffixMapKey>()
@@ -446,7 +447,7 @@ pub(super) struct Memlock {
     pub answers: u64,
     /// The suffix hash map (`SuffixMapKey` to `SuffixEntry`).
     pub suffixes: u64,
-    /// The LRU hash of `Answer`s.
+    /// The array of `Answer` slots (`TEMPLATES`).
     pub templates: u64,
     pub all: u64,
 }
@@ -483,7 +484,7 @@ pub(super) fn maps_memlock(pid: u32) -> Memlock {
             && field("value_size:") == suffix_value
         {
             m.suffixes += mem;
-        } else if kind == "9" && field("value_size:") == value {
+        } else if kind == "2" && field("key_size:") == "4" && field("value_size:") == value {
             m.templates += mem;
         }
     }
