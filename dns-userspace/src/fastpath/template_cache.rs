@@ -54,25 +54,12 @@ pub struct Write {
     pub at: Instant,
 }
 
-/// A hash of an answer's body (everything but `id` and `used`), for `Write`.
+/// A hash of an answer's body (`templates::Body`: everything but `id` and `used`), for
+/// `Write`.
 pub fn body_hash(a: &Answer) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    let head = [
-        a.header_flags,
-        a.ancount,
-        a.nscount,
-        a.arcount,
-        a.len,
-        a.csum,
-        a.kind,
-        a.anchor_len,
-        a.nptrs,
-        a.ptr_weight,
-    ];
-    head.hash(&mut h);
-    a.ptrs.hash(&mut h);
-    a.data.hash(&mut h);
+    super::templates::Body::new(a).hash(&mut h);
     h.finish()
 }
 
