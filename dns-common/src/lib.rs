@@ -59,9 +59,22 @@ pub mod maps {
 /// benchmarks). Entries are allocated on insert, but the bucket array follows the capacity, so
 /// `xdpdns serve` sizes it to two generations of its zones plus room for updates.
 pub const ANSWERS_CAPACITY: u32 = 1 << 18;
-/// Default capacity of the template cache (`TEMPLATES`, an LRU hash, preallocated).
+/// Default capacity of the template cache (`TEMPLATES`, an array of slots, preallocated).
 /// `xdpdns serve` sizes it from the zones, or from `--xdp-capacity`.
 pub const TEMPLATES_CAPACITY: u32 = 1 << 16;
+/// The bits of a template id that name its home slot in `TEMPLATES` (the rest tell apart the
+/// ids that share a home). The template store picks ids whose home is below the cache's
+/// capacity, and a free one while the cache has room.
+pub const TEMPLATE_HOME_MASK: u32 = (1 << 24) - 1;
+/// Most slots `TEMPLATES` can have (every home fits in `TEMPLATE_HOME_MASK`).
+pub const TEMPLATES_MAX_SLOTS: u32 = TEMPLATE_HOME_MASK + 1;
+/// The slots a template may be cached in: `home ^ w` for `w` below this (an aligned group of
+/// four, its home first), so that templates sharing a group in a cache smaller than the zones
+/// do not evict each other (see `fastpath::template_cache`).
+pub const TEMPLATE_WAYS: u32 = 4;
+/// `Answer::id` of a slot that holds no template (0 is never a template id: pass markers'
+/// index entries have it).
+pub const TEMPLATE_NONE: u32 = 0;
 /// Size in bytes of the `COLD` ring buffer (template ids the XDP program found missing from
 /// `TEMPLATES`; userspace promotes the frequent ones).
 pub const COLD_RING_BYTES: u32 = 1 << 16;
@@ -215,9 +228,16 @@ pub struct Answer {
     /// the program gets a suffix template's checksum for a shift `s` as `csum + s × ptr_weight`
     /// (RFC 1624) without summing the data.
     pub ptr_weight: u16,
-    /// Zero; puts `data` at an 8-byte boundary, so that the XDP program copies it by words.
-    pub _pad: [u16; 2],
+    /// In `TEMPLATES`: the id of the template the slot holds (`TEMPLATE_NONE`: none), which
+    /// the program compares with the index entry's before it takes the slot; zero elsewhere.
+    /// Also puts `data` at an 8-byte boundary, so that the XDP program copies it by words.
+    pub id: u32,
     pub data: [u8; ANSWER_MAX],
+    /// In `TEMPLATES`: set by the program when it answers from the slot (only when clear, so
+    /// a hot slot's line is not written again), cleared by userspace as its replacement hand
+    /// passes (CLOCK, `fastpath::template_cache`); zero elsewhere.
+    pub used: u16,
+    pub _tail: [u16; 3],
 }
 
 /// `Answer::ptr_weight` of compression pointers at these offsets in a template's data: adding

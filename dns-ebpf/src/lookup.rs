@@ -4,8 +4,9 @@
 //! itself, its exact (name, type, DO) entry in
 //! `ANSWERS` (an array found through `ANSWER_DIR` likewise), then its NODATA entry; otherwise the suffix's referral or NXDOMAIN template.
 //! And shifting a suffix template's compression pointers to the query name. The index entries
-//! point at templates in the `TEMPLATES` cache; a template missing from it sends the query to
-//! userspace and its id to the `COLD` ring.
+//! point at templates in the `TEMPLATES` cache (an array: the slots of the id's home group, each
+//! holding its template's id); a template missing from it sends the query to userspace and its
+//! id to the `COLD` ring.
 
 use aya_ebpf::{cty::c_void, helpers::bpf_loop, programs::XdpContext};
 use dns_common::{
@@ -13,6 +14,7 @@ use dns_common::{
     AnswerEntry, AnswerKind, AnswerMapKey, AnswerRef, Scratch, SuffixEntry, SuffixMapKey, Walk,
     ANSWER_DIR_MASK, EPOCH_NONE, KEY_FLAG_CHAOS, KEY_FLAG_DO, KEY_FLAG_NODATA, KEY_FLAG_SUFFIX,
     KIND_ANY_DO, KIND_EPOCH_MASK, KIND_EPOCH_SHIFT, MAX_PTRS, NAME_BUF, SUFFIX_DIR_MASK,
+    TEMPLATE_HOME_MASK, TEMPLATE_NONE, TEMPLATE_WAYS,
 };
 
 use crate::{checksum, directory, packet, question, COLD, SCRATCH, SUFFIX_SEED, TEMPLATES};
@@ -117,8 +119,7 @@ pub fn resume(scratch: &mut Scratch, denial: bool) -> Result<Found, u32> {
             core::ptr::read_volatile(&scratch.nsec3.shift),
         )
     };
-    // SAFETY: map values stay valid for the duration of the program (RCU).
-    let Some(answer) = TEMPLATES.get_ptr(&id).map(|a| unsafe { &*a }) else {
+    let Some(answer) = template(id) else {
         // Best effort: when the ring is full, the query is still passed.
         let _ = COLD.output::<u32>(id, 0);
         return Err(counter::PASS_COLD);
@@ -132,6 +133,39 @@ pub fn resume(scratch: &mut Scratch, denial: bool) -> Result<Found, u32> {
         return Err(counter::PASS_NSEC3);
     }
     Ok(Found { answer, shift })
+}
+
+/// The cached template `id`: the slot of its home group (home first) that holds it. The slot's
+/// id is read before its body, and userspace never rewrites a body in a slot that holds an id
+/// (it sets the id to none, waits for the programs that took the slot to end, writes the body
+/// under none, then the id: `fastpath::template_cache`), so the body read is one template's.
+/// Marks the slot used (only when not yet) for userspace's replacement.
+#[inline(always)]
+fn template(id: u32) -> Option<&'static Answer> {
+    if id == TEMPLATE_NONE {
+        return None;
+    }
+    let home = id & TEMPLATE_HOME_MASK;
+    for w in 0..TEMPLATE_WAYS {
+        // Slots past the array's end are not found (the array's own bounds check).
+        let Some(slot) = TEMPLATES.get_ptr_mut(home ^ w) else {
+            continue;
+        };
+        // SAFETY: array values stay allocated while the map exists; the id is read once,
+        // before anything else of the slot, and the body only when it is `id`'s.
+        let held = unsafe { core::ptr::read_volatile(&(*slot).id) };
+        if held != id {
+            continue;
+        }
+        // SAFETY: as above; `used` is a hint that a concurrent write may lose.
+        unsafe {
+            if core::ptr::read_volatile(&(*slot).used) == 0 {
+                core::ptr::write_volatile(&mut (*slot).used, 1);
+            }
+            return Some(&*slot);
+        }
+    }
+    None
 }
 
 /// Looks the query up in the index; `scratch.key` holds the exact key on entry and is

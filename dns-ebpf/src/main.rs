@@ -27,7 +27,7 @@ mod zero;
 use aya_ebpf::{
     bindings::xdp_action,
     macros::{map, xdp},
-    maps::{Array, HashMap, LruHashMap, PerCpuArray, ProgramArray, RingBuf},
+    maps::{Array, HashMap, PerCpuArray, ProgramArray, RingBuf},
     programs::XdpContext,
 };
 use aya_log_ebpf::debug;
@@ -63,10 +63,12 @@ static SUFFIX_DIR: Array<DirBucket> = Array::with_max_entries(SUFFIXES_CAPACITY 
 #[map]
 static SUFFIX_SEED: Array<u64> = Array::with_max_entries(SUFFIX_SEED_ENTRIES, 0);
 
-/// The answers' bytes, by template id: a cache that keeps the recently used ones when the
-/// zones have more than fit.
+/// The answers' bytes, in slots: a template id's home slot is its low bits
+/// (`TEMPLATE_HOME_MASK`), and it is cached there or in another slot of the home's group of
+/// `TEMPLATE_WAYS`; the slot holds its id (`Answer::id`). An array lookup is inlined by the
+/// verifier (a bounds check and an add), not a hash helper call. See `lookup::template`.
 #[map]
-static TEMPLATES: LruHashMap<u32, Answer> = LruHashMap::with_max_entries(TEMPLATES_CAPACITY, 0);
+static TEMPLATES: Array<Answer> = Array::with_max_entries(TEMPLATES_CAPACITY, 0);
 
 /// Template ids found missing from `TEMPLATES`, for userspace to promote.
 #[map]

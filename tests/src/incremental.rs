@@ -319,11 +319,12 @@ pub fn body_of(fp: &FastPath, kind: u16, anchor_len: u16, template: u32) -> Body
         a.kind = kind;
         return Body::new(&a);
     }
-    let a = fp
+    let (_, a) = fp
         .server
         .templates
-        .get(&template, 0)
-        .unwrap_or_else(|e| panic!("template {template} is cached: {e}"));
+        .lookup(template)
+        .unwrap_or_else(|e| panic!("reading template {template}: {e:#}"))
+        .unwrap_or_else(|| panic!("template {template} is not cached"));
     assert_eq!((a.kind, a.anchor_len), (kind, anchor_len));
     Body::new(&a)
 }

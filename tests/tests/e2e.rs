@@ -438,6 +438,9 @@ fn a_small_xdp_cache_promotes_hot_referrals() {
     );
     assert_eq!(delta(&before, &mid, "xdp.pass_cold"), 2, "cold: passed");
     assert_eq!(delta(&before, &mid, "udp.queries"), 2, "userspace answered");
+    // Every slot holds a template (the zone has more than 16).
+    assert_eq!(mid.value("xdp.template_cache"), 16);
+    assert_eq!(mid.value("xdp.templates_cached"), 16, "every slot filled");
     // The promoter saw the template twice and puts it into the cache.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while net.stats().unwrap().value("xdp.promoted") == 0 {

@@ -187,6 +187,11 @@ fn scraped_counters_move_by_the_queries_sent_on_each_path_and_the_dashboard_is_c
     assert!(g("xdpdns_xdp_index_entries", &[]) > 0.0);
     assert!(g("xdpdns_xdp_templates", &[]) > 0.0);
     assert!(g("xdpdns_xdp_template_cache_capacity", &[]) >= g("xdpdns_xdp_templates", &[]));
+    // The default cache holds every template.
+    assert_eq!(
+        g("xdpdns_xdp_templates_cached", &[]),
+        g("xdpdns_xdp_templates", &[])
+    );
     let (zone, _) = load_zone(&example_zone().parse::<ZoneSpec>().unwrap()).unwrap();
     let serial = xdpdns::xfr::soa::Soa::from_rdata(&zone.soa().rdatas[0])
         .unwrap()

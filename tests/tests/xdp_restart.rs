@@ -173,6 +173,14 @@ fn a_killed_daemon_leaves_xdp_answering_and_the_next_start_takes_over_atomically
     let status = p.status();
     assert!(status.contains("xdp start: adopted"), "{status}");
     p.map_check_ok();
+    // The restarted server read which template each slot of the pinned cache holds: every
+    // stored template is cached, none is taken for cold.
+    let stats = p.net.stats().unwrap();
+    assert!(stats.value("xdp.templates") > 0);
+    assert_eq!(
+        stats.value("xdp.templates_cached"),
+        stats.value("xdp.templates")
+    );
     assert!(kdig(&p.net, "www.example.", "A", &[]).contains("198.18.0.80"));
     assert!(kdig(&p.net, "www.example.", "A", &["+tcp"]).contains("198.18.0.80"));
 

@@ -248,9 +248,13 @@ fn xdp(state: &State, c: &[u64], f: &mut Families) -> Result<()> {
     let Some(x) = state.served.xdp() else {
         return Ok(());
     };
-    let (entries, (templates, capacity)) = {
+    let (entries, (templates, capacity), cached) = {
         let x = held(x);
-        (x.entries, x.server.template_counts())
+        (
+            x.entries,
+            x.server.template_counts(),
+            x.server.templates_cached(),
+        )
     };
     f.one(
         "xdpdns_xdp_index_entries",
@@ -269,6 +273,12 @@ fn xdp(state: &State, c: &[u64], f: &mut Families) -> Result<()> {
         "Templates the kernel's template cache holds at most.",
         Kind::Gauge,
         capacity.into(),
+    );
+    f.one(
+        "xdpdns_xdp_templates_cached",
+        "Templates in the kernel's template cache.",
+        Kind::Gauge,
+        cached as i64,
     );
     Ok(())
 }

@@ -47,9 +47,12 @@ fn stats_text(state: &State) -> Result<String> {
     }
     use std::sync::atomic::Ordering::Relaxed;
     if let Some(x) = state.served.xdp() {
-        let (stored, cache) = held(x).server.template_counts();
+        let guard = held(x);
+        let server = &guard.server;
+        let (stored, cache) = server.template_counts();
         writeln!(out, "xdp.templates {stored}")?;
         writeln!(out, "xdp.template_cache {cache}")?;
+        writeln!(out, "xdp.templates_cached {}", server.templates_cached())?;
         let p = &state.promote;
         writeln!(out, "xdp.cold_seen {}", p.cold_seen.load(Relaxed))?;
         writeln!(out, "xdp.promoted {}", p.promoted.load(Relaxed))?;

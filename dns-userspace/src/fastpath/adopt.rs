@@ -32,6 +32,7 @@ use super::nsec3_maps::Nsec3Maps;
 use super::nsec_maps::NsecLabels;
 use super::pin_state::{fingerprint, PinState};
 use super::suffix_index::SuffixIndex;
+use super::template_cache::TemplateCache;
 use super::templates::TemplateStore;
 use super::xdp::XdpServer;
 use super::{compile_all, nsec3, FastPath};
@@ -107,6 +108,8 @@ impl XdpServer {
             adopted,
         )?;
         let (templates, template_capacity) = open(dir, maps::TEMPLATES)?;
+        // Which template each slot holds: the cache goes on from there.
+        let templates = TemplateCache::open(templates, template_capacity)?;
         let (hashes, nsec3_size) = open(dir, maps::NSEC3_HASHES)?;
         let nsec3 = Nsec3Maps::new(
             open(dir, maps::NSEC3_ZONES)?.0,
@@ -132,7 +135,7 @@ impl XdpServer {
             },
             _jump: aya::maps::ProgramArray::try_from(Map::from_map_data(jump_data)?)?,
             jump_id,
-            store: TemplateStore::default(),
+            store: TemplateStore::with_slots(template_capacity),
             retired: Vec::new(),
             template_capacity,
             index_capacity: (answers_size, suffixes_size),
@@ -238,7 +241,7 @@ impl FastPath {
             return Ok(false);
         }
         let digested = t.elapsed().as_secs_f64();
-        let mut store = TemplateStore::default();
+        let mut store = TemplateStore::with_slots(self.server.template_capacity);
         let names = ExactNames::of(&entries.exact);
         let mut take = |r: Option<dns_common::AnswerRef>, body: &super::templates::Body, e| {
             let Some(r) = r else { return false };

@@ -13,7 +13,10 @@
 //!   `missing`, each other one there `unexpected`, and the configuration's copy of them
 //!   (`Config::service`) is one entry, `different` when it is not exactly the addresses;
 //! - a template that is not in the kernel's cache is `cold` (its queries are passed, which is
-//!   never wrong) and not a difference.
+//!   never wrong) and not a difference;
+//! - every slot of the template cache that holds an id: `different` when the template store
+//!   has that id with another body, when the id is in two slots of its group (the program
+//!   takes the first), or when the slot is outside the id's group (never found).
 //!
 //! Exact entries live under their name's epoch (incremental updates, see `incremental`): one
 //! under any epoch counts, two are a difference (a stale set left behind).
@@ -186,6 +189,7 @@ impl FastPath {
         for line in service.lines() {
             c.note(line);
         }
+        self.check_slots(&mut c)?;
         for k in exact.keys() {
             c.unexpected += 1;
             c.note(format!("unexpected: exact {}", describe_exact(k)));
@@ -195,6 +199,41 @@ impl FastPath {
             c.note(format!("unexpected: suffix {}", describe_suffix(prefix)));
         }
         Ok(c)
+    }
+
+    /// Every template cache slot that holds an id against the template store (see the module
+    /// doc); slots holding ids the store has forgotten (retired, not yet set to none) are
+    /// never looked up by an index entry and not compared.
+    fn check_slots(&self, c: &mut MapCheck) -> Result<()> {
+        let cache = &self.server.templates;
+        let mut seen: HashMap<u32, u32> = HashMap::new();
+        for slot in 0..cache.slots() {
+            let a = cache.read(slot)?;
+            if a.id == dns_common::TEMPLATE_NONE {
+                continue;
+            }
+            let why = if let Some(first) = seen.insert(a.id, slot) {
+                Some(format!("template {} is in slots {first} and {slot}", a.id))
+            } else if !super::template_cache::group(a.id, cache.slots()).any(|s| s == slot) {
+                Some(format!(
+                    "slot {slot} holds template {}, not of its group",
+                    a.id
+                ))
+            } else {
+                match self.server.store.get(a.id) {
+                    Some(b) if Body::new(&b) != Body::new(&a) => Some(format!(
+                        "slot {slot} holds template {} with another body than the store's",
+                        a.id
+                    )),
+                    _ => None,
+                }
+            };
+            if let Some(why) = why {
+                c.different += 1;
+                c.note(format!("different: {why}"));
+            }
+        }
+        Ok(())
     }
 
     /// How the kernel's data of an NSEC3 or NSEC zone slot (its parameters, records and NSEC
@@ -270,13 +309,15 @@ impl FastPath {
             }
             _ => {}
         }
-        match self.server.templates.get(&r.template, 0) {
-            Ok(a) if Body::new(&a) == *body => Verdict::Same,
-            Ok(_) => Verdict::Different(format!(
-                "cached template {} is not the engine's answer",
+        // As the program finds it: the slot of its group that holds its id.
+        match self.server.templates.lookup(r.template) {
+            Ok(Some((_, a))) if Body::new(&a) == *body => Verdict::Same,
+            Ok(Some((slot, _))) => Verdict::Different(format!(
+                "cached template {} (slot {slot}) is not the engine's answer",
                 r.template
             )),
-            Err(_) => Verdict::Cold,
+            Ok(None) => Verdict::Cold,
+            Err(e) => Verdict::Different(format!("{e:#}")),
         }
     }
 }

@@ -91,13 +91,10 @@ pub fn suffix_slot_memory() -> usize {
         + std::mem::size_of::<dns_common::DirBucket>() / 2
 }
 
-/// Per-element overhead of a BPF hash map (`struct htab_elem`), estimated.
-const HASH_ELEM: usize = 48;
-
-/// Kernel memory of a template cache of `templates` entries (preallocated): id + `Answer` +
-/// element overhead.
+/// Kernel memory of a template cache of `templates` slots (an array, preallocated): an
+/// `Answer` (its id within) per slot.
 pub fn template_cache_memory(templates: u32) -> usize {
-    templates as usize * (8 + std::mem::size_of::<Answer>() + HASH_ELEM)
+    templates as usize * std::mem::size_of::<Answer>().next_multiple_of(8)
 }
 
 /// The `SUFFIXES` key of `name`: `[flags, reversed lower-cased wire name]`.

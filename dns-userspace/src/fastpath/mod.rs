@@ -33,6 +33,7 @@ pub mod render;
 mod service;
 mod slots;
 pub mod suffix_index;
+pub mod template_cache;
 pub mod templates;
 #[cfg(feature = "test-support")]
 mod test_run;

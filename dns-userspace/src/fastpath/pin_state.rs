@@ -224,8 +224,10 @@ mod tests {
             nptrs: 0,
             ptrs: [0; MAX_PTRS],
             ptr_weight: 0,
-            _pad: [0; 2],
+            id: 0,
             data: [b; ANSWER_MAX],
+            used: 0,
+            _tail: [0; 3],
         })
     }
 

@@ -145,8 +145,10 @@ fn template(r: &Rendered, kind: AnswerKind, anchor_len: usize, ptrs: &[usize]) -
         nptrs: ptrs.len() as u16,
         ptrs: [0; MAX_PTRS],
         ptr_weight: 0,
-        _pad: [0; 2],
+        id: 0,
         data: [0; ANSWER_MAX],
+        used: 0,
+        _tail: [0; 3],
     };
     for (slot, p) in v.ptrs.iter_mut().zip(ptrs) {
         *slot = *p as u16;

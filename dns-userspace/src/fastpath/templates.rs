@@ -1,6 +1,6 @@
 //! The template store: userspace's copy of every answer body the XDP maps refer to.
 //!
-//! Bodies are deduplicated by content and given ids (the keys of the `TEMPLATES` cache map), so
+//! Bodies are deduplicated by content and given ids (what the `TEMPLATES` slots hold), so
 //! that identical answers share one cached body and a reload re-uses the ids of the bodies it
 //! did not change. An id never changes its body: a changed answer gets a new id. Every id
 //! counts the index entries that refer to it. A full publication counts the new generation's
@@ -9,11 +9,17 @@
 //! the entries it replaces or removes, and `retire_released` then forgets the ids no entry
 //! refers to. The store also keeps the bodies the kernel cache had no room for, so that
 //! userspace can promote them when queries for them become frequent.
+//!
+//! An id's low bits are its home slot in the cache (`TEMPLATE_HOME_MASK`, see
+//! `fastpath::template_cache`), below the cache's capacity; a new id takes a home that no
+//! stored or reserved id has while there is one, so that a cache at least as large as the
+//! store holds every template in its home. The high bits tell apart the ids of one home, in
+//! turn (an id comes back only after 255 others of its home).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use dns_common::{Answer, ANSWER_MAX, MAX_PTRS};
+use dns_common::{Answer, ANSWER_MAX, MAX_PTRS, TEMPLATE_HOME_MASK, TEMPLATE_NONE};
 
 /// An answer body in compact form (the unused tails of `ptrs` and `data` cut off): what the
 /// compiler produces and the store keeps; `Answer`, the map value, is made only to insert it.
@@ -91,8 +97,10 @@ fn expand(c: &[u8]) -> Answer {
         nptrs: f(8),
         ptrs: [0; MAX_PTRS],
         ptr_weight: 0,
-        _pad: [0; 2],
+        id: 0,
         data: [0; ANSWER_MAX],
+        used: 0,
+        _tail: [0; 3],
     };
     let nptrs = a.nptrs as usize;
     for i in 0..nptrs {
@@ -121,11 +129,19 @@ struct Stored {
 }
 
 /// Answer bodies by id, deduplicated.
-#[derive(Default)]
 pub struct TemplateStore {
     ids: HashMap<Body, u32>,
     bodies: HashMap<u32, Stored>,
-    next_id: u32,
+    /// The cache's slots: every id's home is below.
+    slots: u32,
+    /// Per home, how many stored or reserved ids have it.
+    homes: Vec<u32>,
+    /// Homes that some stored or reserved id has.
+    homes_used: u32,
+    /// Per home, the high bits of its next id.
+    laps: Vec<u8>,
+    /// The next home to try.
+    cursor: u32,
     /// Ids first made in the current round or update.
     fresh: Vec<u32>,
     /// Ids released since the last `retire_released`.
@@ -135,7 +151,69 @@ pub struct TemplateStore {
     reserved: std::collections::HashSet<u32>,
 }
 
+impl Default for TemplateStore {
+    fn default() -> Self {
+        TemplateStore::with_slots(dns_common::TEMPLATES_CAPACITY)
+    }
+}
+
 impl TemplateStore {
+    /// A store for a cache of `slots` slots (at most `TEMPLATES_MAX_SLOTS`).
+    pub fn with_slots(slots: u32) -> TemplateStore {
+        let slots = slots.clamp(1, dns_common::TEMPLATES_MAX_SLOTS);
+        TemplateStore {
+            ids: HashMap::new(),
+            bodies: HashMap::new(),
+            slots,
+            homes: vec![0; slots as usize],
+            homes_used: 0,
+            laps: vec![0; slots as usize],
+            cursor: 0,
+            fresh: Vec::new(),
+            released: Vec::new(),
+            reserved: std::collections::HashSet::new(),
+        }
+    }
+
+    /// Counts `id` in its home (`up`: one more, else one fewer).
+    fn count_home(&mut self, id: u32, up: bool) {
+        let Some(n) = self.homes.get_mut((id & TEMPLATE_HOME_MASK) as usize) else {
+            return;
+        };
+        match (up, *n) {
+            (true, 0) => self.homes_used += 1,
+            (false, 1) => self.homes_used -= 1,
+            _ => {}
+        }
+        *n = if up { *n + 1 } else { n.saturating_sub(1) };
+    }
+
+    /// A new id and its home: a free home while there is one, else the next home in turn
+    /// with a free id; `None` when every home has all 255 of its ids stored (a cache of under
+    /// a 255th of the templates).
+    fn new_id(&self) -> Option<(u32, u32)> {
+        let mut home = self.cursor % self.slots;
+        if self.homes_used < self.slots {
+            while self.homes[home as usize] != 0 {
+                home = (home + 1) % self.slots;
+            }
+        }
+        for _ in 0..self.slots {
+            let first = self.laps[home as usize] as u32;
+            for k in 0..256 {
+                let id = (((first + k) & 0xff) << 24) | home;
+                if id != TEMPLATE_NONE
+                    && !self.bodies.contains_key(&id)
+                    && !self.reserved.contains(&id)
+                {
+                    return Some((id, home));
+                }
+            }
+            home = (home + 1) % self.slots;
+        }
+        None
+    }
+
     /// Starts a new round of `intern` calls (a full publication).
     pub fn begin(&mut self) {
         self.fresh.clear();
@@ -155,13 +233,18 @@ impl TemplateStore {
         if let Some(&id) = self.ids.get(body) {
             return (id, false);
         }
-        loop {
-            self.next_id = self.next_id.checked_add(1).unwrap_or(1);
-            if !self.bodies.contains_key(&self.next_id) && !self.reserved.contains(&self.next_id) {
-                break;
-            }
-        }
-        let id = self.next_id;
+        let Some((id, home)) = self.new_id() else {
+            // Not stored: its index entries name no template, and its queries are passed.
+            log::warn!(
+                "the XDP template cache of {} slots cannot name more than {} templates",
+                self.slots,
+                self.bodies.len()
+            );
+            return (TEMPLATE_NONE, false);
+        };
+        self.laps[home as usize] = ((id >> 24) as u8).wrapping_add(1);
+        self.cursor = (home + 1) % self.slots;
+        self.count_home(id, true);
         self.ids.insert(body.clone(), id);
         self.bodies.insert(
             id,
@@ -210,23 +293,37 @@ impl TemplateStore {
         let mut gone = Vec::new();
         for id in std::mem::take(&mut self.released) {
             if self.bodies.get(&id).is_some_and(|s| s.refs == 0) {
-                if let Some(s) = self.bodies.remove(&id) {
-                    self.ids.remove(&s.body);
-                }
+                self.forget(id);
                 gone.push(id);
             }
         }
         gone
     }
 
-    /// Keeps `ids` from being made (the templates of a generation this store did not fill).
+    /// Forgets `id` and its body.
+    fn forget(&mut self, id: u32) {
+        if let Some(s) = self.bodies.remove(&id) {
+            self.ids.remove(&s.body);
+            self.count_home(id, false);
+        }
+    }
+
+    /// Keeps `ids` from being made (the templates of a generation this store did not fill);
+    /// their homes count as taken.
     pub fn reserve(&mut self, ids: impl IntoIterator<Item = u32>) {
-        self.reserved.extend(ids.into_iter().filter(|id| *id != 0));
+        for id in ids {
+            if id != TEMPLATE_NONE && self.reserved.insert(id) {
+                self.count_home(id, true);
+            }
+        }
     }
 
     /// Ends `reserve`: the reserved ids not stored, to be removed from the cache.
     pub fn take_reserved(&mut self) -> Vec<u32> {
         let ids = std::mem::take(&mut self.reserved);
+        for id in &ids {
+            self.count_home(*id, false);
+        }
         ids.into_iter()
             .filter(|id| !self.bodies.contains_key(id))
             .collect()
@@ -252,7 +349,7 @@ impl TemplateStore {
                 round: 0,
             },
         );
-        self.next_id = self.next_id.max(id);
+        self.count_home(id, true);
         true
     }
 
@@ -266,6 +363,11 @@ impl TemplateStore {
         self.bodies.get(&id).map_or(0, |s| s.refs)
     }
 
+    /// Whether `id` is stored.
+    pub fn contains(&self, id: u32) -> bool {
+        self.bodies.contains_key(&id)
+    }
+
     /// The body of `id`.
     pub fn get(&self, id: u32) -> Option<Answer> {
         self.bodies.get(&id).map(|s| s.body.answer())
@@ -275,9 +377,7 @@ impl TemplateStore {
     pub fn discard_fresh(&mut self) -> Vec<u32> {
         let fresh = std::mem::take(&mut self.fresh);
         for id in &fresh {
-            if let Some(s) = self.bodies.remove(id) {
-                self.ids.remove(&s.body);
-            }
+            self.forget(*id);
         }
         fresh
     }
@@ -295,9 +395,7 @@ impl TemplateStore {
             .map(|(id, _)| *id)
             .collect();
         for id in &old {
-            if let Some(s) = self.bodies.remove(id) {
-                self.ids.remove(&s.body);
-            }
+            self.forget(*id);
         }
         old
     }
@@ -332,8 +430,10 @@ mod tests {
             nptrs: ptrs.len() as u16,
             ptrs: [0; MAX_PTRS],
             ptr_weight: dns_common::ptr_weight(ptrs),
-            _pad: [0; 2],
+            id: 0,
             data: [0; ANSWER_MAX],
+            used: 0,
+            _tail: [0; 3],
         };
         a.ptrs[..ptrs.len()].copy_from_slice(ptrs);
         a.data[..data.len()].copy_from_slice(data);
@@ -427,22 +527,66 @@ mod tests {
 
     #[test]
     fn reserved_ids_are_not_made_and_adopted_ids_are_kept() {
-        let mut s = TemplateStore::default();
+        let mut s = TemplateStore::with_slots(8);
         s.reserve([1, 2, 0]);
         s.begin();
         let (a, _) = s.intern(&body(b"one", &[]));
-        assert_eq!(a, 3, "1 and 2 are reserved");
+        let (b, _) = s.intern(&body(b"two", &[]));
+        assert_eq!(a & TEMPLATE_HOME_MASK, 0, "home 0 (its id 0 is none)");
+        assert_ne!(a, TEMPLATE_NONE);
+        assert_eq!(b & TEMPLATE_HOME_MASK, 3, "homes 1 and 2 are reserved");
         let mut gone = s.take_reserved();
         gone.sort_unstable();
         assert_eq!(gone, vec![1, 2], "to be removed from the cache");
-        let mut t = TemplateStore::default();
+        let (c, _) = s.intern(&body(b"three", &[]));
+        assert_eq!(c & TEMPLATE_HOME_MASK, 4, "the next free home in turn");
+        let mut t = TemplateStore::with_slots(16);
         assert!(t.adopt(&body(b"x", &[]), 7));
         assert!(t.adopt(&body(b"x", &[]), 7));
         assert_eq!(t.refs(7), 2);
         assert!(!t.adopt(&body(b"x", &[]), 8), "one body, two ids");
         assert!(!t.adopt(&body(b"y", &[]), 7), "one id, two bodies");
         t.begin();
-        let (n, new) = t.intern(&body(b"z", &[]));
-        assert!(new && n == 8, "ids go on after the adopted ones");
+        let homes: Vec<u32> = (0..9u8)
+            .map(|i| t.intern(&body(&[b'z', i], &[])).0 & TEMPLATE_HOME_MASK)
+            .collect();
+        assert!(
+            !homes.contains(&7),
+            "an adopted id's home is taken: {homes:?}"
+        );
+    }
+
+    #[test]
+    fn ids_take_free_homes_while_the_cache_has_room() {
+        let mut s = TemplateStore::with_slots(4);
+        s.begin();
+        let ids: Vec<u32> = (0..4u8).map(|i| s.intern(&body(&[i], &[])).0).collect();
+        let mut homes: Vec<u32> = ids.iter().map(|id| id & TEMPLATE_HOME_MASK).collect();
+        homes.sort_unstable();
+        assert_eq!(homes, vec![0, 1, 2, 3], "one home each: {ids:x?}");
+        // Full: the next shares a home, under another id.
+        let (e, _) = s.intern(&body(b"e", &[]));
+        assert!(!ids.contains(&e) && e & TEMPLATE_HOME_MASK < 4);
+        // A home freed by a retirement is taken again, by a new id.
+        s.begin();
+        for i in [0u8, 2, 3] {
+            s.intern(&body(&[i], &[]));
+        }
+        s.intern(&body(b"e", &[]));
+        assert_eq!(s.retire_unused(), vec![ids[1]]);
+        let (f, new) = s.intern(&body(b"f", &[]));
+        assert!(new);
+        assert_eq!(f & TEMPLATE_HOME_MASK, ids[1] & TEMPLATE_HOME_MASK);
+        assert_ne!(f, ids[1], "not the retired id again");
+        // Ids run out only past 255 per home (0 is none): then none is made.
+        let mut one = TemplateStore::with_slots(1);
+        one.begin();
+        let made: std::collections::HashSet<u32> = (0..255u32)
+            .map(|i| one.intern(&body(&i.to_le_bytes(), &[])).0)
+            .collect();
+        assert_eq!(made.len(), 255);
+        assert!(!made.contains(&TEMPLATE_NONE));
+        let (none, new) = one.intern(&body(b"too many", &[]));
+        assert_eq!((none, new), (TEMPLATE_NONE, false));
     }
 }

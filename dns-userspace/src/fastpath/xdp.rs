@@ -13,7 +13,7 @@ use aya::{
 };
 use dns_common::{
     counter, maps, rrl::RrlConfig, Answer, AnswerKind, AnswerRef, Config, EdnsConfig,
-    ANSWERS_CAPACITY, NAME_BUF, SUFFIXES_CAPACITY, TEMPLATES_CAPACITY,
+    ANSWERS_CAPACITY, NAME_BUF, SUFFIXES_CAPACITY, TEMPLATES_CAPACITY, TEMPLATES_MAX_SLOTS,
 };
 
 use super::answer_index::AnswerIndex;
@@ -22,6 +22,7 @@ use super::epoch::{self, ExactNames};
 use super::nsec3_maps::Nsec3Maps;
 use super::nsec_maps::NsecLabels;
 use super::suffix_index::SuffixIndex;
+use super::template_cache::TemplateCache;
 use super::templates::{Body, TemplateStore};
 
 /// The compiled `dns-ebpf` object, built by build.rs.
@@ -56,7 +57,7 @@ pub struct Capacity {
     pub answers: u32,
     /// `SUFFIXES` index entries (allocated on insert).
     pub suffixes: u32,
-    /// `TEMPLATES` cache entries (preallocated).
+    /// `TEMPLATES` cache slots (preallocated; at most `TEMPLATES_MAX_SLOTS`).
     pub templates: u32,
     /// `NSEC3_HASHES` and `NSEC3_RECORDS` entries, two generations (preallocated).
     pub nsec3: u32,
@@ -103,7 +104,7 @@ pub struct XdpServer {
     pub(super) map_ids: Vec<(String, u32)>,
     pub answers: AnswerIndex,
     pub suffixes: SuffixIndex,
-    pub templates: HashMap<MapData, u32, Answer>,
+    pub templates: TemplateCache,
     pub(super) cold: Option<RingBuf<MapData>>,
     /// The NSEC3 zones of the generations published.
     pub nsec3: Nsec3Maps,
@@ -172,7 +173,7 @@ impl XdpServer {
     /// so an index sized to the zones stays in the CPU caches.
     pub fn load_with_capacity(cap: Capacity) -> Result<XdpServer> {
         bump_memlock_rlimit();
-        let templates = cap.templates.max(1);
+        let templates = cap.templates.clamp(1, TEMPLATES_MAX_SLOTS);
         let index_capacity = (cap.answers.max(MIN_INDEX), cap.suffixes.max(MIN_INDEX));
         if index_capacity.0.max(index_capacity.1) > dns_common::DIR_SLOTS_MAX {
             bail!(
@@ -246,11 +247,11 @@ impl XdpServer {
             adopted: None,
             answers,
             suffixes,
-            templates: take(&mut ebpf, maps::TEMPLATES)?,
+            templates: TemplateCache::new(take(&mut ebpf, maps::TEMPLATES)?, templates),
             cold: Some(take(&mut ebpf, maps::COLD)?),
             nsec3: Nsec3Maps::take(&mut ebpf, cap.nsec3.max(2))?,
             nsec_labels: NsecLabels::take(&mut ebpf, cap.nsec_labels.max(2))?,
-            store: TemplateStore::default(),
+            store: TemplateStore::with_slots(templates),
             retired: Vec::new(),
             template_capacity: templates,
             index_capacity,
@@ -394,14 +395,11 @@ impl XdpServer {
                 .insert(k, r)
                 .context("filling the XDP suffix map")?;
         }
-        // Templates kept from before are taken to be cached already.
-        let kept = self.store.len() - fresh.len();
-        let room = (self.template_capacity as usize).saturating_sub(kept);
+        // Into free slots of their groups, shorter names first; the rest wait for promotion.
         fresh.sort_unstable();
         let mut cached = 0;
-        for (_, id) in fresh.iter().take(room) {
-            self.cache_template(*id)?;
-            cached += 1;
+        for (_, id) in &fresh {
+            cached += self.cache_template(*id)? as usize;
         }
         Ok(Inserted {
             new_templates: fresh.len(),
@@ -415,14 +413,13 @@ impl XdpServer {
         self.store.begin_update();
     }
 
-    /// Removes the templates retired by the last publication from the cache. Done at the
-    /// start of the next one, not at once: a query that read an index entry just before it was
-    /// switched may still be copying its template, and the LRU map would hand that element to
-    /// the next insertion (a promotion, right after the publication) as soon as it is deleted.
-    /// By the next publication no query can still hold it.
+    /// Removes the templates retired by the last publication from the cache (their slots to
+    /// none, see `template_cache`). Done at the start of the next one, not at once, so that a
+    /// query that read an old generation's index entry just before the switch is still
+    /// answered from XDP.
     fn flush_retired(&mut self) {
         for id in std::mem::take(&mut self.retired) {
-            let _ = self.templates.remove(&id);
+            let _ = self.templates.remove(id);
         }
     }
 
@@ -474,25 +471,25 @@ impl XdpServer {
         n
     }
 
-    /// Puts a stored template into the cache; false when it is not stored.
+    /// Puts a stored template into a free slot of the cache; false when it is not stored or
+    /// its slots are all taken (it waits for promotion).
     pub fn cache_template(&mut self, id: u32) -> Result<bool> {
         let Some(body) = self.store.get(id) else {
             return Ok(false);
         };
-        self.templates
-            .insert(id, body, 0)
-            .context("filling the XDP template cache")?;
-        Ok(true)
+        self.templates.insert(id, &body)
     }
 
-    /// Puts these templates into the kernel cache (the LRU map evicts the least recently used
-    /// ones when full); ids no longer stored are skipped. Returns how many went in.
+    /// Puts these templates into the kernel cache, evicting others of their slot groups
+    /// (`template_cache::TemplateCache::promote`); ids no longer stored are skipped. Returns
+    /// how many went in.
     pub fn promote(&mut self, ids: &[u32]) -> Result<usize> {
-        let mut n = 0;
-        for id in ids {
-            n += self.cache_template(*id)? as usize;
-        }
-        Ok(n)
+        let items: Vec<(u32, Answer)> = ids
+            .iter()
+            .filter_map(|id| Some((*id, self.store.get(*id)?)))
+            .collect();
+        let store = &self.store;
+        self.templates.promote(&items, |id| store.contains(id))
     }
 
     /// Retires the templates the last `insert` did not use (see `retire_released`).
@@ -504,13 +501,18 @@ impl XdpServer {
     /// Removes the templates the last `insert` made (a failed publication).
     pub fn discard_new_templates(&mut self) {
         for id in self.store.discard_fresh() {
-            let _ = self.templates.remove(&id);
+            let _ = self.templates.remove(id);
         }
     }
 
     /// Templates stored in userspace, and the size of the kernel cache.
     pub fn template_counts(&self) -> (usize, u32) {
         (self.store.len(), self.template_capacity)
+    }
+
+    /// Templates in the kernel cache.
+    pub fn templates_cached(&self) -> usize {
+        self.templates.len()
     }
 
     /// The ring of cold template ids (once: the promoter owns it).

@@ -419,7 +419,8 @@ pub(super) fn count_before(line: &str, what: &str) -> Option<u64> {
 /// cache.
 pub(super) fn computed_bytes(line: &str, total: u64, cache: u64) -> u64 {
     let value = std::mem::size_of::<AnswerRef>() as u64;
-    let templates = cache * (4 + std::mem::size_of::<Answer>() as u64);
+    // An array: a value per slot, no key stored.
+    let templates = cache * std::mem::size_of::<Answer>() as u64;
     let exact_key = xdpdns::fastpath::compile::answer_slot_memory() as u64;
     let suffix_entry = xdpdns::fastpath::compile::suffix_slot_memory() as u64;
     let n = |w: &str| count_before(line, &format!(" {w}"));
@@ -444,7 +445,7 @@ pub(super) struct Memlock {
     pub answers: u64,
     /// The suffix array (`SuffixEntry` slots) and its bucket directory (`DirBucket`s).
     pub suffixes: u64,
-    /// The LRU hash of `Answer`s.
+    /// The array of `Answer` slots (`TEMPLATES`).
     pub templates: u64,
     pub all: u64,
 }
@@ -480,7 +481,7 @@ pub(super) fn maps_memlock(pid: u32) -> Memlock {
             && (field("value_size:") == suffix_value || field("value_size:") == bucket)
         {
             m.suffixes += mem;
-        } else if kind == "9" && field("value_size:") == value {
+        } else if kind == "2" && field("key_size:") == "4" && field("value_size:") == value {
             m.templates += mem;
         }
     }
