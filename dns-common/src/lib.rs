@@ -603,7 +603,10 @@ pub mod counter {
     pub const RRL_SLIPPED: u32 = 23;
     /// Limited responses dropped (`XDP_DROP`).
     pub const RRL_DROPPED: u32 = 24;
-    pub const COUNT: u32 = 25;
+    /// An answer larger than the driver's buffer can grow to, at the tail or at the head (veth
+    /// hands XDP socket buffers with little room; NIC drivers give page-sized ones).
+    pub const PASS_NO_ROOM: u32 = 25;
+    pub const COUNT: u32 = 26;
 
     /// Names for display, in index order.
     pub const NAMES: [&str; COUNT as usize] = [
@@ -632,6 +635,7 @@ pub mod counter {
         "rrl_limited",
         "rrl_slipped",
         "rrl_dropped",
+        "pass_no_room",
     ];
 
     /// Whether counter `i` counts packets passed up the stack (the rate limiting counters,

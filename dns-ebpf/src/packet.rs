@@ -426,7 +426,7 @@ fn grow_at_head(
             return Err(counter::PASS_ERROR);
         }
         if bpf_xdp_adjust_head(ctx.ctx, -(delta as i32)) != 0 {
-            return Err(counter::PASS_ERROR);
+            return Err(counter::PASS_NO_ROOM);
         }
         // From here the packet has changed: a failure must not let it through as it is.
         if bpf_xdp_store_bytes(

@@ -1,7 +1,7 @@
 //! Signed NXDOMAIN end to end over the veth (`e2e_nsec`, `e2e_nsec3`): a server started on a
 //! signed zone answers kdig +dnssec with a denial, and `n` DO=1 queries from a client socket
 //! (IPv4 and IPv6 in turn) get the engine's bytes, each either from XDP or, where the veth's
-//! buffer cannot grow by the answer's size, passed (`pass_error`) and answered by userspace:
+//! buffer cannot grow by the answer's size, passed (`pass_no_room`) and answered by userspace:
 //! never anything else, and at least one from XDP.
 
 use std::net::{IpAddr, SocketAddr};
@@ -70,7 +70,7 @@ pub fn nxdomain_over_veth(
     let moved = moved(&before, &after);
     println!("counters moved: {moved:?}");
     let xdp = delta(&before, &after, "xdp.answered_negative");
-    let fallback = delta(&before, &after, "xdp.pass_error");
+    let fallback = delta(&before, &after, "xdp.pass_no_room");
     assert_eq!(xdp + fallback, n, "{moved:?}");
     assert_eq!(delta(&before, &after, "udp.queries"), fallback, "{moved:?}");
     assert!(xdp > 0, "{record} NXDOMAIN answered in XDP: {moved:?}");

@@ -247,7 +247,7 @@ fn signed_answers_referrals_and_nxdomain_with_do_come_from_xdp() {
     // NXDOMAIN below a leaf of an NSEC zone: SOA, NSEC and their RRSIGs. (Over IPv4: these
     // answers grow the packet by ~400 bytes, and a veth hands XDP an IPv6 socket buffer with
     // no tailroom and 256 bytes of headroom; such packets go to userspace, counted as
-    // pass_error. NIC drivers give XDP page-sized buffers.)
+    // pass_no_room. NIC drivers give XDP page-sized buffers.)
     let out = kdig(&["@198.18.0.1", "x.mail.nsec.example.", "AAAA"]);
     assert!(out.contains("NXDOMAIN") && out.contains("NSEC"), "{out}");
     // A signed referral (DS + RRSIG) and an unsigned one (NSEC3 opt-out proof).
@@ -266,10 +266,10 @@ fn signed_answers_referrals_and_nxdomain_with_do_come_from_xdp() {
     println!("counters moved: {moved:?}");
     assert_eq!(delta(&before, &after, "xdp.answered_exact"), 2, "{moved:?}");
     // The three large answers come from XDP, or, where the veth buffer cannot grow that much,
-    // from userspace after a pass_error: never anything else.
+    // from userspace after a pass_no_room: never anything else.
     let big = delta(&before, &after, "xdp.answered_negative")
         + delta(&before, &after, "xdp.answered_referral");
-    let fallback = delta(&before, &after, "xdp.pass_error");
+    let fallback = delta(&before, &after, "xdp.pass_no_room");
     assert_eq!(big + fallback, 3, "{moved:?}");
     assert!(big >= 1, "{moved:?}");
     assert_eq!(delta(&before, &after, "udp.queries"), fallback, "{moved:?}");
