@@ -21,6 +21,15 @@ use dns_common::{dir_home, dir_tag, dir_word, DirBucket, DIR_PROBES, DIR_SLOT_BI
 /// How long a slot waits after its last word went before it is written again.
 pub const GRACE: Duration = Duration::from_millis(20);
 
+/// `Directory::insert` found no free word within the probes of the key's home: nothing was
+/// written.
+#[derive(Debug, thiserror::Error)]
+#[error("the bucket directory has no room near bucket {home} ({buckets} buckets)")]
+pub struct NoRoom {
+    pub home: u32,
+    pub buckets: u32,
+}
+
 /// Where a word is: bucket and way.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct At {
@@ -173,10 +182,11 @@ impl<M: Buckets> Directory<M> {
             }
             return Ok(At { bucket, way });
         }
-        bail!(
-            "the bucket directory has no room near bucket {home} ({} buckets)",
-            self.mask as u64 + 1
-        )
+        Err(NoRoom {
+            home,
+            buckets: self.mask + 1,
+        }
+        .into())
     }
 
     /// Moves the key of mix `m`, whose word is at `at`, to `slot` (written already): a second
@@ -190,7 +200,8 @@ impl<M: Buckets> Directory<M> {
                 self.remove(m, at)?;
                 Ok(new)
             }
-            Err(_) => self.repoint(at, slot).map(|()| at),
+            Err(e) if e.is::<NoRoom>() => self.repoint(at, slot).map(|()| at),
+            Err(e) => Err(e),
         }
     }
 

@@ -7,7 +7,7 @@ use anyhow::{Context as _, Result};
 use aya::maps::{Array, MapData};
 use dns_common::{AnswerEntry, AnswerMapKey, DirBucket, SuffixEntry, SuffixMapKey};
 
-use super::directory::{check_in, words_of, At, Directory};
+use super::directory::{check_in, words_of, At, Directory, NoRoom};
 
 /// A slot's value type: its key and the key's `dns_common::dir_mix`.
 pub trait Slot: aya::Pod {
@@ -81,10 +81,16 @@ impl<V: Slot> Slots<V> {
             return Err(e).with_context(|| format!("writing the XDP {} array", self.what));
         }
         let m = V::mix(&value.key());
-        match at {
+        let placed = match at {
             Some(at) => self.dir.replace(m, at, slot).map(|_| ()),
             None => self.dir.insert(m, slot).map(|_| ()),
+        };
+        // Nothing was written (no room): no word points at the slot. After any other failure
+        // one may, and the slot is given up rather than written again while read.
+        if matches!(&placed, Err(e) if e.is::<NoRoom>()) {
+            self.dir.unalloc(slot);
         }
+        placed.with_context(|| format!("the XDP {} index", self.what))
     }
 
     /// Gives up the slot of `key` at `at`.
