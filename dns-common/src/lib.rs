@@ -306,8 +306,12 @@ pub struct Scratch {
     pub frame: [u8; FRAME_PREFIX_MAX],
     /// The query's COOKIE option data.
     pub cookie: [u8; COOKIE_MAX],
-    /// The answer's OPT record (header, NSID, COOKIE), zero padded after it.
+    /// The answer's OPT record (header, NSID, COOKIE); its checksum is summed from its parts
+    /// as they are written, not over the buffer.
     pub opt: [u8; OPT_BUF],
+    /// The query's OPT record, copied with its RDATA when the question copy does not reach
+    /// its end (a long message: see `OPTIONS_BUF`).
+    pub options: [u8; OPTIONS_BUF],
     /// NSEC3 denial: hashing state, the search and the records of the proof (see
     /// `Nsec3Scratch`).
     pub nsec3: Nsec3Scratch,
@@ -379,6 +383,11 @@ pub struct NsecLabel {
 /// Size of the scratch buffer holding the answer's OPT record: the longest, rounded up to a
 /// whole number of 8-octet words.
 pub const OPT_BUF: usize = (OPT_LEN + OPT_OPTIONS_MAX + 7) & !7;
+
+/// Size of `Scratch::options`: the longest OPT record (with its RDATA) of a query the XDP
+/// program reads when the question copy does not hold it; a longer one is passed
+/// (`pass_edns_option`).
+pub const OPTIONS_BUF: usize = 512;
 
 /// Per-CPU state of an NSEC3 denial in the XDP program.
 #[repr(C, align(8))]
@@ -739,6 +748,25 @@ pub struct EdnsConfig {
     pub nsid_len: u32,
     pub _pad: u32,
     pub nsid: [u8; NSID_MAX],
+    /// The folded Internet checksum sum (RFC 1071, 16-bit little-endian words, as the
+    /// program sums) of the NSID option as the answer carries it: code, length and `nsid`,
+    /// from an even offset (`nsid_option_sum`).
+    pub nsid_sum: u32,
+    pub _pad2: u32,
+}
+
+/// `EdnsConfig::nsid_sum` of an NSID option with data `nsid` (at most 255 octets).
+pub fn nsid_option_sum(nsid: &[u8]) -> u32 {
+    let head = [0, OPTION_NSID as u8, 0, nsid.len() as u8];
+    let mut sum: u64 = 0;
+    for (i, b) in head.iter().chain(nsid).enumerate() {
+        // Even offsets are a word's low octet (little-endian words), odd ones its high one.
+        sum += (*b as u64) << (8 * (i & 1));
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum as u32
 }
 
 impl EdnsConfig {
@@ -752,6 +780,8 @@ impl EdnsConfig {
             nsid_len: 0,
             _pad: 0,
             nsid: [0; NSID_MAX],
+            nsid_sum: 0,
+            _pad2: 0,
         }
     }
 }

@@ -9,21 +9,22 @@
 //! clock that userspace keeps in `EdnsConfig::clock_offset_ns`; the test build may take a fixed
 //! second from the configuration instead (`EDNS_TEST_FIXED_TIME`).
 
-use aya_ebpf::{helpers::bpf_xdp_load_bytes, programs::XdpContext};
+use aya_ebpf::programs::XdpContext;
 use dns_common::{
     counter, opt_record, EdnsConfig, Scratch, COOKIE_MAX, EDNS_CONFIGURED, EDNS_COOKIES,
     EDNS_MAX_OPTIONS, EDNS_NSID, EDNS_NSID_TOO_LONG, EDNS_REQUIRE_COOKIE, NSID_MAX, OPTION_COOKIE,
-    OPTION_EXPIRE, OPTION_NSID, OPT_BUF, OPT_LEN,
+    OPTION_EXPIRE, OPTION_NSID, OPT_BUF, OPT_LEN, SERVER_COOKIE_LEN,
 };
 
-use crate::{cookie, question::opaque, EDNS};
+use crate::{checksum, cookie, question::opaque, EDNS};
 
 /// The options of a query that change its answer.
 #[derive(Clone, Copy)]
 pub struct Options {
     /// NSID was asked for.
     pub nsid: bool,
-    /// Length of the COOKIE option data, copied to `Scratch::cookie`; 0 when there is none.
+    /// Length of the COOKIE option data, the first octets of which (client cookie and an RFC
+    /// 9018 server cookie) are copied to `Scratch::cookie`; 0 when there is none.
     pub cookie_len: usize,
 }
 
@@ -34,15 +35,33 @@ impl Options {
     };
 }
 
-/// Walks the `len` octets of OPT RDATA at packet offset `at`, at most `EDNS_MAX_OPTIONS`
-/// options.
+/// Octets of a COOKIE option's data the program reads: the client cookie and a server cookie
+/// of our kind (a longer one is never ours; only its client cookie is used).
+const COOKIE_READ: usize = 8 + SERVER_COOKIE_LEN;
+
+/// `Scratch`'s size: an offset into it (`at`) plus the octets read there must stay below it.
+const SCRATCH_LEN: usize = core::mem::size_of::<Scratch>();
+
+/// The octets `at..at + N` of scratch space (an offset from its start, where the query's OPT
+/// record was copied: `question::read`), or `Err` when that is not inside it.
 #[inline(always)]
-pub fn walk(
-    ctx: &XdpContext,
-    scratch: &mut Scratch,
-    at: usize,
-    len: usize,
-) -> Result<Options, u32> {
+pub fn copied<const N: usize>(scratch: &mut Scratch, at: usize) -> Result<[u8; N], u32> {
+    // Through memory, and compared as it is (not `at + N`): the verifier then bounds the
+    // offset added, not one the compiler derived it from.
+    let at = opaque(&mut scratch.opaque, at);
+    if at > SCRATCH_LEN - N {
+        return Err(counter::PASS_ERROR);
+    }
+    // SAFETY: at + N ≤ size of Scratch, checked above.
+    Ok(unsafe {
+        ((scratch as *const Scratch as *const u8).add(at) as *const [u8; N]).read_unaligned()
+    })
+}
+
+/// Walks the `len` octets of OPT RDATA copied at scratch offset `at` (see `copied`), at most
+/// `EDNS_MAX_OPTIONS` options, without a helper call.
+#[inline(always)]
+pub fn walk(scratch: &mut Scratch, at: usize, len: usize) -> Result<Options, u32> {
     let mut o = Options::NONE;
     let mut p = 0usize;
     for _ in 0..EDNS_MAX_OPTIONS {
@@ -57,13 +76,7 @@ pub fn walk(
         if p + 4 > len {
             return Err(counter::PASS_MALFORMED);
         }
-        let mut h = [0u8; 4];
-        // SAFETY: the helper checks the packet bounds; h is 4 bytes.
-        let r =
-            unsafe { bpf_xdp_load_bytes(ctx.ctx, (at + p) as u32, h.as_mut_ptr() as *mut _, 4) };
-        if r != 0 {
-            return Err(counter::PASS_MALFORMED);
-        }
+        let h = copied::<4>(scratch, at + p)?;
         let code = u16::from_be_bytes([h[0], h[1]]);
         let olen = u16::from_be_bytes([h[2], h[3]]) as usize;
         if p + 4 + olen > len {
@@ -76,23 +89,10 @@ pub fn walk(
                 if o.cookie_len != 0 || olen < 8 || (olen > 8 && olen < 16) || olen > COOKIE_MAX {
                     return Err(counter::PASS_COOKIE);
                 }
-                let n = opaque(&mut scratch.opaque, olen);
-                if n == 0 || n > COOKIE_MAX {
-                    return Err(counter::PASS_ERROR);
-                }
-                // SAFETY: the helper checks the packet bounds; the buffer holds COOKIE_MAX.
-                let r = unsafe {
-                    bpf_xdp_load_bytes(
-                        ctx.ctx,
-                        (at + p + 4) as u32,
-                        scratch.cookie.as_mut_ptr() as *mut _,
-                        n as u32,
-                    )
-                };
-                if r != 0 {
-                    return Err(counter::PASS_MALFORMED);
-                }
-                o.cookie_len = n;
+                // Octets after a shorter cookie are copied too, never read (`cookie::answer`).
+                let c = copied::<COOKIE_READ>(scratch, at + p + 4)?;
+                scratch.cookie[..COOKIE_READ].copy_from_slice(&c);
+                o.cookie_len = olen;
             }
             // Userspace adds EXPIRE to SOA answers of secondary zones.
             OPTION_EXPIRE => return Err(counter::PASS_EDNS_OPTION),
@@ -106,7 +106,9 @@ pub fn walk(
     Ok(o)
 }
 
-/// The cookies' clock, in seconds since the epoch.
+/// The cookies' clock, in seconds since the epoch: CLOCK_MONOTONIC_COARSE (no clock source
+/// read, which a virtual machine may trap; it lags the fine clock by less than a tick) plus
+/// the offset to the wall clock.
 #[inline(always)]
 fn now(cfg: &EdnsConfig) -> u32 {
     #[cfg(feature = "test-programs")]
@@ -114,15 +116,25 @@ fn now(cfg: &EdnsConfig) -> u32 {
         return cfg.test_time;
     }
     // SAFETY: plain helper call.
-    let mono = unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() };
+    let mono = unsafe { aya_ebpf::helpers::bpf_ktime_get_coarse_ns() };
     (mono.wrapping_add(cfg.clock_offset_ns) / 1_000_000_000) as u32
 }
 
-/// Writes the answer's OPT record into `scratch.opt` (zero padded after it) and returns its
-/// length: the server's payload size, DO as the query's, then NSID and COOKIE when the query
-/// asked and the engine would write them. `Err` (pass) where the engine answers otherwise.
-/// Also says whether the query brought back a valid server cookie, which is checked under
-/// `require-cookie` and when `validate` asks (rate limiting exempts such clients).
+/// The answer's OPT record as `answer_opt` left it in `Scratch::opt`.
+pub struct Built {
+    pub len: usize,
+    /// Its folded checksum sum (RFC 1071), from an even offset.
+    pub sum: u16,
+    /// The query brought back a valid server cookie.
+    pub cookie_valid: bool,
+}
+
+/// Writes the answer's OPT record into `scratch.opt` (the octets after it are not written)
+/// and sums it from its parts as they are written: the server's payload size, DO as the
+/// query's, then NSID and COOKIE when the query asked and the engine would write them.
+/// `Err` (pass) where the engine answers otherwise. Also says whether the query brought back
+/// a valid server cookie, which is checked under `require-cookie` and when `validate` asks
+/// (rate limiting exempts such clients).
 #[inline(always)]
 pub fn answer_opt(
     ctx: &XdpContext,
@@ -132,59 +144,87 @@ pub fn answer_opt(
     server_payload: u16,
     client: (usize, bool),
     validate: bool,
-) -> Result<(usize, bool), u32> {
-    let Some(cfg) = EDNS.get(0) else {
-        return Err(counter::PASS_ERROR);
-    };
-    let asked = o.nsid || o.cookie_len != 0;
-    if asked && cfg.flags & EDNS_CONFIGURED == 0 {
-        return Err(counter::PASS_EDNS_OPTION);
-    }
-    crate::zero::words::<{ OPT_BUF / 8 }>(scratch.opt.as_mut_ptr());
-    let head = opt_record(server_payload, dnssec_ok);
-    scratch.opt[..OPT_LEN].copy_from_slice(&head);
-    let mut len = OPT_LEN;
+) -> Result<Built, u32> {
+    // The options' length and sum (from their start, OPT_LEN: an odd offset of the record).
+    let mut len = 0usize;
+    let mut sum = 0u64;
     let mut valid = false;
-    if o.nsid && cfg.flags & EDNS_NSID_TOO_LONG != 0 {
-        return Err(counter::PASS_EDNS_OPTION);
-    }
-    if o.nsid && cfg.flags & EDNS_NSID != 0 {
-        let n = cfg.nsid_len as usize;
-        if n > NSID_MAX {
+    if o.nsid || o.cookie_len != 0 {
+        let Some(cfg) = EDNS.get(0) else {
             return Err(counter::PASS_ERROR);
-        }
-        scratch.opt[OPT_LEN + 1] = OPTION_NSID as u8;
-        scratch.opt[OPT_LEN + 3] = n as u8;
-        // The whole buffer: userspace zero pads the NSID after its length.
-        scratch.opt[OPT_LEN + 4..OPT_LEN + 4 + NSID_MAX].copy_from_slice(&cfg.nsid);
-        len += 4 + n;
-    }
-    if o.cookie_len != 0 && cfg.flags & EDNS_COOKIES != 0 {
-        let t = now(cfg);
-        let c = cookie::client(ctx, client.0, client.1)?;
-        let require = cfg.flags & EDNS_REQUIRE_COOKIE != 0;
-        if require || validate {
-            valid = cookie::valid(cfg, &scratch.cookie, o.cookie_len, &c, t);
-        }
-        if require && !valid {
-            return Err(counter::PASS_COOKIE);
-        }
-        let reply = cookie::reply(cfg, &scratch.cookie, &c, t);
-        let at = opaque(&mut scratch.opaque, len);
-        if at > OPT_LEN + 4 + NSID_MAX {
-            return Err(counter::PASS_ERROR);
-        }
-        // SAFETY: at + REPLY_LEN ≤ OPT_LEN + 4 + NSID_MAX + REPLY_LEN ≤ OPT_BUF.
-        unsafe {
-            (scratch.opt.as_mut_ptr().add(at) as *mut [u8; cookie::REPLY_LEN])
-                .write_unaligned(reply)
         };
-        len = at + cookie::REPLY_LEN;
+        if cfg.flags & EDNS_CONFIGURED == 0 {
+            return Err(counter::PASS_EDNS_OPTION);
+        }
+        if o.nsid && cfg.flags & EDNS_NSID_TOO_LONG != 0 {
+            return Err(counter::PASS_EDNS_OPTION);
+        }
+        if o.nsid && cfg.flags & EDNS_NSID != 0 {
+            let n = cfg.nsid_len as usize;
+            if n > NSID_MAX {
+                return Err(counter::PASS_ERROR);
+            }
+            let code = OPTION_NSID.to_be_bytes();
+            let head = [code[0], code[1], 0, n as u8];
+            scratch.opt[OPT_LEN..OPT_LEN + 4].copy_from_slice(&head);
+            // The whole buffer: userspace zero pads the NSID after its length.
+            scratch.opt[OPT_LEN + 4..OPT_LEN + 4 + NSID_MAX].copy_from_slice(&cfg.nsid);
+            len = 4 + n;
+            sum = cfg.nsid_sum as u64;
+        }
+        if o.cookie_len != 0 && cfg.flags & EDNS_COOKIES != 0 {
+            let t = now(cfg);
+            let c = cookie::client(ctx, client.0, client.1)?;
+            let require = cfg.flags & EDNS_REQUIRE_COOKIE != 0;
+            let (reply, ok) = cookie::answer(
+                cfg,
+                &scratch.cookie,
+                o.cookie_len,
+                &c,
+                t,
+                require || validate,
+            );
+            if require && !ok {
+                return Err(counter::PASS_COOKIE);
+            }
+            valid = ok;
+            let at = opaque(&mut scratch.opaque, len);
+            if at > 4 + NSID_MAX {
+                return Err(counter::PASS_ERROR);
+            }
+            // SAFETY: OPT_LEN + at + REPLY_LEN ≤ OPT_LEN + 4 + NSID_MAX + REPLY_LEN ≤ OPT_BUF.
+            unsafe {
+                (scratch.opt.as_mut_ptr().add(OPT_LEN + at) as *mut [u8; cookie::REPLY_LEN])
+                    .write_unaligned(reply.bytes())
+            };
+            sum += checksum::at_parity(reply.sum, at & 1 == 1);
+            len = at + cookie::REPLY_LEN;
+        }
     }
-    let rdlen = ((len - OPT_LEN) as u16).to_be_bytes();
+    // The head: the first word as one store, then RDLENGTH after its zero octet.
+    let head = opt_record(server_payload, dnssec_ok);
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&head[..8]);
+    let first = u64::from_le_bytes(w);
+    // SAFETY: `opt` is 8-byte aligned in Scratch (an assertion in dns_common).
+    unsafe { (scratch.opt.as_mut_ptr() as *mut u64).write(first) };
+    let rdlen = (len as u16).to_be_bytes();
+    scratch.opt[8] = 0;
     scratch.opt[9] = rdlen[0];
     scratch.opt[10] = rdlen[1];
-    Ok((len, valid))
+    let head_sum = (first & 0xffff_ffff)
+        + (first >> 32)
+        + checksum::bytes(0, rdlen[0])
+        + checksum::bytes(rdlen[1], 0);
+    let total = OPT_LEN + len;
+    if total > OPT_BUF {
+        return Err(counter::PASS_ERROR);
+    }
+    Ok(Built {
+        len: total,
+        sum: checksum::fold(head_sum + checksum::at_parity(checksum::fold(sum), true)),
+        cookie_valid: valid,
+    })
 }
 
 /// The arguments of `answer_opt`, by reference: a BPF call takes at most five.
@@ -200,8 +240,29 @@ pub struct OptArgs {
 /// `OPT_ERROR` bit of `answer_opt_call`'s result: the rest is a counter index.
 pub const OPT_ERROR: u32 = 1 << 31;
 
+/// `answer_opt`'s result in the word `answer_opt_call` returns and the programs pass on in
+/// scratch: the length (< 128 octets, `OPT_BUF`) in bits 0-6, the valid cookie in bit 7, the
+/// checksum sum in bits 8-23.
+impl Built {
+    #[inline(always)]
+    pub fn pack(&self) -> u32 {
+        (self.len as u32 & 0x7f) | (self.cookie_valid as u32) << 7 | (self.sum as u32) << 8
+    }
+
+    #[inline(always)]
+    pub fn unpack(w: u32) -> Built {
+        Built {
+            len: (w & 0x7f) as usize,
+            cookie_valid: (w >> 7) & 1 != 0,
+            sum: (w >> 8) as u16,
+        }
+    }
+}
+
+const _: () = assert!(OPT_BUF < 128);
+
 /// `answer_opt` as a BPF function of its own, so that the verifier leaves its states behind
-/// when it returns: `len | cookie_valid << 16`, or `OPT_ERROR | reason`.
+/// when it returns: `Built::pack`, or `OPT_ERROR | reason`.
 #[inline(never)]
 pub fn answer_opt_call(ctx: &XdpContext, scratch: &mut Scratch, a: &OptArgs) -> u32 {
     match answer_opt(
@@ -213,7 +274,7 @@ pub fn answer_opt_call(ctx: &XdpContext, scratch: &mut Scratch, a: &OptArgs) -> 
         (a.l3, a.v6),
         a.validate,
     ) {
-        Ok((len, valid)) => (len as u32 & 0xffff) | (valid as u32) << 16,
+        Ok(b) => b.pack(),
         Err(reason) => OPT_ERROR | reason,
     }
 }

@@ -214,12 +214,12 @@ pub fn handle<const MODE: u8>(ctx: &XdpContext) -> Result<u16, u32> {
         None => (answer.data.as_ptr(), answer.csum),
     };
     // SAFETY: a plain read of per-CPU memory, written before the lookup (see above).
-    let packed = unsafe { core::ptr::read_volatile(&scratch.nsec3.opt_len) };
-    let opt_len = question::opaque(&mut scratch.opaque, (packed & 0xffff) as usize);
+    let opt = edns::Built::unpack(unsafe { core::ptr::read_volatile(&scratch.nsec3.opt_len) });
+    let opt_len = question::opaque(&mut scratch.opaque, opt.len);
     if opt_len > OPT_BUF {
         return Err(counter::PASS_ERROR);
     }
-    let cookie_valid = (packed >> 16) & 1 != 0;
+    let cookie_valid = opt.cookie_valid;
     // An answer too big for the client is userspace's (a TC answer there, rate limited
     // there): it takes no token here.
     if DNS_HEADER + q.name_len + 4 + len + opt_len > q.limit {
@@ -283,8 +283,9 @@ pub fn handle<const MODE: u8>(ctx: &XdpContext) -> Result<u16, u32> {
         + checksum::field(arcount_out);
     let tpl_odd = q.name_len & 1 == 1;
     sum += checksum::at_parity(tpl_csum, tpl_odd);
-    // The OPT record of a query without options is the fixed 11 octets (`opt_record`), in
-    // the first two words of the zero padded buffer: summed and written here directly.
+    // The OPT record's sum, as `edns::answer_opt` summed its parts. One without options is
+    // the fixed 11 octets (`opt_record`), in the first two words of the buffer: written here
+    // directly.
     let opt_words = if opt_len == OPT_LEN {
         let w = scratch.opt.as_ptr() as *const u64;
         // SAFETY: `opt` is 8-byte aligned in Scratch (an assertion in dns_common) and holds
@@ -294,13 +295,7 @@ pub fn handle<const MODE: u8>(ctx: &XdpContext) -> Result<u16, u32> {
         [0, 0]
     };
     if q.edns {
-        let s = if opt_len == OPT_LEN {
-            let [a, b] = opt_words;
-            checksum::fold((a & 0xffff_ffff) + (a >> 32) + (b & 0xffff_ffff) + (b >> 32))
-        } else {
-            checksum::words(scratch.opt.as_mut_ptr(), opt_len, OPT_BUF as u32)?
-        };
-        sum += checksum::at_parity(s, (q.name_len + len) & 1 == 1);
+        sum += checksum::at_parity(opt.sum, (q.name_len + len) & 1 == 1);
     }
 
     // Resize the packet to the response (this also drops any Ethernet padding).

@@ -1,5 +1,6 @@
 //! The XDP program's EDNS settings (`dns_common::EdnsConfig`), made from the engine's: its NSID
-//! and cookie secrets, and the cookies' clock as an offset from CLOCK_MONOTONIC (which the
+//! (with the checksum sum of the NSID option, so that the program sums no buffer) and cookie
+//! secrets, and the cookies' clock as an offset from CLOCK_MONOTONIC (which the
 //! program reads with `bpf_ktime_get_ns`) to the engine's clock, kept current by `refresh`.
 
 use dns_common::{
@@ -46,6 +47,7 @@ pub fn config(engine: &EngineConfig) -> EdnsConfig {
             c.flags |= EDNS_NSID;
             c.nsid_len = id.len() as u32;
             c.nsid[..id.len()].copy_from_slice(id);
+            c.nsid_sum = dns_common::nsid_option_sum(id);
         } else {
             c.flags |= EDNS_NSID_TOO_LONG;
         }
