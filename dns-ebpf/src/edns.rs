@@ -26,13 +26,31 @@ pub struct Options {
     /// Length of the COOKIE option data, the first octets of which (client cookie and an RFC
     /// 9018 server cookie) are copied to `Scratch::cookie`; 0 when there is none.
     pub cookie_len: usize,
+    /// The folded checksum sum of the OPT RDATA (RFC 1071, from an even offset), when the
+    /// walk read all of it (option headers, and cookies of 8 or 24 octets: the usual
+    /// clients'), so that the answer's UDP checksum is still taken from the query's
+    /// (`rewrite::kept_sum`).
+    pub rdata_sum: Option<u16>,
 }
 
 impl Options {
     pub const NONE: Options = Options {
         nsid: false,
         cookie_len: 0,
+        rdata_sum: Some(0),
     };
+}
+
+/// The sum of the first `n` (even) octets of `b`.
+#[inline(always)]
+fn pairs<const N: usize>(b: &[u8; N], n: usize) -> u64 {
+    let mut sum = 0u64;
+    let mut i = 0;
+    while i + 1 < N && i + 1 < n {
+        sum += checksum::bytes(b[i], b[i + 1]);
+        i += 2;
+    }
+    sum
 }
 
 /// Octets of a COOKIE option's data the program reads: the client cookie and a server cookie
@@ -64,6 +82,8 @@ pub fn copied<const N: usize>(scratch: &mut Scratch, at: usize) -> Result<[u8; N
 pub fn walk(scratch: &mut Scratch, at: usize, len: usize) -> Result<Options, u32> {
     let mut o = Options::NONE;
     let mut p = 0usize;
+    // The RDATA's sum, and whether all of it was read (bit 32).
+    let mut sum = 1u64 << 32;
     for _ in 0..EDNS_MAX_OPTIONS {
         // Through memory: every iteration then starts from the same verifier state whatever
         // the options before were, so that the paths are pruned instead of multiplied.
@@ -82,6 +102,10 @@ pub fn walk(scratch: &mut Scratch, at: usize, len: usize) -> Result<Options, u32
         if p + 4 + olen > len {
             return Err(counter::PASS_MALFORMED);
         }
+        // This option's octets summed as they are read (at the parity of its offset); one
+        // whose data is not read leaves the RDATA's sum unknown.
+        let mut part = pairs(&h, 4);
+        let mut read = olen == 0;
         match code {
             OPTION_NSID => o.nsid = true,
             OPTION_COOKIE => {
@@ -93,16 +117,24 @@ pub fn walk(scratch: &mut Scratch, at: usize, len: usize) -> Result<Options, u32
                 let c = copied::<COOKIE_READ>(scratch, at + p + 4)?;
                 scratch.cookie[..COOKIE_READ].copy_from_slice(&c);
                 o.cookie_len = olen;
+                if olen == 8 || olen == COOKIE_READ {
+                    part += pairs(&c, olen);
+                    read = true;
+                }
             }
             // Userspace adds EXPIRE to SOA answers of secondary zones.
             OPTION_EXPIRE => return Err(counter::PASS_EDNS_OPTION),
             _ => {}
         }
+        let part = checksum::at_parity(checksum::fold(part), p & 1 == 1);
+        sum = if read { sum + part } else { 0 };
+        sum = opaque(&mut scratch.opaque, sum as usize) as u64;
         p += 4 + olen;
     }
     if p != len {
         return Err(counter::PASS_EDNS_OPTION);
     }
+    o.rdata_sum = (sum >> 32 != 0).then(|| checksum::fold(sum & 0xffff_ffff));
     Ok(o)
 }
 

@@ -186,7 +186,10 @@ pub fn handle<const MODE: u8>(ctx: &XdpContext) -> Result<u16, u32> {
         let query = q.name_len as u64
             | (q.limit as u64) << 16
             | (q.edns as u64) << 32
-            | (q.dnssec_ok as u64) << 33;
+            | (q.dnssec_ok as u64) << 33
+            | q.options
+                .rdata_sum
+                .map_or(0, |s| 1 << 34 | (s as u64) << 40);
         let denial = kind & 0xff == AnswerKind::Nsec3Negative as u16;
         return Err(nsec3::jump(ctx, scratch, query, denial));
     }
@@ -260,7 +263,7 @@ pub fn handle<const MODE: u8>(ctx: &XdpContext) -> Result<u16, u32> {
         (flow.l3, flow.l4, flow.v6),
         q.name_len,
         flow.dns_len,
-        q.edns,
+        (q.edns, q.options.rdata_sum),
         // The query's ARCOUNT: 1 with an OPT record, else 0 (`question::read`).
         (flags, q.edns as u16),
     )?;
@@ -579,7 +582,11 @@ fn resumed_query(scratch: &Scratch) -> Result<question::Query, u32> {
         limit: ((r >> 16) & 0xffff) as usize,
         edns: (r >> 32) & 1 != 0,
         dnssec_ok: (r >> 33) & 1 != 0,
-        // The answer's OPT record is already in `Scratch::opt`.
-        options: edns::Options::NONE,
+        // The answer's OPT record is already in `Scratch::opt`; the query's RDATA sum is
+        // for the UDP checksum (`rewrite::kept_sum`).
+        options: edns::Options {
+            rdata_sum: ((r >> 34) & 1 != 0).then_some((r >> 40) as u16),
+            ..edns::Options::NONE
+        },
     })
 }

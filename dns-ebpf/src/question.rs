@@ -112,6 +112,7 @@ pub fn read(
                 query.options = Options {
                     nsid: opaque(&mut scratch.opaque, o.nsid as usize) != 0,
                     cookie_len: opaque(&mut scratch.opaque, o.cookie_len) & 0x3f,
+                    rdata_sum: o.rdata_sum,
                 };
             }
             // Both sides' payloads count as 512 when lower (RFC 6891 §6.2.5), as in the
