@@ -323,6 +323,8 @@ pub struct Scratch {
 
 // The XDP program reads the answer's OPT record from `Scratch::opt` by 8-byte words.
 const _: () = assert!(core::mem::offset_of!(Scratch, opt) % 8 == 0);
+// ... and copies `EdnsConfig::nsid_words` into it by words, at `NSID_AT`.
+const _: () = assert!(NSID_AT % 8 == 0 && NSID_AT + NSID_WORDS * 8 <= OPT_BUF);
 
 /// Per-CPU state of an NSEC denial in the XDP program (see `NsecMeta`).
 #[repr(C, align(8))]
@@ -753,6 +755,31 @@ pub struct EdnsConfig {
     /// from an even offset (`nsid_option_sum`).
     pub nsid_sum: u32,
     pub _pad2: u32,
+    /// The NSID option (code, length, `nsid` zero padded) as it stands in the answer's OPT
+    /// record, laid out from the record's octet 8 (`NSID_AT`; the three octets before the
+    /// option zero, the program writes them), so that the program copies it by aligned words
+    /// (`nsid_words`).
+    pub nsid_words: [u64; NSID_WORDS],
+}
+
+/// Where `EdnsConfig::nsid_words` starts in the answer's OPT record.
+pub const NSID_AT: usize = 8;
+/// Words of `EdnsConfig::nsid_words`: the NSID option after three octets of the OPT head.
+pub const NSID_WORDS: usize = (OPT_LEN - NSID_AT + 4 + NSID_MAX).div_ceil(8);
+
+/// `EdnsConfig::nsid_words` of the NSID `nsid` (at most `NSID_MAX` octets).
+pub fn nsid_words(nsid: &[u8]) -> [u64; NSID_WORDS] {
+    let mut b = [0u8; NSID_WORDS * 8];
+    let at = OPT_LEN - NSID_AT;
+    b[at..at + 4].copy_from_slice(&[0, OPTION_NSID as u8, 0, nsid.len() as u8]);
+    b[at + 4..at + 4 + nsid.len()].copy_from_slice(nsid);
+    let mut w = [0u64; NSID_WORDS];
+    for (i, word) in w.iter_mut().enumerate() {
+        let mut x = [0u8; 8];
+        x.copy_from_slice(&b[i * 8..i * 8 + 8]);
+        *word = u64::from_le_bytes(x);
+    }
+    w
 }
 
 /// `EdnsConfig::nsid_sum` of an NSID option with data `nsid` (at most 255 octets).
@@ -782,6 +809,7 @@ impl EdnsConfig {
             nsid: [0; NSID_MAX],
             nsid_sum: 0,
             _pad2: 0,
+            nsid_words: [0; NSID_WORDS],
         }
     }
 }

@@ -12,8 +12,8 @@
 use aya_ebpf::programs::XdpContext;
 use dns_common::{
     counter, opt_record, EdnsConfig, Scratch, COOKIE_MAX, EDNS_CONFIGURED, EDNS_COOKIES,
-    EDNS_MAX_OPTIONS, EDNS_NSID, EDNS_NSID_TOO_LONG, EDNS_REQUIRE_COOKIE, NSID_MAX, OPTION_COOKIE,
-    OPTION_EXPIRE, OPTION_NSID, OPT_BUF, OPT_LEN, SERVER_COOKIE_LEN,
+    EDNS_MAX_OPTIONS, EDNS_NSID, EDNS_NSID_TOO_LONG, EDNS_REQUIRE_COOKIE, NSID_AT, NSID_MAX,
+    NSID_WORDS, OPTION_COOKIE, OPTION_EXPIRE, OPTION_NSID, OPT_BUF, OPT_LEN, SERVER_COOKIE_LEN,
 };
 
 use crate::{checksum, cookie, question::opaque, EDNS};
@@ -196,11 +196,14 @@ pub fn answer_opt(
             if n > NSID_MAX {
                 return Err(counter::PASS_ERROR);
             }
-            let code = OPTION_NSID.to_be_bytes();
-            let head = [code[0], code[1], 0, n as u8];
-            scratch.opt[OPT_LEN..OPT_LEN + 4].copy_from_slice(&head);
-            // The whole buffer: userspace zero pads the NSID after its length.
-            scratch.opt[OPT_LEN + 4..OPT_LEN + 4 + NSID_MAX].copy_from_slice(&cfg.nsid);
+            // By aligned words, as userspace laid it out (zero padded after its length); the
+            // head's octets before it are written below.
+            let w = scratch.opt.as_mut_ptr() as *mut u64;
+            for i in 0..NSID_WORDS {
+                // SAFETY: `opt` is 8-byte aligned and holds NSID_AT + NSID_WORDS words
+                // (assertions in dns_common).
+                unsafe { w.add(NSID_AT / 8 + i).write(cfg.nsid_words[i]) };
+            }
             len = 4 + n;
             sum = cfg.nsid_sum as u64;
         }

@@ -48,6 +48,7 @@ pub fn config(engine: &EngineConfig) -> EdnsConfig {
             c.nsid_len = id.len() as u32;
             c.nsid[..id.len()].copy_from_slice(id);
             c.nsid_sum = dns_common::nsid_option_sum(id);
+            c.nsid_words = dns_common::nsid_words(id);
         } else {
             c.flags |= EDNS_NSID_TOO_LONG;
         }
@@ -78,6 +79,31 @@ mod tests {
         for clock in [secs, secs + 86_400, secs - 7200] {
             let t = (mono as u64).wrapping_add(clock_offset(clock)) / 1_000_000_000;
             assert!(t.abs_diff(clock) <= 1, "{t} for {clock}");
+        }
+    }
+
+    #[test]
+    fn the_nsid_option_is_laid_out_and_summed_as_the_answer_carries_it() {
+        for id in [&b"n"[..], b"no", b"edns-node-1", &[0xff; NSID_MAX]] {
+            let c = config(&EngineConfig {
+                nsid: Some(id.to_vec()),
+                ..Default::default()
+            });
+            let option = [&[0, 3, 0, id.len() as u8][..], id].concat();
+            // From the OPT record's octet 8: three octets the program writes, the option.
+            let laid: Vec<u8> = c.nsid_words.iter().flat_map(|w| w.to_le_bytes()).collect();
+            assert_eq!(laid[..3], [0, 0, 0]);
+            assert_eq!(laid[3..3 + option.len()], option[..]);
+            assert!(laid[3 + option.len()..].iter().all(|&b| b == 0));
+            // RFC 1071 over the option at an even offset, in the program's word order.
+            let mut sum: u32 = option
+                .chunks(2)
+                .map(|p| u16::from_le_bytes([p[0], p.get(1).copied().unwrap_or(0)]) as u32)
+                .sum();
+            while sum > 0xffff {
+                sum = (sum & 0xffff) + (sum >> 16);
+            }
+            assert_eq!(c.nsid_sum, sum, "{id:?}");
         }
     }
 
