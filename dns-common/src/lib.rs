@@ -323,7 +323,9 @@ pub struct Scratch {
 
 // The XDP program reads the answer's OPT record from `Scratch::opt` by 8-byte words.
 const _: () = assert!(core::mem::offset_of!(Scratch, opt) % 8 == 0);
-// ... and copies `EdnsConfig::nsid_words` into it by words, at `NSID_AT`.
+// ... and copies `EdnsConfig::nsid_words` into it by words, at `NSID_AT`; it keeps the
+// query's cookie in `Scratch::cookie` as little-endian words.
+const _: () = assert!(core::mem::offset_of!(Scratch, cookie) % 8 == 0);
 const _: () = assert!(NSID_AT % 8 == 0 && NSID_AT + NSID_WORDS * 8 <= OPT_BUF);
 
 /// Per-CPU state of an NSEC denial in the XDP program (see `NsecMeta`).
@@ -760,6 +762,26 @@ pub struct EdnsConfig {
     /// option zero, the program writes them), so that the program copies it by aligned words
     /// (`nsid_words`).
     pub nsid_words: [u64; NSID_WORDS],
+    /// The SipHash-2-4 states keyed with `secret` and `previous` (`siphash_keyed`), so that
+    /// the program starts from them.
+    pub secret_keyed: [u64; 4],
+    pub previous_keyed: [u64; 4],
+}
+
+/// The SipHash-2-4 state (v0..v3) keyed with the 16 octets `key` (two little-endian words).
+pub const fn siphash_keyed(key: &[u8; 16]) -> [u64; 4] {
+    let k0 = u64::from_le_bytes([
+        key[0], key[1], key[2], key[3], key[4], key[5], key[6], key[7],
+    ]);
+    let k1 = u64::from_le_bytes([
+        key[8], key[9], key[10], key[11], key[12], key[13], key[14], key[15],
+    ]);
+    [
+        k0 ^ 0x736f_6d65_7073_6575,
+        k1 ^ 0x646f_7261_6e64_6f6d,
+        k0 ^ 0x6c79_6765_6e65_7261,
+        k1 ^ 0x7465_6462_7974_6573,
+    ]
 }
 
 /// Where `EdnsConfig::nsid_words` starts in the answer's OPT record.
@@ -810,6 +832,8 @@ impl EdnsConfig {
             nsid_sum: 0,
             _pad2: 0,
             nsid_words: [0; NSID_WORDS],
+            secret_keyed: [0; 4],
+            previous_keyed: [0; 4],
         }
     }
 }

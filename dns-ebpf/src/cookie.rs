@@ -64,10 +64,10 @@ fn hash(keyed: siphash::State, header: u64, c: &Client) -> u64 {
     keyed.absorb(header).finish(&c.words, c.n, c.tail)
 }
 
-/// The SipHash state of `secret` after the client cookie `cc`.
+/// The SipHash state of a secret (keyed by userspace) after the client cookie `cc`.
 #[inline(always)]
-fn keyed(secret: &[u8; 16], cc: u64) -> siphash::State {
-    siphash::State::new(le64(secret, 0), le64(secret, 8)).absorb(cc)
+fn keyed(secret: &[u64; 4], cc: u64) -> siphash::State {
+    siphash::State::keyed(secret).absorb(cc)
 }
 
 /// The server cookie's first word (version, reserved, timestamp) for the second `now`.
@@ -86,43 +86,48 @@ pub struct Reply {
 }
 
 impl Reply {
-    /// The option's octets.
+    /// Writes the option's octets at `out`.
+    ///
+    /// # Safety
+    /// `out` must hold `REPLY_LEN` octets.
     #[inline(always)]
-    pub fn bytes(&self) -> [u8; REPLY_LEN] {
+    pub unsafe fn write(&self, out: *mut u8) {
         let code = OPTION_COOKIE.to_be_bytes();
-        let mut out = [0u8; REPLY_LEN];
-        out[0] = code[0];
-        out[1] = code[1];
-        out[3] = (8 + SERVER_COOKIE_LEN) as u8;
-        out[4..12].copy_from_slice(&self.words[0].to_le_bytes());
-        out[12..20].copy_from_slice(&self.words[1].to_le_bytes());
-        out[20..28].copy_from_slice(&self.words[2].to_le_bytes());
-        out
+        let head = [code[0], code[1], 0, (8 + SERVER_COOKIE_LEN) as u8];
+        for (i, b) in head.iter().enumerate() {
+            *out.add(i) = *b;
+        }
+        for (w, word) in self.words.iter().enumerate() {
+            for i in 0..8 {
+                *out.add(4 + 8 * w + i) = (word >> (8 * i)) as u8;
+            }
+        }
     }
 }
 
 /// The 16-bit words of `w` (in memory order), summed.
 #[inline(always)]
-fn word_sum(w: u64) -> u64 {
+pub fn word_sum(w: u64) -> u64 {
     (w & 0xffff_ffff) + (w >> 32)
 }
 
-/// The COOKIE option of the answer to the COOKIE `cookie` (of valid length `len`): the client
-/// cookie and a server cookie made `now` with the current secret; and whether `cookie` holds a
-/// server cookie we made with the current or the previous secret, of a time in the window
-/// around `now` (RFC 9018 §4.3), checked only when `validate`. The two hashes with the current
-/// secret share the key and the client cookie, and are one when the cookie is of this second.
+/// The COOKIE option of the answer to the COOKIE `cookie` (its first three little-endian
+/// words, of valid length `len`): the client cookie and a server cookie made `now` with the
+/// current secret; and whether `cookie` holds a server cookie we made with the current or the
+/// previous secret, of a time in the window around `now` (RFC 9018 §4.3), checked only when
+/// `validate`. The two hashes with the current secret share the key and the client cookie,
+/// and are one when the cookie is of this second.
 #[inline(always)]
 pub fn answer(
     cfg: &EdnsConfig,
-    cookie: &[u8; 40],
+    cookie: &[u64; 3],
     len: usize,
     c: &Client,
     now: u32,
     validate: bool,
 ) -> (Reply, bool) {
-    let cc = le64(cookie, 0);
-    let current = keyed(&cfg.secret, cc);
+    let [cc, sent, sent_mac] = *cookie;
+    let current = keyed(&cfg.secret_keyed, cc);
     let made = header(now);
     let mac = hash(current, made, c);
     let reply = Reply {
@@ -135,15 +140,14 @@ pub fn answer(
                 + word_sum(mac),
         ),
     };
-    if !validate || len != 8 + SERVER_COOKIE_LEN || cookie[8] != SERVER_COOKIE_VERSION {
+    // The version octet first, then the timestamp (octets 4-7 of the word, big-endian).
+    if !validate || len != 8 + SERVER_COOKIE_LEN || sent & 0xff != SERVER_COOKIE_VERSION as u64 {
         return (reply, false);
     }
-    let ts = u32::from_be_bytes([cookie[12], cookie[13], cookie[14], cookie[15]]);
+    let ts = ((sent >> 32) as u32).swap_bytes();
     if now.wrapping_sub(ts) > COOKIE_MAX_AGE && ts.wrapping_sub(now) > COOKIE_MAX_AHEAD {
         return (reply, false);
     }
-    let sent = le64(cookie, 8);
-    let sent_mac = le64(cookie, 16);
     let valid = if sent == made {
         mac == sent_mac
     } else {
@@ -151,6 +155,6 @@ pub fn answer(
     };
     let valid = valid
         || cfg.flags & EDNS_COOKIE_PREVIOUS != 0
-            && hash(keyed(&cfg.previous, cc), sent, c) == sent_mac;
+            && hash(keyed(&cfg.previous_keyed, cc), sent, c) == sent_mac;
     (reply, valid)
 }

@@ -41,6 +41,18 @@ impl Options {
     };
 }
 
+/// The COOKIE data's first three little-endian words (client cookie, server cookie).
+#[inline(always)]
+fn cookie_words(c: &[u8; COOKIE_READ]) -> [u64; 3] {
+    let mut w = [0u64; 3];
+    for (i, word) in w.iter_mut().enumerate() {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&c[8 * i..8 * i + 8]);
+        *word = u64::from_le_bytes(b);
+    }
+    w
+}
+
 /// The sum of the first `n` (even) octets of `b`.
 #[inline(always)]
 fn pairs<const N: usize>(b: &[u8; N], n: usize) -> u64 {
@@ -115,10 +127,18 @@ pub fn walk(scratch: &mut Scratch, at: usize, len: usize) -> Result<Options, u32
                 }
                 // Octets after a shorter cookie are copied too, never read (`cookie::answer`).
                 let c = copied::<COOKIE_READ>(scratch, at + p + 4)?;
-                scratch.cookie[..COOKIE_READ].copy_from_slice(&c);
+                let w = cookie_words(&c);
+                // SAFETY: `Scratch::cookie` is 8-byte aligned (an assertion in dns_common)
+                // and holds COOKIE_MAX ≥ 24 octets.
+                unsafe { (scratch.cookie.as_mut_ptr() as *mut [u64; 3]).write(w) };
                 o.cookie_len = olen;
                 if olen == 8 || olen == COOKIE_READ {
-                    part += pairs(&c, olen);
+                    let words = if olen == 8 { 1 } else { 3 };
+                    for (i, x) in w.iter().enumerate() {
+                        if i < words {
+                            part += cookie::word_sum(*x);
+                        }
+                    }
                     read = true;
                 }
             }
@@ -211,14 +231,9 @@ pub fn answer_opt(
             let t = now(cfg);
             let c = cookie::client(ctx, client.0, client.1)?;
             let require = cfg.flags & EDNS_REQUIRE_COOKIE != 0;
-            let (reply, ok) = cookie::answer(
-                cfg,
-                &scratch.cookie,
-                o.cookie_len,
-                &c,
-                t,
-                require || validate,
-            );
+            // SAFETY: as in `walk`, which wrote these words.
+            let words = unsafe { (scratch.cookie.as_ptr() as *const [u64; 3]).read() };
+            let (reply, ok) = cookie::answer(cfg, &words, o.cookie_len, &c, t, require || validate);
             if require && !ok {
                 return Err(counter::PASS_COOKIE);
             }
@@ -228,10 +243,7 @@ pub fn answer_opt(
                 return Err(counter::PASS_ERROR);
             }
             // SAFETY: OPT_LEN + at + REPLY_LEN ≤ OPT_LEN + 4 + NSID_MAX + REPLY_LEN ≤ OPT_BUF.
-            unsafe {
-                (scratch.opt.as_mut_ptr().add(OPT_LEN + at) as *mut [u8; cookie::REPLY_LEN])
-                    .write_unaligned(reply.bytes())
-            };
+            unsafe { reply.write(scratch.opt.as_mut_ptr().add(OPT_LEN + at)) };
             sum += checksum::at_parity(reply.sum, at & 1 == 1);
             len = at + cookie::REPLY_LEN;
         }

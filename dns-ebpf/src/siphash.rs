@@ -30,22 +30,17 @@ fn compress(v: &mut [u64; 4], m: u64) {
     v[0] ^= m;
 }
 
-/// SipHash-2-4 state: keyed (`new`), then message words absorbed one by one (`absorb`), then
+/// SipHash-2-4 state: keyed (by userspace: `keyed`), then message words absorbed one by one (`absorb`), then
 /// finished with the last partial word (`finish`). A copy shares the words absorbed so far:
 /// the cookie made now and the cookie validated share the key and the client cookie.
 #[derive(Clone, Copy)]
 pub struct State([u64; 4]);
 
 impl State {
-    /// The state for key `(k0, k1)` (the 16 key octets read as two little-endian words).
+    /// The state keyed as `dns_common::siphash_keyed` gives it.
     #[inline(always)]
-    pub fn new(k0: u64, k1: u64) -> State {
-        State([
-            k0 ^ 0x736f_6d65_7073_6575,
-            k1 ^ 0x646f_7261_6e64_6f6d,
-            k0 ^ 0x6c79_6765_6e65_7261,
-            k1 ^ 0x7465_6462_7974_6573,
-        ])
+    pub fn keyed(v: &[u64; 4]) -> State {
+        State(*v)
     }
 
     /// Absorbs one whole little-endian message word.

@@ -56,9 +56,11 @@ pub fn config(engine: &EngineConfig) -> EdnsConfig {
     if let Some(k) = &engine.cookies {
         c.flags |= EDNS_COOKIES;
         c.secret = k.secret;
+        c.secret_keyed = dns_common::siphash_keyed(&k.secret);
         if let Some(p) = k.previous {
             c.flags |= EDNS_COOKIE_PREVIOUS;
             c.previous = p;
+            c.previous_keyed = dns_common::siphash_keyed(&p);
         }
         if k.require {
             c.flags |= EDNS_REQUIRE_COOKIE;
