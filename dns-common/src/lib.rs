@@ -326,7 +326,7 @@ const _: () = assert!(core::mem::offset_of!(Scratch, opt) % 8 == 0);
 // ... and copies `EdnsConfig::nsid_words` into it by words, at `NSID_AT`; it keeps the
 // query's cookie in `Scratch::cookie` as little-endian words.
 const _: () = assert!(core::mem::offset_of!(Scratch, cookie) % 8 == 0);
-const _: () = assert!(NSID_AT % 8 == 0 && NSID_AT + NSID_WORDS * 8 <= OPT_BUF);
+const _: () = assert!(NSID_AT.is_multiple_of(8) && NSID_AT + NSID_WORDS * 8 <= OPT_BUF);
 
 /// Per-CPU state of an NSEC denial in the XDP program (see `NsecMeta`).
 #[repr(C, align(8))]

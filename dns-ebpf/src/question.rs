@@ -162,19 +162,12 @@ fn opt_copy(
     if n == 0 || n > OPTIONS_BUF {
         return Err(counter::PASS_EDNS_OPTION);
     }
+    let to = scratch.options.as_mut_ptr() as *mut _;
     // SAFETY: the helper checks the packet bounds; 0 < n ≤ OPTIONS_BUF, the buffer's size.
-    let r = unsafe {
-        bpf_xdp_load_bytes(
-            ctx.ctx,
-            (qoff + at) as u32,
-            scratch.options.as_mut_ptr() as *mut _,
-            n as u32,
-        )
-    };
-    if r != 0 {
-        return Err(counter::PASS_MALFORMED);
+    match unsafe { bpf_xdp_load_bytes(ctx.ctx, (qoff + at) as u32, to, n as u32) } {
+        0 => Ok(core::mem::offset_of!(Scratch, options)),
+        _ => Err(counter::PASS_MALFORMED),
     }
-    Ok(core::mem::offset_of!(Scratch, options))
 }
 
 /// Returns `v` through a memory round trip, so that the verifier sees one unknown value (to be

@@ -53,8 +53,11 @@ fn ours(s: &str, cc: &[u8; 8], addr: IpAddr, t: u32) -> Vec<u8> {
     cookie::make(&secret(s), cc, addr, t).to_vec()
 }
 
+/// EDNS options (code, data), in order.
+type Options = Vec<(u16, Vec<u8>)>;
+
 /// Option layouts a query may carry that leave the answer to XDP.
-fn layouts(addr: IpAddr) -> Vec<(&'static str, Vec<(u16, Vec<u8>)>)> {
+fn layouts(addr: IpAddr) -> Vec<(&'static str, Options)> {
     let cc = *b"clientck";
     let server = ours(SECRET, &cc, addr, NOW - 10);
     let fill = |n: usize| [cc.to_vec(), (0..n as u8).collect()].concat();
@@ -99,7 +102,7 @@ fn layouts(addr: IpAddr) -> Vec<(&'static str, Vec<(u16, Vec<u8>)>)> {
 
 /// Option layouts the engine answers otherwise (or that are malformed), with the reason XDP
 /// passes them for: their options, and a change to the query's bytes.
-type Malformed = (&'static str, Vec<(u16, Vec<u8>)>, fn(&mut Vec<u8>), u32);
+type Malformed = (&'static str, Options, fn(&mut Vec<u8>), u32);
 
 fn malformed() -> Vec<Malformed> {
     let none: fn(&mut Vec<u8>) = |_| {};
