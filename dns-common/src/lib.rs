@@ -766,6 +766,13 @@ pub struct EdnsConfig {
     /// the program starts from them.
     pub secret_keyed: [u64; 4],
     pub previous_keyed: [u64; 4],
+    /// A second of the cookies' clock, `tick_second` (0: none), and the CLOCK_MONOTONIC
+    /// nanoseconds at which it starts (`tick_second × 10⁹ − clock_offset_ns`), which
+    /// userspace writes with the offset: the program counts the seconds from there without a
+    /// 64-bit division.
+    pub tick_ns: u64,
+    pub tick_second: u32,
+    pub _pad3: u32,
 }
 
 /// The SipHash-2-4 state (v0..v3) keyed with the 16 octets `key` (two little-endian words).
@@ -834,6 +841,9 @@ impl EdnsConfig {
             nsid_words: [0; NSID_WORDS],
             secret_keyed: [0; 4],
             previous_keyed: [0; 4],
+            tick_ns: 0,
+            tick_second: 0,
+            _pad3: 0,
         }
     }
 }

@@ -66,8 +66,17 @@ pub fn config(engine: &EngineConfig) -> EdnsConfig {
             c.flags |= EDNS_REQUIRE_COOKIE;
         }
         c.clock_offset_ns = clock_offset(k.clock.now());
+        (c.tick_second, c.tick_ns) = tick(c.clock_offset_ns);
     }
     c
+}
+
+/// The second of the cookies' clock (CLOCK_MONOTONIC plus `offset`) now, and the monotonic
+/// nanoseconds at which it started (`EdnsConfig::tick_ns`).
+fn tick(offset: u64) -> (u32, u64) {
+    let (_, mono) = clocks();
+    let second = (mono as u64).wrapping_add(offset) / 1_000_000_000;
+    (second as u32, (second * 1_000_000_000).wrapping_sub(offset))
 }
 
 #[cfg(test)]
@@ -106,6 +115,26 @@ mod tests {
                 sum = (sum & 0xffff) + (sum >> 16);
             }
             assert_eq!(c.nsid_sum, sum, "{id:?}");
+        }
+    }
+
+    #[test]
+    fn the_tick_is_the_start_of_the_cookie_clocks_second() {
+        let (real, _) = clocks();
+        let secs = (real / 1_000_000_000) as u64;
+        for clock in [secs, secs + 86_400, secs - 7200] {
+            let offset = clock_offset(clock);
+            let (second, tick_ns) = tick(offset);
+            assert!((second as u64).abs_diff(clock) <= 1, "{second} for {clock}");
+            // The division the program saves: at the tick and just before the next second.
+            for (at, want) in [
+                (0, second),
+                (999_999_999, second),
+                (1_000_000_000, second + 1),
+            ] {
+                let ns = tick_ns.wrapping_add(at).wrapping_add(offset);
+                assert_eq!((ns / 1_000_000_000) as u32, want);
+            }
         }
     }
 
