@@ -328,8 +328,12 @@ pub struct Scratch {
     pub frame: [u8; FRAME_PREFIX_MAX],
     /// The query's COOKIE option data.
     pub cookie: [u8; COOKIE_MAX],
-    /// The answer's OPT record (header, NSID, COOKIE), zero padded after it.
+    /// The answer's OPT record (header, NSID, COOKIE); its checksum is summed from its parts
+    /// as they are written, not over the buffer.
     pub opt: [u8; OPT_BUF],
+    /// The query's OPT record, copied with its RDATA when the question copy does not reach
+    /// its end (a long message: see `OPTIONS_BUF`).
+    pub options: [u8; OPTIONS_BUF],
     /// NSEC3 denial: hashing state, the search and the records of the proof (see
     /// `Nsec3Scratch`).
     pub nsec3: Nsec3Scratch,
@@ -341,6 +345,10 @@ pub struct Scratch {
 
 // The XDP program reads the answer's OPT record from `Scratch::opt` by 8-byte words.
 const _: () = assert!(core::mem::offset_of!(Scratch, opt) % 8 == 0);
+// ... and copies `EdnsConfig::nsid_words` into it by words, at `NSID_AT`; it keeps the
+// query's cookie in `Scratch::cookie` as little-endian words.
+const _: () = assert!(core::mem::offset_of!(Scratch, cookie) % 8 == 0);
+const _: () = assert!(NSID_AT.is_multiple_of(8) && NSID_AT + NSID_WORDS * 8 <= OPT_BUF);
 
 /// Per-CPU state of an NSEC denial in the XDP program (see `NsecMeta`).
 #[repr(C, align(8))]
@@ -401,6 +409,11 @@ pub struct NsecLabel {
 /// Size of the scratch buffer holding the answer's OPT record: the longest, rounded up to a
 /// whole number of 8-octet words.
 pub const OPT_BUF: usize = (OPT_LEN + OPT_OPTIONS_MAX + 7) & !7;
+
+/// Size of `Scratch::options`: the longest OPT record (with its RDATA) of a query the XDP
+/// program reads when the question copy does not hold it; a longer one is passed
+/// (`pass_edns_option`).
+pub const OPTIONS_BUF: usize = 512;
 
 /// Per-CPU state of an NSEC3 denial in the XDP program.
 #[repr(C, align(8))]
@@ -766,6 +779,77 @@ pub struct EdnsConfig {
     pub nsid_len: u32,
     pub _pad: u32,
     pub nsid: [u8; NSID_MAX],
+    /// The folded Internet checksum sum (RFC 1071, 16-bit little-endian words, as the
+    /// program sums) of the NSID option as the answer carries it: code, length and `nsid`,
+    /// from an even offset (`nsid_option_sum`).
+    pub nsid_sum: u32,
+    pub _pad2: u32,
+    /// The NSID option (code, length, `nsid` zero padded) as it stands in the answer's OPT
+    /// record, laid out from the record's octet 8 (`NSID_AT`; the three octets before the
+    /// option zero, the program writes them), so that the program copies it by aligned words
+    /// (`nsid_words`).
+    pub nsid_words: [u64; NSID_WORDS],
+    /// The SipHash-2-4 states keyed with `secret` and `previous` (`siphash_keyed`), so that
+    /// the program starts from them.
+    pub secret_keyed: [u64; 4],
+    pub previous_keyed: [u64; 4],
+    /// A second of the cookies' clock, `tick_second` (0: none), and the CLOCK_MONOTONIC
+    /// nanoseconds at which it starts (`tick_second × 10⁹ − clock_offset_ns`), which
+    /// userspace writes with the offset: the program counts the seconds from there without a
+    /// 64-bit division.
+    pub tick_ns: u64,
+    pub tick_second: u32,
+    pub _pad3: u32,
+}
+
+/// The SipHash-2-4 state (v0..v3) keyed with the 16 octets `key` (two little-endian words).
+pub const fn siphash_keyed(key: &[u8; 16]) -> [u64; 4] {
+    let k0 = u64::from_le_bytes([
+        key[0], key[1], key[2], key[3], key[4], key[5], key[6], key[7],
+    ]);
+    let k1 = u64::from_le_bytes([
+        key[8], key[9], key[10], key[11], key[12], key[13], key[14], key[15],
+    ]);
+    [
+        k0 ^ 0x736f_6d65_7073_6575,
+        k1 ^ 0x646f_7261_6e64_6f6d,
+        k0 ^ 0x6c79_6765_6e65_7261,
+        k1 ^ 0x7465_6462_7974_6573,
+    ]
+}
+
+/// Where `EdnsConfig::nsid_words` starts in the answer's OPT record.
+pub const NSID_AT: usize = 8;
+/// Words of `EdnsConfig::nsid_words`: the NSID option after three octets of the OPT head.
+pub const NSID_WORDS: usize = (OPT_LEN - NSID_AT + 4 + NSID_MAX).div_ceil(8);
+
+/// `EdnsConfig::nsid_words` of the NSID `nsid` (at most `NSID_MAX` octets).
+pub fn nsid_words(nsid: &[u8]) -> [u64; NSID_WORDS] {
+    let mut b = [0u8; NSID_WORDS * 8];
+    let at = OPT_LEN - NSID_AT;
+    b[at..at + 4].copy_from_slice(&[0, OPTION_NSID as u8, 0, nsid.len() as u8]);
+    b[at + 4..at + 4 + nsid.len()].copy_from_slice(nsid);
+    let mut w = [0u64; NSID_WORDS];
+    for (i, word) in w.iter_mut().enumerate() {
+        let mut x = [0u8; 8];
+        x.copy_from_slice(&b[i * 8..i * 8 + 8]);
+        *word = u64::from_le_bytes(x);
+    }
+    w
+}
+
+/// `EdnsConfig::nsid_sum` of an NSID option with data `nsid` (at most 255 octets).
+pub fn nsid_option_sum(nsid: &[u8]) -> u32 {
+    let head = [0, OPTION_NSID as u8, 0, nsid.len() as u8];
+    let mut sum: u64 = 0;
+    for (i, b) in head.iter().chain(nsid).enumerate() {
+        // Even offsets are a word's low octet (little-endian words), odd ones its high one.
+        sum += (*b as u64) << (8 * (i & 1));
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum as u32
 }
 
 impl EdnsConfig {
@@ -779,6 +863,14 @@ impl EdnsConfig {
             nsid_len: 0,
             _pad: 0,
             nsid: [0; NSID_MAX],
+            nsid_sum: 0,
+            _pad2: 0,
+            nsid_words: [0; NSID_WORDS],
+            secret_keyed: [0; 4],
+            previous_keyed: [0; 4],
+            tick_ns: 0,
+            tick_second: 0,
+            _pad3: 0,
         }
     }
 }

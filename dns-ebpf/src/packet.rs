@@ -186,7 +186,10 @@ pub fn handle<const MODE: u8>(ctx: &XdpContext) -> Result<u16, u32> {
         let query = q.name_len as u64
             | (q.limit as u64) << 16
             | (q.edns as u64) << 32
-            | (q.dnssec_ok as u64) << 33;
+            | (q.dnssec_ok as u64) << 33
+            | q.options
+                .rdata_sum
+                .map_or(0, |s| 1 << 34 | (s as u64) << 40);
         let denial = kind & 0xff == AnswerKind::Nsec3Negative as u16;
         return Err(nsec3::jump(ctx, scratch, query, denial));
     }
@@ -214,12 +217,12 @@ pub fn handle<const MODE: u8>(ctx: &XdpContext) -> Result<u16, u32> {
         None => (answer.data.as_ptr(), answer.csum),
     };
     // SAFETY: a plain read of per-CPU memory, written before the lookup (see above).
-    let packed = unsafe { core::ptr::read_volatile(&scratch.nsec3.opt_len) };
-    let opt_len = question::opaque(&mut scratch.opaque, (packed & 0xffff) as usize);
+    let opt = edns::Built::unpack(unsafe { core::ptr::read_volatile(&scratch.nsec3.opt_len) });
+    let opt_len = question::opaque(&mut scratch.opaque, opt.len);
     if opt_len > OPT_BUF {
         return Err(counter::PASS_ERROR);
     }
-    let cookie_valid = (packed >> 16) & 1 != 0;
+    let cookie_valid = opt.cookie_valid;
     // An answer too big for the client is userspace's (a TC answer there, rate limited
     // there): it takes no token here.
     if DNS_HEADER + q.name_len + 4 + len + opt_len > q.limit {
@@ -260,7 +263,7 @@ pub fn handle<const MODE: u8>(ctx: &XdpContext) -> Result<u16, u32> {
         (flow.l3, flow.l4, flow.v6),
         q.name_len,
         flow.dns_len,
-        q.edns,
+        (q.edns, q.options.rdata_sum),
         // The query's ARCOUNT: 1 with an OPT record, else 0 (`question::read`).
         (flags, q.edns as u16),
     )?;
@@ -283,8 +286,9 @@ pub fn handle<const MODE: u8>(ctx: &XdpContext) -> Result<u16, u32> {
         + checksum::field(arcount_out);
     let tpl_odd = q.name_len & 1 == 1;
     sum += checksum::at_parity(tpl_csum, tpl_odd);
-    // The OPT record of a query without options is the fixed 11 octets (`opt_record`), in
-    // the first two words of the zero padded buffer: summed and written here directly.
+    // The OPT record's sum, as `edns::answer_opt` summed its parts. One without options is
+    // the fixed 11 octets (`opt_record`), in the first two words of the buffer: written here
+    // directly.
     let opt_words = if opt_len == OPT_LEN {
         let w = scratch.opt.as_ptr() as *const u64;
         // SAFETY: `opt` is 8-byte aligned in Scratch (an assertion in dns_common) and holds
@@ -294,13 +298,7 @@ pub fn handle<const MODE: u8>(ctx: &XdpContext) -> Result<u16, u32> {
         [0, 0]
     };
     if q.edns {
-        let s = if opt_len == OPT_LEN {
-            let [a, b] = opt_words;
-            checksum::fold((a & 0xffff_ffff) + (a >> 32) + (b & 0xffff_ffff) + (b >> 32))
-        } else {
-            checksum::words(scratch.opt.as_mut_ptr(), opt_len, OPT_BUF as u32)?
-        };
-        sum += checksum::at_parity(s, (q.name_len + len) & 1 == 1);
+        sum += checksum::at_parity(opt.sum, (q.name_len + len) & 1 == 1);
     }
 
     // Resize the packet to the response (this also drops any Ethernet padding).
@@ -584,7 +582,11 @@ fn resumed_query(scratch: &Scratch) -> Result<question::Query, u32> {
         limit: ((r >> 16) & 0xffff) as usize,
         edns: (r >> 32) & 1 != 0,
         dnssec_ok: (r >> 33) & 1 != 0,
-        // The answer's OPT record is already in `Scratch::opt`.
-        options: edns::Options::NONE,
+        // The answer's OPT record is already in `Scratch::opt`; the query's RDATA sum is
+        // for the UDP checksum (`rewrite::kept_sum`).
+        options: edns::Options {
+            rdata_sum: ((r >> 34) & 1 != 0).then_some((r >> 40) as u16),
+            ..edns::Options::NONE
+        },
     })
 }

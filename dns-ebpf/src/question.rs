@@ -1,13 +1,13 @@
 //! The DNS question and EDNS OPT record of a query, read into per-CPU scratch space.
 //!
-//! The question (and, when it fits, the OPT record after it) is copied with one
-//! `bpf_xdp_load_bytes` (no per-byte packet access) and its labels are walked in a bounded loop
-//! over the copy. The lookup key's name is built from that copy by the walk's first step
+//! The question (and, when it fits, the OPT record after it with its options) is copied with
+//! one `bpf_xdp_load_bytes` (no per-byte packet access) and its labels are walked in a bounded
+//! loop over the copy; an OPT record the copy does not hold is copied with one more. The lookup key's name is built from that copy by the walk's first step
 //! (`lookup::build_key`), so the name is neither loaded twice nor lower-cased over the whole
 //! 256-octet buffer.
 
 use aya_ebpf::{helpers::bpf_xdp_load_bytes, programs::XdpContext};
-use dns_common::{counter, Scratch, KEY_FLAG_CHAOS, KEY_FLAG_DO, NAME_BUF, NAME_MAX};
+use dns_common::{counter, Scratch, KEY_FLAG_CHAOS, KEY_FLAG_DO, NAME_BUF, NAME_MAX, OPTIONS_BUF};
 
 use crate::edns::{self, Options};
 
@@ -88,29 +88,14 @@ pub fn read(
     match arcount {
         0 if rest == 0 => {}
         1 => {
-            let mut opt = core::mem::MaybeUninit::uninit();
-            let opt = crate::zero::Buf16::zeroed(&mut opt);
             if rest < 11 {
                 return Err(counter::PASS_MALFORMED);
             }
-            let at = name_len + 4;
-            if at + 11 <= n && at < 256 {
-                // In the question copy already (still as sent: `zero_after` comes last).
-                let q = scratch.question.as_ptr();
-                for (i, o) in opt.iter_mut().take(11).enumerate() {
-                    // SAFETY: at + i < n ≤ QUESTION_BUF, and the verifier's bound
-                    // (at & 0xff) + 10 stays inside Scratch (`key` follows).
-                    *o = unsafe { *q.add((at & 0xff) + i) };
-                }
-            } else {
-                // SAFETY: bounds checked by the helper; opt is 11 bytes.
-                let r = unsafe {
-                    bpf_xdp_load_bytes(ctx.ctx, (qoff + at) as u32, opt.as_mut_ptr() as *mut _, 11)
-                };
-                if r != 0 {
-                    return Err(counter::PASS_MALFORMED);
-                }
-            }
+            // The OPT record with its RDATA, as an offset in scratch space: in the question
+            // copy when it holds the whole message, else copied with one helper call.
+            let at = opt_copy(ctx, scratch, qoff, rem, name_len + 4, rest)?;
+            let at = opaque(&mut scratch.opaque, at);
+            let opt = edns::copied::<11>(scratch, at)?;
             if opt[0] != 0 || opt[1] != 0 || opt[2] != 41 {
                 return Err(counter::PASS_OTHER);
             }
@@ -122,11 +107,12 @@ pub fn read(
                 return Err(counter::PASS_MALFORMED);
             }
             if rdlen > 0 {
-                let o = edns::walk(ctx, scratch, qoff + name_len + 4 + 11, rdlen)?;
+                let o = edns::walk(scratch, at + 11, rdlen)?;
                 // Join the verifier's paths through the options again (see `opaque`).
                 query.options = Options {
                     nsid: opaque(&mut scratch.opaque, o.nsid as usize) != 0,
                     cookie_len: opaque(&mut scratch.opaque, o.cookie_len) & 0x3f,
+                    rdata_sum: o.rdata_sum,
                 };
             }
             // Both sides' payloads count as 512 when lower (RFC 6891 §6.2.5), as in the
@@ -154,6 +140,34 @@ pub fn read(
     scratch.key.flags = if query.dnssec_ok { KEY_FLAG_DO } else { 0 }
         | if qclass == 3 { KEY_FLAG_CHAOS } else { 0 };
     Ok(query)
+}
+
+/// Where the query's OPT record (the `rest` octets at question offset `at`) is in scratch
+/// space, as an offset from its start: in the question copy when that holds the message to
+/// its end (`rem` octets from the question), else copied whole into `Scratch::options` by one
+/// `bpf_xdp_load_bytes` (a longer one is passed).
+#[inline(always)]
+fn opt_copy(
+    ctx: &XdpContext,
+    scratch: &mut Scratch,
+    qoff: usize,
+    rem: usize,
+    at: usize,
+    rest: usize,
+) -> Result<usize, u32> {
+    if rem <= QUESTION_BUF {
+        return Ok(core::mem::offset_of!(Scratch, question) + at);
+    }
+    let n = opaque(&mut scratch.opaque, rest);
+    if n == 0 || n > OPTIONS_BUF {
+        return Err(counter::PASS_EDNS_OPTION);
+    }
+    let to = scratch.options.as_mut_ptr() as *mut _;
+    // SAFETY: the helper checks the packet bounds; 0 < n ≤ OPTIONS_BUF, the buffer's size.
+    match unsafe { bpf_xdp_load_bytes(ctx.ctx, (qoff + at) as u32, to, n as u32) } {
+        0 => Ok(core::mem::offset_of!(Scratch, options)),
+        _ => Err(counter::PASS_MALFORMED),
+    }
 }
 
 /// Returns `v` through a memory round trip, so that the verifier sees one unknown value (to be

@@ -10,7 +10,8 @@
 //! is wrong gets a response whose checksum is wrong by as much, which the client drops, as its
 //! kernel would have dropped the query had it reached a socket. A query without a UDP checksum
 //! (IPv4, 0), with a partial one (checksum offload: see `kept_sum`), or whose OPT record has
-//! options (their sum is not at hand), is summed in full (`full_sum`). The IPv4 header
+//! options whose sum the walk did not take (`edns::Options::rdata_sum`), is summed in full
+//! (`full_sum`). The IPv4 header
 //! checksum is updated the same way: only the total length and the TTL change.
 
 use aya_ebpf::programs::XdpContext;
@@ -25,8 +26,9 @@ const TTL: u8 = 64;
 /// What the response shares with the query, as a partial sum taken from the query's UDP
 /// checksum (see the module doc): the query (IP header at `l3`, UDP header at `l4`) has a
 /// question name of `name_len` octets, `dns_len` DNS octets, the header `flags` and `arcount`,
-/// and an OPT record right after the question when `edns`. `None` when the query's checksum
-/// cannot stand for it: absent, options in its OPT record, or a partial checksum.
+/// and an OPT record right after the question when `edns`, its RDATA summing to `rdata_sum`.
+/// `None` when the query's checksum cannot stand for it: absent, options in its OPT record
+/// whose sum is not known, or a partial checksum.
 ///
 /// A partial checksum: a query sent from this host's own stack or a virtual machine's, with
 /// the checksum left to the hardware (CHECKSUM_PARTIAL, as over veth), carries only the sum
@@ -38,7 +40,7 @@ pub fn kept_sum(
     (l3, l4, v6): (usize, usize, bool),
     name_len: usize,
     dns_len: usize,
-    edns: bool,
+    (edns, rdata_sum): (bool, Option<u16>),
     header: (u16, u16),
 ) -> Result<Option<u64>, u32> {
     let p: *const [u8; 2] = ptr_at(ctx, l4 + 6)?;
@@ -63,15 +65,18 @@ pub fn kept_sum(
         let o: *const [u8; OPT_LEN] = ptr_at(ctx, at)?;
         // SAFETY: bounds checked by ptr_at.
         let o = unsafe { o.read_unaligned() };
-        if o[9] != 0 || o[10] != 0 {
+        // Options whose sum the walk did not take (`edns::Options::rdata_sum`).
+        let Some(rdata) = rdata_sum else {
             return Ok(None);
-        }
+        };
         let s = checksum::bytes(o[0], o[1])
             + checksum::bytes(o[2], o[3])
             + checksum::bytes(o[4], o[5])
             + checksum::bytes(o[6], o[7])
             + checksum::bytes(o[8], o[9])
-            + checksum::bytes(o[10], 0);
+            + checksum::bytes(o[10], 0)
+            // The RDATA, right after (an odd offset of the record).
+            + checksum::at_parity(rdata, true);
         let opt = checksum::at_parity(checksum::fold(s), name_len & 1 == 1) as u16;
         sum += !opt as u64;
     }

@@ -30,29 +30,45 @@ fn compress(v: &mut [u64; 4], m: u64) {
     v[0] ^= m;
 }
 
-/// SipHash-2-4 with key `(k0, k1)` (the 16 key octets read as two little-endian words) of the
-/// message made of `words[..n]` (little-endian words) and then `tail`, the last 0 to 7 octets
-/// as a little-endian word, which must already carry the message length in its top octet.
-#[inline(always)]
-pub fn hash(k0: u64, k1: u64, words: &[u64; 4], n: usize, tail: u64) -> u64 {
-    let mut v = [
-        k0 ^ 0x736f_6d65_7073_6575,
-        k1 ^ 0x646f_7261_6e64_6f6d,
-        k0 ^ 0x6c79_6765_6e65_7261,
-        k1 ^ 0x7465_6462_7974_6573,
-    ];
-    let mut i = 0;
-    while i < 4 {
-        if i < n {
-            compress(&mut v, words[i]);
-        }
-        i += 1;
+/// SipHash-2-4 state: keyed (by userspace: `keyed`), then message words absorbed one by one (`absorb`), then
+/// finished with the last partial word (`finish`). A copy shares the words absorbed so far:
+/// the cookie made now and the cookie validated share the key and the client cookie.
+#[derive(Clone, Copy)]
+pub struct State([u64; 4]);
+
+impl State {
+    /// The state keyed as `dns_common::siphash_keyed` gives it.
+    #[inline(always)]
+    pub fn keyed(v: &[u64; 4]) -> State {
+        State(*v)
     }
-    compress(&mut v, tail);
-    v[2] ^= 0xff;
-    round(&mut v);
-    round(&mut v);
-    round(&mut v);
-    round(&mut v);
-    v[0] ^ v[1] ^ v[2] ^ v[3]
+
+    /// Absorbs one whole little-endian message word.
+    #[inline(always)]
+    pub fn absorb(mut self, m: u64) -> State {
+        compress(&mut self.0, m);
+        self
+    }
+
+    /// The hash of the message absorbed, then `words[..n]`, then `tail`: the last 0 to 7
+    /// octets as a little-endian word, which must already carry the message length in its
+    /// top octet.
+    #[inline(always)]
+    pub fn finish(self, words: &[u64; 2], n: usize, tail: u64) -> u64 {
+        let mut v = self.0;
+        let mut i = 0;
+        while i < 2 {
+            if i < n {
+                compress(&mut v, words[i]);
+            }
+            i += 1;
+        }
+        compress(&mut v, tail);
+        v[2] ^= 0xff;
+        round(&mut v);
+        round(&mut v);
+        round(&mut v);
+        round(&mut v);
+        v[0] ^ v[1] ^ v[2] ^ v[3]
+    }
 }

@@ -3,12 +3,15 @@
 //! checksum the same way, so:
 //! - answers to queries with right checksums have right checksums, over every path the sum
 //!   takes: no EDNS, EDNS without options (the query's OPT record taken out of the sum at an
-//!   even and an odd offset), EDNS options (summed in full), an IPv4 query without a UDP
-//!   checksum and a query with a partial checksum (checksum offload, as over veth: summed in
-//!   full), IPv4 and IPv6, VLAN tags, referrals, NXDOMAIN, exact answers;
+//!   even and an odd offset), EDNS options the program reads whole (NSID, an 8-octet cookie:
+//!   their sum taken out too) and others (padding, a 16-octet cookie: summed in full), an
+//!   IPv4 query without a UDP checksum and a query with a partial checksum (checksum offload,
+//!   as over veth: summed in full), IPv4 and IPv6, VLAN tags, referrals, NXDOMAIN, exact
+//!   answers;
 //! - a query whose UDP (or IPv4 header) checksum is wrong gets an answer whose checksum is
-//!   wrong by exactly as much, so the client's stack drops it as it would have dropped the
-//!   query; its DNS payload is still the engine's answer.
+//!   wrong by exactly as much (unless summed in full: then right), so the client's stack
+//!   drops it as it would have dropped the query; its DNS payload is still the engine's
+//!   answer.
 
 use std::net::IpAddr;
 
@@ -21,7 +24,17 @@ use xdpdns_tests::{testrun, CLIENT_V4, CLIENT_V6, SERVER_V4, SERVER_V6};
 
 const XDP_TX: u32 = 3;
 const OPTION_NSID: u16 = 3;
+const OPTION_COOKIE: u16 = 10;
 const OPTION_PADDING: u16 = 12;
+
+/// Whether the program sums the answer to `q` in full: options whose data it does not read
+/// (anything but NSID and cookies of 8 or 24 octets, `edns::Options::rdata_sum`).
+fn summed_in_full(q: &Q) -> bool {
+    q.options.iter().any(|(code, data)| match *code {
+        OPTION_COOKIE => data.len() != 8 && data.len() != 24,
+        _ => !data.is_empty(),
+    })
+}
 
 fn rig() -> (XdpServer, Engine) {
     let engine = testrun::example_engine(EngineConfig {
@@ -125,12 +138,18 @@ fn queries() -> Vec<(Q, u32)> {
         ("ab.shop.example.", 28, counter::ANSWERED_REFERRAL),
         ("nothere.example.", 1, counter::ANSWERED_NEGATIVE),
     ];
-    let edns: [Edns; 5] = [
+    let edns: [Edns; 7] = [
         (None, false, vec![]),
         (Some(1232), false, vec![]),
         (Some(4096), true, vec![]),
         (Some(1232), false, vec![(OPTION_NSID, vec![])]),
+        (
+            Some(1232),
+            true,
+            vec![(OPTION_COOKIE, b"clientck".to_vec())],
+        ),
         (Some(1400), true, vec![(OPTION_PADDING, vec![0; 5])]),
+        (Some(1232), false, vec![(OPTION_COOKIE, vec![7; 16])]),
     ];
     let mut out = Vec::new();
     for (i, (name, qtype, kind)) in plain.iter().enumerate() {
@@ -229,7 +248,7 @@ fn wrong_checksums_stay_wrong_by_as_much() {
                 let query_udp = udp_sum(&bad, l3, l4, v6);
                 assert_ne!(query_udp, 0xffff, "the query's checksum is wrong");
                 let out = answer(&mut xdp, &engine, &bad, l4, &dns, kind);
-                let full = !q.options.is_empty();
+                let full = summed_in_full(&q);
                 let answer_udp = udp_sum(&out, l3, l4, v6);
                 if full {
                     // Summed in full: right whatever the query's was.

@@ -19,111 +19,20 @@
 //! The program and the engine see the same second: the test build takes it from the EDNS
 //! settings (`EDNS_TEST_FIXED_TIME`), the engine from a fixed clock.
 
+mod edns_rig;
+
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 
-use dns_common::{counter, EDNS_TEST_FIXED_TIME};
-use xdpdns::engine::cookie::{self, Cookies, Secret};
-use xdpdns::engine::{Engine, EngineConfig, Transport};
-use xdpdns::fastpath::xdp::Capacity;
-use xdpdns::fastpath::xdp::XdpServer;
-use xdpdns::wire::name::Name;
-use xdpdns::xfr::timers::Clock;
-use xdpdns::zone::load::{load_catalog, ZoneSpec};
+use dns_common::counter;
+use edns_rig::*;
+use xdpdns::engine::cookie;
+use xdpdns::engine::Transport;
 use xdpdns_tests::client::Q;
-use xdpdns_tests::frame::{self, FrameSpec};
+use xdpdns_tests::frame;
 use xdpdns_tests::oracle::{self, corpus_q, spec};
 use xdpdns_tests::tld::{self, Rng};
-use xdpdns_tests::{zone_file, CLIENT_V4, CLIENT_V6, SERVER_V4, SERVER_V6};
-
-/// The second both paths see.
-const NOW: u32 = 1_800_000_000;
-const SECRET: &str = "445536bcd2513298075a5d379663c962";
-const PREVIOUS: &str = "e5e973e5a6b2a43f48e7dc849e37bfcf";
-
-struct FixedClock;
-
-impl Clock for FixedClock {
-    fn now(&self) -> u64 {
-        NOW as u64
-    }
-}
-
-fn env_count(var: &str, default: usize) -> usize {
-    std::env::var(var)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn secret(s: &str) -> Secret {
-    cookie::parse_secret(s).unwrap()
-}
-
-fn config(require: bool, nsid: &[u8]) -> EngineConfig {
-    EngineConfig {
-        nsid: Some(nsid.to_vec()),
-        identity: Some("edns-node".into()),
-        cookies: Some(Cookies {
-            secret: secret(SECRET),
-            previous: Some(secret(PREVIOUS)),
-            require,
-            clock: Arc::new(FixedClock),
-        }),
-        ..Default::default()
-    }
-}
-
-struct Rig {
-    xdp: XdpServer,
-    engine: Engine,
-    names: Vec<Name>,
-}
-
-/// The program loaded with these zones, its EDNS settings written from `config` (with the
-/// fixed second) when `edns`.
-fn rig(specs: &[String], config: EngineConfig, edns: bool) -> Rig {
-    let specs: Vec<ZoneSpec> = specs.iter().map(|s| s.parse().unwrap()).collect();
-    let (catalog, _) = load_catalog(&specs).unwrap();
-    let engine = Engine::new(catalog, config);
-    let (mut xdp, names) = xdpdns_tests::testrun::load(&engine, Capacity::default(), 5).unwrap();
-    let mut e = xdpdns::fastpath::edns::config(&engine.config);
-    if edns {
-        e.flags |= EDNS_TEST_FIXED_TIME;
-        e.test_time = NOW;
-    } else {
-        e.flags = 0;
-    }
-    xdp.set_edns(e).unwrap();
-    Rig { xdp, engine, names }
-}
-
-impl Rig {
-    /// Runs `q` in `spec` under the contract; returns whether XDP answered and the counter
-    /// that moved.
-    fn run(&mut self, spec: &FrameSpec, q: &Q) -> (bool, usize) {
-        let before = self.xdp.counters().unwrap();
-        let answered = oracle::check(&mut self.xdp, &self.engine, spec, &q.wire()).is_some();
-        let after = self.xdp.counters().unwrap();
-        let moved: Vec<usize> = (0..after.len())
-            .filter(|&i| after[i] != before[i])
-            .collect();
-        assert_eq!(moved.len(), 1, "one counter per packet: {moved:?}");
-        (answered, moved[0])
-    }
-
-    /// The engine's answer to `q` from `spec`'s source.
-    fn engine_answer(&self, spec: &FrameSpec, q: &Q) -> Vec<u8> {
-        self.engine
-            .answer_to(&q.wire(), Transport::Udp, spec.src)
-            .unwrap()
-    }
-}
-
-fn bytes(rng: &mut Rng, n: usize) -> Vec<u8> {
-    (0..n).map(|_| rng.next_u64() as u8).collect()
-}
+use xdpdns_tests::zone_file;
 
 /// What a query with these options must get in XDP.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -262,28 +171,6 @@ fn edns_options_are_answered_in_xdp_exactly_as_the_engine_answers_them() {
         "cookie queries answered in XDP: {cookie_answered} of {with_cookie}"
     );
     let _ = std::fs::remove_dir_all(dir);
-}
-
-/// A query frame from the test client to the test server, over IPv6 or IPv4.
-fn addressing(v6: bool) -> FrameSpec {
-    if v6 {
-        FrameSpec::udp(CLIENT_V6.into(), SERVER_V6.into(), 53)
-    } else {
-        FrameSpec::udp(CLIENT_V4.into(), SERVER_V4.into(), 53)
-    }
-}
-
-fn www(options: Vec<(u16, Vec<u8>)>) -> Q {
-    let mut q = Q::new("www.example.", 1);
-    q.options = options;
-    q
-}
-
-/// The COOKIE data of an answer (the last option of its OPT, which ends the message).
-fn answer_cookie(answer: &[u8]) -> Vec<u8> {
-    let tail = &answer[answer.len() - 28..];
-    assert_eq!(tail[..4], [0, 10, 0, 24], "COOKIE ends the answer");
-    tail[4..].to_vec()
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! The XDP program's EDNS settings (`dns_common::EdnsConfig`), made from the engine's: its NSID
-//! and cookie secrets, and the cookies' clock as an offset from CLOCK_MONOTONIC (which the
+//! (with the checksum sum of the NSID option, so that the program sums no buffer) and cookie
+//! secrets, and the cookies' clock as an offset from CLOCK_MONOTONIC (which the
 //! program reads with `bpf_ktime_get_ns`) to the engine's clock, kept current by `refresh`.
 
 use dns_common::{
@@ -46,6 +47,8 @@ pub fn config(engine: &EngineConfig) -> EdnsConfig {
             c.flags |= EDNS_NSID;
             c.nsid_len = id.len() as u32;
             c.nsid[..id.len()].copy_from_slice(id);
+            c.nsid_sum = dns_common::nsid_option_sum(id);
+            c.nsid_words = dns_common::nsid_words(id);
         } else {
             c.flags |= EDNS_NSID_TOO_LONG;
         }
@@ -53,16 +56,27 @@ pub fn config(engine: &EngineConfig) -> EdnsConfig {
     if let Some(k) = &engine.cookies {
         c.flags |= EDNS_COOKIES;
         c.secret = k.secret;
+        c.secret_keyed = dns_common::siphash_keyed(&k.secret);
         if let Some(p) = k.previous {
             c.flags |= EDNS_COOKIE_PREVIOUS;
             c.previous = p;
+            c.previous_keyed = dns_common::siphash_keyed(&p);
         }
         if k.require {
             c.flags |= EDNS_REQUIRE_COOKIE;
         }
         c.clock_offset_ns = clock_offset(k.clock.now());
+        (c.tick_second, c.tick_ns) = tick(c.clock_offset_ns);
     }
     c
+}
+
+/// The second of the cookies' clock (CLOCK_MONOTONIC plus `offset`) now, and the monotonic
+/// nanoseconds at which it started (`EdnsConfig::tick_ns`).
+fn tick(offset: u64) -> (u32, u64) {
+    let (_, mono) = clocks();
+    let second = (mono as u64).wrapping_add(offset) / 1_000_000_000;
+    (second as u32, (second * 1_000_000_000).wrapping_sub(offset))
 }
 
 #[cfg(test)]
@@ -76,6 +90,51 @@ mod tests {
         for clock in [secs, secs + 86_400, secs - 7200] {
             let t = (mono as u64).wrapping_add(clock_offset(clock)) / 1_000_000_000;
             assert!(t.abs_diff(clock) <= 1, "{t} for {clock}");
+        }
+    }
+
+    #[test]
+    fn the_nsid_option_is_laid_out_and_summed_as_the_answer_carries_it() {
+        for id in [&b"n"[..], b"no", b"edns-node-1", &[0xff; NSID_MAX]] {
+            let c = config(&EngineConfig {
+                nsid: Some(id.to_vec()),
+                ..Default::default()
+            });
+            let option = [&[0, 3, 0, id.len() as u8][..], id].concat();
+            // From the OPT record's octet 8: three octets the program writes, the option.
+            let laid: Vec<u8> = c.nsid_words.iter().flat_map(|w| w.to_le_bytes()).collect();
+            assert_eq!(laid[..3], [0, 0, 0]);
+            assert_eq!(laid[3..3 + option.len()], option[..]);
+            assert!(laid[3 + option.len()..].iter().all(|&b| b == 0));
+            // RFC 1071 over the option at an even offset, in the program's word order.
+            let mut sum: u32 = option
+                .chunks(2)
+                .map(|p| u16::from_le_bytes([p[0], p.get(1).copied().unwrap_or(0)]) as u32)
+                .sum();
+            while sum > 0xffff {
+                sum = (sum & 0xffff) + (sum >> 16);
+            }
+            assert_eq!(c.nsid_sum, sum, "{id:?}");
+        }
+    }
+
+    #[test]
+    fn the_tick_is_the_start_of_the_cookie_clocks_second() {
+        let (real, _) = clocks();
+        let secs = (real / 1_000_000_000) as u64;
+        for clock in [secs, secs + 86_400, secs - 7200] {
+            let offset = clock_offset(clock);
+            let (second, tick_ns) = tick(offset);
+            assert!((second as u64).abs_diff(clock) <= 1, "{second} for {clock}");
+            // The division the program saves: at the tick and just before the next second.
+            for (at, want) in [
+                (0, second),
+                (999_999_999, second),
+                (1_000_000_000, second + 1),
+            ] {
+                let ns = tick_ns.wrapping_add(at).wrapping_add(offset);
+                assert_eq!((ns / 1_000_000_000) as u32, want);
+            }
         }
     }
 
