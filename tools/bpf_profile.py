@@ -94,10 +94,11 @@ def main():
     stack = []
     def flush():
         nonlocal tot
-        if len(stack) > 1 and any("bpf_test_run" in f for f in stack[1:]):
+        # TEST_RUN samples only, unless ANY_STACK (a load run: the programs in the NAPI thread).
+        if len(stack) > 1 and (os.environ.get("ANY_STACK") or any("bpf_test_run" in f for f in stack[1:])):
             for fr in stack[1:]:
                 m = re.search(r"(bpf_prog_\w+)\+0x([0-9a-f]+)", fr)
-                if m and m.group(1) in kall and not m.group(1).startswith("bpf_prog_test"):
+                if m and m.group(1) in kall and m.group(1)[9:25] in tags:
                     a = kall[m.group(1)] + int(m.group(2), 16)
                     i = bisect.bisect_right(addrs, a) - 1
                     leaf = stack[1].split()[1].split("+")[0]
