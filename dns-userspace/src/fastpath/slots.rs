@@ -99,21 +99,20 @@ impl<V: Slot> Slots<V> {
     }
 
     /// Every slot a word of the directory as the map holds it points at, each checked to be
-    /// where lookups find it.
-    pub fn iter(&self) -> impl Iterator<Item = Result<V>> + '_ {
-        let all = match self.dir.kernel() {
-            Ok(buckets) => words_of(&buckets)
-                .map(|(at, _, slot)| {
-                    let v = self
-                        .map
-                        .get(&slot, 0)
-                        .with_context(|| format!("reading the XDP {} array", self.what))?;
-                    check_in(&buckets, V::mix(&v.key()), at)?;
-                    Ok(v)
-                })
-                .collect(),
-            Err(e) => vec![Err(e)],
+    /// where lookups find it; the slots are read one by one as the iterator goes.
+    pub fn iter(&self) -> Box<dyn Iterator<Item = Result<V>> + '_> {
+        let buckets = match self.dir.kernel() {
+            Ok(b) => b,
+            Err(e) => return Box::new(std::iter::once(Err(e))),
         };
-        all.into_iter()
+        let words: Vec<(At, u32)> = words_of(&buckets).map(|(at, _, s)| (at, s)).collect();
+        Box::new(words.into_iter().map(move |(at, slot)| {
+            let v = self
+                .map
+                .get(&slot, 0)
+                .with_context(|| format!("reading the XDP {} array", self.what))?;
+            check_in(&buckets, V::mix(&v.key()), at)?;
+            Ok(v)
+        }))
     }
 }
