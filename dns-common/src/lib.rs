@@ -222,23 +222,34 @@ pub struct Answer {
     pub anchor_len: u16,
     /// Number of compression pointers listed in `ptrs`.
     pub nptrs: u16,
-    /// Offsets in `data` of the compression pointers to shift.
-    pub ptrs: [u16; MAX_PTRS],
     /// `ptr_weight(ptrs[..nptrs])`: what shifting every pointer by one adds to `csum`, so that
     /// the program gets a suffix template's checksum for a shift `s` as `csum + s × ptr_weight`
     /// (RFC 1624) without summing the data.
     pub ptr_weight: u16,
     /// In `TEMPLATES`: the id of the template the slot holds (`TEMPLATE_NONE`: none), which
     /// the program compares with the index entry's before it takes the slot; zero elsewhere.
-    /// Also puts `data` at an 8-byte boundary, so that the XDP program copies it by words.
     pub id: u32,
-    pub data: [u8; ANSWER_MAX],
     /// In `TEMPLATES`: set by the program when it answers from the slot (only when clear, so
     /// a hot slot's line is not written again), cleared by userspace as its replacement hand
-    /// passes (CLOCK, `fastpath::template_cache`); zero elsewhere.
+    /// passes (CLOCK, `fastpath::template_cache`); zero elsewhere. In the first cache line,
+    /// with the id and the counts, which every answer reads anyway.
     pub used: u16,
-    pub _tail: [u16; 3],
+    pub _pad: [u16; 3],
+    /// Offsets in `data` of the compression pointers to shift: the first 16 in the slot's
+    /// first cache line.
+    pub ptrs: [u16; MAX_PTRS],
+    /// At an 8-byte boundary, so that the XDP program copies it by words; from the slot's third
+    /// cache line.
+    pub data: [u8; ANSWER_MAX],
+    /// Pads the slot to whole cache lines (`TEMPLATES` values start on a page: see the
+    /// program's `PAGE_ALIGNED`), so that an answer reads the lines of its own bytes only.
+    pub _tail: [u8; 16],
 }
+
+// A template slot is whole cache lines, its head (counts, id, `used`) in the first.
+const _: () = assert!(core::mem::size_of::<Answer>().is_multiple_of(64));
+const _: () = assert!(core::mem::offset_of!(Answer, ptrs) == 32);
+const _: () = assert!(core::mem::offset_of!(Answer, data).is_multiple_of(8));
 
 /// `Answer::ptr_weight` of compression pointers at these offsets in a template's data: adding
 /// `s` to a 16-bit pointer changes a memory-order ones' complement sum (`Answer::csum`, little

@@ -227,7 +227,8 @@ mod tests {
             id: 0,
             data: [b; ANSWER_MAX],
             used: 0,
-            _tail: [0; 3],
+            _pad: [0; 3],
+            _tail: [0; 16],
         })
     }
 

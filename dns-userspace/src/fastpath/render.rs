@@ -148,7 +148,8 @@ fn template(r: &Rendered, kind: AnswerKind, anchor_len: usize, ptrs: &[usize]) -
         id: 0,
         data: [0; ANSWER_MAX],
         used: 0,
-        _tail: [0; 3],
+        _pad: [0; 3],
+        _tail: [0; 16],
     };
     for (slot, p) in v.ptrs.iter_mut().zip(ptrs) {
         *slot = *p as u16;

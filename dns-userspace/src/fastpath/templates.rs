@@ -100,7 +100,8 @@ fn expand(c: &[u8]) -> Answer {
         id: 0,
         data: [0; ANSWER_MAX],
         used: 0,
-        _tail: [0; 3],
+        _pad: [0; 3],
+        _tail: [0; 16],
     };
     let nptrs = a.nptrs as usize;
     for i in 0..nptrs {
@@ -433,7 +434,8 @@ mod tests {
             id: 0,
             data: [0; ANSWER_MAX],
             used: 0,
-            _tail: [0; 3],
+            _pad: [0; 3],
+            _tail: [0; 16],
         };
         a.ptrs[..ptrs.len()].copy_from_slice(ptrs);
         a.data[..data.len()].copy_from_slice(data);

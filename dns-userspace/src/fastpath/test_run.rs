@@ -23,6 +23,31 @@ impl XdpServer {
         Ok(self.run(frame, repeat)?.2)
     }
 
+    /// Runs the object's test program `name` (loaded on first use; it shares the object's
+    /// maps) once on `frame`: its action and time.
+    pub fn test_run_other(
+        &mut self,
+        name: &str,
+        frame: &[u8],
+    ) -> Result<(u32, std::time::Duration)> {
+        let ebpf = self.ebpf.as_mut().context("no XDP object")?;
+        let prog: &mut aya::programs::Xdp = ebpf
+            .program_mut(name)
+            .with_context(|| format!("program {name} missing"))?
+            .try_into()?;
+        if prog.fd().is_err() {
+            prog.load().with_context(|| format!("loading {name}"))?;
+        }
+        let r = prog
+            .test_run(TestRunOptions {
+                data_in: Some(frame),
+                repeat: 1,
+                ..Default::default()
+            })
+            .with_context(|| format!("BPF_PROG_TEST_RUN of {name}"))?;
+        Ok((r.return_value, r.duration))
+    }
+
     /// BPF_PROG_TEST_RUN of `frame`, `repeat` times: the action, the output frame and the
     /// mean time per run.
     fn run(&mut self, frame: &[u8], repeat: u32) -> Result<(u32, Vec<u8>, std::time::Duration)> {

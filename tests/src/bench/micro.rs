@@ -278,6 +278,34 @@ pub fn test_run(z: &zone::Zone, qs: &[zone::Query], runs: usize) -> Result<Vec<P
             ns,
         ));
     }
+    // What first touches cost after the syscall: `xdp_touch` reads one word of each of N
+    // template slots, a page apart or in one page (slots of 640 octets: 8 apart are in other
+    // pages, 1 apart six to a page), timed the same way.
+    if wanted("baseline: touch") {
+        for (n, stride, what) in [
+            (0u8, 1u8, "none"),
+            (4, 8, "4 pages"),
+            (8, 8, "8 pages"),
+            (6, 1, "6 slots, 1 page"),
+        ] {
+            let mut f = vec![0u8; 64];
+            f[0] = n;
+            f[1] = stride;
+            let mut ns = Vec::with_capacity(runs);
+            let mut action = 0;
+            for _ in 0..runs {
+                let (a, d) = xdp.test_run_other("xdp_touch", &f)?;
+                action = a;
+                ns.push(d.as_nanos() as f64);
+            }
+            out.push(summarize(
+                &format!("baseline: touch, {what}"),
+                "xdp_touch",
+                action,
+                ns,
+            ));
+        }
+    }
     // Baselines: the empty program and the trivial rewrite, timed the same way.
     let f = frame::build(&spec, &query("bench.", 6, false));
     for name in ["xdp_pass", "xdp_reflect"] {
