@@ -71,11 +71,7 @@ impl AnswerIndex {
                 );
             }
         }
-        let value = AnswerEntry {
-            key,
-            entry,
-            name: packed(k),
-        };
+        let value = AnswerEntry::new(key, entry, packed(k));
         self.slots.put(found.map(|(at, _)| at), value)
     }
 
@@ -106,11 +102,7 @@ impl AnswerIndex {
         entry: AnswerRef,
     ) -> Result<()> {
         let key = self.map_key(under);
-        let value = AnswerEntry {
-            key,
-            entry,
-            name: packed(name_of),
-        };
+        let value = AnswerEntry::new(key, entry, packed(name_of));
         let at = self.slots.find(&key)?.map(|(at, _)| at);
         self.slots.put(at, value)
     }
