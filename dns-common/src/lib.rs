@@ -696,6 +696,21 @@ pub mod counter {
             _ => ANSWERED_EXACT,
         }
     }
+
+    #[cfg(test)]
+    #[test]
+    fn every_counter_is_an_answer_a_pass_or_a_rate_limit_as_its_name_says() {
+        for (i, name) in NAMES.iter().enumerate() {
+            let i = i as u32;
+            let kinds = [is_answered(i), is_pass(i), is_rrl(i)];
+            assert_eq!(kinds.iter().filter(|k| **k).count(), 1, "{name}");
+            let prefix = ["answered_", "pass_", "rrl_"][kinds.iter().position(|k| *k).unwrap()];
+            assert!(name.starts_with(prefix), "{name}");
+        }
+        assert_eq!(answered(KIND_BADCOOKIE), ANSWERED_BADCOOKIE);
+        assert_eq!(answered(KIND_FORMERR), ANSWERED_FORMERR);
+        assert_eq!(answered(5), ANSWERED_REFUSED);
+    }
 }
 
 #[cfg(feature = "user")]
