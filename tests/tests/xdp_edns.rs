@@ -176,7 +176,10 @@ fn edns_options_are_answered_in_xdp_exactly_as_the_engine_answers_them() {
          with their options), {formerr} FORMERR for malformed cookies, all equal to the engine"
     );
     assert!(plain_answered > n / 2, "the corpus exercises XDP");
-    assert!(formerr > n / 100, "malformed cookies answered in XDP: {formerr}");
+    assert!(
+        formerr > n / 100,
+        "malformed cookies answered in XDP: {formerr}"
+    );
     assert!(
         cookie_answered * 100 >= with_cookie * 95 && with_cookie > n / 10,
         "cookie queries answered in XDP: {cookie_answered} of {with_cookie}"
