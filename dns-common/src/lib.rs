@@ -624,7 +624,10 @@ pub mod counter {
     pub const ANSWERED_BADCOOKIE: u32 = 26;
     /// FORMERR for a malformed COOKIE option (RFC 7873 §5.2.2), answered in the driver.
     pub const ANSWERED_FORMERR: u32 = 27;
-    pub const COUNT: u32 = 28;
+    /// BADVERS (extended RCODE 16, RFC 6891 §6.1.3) for an EDNS version other than 0,
+    /// answered in the driver (before, passed as `PASS_EDNS_VERSION`, which no longer moves).
+    pub const ANSWERED_BADVERS: u32 = 28;
+    pub const COUNT: u32 = 29;
 
     /// Names for display, in index order.
     pub const NAMES: [&str; COUNT as usize] = [
@@ -656,6 +659,7 @@ pub mod counter {
         "pass_no_room",
         "answered_badcookie",
         "answered_formerr",
+        "answered_badvers",
     ];
 
     /// Whether counter `i` counts packets answered in the driver: those before `PASS_NOT_DNS`
@@ -676,16 +680,18 @@ pub mod counter {
     }
 
     /// `handle`'s kind of an answer made without a template, with an empty body: an error
-    /// RCODE the OPT record's options decide (`KIND_BADCOOKIE`, `KIND_FORMERR`). Apart from
-    /// every `AnswerKind` value (and from `rrl::KIND_SLIPPED`).
+    /// RCODE the OPT record decides (`KIND_BADCOOKIE`, `KIND_FORMERR`, `KIND_BADVERS`). Apart
+    /// from every `AnswerKind` value (and from `rrl::KIND_SLIPPED`).
     pub const KIND_BADCOOKIE: u16 = 0x200;
     pub const KIND_FORMERR: u16 = 0x201;
+    pub const KIND_BADVERS: u16 = 0x202;
 
     /// Counter index for an answer of the given `AnswerKind` value, or of a `KIND_*` above.
     pub const fn answered(kind: u16) -> u32 {
         match kind {
             KIND_BADCOOKIE => return ANSWERED_BADCOOKIE,
             KIND_FORMERR => return ANSWERED_FORMERR,
+            KIND_BADVERS => return ANSWERED_BADVERS,
             _ => {}
         }
         match kind & 0xff {
@@ -709,6 +715,7 @@ pub mod counter {
         }
         assert_eq!(answered(KIND_BADCOOKIE), ANSWERED_BADCOOKIE);
         assert_eq!(answered(KIND_FORMERR), ANSWERED_FORMERR);
+        assert_eq!(answered(KIND_BADVERS), ANSWERED_BADVERS);
         assert_eq!(answered(5), ANSWERED_REFUSED);
     }
 }

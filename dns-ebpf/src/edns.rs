@@ -6,7 +6,8 @@
 //! body (`Built::rcode`, written by `packet` without a template): FORMERR for a malformed
 //! COOKIE (RFC 7873 §5.2.2; its OPT has NSID when asked, no COOKIE), BADCOOKIE under
 //! `require-cookie` for a COOKIE without a valid server cookie (§5.2.3; NSID, and COOKIE with
-//! a fresh server cookie). A repeated COOKIE is passed. The answer's options are NSID, then
+//! a fresh server cookie); BADVERS for an EDNS version other than 0 (RFC 6891 §6.1.3, before
+//! the cookie's verdict; the OPT as the options give it). A repeated COOKIE is passed. The answer's options are NSID, then
 //! COOKIE, the engine's order.
 //!
 //! The cookies' clock is `bpf_ktime_get_ns()` (CLOCK_MONOTONIC) plus the offset to the wall
@@ -27,6 +28,9 @@ use crate::{checksum, cookie, question::opaque, EDNS};
 pub struct Options {
     /// NSID was asked for.
     pub nsid: bool,
+    /// The OPT record's EDNS version is not 0: BADVERS (RFC 6891 §6.1.3), whatever the
+    /// options, with the OPT record they give.
+    pub badvers: bool,
     /// Length of the COOKIE option data, the first octets of which (client cookie and an RFC
     /// 9018 server cookie) are copied to `Scratch::cookie`; 0 when there is none,
     /// `COOKIE_MALFORMED` for one of a length the engine answers with FORMERR.
@@ -40,6 +44,7 @@ pub struct Options {
 
 impl Options {
     pub const NONE: Options = Options {
+        badvers: false,
         nsid: false,
         cookie_len: 0,
         rdata_sum: Some(0),
@@ -56,6 +61,8 @@ const _: () = assert!(COOKIE_MAX < COOKIE_MALFORMED);
 pub const RCODE_FORMERR: u32 = 1;
 /// Extended RCODE BADCOOKIE (RFC 7873 §8): 7 in the header, 1 in the OPT record.
 pub const RCODE_BADCOOKIE: u32 = 23;
+/// Extended RCODE BADVERS (RFC 6891 §9): 0 in the header, 1 in the OPT record.
+pub const RCODE_BADVERS: u32 = 16;
 
 /// The COOKIE data's first three little-endian words (client cookie, server cookie).
 #[inline(always)]
@@ -287,6 +294,11 @@ pub fn answer_opt(
             sum += checksum::at_parity(reply.sum, at & 1 == 1);
             len = at + cookie::REPLY_LEN;
         }
+    }
+    // The engine checks the version first: BADVERS, with the options as they are (a cookie
+    // reply also to a cookie that would get BADCOOKIE, none to a malformed one).
+    if o.badvers {
+        rcode = RCODE_BADVERS;
     }
     // The head: the first word as one store (with the extended RCODE's upper eight bits),
     // then RDLENGTH after its zero octet.

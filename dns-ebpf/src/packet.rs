@@ -183,7 +183,7 @@ pub fn handle<const MODE: u8>(ctx: &XdpContext) -> Result<u16, u32> {
         }
         // SAFETY: a plain write of per-CPU memory, read back after the lookup.
         unsafe { core::ptr::write_volatile(&mut scratch.nsec3.opt_len, packed) };
-        // An error the options decide (FORMERR, BADCOOKIE) is the engine's answer whatever
+        // An error the OPT record decides (FORMERR, BADCOOKIE, BADVERS) is the engine's answer whatever
         // the name: no lookup, the respond program writes it with an empty body.
         let kind = if edns::Built::unpack(packed).rcode != 0 {
             AnswerKind::Exact as u16
@@ -443,6 +443,7 @@ impl Body {
             len: 0,
             kind: match rcode {
                 edns::RCODE_BADCOOKIE => counter::KIND_BADCOOKIE,
+                edns::RCODE_BADVERS => counter::KIND_BADVERS,
                 _ => counter::KIND_FORMERR,
             },
         }

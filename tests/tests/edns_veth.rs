@@ -153,6 +153,27 @@ fn dig_cookies_are_answered_in_xdp_and_validate_when_sent_back() {
     }
 }
 
+/// dig with EDNS version 1 gets BADVERS and asks again with version 0 (RFC 6891 §6.1.3):
+/// both answered in XDP.
+#[test]
+fn digs_edns_version_1_gets_badvers_in_xdp_and_its_retry_is_answered() {
+    let net = started(false);
+    let before = net.stats().unwrap();
+    let out = dig(
+        &net,
+        &["@198.18.0.1", "+nocookie", "+edns=1", "www.example.", "A"],
+    );
+    assert!(
+        out.contains("status: NOERROR") && out.contains("198.18.0.80"),
+        "{out}"
+    );
+    let after = net.stats().unwrap();
+    assert_eq!(delta(&before, &after, "xdp.answered_badvers"), 1, "{out}");
+    assert_eq!(delta(&before, &after, "xdp.answered_exact"), 1, "{out}");
+    assert_eq!(delta(&before, &after, "xdp.pass_edns_version"), 0);
+    assert_eq!(delta(&before, &after, "udp.queries"), 0);
+}
+
 /// dig as it runs by default: on BADCOOKIE it sends the query again with the server cookie
 /// it got (RFC 7873 §5.3). Both are answered in XDP: BADCOOKIE, then the answer.
 #[test]

@@ -15,7 +15,10 @@
 //! - under `require-cookie`, our server cookies of this second, of an earlier one and of the
 //!   previous secret are answered; a client cookie alone, a stale, foreign or wrong one gets
 //!   the engine's BADCOOKIE in XDP (`answered_badcookie`), with and without NSID, DO=0 and 1,
-//!   every name length.
+//!   every name length;
+//! - an EDNS version other than 0 gets the engine's BADVERS in XDP (`answered_badvers`), with
+//!   the OPT its options give (NSID, cookies valid, invalid and malformed), with and without
+//!   `require-cookie`.
 
 mod edns_rig;
 
@@ -24,6 +27,7 @@ use std::net::IpAddr;
 use dns_common::{counter, OPTIONS_BUF};
 use edns_rig::*;
 use xdpdns::engine::cookie;
+use xdpdns::engine::Transport;
 use xdpdns_tests::client::Q;
 use xdpdns_tests::zone_file;
 
@@ -284,6 +288,62 @@ fn require_cookie_answers_our_cookies_of_any_second_in_the_window() {
                         assert_eq!(a[2] & 0x04, 0, "not AA: {label}");
                     }
                     assert_eq!(answer_cookie(&a)[..8], cc, "{label}");
+                }
+            }
+        }
+    }
+}
+
+/// The query message of `q` with EDNS version `version`, and the offset of its OPT record
+/// (after the question; in the answer too).
+fn with_version(q: &Q, version: u8) -> (Vec<u8>, usize) {
+    let mut w = q.wire();
+    let name = xdpdns::wire::name::Name::parse(&q.name, None).unwrap();
+    let opt = 12 + name.wire().len() + 4;
+    assert_eq!(w[opt..opt + 3], [0, 0, 41], "the OPT record");
+    w[opt + 6] = version;
+    (w, opt)
+}
+
+#[test]
+fn edns_versions_other_than_0_get_the_engines_badvers_in_xdp() {
+    let cc = *b"clientck";
+    for require in [false, true] {
+        let mut r = rig(
+            &[zone_file("example.zone")],
+            config(require, b"node-v"),
+            true,
+        );
+        for v6 in [false, true] {
+            let s = addressing(v6);
+            let cookies = [
+                vec![],
+                vec![(10, cc.to_vec())],
+                vec![(3, vec![]), (10, ours(SECRET, &cc, s.src, NOW - 5))],
+                vec![(10, ours(SECRET, &cc, s.src, NOW - 4000))],
+                vec![(3, vec![]), (10, vec![1; 9])],
+                vec![(3, vec![])],
+            ];
+            for (options, version, dnssec_ok) in
+                cookies.iter().flat_map(|o| [(o, 1, false), (o, 255, true)])
+            {
+                for name in ["www.example.", "x.shop.example.", "www.not-served.test."] {
+                    let q = Q {
+                        options: options.clone(),
+                        dnssec_ok,
+                        ..Q::new(name, 1)
+                    };
+                    let (wire, opt) = with_version(&q, version);
+                    let label = format!("{name} {options:02x?} v{version}, require {require}");
+                    assert_eq!(
+                        r.run_wire(&s, &wire),
+                        (true, counter::ANSWERED_BADVERS as usize),
+                        "{label}"
+                    );
+                    let a = r.engine.answer_to(&wire, Transport::Udp, s.src).unwrap();
+                    // Header RCODE 0, extended 1 (16), version 0; no records but the OPT.
+                    assert_eq!((a[3] & 0xf, a[opt + 5], a[opt + 6]), (0, 1, 0), "{label}");
+                    assert_eq!(a[6..12], [0, 0, 0, 0, 0, 1], "{label}");
                 }
             }
         }

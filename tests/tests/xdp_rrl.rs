@@ -232,7 +232,8 @@ fn userspace_outcomes(r: &Rig, src: &str, queries: &[&[u8]], now_ns: u64) -> Vec
 /// Under `require-cookie`, BADCOOKIE (a client cookie alone) and FORMERR (a malformed cookie)
 /// are answered in XDP and rate limited as errors, as userspace limits them: one bucket with
 /// REFUSED per prefix, apart from the answers' (the same outcomes, in the same order, as
-/// `Limiter::apply` gives), slips the engine's BADCOOKIE truncated with its OPT and cookie.
+/// `Limiter::apply` gives), slips the engine's BADCOOKIE truncated with its OPT and cookie;
+/// BADVERS (header RCODE 0) goes to the answers' bucket, in both.
 #[test]
 fn badcookie_and_formerr_are_limited_as_errors_as_userspace_limits_them() {
     let mut r = rig_with(true, |_| {});
@@ -240,10 +241,15 @@ fn badcookie_and_formerr_are_limited_as_errors_as_userspace_limits_them() {
     let formerr = with_cookie("www.example.", vec![7; 9]);
     let refused = q("www.not-served.test.");
     let www = q("www.example.");
+    // EDNS version 1 (the fifth last octet of a query without options): BADVERS, header
+    // RCODE 0, in the answers' bucket.
+    let mut badvers = www.clone();
+    let n = badvers.len();
+    badvers[n - 5] = 1;
     let mut queries: Vec<&[u8]> = vec![&badcookie; 16];
     queries.extend([&formerr[..]; 4]);
     queries.extend([&badcookie[..], &formerr, &refused, &badcookie]);
-    queries.extend([&www[..]; 3]);
+    queries.extend([&www[..], &badvers, &www]);
     let before = r.xdp.counters().unwrap();
     let xdp: Vec<Got> = queries.iter().map(|q| r.run("198.18.7.1", q)).collect();
     let after = r.xdp.counters().unwrap();
@@ -256,8 +262,12 @@ fn badcookie_and_formerr_are_limited_as_errors_as_userspace_limits_them() {
     let errors = [Answer, Answer, Answer, Answer, Drop, Slip, Drop, Slip];
     assert_eq!(xdp[16..], [&errors[..], &[Answer; 3]].concat());
     assert_eq!(
-        [d(counter::ANSWERED_BADCOOKIE), d(counter::ANSWERED_FORMERR)],
-        [16, 4],
+        [
+            d(counter::ANSWERED_BADCOOKIE),
+            d(counter::ANSWERED_FORMERR),
+            d(counter::ANSWERED_BADVERS)
+        ],
+        [16, 4, 1],
         "answered, counted by kind"
     );
     assert_eq!([d(counter::RRL_LIMITED), d(counter::RRL_SLIPPED)], [4, 2]);
