@@ -11,7 +11,7 @@
 use std::net::IpAddr;
 
 use xdpdns::engine::cookie;
-use xdpdns_tests::stats::delta;
+use xdpdns_tests::stats::{delta, Counters};
 use xdpdns_tests::{sh, TestNet, CLIENT_V4, CLIENT_V6};
 
 const SECRET: &str = "445536bcd2513298075a5d379663c962";
@@ -163,15 +163,23 @@ fn digs_edns_version_1_gets_badvers_in_xdp_and_its_retry_is_answered() {
         &net,
         &["@198.18.0.1", "+nocookie", "+edns=1", "www.example.", "A"],
     );
+    retried_in_xdp(&net, &before, &out, "badvers", "edns_version");
+}
+
+/// Checks that dig's `out` is the answer to `www.example. A` after it asked again on an error,
+/// and that since `before` XDP answered both (`answered_{error}`, then `answered_exact`),
+/// passing nothing for `pass_{reason}` and leaving userspace nothing.
+fn retried_in_xdp(net: &TestNet, before: &Counters, out: &str, error: &str, reason: &str) {
     assert!(
         out.contains("status: NOERROR") && out.contains("198.18.0.80"),
         "{out}"
     );
     let after = net.stats().unwrap();
-    assert_eq!(delta(&before, &after, "xdp.answered_badvers"), 1, "{out}");
-    assert_eq!(delta(&before, &after, "xdp.answered_exact"), 1, "{out}");
-    assert_eq!(delta(&before, &after, "xdp.pass_edns_version"), 0);
-    assert_eq!(delta(&before, &after, "udp.queries"), 0);
+    let d = |name: &str| delta(before, &after, name);
+    assert_eq!(d(&format!("xdp.answered_{error}")), 1, "{out}");
+    assert_eq!(d("xdp.answered_exact"), 1, "{out}");
+    assert_eq!(d(&format!("xdp.pass_{reason}")), 0, "{out}");
+    assert_eq!(d("udp.queries"), 0, "{out}");
 }
 
 /// dig as it runs by default: on BADCOOKIE it sends the query again with the server cookie
@@ -190,16 +198,8 @@ fn digs_retry_after_badcookie_is_answered_in_xdp() {
             "A",
         ]))
         .unwrap();
-        assert!(
-            out.contains("status: NOERROR") && out.contains("198.18.0.80"),
-            "{out}"
-        );
         dig_cookie(&out);
-        let after = net.stats().unwrap();
-        assert_eq!(delta(&before, &after, "xdp.answered_badcookie"), 1, "{out}");
-        assert_eq!(delta(&before, &after, "xdp.answered_exact"), 1, "{out}");
-        assert_eq!(delta(&before, &after, "xdp.pass_cookie"), 0);
-        assert_eq!(delta(&before, &after, "udp.queries"), 0);
+        retried_in_xdp(&net, &before, &out, "badcookie", "cookie");
     }
 }
 
