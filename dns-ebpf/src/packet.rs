@@ -6,13 +6,14 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use dns_common::{
-    counter, rrl::KIND_SLIPPED, Answer, AnswerKind, Config, Scratch, ANSWER_MAX, CONFIG_ALL_SIGNED,
+    counter, rrl::KIND_SLIPPED, AnswerKind, Config, Scratch, ANSWER_MAX, CONFIG_ALL_SIGNED,
     CONFIG_NO_DNSSEC, FRAME_PREFIX_MAX, KEY_FLAG_DO, NAME_BUF, NAME_MAX, OPT_BUF, OPT_LEN,
     SERVICE_INLINE,
 };
 
 use crate::{
-    checksum, edns, lookup, nsec3, question, rewrite, rrl, CONFIG, SCRATCH, SERVICE_ADDRS,
+    body::Body, checksum, edns, lookup, nsec3, question, rewrite, rrl, CONFIG, SCRATCH,
+    SERVICE_ADDRS,
 };
 
 const ETH_P_IPV4: u16 = 0x0800;
@@ -403,51 +404,6 @@ pub fn handle<const MODE: u8>(ctx: &XdpContext) -> Result<u16, u32> {
         _ => {}
     }
     Ok(body.kind)
-}
-
-/// The parts of an answer the respond half writes besides its body's octets: a template's,
-/// or those of an error with an empty body.
-struct Body {
-    header_flags: u16,
-    ancount: u16,
-    nscount: u16,
-    arcount: u16,
-    len: usize,
-    /// What `handle` returns: the `AnswerKind` (counted by `counter::answered`).
-    kind: u16,
-}
-
-impl Body {
-    #[inline(always)]
-    fn of(answer: &Answer) -> Body {
-        Body {
-            header_flags: answer.header_flags,
-            ancount: answer.ancount,
-            nscount: answer.nscount,
-            arcount: answer.arcount,
-            len: answer.len as usize,
-            kind: answer.kind & 0xff,
-        }
-    }
-
-    /// The engine's answer with the extended RCODE `rcode` that the OPT record's options
-    /// decided (`edns::Built::rcode`; its upper bits are in the record): QR and the RCODE's
-    /// low four bits (not AA), the question, no records but the OPT.
-    #[inline(always)]
-    fn error(rcode: u32) -> Body {
-        Body {
-            header_flags: 0x8000 | (rcode & 0xf) as u16,
-            ancount: 0,
-            nscount: 0,
-            arcount: 0,
-            len: 0,
-            kind: match rcode {
-                edns::RCODE_BADCOOKIE => counter::KIND_BADCOOKIE,
-                edns::RCODE_BADVERS => counter::KIND_BADVERS,
-                _ => counter::KIND_FORMERR,
-            },
-        }
-    }
 }
 
 /// Whether growth goes to the head even where the tail has room: only in the test build, when
