@@ -630,7 +630,15 @@ pub mod counter {
     /// An answer larger than the driver's buffer can grow to, at the tail or at the head (veth
     /// hands XDP socket buffers with little room; NIC drivers give page-sized ones).
     pub const PASS_NO_ROOM: u32 = 25;
-    pub const COUNT: u32 = 26;
+    /// BADCOOKIE (extended RCODE 23, RFC 7873 §5.2.3) under `require-cookie`: a UDP query
+    /// with a COOKIE option but no valid server cookie, answered in the driver.
+    pub const ANSWERED_BADCOOKIE: u32 = 26;
+    /// FORMERR for a malformed COOKIE option (RFC 7873 §5.2.2), answered in the driver.
+    pub const ANSWERED_FORMERR: u32 = 27;
+    /// BADVERS (extended RCODE 16, RFC 6891 §6.1.3) for an EDNS version other than 0,
+    /// answered in the driver (before, passed as `PASS_EDNS_VERSION`, which no longer moves).
+    pub const ANSWERED_BADVERS: u32 = 28;
+    pub const COUNT: u32 = 29;
 
     /// Names for display, in index order.
     pub const NAMES: [&str; COUNT as usize] = [
@@ -660,12 +668,21 @@ pub mod counter {
         "rrl_slipped",
         "rrl_dropped",
         "pass_no_room",
+        "answered_badcookie",
+        "answered_formerr",
+        "answered_badvers",
     ];
 
-    /// Whether counter `i` counts packets passed up the stack (the rate limiting counters,
-    /// though after them, do not).
+    /// Whether counter `i` counts packets answered in the driver: those before `PASS_NOT_DNS`
+    /// and the answers appended after the pass reasons (`ANSWERED_BADCOOKIE` on).
+    pub const fn is_answered(i: u32) -> bool {
+        i < PASS_NOT_DNS || (i >= ANSWERED_BADCOOKIE && i < COUNT)
+    }
+
+    /// Whether counter `i` counts packets passed up the stack (the rate limiting counters
+    /// and the answers appended after them do not).
     pub const fn is_pass(i: u32) -> bool {
-        i >= PASS_NOT_DNS && !is_rrl(i)
+        i >= PASS_NOT_DNS && i < COUNT && !is_rrl(i) && !is_answered(i)
     }
 
     /// Whether counter `i` is one of the rate limiting counters.
@@ -673,8 +690,21 @@ pub mod counter {
         i >= RRL_LIMITED && i <= RRL_DROPPED
     }
 
-    /// Counter index for an answer of the given `AnswerKind` value.
+    /// `handle`'s kind of an answer made without a template, with an empty body: an error
+    /// RCODE the OPT record decides (`KIND_BADCOOKIE`, `KIND_FORMERR`, `KIND_BADVERS`). Apart
+    /// from every `AnswerKind` value (and from `rrl::KIND_SLIPPED`).
+    pub const KIND_BADCOOKIE: u16 = 0x200;
+    pub const KIND_FORMERR: u16 = 0x201;
+    pub const KIND_BADVERS: u16 = 0x202;
+
+    /// Counter index for an answer of the given `AnswerKind` value, or of a `KIND_*` above.
     pub const fn answered(kind: u16) -> u32 {
+        match kind {
+            KIND_BADCOOKIE => return ANSWERED_BADCOOKIE,
+            KIND_FORMERR => return ANSWERED_FORMERR,
+            KIND_BADVERS => return ANSWERED_BADVERS,
+            _ => {}
+        }
         match kind & 0xff {
             1 => ANSWERED_REFERRAL,
             2 | 6 => ANSWERED_NEGATIVE,
@@ -682,6 +712,22 @@ pub mod counter {
             5 => ANSWERED_REFUSED,
             _ => ANSWERED_EXACT,
         }
+    }
+
+    #[cfg(test)]
+    #[test]
+    fn every_counter_is_an_answer_a_pass_or_a_rate_limit_as_its_name_says() {
+        for (i, name) in NAMES.iter().enumerate() {
+            let i = i as u32;
+            let kinds = [is_answered(i), is_pass(i), is_rrl(i)];
+            assert_eq!(kinds.iter().filter(|k| **k).count(), 1, "{name}");
+            let prefix = ["answered_", "pass_", "rrl_"][kinds.iter().position(|k| *k).unwrap()];
+            assert!(name.starts_with(prefix), "{name}");
+        }
+        assert_eq!(answered(KIND_BADCOOKIE), ANSWERED_BADCOOKIE);
+        assert_eq!(answered(KIND_FORMERR), ANSWERED_FORMERR);
+        assert_eq!(answered(KIND_BADVERS), ANSWERED_BADVERS);
+        assert_eq!(answered(5), ANSWERED_REFUSED);
     }
 }
 

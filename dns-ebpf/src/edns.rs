@@ -1,9 +1,14 @@
 //! The EDNS options of a query (RFC 6891 §6.1.2) and the OPT record of its answer, as the
 //! engine treats them: NSID (RFC 5001) gets the instance's NSID, COOKIE (RFC 7873) a fresh
 //! server cookie (`cookie`), and every other option is ignored — except EXPIRE (RFC 7314),
-//! which userspace answers for secondary zones, and anything the engine answers with an
-//! error (malformed or repeated cookies, BADCOOKIE under `require-cookie`): those are passed.
-//! The answer's options are NSID, then COOKIE, the engine's order.
+//! which userspace answers for secondary zones (passed). Where the engine answers with an
+//! error the OPT record decides, the answer is that error, with the question and an empty
+//! body (`Built::rcode`, written by `packet` without a template): FORMERR for a malformed
+//! COOKIE (RFC 7873 §5.2.2; its OPT has NSID when asked, no COOKIE), BADCOOKIE under
+//! `require-cookie` for a COOKIE without a valid server cookie (§5.2.3; NSID, and COOKIE with
+//! a fresh server cookie); BADVERS for an EDNS version other than 0 (RFC 6891 §6.1.3, before
+//! the cookie's verdict; the OPT as the options give it). A repeated COOKIE is passed. The answer's options are NSID, then
+//! COOKIE, the engine's order.
 //!
 //! The cookies' clock is `bpf_ktime_get_ns()` (CLOCK_MONOTONIC) plus the offset to the wall
 //! clock that userspace keeps in `EdnsConfig::clock_offset_ns`; the test build may take a fixed
@@ -23,8 +28,12 @@ use crate::{checksum, cookie, question::opaque, EDNS};
 pub struct Options {
     /// NSID was asked for.
     pub nsid: bool,
+    /// The OPT record's EDNS version is not 0: BADVERS (RFC 6891 §6.1.3), whatever the
+    /// options, with the OPT record they give.
+    pub badvers: bool,
     /// Length of the COOKIE option data, the first octets of which (client cookie and an RFC
-    /// 9018 server cookie) are copied to `Scratch::cookie`; 0 when there is none.
+    /// 9018 server cookie) are copied to `Scratch::cookie`; 0 when there is none,
+    /// `COOKIE_MALFORMED` for one of a length the engine answers with FORMERR.
     pub cookie_len: usize,
     /// The folded checksum sum of the OPT RDATA (RFC 1071, from an even offset), when the
     /// walk read all of it (option headers, and cookies of 8 or 24 octets: the usual
@@ -35,11 +44,25 @@ pub struct Options {
 
 impl Options {
     pub const NONE: Options = Options {
+        badvers: false,
         nsid: false,
         cookie_len: 0,
         rdata_sum: Some(0),
     };
 }
+
+/// `Options::cookie_len` of a COOKIE of fewer than 8, 9 to 15, or more than `COOKIE_MAX`
+/// octets (RFC 7873 §5.2.2): above `COOKIE_MAX`, within the 6 bits the programs keep.
+pub const COOKIE_MALFORMED: usize = 0x3f;
+
+const _: () = assert!(COOKIE_MAX < COOKIE_MALFORMED);
+
+/// RCODE FORMERR (RFC 1035 §4.1.1).
+pub const RCODE_FORMERR: u32 = 1;
+/// Extended RCODE BADCOOKIE (RFC 7873 §8): 7 in the header, 1 in the OPT record.
+pub const RCODE_BADCOOKIE: u32 = 23;
+/// Extended RCODE BADVERS (RFC 6891 §9): 0 in the header, 1 in the OPT record.
+pub const RCODE_BADVERS: u32 = 16;
 
 /// The COOKIE data's first three little-endian words (client cookie, server cookie).
 #[inline(always)]
@@ -121,25 +144,32 @@ pub fn walk(scratch: &mut Scratch, at: usize, len: usize) -> Result<Options, u32
         match code {
             OPTION_NSID => o.nsid = true,
             OPTION_COOKIE => {
-                // Malformed (FORMERR, RFC 7873 §5.2.2) or repeated: userspace answers.
-                if o.cookie_len != 0 || olen < 8 || (olen > 8 && olen < 16) || olen > COOKIE_MAX {
+                // Repeated: userspace answers (the engine reads the first).
+                if o.cookie_len != 0 {
                     return Err(counter::PASS_COOKIE);
                 }
-                // Octets after a shorter cookie are copied too, never read (`cookie::answer`).
-                let c = copied::<COOKIE_READ>(scratch, at + p + 4)?;
-                let w = cookie_words(&c);
-                // SAFETY: `Scratch::cookie` is 8-byte aligned (an assertion in dns_common)
-                // and holds COOKIE_MAX ≥ 24 octets.
-                unsafe { (scratch.cookie.as_mut_ptr() as *mut [u64; 3]).write(w) };
-                o.cookie_len = olen;
-                if olen == 8 || olen == COOKIE_READ {
-                    let words = if olen == 8 { 1 } else { 3 };
-                    for (i, x) in w.iter().enumerate() {
-                        if i < words {
-                            part += cookie::word_sum(*x);
+                if olen < 8 || (olen > 8 && olen < 16) || olen > COOKIE_MAX {
+                    // Malformed: FORMERR (RFC 7873 §5.2.2) when cookies are on
+                    // (`answer_opt`); its data is not read.
+                    o.cookie_len = COOKIE_MALFORMED;
+                } else {
+                    // Octets after a shorter cookie are copied too, never read
+                    // (`cookie::answer`).
+                    let c = copied::<COOKIE_READ>(scratch, at + p + 4)?;
+                    let w = cookie_words(&c);
+                    // SAFETY: `Scratch::cookie` is 8-byte aligned (an assertion in
+                    // dns_common) and holds COOKIE_MAX ≥ 24 octets.
+                    unsafe { (scratch.cookie.as_mut_ptr() as *mut [u64; 3]).write(w) };
+                    o.cookie_len = olen;
+                    if olen == 8 || olen == COOKIE_READ {
+                        let words = if olen == 8 { 1 } else { 3 };
+                        for (i, x) in w.iter().enumerate() {
+                            if i < words {
+                                part += cookie::word_sum(*x);
+                            }
                         }
+                        read = true;
                     }
-                    read = true;
                 }
             }
             // Userspace adds EXPIRE to SOA answers of secondary zones.
@@ -189,14 +219,18 @@ pub struct Built {
     pub sum: u16,
     /// The query brought back a valid server cookie.
     pub cookie_valid: bool,
+    /// The extended RCODE of an error the answer is instead of a lookup's (`RCODE_FORMERR`,
+    /// `RCODE_BADCOOKIE`; its upper bits are in the record already), or 0.
+    pub rcode: u32,
 }
 
 /// Writes the answer's OPT record into `scratch.opt` (the octets after it are not written)
 /// and sums it from its parts as they are written: the server's payload size, DO as the
 /// query's, then NSID and COOKIE when the query asked and the engine would write them.
-/// `Err` (pass) where the engine answers otherwise. Also says whether the query brought back
-/// a valid server cookie, which is checked under `require-cookie` and when `validate` asks
-/// (rate limiting exempts such clients).
+/// `Err` (pass) where the engine answers otherwise; `Built::rcode` where it answers with an
+/// error the options decide (the record is then that error's). Also says whether the query
+/// brought back a valid server cookie, which is checked under `require-cookie` and when
+/// `validate` asks (rate limiting exempts such clients).
 #[inline(always)]
 pub fn answer_opt(
     ctx: &XdpContext,
@@ -211,6 +245,7 @@ pub fn answer_opt(
     let mut len = 0usize;
     let mut sum = 0u64;
     let mut valid = false;
+    let mut rcode = 0;
     if o.nsid || o.cookie_len != 0 {
         let Some(cfg) = EDNS.get(0) else {
             return Err(counter::PASS_ERROR);
@@ -237,7 +272,9 @@ pub fn answer_opt(
             len = 4 + n;
             sum = cfg.nsid_sum as u64;
         }
-        if o.cookie_len != 0 && cfg.flags & EDNS_COOKIES != 0 {
+        if o.cookie_len == COOKIE_MALFORMED && cfg.flags & EDNS_COOKIES != 0 {
+            rcode = RCODE_FORMERR;
+        } else if o.cookie_len != 0 && cfg.flags & EDNS_COOKIES != 0 {
             let t = now(cfg);
             let c = cookie::client(ctx, client.0, client.1)?;
             let require = cfg.flags & EDNS_REQUIRE_COOKIE != 0;
@@ -245,7 +282,7 @@ pub fn answer_opt(
             let words = unsafe { (scratch.cookie.as_ptr() as *const [u64; 3]).read() };
             let (reply, ok) = cookie::answer(cfg, &words, o.cookie_len, &c, t, require || validate);
             if require && !ok {
-                return Err(counter::PASS_COOKIE);
+                rcode = RCODE_BADCOOKIE;
             }
             valid = ok;
             let at = opaque(&mut scratch.opaque, len);
@@ -258,8 +295,15 @@ pub fn answer_opt(
             len = at + cookie::REPLY_LEN;
         }
     }
-    // The head: the first word as one store, then RDLENGTH after its zero octet.
-    let head = opt_record(server_payload, dnssec_ok);
+    // The engine checks the version first: BADVERS, with the options as they are (a cookie
+    // reply also to a cookie that would get BADCOOKIE, none to a malformed one).
+    if o.badvers {
+        rcode = RCODE_BADVERS;
+    }
+    // The head: the first word as one store (with the extended RCODE's upper eight bits),
+    // then RDLENGTH after its zero octet.
+    let mut head = opt_record(server_payload, dnssec_ok);
+    head[5] = (rcode >> 4) as u8;
     let mut w = [0u8; 8];
     w.copy_from_slice(&head[..8]);
     let first = u64::from_le_bytes(w);
@@ -281,6 +325,7 @@ pub fn answer_opt(
         len: total,
         sum: checksum::fold(head_sum + checksum::at_parity(checksum::fold(sum), true)),
         cookie_valid: valid,
+        rcode,
     })
 }
 
@@ -299,11 +344,14 @@ pub const OPT_ERROR: u32 = 1 << 31;
 
 /// `answer_opt`'s result in the word `answer_opt_call` returns and the programs pass on in
 /// scratch: the length (< 128 octets, `OPT_BUF`) in bits 0-6, the valid cookie in bit 7, the
-/// checksum sum in bits 8-23.
+/// checksum sum in bits 8-23, the error's RCODE (< 64) in bits 24-29.
 impl Built {
     #[inline(always)]
     pub fn pack(&self) -> u32 {
-        (self.len as u32 & 0x7f) | (self.cookie_valid as u32) << 7 | (self.sum as u32) << 8
+        (self.len as u32 & 0x7f)
+            | (self.cookie_valid as u32) << 7
+            | (self.sum as u32) << 8
+            | (self.rcode & 0x3f) << 24
     }
 
     #[inline(always)]
@@ -312,9 +360,12 @@ impl Built {
             len: (w & 0x7f) as usize,
             cookie_valid: (w >> 7) & 1 != 0,
             sum: (w >> 8) as u16,
+            rcode: (w >> 24) & 0x3f,
         }
     }
 }
+
+const _: () = assert!(RCODE_BADCOOKIE < 64 && OPT_ERROR >> 24 > 0x3f);
 
 const _: () = assert!(OPT_BUF < 128);
 

@@ -7,6 +7,7 @@
 #![no_std]
 #![no_main]
 
+mod body;
 mod checksum;
 mod cookie;
 mod directory;

@@ -6,13 +6,14 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use dns_common::{
-    counter, rrl::KIND_SLIPPED, Answer, AnswerKind, Config, Scratch, ANSWER_MAX, CONFIG_ALL_SIGNED,
+    counter, rrl::KIND_SLIPPED, AnswerKind, Config, Scratch, ANSWER_MAX, CONFIG_ALL_SIGNED,
     CONFIG_NO_DNSSEC, FRAME_PREFIX_MAX, KEY_FLAG_DO, NAME_BUF, NAME_MAX, OPT_BUF, OPT_LEN,
     SERVICE_INLINE,
 };
 
 use crate::{
-    checksum, edns, lookup, nsec3, question, rewrite, rrl, CONFIG, SCRATCH, SERVICE_ADDRS,
+    body::Body, checksum, edns, lookup, nsec3, question, rewrite, rrl, CONFIG, SCRATCH,
+    SERVICE_ADDRS,
 };
 
 const ETH_P_IPV4: u16 = 0x0800;
@@ -158,11 +159,11 @@ pub fn handle<const MODE: u8>(ctx: &XdpContext) -> Result<u16, u32> {
         scratch.key.flags &= !KEY_FLAG_DO;
     }
     if !resumed {
-        let kind = lookup::find(scratch, q.name_len, cfg.flags & CONFIG_ALL_SIGNED != 0)?;
         // The answer's OPT record does not depend on the answer: built before the lookup, so
         // that the verifier walks it once per question shape instead of once per lookup
-        // outcome, and left in scratch (with its length and whether the query's server cookie
-        // was valid) for the rest of this program and for the denial program.
+        // outcome, and left in scratch (with its length, whether the query's server cookie
+        // was valid, and the error its options decide) for the rest of this program and for
+        // the denial program.
         let validate = question::opaque(&mut scratch.opaque, rrl::enabled() as usize) != 0;
         let packed = if q.edns {
             let args = edns::OptArgs {
@@ -183,6 +184,13 @@ pub fn handle<const MODE: u8>(ctx: &XdpContext) -> Result<u16, u32> {
         }
         // SAFETY: a plain write of per-CPU memory, read back after the lookup.
         unsafe { core::ptr::write_volatile(&mut scratch.nsec3.opt_len, packed) };
+        // An error the OPT record decides (FORMERR, BADCOOKIE, BADVERS) is the engine's answer whatever
+        // the name: no lookup, the respond program writes it with an empty body.
+        let kind = if edns::Built::unpack(packed).rcode != 0 {
+            AnswerKind::Exact as u16
+        } else {
+            lookup::find(scratch, q.name_len, cfg.flags & CONFIG_ALL_SIGNED != 0)?
+        };
         let query = q.name_len as u64
             | (q.limit as u64) << 16
             | (q.edns as u64) << 32
@@ -193,31 +201,42 @@ pub fn handle<const MODE: u8>(ctx: &XdpContext) -> Result<u16, u32> {
         let denial = kind & 0xff == AnswerKind::Nsec3Negative as u16;
         return Err(nsec3::jump(ctx, scratch, query, denial));
     }
-    // The template is looked up here, in the program that writes it, not before the jump.
-    let found = lookup::resume(scratch, MODE == DENIAL)?;
-    let answer: &Answer = found.answer;
-    let denial = MODE == DENIAL;
-    let mut len = answer.len as usize;
-    if len > ANSWER_MAX {
-        return Err(counter::PASS_ERROR);
-    }
-    let mut nscount = answer.nscount;
-    // An empty body (REFUSED) has nothing to copy or patch.
-    let (tpl, tpl_csum): (*const u8, u16) = match found.shift {
-        _ if len == 0 => (answer.data.as_ptr(), 0),
-        Some(shift) if denial => {
-            let d = nsec3::deny(scratch, answer, shift, q.name_len)?;
-            len = d.len;
-            nscount = d.nscount;
-            // Not read: `nsec3::store` writes the head and the records (below).
-            (answer.data.as_ptr(), d.csum)
-        }
-        // Written from the map value as it is; its pointers are shifted in the packet last.
-        Some(shift) => (answer.data.as_ptr(), lookup::shifted_csum(answer, shift)),
-        None => (answer.data.as_ptr(), answer.csum),
-    };
     // SAFETY: a plain read of per-CPU memory, written before the lookup (see above).
     let opt = edns::Built::unpack(unsafe { core::ptr::read_volatile(&scratch.nsec3.opt_len) });
+    let denial = MODE == DENIAL;
+    // The template is looked up here, in the program that writes it, not before the jump;
+    // an error the options decided has none (`error_body`).
+    let found = match opt.rcode {
+        0 => Some(lookup::resume(scratch, denial)?),
+        _ if denial => return Err(counter::PASS_ERROR),
+        _ => None,
+    };
+    let mut body = match &found {
+        Some(f) => Body::of(f.answer),
+        None => Body::error(opt.rcode),
+    };
+    if body.len > ANSWER_MAX {
+        return Err(counter::PASS_ERROR);
+    }
+    // An empty body (REFUSED, an error the options decided) has nothing to copy or patch.
+    let tpl_csum = match &found {
+        Some(_) if body.len == 0 => 0,
+        Some(f) => match f.shift {
+            Some(shift) if denial => {
+                let d = nsec3::deny(scratch, f.answer, shift, q.name_len)?;
+                body.len = d.len;
+                body.nscount = d.nscount;
+                // Not copied: `nsec3::store` writes the head and the records (below).
+                d.csum
+            }
+            // Written from the map value as it is; its pointers are shifted in the packet
+            // last.
+            Some(shift) => lookup::shifted_csum(f.answer, shift),
+            None => f.answer.csum,
+        },
+        None => 0,
+    };
+    let len = body.len;
     let opt_len = question::opaque(&mut scratch.opaque, opt.len);
     if opt_len > OPT_BUF {
         return Err(counter::PASS_ERROR);
@@ -232,8 +251,8 @@ pub fn handle<const MODE: u8>(ctx: &XdpContext) -> Result<u16, u32> {
     // verdict goes through memory and is applied without branches, so that the verifier
     // walks the rest once, not once for each verdict.
     let cookie_valid = question::opaque(&mut scratch.opaque, cookie_valid as usize) != 0;
-    let referral = answer.kind & 0xff == AnswerKind::Referral as u16;
-    let class = dns_common::rrl::class(answer.header_flags, referral);
+    let referral = body.kind & 0xff == AnswerKind::Referral as u16;
+    let class = dns_common::rrl::class(body.header_flags, referral);
     let verdict = rrl::check(ctx, flow.l3, flow.v6, class, cookie_valid);
     if verdict > rrl::SLIP {
         return Err(verdict);
@@ -243,8 +262,8 @@ pub fn handle<const MODE: u8>(ctx: &XdpContext) -> Result<u16, u32> {
     let keep = slip.wrapping_sub(1);
     let len = len & keep;
     let tpl_csum = tpl_csum & keep as u16;
-    let (ancount, nscount) = (answer.ancount & keep as u16, nscount & keep as u16);
-    let arcount = answer.arcount & keep as u16;
+    let (ancount, nscount) = (body.ancount & keep as u16, body.nscount & keep as u16);
+    let arcount = body.arcount & keep as u16;
     let extra_flags = FLAG_TC & !(keep as u16);
     let opt_len = question::opaque(&mut scratch.opaque, opt_len);
     if opt_len > OPT_BUF {
@@ -278,7 +297,7 @@ pub fn handle<const MODE: u8>(ctx: &XdpContext) -> Result<u16, u32> {
             rewrite::full_sum(ctx, (flow.l3, flow.l4, flow.v6), qsum, id)?
         }
     };
-    let resp_flags = answer.header_flags | (flags & COPIED_FLAGS) | extra_flags;
+    let resp_flags = body.header_flags | (flags & COPIED_FLAGS) | extra_flags;
     let arcount_out = arcount + q.edns as u16;
     sum += checksum::field(resp_flags)
         + checksum::field(ancount)
@@ -315,7 +334,8 @@ pub fn handle<const MODE: u8>(ctx: &XdpContext) -> Result<u16, u32> {
         grow_at_head(ctx, scratch, l7, delta)?;
     }
     // A denial's body is written last (below): its parts' branches then end the program.
-    if !denial && len > 0 {
+    if let (false, true, Some(f)) = (denial, len > 0, &found) {
+        let tpl = f.answer.data.as_ptr();
         // SAFETY: the helper checks the offsets against the (new) packet; len ≤ ANSWER_MAX.
         let r = unsafe { bpf_xdp_store_bytes(ctx.ctx, l7 as u32, tpl as *mut _, len as u32) };
         if r != 0 {
@@ -372,13 +392,18 @@ pub fn handle<const MODE: u8>(ctx: &XdpContext) -> Result<u16, u32> {
     if slip != 0 {
         return Ok(KIND_SLIPPED);
     }
-    if denial {
-        nsec3::store(ctx, scratch, answer, l7)?;
-    } else if let Some(shift) = found.shift {
-        let l7 = question::opaque(&mut scratch.opaque, l7);
-        lookup::shift_ptrs(ctx, answer, l7, shift)?;
+    match found {
+        Some(f) if denial => nsec3::store(ctx, scratch, f.answer, l7)?,
+        Some(lookup::Found {
+            answer,
+            shift: Some(shift),
+        }) => {
+            let l7 = question::opaque(&mut scratch.opaque, l7);
+            lookup::shift_ptrs(ctx, answer, l7, shift)?;
+        }
+        _ => {}
     }
-    Ok(answer.kind & 0xff)
+    Ok(body.kind)
 }
 
 /// Whether growth goes to the head even where the tail has room: only in the test build, when

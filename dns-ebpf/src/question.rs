@@ -99,9 +99,8 @@ pub fn read(
             if opt[0] != 0 || opt[1] != 0 || opt[2] != 41 {
                 return Err(counter::PASS_OTHER);
             }
-            if opt[6] != 0 {
-                return Err(counter::PASS_EDNS_VERSION);
-            }
+            // An EDNS version other than 0: BADVERS (`edns::answer_opt`).
+            let badvers = opt[6] != 0;
             let rdlen = u16::from_be_bytes([opt[9], opt[10]]) as usize;
             if rest != 11 + rdlen || opt[5] != 0 {
                 return Err(counter::PASS_MALFORMED);
@@ -110,6 +109,7 @@ pub fn read(
                 let o = edns::walk(scratch, at + 11, rdlen)?;
                 // Join the verifier's paths through the options again (see `opaque`).
                 query.options = Options {
+                    badvers: false,
                     nsid: opaque(&mut scratch.opaque, o.nsid as usize) != 0,
                     cookie_len: opaque(&mut scratch.opaque, o.cookie_len) & 0x3f,
                     rdata_sum: o.rdata_sum,
@@ -129,6 +129,7 @@ pub fn read(
             if payload > server_limit {
                 payload = server_limit;
             }
+            query.options.badvers = badvers;
             query.edns = true;
             query.limit = payload as usize;
             query.dnssec_ok = opt[7] & 0x80 != 0;

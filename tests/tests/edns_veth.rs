@@ -2,14 +2,16 @@
 //! use: `dig` (which sends a cookie by default) and `kdig +cookie +nsid` are answered in XDP;
 //! the server cookie they get validates when sent back (under `--require-cookie`, where an
 //! invalid one would get BADCOOKIE); a cookie made with the previous secret is accepted
-//! (rollover); a client cookie alone gets BADCOOKIE from userspace, counted `pass_cookie`;
+//! (rollover); under `--require-cookie` a client cookie alone gets BADCOOKIE in XDP, counted
+//! `answered_badcookie` (nothing reaches userspace), and dig's automatic retry with the server
+//! cookie it got is answered normally, in XDP too;
 //! the cookies' timestamps in XDP follow the daemon's clock (the test clock file) when it
 //! moves.
 
 use std::net::IpAddr;
 
 use xdpdns::engine::cookie;
-use xdpdns_tests::stats::delta;
+use xdpdns_tests::stats::{delta, Counters};
 use xdpdns_tests::{sh, TestNet, CLIENT_V4, CLIENT_V6};
 
 const SECRET: &str = "445536bcd2513298075a5d379663c962";
@@ -77,14 +79,16 @@ fn dig_cookies_are_answered_in_xdp_and_validate_when_sent_back() {
         ("@198.18.0.1", IpAddr::V4(CLIENT_V4)),
         ("@fd00::1", IpAddr::V6(CLIENT_V6)),
     ] {
-        // A client cookie alone: BADCOOKIE (require-cookie), from userspace, with a cookie.
+        // A client cookie alone: BADCOOKIE (require-cookie), in XDP, with a cookie.
         let before = net.stats().unwrap();
         let out = dig(&net, &[server, "+cookie", "www.example.", "A"]);
         assert!(out.contains("status: BADCOOKIE"), "{out}");
         let first = dig_cookie(&out);
         let after = net.stats().unwrap();
-        assert_eq!(delta(&before, &after, "xdp.pass_cookie"), 1);
-        assert_eq!(delta(&before, &after, "udp.queries"), 1);
+        assert_eq!(delta(&before, &after, "xdp.answered_badcookie"), 1);
+        assert_eq!(delta(&before, &after, "xdp.answered"), 1);
+        assert_eq!(delta(&before, &after, "xdp.pass_cookie"), 0);
+        assert_eq!(delta(&before, &after, "udp.queries"), 0);
         // Sent back: answered, in XDP, with a fresh good cookie.
         let before = net.stats().unwrap();
         let out = dig(
@@ -124,14 +128,78 @@ fn dig_cookies_are_answered_in_xdp_and_validate_when_sent_back() {
         let out = dig(&net, &[server, "+tcp", "+cookie", "www.example.", "A"]);
         assert!(out.contains("status: NOERROR"), "{out}");
         dig_cookie(&out);
-        // Made with a secret never configured: BADCOOKIE.
+        // Made with a secret never configured: BADCOOKIE, in XDP.
         let stranger = cookie::make(&[7; 16], &cc, client, now());
         let stranger = data_encoding::HEXLOWER.encode(&stranger);
+        let before = net.stats().unwrap();
         let out = dig(
             &net,
             &[server, &format!("+cookie={stranger}"), "www.example.", "A"],
         );
         assert!(out.contains("status: BADCOOKIE"), "{out}");
+        let after = net.stats().unwrap();
+        assert_eq!(delta(&before, &after, "xdp.answered_badcookie"), 1);
+        assert_eq!(delta(&before, &after, "udp.queries"), 0);
+        // A malformed cookie (9 octets): FORMERR, in XDP.
+        let before = net.stats().unwrap();
+        let out = dig(
+            &net,
+            &[server, "+cookie=000102030405060708", "www.example.", "A"],
+        );
+        assert!(out.contains("status: FORMERR"), "{out}");
+        let after = net.stats().unwrap();
+        assert_eq!(delta(&before, &after, "xdp.answered_formerr"), 1);
+        assert_eq!(delta(&before, &after, "udp.queries"), 0);
+    }
+}
+
+/// dig with EDNS version 1 gets BADVERS and asks again with version 0 (RFC 6891 §6.1.3):
+/// both answered in XDP.
+#[test]
+fn digs_edns_version_1_gets_badvers_in_xdp_and_its_retry_is_answered() {
+    let net = started(false);
+    let before = net.stats().unwrap();
+    let out = dig(
+        &net,
+        &["@198.18.0.1", "+nocookie", "+edns=1", "www.example.", "A"],
+    );
+    retried_in_xdp(&net, &before, &out, "badvers", "edns_version");
+}
+
+/// Checks that dig's `out` is the answer to `www.example. A` after it asked again on an error,
+/// and that since `before` XDP answered both (`answered_{error}`, then `answered_exact`),
+/// passing nothing for `pass_{reason}` and leaving userspace nothing.
+fn retried_in_xdp(net: &TestNet, before: &Counters, out: &str, error: &str, reason: &str) {
+    assert!(
+        out.contains("status: NOERROR") && out.contains("198.18.0.80"),
+        "{out}"
+    );
+    let after = net.stats().unwrap();
+    let d = |name: &str| delta(before, &after, name);
+    assert_eq!(d(&format!("xdp.answered_{error}")), 1, "{out}");
+    assert_eq!(d("xdp.answered_exact"), 1, "{out}");
+    assert_eq!(d(&format!("xdp.pass_{reason}")), 0, "{out}");
+    assert_eq!(d("udp.queries"), 0, "{out}");
+}
+
+/// dig as it runs by default: on BADCOOKIE it sends the query again with the server cookie
+/// it got (RFC 7873 §5.3). Both are answered in XDP: BADCOOKIE, then the answer.
+#[test]
+fn digs_retry_after_badcookie_is_answered_in_xdp() {
+    let net = started(true);
+    for server in ["@198.18.0.1", "@fd00::1"] {
+        let before = net.stats().unwrap();
+        let out = sh(net.client_cmd("dig").args([
+            "+norec",
+            "+time=2",
+            "+tries=1",
+            server,
+            "www.example.",
+            "A",
+        ]))
+        .unwrap();
+        dig_cookie(&out);
+        retried_in_xdp(&net, &before, &out, "badcookie", "cookie");
     }
 }
 

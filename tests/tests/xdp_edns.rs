@@ -5,11 +5,12 @@
 //!   engine's answer to the query from the frame's source address, byte for byte, and a query
 //!   with options the engine only ignores or answers (cookies, NSID) is answered in XDP exactly
 //!   when the same query without them is (unless the options make it too big);
-//! - what the engine answers otherwise is passed, counted by reason: malformed and repeated
-//!   cookies, EXPIRE, too many options (`pass_cookie`, `pass_edns_option`);
-//! - `require-cookie`: a query without a valid server cookie is passed (the engine answers
-//!   BADCOOKIE), the cookie of that answer sent back is answered in XDP, also one made with
-//!   the previous secret;
+//! - a malformed cookie gets the engine's FORMERR in XDP (`answered_formerr`);
+//! - what the engine answers otherwise is passed, counted by reason: repeated cookies,
+//!   EXPIRE, too many options (`pass_cookie`, `pass_edns_option`);
+//! - `require-cookie`: a query without a valid server cookie gets the engine's BADCOOKIE in
+//!   XDP (`answered_badcookie`, not `pass_cookie`), the cookie of that answer sent back is
+//!   answered in XDP, also one made with the previous secret;
 //! - an NSID longer than the program holds, and a program whose EDNS settings were never
 //!   written, leave option queries to userspace.
 //!
@@ -41,6 +42,8 @@ enum Expect {
     AsPlain,
     /// Passed, counted so.
     Pass(u32),
+    /// Answered in XDP (the engine's answer), counted so.
+    Answered(u32),
 }
 
 /// A COOKIE option of one of the kinds a server sees, for a client at `addr`.
@@ -87,11 +90,15 @@ fn options(rng: &mut Rng, addr: IpAddr) -> (Vec<(u16, Vec<u8>)>, Expect) {
     }
     // One in eight: something the engine answers otherwise.
     let expect = match rng.below(32) {
-        // Malformed (FORMERR), or repeated after a cookie: userspace answers.
+        // Malformed: FORMERR in XDP; or repeated after a cookie: userspace answers.
         0 => {
             let n = [0, 7, 9, 15, 41][rng.below(5) as usize];
             o.push((10, bytes(rng, n)));
-            Expect::Pass(counter::PASS_COOKIE)
+            if cookie {
+                Expect::Pass(counter::PASS_COOKIE)
+            } else {
+                Expect::Answered(counter::ANSWERED_FORMERR)
+            }
         }
         1 if !cookie => {
             o.push((10, bytes(rng, 8)));
@@ -128,6 +135,7 @@ fn edns_options_are_answered_in_xdp_exactly_as_the_engine_answers_them() {
     let n = env_count("XDPDNS_EDNS_PACKETS", 6000);
     let mut rng = Rng::new(0xed45);
     let (mut with_cookie, mut cookie_answered, mut plain_answered, mut too_big) = (0, 0, 0, 0);
+    let mut formerr = 0;
     for _ in 0..n {
         let mut q = corpus_q(&mut rng, &r.names);
         if q.edns.is_none() {
@@ -140,13 +148,15 @@ fn edns_options_are_answered_in_xdp_exactly_as_the_engine_answers_them() {
         q.options = opts;
         let (answered, moved) = r.run(&s, &q);
         match expect {
-            Expect::Pass(reason) => {
-                assert!(!answered, "{q:?} must be passed");
+            Expect::Pass(reason) | Expect::Answered(reason) => {
+                let answer = matches!(expect, Expect::Answered(_));
+                assert_eq!(answered, answer, "{q:?} answered in XDP: {answer}");
                 assert_eq!(
                     counter::NAMES[moved],
                     counter::NAMES[reason as usize],
                     "{q:?}"
                 );
+                formerr += answer as usize;
             }
             Expect::AsPlain if plain && !answered => {
                 assert_eq!(moved, counter::PASS_TOO_BIG as usize, "{q:?}");
@@ -163,9 +173,13 @@ fn edns_options_are_answered_in_xdp_exactly_as_the_engine_answers_them() {
     println!(
         "EDNS options differential: {n} queries, {plain_answered} answered in XDP without \
          options; with cookies: {cookie_answered} of {with_cookie} answered ({too_big} too big \
-         with their options), all equal to the engine"
+         with their options), {formerr} FORMERR for malformed cookies, all equal to the engine"
     );
     assert!(plain_answered > n / 2, "the corpus exercises XDP");
+    assert!(
+        formerr > n / 100,
+        "malformed cookies answered in XDP: {formerr}"
+    );
     assert!(
         cookie_answered * 100 >= with_cookie * 95 && with_cookie > n / 10,
         "cookie queries answered in XDP: {cookie_answered} of {with_cookie}"
@@ -174,12 +188,13 @@ fn edns_options_are_answered_in_xdp_exactly_as_the_engine_answers_them() {
 }
 
 #[test]
-fn require_cookie_passes_what_gets_badcookie_and_answers_valid_cookies() {
+fn require_cookie_answers_badcookie_in_xdp_and_answers_valid_cookies() {
     let mut r = rig(&[zone_file("example.zone")], config(true, b"n"), true);
     for v6 in [false, true] {
         let s = addressing(v6);
         let first = www(vec![(10, b"clientck".to_vec())]);
-        assert_eq!(r.run(&s, &first), (false, counter::PASS_COOKIE as usize));
+        let badcookie = (true, counter::ANSWERED_BADCOOKIE as usize);
+        assert_eq!(r.run(&s, &first), badcookie);
         let bad = r.engine_answer(&s, &first);
         assert_eq!(
             (bad[3] & 0xf, bad[bad.len() - 34]),
@@ -198,13 +213,29 @@ fn require_cookie_passes_what_gets_badcookie_and_answers_valid_cookies() {
         let cc = *b"clientck";
         let old = cookie::make(&secret(PREVIOUS), &cc, s.src, NOW - 1000);
         assert!(r.run(&s, &www(vec![(10, old.to_vec())])).0);
-        // Too old, or for another address: BADCOOKIE, passed.
+        // Too old, for another address, or with a wrong hash: BADCOOKIE, in XDP.
         let stale = cookie::make(&secret(SECRET), &cc, s.src, NOW - 3601);
         let other = cookie::make(&secret(SECRET), &cc, "198.18.0.99".parse().unwrap(), NOW);
-        for c in [stale, other] {
+        let mut wrong = cookie::make(&secret(SECRET), &cc, s.src, NOW);
+        wrong[20] ^= 1;
+        for c in [stale, other, wrong] {
             let q = www(vec![(10, c.to_vec())]);
-            assert_eq!(r.run(&s, &q), (false, counter::PASS_COOKIE as usize));
+            assert_eq!(r.run(&s, &q), badcookie);
         }
+        // BADCOOKIE whatever the name or class: also for a name no zone has (the engine
+        // checks the cookie first), and for CH.
+        let mut elsewhere = Q::new("www.not-served.test.", 1);
+        elsewhere.options = vec![(3, vec![]), (10, cc.to_vec())];
+        assert_eq!(r.run(&s, &elsewhere), badcookie);
+        let mut chaos = Q::new("id.server.", 16);
+        chaos.options = vec![(10, cc.to_vec())];
+        let mut wire = chaos.wire();
+        let at = 12 + "id.server.".len() + 1 + 2;
+        wire[at..at + 2].copy_from_slice(&3u16.to_be_bytes());
+        assert_eq!(r.run_wire(&s, &wire), badcookie);
+        // A malformed cookie: FORMERR (before BADCOOKIE, as the engine decides).
+        let q = www(vec![(10, vec![1; 9])]);
+        assert_eq!(r.run(&s, &q), (true, counter::ANSWERED_FORMERR as usize));
         // No cookie at all: answered as ever.
         assert!(r.run(&s, &www(vec![])).0);
     }
@@ -240,16 +271,26 @@ fn long_nsids_and_unwritten_settings_leave_option_queries_to_userspace() {
 
 #[test]
 fn fuzzed_option_queries_never_get_a_wrong_answer() {
+    fuzz(false, env_count("XDPDNS_EDNS_FUZZ_PACKETS", 200_000));
+}
+
+/// Under `require-cookie` most cookie queries get BADCOOKIE in XDP: never a wrong one.
+#[test]
+fn fuzzed_option_queries_under_require_cookie_never_get_a_wrong_answer() {
+    fuzz(true, env_count("XDPDNS_EDNS_FUZZ_PACKETS", 200_000) / 4);
+}
+
+/// `n` mutated option queries, `require` for `require-cookie`: every XDP answer the engine's.
+fn fuzz(require: bool, n: usize) {
     let mut r = rig(
         &[
             zone_file("example.zone"),
             format!("nsec.example.={}", zone_file("signed/nsec.example.zone")),
         ],
-        config(false, b"fuzz-node"),
+        config(require, b"fuzz-node"),
         true,
     );
-    let n = env_count("XDPDNS_EDNS_FUZZ_PACKETS", 200_000);
-    let mut rng = Rng::new(0xc00c);
+    let mut rng = Rng::new(0xc00c + require as u64);
     let (mut tx, mut with_cookie) = (0usize, 0usize);
     for _ in 0..n {
         let s = spec(&mut rng);
@@ -283,7 +324,8 @@ fn fuzzed_option_queries_never_get_a_wrong_answer() {
         with_cookie += p.payload.windows(4).any(|w| w == [0, 10, 0, 24]) as usize;
     }
     println!(
-        "EDNS fuzz: {n} packets, {tx} answered ({with_cookie} with a cookie), all the engine's"
+        "EDNS fuzz (require-cookie {require}): {n} packets, {tx} answered ({with_cookie} with \
+         a cookie), all the engine's"
     );
     assert!(
         tx > n / 20 && with_cookie > n / 50,

@@ -58,6 +58,11 @@ struct Rig {
 
 /// The program with the example zone, cookies, NSID, and RRL at 10/s with a 2 s window.
 fn rig(f: impl FnOnce(&mut Settings)) -> Rig {
+    rig_with(false, f)
+}
+
+/// `rig`, with `require-cookie` when `require`.
+fn rig_with(require: bool, f: impl FnOnce(&mut Settings)) -> Rig {
     let specs: Vec<ZoneSpec> = vec![zone_file("example.zone").parse().unwrap()];
     let (catalog, _) = load_catalog(&specs).unwrap();
     let engine = Engine::new(
@@ -67,7 +72,7 @@ fn rig(f: impl FnOnce(&mut Settings)) -> Rig {
             cookies: Some(Cookies {
                 secret: cookie::parse_secret("445536bcd2513298075a5d379663c962").unwrap(),
                 previous: None,
-                require: false,
+                require,
                 clock: Arc::new(FixedClock),
             }),
             ..Default::default()
@@ -205,6 +210,70 @@ fn a_flood_from_one_prefix_is_limited_slipped_and_dropped_and_others_are_not() {
     assert_eq!(r.flood("fd00:0:0:100::2", &www, 1), [1, 0, 0, 0]);
 }
 
+/// What userspace's limiter (`Limiter::apply`, the same settings) does with the engine's
+/// answers to `queries` from `src` at `now_ns`, in order.
+fn userspace_outcomes(r: &Rig, src: &str, queries: &[&[u8]], now_ns: u64) -> Vec<Got> {
+    let limiter = xdpdns::rrl::Limiter::new(r.settings.clone()).unwrap();
+    let stats = xdpdns::net::ServerStats::default();
+    let src: IpAddr = src.parse().unwrap();
+    queries
+        .iter()
+        .map(|q| {
+            let answer = r.engine.answer_to(q, Transport::Udp, src).unwrap();
+            match limiter.apply(&r.engine, q, src, answer.clone(), &stats, now_ns) {
+                Some(a) if a == answer => Got::Answer,
+                Some(_) => Got::Slip,
+                None => Got::Drop,
+            }
+        })
+        .collect()
+}
+
+/// Under `require-cookie`, BADCOOKIE (a client cookie alone) and FORMERR (a malformed cookie)
+/// are answered in XDP and rate limited as errors, as userspace limits them: one bucket with
+/// REFUSED per prefix, apart from the answers' (the same outcomes, in the same order, as
+/// `Limiter::apply` gives), slips the engine's BADCOOKIE truncated with its OPT and cookie;
+/// BADVERS (header RCODE 0) goes to the answers' bucket, in both.
+#[test]
+fn badcookie_and_formerr_are_limited_as_errors_as_userspace_limits_them() {
+    let mut r = rig_with(true, |_| {});
+    let badcookie = with_cookie("www.example.", vec![7; 8]);
+    let formerr = with_cookie("www.example.", vec![7; 9]);
+    let refused = q("www.not-served.test.");
+    let www = q("www.example.");
+    // EDNS version 1 (the fifth last octet of a query without options): BADVERS, header
+    // RCODE 0, in the answers' bucket.
+    let mut badvers = www.clone();
+    let n = badvers.len();
+    badvers[n - 5] = 1;
+    let mut queries: Vec<&[u8]> = vec![&badcookie; 16];
+    queries.extend([&formerr[..]; 4]);
+    queries.extend([&badcookie[..], &formerr, &refused, &badcookie]);
+    queries.extend([&www[..], &badvers, &www]);
+    let before = r.xdp.counters().unwrap();
+    let xdp: Vec<Got> = queries.iter().map(|q| r.run("198.18.7.1", q)).collect();
+    let after = r.xdp.counters().unwrap();
+    let d = |i: u32| after[i as usize] - before[i as usize];
+    let expected = userspace_outcomes(&r, "198.18.7.1", &queries, T0);
+    assert_eq!(xdp, expected, "XDP limits as userspace does");
+    // Rate 10 × window 2: 20 errors answered (REFUSED among them, limited too), then every
+    // 2nd limited one slipped; the answers' bucket is untouched.
+    use Got::*;
+    let errors = [Answer, Answer, Answer, Answer, Drop, Slip, Drop, Slip];
+    assert_eq!(xdp[16..], [&errors[..], &[Answer; 3]].concat());
+    assert_eq!(
+        [
+            d(counter::ANSWERED_BADCOOKIE),
+            d(counter::ANSWERED_FORMERR),
+            d(counter::ANSWERED_BADVERS)
+        ],
+        [16, 4, 1],
+        "answered, counted by kind"
+    );
+    assert_eq!([d(counter::RRL_LIMITED), d(counter::RRL_SLIPPED)], [4, 2]);
+    assert_eq!(d(counter::PASS_COOKIE), 0);
+}
+
 #[test]
 fn exempt_prefixes_valid_cookies_dry_run_and_rrl_off_are_never_limited() {
     let mut r = rig(|s| s.exempt = vec!["198.18.9.0/24".parse().unwrap()]);
@@ -307,7 +376,10 @@ fn fuzzed_queries_under_rate_limits_get_the_engines_answer_or_its_slip() {
     }
     let after = r.xdp.counters().unwrap();
     let d = |i: u32| after[i as usize] - before[i as usize];
-    let answered: u64 = (0..counter::PASS_NOT_DNS).map(d).sum();
+    let answered: u64 = (0..counter::COUNT)
+        .filter(|&i| counter::is_answered(i))
+        .map(d)
+        .sum();
     assert_eq!(
         [answered, d(counter::RRL_SLIPPED), d(counter::RRL_DROPPED)],
         [got[0], got[1], got[2]]

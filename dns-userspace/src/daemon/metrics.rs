@@ -180,7 +180,10 @@ fn read(state: &State) -> Result<Families> {
         Kind::Counter,
     );
     if let Some(c) = &xdp_counters {
-        let answered: u64 = c[..counter::PASS_NOT_DNS as usize].iter().sum();
+        let answered: u64 = (0..counter::COUNT)
+            .filter(|&i| counter::is_answered(i))
+            .map(|i| c[i as usize])
+            .sum();
         requests.sample(&[("path", "xdp")], answered as i64);
     }
     requests
@@ -212,7 +215,8 @@ fn xdp(state: &State, c: &[u64], f: &mut Families) -> Result<()> {
         Kind::Counter,
     );
     let passed_at = counter::PASS_NOT_DNS as usize;
-    for (name, v) in counter::NAMES[..passed_at].iter().zip(c) {
+    let all = || counter::NAMES.iter().zip(c).enumerate();
+    for (_, (name, v)) in all().filter(|(i, _)| counter::is_answered(*i as u32)) {
         let kind = name.strip_prefix("answered_").unwrap_or(name);
         answers.sample(&[("kind", kind)], *v as i64);
     }

@@ -34,7 +34,10 @@ fn stats_text(state: &State) -> Result<String> {
     let mut out = String::new();
     if let Some(x) = state.served.xdp() {
         let c = held(x).server.counters()?;
-        let answered: u64 = c[..counter::PASS_NOT_DNS as usize].iter().sum();
+        let answered: u64 = (0..counter::COUNT)
+            .filter(|&i| counter::is_answered(i))
+            .map(|i| c[i as usize])
+            .sum();
         let passed: u64 = (counter::PASS_NOT_DNS..counter::COUNT)
             .filter(|&i| counter::is_pass(i))
             .map(|i| c[i as usize])
