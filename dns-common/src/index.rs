@@ -32,20 +32,6 @@ pub struct SuffixEntry {
     pub key: SuffixMapKey,
     pub entry: AnswerRef,
     pub name: [u8; NAME_BUF],
-    /// To whole cache lines (the array starts on a page: the program's `PAGE_ALIGNED`): a
-    /// lookup then reads the key, the entry and the first 40 octets of the name from one line.
-    pub _pad: [u8; 40],
-}
-
-impl SuffixEntry {
-    pub const fn new(key: SuffixMapKey, entry: AnswerRef, name: [u8; NAME_BUF]) -> SuffixEntry {
-        SuffixEntry {
-            key,
-            entry,
-            name,
-            _pad: [0; 40],
-        }
-    }
 }
 
 /// Slots one `DirBucket` holds.
@@ -143,24 +129,7 @@ pub struct AnswerEntry {
     pub key: AnswerMapKey,
     pub entry: AnswerRef,
     pub name: [u8; NAME_BUF],
-    /// To whole cache lines, as `SuffixEntry::_pad`.
-    pub _pad: [u8; 32],
 }
-
-impl AnswerEntry {
-    pub const fn new(key: AnswerMapKey, entry: AnswerRef, name: [u8; NAME_BUF]) -> AnswerEntry {
-        AnswerEntry {
-            key,
-            entry,
-            name,
-            _pad: [0; 32],
-        }
-    }
-}
-
-// Index slots are whole cache lines.
-const _: () = assert!(core::mem::size_of::<SuffixEntry>().is_multiple_of(64));
-const _: () = assert!(core::mem::size_of::<AnswerEntry>().is_multiple_of(64));
 
 impl AnswerMapKey {
     /// `dir_mix` of this key (its type and epoch folded into the generation's word).

@@ -71,7 +71,11 @@ impl AnswerIndex {
                 );
             }
         }
-        let value = AnswerEntry::new(key, entry, packed(k));
+        let value = AnswerEntry {
+            key,
+            entry,
+            name: packed(k),
+        };
         self.slots.put(found.map(|(at, _)| at), value)
     }
 
@@ -102,7 +106,11 @@ impl AnswerIndex {
         entry: AnswerRef,
     ) -> Result<()> {
         let key = self.map_key(under);
-        let value = AnswerEntry::new(key, entry, packed(name_of));
+        let value = AnswerEntry {
+            key,
+            entry,
+            name: packed(name_of),
+        };
         let at = self.slots.find(&key)?.map(|(at, _)| at);
         self.slots.put(at, value)
     }

@@ -175,7 +175,7 @@ impl SuffixIndex {
                 );
             }
         }
-        let value = SuffixEntry::new(key, entry, name);
+        let value = SuffixEntry { key, entry, name };
         self.slots.put(found.map(|(at, _)| at), value)
     }
 
@@ -226,7 +226,7 @@ impl SuffixIndex {
         let (key, _) = self.map_key(under);
         let (_, name) = self.map_key(name_of);
         let at = self.slots.find(&key)?.map(|(at, _)| at);
-        self.slots.put(at, SuffixEntry::new(key, entry, name))
+        self.slots.put(at, SuffixEntry { key, entry, name })
     }
 
     /// Generation bits of a map key, for telling generations apart when reading.
