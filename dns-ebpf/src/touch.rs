@@ -1,5 +1,6 @@
 //! `xdp_touch` (test build only): reads one word of each of N `TEMPLATES` slots, N and the
-//! stride between them (in slots) from the frame's first two octets, and passes the packet.
+//! stride between them (in slots) from the frame's first two octets, from the slot its next two
+//! give (little-endian), and passes the packet.
 //! The bench times it in single TEST_RUN runs for the cost of first touches after the syscall
 //! (`--micro-only`: "baseline: touch"): slots a page apart against slots in one page tell a
 //! TLB miss from a cache miss, which is what the per-path figures are mostly made of.
@@ -14,22 +15,19 @@ const TOUCH_MAX: u32 = 16;
 #[xdp]
 pub fn xdp_touch(ctx: XdpContext) -> u32 {
     let (start, end) = (ctx.data(), ctx.data_end());
-    if start + 2 > end {
+    if start + 4 > end {
         return xdp_action::XDP_PASS;
     }
-    // SAFETY: two octets checked above.
-    let (n, stride) = unsafe {
-        (
-            *(start as *const u8) as u32,
-            *((start + 1) as *const u8) as u32,
-        )
-    };
+    // SAFETY: four octets checked above.
+    let [n, stride, b0, b1] = unsafe { *(start as *const [u8; 4]) };
+    let (n, stride) = (n as u32, stride as u32);
+    let base = u16::from_le_bytes([b0, b1]) as u32;
     let mut sum = 0u32;
     for i in 0..TOUCH_MAX {
         if i >= n {
             break;
         }
-        if let Some(a) = TEMPLATES.get_ptr(i * stride) {
+        if let Some(a) = TEMPLATES.get_ptr(base + i * stride) {
             // SAFETY: array values stay allocated while the map exists; volatile, so the read
             // stays.
             sum = sum.wrapping_add(unsafe { core::ptr::read_volatile(&(*a).id) });
