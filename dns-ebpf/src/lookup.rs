@@ -12,9 +12,9 @@ use aya_ebpf::{cty::c_void, helpers::bpf_loop, programs::XdpContext};
 use dns_common::{
     ascii_lower8, counter, depth_bit, skip_slot, suffix_generation, suffix_hash_step, Answer,
     AnswerEntry, AnswerKind, AnswerMapKey, AnswerRef, Scratch, SuffixEntry, SuffixMapKey, Walk,
-    ANSWER_DIR_MASK, EPOCH_NONE, KEY_FLAG_CHAOS, KEY_FLAG_DO, KEY_FLAG_NODATA, KEY_FLAG_SUFFIX,
-    KIND_ANY_DO, KIND_EPOCH_MASK, KIND_EPOCH_SHIFT, MAX_PTRS, NAME_BUF, SUFFIX_DIR_MASK,
-    TEMPLATE_HOME_MASK, TEMPLATE_NONE, TEMPLATE_WAYS,
+    ANSWER_DIR_MASK, ANSWER_MAX, EPOCH_NONE, KEY_FLAG_CHAOS, KEY_FLAG_DO, KEY_FLAG_NODATA,
+    KEY_FLAG_SUFFIX, KIND_ANY_DO, KIND_EPOCH_MASK, KIND_EPOCH_SHIFT, MAX_PTRS, NAME_BUF,
+    SUFFIX_DIR_MASK, TEMPLATE_HOME_MASK, TEMPLATE_NONE, TEMPLATE_WAYS,
 };
 
 use crate::{checksum, directory, packet, question, COLD, SCRATCH, SUFFIX_SEED, TEMPLATES};
@@ -162,10 +162,27 @@ fn template(id: u32) -> Option<&'static Answer> {
             if core::ptr::read_volatile(&(*slot).used) == 0 {
                 core::ptr::write_volatile(&mut (*slot).used, 1);
             }
+            touch_body(&*slot);
             return Some(&*slot);
         }
     }
     None
+}
+
+/// Loads one octet of each cache line of `answer`'s body, discarded: the lines' misses (a
+/// large zone's templates are not in the caches) then overlap, here, instead of coming one
+/// after another in the copy into the packet, which finds them loaded.
+#[inline(always)]
+fn touch_body(answer: &Answer) {
+    let len = answer.len as usize;
+    let d = answer.data.as_ptr();
+    for i in 0..ANSWER_MAX.div_ceil(64) {
+        if i * 64 >= len {
+            break;
+        }
+        // SAFETY: i * 64 < ANSWER_MAX, inside `data`; volatile, so that the load stays.
+        unsafe { core::ptr::read_volatile(d.add(i * 64)) };
+    }
 }
 
 /// Looks the query up in the index; `scratch.key` holds the exact key on entry and is
