@@ -141,7 +141,9 @@ pub(super) fn status(state: &State) -> Reply {
                         "template_cache": cache, "mode": mode, "pin": pin, "start": start }),
             );
         }
-        (Some(i), false) if state.served.xdp_filling() => {
+        // Also before the fill has begun (its thread is spawned once the control socket
+        // answers): the XDP path is asked for and not started, so it is on its way.
+        (Some(i), false) if state.served.xdp_filling() || state.opts.xdp_mode.is_some() => {
             let _ = writeln!(out, "xdp filling {i} (userspace answers meanwhile)");
             json.insert("xdp".into(), json!({ "iface": i, "filling": true }));
         }
