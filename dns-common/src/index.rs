@@ -41,8 +41,15 @@ pub const DIR_WAYS: usize = 7;
 /// says that entries of earlier homes went past them. Userspace never places an entry further.
 pub const DIR_PROBES: u32 = 4;
 
-/// Bits of a directory word that hold the slot (the rest is the tag).
+/// Bits of a directory word that hold the slot (its low bits).
 pub const DIR_SLOT_BITS: u32 = 24;
+
+/// Bits of a directory word, above the slot's, that hold its entry's template home
+/// (`dir_hint`); the rest, above them, is the tag.
+pub const DIR_HINT_BITS: u32 = 24;
+
+/// Where a directory word's tag starts.
+pub const DIR_TAG_SHIFT: u32 = DIR_SLOT_BITS + DIR_HINT_BITS;
 
 /// Largest slot count of an array the directory points into.
 pub const DIR_SLOTS_MAX: u32 = 1 << DIR_SLOT_BITS;
@@ -51,9 +58,13 @@ pub const DIR_SLOTS_MAX: u32 = 1 << DIR_SLOT_BITS;
 /// an open-addressing hash table that userspace keeps, and the XDP program reads with no
 /// helper call (an array lookup is a bounds check and an add; a hash map's is a call, a jhash
 /// and a walk of scattered elements, each a cache miss under load). A key's home bucket and tag
-/// come from `dir_mix` of its fields; a word is `dir_word(tag, slot)` or 0 (free). A lookup scans
-/// the home bucket's words for the tag, compares the key of each slot they point at, and goes
-/// on to the next bucket only while `overflow` is not 0 (at most `DIR_PROBES` buckets).
+/// come from `dir_mix` of its fields; a word is `dir_word(tag, hint, slot)` or 0 (free). A
+/// lookup scans the home bucket's words for the tag, compares the key of each slot they point
+/// at, and goes on to the next bucket only while `overflow` is not 0 (at most `DIR_PROBES`
+/// buckets). The word's hint is the home slot in `TEMPLATES` of its entry's template
+/// (`TEMPLATE_HOME_MASK` of the id): the program starts loading the template there while it
+/// loads the entry's slot, so that the two misses of a cold name overlap instead of coming
+/// one after the other. Only a hint: the template is still found by the id the slot holds.
 ///
 /// Never a wrong entry, whatever a word read says: the program answers from a slot only when
 /// the slot's own key and name are the query's, and userspace writes a slot only when nothing
@@ -80,14 +91,22 @@ pub const fn dir_home(m: u64, mask: u32) -> u32 {
     m as u32 & mask
 }
 
-/// The tag of a key of mix `m`: its bits past the slot's (never 0, so a used word is not).
+/// The tag of a key of mix `m`: its top bits, with the highest set (never 0, so a used word is
+/// not). Its 15 bits of the mix only filter: the slot's key decides.
 pub const fn dir_tag(m: u64) -> u64 {
-    (m >> DIR_SLOT_BITS) | 1 << (63 - DIR_SLOT_BITS)
+    (m >> DIR_TAG_SHIFT) | 1 << (63 - DIR_TAG_SHIFT)
 }
 
-/// The directory word of tag `tag` pointing at `slot`.
-pub const fn dir_word(tag: u64, slot: u32) -> u64 {
-    tag << DIR_SLOT_BITS | (slot & (DIR_SLOTS_MAX - 1)) as u64
+/// The directory word of tag `tag` pointing at `slot`, whose entry's template home is `hint`.
+pub const fn dir_word(tag: u64, hint: u32, slot: u32) -> u64 {
+    tag << DIR_TAG_SHIFT
+        | ((hint & ((1 << DIR_HINT_BITS) - 1)) as u64) << DIR_SLOT_BITS
+        | (slot & (DIR_SLOTS_MAX - 1)) as u64
+}
+
+/// The template home a directory word gives (see `DirBucket`).
+pub const fn dir_hint(w: u64) -> u32 {
+    ((w >> DIR_SLOT_BITS) & ((1 << DIR_HINT_BITS) - 1)) as u32
 }
 
 /// Buckets of the directory of an array of `slots` slots: a power of two, about one for two
@@ -263,10 +282,17 @@ mod tests {
     fn directory_words_are_never_free_and_keep_their_slot() {
         for m in [0u64, 1, u64::MAX, 0x1234_5678_9abc_def0] {
             let tag = dir_tag(m);
-            assert_ne!(dir_word(tag, 0), 0);
-            assert_eq!(dir_word(tag, 77) & (DIR_SLOTS_MAX as u64 - 1), 77);
-            assert_eq!(dir_word(tag, 77) >> DIR_SLOT_BITS, tag);
+            assert_ne!(dir_word(tag, 0, 0), 0);
+            let w = dir_word(tag, 0x00ab_cdef, 77);
+            assert_eq!(w & (DIR_SLOTS_MAX as u64 - 1), 77);
+            assert_eq!(dir_hint(w), 0x00ab_cdef);
+            assert_eq!(w >> DIR_TAG_SHIFT, tag);
+            // A hint wider than its bits loses its high bits, not the tag's or the slot's.
+            let w = dir_word(tag, u32::MAX, 77);
+            assert_eq!(w >> DIR_TAG_SHIFT, tag);
+            assert_eq!(w & (DIR_SLOTS_MAX as u64 - 1), 77);
         }
+        const _: () = assert!(crate::TEMPLATE_HOME_MASK as u64 == (1 << DIR_HINT_BITS) - 1);
         assert_eq!(core::mem::size_of::<DirBucket>(), 64);
         assert_eq!(dir_buckets(4096), 2048);
         assert_eq!(dir_buckets(4100), 4096);

@@ -1,15 +1,16 @@
 //! Lookups in the index arrays through their bucket directories (`dns_common::DirBucket`):
 //! `SUFFIXES` through `SUFFIX_DIR`, `ANSWERS` through `ANSWER_DIR`. Array lookups only, which
 //! the verifier inlines: no helper call, no jhash, and one cache line of directory per bucket
-//! probed.
+//! probed. A word whose tag matches starts the load of its entry's template (its hint) before
+//! the slot's, so that their misses overlap.
 
 use aya_ebpf::maps::Array;
 use dns_common::{
-    dir_home, dir_tag, AnswerEntry, AnswerMapKey, DirBucket, SuffixEntry, SuffixMapKey, DIR_PROBES,
-    DIR_SLOTS_MAX, DIR_SLOT_BITS, DIR_WAYS,
+    dir_hint, dir_home, dir_tag, AnswerEntry, AnswerMapKey, DirBucket, SuffixEntry, SuffixMapKey,
+    DIR_PROBES, DIR_SLOTS_MAX, DIR_TAG_SHIFT, DIR_WAYS,
 };
 
-use crate::{ANSWERS, ANSWER_DIR, SUFFIXES, SUFFIX_DIR};
+use crate::{ANSWERS, ANSWER_DIR, SUFFIXES, SUFFIX_DIR, TEMPLATES};
 
 /// The `SUFFIXES` slot of `key`, found through `SUFFIX_DIR` (of `mask + 1` buckets). The caller
 /// still compares the name.
@@ -46,9 +47,10 @@ fn find<V>(
         let bucket = dir.get(home.wrapping_add(probe) & mask)?;
         for i in 0..DIR_WAYS {
             let w = bucket.words[i];
-            if w >> DIR_SLOT_BITS != tag {
+            if w >> DIR_TAG_SHIFT != tag {
                 continue;
             }
+            prefetch_template(dir_hint(w));
             let Some(e) = slots.get((w & (DIR_SLOTS_MAX as u64 - 1)) as u32) else {
                 continue;
             };
@@ -62,6 +64,25 @@ fn find<V>(
     }
     None
 }
+
+/// Loads (discarded) the id and the first body lines of the `TEMPLATES` slot `home`, where
+/// the entry's template most likely is (`lookup::template` reads them next). A load only:
+/// the slot is found again, by the id, before anything of it is used.
+#[inline(always)]
+fn prefetch_template(home: u32) {
+    if let Some(t) = TEMPLATES.get_ptr(home) {
+        let p = t as *const u8;
+        // SAFETY: array values stay allocated while the map exists; offsets 0, 128 and 192
+        // are inside the slot (asserted below); volatile, so the loads stay.
+        unsafe {
+            core::ptr::read_volatile(p);
+            core::ptr::read_volatile(p.add(128));
+            core::ptr::read_volatile(p.add(192));
+        }
+    }
+}
+
+const _: () = assert!(core::mem::size_of::<dns_common::Answer>() > 192);
 
 /// A suffix key as its two words, for comparing.
 #[inline(always)]

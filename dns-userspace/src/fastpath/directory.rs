@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
 use aya::maps::{Array, MapData};
-use dns_common::{dir_home, dir_tag, dir_word, DirBucket, DIR_PROBES, DIR_SLOT_BITS};
+use dns_common::{
+    dir_home, dir_tag, dir_word, DirBucket, DIR_PROBES, DIR_SLOT_BITS, DIR_TAG_SHIFT,
+};
 
 /// How long a slot waits after its last word went before it is written again.
 pub const GRACE: Duration = Duration::from_millis(20);
@@ -130,7 +132,7 @@ impl<M: Buckets> Directory<M> {
                 b.words
                     .iter()
                     .enumerate()
-                    .filter(move |(_, w)| **w >> DIR_SLOT_BITS == tag)
+                    .filter(move |(_, w)| **w >> DIR_TAG_SHIFT == tag)
                     .map(move |(way, w)| (At { bucket, way }, slot_of(*w)))
             })
     }
@@ -160,9 +162,10 @@ impl<M: Buckets> Directory<M> {
         self.free.push(slot);
     }
 
-    /// Points a word of the key of mix `m` at `slot` (written already): in its home bucket, or
-    /// the first of the next ones with room.
-    pub fn insert(&mut self, m: u64, slot: u32) -> Result<At> {
+    /// Points a word of the key of mix `m` at `slot` (written already), with the template home
+    /// `hint` of its entry (see `DirBucket`): in its home bucket, or the first of the next ones
+    /// with room.
+    pub fn insert(&mut self, m: u64, slot: u32, hint: u32) -> Result<At> {
         let home = dir_home(m, self.mask);
         for p in 0..DIR_PROBES {
             let bucket = home.wrapping_add(p) & self.mask;
@@ -171,7 +174,7 @@ impl<M: Buckets> Directory<M> {
                 continue;
             };
             let mut nb = *b;
-            nb.words[way] = dir_word(dir_tag(m), slot);
+            nb.words[way] = dir_word(dir_tag(m), hint, slot);
             self.write(bucket, nb)?;
             // The way there, from the bucket before it back to the home.
             for q in (0..p).rev() {
@@ -194,23 +197,23 @@ impl<M: Buckets> Directory<M> {
     /// new one at every moment, never neither (a key not found would fall through to a shorter
     /// suffix). Only when no bucket in reach has room is the word itself repointed, which
     /// counts on its 8-octet store not tearing. The old slot waits out the grace period.
-    pub fn replace(&mut self, m: u64, at: At, slot: u32) -> Result<At> {
-        match self.insert(m, slot) {
+    pub fn replace(&mut self, m: u64, at: At, slot: u32, hint: u32) -> Result<At> {
+        match self.insert(m, slot, hint) {
             Ok(new) => {
                 self.remove(m, at)?;
                 Ok(new)
             }
-            Err(e) if e.is::<NoRoom>() => self.repoint(at, slot).map(|()| at),
+            Err(e) if e.is::<NoRoom>() => self.repoint(at, slot, hint).map(|()| at),
             Err(e) => Err(e),
         }
     }
 
     /// Points the word at `at` at `slot` instead (written already); the old slot waits out the
     /// grace period.
-    fn repoint(&mut self, at: At, slot: u32) -> Result<()> {
+    fn repoint(&mut self, at: At, slot: u32, hint: u32) -> Result<()> {
         let mut b = self.buckets[at.bucket as usize];
         let old = slot_of(b.words[at.way]);
-        b.words[at.way] = dir_word(b.words[at.way] >> DIR_SLOT_BITS, slot);
+        b.words[at.way] = dir_word(b.words[at.way] >> DIR_TAG_SHIFT, hint, slot);
         self.write(at.bucket, b)?;
         self.retire(old);
         Ok(())
@@ -262,7 +265,7 @@ pub fn words_of(buckets: &[DirBucket]) -> impl Iterator<Item = (At, u64, u32)> +
                     bucket: bucket as u32,
                     way,
                 };
-                (at, *w >> DIR_SLOT_BITS, slot_of(*w))
+                (at, *w >> DIR_TAG_SHIFT, slot_of(*w))
             })
     })
 }
@@ -273,7 +276,7 @@ pub fn words_of(buckets: &[DirBucket]) -> impl Iterator<Item = (At, u64, u32)> +
 pub fn check_in(buckets: &[DirBucket], m: u64, at: At) -> Result<()> {
     let mask = buckets.len() as u32 - 1;
     let w = buckets[at.bucket as usize].words[at.way];
-    if w >> DIR_SLOT_BITS != dir_tag(m) {
+    if w >> DIR_TAG_SHIFT != dir_tag(m) {
         bail!("directory word {at:?} has another key's tag");
     }
     let home = dir_home(m, mask);
@@ -328,7 +331,7 @@ mod tests {
 
     /// A mix with home bucket `home` (of 8) and a tag of its own.
     fn mix(home: u64, n: u64) -> u64 {
-        home | (n + 1) << 32
+        home | (n + 1) << DIR_TAG_SHIFT
     }
 
     fn found(d: &Directory<Mem>, m: u64) -> Vec<u32> {
@@ -342,13 +345,13 @@ mod tests {
         // Three buckets' worth with one home: the overflow goes to buckets 3 and 4.
         for n in 0..(2 * DIR_WAYS + 2) as u64 {
             let slot = d.alloc().unwrap();
-            at.push((mix(2, n), d.insert(mix(2, n), slot).unwrap(), slot));
+            at.push((mix(2, n), d.insert(mix(2, n), slot, 0).unwrap(), slot));
         }
         assert_eq!(at.last().unwrap().1.bucket, 4);
         // An entry homed in bucket 3 (full) goes to 4 too.
         let other = mix(3, 99);
         let s = d.alloc().unwrap();
-        let o_at = d.insert(other, s).unwrap();
+        let o_at = d.insert(other, s, 0).unwrap();
         assert_eq!(o_at.bucket, 4);
         for (m, a, slot) in &at {
             assert_eq!(found(&d, *m), vec![*slot]);
@@ -379,12 +382,12 @@ mod tests {
         let mut d = dir(8, 64);
         for n in 0..DIR_WAYS as u64 {
             let s = d.alloc().unwrap();
-            d.insert(mix(5, n), s).unwrap();
+            d.insert(mix(5, n), s, 0).unwrap();
         }
         d.map.1.clear();
         let m = mix(5, 50);
         let s = d.alloc().unwrap();
-        let at = d.insert(m, s).unwrap();
+        let at = d.insert(m, s, 0).unwrap();
         assert_eq!(d.map.1, vec![(6, 1, 0), (5, DIR_WAYS, 1)]);
         d.map.1.clear();
         d.remove(m, at).unwrap();
@@ -396,24 +399,30 @@ mod tests {
         let mut d = dir(8, 64);
         let m = mix(4, 0);
         let a = d.alloc().unwrap();
-        let at = d.insert(m, a).unwrap();
+        let at = d.insert(m, a, 0).unwrap();
         let b = d.alloc().unwrap();
         d.map.1.clear();
-        d.replace(m, at, b).unwrap();
+        let new = d.replace(m, at, b, 7).unwrap();
         // Bucket 4 held one word, then two (old and new), then one (the new one).
         assert_eq!(d.map.1, vec![(4, 2, 0), (4, 1, 0)]);
         assert_eq!(found(&d, m), vec![b]);
+        let w = d.buckets[new.bucket as usize].words[new.way];
+        assert_eq!(dns_common::dir_hint(w), 7);
         // With no room in reach, the word itself is repointed.
         let mut full = dir(4, 64);
         let mut last = None;
         for n in 0..(DIR_PROBES as usize * DIR_WAYS) as u64 {
             let s = full.alloc().unwrap();
-            last = Some((mix(0, n), full.insert(mix(0, n), s).unwrap()));
+            last = Some((mix(0, n), full.insert(mix(0, n), s, 0).unwrap()));
         }
         let (m, at) = last.unwrap();
         let s = full.alloc().unwrap();
-        assert_eq!(full.replace(m, at, s).unwrap(), at);
+        assert_eq!(full.replace(m, at, s, 0x00ab_cdef).unwrap(), at);
         assert_eq!(found(&full, m), vec![s]);
+        // The repointed word carries the new entry's hint, with its tag.
+        let w = full.buckets[at.bucket as usize].words[at.way];
+        assert_eq!(dns_common::dir_hint(w), 0x00ab_cdef);
+        check_in(&full.buckets, m, at).unwrap();
     }
 
     #[test]
@@ -422,10 +431,10 @@ mod tests {
         let room = DIR_PROBES as usize * DIR_WAYS;
         for n in 0..room as u64 {
             let s = d.alloc().unwrap();
-            d.insert(mix(0, n), s).unwrap();
+            d.insert(mix(0, n), s, 0).unwrap();
         }
         let s = d.alloc().unwrap();
-        let e = d.insert(mix(0, 1000), s).unwrap_err();
+        let e = d.insert(mix(0, 1000), s, 0).unwrap_err();
         assert!(format!("{e:#}").contains("no room"), "{e:#}");
     }
 
@@ -433,11 +442,11 @@ mod tests {
     fn a_slot_comes_back_only_after_the_grace_period() {
         let mut d = dir(8, 2);
         let a = d.alloc().unwrap();
-        let at = d.insert(mix(1, 0), a).unwrap();
+        let at = d.insert(mix(1, 0), a, 0).unwrap();
         let b = d.alloc().unwrap();
         // Replacing retires `a`; the next slot is `a` again, but only after GRACE.
         let t = Instant::now();
-        d.replace(mix(1, 0), at, b).unwrap();
+        d.replace(mix(1, 0), at, b, 0).unwrap();
         assert_eq!(found(&d, mix(1, 0)), vec![b]);
         assert_eq!(d.alloc().unwrap(), a);
         assert!(t.elapsed() >= GRACE);
@@ -449,7 +458,7 @@ mod tests {
     fn a_directory_read_back_knows_its_used_slots() {
         let mut d = dir(8, 4);
         let s = d.alloc().unwrap();
-        d.insert(mix(1, 0), s).unwrap();
+        d.insert(mix(1, 0), s, 0).unwrap();
         let again = Directory::new(Mem(d.map.0.clone(), vec![]), 4, true).unwrap();
         assert_eq!(found(&again, mix(1, 0)), vec![s]);
         assert_eq!(again.free.len(), 3);

@@ -5,15 +5,19 @@
 
 use anyhow::{Context as _, Result};
 use aya::maps::{Array, MapData};
-use dns_common::{AnswerEntry, AnswerMapKey, DirBucket, SuffixEntry, SuffixMapKey};
+use dns_common::{
+    AnswerEntry, AnswerMapKey, DirBucket, SuffixEntry, SuffixMapKey, TEMPLATE_HOME_MASK,
+};
 
 use super::directory::{check_in, words_of, At, Directory, NoRoom};
 
-/// A slot's value type: its key and the key's `dns_common::dir_mix`.
+/// A slot's value type: its key, the key's `dns_common::dir_mix`, and the home of its entry's
+/// template for the directory word's hint (`dns_common::DirBucket`).
 pub trait Slot: aya::Pod {
     type Key: PartialEq + Copy;
     fn key(&self) -> Self::Key;
     fn mix(key: &Self::Key) -> u64;
+    fn hint(&self) -> u32;
 }
 
 /// `Slot` for an entry type with a `key` field whose type has `mix`.
@@ -26,6 +30,9 @@ macro_rules! slot {
             }
             fn mix(key: &$key) -> u64 {
                 key.mix()
+            }
+            fn hint(&self) -> u32 {
+                self.entry.template & TEMPLATE_HOME_MASK
             }
         }
     };
@@ -82,8 +89,8 @@ impl<V: Slot> Slots<V> {
         }
         let m = V::mix(&value.key());
         let placed = match at {
-            Some(at) => self.dir.replace(m, at, slot).map(|_| ()),
-            None => self.dir.insert(m, slot).map(|_| ()),
+            Some(at) => self.dir.replace(m, at, slot, value.hint()).map(|_| ()),
+            None => self.dir.insert(m, slot, value.hint()).map(|_| ()),
         };
         // Nothing was written (no room): no word points at the slot. After any other failure
         // one may, and the slot is given up rather than written again while read.
