@@ -22,6 +22,17 @@ pub fn suffix(key: &SuffixMapKey, mask: u32) -> Option<&'static SuffixEntry> {
     })
 }
 
+/// Loads (discarded) the home bucket of `key` in `SUFFIX_DIR` (of `mask + 1` buckets), for a
+/// lookup to come.
+#[inline(always)]
+pub fn prefetch_suffix(key: &SuffixMapKey, mask: u32) {
+    if let Some(b) = SUFFIX_DIR.get_ptr(dir_home(key.mix(), mask) & mask) {
+        // SAFETY: array values stay allocated while the map exists; volatile, so the load
+        // stays.
+        unsafe { core::ptr::read_volatile(&(*b).overflow) };
+    }
+}
+
 /// The `ANSWERS` slot of `key`, found through `ANSWER_DIR`. The caller still compares the name.
 #[inline(always)]
 pub fn answer(key: &AnswerMapKey, mask: u32) -> Option<&'static AnswerEntry> {

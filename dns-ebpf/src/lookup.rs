@@ -341,6 +341,9 @@ fn walk(scratch: &mut Scratch, name_len: u64, generation: u64, dnssec_ok: u64, p
             .unwrap_or(0),
         dir_mask: SUFFIX_SEED.get(SUFFIX_DIR_MASK).copied().unwrap_or(0),
         answer_dir_mask: SUFFIX_SEED.get(ANSWER_DIR_MASK).copied().unwrap_or(0),
+        next_hash: 0,
+        next_at: 0,
+        _pad: 0,
     };
     // SAFETY: `walk_step` is a static BPF callback; it takes no context.
     unsafe {
@@ -386,33 +389,44 @@ extern "C" fn walk_step(_index: u32, _ctx: *mut c_void) -> i64 {
         let h = build_key(s, first, start & 7, seed);
         s.walk.name_hash = h;
         h
+    } else if s.walk.next_at == at as u32 {
+        s.walk.next_hash
     } else {
-        let w = s.key.name.as_ptr() as *const u64;
-        // SAFETY: first < 32 words of the 8-byte aligned name.
-        let mut h = suffix_hash_step(seed, unsafe { w.add(first).read() } & head);
-        let count = words_from(first);
-        for i in 1..NAME_BUF / 8 {
-            if i >= count {
-                break;
-            }
-            let idx = (first + i) & 31;
-            // SAFETY: idx < 32 words of the 8-byte aligned name.
-            h = suffix_hash_step(h, unsafe { w.add(idx).read() });
-        }
-        h
+        hash_from(s, seed, start)
     };
+    let dnssec_ok = s.walk.dnssec_ok != 0;
+    let flags = KEY_FLAG_SUFFIX | if dnssec_ok { KEY_FLAG_DO } else { 0 };
+    let mask = s.walk.dir_mask as u32;
+    // The next suffix's hash, and the load of its bucket started, before this one's lookup:
+    // when this one misses, the next step finds its bucket loaded (a name's suffixes are in
+    // buckets far apart, each a cache and TLB miss in a big zone).
+    let l = s.question[at & 0xff] as usize;
+    let next = at + l + 1;
+    if l != 0 && next < name_len && s.walk.skip & depth_bit(labels.saturating_sub(1)) == 0 {
+        let hn = hash_from(s, seed, base + next);
+        s.walk.next_hash = hn;
+        s.walk.next_at = next as u32;
+        directory::prefetch_suffix(
+            &SuffixMapKey {
+                hash: hn,
+                generation: s.walk.generation as u16,
+                flags,
+                name_len: (name_len - next) as u16,
+                _pad: 0,
+            },
+            mask,
+        );
+    }
     if s.walk.skip & depth_bit(labels) != 0 {
         return advance(s, at, name_len);
     }
-    let dnssec_ok = s.walk.dnssec_ok != 0;
     let mut key = SuffixMapKey {
         hash: h,
         generation: s.walk.generation as u16,
-        flags: KEY_FLAG_SUFFIX | if dnssec_ok { KEY_FLAG_DO } else { 0 },
+        flags,
         name_len: (name_len - at) as u16,
         _pad: 0,
     };
-    let mask = s.walk.dir_mask as u32;
     if let Some(e) = directory::suffix(&key, mask) {
         s.walk.found = verified(s, e, first, head);
         return 1;
@@ -432,6 +446,27 @@ extern "C" fn walk_step(_index: u32, _ctx: *mut c_void) -> i64 {
         }
     }
     advance(s, at, name_len)
+}
+
+/// The keyed hash (`dns_common::suffix_hash`) of the key name's suffix whose first octet is
+/// at `start` of `key.name` (the octets before it in its word counted as zero).
+#[inline(always)]
+fn hash_from(s: &Scratch, seed: u64, start: usize) -> u64 {
+    let first = (start >> 3) & 31;
+    let head = u64::MAX << ((start & 7) * 8);
+    let w = s.key.name.as_ptr() as *const u64;
+    // SAFETY: first < 32 words of the 8-byte aligned name.
+    let mut h = suffix_hash_step(seed, unsafe { w.add(first).read() } & head);
+    let count = words_from(first);
+    for i in 1..NAME_BUF / 8 {
+        if i >= count {
+            break;
+        }
+        let idx = (first + i) & 31;
+        // SAFETY: idx < 32 words of the 8-byte aligned name.
+        h = suffix_hash_step(h, unsafe { w.add(idx).read() });
+    }
+    h
 }
 
 /// The walk's next step: the suffix after the label at `at`; 1 (stop) past the root.
