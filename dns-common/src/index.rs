@@ -272,11 +272,6 @@ pub struct Walk {
     pub dir_mask: u64,
     /// `ANSWER_DIR`'s (`SUFFIX_SEED` at `ANSWER_DIR_MASK`).
     pub answer_dir_mask: u64,
-    /// The hash of the suffix at `next_at`, which a step took for the next one while it
-    /// started the load of that suffix's bucket (0: none taken).
-    pub next_hash: u64,
-    pub next_at: u32,
-    pub _pad: u32,
 }
 
 #[cfg(test)]

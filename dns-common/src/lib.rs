@@ -329,7 +329,10 @@ pub struct Scratch {
     pub spill: [u8; NAME_BUF],
     /// Round-trip slot for values the verifier must see as unknown (then masked).
     pub opaque: u64,
-    pub _pad: u64,
+    /// The hash of the suffix the walk's next step looks up, when the step before took it
+    /// (and started the load of its bucket); else 0. Kept out of `Walk`, whose 64 octets
+    /// are one cache line.
+    pub next_hash: u64,
     /// Bit i set: a label of the query name starts at octet i (the root label included).
     pub label_starts: [u64; 4],
     /// The state of the walk over the query name's suffixes (see `Walk`).

@@ -341,10 +341,8 @@ fn walk(scratch: &mut Scratch, name_len: u64, generation: u64, dnssec_ok: u64, p
             .unwrap_or(0),
         dir_mask: SUFFIX_SEED.get(SUFFIX_DIR_MASK).copied().unwrap_or(0),
         answer_dir_mask: SUFFIX_SEED.get(ANSWER_DIR_MASK).copied().unwrap_or(0),
-        next_hash: 0,
-        next_at: 0,
-        _pad: 0,
     };
+    scratch.next_hash = 0;
     // SAFETY: `walk_step` is a static BPF callback; it takes no context.
     unsafe {
         bpf_loop(
@@ -389,23 +387,26 @@ extern "C" fn walk_step(_index: u32, _ctx: *mut c_void) -> i64 {
         let h = build_key(s, first, start & 7, seed);
         s.walk.name_hash = h;
         h
-    } else if s.walk.next_at == at as u32 {
-        s.walk.next_hash
+    } else if s.next_hash != 0 {
+        // The step before took it: this step's suffix is the one after that step's
+        // (`advance`), and a step that takes none clears it.
+        s.next_hash
     } else {
         hash_from(s, seed, start)
     };
+    s.next_hash = 0;
     let dnssec_ok = s.walk.dnssec_ok != 0;
     let flags = KEY_FLAG_SUFFIX | if dnssec_ok { KEY_FLAG_DO } else { 0 };
     let mask = s.walk.dir_mask as u32;
     // The next suffix's hash, and the load of its bucket started, before this one's lookup:
     // when this one misses, the next step finds its bucket loaded (a name's suffixes are in
-    // buckets far apart, each a cache and TLB miss in a big zone).
+    // buckets far apart, each a cache and TLB miss in a big zone). Not for a next suffix of
+    // one label or the root: a TLD's apex and the root's entry are in every cache.
     let l = s.question[at & 0xff] as usize;
     let next = at + l + 1;
-    if l != 0 && next < name_len && s.walk.skip & depth_bit(labels.saturating_sub(1)) == 0 {
+    if labels >= 3 && l != 0 && next < name_len && s.walk.skip & depth_bit(labels - 1) == 0 {
         let hn = hash_from(s, seed, base + next);
-        s.walk.next_hash = hn;
-        s.walk.next_at = next as u32;
+        s.next_hash = hn;
         directory::prefetch_suffix(
             &SuffixMapKey {
                 hash: hn,
