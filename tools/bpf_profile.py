@@ -71,6 +71,7 @@ OWN.discard("lib.rs")  # name shared with core's; dns-common's lib.rs lines show
 
 def main():
     stacks, tags = sys.argv[1], sys.argv[2:]
+    # Samples in a subprogram are its own (not its caller's): its frame is matched by ksym.
     show = subprocess.run(["bpftool", "prog", "show"], capture_output=True, text=True).stdout
     ids = {}
     for m in re.finditer(r"^(\d+): \w+\s+name (\w+)\s+tag (\w+)", show, re.M):
@@ -83,10 +84,15 @@ def main():
         if len(p) >= 3 and p[2].startswith("bpf_prog_"):
             kall[p[2]] = int(p[0], 16)
     table = []
+    subs = set()
     for tag, pid in ids.items():
         ks, lines = prog_info(pid)
         table += lines
+        subs.update(ks)
     table.sort()
+    # The programs' functions by ksym: the main ones and their BPF subprograms (bpf_loop
+    # callbacks, BPF functions), which have tags of their own.
+    funcs = {name for name, a in kall.items() if a in subs}
     addrs = [t[0] for t in table]
     import bisect
     c = collections.Counter(); tot = 0
@@ -98,7 +104,7 @@ def main():
         if len(stack) > 1 and (os.environ.get("ANY_STACK") or any("bpf_test_run" in f for f in stack[1:])):
             for fr in stack[1:]:
                 m = re.search(r"(bpf_prog_\w+)\+0x([0-9a-f]+)", fr)
-                if m and m.group(1) in kall and m.group(1)[9:25] in tags:
+                if m and m.group(1) in funcs:
                     a = kall[m.group(1)] + int(m.group(2), 16)
                     i = bisect.bisect_right(addrs, a) - 1
                     leaf = stack[1].split()[1].split("+")[0]
