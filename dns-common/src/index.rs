@@ -200,9 +200,40 @@ pub fn unpack_name(packed: &[u8; NAME_BUF], len: usize) -> [u8; NAME_BUF] {
 /// writes a generation's mask before switching to it and clears a depth's bit before it
 /// inserts an entry of that depth into a generation being served, so the mask only ever
 /// leaves out depths that have no entries.
-/// The last entries, `SUFFIX_DIR_MASK` and `ANSWER_DIR_MASK`, are the bucket masks of
-/// `SUFFIX_DIR` and `ANSWER_DIR` (their sizes − 1).
-pub const SUFFIX_SEED_ENTRIES: u32 = 5;
+/// Then `SUFFIX_DIR_MASK` and `ANSWER_DIR_MASK`, the bucket masks of `SUFFIX_DIR` and
+/// `ANSWER_DIR` (their sizes − 1); then, per generation parity, the deep filter
+/// (`filter_slot`).
+pub const SUFFIX_SEED_ENTRIES: u32 = FILTER_BASE + 2 * FILTER_WORDS;
+
+/// Label depth from which the walk's lookups go through the deep filter: a TLD has a few
+/// names of three labels or more (its own hosts, `ns1.nic.tld`), so that depth is not skipped,
+/// and without the filter every `www.dom.tld` query would look `www.dom.tld` up first, a cache
+/// and TLB miss in a big zone, before `dom.tld`.
+pub const FILTER_DEPTH: u32 = 3;
+
+/// Words of a generation's deep filter: 512 bits, each set when no suffix entry of the
+/// generation with `FILTER_DEPTH` labels or more has a hash that selects it (`filter_bit`);
+/// the program looks no such suffix up (a few dozen deep names leave nearly every bit set). All
+/// zero (a map not yet written) excludes nothing. Userspace writes a generation's filter before
+/// switching to it and clears a bit before it inserts a deep entry that selects it into a
+/// generation being served, as for the depth masks.
+pub const FILTER_WORDS: u32 = 8;
+
+/// The `SUFFIX_SEED` index of the first deep filter word.
+pub const FILTER_BASE: u32 = 5;
+
+const _: () = assert!(FILTER_BASE > SUFFIX_DIR_MASK && FILTER_BASE > ANSWER_DIR_MASK);
+
+/// The `SUFFIX_SEED` index of word `word` of `generation`'s deep filter.
+pub const fn filter_slot(generation: u16, word: u32) -> u32 {
+    FILTER_BASE + (generation & 1) as u32 * FILTER_WORDS + (word & (FILTER_WORDS - 1))
+}
+
+/// The deep filter's word and bit a suffix key's hash selects (its top 9 bits).
+pub const fn filter_bit(hash: u64) -> (u32, u64) {
+    let b = (hash >> 55) as u32;
+    ((b >> 6) & (FILTER_WORDS - 1), 1 << (b & 63))
+}
 
 /// The `SUFFIX_SEED` index of `SUFFIX_DIR`'s bucket mask.
 pub const SUFFIX_DIR_MASK: u32 = 3;
@@ -294,6 +325,16 @@ mod tests {
         }
         const _: () = assert!(crate::TEMPLATE_HOME_MASK as u64 == (1 << DIR_HINT_BITS) - 1);
         assert_eq!(core::mem::size_of::<DirBucket>(), 64);
+        // The deep filters' words are the map's last entries, one set per parity.
+        assert_eq!(filter_slot(0, 0), FILTER_BASE);
+        assert_eq!(filter_slot(1, FILTER_WORDS - 1), SUFFIX_SEED_ENTRIES - 1);
+        assert_eq!(filter_slot(2, 0), FILTER_BASE);
+        for h in [0u64, u64::MAX, 1 << 55, 0x1234_5678_9abc_def0] {
+            let (w, bit) = filter_bit(h);
+            assert!(w < FILTER_WORDS);
+            assert_eq!(bit.count_ones(), 1);
+        }
+        assert_ne!(filter_bit(0), filter_bit(1 << 55));
         assert_eq!(dir_buckets(4096), 2048);
         assert_eq!(dir_buckets(4100), 4096);
         assert_eq!(dir_buckets(0), 1);

@@ -10,11 +10,12 @@
 
 use aya_ebpf::{cty::c_void, helpers::bpf_loop, programs::XdpContext};
 use dns_common::{
-    ascii_lower8, counter, depth_bit, skip_slot, suffix_generation, suffix_hash_step, Answer,
-    AnswerEntry, AnswerKind, AnswerMapKey, AnswerRef, Scratch, SuffixEntry, SuffixMapKey, Walk,
-    ANSWER_DIR_MASK, ANSWER_MAX, EPOCH_NONE, KEY_FLAG_CHAOS, KEY_FLAG_DO, KEY_FLAG_NODATA,
-    KEY_FLAG_SUFFIX, KIND_ANY_DO, KIND_EPOCH_MASK, KIND_EPOCH_SHIFT, MAX_PTRS, NAME_BUF,
-    SUFFIX_DIR_MASK, TEMPLATE_HOME_MASK, TEMPLATE_NONE, TEMPLATE_WAYS,
+    ascii_lower8, counter, depth_bit, filter_bit, filter_slot, skip_slot, suffix_generation,
+    suffix_hash_step, Answer, AnswerEntry, AnswerKind, AnswerMapKey, AnswerRef, Scratch,
+    SuffixEntry, SuffixMapKey, Walk, ANSWER_DIR_MASK, ANSWER_MAX, EPOCH_NONE, FILTER_DEPTH,
+    KEY_FLAG_CHAOS, KEY_FLAG_DO, KEY_FLAG_NODATA, KEY_FLAG_SUFFIX, KIND_ANY_DO, KIND_EPOCH_MASK,
+    KIND_EPOCH_SHIFT, MAX_PTRS, NAME_BUF, SUFFIX_DIR_MASK, TEMPLATE_HOME_MASK, TEMPLATE_NONE,
+    TEMPLATE_WAYS,
 };
 
 use crate::{checksum, directory, packet, question, COLD, SCRATCH, SUFFIX_SEED, TEMPLATES};
@@ -407,18 +408,20 @@ extern "C" fn walk_step(_index: u32, _ctx: *mut c_void) -> i64 {
     if labels >= 3 && l != 0 && next < name_len && s.walk.skip & depth_bit(labels - 1) == 0 {
         let hn = hash_from(s, seed, base + next);
         s.next_hash = hn;
-        directory::prefetch_suffix(
-            &SuffixMapKey {
-                hash: hn,
-                generation: s.walk.generation as u16,
-                flags,
-                name_len: (name_len - next) as u16,
-                _pad: 0,
-            },
-            mask,
-        );
+        if !filtered(s, labels - 1, hn) {
+            directory::prefetch_suffix(
+                &SuffixMapKey {
+                    hash: hn,
+                    generation: s.walk.generation as u16,
+                    flags,
+                    name_len: (name_len - next) as u16,
+                    _pad: 0,
+                },
+                mask,
+            );
+        }
     }
-    if s.walk.skip & depth_bit(labels) != 0 {
+    if s.walk.skip & depth_bit(labels) != 0 || filtered(s, labels, h) {
         return advance(s, at, name_len);
     }
     let mut key = SuffixMapKey {
@@ -447,6 +450,21 @@ extern "C" fn walk_step(_index: u32, _ctx: *mut c_void) -> i64 {
         }
     }
     advance(s, at, name_len)
+}
+
+/// Whether the walk's generation has no suffix entry of `labels` labels (`FILTER_DEPTH` or
+/// more) whose hash selects the deep filter bit `h` selects (see `dns_common::FILTER_WORDS`).
+#[inline(always)]
+fn filtered(s: &Scratch, labels: u32, h: u64) -> bool {
+    if labels < FILTER_DEPTH {
+        return false;
+    }
+    let (word, bit) = filter_bit(h);
+    let exclude = SUFFIX_SEED
+        .get(filter_slot(s.walk.generation as u16, word))
+        .copied()
+        .unwrap_or(0);
+    exclude & bit != 0
 }
 
 /// The keyed hash (`dns_common::suffix_hash`) of the key name's suffix whose first octet is

@@ -123,3 +123,41 @@ fn an_answer_entry_under_a_key_for_another_name_is_passed_not_taken_for_nodata()
     let e = xdp.answers.insert(&soa, entry).unwrap_err();
     assert!(format!("{e:#}").contains("collision"), "{e:#}");
 }
+
+#[test]
+fn the_deep_filter_clears_the_bit_of_every_deep_entry_and_no_other() {
+    let engine = engine();
+    let (mut xdp, _) = xdpdns_tests::testrun::load(&engine, Default::default(), 7).unwrap();
+    let generation = xdp.config().unwrap().generation;
+    let (filter, deep) = xdp.suffixes.deep_filter(generation).unwrap();
+    // example.zone has names of three labels (its own, below the apex): the walk filters.
+    assert!(!deep.is_empty(), "no deep entries in example.zone");
+    let mut clear = std::collections::HashSet::new();
+    for h in &deep {
+        let (w, bit) = dns_common::filter_bit(*h);
+        assert_eq!(
+            filter[w as usize] & bit,
+            0,
+            "a deep entry's bit is set (excluded)"
+        );
+        clear.insert((w, bit));
+    }
+    let zeros: u32 = filter.iter().map(|w| w.count_zeros()).sum();
+    assert_eq!(
+        zeros as usize,
+        clear.len(),
+        "bits clear that no deep entry selects"
+    );
+    // Deep names that exist are still found (answered in XDP as the engine answers them), as
+    // is a deep name under a delegation (a miss at its own depth, then the referral).
+    for qname in ["ns1.nic.example.", "a.b.deep.example.", "www.shop.example."] {
+        let (action, out, _, dns) = run_type(&mut xdp, qname, 1);
+        assert_eq!(action, XDP_TX, "{qname}");
+        let p = frame::parse(&out).unwrap();
+        assert_eq!(
+            p.payload,
+            engine.answer(&dns, Transport::Udp).unwrap(),
+            "{qname}"
+        );
+    }
+}

@@ -133,7 +133,7 @@ impl FastPath {
             if s.suffixes.skips(&k)? {
                 c.different += 1;
                 c.note(format!(
-                    "different: suffix {} is at a label depth the program skips",
+                    "different: suffix {} is at a label depth or under a deep filter bit the program skips",
                     describe_suffix(&k.prefix)
                 ));
             }

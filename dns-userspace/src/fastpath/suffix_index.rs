@@ -13,9 +13,9 @@
 use anyhow::{bail, Context as _, Result};
 use aya::maps::{Array, MapData};
 use dns_common::{
-    depth_bit, pack_name, skip_slot, suffix_flag_byte, suffix_generation, suffix_hash, unpack_name,
-    AnswerRef, DirBucket, SuffixEntry, SuffixMapKey, KEY_FLAG_DO, KEY_FLAG_SUFFIX, NAME_BUF,
-    SUFFIX_DIR_MASK,
+    depth_bit, filter_bit, filter_slot, pack_name, skip_slot, suffix_flag_byte, suffix_generation,
+    suffix_hash, unpack_name, AnswerRef, DirBucket, SuffixEntry, SuffixMapKey, FILTER_DEPTH,
+    FILTER_WORDS, KEY_FLAG_DO, KEY_FLAG_SUFFIX, NAME_BUF, SUFFIX_DIR_MASK,
 };
 
 use super::compile::SuffixKey;
@@ -26,11 +26,16 @@ pub struct SuffixIndex {
     seed: u64,
     /// The maps were a running program's (the seed was set).
     adopted: bool,
-    /// `SUFFIX_SEED` (the seed and the depth masks), and the masks as last written there
-    /// (userspace is their only writer).
+    /// `SUFFIX_SEED` (the seed, the depth masks and the deep filters), and the masks and
+    /// filters as last written there (userspace is their only writer).
     seed_map: Array<MapData, u64>,
     skip: [u64; 2],
+    exclude: [Filter; 2],
 }
+
+/// A generation's deep filter (`dns_common::FILTER_WORDS`): a set bit excludes the deep
+/// suffixes whose hash selects it.
+type Filter = [u64; FILTER_WORDS as usize];
 
 impl SuffixIndex {
     /// The index over `map` and its directory `dir`, with the seed in `seed_map`: kept when it
@@ -61,10 +66,16 @@ impl SuffixIndex {
             seed_map.set(0, seed, 0).context("writing SUFFIX_SEED")?;
         }
         let mut skip = [0; 2];
-        for (g, s) in skip.iter_mut().enumerate() {
+        let mut exclude = [[0; FILTER_WORDS as usize]; 2];
+        for (g, (s, f)) in skip.iter_mut().zip(exclude.iter_mut()).enumerate() {
             *s = seed_map
                 .get(&skip_slot(g as u16), 0)
                 .context("reading SUFFIX_SEED")?;
+            for (w, word) in f.iter_mut().enumerate() {
+                *word = seed_map
+                    .get(&filter_slot(g as u16, w as u32), 0)
+                    .context("reading SUFFIX_SEED")?;
+            }
         }
         Ok(SuffixIndex {
             slots,
@@ -72,13 +83,15 @@ impl SuffixIndex {
             adopted,
             seed_map,
             skip,
+            exclude,
         })
     }
 
     /// Writes the depth mask of `generation` (see `dns_common::SUFFIX_SEED_ENTRIES`): the
-    /// depths of none of `keys`, before any of them is inserted. `live` is the generation the
+    /// depths of none of `keys`, before any of them is inserted; and its deep filter
+    /// (`dns_common::FILTER_WORDS`): the bits no deep key selects. `live` is the generation the
     /// program serves; when it shares the mask's slot (generations wrap from 127 to 1), the mask
-    /// also keeps every depth the live one has.
+    /// and the filter also keep every depth and bit the live one has.
     pub fn write_skip<'a>(
         &mut self,
         generation: u16,
@@ -86,14 +99,34 @@ impl SuffixIndex {
         live: u16,
     ) -> Result<()> {
         let mut skip = !depth_bit(63);
+        let mut exclude = [u64::MAX; FILTER_WORDS as usize];
         for k in keys {
-            skip &= !depth_bit(labels(k));
+            let depth = labels(k);
+            skip &= !depth_bit(depth);
+            if depth >= FILTER_DEPTH {
+                let (w, bit) = filter_bit(self.map_key(k).0.hash);
+                exclude[w as usize] &= !bit;
+            }
         }
         let slot = (generation & 1) as usize;
         if live != 0 && live & 1 == generation & 1 {
             skip &= self.skip[slot];
+            for (e, live) in exclude.iter_mut().zip(self.exclude[slot]) {
+                *e &= live;
+            }
         }
+        self.set_filter(slot, exclude)?;
         self.set_skip(slot, skip)
+    }
+
+    fn set_filter(&mut self, slot: usize, exclude: Filter) -> Result<()> {
+        for (w, word) in exclude.iter().enumerate() {
+            self.seed_map
+                .set(filter_slot(slot as u16, w as u32), *word, 0)
+                .context("writing SUFFIX_SEED")?;
+            self.exclude[slot][w] = *word;
+        }
+        Ok(())
     }
 
     fn set_skip(&mut self, slot: usize, skip: u64) -> Result<()> {
@@ -107,15 +140,62 @@ impl SuffixIndex {
     /// Whether the program skips `k`'s depth in its generation, by the mask in the map (a
     /// suffix entry there would never be found: `map check` reports it).
     pub fn skips(&self, k: &SuffixKey) -> Result<bool> {
-        let slot = skip_slot(Self::generation_of(k));
-        let skip = self.seed_map.get(&slot, 0).context("reading SUFFIX_SEED")?;
-        Ok(skip & depth_bit(labels(k)) != 0)
+        let g = Self::generation_of(k);
+        let skip = self
+            .seed_map
+            .get(&skip_slot(g), 0)
+            .context("reading SUFFIX_SEED")?;
+        let depth = labels(k);
+        if skip & depth_bit(depth) != 0 {
+            return Ok(true);
+        }
+        if depth < FILTER_DEPTH {
+            return Ok(false);
+        }
+        let (w, bit) = filter_bit(self.map_key(k).0.hash);
+        let exclude = self
+            .seed_map
+            .get(&filter_slot(g, w), 0)
+            .context("reading SUFFIX_SEED")?;
+        Ok(exclude & bit != 0)
     }
 
-    /// Clears `k`'s depth from its generation's mask, before its entry is inserted.
-    fn allow(&mut self, k: &SuffixKey) -> Result<()> {
+    /// `generation`'s deep filter as the map holds it, and the hashes of that generation's
+    /// deep entries (for checking that each one's bit is clear).
+    pub fn deep_filter(&self, generation: u16) -> Result<(Filter, Vec<u64>)> {
+        let mut f = [0; FILTER_WORDS as usize];
+        for (w, word) in f.iter_mut().enumerate() {
+            *word = self
+                .seed_map
+                .get(&filter_slot(generation, w as u32), 0)
+                .context("reading SUFFIX_SEED")?;
+        }
+        let mut deep = Vec::new();
+        for e in self.iter() {
+            let (k, _) = e?;
+            if Self::generation_of(&k) == suffix_generation(generation)
+                && labels(&k) >= FILTER_DEPTH
+            {
+                deep.push(self.map_key(&k).0.hash);
+            }
+        }
+        Ok((f, deep))
+    }
+
+    /// Clears `k`'s depth from its generation's mask, and the deep filter bit its hash
+    /// selects (a deep key), before its entry is inserted.
+    fn allow(&mut self, k: &SuffixKey, hash: u64) -> Result<()> {
         let slot = (Self::generation_of(k) & 1) as usize;
-        let bit = depth_bit(labels(k));
+        let depth = labels(k);
+        if depth >= FILTER_DEPTH {
+            let (w, bit) = filter_bit(hash);
+            if self.exclude[slot][w as usize] & bit != 0 {
+                let mut f = self.exclude[slot];
+                f[w as usize] &= !bit;
+                self.set_filter(slot, f)?;
+            }
+        }
+        let bit = depth_bit(depth);
         match self.skip[slot] & bit {
             0 => Ok(()),
             _ => self.set_skip(slot, self.skip[slot] & !bit),
@@ -163,8 +243,8 @@ impl SuffixIndex {
 
     /// Writes `k`'s entry; fails when another name's entry is under its key.
     pub fn insert(&mut self, k: &SuffixKey, entry: AnswerRef) -> Result<()> {
-        self.allow(k)?;
         let (key, name) = self.map_key(k);
+        self.allow(k, key.hash)?;
         let found = self.slots.find(&key)?;
         if let Some((_, e)) = &found {
             if e.name != name {
@@ -225,6 +305,7 @@ impl SuffixIndex {
     ) -> Result<()> {
         let (key, _) = self.map_key(under);
         let (_, name) = self.map_key(name_of);
+        self.allow(under, key.hash)?;
         let at = self.slots.find(&key)?.map(|(at, _)| at);
         self.slots.put(at, SuffixEntry { key, entry, name })
     }
