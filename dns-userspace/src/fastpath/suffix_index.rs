@@ -161,7 +161,8 @@ impl SuffixIndex {
     }
 
     /// `generation`'s deep filter as the map holds it, and the hashes of that generation's
-    /// deep entries (for checking that each one's bit is clear).
+    /// deep entries (for tests: each one's bit must be clear).
+    #[cfg(feature = "test-support")]
     pub fn deep_filter(&self, generation: u16) -> Result<(Filter, Vec<u64>)> {
         let mut f = [0; FILTER_WORDS as usize];
         for (w, word) in f.iter_mut().enumerate() {
